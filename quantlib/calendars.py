@@ -1,0 +1,153 @@
+"""Markets, exchange calendars, session closes and decision times.
+
+Everything here is cached per (market, start, end): exchange_calendars is slow to build.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import time
+
+import exchange_calendars as xcals
+import numpy as np
+import pandas as pd
+
+from quantlib.errors import CatalogError
+
+__all__ = [
+    "Market",
+    "MARKETS",
+    "market",
+    "sessions",
+    "session_closes",
+    "global_sessions",
+    "decision_time",
+    "CLOCKS",
+]
+
+
+@dataclass(frozen=True)
+class Market:
+    """A market the platform covers."""
+
+    code: str
+    mic: str
+    currency: str
+    tz: str
+    close: time
+
+
+MARKETS: dict[str, Market] = {
+    "KR": Market("KR", "XKRX", "KRW", "Asia/Seoul", time(15, 30)),
+    "US": Market("US", "XNYS", "USD", "America/New_York", time(16, 0)),
+    "EU": Market("EU", "XETR", "EUR", "Europe/Berlin", time(17, 30)),
+}
+CLOCKS = ("own", *MARKETS)
+
+
+def market(code: str) -> Market:
+    """Look up a market by code.
+
+    Examples
+    --------
+    >>> market("KR").mic
+    'XKRX'
+    >>> market("JP")
+    Traceback (most recent call last):
+    ...
+    quantlib.errors.CatalogError: market must be one of KR, US, EU; found 'JP' [market=JP]. Fix: pass one of the supported market codes
+    """
+    try:
+        return MARKETS[code]
+    except KeyError:
+        raise CatalogError(f"market must be one of {', '.join(MARKETS)}", found=repr(code),
+                           fix="pass one of the supported market codes", market=code) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar(mic: str) -> xcals.ExchangeCalendar:
+    return xcals.get_calendar(mic, start="2000-01-01", end="2030-12-31")
+
+
+@functools.lru_cache(maxsize=64)
+def _sessions(code: str, start: str, end: str) -> pd.DatetimeIndex:
+    cal = _calendar(market(code).mic)
+    return pd.DatetimeIndex(cal.sessions_in_range(start, end)).tz_localize(None).astype(
+        "datetime64[ns]")
+
+
+def sessions(code: str, start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DatetimeIndex:
+    """Session dates (naive midnight) of a market in ``[start, end]``.
+
+    Examples
+    --------
+    >>> s = sessions("US", "2024-12-23", "2024-12-27")
+    >>> [d.strftime("%m-%d") for d in s]
+    ['12-23', '12-24', '12-26', '12-27']
+    """
+    return _sessions(code, str(pd.Timestamp(start).date()), str(pd.Timestamp(end).date()))
+
+
+def session_closes(code: str, dates: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """UTC close instant of each date for a market.
+
+    Sessions use the calendar's actual close (early closes included); other dates use the
+    market's regular close time in its time zone.
+
+    Examples
+    --------
+    >>> idx = pd.DatetimeIndex(["2024-12-24", "2024-12-25"])
+    >>> [str(t) for t in session_closes("US", idx)]
+    ['2024-12-24 18:00:00+00:00', '2024-12-25 21:00:00+00:00']
+    """
+    m = market(code)
+    dates = pd.DatetimeIndex(dates)
+    nominal = (dates + pd.Timedelta(hours=m.close.hour, minutes=m.close.minute)).tz_localize(
+        m.tz, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
+    if len(dates) == 0:
+        return nominal
+    cal = _calendar(m.mic)
+    closes = cal.schedule["close"]
+    closes.index = pd.DatetimeIndex(closes.index).tz_localize(None)
+    actual = closes.reindex(dates)
+    out = pd.Series(np.asarray(nominal), index=dates)
+    has = actual.notna().to_numpy()
+    out[has] = pd.DatetimeIndex(actual[has]).tz_convert("UTC")
+    return pd.DatetimeIndex(out.to_numpy()).tz_localize("UTC") if out.dt.tz is None else \
+        pd.DatetimeIndex(out)
+
+
+def global_sessions(codes: list[str] | tuple[str, ...], start: str | pd.Timestamp,
+                    end: str | pd.Timestamp) -> pd.DatetimeIndex:
+    """Sorted union of the sessions of several markets.
+
+    Examples
+    --------
+    >>> g = global_sessions(["KR", "US"], "2024-09-16", "2024-09-18")
+    >>> len(g), len(sessions("KR", "2024-09-16", "2024-09-18"))
+    (3, 0)
+    """
+    out = pd.DatetimeIndex([], dtype="datetime64[ns]")
+    for code in codes:
+        out = out.union(sessions(code, start, end))
+    return out
+
+
+def decision_time(dates: pd.DatetimeIndex, clock: str, offset_minutes: int = 30
+                  ) -> pd.DatetimeIndex:
+    """UTC decision instant of each date for a market clock.
+
+    The market's close on that date plus ``offset_minutes``. For the per-asset ``"own"``
+    clock, call this once per market.
+
+    Examples
+    --------
+    >>> d = pd.DatetimeIndex(["2024-03-04"])
+    >>> str(decision_time(d, "KR")[0]), str(decision_time(d, "US")[0])
+    ('2024-03-04 07:00:00+00:00', '2024-03-04 21:30:00+00:00')
+    """
+    if clock not in MARKETS:
+        raise CatalogError(f"decision clock must be one of {', '.join(CLOCKS)}",
+                           found=repr(clock), fix="use a market code or 'own'")
+    return session_closes(clock, dates) + pd.Timedelta(minutes=offset_minutes)
