@@ -1,2 +1,6 @@
 """quantlib: the quant research platform's library."""
 __version__ = "0.1.0"
+
+from quantlib.results import publish  # noqa: E402
+
+__all__ = ["__version__", "publish"]

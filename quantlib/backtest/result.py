@@ -1,0 +1,246 @@
+"""The :class:`Result` of a backtest: returns, weights, costs, exposures, provenance.
+
+A result is plain data. It persists as one folder (``meta.json`` plus Parquet
+files, the layout in ``docs/architecture.md`` "Results store layout") and
+round-trips exactly through :meth:`Result.save` / :meth:`Result.load`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import fsspec
+import numpy as np
+import pandas as pd
+
+from quantlib.errors import StoreError
+
+__all__ = ["Result", "canonical_json", "to_jsonable", "result_id_for"]
+
+RETURN_COLUMNS = ("net", "gross", "turnover", "costs")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Turn params/metrics into plain JSON types (tuples -> lists, numpy -> python, NaN -> None).
+
+    Examples
+    --------
+    >>> to_jsonable({"w": (5, 20), "x": np.float64(0.5), "n": float("nan")})
+    {'w': [5, 20], 'x': 0.5, 'n': None}
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [to_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, (pd.Timestamp, np.datetime64)):
+        return pd.Timestamp(obj).isoformat()
+    return obj
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON text (sorted keys, no spaces) used for hashing.
+
+    Examples
+    --------
+    >>> canonical_json({"b": 1, "a": (1, 2)})
+    '{"a":[1,2],"b":1}'
+    """
+    return json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def result_id_for(strategy: str, source_hash: str, params: dict[str, Any],
+                  snapshot: str | None, quantlib_version: str) -> str:
+    """Content address of a backtest request: sha256 of its canonical JSON, 16 hex digits.
+
+    Examples
+    --------
+    >>> rid = result_id_for("ma_crossover", "abc", {"fast": 5}, "snap1", "0.1.0")
+    >>> len(rid), rid == result_id_for("ma_crossover", "abc", {"fast": 5}, "snap1", "0.1.0")
+    (16, True)
+    """
+    key = {"strategy": strategy, "source_hash": source_hash, "params": params,
+           "snapshot": snapshot, "quantlib_version": quantlib_version}
+    return hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]
+
+
+def _metrics_from_json(m: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float("nan") if v is None else v) for k, v in m.items()}
+
+
+@dataclass
+class Result:
+    """Outcome of one backtest.
+
+    Attributes
+    ----------
+    returns : pandas.DataFrame
+        Indexed by ``date``; columns ``net``, ``gross``, ``turnover``, ``costs``
+        (fractions of portfolio value per session) and optionally ``benchmark``.
+    weights : pandas.DataFrame
+        End-of-session weights, ``date`` x asset (after drift, after trading).
+    exposures : pandas.DataFrame
+        Per session: ``long``, ``short``, ``gross``, ``net``, ``n_holdings``.
+    params : dict
+        The strategy parameters and simulation settings.
+    provenance : dict
+        ``strategy``, ``source_hash``, ``snapshot``, ``quantlib_version``, ``created_at``.
+    metrics : dict
+        Summary statistics (see :func:`quantlib.backtest.metrics.summary`).
+    info : dict
+        Publication fields: ``author``, ``published``, ``title``, ``description``,
+        ``tags``, ``allowed_params``.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=3, name="date")
+    >>> r = Result(returns=pd.DataFrame({"net": [0.0, 0.01, -0.02], "gross": [0.0, 0.01, -0.02],
+    ...            "turnover": [1.0, 0.0, 0.0], "costs": [0.0, 0.0, 0.0]}, index=idx),
+    ...            weights=pd.DataFrame({"A": [1.0, 1.0, 1.0]}, index=idx),
+    ...            params={"fast": 5}, provenance={"strategy": "demo", "source_hash": "x",
+    ...            "snapshot": "s", "quantlib_version": "0.1.0"})
+    >>> len(r.result_id)
+    16
+    """
+
+    returns: pd.DataFrame
+    weights: pd.DataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    exposures: pd.DataFrame | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [c for c in RETURN_COLUMNS if c not in self.returns.columns]
+        if missing:
+            raise StoreError("result returns must have net, gross, turnover, costs columns",
+                             found=f"missing {missing}", fix="build results with simulate()")
+        self.params = json.loads(canonical_json(self.params))
+        if self.exposures is None:
+            self.exposures = exposures_from_weights(self.weights)
+        for frame in (self.returns, self.weights, self.exposures):
+            if isinstance(frame.index, pd.DatetimeIndex) and frame.index.freq is not None:
+                frame.index = frame.index._with_freq(None)
+            frame.index.name = "date"
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def result_id(self) -> str:
+        """Content address: strategy, its source hash, params, snapshot, quantlib version."""
+        p = self.provenance
+        return result_id_for(p.get("strategy", "custom"), p.get("source_hash", ""),
+                             self.params, p.get("snapshot"), p.get("quantlib_version", ""))
+
+    @property
+    def net(self) -> pd.Series:
+        """Daily net returns (after costs)."""
+        return self.returns["net"]
+
+    @property
+    def gross(self) -> pd.Series:
+        """Daily gross returns (before costs)."""
+        return self.returns["gross"]
+
+    def meta(self) -> dict[str, Any]:
+        """The ``meta.json`` document (JSON types only)."""
+        p = self.provenance
+        idx = self.returns.index
+        doc = {
+            "result_id": self.result_id,
+            "strategy": p.get("strategy", "custom"),
+            "source_hash": p.get("source_hash", ""),
+            "params": self.params,
+            "snapshot": p.get("snapshot"),
+            "quantlib_version": p.get("quantlib_version", ""),
+            "created_at": p.get("created_at"),
+            "start": idx[0].isoformat() if len(idx) else None,
+            "end": idx[-1].isoformat() if len(idx) else None,
+            "n_assets": int(self.weights.shape[1]),
+            "metrics": self.metrics,
+            "author": self.info.get("author"),
+            "published": bool(self.info.get("published", False)),
+            "published_at": self.info.get("published_at"),
+            "title": self.info.get("title"),
+            "description": self.info.get("description"),
+            "tags": list(self.info.get("tags", [])),
+            "allowed_params": self.info.get("allowed_params"),
+        }
+        return to_jsonable(doc)
+
+    # -- persistence ------------------------------------------------------------------
+    def save(self, url: str) -> str:
+        """Write this result into the folder ``url`` (any fsspec URL); return ``url``.
+
+        Writes the Parquet objects first and ``meta.json`` last, so a folder with a
+        ``meta.json`` is always complete.
+        """
+        fs, root = fsspec.core.url_to_fs(url)
+        fs.makedirs(root, exist_ok=True)
+        _write_parquet(fs, f"{root}/returns.parquet", self.returns)
+        _write_parquet(fs, f"{root}/weights.parquet", self.weights)
+        _write_parquet(fs, f"{root}/exposures.parquet", self.exposures)
+        fs.pipe(f"{root}/meta.json", json.dumps(self.meta(), indent=1, sort_keys=True,
+                                                allow_nan=False).encode())
+        return url
+
+    @classmethod
+    def load(cls, url: str) -> Result:
+        """Read a result written by :meth:`save`."""
+        fs, root = fsspec.core.url_to_fs(url)
+        if not fs.exists(f"{root}/meta.json"):
+            raise StoreError("a saved result folder must hold meta.json", found="no meta.json",
+                             fix="check the URL or result id", file=f"{url}/meta.json")
+        meta = json.loads(fs.cat(f"{root}/meta.json"))
+        prov = {k: meta.get(k) for k in ("strategy", "source_hash", "snapshot",
+                                        "quantlib_version", "created_at")}
+        info = {k: meta.get(k) for k in ("author", "published", "published_at", "title",
+                                        "description", "tags", "allowed_params")}
+        info = {k: v for k, v in info.items() if v is not None}
+        return cls(returns=_read_parquet(fs, f"{root}/returns.parquet"),
+                   weights=_read_parquet(fs, f"{root}/weights.parquet"),
+                   exposures=_read_parquet(fs, f"{root}/exposures.parquet"),
+                   params=meta["params"], provenance=prov,
+                   metrics=_metrics_from_json(meta.get("metrics", {})), info=info)
+
+
+def exposures_from_weights(weights: pd.DataFrame) -> pd.DataFrame:
+    """Long, short, gross, net exposure and number of holdings per session.
+
+    Examples
+    --------
+    >>> w = pd.DataFrame({"A": [0.5], "B": [-0.25]})
+    >>> exposures_from_weights(w).iloc[0].tolist()
+    [0.5, -0.25, 0.75, 0.25, 2.0]
+    """
+    w = weights.to_numpy(dtype=float, na_value=np.nan)
+    w = np.nan_to_num(w)
+    long = np.where(w > 0, w, 0.0).sum(axis=1)
+    short = np.where(w < 0, w, 0.0).sum(axis=1)
+    return pd.DataFrame({"long": long, "short": short, "gross": long - short,
+                         "net": long + short, "n_holdings": (w != 0).sum(axis=1).astype(float)},
+                        index=weights.index)
+
+
+def _write_parquet(fs: Any, path: str, frame: pd.DataFrame) -> None:
+    out = frame.copy()
+    out.columns = [str(c) for c in out.columns]
+    with fs.open(path, "wb") as fh:
+        out.to_parquet(fh, index=True)
+
+
+def _read_parquet(fs: Any, path: str) -> pd.DataFrame:
+    with fs.open(path, "rb") as fh:
+        return pd.read_parquet(fh)

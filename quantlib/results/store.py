@@ -1,0 +1,221 @@
+"""Content-addressed results store and its published index.
+
+Layout under the results URL (config ``results``; ``QUANTLIB_RESULTS`` wins)::
+
+    objects/<result_id>/meta.json        provenance, params, metrics, publication fields
+    objects/<result_id>/returns.parquet  date, net, gross, turnover, costs (, benchmark)
+    objects/<result_id>/weights.parquet  date x asset end-of-session weights
+    objects/<result_id>/exposures.parquet
+    index/published.json                 list of published results' meta (atomic replace)
+
+Atomicity: a result's objects are written before its ``meta.json``; the index is
+replaced whole, by temp file + rename on a local folder and by a single PUT on
+object stores, so readers never see a half-written index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import fsspec
+
+from quantlib.config import load_config
+from quantlib.errors import StoreError
+
+if TYPE_CHECKING:
+    from quantlib.backtest.result import Result
+
+__all__ = ["results_url", "save_result", "load_result", "load_meta", "has_result",
+           "publish", "list_results", "read_index"]
+
+INDEX_PATH = "index/published.json"
+
+
+def results_url(url: str | None = None) -> str:
+    """The results store URL: ``url`` if given, else the configured one.
+
+    Examples
+    --------
+    >>> results_url("memory://r")
+    'memory://r'
+    """
+    return url or load_config().results_url
+
+
+def _fs(url: str | None) -> tuple[Any, str]:
+    fs, root = fsspec.core.url_to_fs(results_url(url))
+    return fs, root.rstrip("/")
+
+
+def _obj_url(result_id: str, url: str | None) -> str:
+    return f"{results_url(url).rstrip('/')}/objects/{result_id}"
+
+
+def has_result(result_id: str, url: str | None = None) -> bool:
+    """Whether a complete result (its ``meta.json``) is stored under ``result_id``."""
+    fs, root = _fs(url)
+    return bool(fs.exists(f"{root}/objects/{result_id}/meta.json"))
+
+
+def save_result(result: Result, url: str | None = None) -> str:
+    """Store ``result`` under its content address; return the ``result_id``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from quantlib.backtest.result import Result
+    >>> idx = pd.date_range("2024-01-01", periods=2, name="date")
+    >>> r = Result(pd.DataFrame({"net": [0.0, 0.1], "gross": [0.0, 0.1], "turnover": [1.0, 0],
+    ...            "costs": [0.0, 0]}, index=idx), pd.DataFrame({"A": [1.0, 1.0]}, index=idx),
+    ...            provenance={"strategy": "demo", "snapshot": "s1"})
+    >>> rid = save_result(r, "memory://doc-results")
+    >>> load_result(rid, "memory://doc-results").returns.equals(r.returns)
+    True
+    """
+    rid = result.result_id
+    result.save(_obj_url(rid, url))
+    return rid
+
+
+def load_result(result_id: str, url: str | None = None) -> Result:
+    """Load the stored result ``result_id``.
+
+    Raises
+    ------
+    StoreError
+        If no such result is stored; the message names the id and the store.
+    """
+    from quantlib.backtest.result import Result
+
+    if not has_result(result_id, url):
+        raise StoreError("result must exist in the results store",
+                         found=f"no result {result_id!r}",
+                         fix="list ids with quantlib.results.list_results(published_only=False)",
+                         file=_obj_url(result_id, url))
+    return Result.load(_obj_url(result_id, url))
+
+
+def load_meta(result_id: str, url: str | None = None) -> dict[str, Any]:
+    """The ``meta.json`` of a stored result, as a dict."""
+    fs, root = _fs(url)
+    path = f"{root}/objects/{result_id}/meta.json"
+    if not fs.exists(path):
+        raise StoreError("result must exist in the results store", found=f"no {path}",
+                         fix="check the result id", file=path)
+    return json.loads(fs.cat(path))
+
+
+def read_index(url: str | None = None) -> list[dict[str, Any]]:
+    """The published index (a list of meta documents, newest first); empty if none."""
+    fs, root = _fs(url)
+    path = f"{root}/{INDEX_PATH}"
+    if not fs.exists(path):
+        return []
+    try:
+        return list(json.loads(fs.cat(path)))
+    except json.JSONDecodeError as exc:
+        raise StoreError("published index must be JSON", found=str(exc),
+                         fix="republish a result to rewrite it", file=path) from exc
+
+
+def _write_index(entries: list[dict[str, Any]], url: str | None) -> None:
+    fs, root = _fs(url)
+    data = json.dumps(entries, indent=1, sort_keys=True, allow_nan=False).encode()
+    path = f"{root}/{INDEX_PATH}"
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("file", "local"):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".published-",
+                                   suffix=f".{uuid.uuid4().hex}.tmp")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic on POSIX
+    else:
+        fs.pipe(path, data)  # one PUT: object stores replace whole objects atomically
+
+
+def publish(result: Result, title: str, description: str = "", tags: list[str] | None = None,
+            author: str | None = None, allowed_params: dict[str, Any] | None = None,
+            url: str | None = None) -> str:
+    """Store ``result`` and list it in the published index the dashboards read.
+
+    Parameters
+    ----------
+    result : Result
+        A backtest result (from :func:`quantlib.backtest.run` or ``simulate``).
+    title, description : str
+        Shown in the dashboards' gallery.
+    tags : list of str, optional
+        Free labels for filtering.
+    author : str, optional
+        Defaults to ``$JUPYTERHUB_USER`` or ``$USER``.
+    allowed_params : dict, optional
+        Ranges a what-if may change, e.g. ``{"fast": {"min": 5, "max": 50, "step": 5}}``
+        or ``{"rebalance": {"choices": ["W", "M"]}}``.
+    url : str, optional
+        Results store URL (default: the configured ``results``).
+
+    Returns
+    -------
+    str
+        The ``result_id``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from quantlib.backtest.result import Result
+    >>> idx = pd.date_range("2024-01-01", periods=2, name="date")
+    >>> r = Result(pd.DataFrame({"net": [0.0, 0.1], "gross": [0.0, 0.1], "turnover": [1.0, 0],
+    ...            "costs": [0.0, 0]}, index=idx), pd.DataFrame({"A": [1.0, 1.0]}, index=idx),
+    ...            provenance={"strategy": "demo", "snapshot": "s1"})
+    >>> rid = publish(r, "Demo", tags=["demo"], author="ann", url="memory://doc-pub")
+    >>> [m["title"] for m in list_results(url="memory://doc-pub")]
+    ['Demo']
+    """
+    if not title or not isinstance(title, str):
+        raise StoreError("a published result needs a title", found=repr(title),
+                         fix="pass title='...'")
+    if allowed_params is not None and not isinstance(allowed_params, dict):
+        raise StoreError("allowed_params must be a dict of parameter -> range",
+                         found=type(allowed_params).__name__,
+                         fix='pass e.g. {"fast": {"min": 5, "max": 50}}')
+    result.info.update({
+        "author": author or os.environ.get("JUPYTERHUB_USER") or os.environ.get("USER"),
+        "published": True,
+        "published_at": dt.datetime.now(dt.UTC).isoformat(),
+        "title": title, "description": description, "tags": list(tags or []),
+        "allowed_params": allowed_params,
+    })
+    rid = save_result(result, url)
+    meta = load_meta(rid, url)
+    entries = [e for e in read_index(url) if e.get("result_id") != rid]
+    entries.insert(0, meta)
+    _write_index(entries, url)
+    return rid
+
+
+def list_results(published_only: bool = True, author: str | None = None,
+                 url: str | None = None) -> list[dict[str, Any]]:
+    """Meta documents of stored results, newest first.
+
+    ``published_only=True`` reads the published index; ``False`` scans every stored
+    object. ``author`` keeps only that author's results.
+    """
+    if published_only:
+        entries = read_index(url)
+    else:
+        fs, root = _fs(url)
+        paths = fs.glob(f"{root}/objects/*/meta.json")
+        entries = [json.loads(fs.cat(p)) for p in paths]
+        entries.sort(key=lambda m: m.get("published_at") or m.get("created_at") or "",
+                     reverse=True)
+    if author is not None:
+        entries = [e for e in entries if e.get("author") == author]
+    return entries
