@@ -1,0 +1,110 @@
+"""Response caches for the results API: in-process by default, Redis when ``REDIS_URL`` is set.
+
+Keys carry the results store's version token (see
+:meth:`quantlib.serving.store.ResultsView.version`), so a publish makes every key that
+depends on it unreachable at once; entries also expire after ``ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+__all__ = ["ResponseCache", "MemoryCache", "RedisCache", "make_cache"]
+
+log = logging.getLogger(__name__)
+
+
+class ResponseCache(Protocol):
+    """What the API needs from a cache: async get/set of bytes by string key."""
+
+    name: str
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryCache:
+    """A bounded LRU cache in this process, entries expire after ``ttl`` seconds.
+
+    Examples
+    --------
+    >>> import asyncio
+    >>> cache = MemoryCache(max_entries=2)
+    >>> async def demo():
+    ...     await cache.set("a", b"1"); await cache.set("b", b"2"); await cache.set("c", b"3")
+    ...     return await cache.get("a"), await cache.get("c")
+    >>> asyncio.run(demo())
+    (None, b'3')
+    """
+
+    name = "memory"
+
+    def __init__(self, *, max_entries: int = 4096, ttl: float = 300.0) -> None:
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+
+    async def get(self, key: str) -> bytes | None:
+        hit = self._data.get(key)
+        if hit is None:
+            return None
+        if hit[0] < time.monotonic():
+            self._data.pop(key, None)
+            return None
+        self._data.move_to_end(key)
+        return hit[1]
+
+    async def set(self, key: str, value: bytes) -> None:
+        self._data[key] = (time.monotonic() + self.ttl, value)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+class RedisCache:
+    """A shared cache in Redis (``redis.asyncio``); entries expire after ``ttl`` seconds."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, ttl: float = 300.0, prefix: str = "quantlib:api:") -> None:
+        import redis.asyncio as aioredis
+
+        self.url = url
+        self.ttl = ttl
+        self.prefix = prefix
+        self._client = aioredis.from_url(url)
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._client.get(self.prefix + key)
+        return value if value is None else bytes(value)
+
+    async def set(self, key: str, value: bytes) -> None:
+        await self._client.set(self.prefix + key, value, ex=max(1, int(self.ttl)))
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def make_cache(redis_url: str | None = None, *, ttl: float = 300.0) -> ResponseCache:
+    """Redis when ``redis_url`` (or ``REDIS_URL``) is set, else an in-process cache.
+
+    Examples
+    --------
+    >>> make_cache(None).name
+    'memory'
+    """
+    url = redis_url or os.environ.get("REDIS_URL")
+    if url:
+        log.info("results API cache: redis at %s", url.split("@")[-1])
+        return RedisCache(url, ttl=ttl)
+    return MemoryCache(ttl=ttl)

@@ -1,0 +1,42 @@
+"""The results API on its own: dev mode, in-process cache, CLI guards."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from quantlib.results import publish
+from quantlib.serving.demo import demo_result
+
+QUANTLIB = str(Path(sys.executable).with_name("quantlib"))
+
+
+def test_dev_mode_refuses_non_loopback():
+    r = subprocess.run([QUANTLIB, "dashboards", "api", "--no-auth", "--host", "0.0.0.0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--no-auth must bind to loopback only" in r.stderr
+
+
+def test_without_hub_or_no_auth_refuses():
+    r = subprocess.run([QUANTLIB, "dashboards", "api"], capture_output=True, text=True,
+                       timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2
+    assert "needs the hub or --no-auth" in r.stderr
+
+
+def test_dev_api_memory_cache_sees_new_publish(dev_api, results_store):
+    store, ids = results_store
+    assert requests.get(f"{dev_api}/health", timeout=10).json()["cache"] == "memory"
+    first = requests.get(f"{dev_api}/api/v1/results", timeout=10).json()
+    assert ids[4] not in {m["result_id"] for m in first}  # dev user is a manager
+    again = requests.get(f"{dev_api}/api/v1/results", timeout=10).json()
+    assert again == first
+    rid = publish(demo_result(seed=11, years=1, strategy="dev_fresh"), title="Dev fresh",
+                  author="ann", url=store)
+    later = requests.get(f"{dev_api}/api/v1/results", timeout=10).json()
+    assert rid in {m["result_id"] for m in later}
+    assert len(later) == len(first) + 1
