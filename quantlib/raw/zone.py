@@ -1,0 +1,340 @@
+"""The raw zone: immutable deliveries named by content hash and an append-only manifest.
+
+Algorithm of :meth:`RawZone.put`:
+
+1. hash the bytes (sha256); the object path is ``raw/<sha[:2]>/<sha>``;
+2. if an object of that size is already there, keep it (never rewrite); otherwise write it
+   atomically (temporary name then rename on local folders, one single PUT on S3);
+3. unless ``record=False``, append one manifest row, unless the manifest already holds a
+   row for the same ``(source, file, sha256, status)``.
+
+Manifest files are never changed after they are written: each :meth:`RawZone.record` call
+adds one new parquet file under ``tables/manifest/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+from quantlib.config import load_config
+from quantlib.errors import StoreError
+from quantlib.raw.fs import filesystem
+
+__all__ = ["RawZone", "Delivery", "MANIFEST_COLUMNS", "MANIFEST_STATUSES", "sha256_hex"]
+
+MANIFEST_COLUMNS = ("fetch_id", "source", "market", "file", "fmt", "sha256", "bytes", "rows",
+                    "fetched_at", "status")
+MANIFEST_STATUSES = ("fetched", "standardized", "quarantined", "published", "rejected", "failed")
+_KEY = ("source", "file", "sha256", "status")
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex sha256 of some bytes.
+
+    Examples
+    --------
+    >>> sha256_hex(b"abc")[:16]
+    'ba7816bf8f01cfea'
+    """
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One file (or API page) exactly as a vendor delivered it, stored in the raw zone.
+
+    ``file`` is the delivery's path at the vendor (``kr/prices/20240102.csv``,
+    ``api/v1/prices?market=US&page=3``); ``path`` is its object path inside the store
+    (``raw/<sha[:2]>/<sha>``); ``rows`` is the number of data rows (None if unknown).
+    """
+
+    source: str
+    market: str
+    file: str
+    fmt: str
+    sha256: str
+    bytes: int
+    rows: int | None
+    fetched_at: pd.Timestamp
+    fetch_id: str
+    path: str
+
+    def manifest_row(self, status: str = "fetched") -> dict[str, Any]:
+        """This delivery as a manifest row.
+
+        Examples
+        --------
+        >>> d = Delivery("ftp-kr", "KR", "kr/master.csv", "kr-ftp-csv", "ab" * 32, 10, 2,
+        ...              pd.Timestamp("2024-01-02", tz="UTC"), "f1", "raw/ab/" + "ab" * 32)
+        >>> d.manifest_row()["status"]
+        'fetched'
+        """
+        row = {k: v for k, v in asdict(self).items() if k != "path"}
+        row["status"] = status
+        return row
+
+
+def _object_path(sha: str) -> str:
+    return f"raw/{sha[:2]}/{sha}"
+
+
+class RawZone:
+    """Immutable raw zone over fsspec (a local folder or ``s3://``).
+
+    Parameters
+    ----------
+    store_url : str, optional
+        The store URL; defaults to the configured store (``quantlib.config``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> raw = RawZone(tempfile.mkdtemp())
+    >>> d = raw.put(b"a,b\\n1,2\\n", source="drop", market="US", file="x.csv",
+    ...             fetch_id="f1", fmt="yahoo-csv", rows=1)
+    >>> d.path == f"raw/{d.sha256[:2]}/{d.sha256}"
+    True
+    >>> raw.get(d.sha256)
+    b'a,b\\n1,2\\n'
+    >>> raw.has("drop", "x.csv", d.sha256), len(raw.manifest())
+    (True, 1)
+    >>> _ = raw.put(b"a,b\\n1,2\\n", source="drop", market="US", file="x.csv",
+    ...             fetch_id="f2", fmt="yahoo-csv", rows=1)
+    >>> len(raw.manifest())
+    1
+    """
+
+    def __init__(self, store_url: str | None = None) -> None:
+        self.url = store_url if store_url is not None else load_config().store_url
+        self.fs, self.root = filesystem(self.url)
+        self._lock = threading.Lock()
+        self._keys: set[tuple[str, str, str, str]] | None = None
+        self._local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple)
+                                 else (self.fs.protocol,))
+
+    def __repr__(self) -> str:
+        return f"RawZone({self.url!r})"
+
+    # -- objects -------------------------------------------------------------------------
+    def _full(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def _write_atomic(self, rel: str, data: bytes) -> None:
+        target = self._full(rel)
+        if not self._local:
+            self.fs.pipe_file(target, data)  # one single PUT: atomic on S3
+            return
+        parent = target.rsplit("/", 1)[0]
+        self.fs.makedirs(parent, exist_ok=True)
+        tmp = f"{parent}/.tmp-{uuid.uuid4().hex}"
+        self.fs.pipe_file(tmp, data)
+        self.fs.mv(tmp, target)
+
+    def put(self, data: bytes, *, source: str, market: str, file: str, fetch_id: str,
+            fmt: str, rows: int | None = None, record: bool = True,
+            fetched_at: pd.Timestamp | None = None) -> Delivery:
+        """Store a delivery's bytes unchanged and (by default) record it in the manifest.
+
+        Idempotent: the same bytes always land at the same path, an existing object is
+        never rewritten, and no second manifest row is added for the same
+        ``(source, file, sha256)``.
+
+        Parameters
+        ----------
+        data : bytes
+            The delivery exactly as received.
+        source, market, file, fetch_id, fmt : str
+            Provenance; ``file`` is the path at the vendor, ``fmt`` the reader name.
+        rows : int, optional
+            Number of data rows, if known (sidecar or page length).
+        record : bool
+            Append the manifest row now (``False``: the caller batches
+            :meth:`record` calls).
+        """
+        sha = sha256_hex(data)
+        rel = _object_path(sha)
+        target = self._full(rel)
+        if not (self.fs.exists(target) and self.fs.size(target) == len(data)):
+            self._write_atomic(rel, data)
+        when = fetched_at if fetched_at is not None else pd.Timestamp.now(tz="UTC")
+        delivery = Delivery(source=source, market=market, file=file, fmt=fmt, sha256=sha,
+                            bytes=len(data), rows=rows, fetched_at=when, fetch_id=fetch_id,
+                            path=rel)
+        if record:
+            self.record([delivery])
+        return delivery
+
+    def get(self, sha256: str) -> bytes:
+        """Bytes of a stored delivery, checked against their hash.
+
+        Raises
+        ------
+        StoreError
+            If no object has that hash, or the stored bytes no longer match it.
+        """
+        target = self._full(_object_path(sha256))
+        try:
+            data = self.fs.cat_file(target)
+        except FileNotFoundError:
+            raise StoreError("raw zone must hold the requested delivery", found="no object",
+                             fix="fetch the source again (quantlib data refresh)",
+                             file=_object_path(sha256)) from None
+        actual = sha256_hex(data)
+        if actual != sha256:
+            raise StoreError("raw object must match its content hash", found=actual,
+                             fix="delete the corrupt object and fetch the source again",
+                             file=_object_path(sha256))
+        return data
+
+    # -- manifest ------------------------------------------------------------------------
+    @property
+    def manifest_dir(self) -> str:
+        """Full path of the manifest folder."""
+        return self._full("tables/manifest")
+
+    def manifest(self) -> pd.DataFrame:
+        """All manifest rows (every parquet file under ``tables/manifest/``).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> list(RawZone(tempfile.mkdtemp()).manifest().columns)[:3]
+        ['fetch_id', 'source', 'market']
+        """
+        try:
+            files = sorted(p for p in self.fs.find(self.manifest_dir)
+                           if p.endswith(".parquet") and "/.tmp-" not in p)
+        except FileNotFoundError:
+            files = []
+        frames = []
+        for path in files:
+            with self.fs.open(path, "rb") as fh:
+                frames.append(pd.read_parquet(fh))
+        if not frames:
+            return _empty_manifest()
+        out = pd.concat(frames, ignore_index=True)
+        return out.loc[:, list(MANIFEST_COLUMNS)]
+
+    def _known_keys(self) -> set[tuple[str, str, str, str]]:
+        if self._keys is None:
+            m = self.manifest()
+            self._keys = set(zip(*(m[k].astype(str) for k in _KEY), strict=True))
+        return self._keys
+
+    def has(self, source: str, file: str, sha256: str) -> bool:
+        """Whether the manifest already records this delivery (any status).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> RawZone(tempfile.mkdtemp()).has("ftp-kr", "kr/master.csv", "00" * 32)
+        False
+        """
+        with self._lock:
+            keys = self._known_keys()
+            return any((source, file, sha256, s) in keys for s in MANIFEST_STATUSES)
+
+    def record(self, rows: Iterable[Delivery | Mapping[str, Any]], *,
+               status: str | None = None) -> int:
+        """Append manifest rows as one new parquet file (atomic; existing files untouched).
+
+        Rows already in the manifest with the same ``(source, file, sha256, status)`` are
+        dropped. Returns the number of rows written.
+
+        Parameters
+        ----------
+        rows : iterable of Delivery or mapping
+            Deliveries (status ``"fetched"`` unless ``status`` is given) or manifest rows.
+        status : str, optional
+            Override the status of every row (one of :data:`MANIFEST_STATUSES`).
+        """
+        frame = _rows_frame(rows, status)
+        with self._lock:
+            keys = self._known_keys()
+            fresh, seen = [], set()
+            for i, key in enumerate(zip(*(frame[k].astype(str) for k in _KEY), strict=True)):
+                if key not in keys and key not in seen:
+                    fresh.append(i)
+                    seen.add(key)
+            frame = frame.iloc[fresh].reset_index(drop=True)
+            if frame.empty:
+                return 0
+            fetch_id = str(frame["fetch_id"].iloc[0])
+            name = f"tables/manifest/{fetch_id}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}" \
+                   f"-{uuid.uuid4().hex[:8]}.parquet"
+            self._write_atomic(name, frame.to_parquet(index=False))
+            keys.update(seen)
+            return len(frame)
+
+    def latest_deliveries(self, market: str | None = None) -> list[Delivery]:
+        """For each ``(source, file)`` the newest delivery (by ``fetched_at``).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> raw = RawZone(tempfile.mkdtemp())
+        >>> _ = raw.put(b"v1", source="s", market="US", file="a", fetch_id="1", fmt="f")
+        >>> _ = raw.put(b"v2", source="s", market="US", file="a", fetch_id="2", fmt="f")
+        >>> [raw.get(d.sha256) for d in raw.latest_deliveries("US")]
+        [b'v2']
+        """
+        m = self.manifest()
+        if market is not None:
+            m = m[m["market"] == market]
+        m = m.sort_values("fetched_at", kind="stable")
+        first = m.drop_duplicates(["source", "file", "sha256"], keep="first")
+        latest = first.drop_duplicates(["source", "file"], keep="last")
+        latest = latest.sort_values(["source", "file"], kind="stable")
+        return [_delivery(r) for r in latest.to_dict("records")]
+
+
+def _delivery(r: Mapping[str, Any]) -> Delivery:
+    rows = r["rows"]
+    return Delivery(source=str(r["source"]), market=str(r["market"]), file=str(r["file"]),
+                    fmt=str(r["fmt"]), sha256=str(r["sha256"]), bytes=int(r["bytes"]),
+                    rows=None if pd.isna(rows) else int(rows),
+                    fetched_at=pd.Timestamp(r["fetched_at"]), fetch_id=str(r["fetch_id"]),
+                    path=_object_path(str(r["sha256"])))
+
+
+def _empty_manifest() -> pd.DataFrame:
+    return _typed(pd.DataFrame({c: [] for c in MANIFEST_COLUMNS}))
+
+
+def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for c in ("fetch_id", "source", "market", "file", "fmt", "sha256", "status"):
+        out[c] = out[c].astype(str)
+    out["bytes"] = out["bytes"].astype("int64")
+    out["rows"] = out["rows"].astype("Int64")
+    out["fetched_at"] = pd.to_datetime(out["fetched_at"], utc=True).astype("datetime64[ns, UTC]")
+    return out.loc[:, list(MANIFEST_COLUMNS)]
+
+
+def _rows_frame(rows: Iterable[Delivery | Mapping[str, Any]], status: str | None) -> pd.DataFrame:
+    records = []
+    for r in rows:
+        rec = r.manifest_row() if isinstance(r, Delivery) else dict(r)
+        if status is not None:
+            rec["status"] = status
+        rec.setdefault("status", "fetched")
+        missing = [c for c in MANIFEST_COLUMNS if c not in rec]
+        if missing:
+            raise StoreError("manifest rows must have every manifest column",
+                             found=f"missing {missing}", fix="pass Delivery objects or full rows",
+                             file="tables/manifest")
+        if rec["status"] not in MANIFEST_STATUSES:
+            raise StoreError(f"manifest status must be one of {', '.join(MANIFEST_STATUSES)}",
+                             found=repr(rec["status"]), fix="use a listed status",
+                             file=str(rec["file"]))
+        records.append({c: rec[c] for c in MANIFEST_COLUMNS})
+    if not records:
+        return _empty_manifest()
+    return _typed(pd.DataFrame.from_records(records))

@@ -1,0 +1,146 @@
+"""The vendor HTTP JSON API: paged list endpoints behind an ``X-API-Key`` header.
+
+Each page is stored as its own delivery, ``file`` naming the endpoint, query and page
+(``api/v1/prices?market=US&page=3``). Pages are followed through ``next_page``. An API
+page has no sidecar, so it is always downloaded; an unchanged page hashes the same and
+adds nothing to the raw zone or the manifest.
+
+Failures: connection errors, timeouts, 5xx, 429 (waiting at least ``Retry-After``) and a
+page that is not complete JSON are transient; 401/403 (key), 404 and other 4xx are
+permanent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import urlencode
+
+import pandas as pd
+import requests
+
+from quantlib.errors import ConfigError, PermanentSourceError, TransientSourceError
+from quantlib.sources.base import FetchContext
+
+__all__ = ["HttpApiSource", "api_file", "DATED_ENDPOINTS"]
+
+DATED_ENDPOINTS = ("prices", "fx")
+"""Endpoints that take ``start``/``end`` (YYYY-MM-DD)."""
+_FIXES = {
+    401: "check the API key (sandbox state file or QUANTLIB_API_KEY)",
+    403: "check the API key's permissions (sandbox state file or QUANTLIB_API_KEY)",
+    404: "check the endpoint name in the source definition (quantlib.sources.SOURCES)",
+}
+
+
+def api_file(endpoint: str, params: dict[str, str]) -> str:
+    """The ``file`` name of one API page delivery.
+
+    Examples
+    --------
+    >>> api_file("prices", {"market": "US", "page": "3"})
+    'api/v1/prices?market=US&page=3'
+    """
+    return f"api/v1/{endpoint}" + (f"?{urlencode(params)}" if params else "")
+
+
+@dataclass(frozen=True)
+class HttpApiSource:
+    """Some endpoints of the vendor JSON API for one market (or ``FX``).
+
+    Attributes
+    ----------
+    name, market : str
+        Source name (provenance) and market code (``FX`` for rates).
+    endpoints : tuple of str
+        Endpoints under ``/v1/`` fetched in order.
+    fmt : str
+        Reader format of the pages (``api-json``).
+    """
+
+    name: str
+    market: str
+    endpoints: tuple[str, ...]
+    fmt: str = "api-json"
+    timeout: float = 30.0
+    kind: ClassVar[str] = "http"
+
+    def _params(self, endpoint: str, ctx: FetchContext) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if self.market != "FX":
+            params["market"] = self.market
+        if endpoint in DATED_ENDPOINTS:
+            if ctx.start is not None:
+                params["start"] = f"{pd.Timestamp(ctx.start):%Y-%m-%d}"
+            if ctx.end is not None:
+                params["end"] = f"{pd.Timestamp(ctx.end):%Y-%m-%d}"
+        return params
+
+    def get_page(self, session: requests.Session, base: str, endpoint: str,
+                 params: dict[str, str]) -> tuple[bytes, dict]:
+        """One page: its raw bytes and parsed JSON (errors classified, see module doc)."""
+        file = api_file(endpoint, params)
+        try:
+            resp = session.get(f"{base}/v1/{endpoint}", params=params, timeout=self.timeout)
+            data = resp.content
+        except requests.RequestException as exc:
+            raise TransientSourceError("API request must complete",
+                                       found=f"{type(exc).__name__}: {exc}"[:300],
+                                       fix="retrying; check the API server if it persists",
+                                       source=self.name, file=file) from None
+        status = resp.status_code
+        if status == 429 or status >= 500:
+            after = resp.headers.get("Retry-After")
+            raise TransientSourceError(
+                "API must answer 200", found=f"HTTP {status}",
+                fix="retrying after a backoff" + (f" (Retry-After {after}s)" if after else ""),
+                source=self.name, file=file,
+                retry_after=float(after) if after and after.replace(".", "").isdigit() else None)
+        if status != 200:
+            raise PermanentSourceError("API must answer 200", found=f"HTTP {status}",
+                                       fix=_FIXES.get(status, "check the request and the key"),
+                                       source=self.name, file=file)
+        try:
+            page = json.loads(data)
+            if not isinstance(page, dict) or not isinstance(page.get("data"), list):
+                raise ValueError("no 'data' list")
+        except ValueError as exc:
+            raise TransientSourceError("API page must be complete JSON with a 'data' list",
+                                       found=f"{exc} ({len(data)} bytes: truncated?)",
+                                       fix="retrying; check the API server if it persists",
+                                       source=self.name, file=file) from None
+        return data, page
+
+    def fetch(self, ctx: FetchContext) -> None:
+        """Fetch every page of every endpoint into the raw zone."""
+        conn = ctx.connection
+        if conn is None or not getattr(conn, "http_url", ""):
+            raise ConfigError("API connection info must be given", found="no http_url",
+                              fix="pass connection= or start the sandbox", source=self.name)
+        base = str(conn.http_url).rstrip("/")
+        with requests.Session() as session:
+            session.headers["X-API-Key"] = str(conn.api_key)
+            for endpoint in self.endpoints:
+                self._fetch_endpoint(session, base, endpoint, ctx)
+
+    def _fetch_endpoint(self, session: requests.Session, base: str, endpoint: str,
+                        ctx: FetchContext) -> None:
+        params = self._params(endpoint, ctx)
+        page_no: int | None = 1
+        seen: set[int] = set()
+        while page_no is not None and page_no not in seen:
+            seen.add(page_no)
+            query = {**params, "page": str(page_no)}
+            data, page = ctx.retry.call(self.get_page, session, base, endpoint, query)
+            file = api_file(endpoint, query)
+            rows = len(page["data"])
+            d = ctx.raw.put(data, source=self.name, market=self.market, file=file,
+                            fetch_id=ctx.fetch_id, fmt=self.fmt, rows=rows, record=False)
+            old = ctx.known(self.name, file, d.sha256)
+            if old is not None:
+                ctx.keep(old)
+            else:
+                ctx.add(d)
+            nxt = page.get("next_page")
+            page_no = int(nxt) if nxt is not None else None

@@ -1,0 +1,155 @@
+"""The source registry and the fetch entry points.
+
+``SOURCES`` holds one small declarative entry per vendor feed; ``MARKET_SOURCES`` says
+which feeds make up a market. :func:`fetch_market` runs them in order:
+
+- ``KR``: FTP master, tickers, corporate actions and every daily price file, plus the
+  API fundamentals;
+- ``EU``: the same over FTP (monthly price files), plus the API fundamentals;
+- ``US``: API securities, tickers, prices (paged), corporate actions, fundamentals;
+- ``FX``: API rates (:func:`fetch_fx`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from quantlib.errors import PermanentSourceError
+from quantlib.raw import Delivery, RawZone
+from quantlib.sources.base import FetchContext
+from quantlib.sources.connection import ConnectionLike, load_connection
+from quantlib.sources.filedrop import FileDropSource
+from quantlib.sources.ftp import FtpSource
+from quantlib.sources.http import HttpApiSource
+from quantlib.sources.retry import RetryPolicy, default_retry
+
+__all__ = ["SOURCES", "MARKET_SOURCES", "fetch_market", "fetch_fx", "ingest_files",
+           "run_sources"]
+
+Source = FtpSource | HttpApiSource | FileDropSource
+
+SOURCES: dict[str, Source] = {s.name: s for s in (
+    FtpSource("ftp-kr", "KR", "kr-ftp-csv",
+              files=("kr/master.csv", "kr/tickers.csv", "kr/corporate_actions.csv"),
+              folders=("kr/prices",)),
+    FtpSource("ftp-eu", "EU", "eu-ftp-csv",
+              files=("eu/reference.csv", "eu/tickers.csv", "eu/corporate_actions.csv"),
+              folders=("eu/prices",)),
+    HttpApiSource("api-kr", "KR", ("fundamentals",)),
+    HttpApiSource("api-eu", "EU", ("fundamentals",)),
+    HttpApiSource("api-us", "US", ("securities", "tickers", "prices", "corporate_actions",
+                                   "fundamentals")),
+    HttpApiSource("api-fx", "FX", ("fx",)),
+)}
+MARKET_SOURCES: dict[str, tuple[str, ...]] = {
+    "KR": ("ftp-kr", "api-kr"),
+    "EU": ("ftp-eu", "api-eu"),
+    "US": ("api-us",),
+    "FX": ("api-fx",),
+}
+
+
+def run_sources(sources: list[Source], *, raw: RawZone, connection: Any, fetch_id: str,
+                progress: bool = False, start: Any = None, end: Any = None,
+                retry: RetryPolicy | None = None, workers: int = 4,
+                new_only: bool = False) -> list[Delivery]:
+    """Fetch some sources into the raw zone; see :func:`fetch_market`."""
+    ctx = FetchContext(raw=raw, connection=connection, fetch_id=fetch_id,
+                       retry=retry or default_retry(), progress=progress,
+                       start=pd.Timestamp(start) if start is not None else None,
+                       end=pd.Timestamp(end) if end is not None else None, workers=workers)
+    try:
+        for source in sources:
+            source.fetch(ctx)
+    finally:
+        ctx.flush()   # what was stored before a failure is recorded: a rerun resumes
+    out = ctx.new if new_only else ctx.current
+    return sorted(out, key=lambda d: (d.source, d.file))
+
+
+def fetch_market(market: str, *, raw: RawZone, connection: ConnectionLike | None = None,
+                 fetch_id: str, progress: bool = False, start: Any = None, end: Any = None,
+                 retry: RetryPolicy | None = None, workers: int = 4,
+                 new_only: bool = False) -> list[Delivery]:
+    """Fetch one market's vendor deliveries into the raw zone (idempotent, resumable).
+
+    Files whose sidecar sha256 is already in the raw zone are not downloaded again; API
+    pages that hash the same add nothing. After a crash, rerunning completes the fetch
+    without duplicates. Manifest rows (status ``fetched``) are appended as it goes.
+
+    Parameters
+    ----------
+    market : str
+        ``KR``, ``EU``, ``US`` (or ``FX``, see :func:`fetch_fx`).
+    raw : RawZone
+        Where deliveries are stored.
+    connection : object, optional
+        Has ``ftp_host, ftp_port, ftp_user, ftp_password, http_url, api_key`` (e.g. the
+        sandbox's); default :func:`~quantlib.sources.load_connection`.
+    fetch_id : str
+        Id of this fetch run (recorded in the manifest).
+    progress : bool
+        Show a progress bar per FTP source.
+    start, end : date-like, optional
+        Window for price files/pages and FX (whole history if omitted).
+    retry : RetryPolicy, optional
+        Backoff settings (default :func:`~quantlib.sources.default_retry`).
+    workers : int
+        Parallel FTP connections.
+    new_only : bool
+        Return only deliveries new to the raw zone (default: every delivery that makes
+        up the market as the vendor serves it now, unchanged ones included).
+
+    Returns
+    -------
+    list of Delivery
+        Sorted by (source, file).
+
+    Raises
+    ------
+    PermanentSourceError
+        Bad credentials, a missing file/endpoint, an unknown market (fails at once).
+    TransientSourceError
+        A transient failure that outlasted the retry policy.
+    """
+    if market not in MARKET_SOURCES:
+        raise PermanentSourceError(f"market must be one of {', '.join(MARKET_SOURCES)}",
+                                   found=repr(market), fix="pass a supported market code",
+                                   market=market)
+    conn = connection if connection is not None else load_connection()
+    return run_sources([SOURCES[n] for n in MARKET_SOURCES[market]], raw=raw, connection=conn,
+                       fetch_id=fetch_id, progress=progress, start=start, end=end, retry=retry,
+                       workers=workers, new_only=new_only)
+
+
+def fetch_fx(*, raw: RawZone, connection: ConnectionLike | None = None, fetch_id: str,
+             progress: bool = False, start: Any = None, end: Any = None,
+             retry: RetryPolicy | None = None, new_only: bool = False) -> list[Delivery]:
+    """Fetch FX rates from the API (market ``FX``); see :func:`fetch_market`."""
+    return fetch_market("FX", raw=raw, connection=connection, fetch_id=fetch_id,
+                        progress=progress, start=start, end=end, retry=retry,
+                        new_only=new_only)
+
+
+def ingest_files(url_or_path: str, fmt: str, market: str, *, raw: RawZone, fetch_id: str,
+                 source: str = "file-drop", new_only: bool = False) -> list[Delivery]:
+    """Store a file drop (a file or a folder, local or fsspec URL) in the raw zone.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> drop = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (drop / "IBM.csv").write_text("Date,Open,High,Low,Close,Volume,Adj Close\\n"
+    ...                                  "2013-03-01,200,202,199,201,10,190\\n")
+    >>> raw = RawZone(tempfile.mkdtemp())
+    >>> [(d.file, d.rows) for d in ingest_files(str(drop), "yahoo-csv", "US", raw=raw,
+    ...                                         fetch_id="f1")]
+    [('IBM.csv', 1)]
+    >>> ingest_files(str(drop), "yahoo-csv", "US", raw=raw, fetch_id="f2", new_only=True)
+    []
+    """
+    drop = FileDropSource(source, market, fmt, str(url_or_path))
+    return run_sources([drop], raw=raw, connection=None, fetch_id=fetch_id,
+                       new_only=new_only)

@@ -1,0 +1,161 @@
+"""Reader ``api-json``: pages of the vendor HTTP JSON API, one parser per endpoint.
+
+A delivery's ``file`` names its endpoint (``api/v1/prices?market=US&page=3``). Every page
+is ``{"data": [...], "page": n, "next_page": n+1 or null, "total_rows": N}``; times are
+epoch milliseconds (UTC). ``row`` is the record's 0-based index in its page. FX comes as
+units of currency per USD and is inverted to USD per unit (the base currency).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pandas as pd
+
+from quantlib.calendars import MARKETS
+from quantlib.errors import StandardizeError
+from quantlib.raw import Delivery
+from quantlib.standardize.batch import CanonicalBatch, conform
+from quantlib.standardize.common import (
+    check_columns,
+    epoch_ms_date,
+    epoch_ms_utc,
+    listed_known_at,
+    price_known_at,
+    to_float,
+)
+
+__all__ = ["read_api", "API_COLUMNS", "endpoint_of", "FX_KNOWN_AT_UTC"]
+
+API_COLUMNS: dict[str, list[str]] = {
+    "securities": ["isin", "ticker", "name", "sector", "currency", "listed_ms", "delisted_ms"],
+    "tickers": ["isin", "ticker", "valid_from_ms", "valid_to_ms"],
+    "prices": ["isin", "ticker", "t", "o", "h", "l", "c", "v"],
+    "corporate_actions": ["isin", "ex_date_ms", "type", "value", "announced_ms"],
+    "fundamentals": ["isin", "field", "period_end_ms", "value", "currency", "published_ms"],
+    "fx": ["currency", "t", "per_usd"],
+}
+FX_KNOWN_AT_UTC = pd.Timedelta(hours=21, minutes=15)
+"""A date's FX rates are known at 21:15 UTC that day (unless the page sends
+``published_ms``)."""
+
+
+def endpoint_of(file: str) -> tuple[str, dict[str, str]]:
+    """Endpoint name and query parameters of an API delivery's ``file``.
+
+    Examples
+    --------
+    >>> endpoint_of("api/v1/prices?market=US&page=3")
+    ('prices', {'market': 'US', 'page': '3'})
+    """
+    parts = urlsplit(file)
+    name = parts.path.rstrip("/").rsplit("/", 1)[-1]
+    return name, {k: v[-1] for k, v in parse_qs(parts.query).items()}
+
+
+def read_api(data: bytes, d: Delivery) -> CanonicalBatch:
+    """Standardize one API page.
+
+    Examples
+    --------
+    >>> from quantlib.raw import Delivery
+    >>> page = {"data": [{"currency": "KRW", "t": 1709510400000, "per_usd": 1250.0}],
+    ...         "page": 1, "next_page": None, "total_rows": 1}
+    >>> d = Delivery("api", "FX", "api/v1/fx?page=1", "api-json", "0" * 64, 0, 1,
+    ...              pd.Timestamp("2024-03-05", tz="UTC"), "f", "raw/00/0")
+    >>> fx = read_api(json.dumps(page).encode(), d).fx
+    >>> fx[["currency", "rate", "row"]].values.tolist()
+    [['KRW', 0.0008, 0]]
+    >>> str(fx["date"].iloc[0].date())
+    '2024-03-04'
+    """
+    endpoint, query = endpoint_of(d.file)
+    if endpoint not in API_COLUMNS:
+        raise StandardizeError(f"API endpoint must be one of {', '.join(API_COLUMNS)}",
+                               found=endpoint, fix="register a parser in quantlib.standardize.api",
+                               source=d.source, market=d.market, file=d.file)
+    try:
+        page = json.loads(data.decode("utf-8"))
+        records = page["data"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StandardizeError("API page must be JSON with a 'data' list",
+                               found=f"{type(exc).__name__}: {exc}",
+                               fix="fetch the page again; the transfer may be corrupt",
+                               source=d.source, market=d.market, file=d.file) from None
+    if not records:
+        return CanonicalBatch.empty()
+    f = pd.DataFrame.from_records(records)
+    check_columns([str(c) for c in f.columns], API_COLUMNS[endpoint], d)
+    f["row"] = np.arange(len(f), dtype="int64")
+    f["source"] = d.source
+    f["file"] = d.file
+    market = query.get("market", d.market)
+    frame_name, parser = _PARSERS[endpoint]
+    return CanonicalBatch(**{frame_name: parser(f, market)})
+
+
+def _assets(f: pd.DataFrame, market: str) -> pd.DataFrame:
+    m = MARKETS.get(market)
+    listed = epoch_ms_date(f["listed_ms"])
+    out = pd.DataFrame({
+        "asset_id": f["isin"], "market": market, "mic": m.mic if m else "",
+        "currency": f["currency"], "sector": f["sector"], "name": f["name"], "listed": listed,
+        "delisted": epoch_ms_date(f["delisted_ms"]),
+        "known_at": listed_known_at(listed),
+        "source": f["source"], "file": f["file"], "row": f["row"]})
+    return conform("assets", out)
+
+
+def _symbols(f: pd.DataFrame, market: str) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "asset_id": f["isin"], "symbol": f["ticker"],
+        "valid_from": epoch_ms_date(f["valid_from_ms"]),
+        "valid_to": epoch_ms_date(f["valid_to_ms"]),
+        "source": f["source"], "file": f["file"], "row": f["row"]})
+    return conform("symbols", out)
+
+
+def _prices(f: pd.DataFrame, market: str) -> pd.DataFrame:
+    dates = epoch_ms_date(f["t"])
+    out = pd.DataFrame({
+        "asset_id": f["isin"], "date": dates, "open": to_float(f["o"]), "high": to_float(f["h"]),
+        "low": to_float(f["l"]), "close": to_float(f["c"]), "volume": to_float(f["v"]),
+        "known_at": price_known_at(market, dates),
+        "source": f["source"], "file": f["file"], "row": f["row"]})
+    return conform("prices", out)
+
+
+def _actions(f: pd.DataFrame, market: str) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "asset_id": f["isin"], "ex_date": epoch_ms_date(f["ex_date_ms"]),
+        "kind": f["type"].astype(str).str.lower(), "value": to_float(f["value"]),
+        "known_at": epoch_ms_utc(f["announced_ms"]),
+        "source": f["source"], "file": f["file"], "row": f["row"]})
+    return conform("corporate_actions", out)
+
+
+def _statements(f: pd.DataFrame, market: str) -> pd.DataFrame:
+    out = pd.DataFrame({
+        "asset_id": f["isin"], "field": f["field"],
+        "period_end": epoch_ms_date(f["period_end_ms"]), "value": to_float(f["value"]),
+        "known_at": epoch_ms_utc(f["published_ms"]),
+        "source": f["source"], "file": f["file"], "row": f["row"]})
+    return conform("statements", out)
+
+
+def _fx(f: pd.DataFrame, market: str) -> pd.DataFrame:
+    dates = epoch_ms_date(f["t"])
+    per_usd = to_float(f["per_usd"])
+    out = pd.DataFrame({
+        "date": dates, "currency": f["currency"], "rate": 1.0 / per_usd,
+        "known_at": (epoch_ms_utc(f["published_ms"]) if "published_ms" in f
+                     else dates.dt.tz_localize("UTC") + FX_KNOWN_AT_UTC),
+        "source": f["source"], "file": f["file"], "row": f["row"]})
+    return conform("fx", out)
+
+
+_PARSERS = {"securities": ("assets", _assets), "tickers": ("symbols", _symbols),
+            "prices": ("prices", _prices), "corporate_actions": ("corporate_actions", _actions),
+            "fundamentals": ("statements", _statements), "fx": ("fx", _fx)}

@@ -1,0 +1,143 @@
+"""Helpers the readers share: CSV loading with column checks, number/date parsing, known_at."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from quantlib.calendars import market as market_info
+from quantlib.calendars import session_closes
+from quantlib.errors import StandardizeError
+from quantlib.raw import Delivery
+
+__all__ = ["VENDOR_LAG", "read_csv_text", "check_columns", "to_float", "to_date",
+           "price_known_at", "midnight_utc", "listed_known_at", "epoch_ms_date", "epoch_ms_utc"]
+
+VENDOR_LAG = pd.Timedelta(minutes=15)
+"""Delay between a session's close and the vendor's delivery of its bars (sandbox: 15 min)."""
+
+
+def check_columns(found: Sequence[str], expected: Sequence[str], d: Delivery) -> None:
+    """Raise StandardizeError unless every expected column is present.
+
+    Examples
+    --------
+    >>> from quantlib.raw import Delivery
+    >>> d = Delivery("ftp-eu", "EU", "eu/tickers.csv", "eu-ftp-csv", "0" * 64, 1, 1,
+    ...              pd.Timestamp("2024-01-01", tz="UTC"), "f", "raw/00/0")
+    >>> check_columns(["ISIN", "Tick"], ["ISIN", "Ticker"], d)
+    Traceback (most recent call last):
+    ...
+    quantlib.errors.StandardizeError: vendor file must have columns ['ISIN', 'Ticker']; found ['ISIN', 'Tick'] (missing ['Ticker'], unexpected ['Tick']) [source=ftp-eu, market=EU, file=eu/tickers.csv, field=Ticker]. Fix: ...
+    """
+    missing = [c for c in expected if c not in found]
+    if missing:
+        extra = [c for c in found if c not in expected]
+        raise StandardizeError(
+            f"vendor file must have columns {list(expected)}",
+            found=f"{list(found)} (missing {missing}, unexpected {extra})",
+            fix=(f"the vendor renamed or dropped a column: map the new name in the "
+                 f"'{d.fmt}' reader (quantlib.standardize) or ask the vendor to restore it"),
+            source=d.source, market=d.market, file=d.file, field=missing[0])
+
+
+def read_csv_text(data: bytes, d: Delivery, *, encoding: str, sep: str,
+                  expected: Sequence[str]) -> pd.DataFrame:
+    """Parse a vendor CSV into string columns plus a 1-based ``row`` column.
+
+    Raises StandardizeError if the bytes do not decode or a column is missing.
+    """
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise StandardizeError(f"vendor file must be encoded as {encoding}",
+                               found=str(exc), fix="check the delivery's format/encoding",
+                               source=d.source, market=d.market, file=d.file) from None
+    frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                        skipinitialspace=False)
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    check_columns(list(frame.columns), expected, d)
+    frame = frame.loc[:, list(expected)].apply(lambda s: s.str.strip())
+    frame["row"] = np.arange(1, len(frame) + 1, dtype="int64")
+    frame["source"] = d.source
+    frame["file"] = d.file
+    return frame
+
+
+def to_float(s: pd.Series, decimal: str = ".") -> pd.Series:
+    """Numbers from text; garbage becomes NaN (validate quarantines it).
+
+    Examples
+    --------
+    >>> to_float(pd.Series(["1234,56", "x", ""]), decimal=",").tolist()
+    [1234.56, nan, nan]
+    """
+    text = s.astype(str)
+    if decimal != ".":
+        text = text.str.replace(".", "", regex=False).str.replace(decimal, ".", regex=False)
+    return pd.to_numeric(text, errors="coerce").astype("float64")
+
+
+def to_date(s: pd.Series, fmt: str) -> pd.Series:
+    """Naive midnight dates from text; empty or garbage becomes NaT.
+
+    Examples
+    --------
+    >>> to_date(pd.Series(["20240102", ""]), "%Y%m%d").tolist()
+    [Timestamp('2024-01-02 00:00:00'), NaT]
+    """
+    return pd.to_datetime(s, format=fmt, errors="coerce").astype("datetime64[ns]")
+
+
+def price_known_at(market: str, dates: pd.Series) -> pd.Series:
+    """When a bar became knowable: the session close (UTC) plus :data:`VENDOR_LAG`.
+
+    Examples
+    --------
+    >>> price_known_at("KR", pd.Series(pd.to_datetime(["2024-03-04"]))).astype(str).tolist()
+    ['2024-03-04 06:45:00+00:00']
+    """
+    uniq = pd.DatetimeIndex(dates.dropna().unique()).astype("datetime64[ns]")
+    closes = pd.Series(session_closes(market, uniq) + VENDOR_LAG, index=uniq,
+                       dtype="datetime64[ns, UTC]")
+    known = closes.reindex(pd.DatetimeIndex(dates).astype("datetime64[ns]"))
+    return pd.Series(known.array, index=dates.index, dtype="datetime64[ns, UTC]")
+
+
+def midnight_utc(market: str, dates: pd.Series) -> pd.Series:
+    """Local midnight of each date in the market's time zone, as UTC (NaT stays NaT).
+
+    Examples
+    --------
+    >>> midnight_utc("KR", pd.Series(pd.to_datetime(["2024-03-04"]))).astype(str).tolist()
+    ['2024-03-03 15:00:00+00:00']
+    """
+    tz = market_info(market).tz
+    return pd.Series(pd.DatetimeIndex(dates).tz_localize(tz, nonexistent="shift_forward",
+                                                         ambiguous=False).tz_convert("UTC"),
+                     index=dates.index).astype("datetime64[ns, UTC]")
+
+
+def epoch_ms_utc(s: pd.Series) -> pd.Series:
+    """UTC instants from epoch milliseconds (None -> NaT)."""
+    return pd.to_datetime(pd.to_numeric(s, errors="coerce"), unit="ms", utc=True).astype(
+        "datetime64[ns, UTC]")
+
+
+def epoch_ms_date(s: pd.Series) -> pd.Series:
+    """Naive dates from epoch milliseconds at 00:00 UTC (None -> NaT)."""
+    return epoch_ms_utc(s).dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def listed_known_at(listed: pd.Series) -> pd.Series:
+    """When an asset's master record became known: its listing date at midnight UTC.
+
+    Examples
+    --------
+    >>> listed_known_at(pd.Series(pd.to_datetime(["2024-03-04"]))).astype(str).tolist()
+    ['2024-03-04 00:00:00+00:00']
+    """
+    return listed.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")

@@ -1,0 +1,112 @@
+"""The reader registry: one small declarative entry per vendor format.
+
+A reader is found by its format name (a delivery's ``fmt``) and imported lazily from its
+``"module:function"`` string; the function takes ``(bytes, Delivery)`` and returns a
+:class:`~quantlib.standardize.CanonicalBatch`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from quantlib.errors import StandardizeError
+from quantlib.raw import Delivery, RawZone
+from quantlib.standardize.batch import CanonicalBatch
+
+__all__ = ["Reader", "READERS", "reader", "standardize", "read_delivery"]
+
+ReadFn = Callable[[bytes, Delivery], CanonicalBatch]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A vendor format: its name, the reader function (lazy import) and what it covers."""
+
+    name: str
+    function: str
+    encoding: str
+    frames: tuple[str, ...]
+    description: str
+
+    def load(self) -> ReadFn:
+        """Import and return the reader function.
+
+        Examples
+        --------
+        >>> READERS["kr-ftp-csv"].load().__name__
+        'read_kr'
+        """
+        module, attr = self.function.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+READERS: dict[str, Reader] = {r.name: r for r in (
+    Reader("kr-ftp-csv", "quantlib.standardize.kr:read_kr", "cp949",
+           ("assets", "symbols", "prices", "corporate_actions"),
+           "KR FTP files: Korean headers, YYYYMMDD, integer KRW"),
+    Reader("eu-ftp-csv", "quantlib.standardize.eu:read_eu", "utf-8",
+           ("assets", "symbols", "prices", "corporate_actions"),
+           "EU FTP files: ';' separated, decimal comma, DD.MM.YYYY"),
+    Reader("api-json", "quantlib.standardize.api:read_api", "utf-8",
+           ("assets", "symbols", "prices", "corporate_actions", "statements", "fx"),
+           "HTTP JSON API pages, one parser per endpoint, epoch-ms times"),
+    Reader("yahoo-csv", "quantlib.standardize.yahoo:read_yahoo", "utf-8",
+           ("assets", "symbols", "prices", "corporate_actions"),
+           "Yahoo-style daily CSVs (bokeh-sampledata stocks), actions from Adj Close"),
+)}
+
+
+def reader(fmt: str) -> ReadFn:
+    """The reader function for a format name.
+
+    Examples
+    --------
+    >>> reader("xml")
+    Traceback (most recent call last):
+    ...
+    quantlib.errors.StandardizeError: delivery format must be one of kr-ftp-csv, eu-ftp-csv, api-json, yahoo-csv; found 'xml' [field=fmt]. Fix: ...
+    """
+    entry = READERS.get(fmt)
+    if entry is None:
+        raise StandardizeError(f"delivery format must be one of {', '.join(READERS)}",
+                               found=repr(fmt), field="fmt",
+                               fix="register a Reader in quantlib.standardize.readers.READERS "
+                                   "or record the delivery with a known fmt")
+    return entry.load()
+
+
+def read_delivery(d: Delivery, raw: RawZone) -> CanonicalBatch:
+    """Standardize one delivery from the raw zone."""
+    fn = reader(d.fmt)
+    return fn(raw.get(d.sha256), d)
+
+
+def standardize(deliveries: Iterable[Delivery], raw: RawZone) -> CanonicalBatch:
+    """Read deliveries from the raw zone into one canonical batch.
+
+    Parameters
+    ----------
+    deliveries : iterable of Delivery
+        What to read (e.g. ``fetch_market(...)`` or ``raw.latest_deliveries(market)``).
+    raw : RawZone
+        Where their bytes are.
+
+    Raises
+    ------
+    StandardizeError
+        A delivery has an unknown format or a renamed/missing column; the message names
+        the source, file, expected and found columns and the fix.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> raw = RawZone(tempfile.mkdtemp())
+    >>> text = b"Ticker,Date,Open,High,Low,Close,Volume,Adj Close\\nIBM,2013-03-01,200,202,199,201,10,190\\n"
+    >>> d = raw.put(text, source="drop", market="US", file="ibm.csv", fetch_id="f",
+    ...             fmt="yahoo-csv", rows=1)
+    >>> standardize([d], raw).prices[["asset_id", "close"]].values.tolist()
+    [['YAHOO:IBM', 201.0]]
+    """
+    return CanonicalBatch.concat(read_delivery(d, raw) for d in deliveries)
