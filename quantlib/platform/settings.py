@@ -1,0 +1,207 @@
+"""Where the local platform keeps its state, and its validated configuration.
+
+The configuration is ``hub-config/platform.yaml`` (or ``QUANTLIB_PLATFORM_CONFIG``),
+checked against ``hub-config/platform.schema.json`` and then for consistency (a user's
+group exists, a scope names a service or custom scope that is defined). The state folder
+is ``$QUANTLIB_HOME/platform``::
+
+    users.json            hashed passwords (0600)
+    hub.pid, hub.json     the running hub: pid, port, URL, run id
+    hub.log               hub, proxy and managed services' output
+    jupyterhub.sqlite     the hub's database
+    cookie_secret         the hub's cookie secret (0600)
+    users/<name>/         each user's notebook folder (and HOME)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from quantlib.config import quantlib_home
+from quantlib.errors import ConfigError
+
+__all__ = ["HUB_CONFIG_DIR", "PlatformPaths", "PlatformSpec", "load_spec", "platform_paths"]
+
+HUB_CONFIG_DIR = Path(__file__).resolve().parents[2] / "hub-config"
+_SCHEMA_FILE = HUB_CONFIG_DIR / "platform.schema.json"
+_DEFAULT_FILE = HUB_CONFIG_DIR / "platform.yaml"
+
+
+@dataclass(frozen=True)
+class PlatformPaths:
+    """Files of one platform state folder (see the module docstring)."""
+
+    root: Path
+
+    @property
+    def users_file(self) -> Path:
+        return self.root / "users.json"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "hub.pid"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "hub.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "hub.log"
+
+    @property
+    def db_file(self) -> Path:
+        return self.root / "jupyterhub.sqlite"
+
+    @property
+    def cookie_secret(self) -> Path:
+        return self.root / "cookie_secret"
+
+    @property
+    def proxy_pid_file(self) -> Path:
+        return self.root / "proxy.pid"
+
+    def user_dir(self, name: str) -> Path:
+        """A user's notebook folder (also their HOME in the single-user server)."""
+        return self.root / "users" / name
+
+
+def platform_paths(home: str | os.PathLike[str] | None = None) -> PlatformPaths:
+    """The state folder ``<home>/platform`` (``home`` defaults to ``QUANTLIB_HOME``).
+
+    Examples
+    --------
+    >>> str(platform_paths("/tmp/qh").pid_file)
+    '/tmp/qh/platform/hub.pid'
+    """
+    base = Path(home) if home is not None else quantlib_home()
+    return PlatformPaths(base / "platform")
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """A validated ``platform.yaml``."""
+
+    data: dict[str, Any]
+    path: Path
+
+    @property
+    def admin(self) -> str:
+        return str(self.data["admin"])
+
+    @property
+    def groups(self) -> dict[str, dict[str, Any]]:
+        return dict(self.data["groups"])
+
+    @property
+    def services(self) -> dict[str, dict[str, Any]]:
+        """Enabled services only."""
+        return {k: v for k, v in self.data["services"].items() if v.get("enabled", True)}
+
+    @property
+    def hub(self) -> dict[str, Any]:
+        return {"ip": "127.0.0.1", "port": 8000, "spawn_timeout_s": 90,
+                "single_user_default_url": "/lab", **self.data.get("hub", {})}
+
+    def user_groups(self) -> dict[str, list[str]]:
+        """Every user allowed to log in -> their groups (the admin included)."""
+        out = {u["name"]: list(u["groups"]) for u in self.data["users"]}
+        out.setdefault(self.admin, [])
+        return out
+
+    def group_members(self) -> dict[str, list[str]]:
+        """Group -> its members, for every configured group."""
+        members: dict[str, list[str]] = {g: [] for g in self.data["groups"]}
+        for user in self.data["users"]:
+            for group in user["groups"]:
+                members[group].append(user["name"])
+        return members
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    return json.loads(_SCHEMA_FILE.read_text())
+
+
+def load_spec(path: str | os.PathLike[str] | None = None) -> PlatformSpec:
+    """Read and validate the platform configuration.
+
+    Parameters
+    ----------
+    path : path, optional
+        Defaults to ``QUANTLIB_PLATFORM_CONFIG`` or ``hub-config/platform.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not YAML, breaks the schema, or is inconsistent; the
+        message names the file and the key.
+
+    Examples
+    --------
+    >>> spec = load_spec()
+    >>> spec.admin, sorted(spec.groups)
+    ('admin', ['data-team', 'managers', 'researchers'])
+    >>> "idle-culler" in spec.services
+    True
+    """
+    chosen = Path(path or os.environ.get("QUANTLIB_PLATFORM_CONFIG") or _DEFAULT_FILE)
+    if not chosen.exists():
+        raise ConfigError("the platform configuration must exist", found="no such file",
+                          fix="pass --config or unset QUANTLIB_PLATFORM_CONFIG", file=str(chosen))
+    try:
+        raw = yaml.safe_load(chosen.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError("the platform configuration must be valid YAML", found=str(exc),
+                          fix="correct the YAML syntax", file=str(chosen)) from exc
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        raise ConfigError("the platform configuration must match its schema", found=err.message,
+                          fix=f"see {_SCHEMA_FILE}", file=str(chosen),
+                          field=".".join(str(p) for p in err.absolute_path) or "<root>")
+    _check_consistency(raw, str(chosen))
+    return PlatformSpec(raw, chosen)
+
+
+_SERVICE_FILTER = re.compile(r"!service=([A-Za-z0-9._-]+)$")
+
+
+def _check_consistency(raw: dict[str, Any], source: str) -> None:
+    groups, services = set(raw["groups"]), set(raw["services"])
+    custom = set(raw.get("custom_scopes", {}))
+    names = [u["name"] for u in raw["users"]]
+    if len(names) != len(set(names)):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError("each user must be listed once", found=f"duplicates {dup}",
+                          fix="merge their groups into one entry", file=source, field="users")
+    for i, user in enumerate(raw["users"]):
+        for group in user["groups"]:
+            if group not in groups:
+                raise ConfigError("a user's group must be defined under 'groups'",
+                                  found=repr(group), fix=f"use one of {sorted(groups)}",
+                                  file=source, field=f"users.{i}.groups")
+    scoped = [(f"groups.{g}", s) for g, spec in raw["groups"].items() for s in spec["scopes"]]
+    scoped += [(f"services.{n}", s) for n, spec in raw["services"].items()
+               for key in ("scopes", "oauth_scopes") for s in spec.get(key, [])]
+    scoped += [("base_user_scopes", s) for s in raw.get("base_user_scopes", [])]
+    for where, scope in scoped:
+        match = _SERVICE_FILTER.search(scope)
+        if match and match.group(1) not in services:
+            raise ConfigError("a scope must name a configured service", found=repr(scope),
+                              fix=f"use one of {sorted(services)}", file=source, field=where)
+        base = scope.split("!")[0]
+        if base.startswith("custom:") and base not in custom:
+            raise ConfigError("a custom scope must be defined under 'custom_scopes'",
+                              found=repr(scope), fix="add it with a description",
+                              file=source, field=where)
