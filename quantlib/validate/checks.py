@@ -1,0 +1,189 @@
+"""Domain checks over canonical frames, each returning issues (see ``ISSUE_COLUMNS``).
+
+An issue points at a frame row by its index label (``idx``); issues about something
+absent (a missing session) carry their own ``asset_id``/``market`` and no ``idx``.
+Severities: ``bad`` (row goes to quarantine, counts against the batch threshold),
+``duplicate`` (an exact copy of a kept row: dropped, not counted), ``info`` (reported only).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from quantlib.calendars import MARKETS, sessions
+from quantlib.validate.schemas import ISSUE_COLUMNS
+
+__all__ = ["DUPLICATE_KEYS", "ohlc_issues", "duplicate_issues", "unknown_asset_issues",
+           "non_session_issues", "missing_session_issues", "jump_issues", "issues_frame"]
+
+DUPLICATE_KEYS: dict[str, list[str]] = {
+    "assets": ["asset_id"],
+    "symbols": ["asset_id", "valid_from"],
+    "prices": ["asset_id", "date"],
+    "corporate_actions": ["asset_id", "ex_date", "kind"],
+    "fx": ["date", "currency"],
+    "statements": ["asset_id", "field", "period_end", "known_at"],
+}
+_PROV = ["source", "file", "row"]
+
+
+def issues_frame(frame: str, idx, field: str, value, check: str, reason,  # type: ignore[no-untyped-def]
+                 severity: str = "bad", **extra) -> pd.DataFrame:
+    """Build an issues frame (scalars broadcast over ``idx``)."""
+    idx = np.asarray(idx)
+    out = pd.DataFrame({"frame": frame, "idx": idx, "field": field,
+                        "value": pd.Series(np.asarray(value, dtype=object)).astype(str)
+                        if np.ndim(value) else str(value),
+                        "check": check, "reason": reason, "severity": severity},
+                       index=range(len(idx)))
+    for k, v in extra.items():
+        out[k] = v
+    return out
+
+
+def _none() -> pd.DataFrame:
+    return pd.DataFrame({c: [] for c in ISSUE_COLUMNS})
+
+
+def ohlc_issues(prices: pd.DataFrame) -> pd.DataFrame:
+    """``high >= max(open, close)`` and ``low <= min(open, close)``.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"open": [10.0, 10.0], "high": [11.0, 9.5], "low": [9.0, 9.0],
+    ...                   "close": [10.5, 10.0]})
+    >>> ohlc_issues(p)[["idx", "field", "check"]].values.tolist()
+    [[1, 'high', 'high_below_open_close']]
+    """
+    top = prices[["open", "close"]].max(axis=1)
+    bottom = prices[["open", "close"]].min(axis=1)
+    hi = prices.index[(prices["high"] < top).to_numpy()]
+    lo = prices.index[(prices["low"] > bottom).to_numpy()]
+    parts = [issues_frame("prices", hi, "high", prices.loc[hi, "high"], "high_below_open_close",
+                          "high must be >= max(open, close)"),
+             issues_frame("prices", lo, "low", prices.loc[lo, "low"], "low_above_open_close",
+                          "low must be <= min(open, close)")]
+    return pd.concat(parts, ignore_index=True)
+
+
+def duplicate_issues(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows sharing a key: exact copies keep the first (others ``duplicate``);
+    conflicting rows are all ``bad``.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"date": ["d1", "d1", "d2", "d2"], "currency": "EUR",
+    ...                   "rate": [1.0, 1.0, 2.0, 3.0], "source": "s", "file": "f",
+    ...                   "row": [1, 2, 3, 4]})
+    >>> duplicate_issues("fx", f)[["idx", "check", "severity"]].values.tolist()
+    [[1, 'duplicate', 'duplicate'], [2, 'conflicting_duplicate', 'bad'], [3, 'conflicting_duplicate', 'bad']]
+    """
+    key = DUPLICATE_KEYS[name]
+    dup = frame.duplicated(key, keep=False).to_numpy()
+    if not dup.any():
+        return _none()
+    sub = frame.loc[dup]
+    content = [c for c in frame.columns if c not in _PROV]
+    n_versions = sub.groupby(key, dropna=False)[content].transform(
+        lambda s: s.astype(str).nunique(dropna=False)).max(axis=1)
+    conflict = sub.loc[(n_versions > 1).to_numpy()]
+    exact = sub.loc[(n_versions <= 1).to_numpy()]
+    first = exact.groupby(key, dropna=False)[_PROV].transform("first")
+    extra = exact.loc[exact.duplicated(key, keep="first").to_numpy()]
+    first = first.loc[extra.index]
+    keys = extra[key].astype(str).agg("/".join, axis=1)
+    parts = [
+        issues_frame(name, extra.index, "/".join(key), keys, "duplicate",
+                     "exact duplicate of " + first["file"].astype(str) + " row "
+                     + first["row"].astype(str) + " (kept that one)", "duplicate"),
+        issues_frame(name, conflict.index, "/".join(key),
+                     conflict[key].astype(str).agg("/".join, axis=1), "conflicting_duplicate",
+                     "rows share this key but differ: all quarantined"),
+    ]
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values("idx", ignore_index=True)
+
+
+def unknown_asset_issues(name: str, frame: pd.DataFrame, known: set[str]) -> pd.DataFrame:
+    """Rows whose asset_id is not a known asset (assets of the batch or the store)."""
+    bad = frame.index[(~frame["asset_id"].isin(known) & frame["asset_id"].notna()).to_numpy()]
+    return issues_frame(name, bad, "asset_id", frame.loc[bad, "asset_id"], "unknown_asset",
+                        "asset_id is not in the asset master (assets frame or store)")
+
+
+def non_session_issues(prices: pd.DataFrame, asset_market: pd.Series) -> pd.DataFrame:
+    """Bars dated on a day that is not a session of the asset's exchange."""
+    market = prices["asset_id"].map(asset_market)
+    parts = [_none()]
+    for code in sorted(set(market.dropna()) & set(MARKETS)):
+        rows = prices.loc[(market == code).to_numpy() & prices["date"].notna().to_numpy()]
+        if rows.empty:
+            continue
+        s = sessions(code, rows["date"].min(), rows["date"].max())
+        bad = rows.index[~rows["date"].isin(s).to_numpy()]
+        parts.append(issues_frame("prices", bad, "date", rows.loc[bad, "date"].dt.date,
+                                  "non_session", f"date is not a {MARKETS[code].mic} session"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def missing_session_issues(prices: pd.DataFrame, assets: pd.DataFrame) -> pd.DataFrame:
+    """Sessions without a bar while the asset was listed, within the batch's date range.
+
+    Reported (``info``), nothing is removed. ``assets`` needs ``asset_id, market, listed,
+    delisted``.
+    """
+    if prices.empty or assets.empty:
+        return _none()
+    meta = assets.drop_duplicates("asset_id").set_index("asset_id")
+    parts = [_none()]
+    market = prices["asset_id"].map(meta["market"])
+    for code in sorted(set(market.dropna()) & set(MARKETS)):
+        px = prices.loc[(market == code).to_numpy() & prices["date"].notna().to_numpy()]
+        s = sessions(code, px["date"].min(), px["date"].max())
+        sv = s.to_numpy()
+        for asset_id, g in px.groupby("asset_id", sort=True):
+            listed, delisted = meta.at[asset_id, "listed"], meta.at[asset_id, "delisted"]
+            lo = np.searchsorted(sv, np.datetime64(listed, "ns")) if pd.notna(listed) else 0
+            hi = (np.searchsorted(sv, np.datetime64(delisted, "ns"), side="right")
+                  if pd.notna(delisted) else len(sv))
+            have = np.unique(g["date"].to_numpy())
+            if hi - lo <= 0 or np.isin(sv[lo:hi], have).all():
+                continue
+            gone = sv[lo:hi][~np.isin(sv[lo:hi], have)]
+            first = g.iloc[0]
+            parts.append(issues_frame(
+                "prices", [pd.NA] * len(gone), "date", pd.DatetimeIndex(gone).date,
+                "missing_session", "no bar on this session while the asset was listed",
+                "info", asset_id=asset_id, market=code, source=first["source"],
+                file="", row=pd.NA))
+    return pd.concat(parts, ignore_index=True)
+
+
+def jump_issues(prices: pd.DataFrame, actions: pd.DataFrame, max_jump: float) -> pd.DataFrame:
+    """Close-to-close moves above ``max_jump`` with no split/dividend on that date.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"asset_id": "A", "date": pd.to_datetime(["2024-03-04",
+    ...     "2024-03-05", "2024-03-06"]), "close": [100.0, 50.0, 200.0]})
+    >>> ca = pd.DataFrame({"asset_id": ["A"], "ex_date": pd.to_datetime(["2024-03-05"])})
+    >>> jump_issues(p, ca, 0.6)[["idx", "field", "check"]].values.tolist()
+    [[2, 'close', 'unexplained_jump']]
+    """
+    if prices.empty:
+        return _none()
+    p = prices.loc[prices["close"].notna() & prices["date"].notna(), ["asset_id", "date", "close"]]
+    p = p.sort_values(["asset_id", "date"], kind="stable")
+    prev = p.groupby("asset_id", sort=False)["close"].shift()
+    move = p["close"] / prev - 1
+    cand = p.loc[(move.abs() > max_jump).to_numpy()]
+    if cand.empty:
+        return _none()
+    explained = pd.MultiIndex.from_frame(actions[["asset_id", "ex_date"]]) if len(actions) \
+        else pd.MultiIndex.from_arrays([[], []])
+    hit = pd.MultiIndex.from_frame(cand[["asset_id", "date"]]).isin(explained)
+    bad = cand.loc[~hit]
+    return issues_frame("prices", bad.index, "close", bad["close"], "unexplained_jump",
+                        [f"close moved {m:+.1%} from the previous bar with no split/dividend "
+                         f"that day (limit {max_jump:.0%})" for m in move.loc[bad.index]])

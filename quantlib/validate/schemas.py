@@ -1,0 +1,96 @@
+"""Pandera schemas of the canonical frames: types, nulls, ranges and allowed values.
+
+Row-level failures become quarantine rows (see :func:`schema_issues`); the cross-row and
+cross-frame checks (OHLC order, duplicates, calendars, jumps, unknown assets) live in
+:mod:`quantlib.validate.checks`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+
+from quantlib.standardize import FRAME_COLUMNS
+
+__all__ = ["SCHEMAS", "STATEMENT_FIELDS", "ACTION_KINDS", "schema_issues", "ISSUE_COLUMNS"]
+
+STATEMENT_FIELDS = ("revenue", "net_income", "total_equity", "total_assets",
+                    "shares_outstanding", "operating_cash_flow")
+ACTION_KINDS = ("split", "dividend")
+ISSUE_COLUMNS = ["frame", "idx", "field", "value", "check", "reason", "severity"]
+
+_NAMES = {"not_nullable": "missing_or_garbage", "greater_than(0)": "positive",
+          "greater_than_or_equal_to(0)": "non_negative"}
+_REASONS = {
+    "missing_or_garbage": "value is missing or not a number/date (garbage in the vendor file)",
+    "positive": "value must be > 0",
+    "non_negative": "value must be >= 0",
+}
+
+
+def _col(dtype: str | None, *checks: pa.Check, nullable: bool = False) -> pa.Column:
+    return pa.Column(dtype, list(checks), nullable=nullable, coerce=False)
+
+
+_POS = pa.Check.gt(0)
+_ID = pa.Check.str_length(min_value=1)
+_CCY = pa.Check.str_matches(r"^[A-Z]{3}$")
+
+SCHEMAS: dict[str, pa.DataFrameSchema] = {
+    "assets": pa.DataFrameSchema({
+        "asset_id": _col(None, _ID), "market": _col(None), "mic": _col(None),
+        "currency": _col(None, _CCY), "sector": _col(None, nullable=True),
+        "name": _col(None, nullable=True), "listed": _col(None),
+        "delisted": _col(None, nullable=True), "known_at": _col(None)}),
+    "symbols": pa.DataFrameSchema({
+        "asset_id": _col(None, _ID), "symbol": _col(None, _ID), "valid_from": _col(None),
+        "valid_to": _col(None, nullable=True)}),
+    "prices": pa.DataFrameSchema({
+        "asset_id": _col(None, _ID), "date": _col(None),
+        "open": _col("float64", _POS), "high": _col("float64", _POS),
+        "low": _col("float64", _POS), "close": _col("float64", _POS),
+        "volume": _col("float64", pa.Check.ge(0)), "known_at": _col(None)}),
+    "corporate_actions": pa.DataFrameSchema({
+        "asset_id": _col(None, _ID), "ex_date": _col(None),
+        "kind": _col(None, pa.Check.isin(list(ACTION_KINDS))),
+        "value": _col("float64", _POS), "known_at": _col(None)}),
+    "fx": pa.DataFrameSchema({
+        "date": _col(None), "currency": _col(None, _CCY), "rate": _col("float64", _POS),
+        "known_at": _col(None)}),
+    "statements": pa.DataFrameSchema({
+        "asset_id": _col(None, _ID), "field": _col(None, pa.Check.isin(list(STATEMENT_FIELDS))),
+        "period_end": _col(None), "value": _col("float64"), "known_at": _col(None)}),
+}
+if set(SCHEMAS) != set(FRAME_COLUMNS):  # keep the schemas in step with the contract
+    raise RuntimeError("quantlib.validate.SCHEMAS must cover every canonical frame")
+
+
+def schema_issues(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Row-level schema failures of one frame as issues (``idx`` = frame index label).
+
+    Examples
+    --------
+    >>> from quantlib.standardize import empty_frame
+    >>> fx = pd.concat([empty_frame("fx"), pd.DataFrame({"date": pd.to_datetime(
+    ...     ["2024-03-04"] * 2), "currency": ["EUR", "eur"], "rate": [1.1, float("nan")],
+    ...     "known_at": pd.to_datetime(["2024-03-04T21:15Z"] * 2), "source": "api-fx",
+    ...     "file": "api/v1/fx?page=1", "row": [0, 1]})], ignore_index=True)
+    >>> schema_issues("fx", fx)[["idx", "field", "check"]].values.tolist()
+    [[1, 'currency', 'str_matches'], [1, 'rate', 'missing_or_garbage']]
+    """
+    if frame.empty:
+        return pd.DataFrame({c: [] for c in ISSUE_COLUMNS})
+    try:
+        SCHEMAS[name].validate(frame, lazy=True)
+        return pd.DataFrame({c: [] for c in ISSUE_COLUMNS})
+    except pa.errors.SchemaErrors as err:
+        fc = err.failure_cases
+    fc = fc[fc["index"].notna()]
+    check = fc["check"].astype(str).map(lambda c: _NAMES.get(c, c.split("(")[0]))
+    out = pd.DataFrame({
+        "frame": name, "idx": fc["index"].to_numpy(), "field": fc["column"].astype(str),
+        "value": fc["failure_case"].astype(str).to_numpy(), "check": check.to_numpy(),
+        "reason": [_REASONS.get(c, f"failed {raw}") for c, raw in zip(check, fc["check"],
+                                                                         strict=True)],
+        "severity": "bad"})
+    return out.sort_values(["idx", "field"], kind="stable", ignore_index=True)
