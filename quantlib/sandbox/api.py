@@ -1,0 +1,193 @@
+"""The sandbox JSON API's data: column arrays per endpoint and market, sliced per page.
+
+:class:`ApiData` precomputes, once, every endpoint's rows as numpy columns sorted the way
+pages are served (time first where the endpoint filters on time), so answering a page is a
+``searchsorted`` plus a slice plus ``tolist``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from quantlib.errors import QuantlibError
+from quantlib.sandbox.events import FX_DECIMALS
+from quantlib.sandbox.formats import current_symbols, epoch_ms, symbol_at
+
+if TYPE_CHECKING:
+    from quantlib.sandbox.universe import SandboxUniverse
+
+__all__ = ["ApiData", "Table", "ApiRequestError", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE",
+           "ENDPOINTS"]
+
+DEFAULT_PAGE_SIZE = 5000
+MAX_PAGE_SIZE = 50_000
+ENDPOINTS = ("securities", "tickers", "prices", "corporate_actions", "fundamentals", "fx")
+_TIMED = {"prices", "fx"}
+
+
+class ApiRequestError(QuantlibError):
+    """A bad API request (answered with HTTP 400/404)."""
+
+    def __init__(self, what: str, *, status: int = 400, **kwargs: Any) -> None:
+        self.status = status
+        super().__init__(what, **kwargs)
+
+
+@dataclass
+class Table:
+    """Rows of one endpoint (and market) as columns; ``t`` is the filter time (ms)."""
+
+    columns: dict[str, np.ndarray]
+    nullable: tuple[str, ...] = ()
+    t: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+    def records(self, lo: int, hi: int) -> list[dict[str, Any]]:
+        """Rows ``lo:hi`` as JSON-ready dicts (``-1`` in nullable ms columns -> None)."""
+        keys = list(self.columns)
+        cols = []
+        for k in keys:
+            vals = self.columns[k][lo:hi].tolist()
+            if k in self.nullable:
+                vals = [None if v == -1 else v for v in vals]
+            cols.append(vals)
+        return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
+
+
+def _obj(s: pd.Series | np.ndarray) -> np.ndarray:
+    return np.asarray(s, dtype=object)
+
+
+class ApiData:
+    """All endpoint tables of a universe.
+
+    Examples
+    --------
+    >>> from quantlib.sandbox import generate
+    >>> api = ApiData(generate(n_assets=5, years=0.25, seed=1, markets=("US",)))
+    >>> page = api.page("securities", {"market": "US"})
+    >>> page["total_rows"], page["next_page"], sorted(page["data"][0])[:3]
+    (5, None, ['currency', 'delisted_ms', 'isin'])
+    """
+
+    def __init__(self, universe: SandboxUniverse) -> None:
+        self.universe = universe
+        self.markets = tuple(universe.markets)
+        self._tables: dict[tuple[str, str], Table] = {}
+        cur = current_symbols(universe.symbols)
+        for m in self.markets:
+            ids = universe.market_assets(m)["asset_id"]
+            self._tables[("securities", m)] = self._securities(m, cur)
+            self._tables[("tickers", m)] = self._tickers(ids)
+            self._tables[("prices", m)] = self._prices(ids)
+            self._tables[("corporate_actions", m)] = self._actions(ids)
+            self._tables[("fundamentals", m)] = self._fundamentals(m, ids)
+        self._tables[("fx", "")] = self._fx()
+
+    def _securities(self, m: str, cur: pd.Series) -> Table:
+        a = self.universe.market_assets(m)
+        return Table({"isin": _obj(a["asset_id"]), "ticker": _obj(a["asset_id"].map(cur)),
+                      "name": _obj(a["name"]), "sector": _obj(a["sector"]),
+                      "currency": _obj(a["currency"]), "listed_ms": epoch_ms(a["listed"]),
+                      "delisted_ms": epoch_ms(a["delisted"])}, nullable=("delisted_ms",))
+
+    def _tickers(self, ids: pd.Series) -> Table:
+        s = self.universe.symbols[self.universe.symbols["asset_id"].isin(ids)]
+        return Table({"isin": _obj(s["asset_id"]), "ticker": _obj(s["symbol"]),
+                      "valid_from_ms": epoch_ms(s["valid_from"]),
+                      "valid_to_ms": epoch_ms(s["valid_to"])}, nullable=("valid_to_ms",))
+
+    def _prices(self, ids: pd.Series) -> Table:
+        px = self.universe.prices[self.universe.prices["asset_id"].isin(ids)]
+        px = px.sort_values(["date", "asset_id"], kind="stable")
+        t = epoch_ms(px["date"])
+        return Table({"isin": _obj(px["asset_id"]),
+                      "ticker": symbol_at(self.universe.symbols, px["asset_id"], px["date"]),
+                      "t": t, "o": px["open"].to_numpy(), "h": px["high"].to_numpy(),
+                      "l": px["low"].to_numpy(), "c": px["close"].to_numpy(),
+                      "v": px["volume"].to_numpy().astype(np.int64)}, t=t)
+
+    def _actions(self, ids: pd.Series) -> Table:
+        ca = self.universe.corporate_actions
+        ca = ca[ca["asset_id"].isin(ids)]
+        return Table({"isin": _obj(ca["asset_id"]), "ex_date_ms": epoch_ms(ca["ex_date"]),
+                      "type": _obj(ca["kind"]), "value": ca["value"].to_numpy(),
+                      "announced_ms": epoch_ms(ca["known_at"])})
+
+    def _fundamentals(self, m: str, ids: pd.Series) -> Table:
+        st = self.universe.statements
+        st = st[st["asset_id"].isin(ids)]
+        currency = self.universe.market_assets(m)["currency"].iloc[0]
+        return Table({"isin": _obj(st["asset_id"]), "field": _obj(st["field"]),
+                      "period_end_ms": epoch_ms(st["period_end"]),
+                      "value": st["value"].to_numpy(),
+                      "currency": np.full(len(st), currency, dtype=object),
+                      "published_ms": epoch_ms(st["known_at"])})
+
+    def _fx(self) -> Table:
+        fx = self.universe.fx.sort_values(["date", "currency"], kind="stable")
+        dec = fx["currency"].map(FX_DECIMALS).to_numpy(dtype=np.int64)
+        per_usd = np.array([round(1.0 / r, int(d)) for r, d in
+                            zip(fx["rate"].to_numpy(), dec, strict=True)], dtype=np.float64)
+        t = epoch_ms(fx["date"])
+        return Table({"currency": _obj(fx["currency"]), "t": t, "per_usd": per_usd,
+                      "published_ms": epoch_ms(fx["known_at"])}, t=t)
+
+    def table(self, endpoint: str, params: dict[str, str]) -> Table:
+        """The table behind ``GET /v1/<endpoint>`` for the query ``params``."""
+        if endpoint not in ENDPOINTS:
+            raise ApiRequestError("the endpoint must exist", status=404, found=endpoint,
+                                  fix=f"use one of /v1/{', /v1/'.join(ENDPOINTS)}")
+        if endpoint == "fx":
+            return self._tables[("fx", "")]
+        market = params.get("market")
+        if market not in self.markets:
+            raise ApiRequestError("query parameter market must name a served market",
+                                  found=repr(market), market=market,
+                                  fix=f"add ?market= one of {', '.join(self.markets)}")
+        return self._tables[(endpoint, market)]
+
+    def page(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
+        """One page: ``{"data", "page", "next_page", "total_rows"}``."""
+        table = self.table(endpoint, params)
+        lo, hi = 0, len(table)
+        if endpoint in _TIMED and table.t is not None:
+            lo = int(np.searchsorted(table.t, _ms_param(params, "start", 0), side="left"))
+            hi = int(np.searchsorted(table.t, _ms_param(params, "end", 2**62), side="right"))
+        page = _int_param(params, "page", 1, 1, 10**9)
+        size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        total = max(hi - lo, 0)
+        a = min(lo + (page - 1) * size, hi)
+        b = min(a + size, hi)
+        return {"data": table.records(a, b), "page": page,
+                "next_page": page + 1 if b < hi else None, "total_rows": total}
+
+
+def _int_param(params: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise ApiRequestError(f"query parameter {name} must be an integer in [{lo}, {hi}]",
+                              found=repr(raw), fix=f"pass {name}={default}", field=name)
+    return int(raw)
+
+
+def _ms_param(params: dict[str, str], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        ts = pd.Timestamp(raw)
+    except ValueError:
+        ts = pd.NaT
+    if pd.isna(ts):
+        raise ApiRequestError(f"query parameter {name} must be a date YYYY-MM-DD",
+                              found=repr(raw), fix=f"e.g. {name}=2024-01-31", field=name)
+    return int(epoch_ms(pd.DatetimeIndex([ts]))[0])

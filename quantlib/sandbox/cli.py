@@ -1,0 +1,89 @@
+"""``quantlib data sandbox``: run the vendor sandbox until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from quantlib.config import load_config
+from quantlib.sandbox.faults import parse_fault_spec
+from quantlib.sandbox.server import start_sandbox
+
+__all__ = ["sandbox"]
+
+
+def _markets(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    return tuple(m.strip().upper() for m in value.split(",") if m.strip())
+
+
+@click.command("sandbox")
+@click.option("--assets", "n_assets", type=int, default=None,
+              help="Assets per market [config sandbox.n_assets, 300].")
+@click.option("--years", type=float, default=None, help="Years of history [config, 10].")
+@click.option("--seed", type=int, default=None, help="Random seed [config, 42].")
+@click.option("--end", default=None, help="Last date YYYY-MM-DD [config, 2025-12-31].")
+@click.option("--markets", default="KR,US,EU", callback=_markets, show_default=True,
+              help="Comma-separated market codes.")
+@click.option("--fault", "faults", multiple=True, metavar="KIND[:GLOB[:TIMES]]",
+              help="Arm a fault at start (repeatable), e.g. truncate:kr/prices/*:2.")
+@click.option("--ftp-port", type=int, default=0, show_default=True, help="0 = any free port.")
+@click.option("--http-port", type=int, default=0, show_default=True, help="0 = any free port.")
+@click.option("--rate", type=float, default=50.0, show_default=True,
+              help="API rate limit, requests per second per key.")
+@click.option("--burst", type=float, default=100.0, show_default=True,
+              help="API rate limit burst size.")
+@click.option("--root", type=click.Path(file_okay=False), default=None,
+              help="Write the FTP tree here (default: a temporary folder).")
+@click.option("--show-secrets", is_flag=True, help="Print the FTP password and API key.")
+def sandbox(n_assets: int | None, years: float | None, seed: int | None, end: str | None,
+            markets: tuple[str, ...], faults: tuple[str, ...], ftp_port: int, http_port: int,
+            rate: float, burst: float, root: str | None, show_secrets: bool) -> None:
+    """Start the vendor sandbox (FTP + HTTP JSON API) on 127.0.0.1 until interrupted."""
+    specs = [parse_fault_spec(f) for f in faults]
+    cfg = load_config()["sandbox"]
+    sb = start_sandbox(
+        n_assets=n_assets or cfg["n_assets"], years=years or cfg["years"],
+        seed=cfg["seed"] if seed is None else seed, end=end or cfg["end"], markets=markets,
+        rate_limit=(rate, burst), ftp_port=ftp_port, http_port=http_port, root=root,
+        progress=True)
+    try:
+        for spec in specs:
+            sb.faults.add(**spec)
+        _print_info(sb, show_secrets)
+        _wait_for_signal()
+    finally:
+        sb.stop()
+        click.echo("sandbox stopped")
+
+
+def _print_info(sb, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
+    hidden = "(hidden; --show-secrets or read the state file)"
+    u = sb.universe
+    click.echo(f"universe: {len(u.assets)} assets in {','.join(u.markets)}, "
+               f"{u.start.date()}..{u.end.date()}, seed {u.seed}, {len(u.prices)} bars")
+    click.echo(f"ftp:      ftp://{sb.ftp_host}:{sb.ftp_port}  user {sb.ftp_user}  password "
+               f"{sb.ftp_password if show_secrets else hidden}")
+    click.echo(f"http:     {sb.http_url}  api key {sb.api_key if show_secrets else hidden}")
+    click.echo(f"tree:     {sb.root} ({len(sb.files)} files)")
+    for f in sb.faults.list():
+        click.echo(f"fault:    {f.kind} on {f.match} x{f.times or 'inf'}")
+    click.echo(f"state:    {sb.state_file}")
+    click.echo("running; Ctrl-C or SIGTERM to stop", nl=True)
+
+
+def _wait_for_signal() -> None:
+    done = threading.Event()
+
+    def _handler(_signum: int, _frame: FrameType | None) -> None:
+        done.set()
+
+    old = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

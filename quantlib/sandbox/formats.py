@@ -1,0 +1,119 @@
+"""Vectorized formatting helpers shared by the file writers and the JSON API.
+
+All functions take whole columns and return pandas ``str`` Series (or int64 arrays),
+so thousands of vendor files are built without per-row Python loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["fmt_dates", "fmt_int", "fmt_decimal_comma", "epoch_ms", "symbol_at",
+           "current_symbols", "KR_LAYOUT", "EU_LAYOUT"]
+
+# Path layout and CSV dialect of each FTP market (see docs/architecture.md "Vendor formats").
+KR_LAYOUT = {"dir": "kr", "encoding": "cp949", "sep": ","}
+EU_LAYOUT = {"dir": "eu", "encoding": "utf-8", "sep": ";"}
+
+
+def fmt_dates(values: np.ndarray | pd.Series, fmt: str) -> pd.Series:
+    """Format dates with ``strftime`` once per distinct date; NaT becomes ``""``.
+
+    Examples
+    --------
+    >>> d = np.array(["2024-01-02", "NaT", "2024-01-02"], dtype="datetime64[ns]")
+    >>> fmt_dates(d, "%Y%m%d").tolist()
+    ['20240102', '', '20240102']
+    """
+    arr = np.asarray(values, dtype="datetime64[ns]")
+    uniq, inv = np.unique(arr, return_inverse=True)
+    text = np.array([("" if pd.isna(u) else pd.Timestamp(u).strftime(fmt)) for u in uniq],
+                    dtype=object)
+    return pd.Series(text[inv.ravel()] if len(arr) else np.array([], dtype=object), dtype="str")
+
+
+def fmt_int(values: np.ndarray | pd.Series) -> pd.Series:
+    """Integers as text (the values must already be whole numbers).
+
+    Examples
+    --------
+    >>> fmt_int(np.array([12300.0, 7.0])).tolist()
+    ['12300', '7']
+    """
+    return pd.Series(np.rint(np.asarray(values, dtype=np.float64)).astype(np.int64)).astype(str)
+
+
+def fmt_decimal_comma(values: np.ndarray | pd.Series, decimals: int = 2) -> pd.Series:
+    """Non-negative numbers with a decimal comma and fixed decimals (``1234,50``).
+
+    Examples
+    --------
+    >>> fmt_decimal_comma(np.array([1234.5, 0.07, 3.0])).tolist()
+    ['1234,50', '0,07', '3,00']
+    """
+    scale = 10 ** decimals
+    units = np.rint(np.asarray(values, dtype=np.float64) * scale).astype(np.int64)
+    whole = pd.Series(units // scale).astype(str)
+    frac = pd.Series(units % scale).astype(str).str.zfill(decimals)
+    return whole + "," + frac
+
+
+def epoch_ms(values: np.ndarray | pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """Epoch milliseconds (int64) of naive-UTC or tz-aware datetimes; NaT -> ``-1``.
+
+    Examples
+    --------
+    >>> epoch_ms(pd.DatetimeIndex(["1970-01-02"])).tolist()
+    [86400000]
+    """
+    if isinstance(values, pd.Series):
+        values = values.array
+    idx = pd.DatetimeIndex(values)
+    if idx.tz is not None:
+        idx = idx.tz_convert(None)
+    ns = idx.as_unit("ns").asi8
+    return np.where(idx.isna(), -1, ns // 1_000_000)
+
+
+def symbol_at(symbols: pd.DataFrame, asset_id: pd.Series | np.ndarray,
+              dates: pd.Series | np.ndarray) -> np.ndarray:
+    """The ticker valid for each ``(asset_id, date)`` pair (object array).
+
+    Examples
+    --------
+    >>> sym = pd.DataFrame({"asset_id": ["A", "A"], "symbol": ["OLD", "NEW"],
+    ...                     "valid_from": pd.to_datetime(["2020-01-01", "2024-01-01"]),
+    ...                     "valid_to": pd.to_datetime(["2024-01-01", None])})
+    >>> symbol_at(sym, np.array(["A", "A"]), pd.to_datetime(["2023-12-31", "2024-01-01"]))
+    array(['OLD', 'NEW'], dtype=object)
+    """
+    cats = pd.Index(symbols["asset_id"].unique())
+    left = pd.DataFrame({"key": cats.get_indexer(np.asarray(asset_id, dtype=object)),
+                         "date": np.asarray(dates, dtype="datetime64[ns]")})
+    left["pos"] = np.arange(len(left))
+    right = pd.DataFrame({"key": cats.get_indexer(symbols["asset_id"]),
+                          "symbol": symbols["symbol"].to_numpy(dtype=object),
+                          "valid_from": symbols["valid_from"].to_numpy().astype(
+                              "datetime64[ns]")}
+                         ).sort_values("valid_from", kind="stable")
+    merged = pd.merge_asof(left.sort_values("date", kind="stable"), right, left_on="date",
+                           right_on="valid_from", by="key", direction="backward")
+    out = np.empty(len(left), dtype=object)
+    out[merged["pos"].to_numpy()] = merged["symbol"].to_numpy(dtype=object)
+    return out
+
+
+def current_symbols(symbols: pd.DataFrame) -> pd.Series:
+    """The latest ticker of every asset, indexed by asset_id.
+
+    Examples
+    --------
+    >>> sym = pd.DataFrame({"asset_id": ["A", "A"], "symbol": ["OLD", "NEW"],
+    ...                     "valid_from": pd.to_datetime(["2020-01-01", "2024-01-01"])})
+    >>> current_symbols(sym).to_dict()
+    {'A': 'NEW'}
+    """
+    last = symbols.sort_values(["asset_id", "valid_from"]).drop_duplicates("asset_id",
+                                                                            keep="last")
+    return last.set_index("asset_id")["symbol"]

@@ -1,0 +1,216 @@
+"""Start the whole sandbox (FTP + HTTP on loopback) and publish its connection info.
+
+:func:`start_sandbox` generates (or takes) a universe, writes the vendor tree, starts both
+servers with fresh random credentials and writes ``$QUANTLIB_HOME/run/sandbox.json``
+(mode 0600). Sources read it back with :meth:`SandboxConnection.load`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from quantlib.config import quantlib_home
+from quantlib.errors import PermanentSourceError
+from quantlib.sandbox.api import ApiData
+from quantlib.sandbox.faults import FaultRegistry
+from quantlib.sandbox.ftpserver import FtpServer
+from quantlib.sandbox.httpserver import HttpServer
+from quantlib.sandbox.universe import SandboxUniverse, generate
+from quantlib.sandbox.writers import WrittenFile, write_ftp_tree
+
+__all__ = ["Sandbox", "SandboxConnection", "start_sandbox", "state_file_path"]
+
+
+def state_file_path() -> Path:
+    """``$QUANTLIB_HOME/run/sandbox.json``.
+
+    Examples
+    --------
+    >>> state_file_path().name
+    'sandbox.json'
+    """
+    return quantlib_home() / "run" / "sandbox.json"
+
+
+@dataclass(frozen=True)
+class SandboxConnection:
+    """Connection info of a running sandbox (the state file's content).
+
+    Examples
+    --------
+    >>> c = SandboxConnection("127.0.0.1", 2121, "u", "pw", "http://127.0.0.1:8080", "k", 1)
+    >>> c.ftp_url
+    'ftp://u:pw@127.0.0.1:2121'
+    >>> "pw" in repr(c)
+    False
+    """
+
+    ftp_host: str
+    ftp_port: int
+    ftp_user: str
+    ftp_password: str = field(repr=False)
+    http_url: str
+    api_key: str = field(repr=False)
+    pid: int
+
+    @property
+    def ftp_url(self) -> str:
+        """``ftp://user:password@host:port``."""
+        return f"ftp://{self.ftp_user}:{self.ftp_password}@{self.ftp_host}:{self.ftp_port}"
+
+    def to_env(self) -> dict[str, str]:
+        """The ``QUANTLIB_FTP_URL``, ``QUANTLIB_API_URL``, ``QUANTLIB_API_KEY`` variables."""
+        return {"QUANTLIB_FTP_URL": self.ftp_url, "QUANTLIB_API_URL": self.http_url,
+                "QUANTLIB_API_KEY": self.api_key}
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the state file with mode 0600 (atomic replace)."""
+        target = Path(path) if path is not None else state_file_path()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(asdict(self), fh, indent=2)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> SandboxConnection:
+        """Read the state file (default ``$QUANTLIB_HOME/run/sandbox.json``).
+
+        Raises
+        ------
+        PermanentSourceError
+            If no sandbox state file exists or it is not valid.
+        """
+        target = Path(path) if path is not None else state_file_path()
+        try:
+            raw: dict[str, Any] = json.loads(target.read_text())
+            return cls(**{k: raw[k] for k in ("ftp_host", "ftp_port", "ftp_user",
+                                              "ftp_password", "http_url", "api_key", "pid")})
+        except FileNotFoundError:
+            raise PermanentSourceError(
+                "a running sandbox must have written its state file", found="no such file",
+                fix="start one with `quantlib data sandbox` or quantlib.sandbox.start_sandbox()",
+                source="sandbox", file=str(target)) from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentSourceError(
+                "the sandbox state file must be JSON with ftp_host, ftp_port, ftp_user, "
+                "ftp_password, http_url, api_key, pid", found=repr(exc),
+                fix="restart the sandbox", source="sandbox", file=str(target)) from None
+
+
+class Sandbox:
+    """A running sandbox; use as a context manager or call :meth:`stop`.
+
+    Attributes: ``universe``, ``root`` (the FTP tree), ``files`` (written vendor files),
+    ``ftp_host``, ``ftp_port``, ``ftp_user``, ``ftp_password``, ``http_url``, ``api_key``,
+    ``faults`` (a :class:`~quantlib.sandbox.faults.FaultRegistry` shared by both servers),
+    ``state_file``.
+    """
+
+    def __init__(self, universe: SandboxUniverse, root: Path, files: list[WrittenFile],
+                 ftp: FtpServer, http: HttpServer, password: str, api_key: str,
+                 faults: FaultRegistry, owns_root: bool, state_file: Path | None) -> None:
+        self.universe, self.root, self.files = universe, root, files
+        self._ftp, self._http = ftp, http
+        self.ftp_host, self.ftp_port, self.ftp_user = ftp.host, ftp.port, ftp.user
+        self.ftp_password, self.http_url, self.api_key = password, http.url, api_key
+        self.faults = faults
+        self.state_file = state_file
+        self._owns_root = owns_root
+        self._stopped = False
+
+    def connection(self) -> SandboxConnection:
+        """Connection info as written to the state file."""
+        return SandboxConnection(self.ftp_host, self.ftp_port, self.ftp_user, self.ftp_password,
+                                 self.http_url, self.api_key, os.getpid())
+
+    def stop(self) -> None:
+        """Stop both servers, remove the state file (and the temporary tree, if ours)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._ftp.stop()
+        self._http.stop()
+        if self.state_file is not None:
+            self.state_file.unlink(missing_ok=True)
+        if self._owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return (f"Sandbox(ftp={self.ftp_host}:{self.ftp_port}, http={self.http_url}, "
+                f"markets={','.join(self.universe.markets)}, root={self.root})")
+
+
+def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.PathLike[str] |
+                  None = None, n_assets: int = 300, years: float = 10, seed: int = 42,
+                  end: str = "2025-12-31", markets: tuple[str, ...] = ("KR", "US", "EU"),
+                  rate_limit: tuple[float, float] = (50.0, 100.0), ftp_port: int = 0,
+                  http_port: int = 0, write_state: bool = True,
+                  progress: bool = False) -> Sandbox:
+    """Generate (or take) a universe, write its vendor tree and serve it on loopback.
+
+    Parameters
+    ----------
+    universe : SandboxUniverse, optional
+        The truth to serve; generated from ``n_assets, years, seed, end, markets`` if None.
+    root : path, optional
+        Where to write the FTP tree; a temporary folder (removed on stop) if None.
+    rate_limit : (float, float)
+        Token bucket ``(tokens per second, burst)`` per API key.
+    ftp_port, http_port : int
+        Ports to bind on 127.0.0.1; 0 picks free ones.
+    write_state : bool
+        Write ``$QUANTLIB_HOME/run/sandbox.json`` (0600).
+    progress : bool
+        Show a progress bar while writing files.
+
+    Returns
+    -------
+    Sandbox
+
+    Examples
+    --------
+    >>> import json, urllib.request
+    >>> with start_sandbox(n_assets=5, years=0.25, markets=("US", "EU"), write_state=False) as sb:
+    ...     req = urllib.request.Request(sb.http_url + "/v1/securities?market=US",
+    ...                                  headers={"X-API-Key": sb.api_key})
+    ...     json.load(urllib.request.urlopen(req))["total_rows"]
+    5
+    """
+    if universe is None:
+        universe = generate(n_assets=n_assets, years=years, seed=seed, end=end,
+                            markets=markets)
+    owns_root = root is None
+    tree = Path(tempfile.mkdtemp(prefix="quantlib-sandbox-")) if root is None else Path(root)
+    files = write_ftp_tree(universe, tree, progress=progress)
+    faults = FaultRegistry()
+    password, api_key = secrets.token_urlsafe(16), secrets.token_urlsafe(24)
+    user = "vendor"
+    ftp = FtpServer(tree, user=user, password=password, faults=faults, port=ftp_port).start()
+    try:
+        http = HttpServer(ApiData(universe), api_key=api_key, faults=faults,
+                          rate_limit=rate_limit, port=http_port).start()
+    except BaseException:
+        ftp.stop()
+        raise
+    sandbox = Sandbox(universe, tree, files, ftp, http, password, api_key, faults, owns_root,
+                      None)
+    if write_state:
+        sandbox.state_file = sandbox.connection().save()
+    return sandbox

@@ -1,0 +1,292 @@
+"""The seeded sandbox universe: the truth every vendor delivery is written from.
+
+How :func:`generate` builds one market (all steps vectorized over a session x asset grid):
+
+1. sessions from the market's exchange calendar in ``[start, end]``;
+2. assets: ISIN, ticker, GICS-like sector, name; ~15 % list mid-period, ~8 % per ten
+   years delist (their last bar is their last trading day, ``delisted`` is that day);
+3. daily log returns = beta x market factor + sector factor + idiosyncratic noise, all
+   Student-t (4 degrees of freedom) for fat tails, clipped to +-30 %;
+4. OHLC around the close path, ~3 % of assets split once (prices divide by the ratio
+   from the ex date on, volumes multiply), prices rounded to the vendor's precision
+   (KRW integers, EUR/USD cents) so the truth round-trips exactly through the files;
+5. corporate actions, FX and statements (:mod:`quantlib.sandbox.events`).
+
+Rules a reader needs to rebuild ``known_at`` values the vendor formats do not carry:
+price bars are known at the session close + :data:`PRICE_LAG`; FX rates at
+:data:`FX_KNOWN_AT_UTC` on their date (the API also sends ``published_ms``); an asset's
+master record is known at its listing date (midnight UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from quantlib.calendars import MARKETS, session_closes, sessions
+from quantlib.errors import ConfigError
+from quantlib.sandbox import events
+from quantlib.sandbox.identifiers import SECTORS, make_isins, make_names, make_tickers
+
+__all__ = ["SandboxUniverse", "generate", "PRICE_LAG", "FX_KNOWN_AT_UTC", "MARKET_SEED"]
+
+PRICE_LAG = pd.Timedelta(minutes=15)
+FX_KNOWN_AT_UTC = events.FX_KNOWN_AT_UTC
+MARKET_SEED = {"KR": 0, "US": 1, "EU": 2}
+_P0 = {"KR": (np.log(30_000.0), 1.0, 1_000.0), "US": (np.log(60.0), 0.8, 3.0),
+       "EU": (np.log(40.0), 0.8, 3.0)}
+
+
+@dataclass
+class SandboxUniverse:
+    """The truth of a sandbox universe, as canonical frames (no provenance columns).
+
+    Frames follow docs/architecture.md "Canonical frames": ``assets``, ``symbols``,
+    ``prices`` (sorted by market, date, asset_id), ``corporate_actions``, ``fx``,
+    ``statements``.
+    """
+
+    assets: pd.DataFrame
+    symbols: pd.DataFrame
+    prices: pd.DataFrame
+    corporate_actions: pd.DataFrame
+    fx: pd.DataFrame
+    statements: pd.DataFrame
+    start: pd.Timestamp
+    end: pd.Timestamp
+    seed: int
+    markets: tuple[str, ...] = field(default=("KR", "US", "EU"))
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The six canonical frames by name."""
+        return {name: getattr(self, name) for name in
+                ("assets", "symbols", "prices", "corporate_actions", "fx", "statements")}
+
+    def market_assets(self, market: str) -> pd.DataFrame:
+        """Rows of ``assets`` for one market."""
+        return self.assets[self.assets["market"] == market]
+
+
+@dataclass
+class _Market:
+    """Intermediate per-market state shared by the price and event generators."""
+
+    code: str
+    sessions: pd.DatetimeIndex
+    isin: np.ndarray
+    first: np.ndarray          # index of the first bar per asset
+    last: np.ndarray           # index of the last bar per asset
+    listed: np.ndarray         # datetime64[ns]
+    delisted: np.ndarray       # datetime64[ns], NaT when still listed
+    split_idx: np.ndarray      # ex-date index or -1
+    split_ratio: np.ndarray
+    sector_idx: np.ndarray
+    close: np.ndarray | None = None   # (T, N) unadjusted close, NaN when not listed
+
+
+def _period(years: float, end: str | pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    end_ts = pd.Timestamp(end).normalize()
+    start = end_ts - pd.Timedelta(days=round(365.25 * years)) + pd.Timedelta(days=1)
+    return start, end_ts
+
+
+def _check_args(n_assets: int, years: float, markets: tuple[str, ...]) -> None:
+    if not 5 <= n_assets <= 20_000:
+        raise ConfigError("n_assets must be between 5 and 20000", found=str(n_assets),
+                          fix="pass a smaller or larger n_assets", field="n_assets")
+    if not 0.25 <= years <= 30:
+        raise ConfigError("years must be between 0.25 and 30", found=str(years),
+                          fix="pass a shorter or longer period", field="years")
+    bad = [m for m in markets if m not in MARKETS]
+    if bad or not markets:
+        raise ConfigError("markets must be a non-empty subset of KR, US, EU", found=repr(markets),
+                          fix="pass e.g. markets=('KR', 'US')", field="markets")
+
+
+def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = "2025-12-31",
+             markets: tuple[str, ...] | list[str] = ("KR", "US", "EU")) -> SandboxUniverse:
+    """Generate a deterministic global equity universe (the sandbox truth).
+
+    Parameters
+    ----------
+    n_assets : int
+        Assets per market (listed at some point in the period).
+    years : float
+        Length of the period ending at ``end``.
+    seed : int
+        Seed; the same arguments always give identical frames. Markets draw from
+        independent streams, so ``markets=("US",)`` equals the US part of the full set.
+    end : str
+        Last calendar date of the period.
+    markets : sequence of str
+        Market codes, any of ``KR``, ``US``, ``EU``.
+
+    Returns
+    -------
+    SandboxUniverse
+
+    Examples
+    --------
+    >>> u = generate(n_assets=8, years=0.5, seed=1, markets=("US",))
+    >>> sorted(u.frames())
+    ['assets', 'corporate_actions', 'fx', 'prices', 'statements', 'symbols']
+    >>> u.assets["asset_id"].str.startswith("US").all()
+    np.True_
+    >>> bool((u.prices["high"] >= u.prices[["open", "close"]].max(axis=1)).all())
+    True
+    """
+    markets = tuple(markets)
+    _check_args(n_assets, years, markets)
+    start, end_ts = _period(years, end)
+    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in
+                                            ("assets", "symbols", "prices", "ca", "st")}
+    for code in markets:
+        rng = np.random.default_rng([seed, MARKET_SEED[code]])
+        mk, assets, symbols = _make_assets(code, n_assets, start, end_ts, rng)
+        parts["assets"].append(assets)
+        parts["symbols"].append(symbols)
+        parts["prices"].append(_make_prices(mk, rng))
+        parts["ca"].append(events.corporate_actions(mk, rng))
+        parts["st"].append(events.statements(mk, rng, end_ts))
+    fx = events.fx(markets, start, end_ts, np.random.default_rng([seed, 99]))
+    return SandboxUniverse(
+        assets=pd.concat(parts["assets"], ignore_index=True),
+        symbols=pd.concat(parts["symbols"], ignore_index=True),
+        prices=pd.concat(parts["prices"], ignore_index=True),
+        corporate_actions=pd.concat(parts["ca"], ignore_index=True),
+        fx=fx, statements=pd.concat(parts["st"], ignore_index=True),
+        start=start, end=end_ts, seed=seed, markets=markets)
+
+
+def _lifetimes(n: int, t: int, years: float, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """First and last bar index per asset: ~15 % list late, ~8 %/10 y delist."""
+    first = np.zeros(n, dtype=np.int64)
+    late = rng.random(n) < 0.15
+    if t > 140:
+        first[late] = rng.integers(20, t - 120, late.sum())
+    last = np.full(n, t - 1, dtype=np.int64)
+    gone = rng.random(n) < 0.08 * years / 10
+    lo = first + 60
+    ok = gone & (lo < t - 2)
+    last[ok] = lo[ok] + (rng.random(ok.sum()) * (t - 2 - lo[ok])).astype(np.int64)
+    return first, last
+
+
+def _make_assets(code: str, n: int, start: pd.Timestamp, end: pd.Timestamp,
+                 rng: np.random.Generator) -> tuple[_Market, pd.DataFrame, pd.DataFrame]:
+    m = MARKETS[code]
+    sess = sessions(code, start, end)
+    t = len(sess)
+    years = (end - start).days / 365.25
+    tickers = make_tickers(code, n + n // 10 + 2, rng)
+    isin = np.array(make_isins(code, tickers[:n], rng), dtype=object)
+    order = np.argsort(isin, kind="stable")
+    isin = isin[order]
+    base_tickers = np.array(tickers[:n], dtype=object)[order]
+    sector_idx = rng.integers(0, len(SECTORS), n)
+    sector = np.array(SECTORS, dtype=object)[sector_idx]
+    names = np.array(make_names(code, list(sector), rng), dtype=object)
+    first, last = _lifetimes(n, t, years, rng)
+    sess_v = sess.to_numpy()
+    listed = sess_v[first].copy()
+    pre = first == 0
+    listed[pre] = (start - pd.to_timedelta(rng.integers(30, 20 * 365, pre.sum()), unit="D")
+                   ).to_numpy()
+    delisted = np.where(last < t - 1, sess_v[last], np.datetime64("NaT", "ns"))
+    split_idx = np.full(n, -1, dtype=np.int64)
+    splits = (rng.random(n) < 0.03) & (last - first > 60)
+    split_idx[splits] = first[splits] + 20 + (rng.random(splits.sum()) * (
+        last[splits] - first[splits] - 40)).astype(np.int64)
+    ratios = np.array([2.0, 5.0, 10.0] if code == "KR" else [2.0, 3.0, 5.0])
+    split_ratio = np.where(split_idx >= 0, ratios[rng.integers(0, 3, n)], 1.0)
+    mk = _Market(code, sess, isin, first, last, listed.astype("datetime64[ns]"),
+                 delisted.astype("datetime64[ns]"), split_idx, split_ratio, sector_idx)
+    assets = pd.DataFrame({
+        "asset_id": isin, "market": code, "mic": m.mic, "currency": m.currency,
+        "sector": sector, "name": names, "listed": mk.listed, "delisted": mk.delisted,
+        "known_at": pd.DatetimeIndex(mk.listed).tz_localize("UTC"),
+    })
+    symbols = _make_symbols(mk, base_tickers, tickers[n:], rng)
+    return mk, assets, symbols
+
+
+def _make_symbols(mk: _Market, base: np.ndarray, spare: list[str],
+                  rng: np.random.Generator) -> pd.DataFrame:
+    """Ticker history: ~5 % of assets change ticker once (ISIN stays)."""
+    n = len(base)
+    sess_v = mk.sessions.to_numpy()
+    change = (rng.random(n) < 0.05) & (mk.last - mk.first > 40)
+    idx = np.flatnonzero(change)[: len(spare)]
+    cut = mk.first[idx] + 20 + (rng.random(len(idx)) * (mk.last[idx] - mk.first[idx] - 20)
+                                ).astype(np.int64)
+    nat = np.datetime64("NaT", "ns")
+    valid_to = np.full(n, nat, dtype="datetime64[ns]")
+    valid_to[idx] = sess_v[cut]
+    old = pd.DataFrame({"asset_id": mk.isin, "symbol": base, "valid_from": mk.listed,
+                        "valid_to": valid_to})
+    new = pd.DataFrame({"asset_id": mk.isin[idx], "symbol": np.array(spare[: len(idx)],
+                                                                      dtype=object),
+                        "valid_from": sess_v[cut].astype("datetime64[ns]"),
+                        "valid_to": np.full(len(idx), nat, dtype="datetime64[ns]")})
+    out = pd.concat([old, new], ignore_index=True)
+    return out.sort_values(["asset_id", "valid_from"], ignore_index=True)
+
+
+def _student(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return rng.standard_t(4, size=shape) / np.sqrt(2.0)
+
+
+def _round_price(x: np.ndarray, code: str) -> np.ndarray:
+    if code == "KR":
+        return np.maximum(np.rint(x), 1.0)
+    return np.maximum(np.rint(x * 100.0), 1.0) / 100.0
+
+
+def _price_grid(mk: _Market, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """(T, N) unadjusted OHLCV from a factor model with fat tails."""
+    t, n = len(mk.sessions), len(mk.isin)
+    sector = mk.sector_idx
+    beta = rng.normal(1.0, 0.25, n)
+    vol = rng.uniform(0.012, 0.03, n)
+    mkt = 0.011 * _student(rng, (t,)) + 0.0002
+    sec = 0.008 * _student(rng, (t, len(SECTORS)))
+    ret = beta * mkt[:, None] + sec[:, sector] + vol * _student(rng, (t, n))
+    np.clip(ret, -0.3, 0.3, out=ret)
+    mu, sd, floor = _P0[mk.code]
+    p0 = np.maximum(np.exp(rng.normal(mu, sd, n)), floor) * mk.split_ratio
+    log_close = np.log(p0) + np.cumsum(ret, axis=0)
+    close = np.exp(log_close)
+    gap = rng.normal(0.0, 0.25, (t, n)) * vol
+    prev = np.vstack([close[:1], close[:-1]])
+    open_ = prev * np.exp(gap)
+    wig = np.abs(rng.normal(0.0, 0.5, (2, t, n))) * vol
+    high = np.maximum(open_, close) * np.exp(wig[0])
+    low = np.minimum(open_, close) * np.exp(-wig[1])
+    adv = np.exp(rng.normal(np.log(2e5), 1.0, n))
+    volume = adv * np.exp(rng.normal(0.0, 0.5, (t, n)))
+    factor = np.where((np.arange(t)[:, None] >= mk.split_idx) & (mk.split_idx >= 0),
+                      mk.split_ratio, 1.0)
+    out = {k: _round_price(v / factor, mk.code) for k, v in
+           (("open", open_), ("high", high), ("low", low), ("close", close))}
+    out["high"] = np.maximum(out["high"], np.maximum(out["open"], out["close"]))
+    out["low"] = np.minimum(out["low"], np.minimum(out["open"], out["close"]))
+    out["volume"] = np.maximum(np.rint(volume * factor), 1.0)
+    return out
+
+
+def _make_prices(mk: _Market, rng: np.random.Generator) -> pd.DataFrame:
+    grid = _price_grid(mk, rng)
+    t = len(mk.sessions)
+    rows = np.arange(t)[:, None]
+    listed = (rows >= mk.first) & (rows <= mk.last)
+    mk.close = np.where(listed, grid["close"], np.nan)
+    ti, ai = np.nonzero(listed)
+    known = session_closes(mk.code, mk.sessions) + PRICE_LAG
+    frame = {"asset_id": mk.isin[ai], "date": mk.sessions.to_numpy()[ti]}
+    for col in ("open", "high", "low", "close", "volume"):
+        frame[col] = grid[col][ti, ai]
+    frame["known_at"] = known[ti]
+    return pd.DataFrame(frame)

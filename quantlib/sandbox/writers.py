@@ -1,0 +1,214 @@
+"""Write the KR and EU vendor FTP trees from a :class:`SandboxUniverse`.
+
+Layouts follow docs/architecture.md "Vendor formats": KR is CP949 with Korean headers and
+one price file per session; EU is UTF-8, ``;`` separated with decimal commas and one price
+file per month. Every file gets a ``<file>.sha256`` sidecar ``<sha256-hex> <rows>``.
+Lines are built column-wise with pandas string operations, then sliced per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from quantlib.sandbox.formats import (
+    current_symbols,
+    fmt_dates,
+    fmt_decimal_comma,
+    fmt_int,
+    symbol_at,
+)
+
+if TYPE_CHECKING:
+    from quantlib.sandbox.universe import SandboxUniverse
+
+__all__ = ["write_ftp_tree", "WrittenFile", "sidecar_text", "KR_HEADERS", "EU_HEADERS"]
+
+KR_HEADERS = {
+    "master": "표준코드,단축코드,종목명,업종,상장일,상장폐지일",
+    "tickers": "표준코드,단축코드,적용시작일,적용종료일",
+    "prices": "일자,표준코드,단축코드,종목명,시가,고가,저가,종가,거래량",
+    "corporate_actions": "표준코드,권리락일,구분,값,공시일시",
+}
+EU_HEADERS = {
+    "reference": "ISIN;Ticker;Name;Sector;ListingDate;DelistingDate",
+    "tickers": "ISIN;Ticker;ValidFrom;ValidTo",
+    "prices": "ISIN;Ticker;Date;Open;High;Low;Close;Volume",
+    "corporate_actions": "ISIN;ExDate;Type;Value;AnnouncedAt",
+}
+_KR_KIND = {"split": "액면분할", "dividend": "현금배당"}
+_EU_KIND = {"split": "SPLIT", "dividend": "DIVIDEND"}
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One vendor file: its path relative to the tree root, row count and sha256."""
+
+    path: str
+    rows: int
+    sha256: str
+
+
+def sidecar_text(data: bytes, rows: int) -> str:
+    """Text of a ``.sha256`` sidecar for a file's bytes.
+
+    Examples
+    --------
+    >>> sidecar_text(b"", 0)
+    'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855 0\\n'
+    """
+    return f"{hashlib.sha256(data).hexdigest()} {rows}\n"
+
+
+def _join(*cols: pd.Series, sep: str) -> pd.Series:
+    out = cols[0].reset_index(drop=True).astype(str)
+    for col in cols[1:]:
+        out = out + sep + col.reset_index(drop=True).astype(str)
+    return out
+
+
+def _write(root: Path, rel: str, header: str, lines: np.ndarray, encoding: str) -> WrittenFile:
+    body = header + "\n" + "".join(line + "\n" for line in lines) if len(lines) else \
+        header + "\n"
+    data = body.encode(encoding)
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    (root / (rel + ".sha256")).write_text(f"{digest} {len(lines)}\n")
+    return WrittenFile(rel, len(lines), digest)
+
+
+def _groups(keys: np.ndarray) -> Iterator[tuple[object, int, int]]:
+    """(key, lo, hi) runs of a sorted key array."""
+    if len(keys) == 0:
+        return
+    uniq, first = np.unique(keys, return_index=True)
+    bounds = np.append(first, len(keys))
+    for k, key in enumerate(uniq):
+        yield key, int(bounds[k]), int(bounds[k + 1])
+
+
+def _market_prices(u: SandboxUniverse, market: str) -> pd.DataFrame:
+    ids = u.market_assets(market)["asset_id"]
+    px = u.prices[u.prices["asset_id"].isin(ids)]
+    px = px.sort_values(["date", "asset_id"], kind="stable", ignore_index=True)
+    return px.assign(symbol=symbol_at(u.symbols, px["asset_id"], px["date"]))
+
+
+def _kr_files(u: SandboxUniverse) -> Iterator[tuple[str, str, np.ndarray]]:
+    a = u.market_assets("KR").reset_index(drop=True)
+    cur = current_symbols(u.symbols)
+    yield "kr/master.csv", KR_HEADERS["master"], _join(
+        a["asset_id"], a["asset_id"].map(cur), a["name"], a["sector"],
+        fmt_dates(a["listed"], "%Y%m%d"), fmt_dates(a["delisted"], "%Y%m%d"),
+        sep=",").to_numpy(dtype=object)
+    s = u.symbols[u.symbols["asset_id"].isin(a["asset_id"])].reset_index(drop=True)
+    yield "kr/tickers.csv", KR_HEADERS["tickers"], _join(
+        s["asset_id"], s["symbol"], fmt_dates(s["valid_from"], "%Y%m%d"),
+        fmt_dates(s["valid_to"], "%Y%m%d"), sep=",").to_numpy(dtype=object)
+    ca = u.corporate_actions[u.corporate_actions["asset_id"].isin(a["asset_id"])]
+    ca = ca.reset_index(drop=True)
+    announced = pd.Series(ca["known_at"].dt.tz_convert("Asia/Seoul").dt.strftime(
+        "%Y%m%d%H%M%S").to_numpy(dtype=object), dtype="str")
+    yield "kr/corporate_actions.csv", KR_HEADERS["corporate_actions"], _join(
+        ca["asset_id"], fmt_dates(ca["ex_date"], "%Y%m%d"), ca["kind"].map(_KR_KIND),
+        fmt_int(ca["value"]), announced, sep=",").to_numpy(dtype=object)
+    px = _market_prices(u, "KR")
+    names = px["asset_id"].map(a.set_index("asset_id")["name"])
+    days = fmt_dates(px["date"], "%Y%m%d")
+    lines = _join(days, px["asset_id"], px["symbol"], names, fmt_int(px["open"]),
+                  fmt_int(px["high"]), fmt_int(px["low"]), fmt_int(px["close"]),
+                  fmt_int(px["volume"]), sep=",").to_numpy(dtype=object)
+    day_keys = days.to_numpy(dtype=object)
+    for key, lo, hi in _groups(px["date"].to_numpy()):
+        yield f"kr/prices/{day_keys[lo]}.csv", KR_HEADERS["prices"], lines[lo:hi]
+        del key
+
+
+def _eu_files(u: SandboxUniverse) -> Iterator[tuple[str, str, np.ndarray]]:
+    a = u.market_assets("EU").reset_index(drop=True)
+    cur = current_symbols(u.symbols)
+    yield "eu/reference.csv", EU_HEADERS["reference"], _join(
+        a["asset_id"], a["asset_id"].map(cur), a["name"], a["sector"],
+        fmt_dates(a["listed"], "%d.%m.%Y"), fmt_dates(a["delisted"], "%d.%m.%Y"),
+        sep=";").to_numpy(dtype=object)
+    s = u.symbols[u.symbols["asset_id"].isin(a["asset_id"])].reset_index(drop=True)
+    yield "eu/tickers.csv", EU_HEADERS["tickers"], _join(
+        s["asset_id"], s["symbol"], fmt_dates(s["valid_from"], "%d.%m.%Y"),
+        fmt_dates(s["valid_to"], "%d.%m.%Y"), sep=";").to_numpy(dtype=object)
+    ca = u.corporate_actions[u.corporate_actions["asset_id"].isin(a["asset_id"])]
+    ca = ca.reset_index(drop=True)
+    announced = pd.Series([t.isoformat() for t in ca["known_at"].dt.tz_convert(
+        "Europe/Berlin")], dtype="str")
+    yield "eu/corporate_actions.csv", EU_HEADERS["corporate_actions"], _join(
+        ca["asset_id"], fmt_dates(ca["ex_date"], "%d.%m.%Y"), ca["kind"].map(_EU_KIND),
+        fmt_decimal_comma(ca["value"]), announced, sep=";").to_numpy(dtype=object)
+    px = _market_prices(u, "EU")
+    lines = _join(px["asset_id"], px["symbol"], fmt_dates(px["date"], "%d.%m.%Y"),
+                  fmt_decimal_comma(px["open"]), fmt_decimal_comma(px["high"]),
+                  fmt_decimal_comma(px["low"]), fmt_decimal_comma(px["close"]),
+                  fmt_int(px["volume"]), sep=";").to_numpy(dtype=object)
+    months = px["date"].to_numpy().astype("datetime64[M]")
+    for key, lo, hi in _groups(months):
+        tag = str(key).replace("-", "")
+        yield f"eu/prices/prices_{tag}.csv", EU_HEADERS["prices"], lines[lo:hi]
+
+
+def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
+                   progress: bool = False,
+                   on_file: Callable[[WrittenFile], None] | None = None) -> list[WrittenFile]:
+    """Write the KR and EU vendor trees (with ``.sha256`` sidecars) under ``root``.
+
+    Markets missing from the universe are skipped (the US only speaks the HTTP API).
+
+    Parameters
+    ----------
+    universe : SandboxUniverse
+        The truth to write.
+    root : path
+        Folder to write into (created if needed); paths are ``kr/...`` and ``eu/...``.
+    progress : bool
+        Show a tqdm progress bar.
+    on_file : callable, optional
+        Called with each :class:`WrittenFile` as it is written.
+
+    Returns
+    -------
+    list of WrittenFile
+        Data files written (sidecars not listed).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from quantlib.sandbox import generate
+    >>> u = generate(n_assets=5, years=0.25, seed=3, markets=("KR",))
+    >>> files = write_ftp_tree(u, tempfile.mkdtemp())
+    >>> files[0].path, files[-1].path.startswith("kr/prices/")
+    ('kr/master.csv', True)
+    """
+    from tqdm import tqdm
+
+    root = Path(root)
+    jobs: list[tuple[Iterator[tuple[str, str, np.ndarray]], str]] = []
+    if "KR" in universe.markets:
+        jobs.append((_kr_files(universe), "cp949"))
+    if "EU" in universe.markets:
+        jobs.append((_eu_files(universe), "utf-8"))
+    written: list[WrittenFile] = []
+    with tqdm(desc="writing vendor files", unit="file", disable=not progress) as bar:
+        for files, encoding in jobs:
+            for rel, header, lines in files:
+                wf = _write(root, rel, header, lines, encoding)
+                written.append(wf)
+                if on_file is not None:
+                    on_file(wf)
+                bar.update(1)
+    return written
