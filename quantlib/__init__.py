@@ -2,5 +2,6 @@
 __version__ = "0.1.0"
 
 from quantlib.results import publish  # noqa: E402
+from quantlib.store import sql  # noqa: E402
 
-__all__ = ["__version__", "publish"]
+__all__ = ["__version__", "publish", "sql"]

@@ -1,0 +1,347 @@
+"""The curated store: one Icechunk repository, one atomic tagged commit per refresh.
+
+Layout inside the repository (see docs/architecture.md, "Store layout")::
+
+    prices/<market>/   (date, asset): open high low close volume split dividend returns known_at
+    fx/                (date, currency): rate known_at
+    assets/ symbols/ corporate_actions/ statements/   long tables, one 1-D array per column
+
+How a commit works, step by step:
+
+1. open a writable session on branch ``main`` (it starts from the latest commit, so
+   any group this refresh does not rewrite keeps its previous content);
+2. write the long tables; statements are append-only: previous rows + the new rows
+   not already present (key ``asset_id, field, period_end, known_at``);
+3. pivot prices per market and write ``prices/<market>`` (and ``fx/``);
+4. ``session.commit`` - the only step that makes anything visible. A process killed
+   before it leaves the previous version exactly as it was;
+5. tag the new snapshot and export its statements to
+   ``tables/statements/<snapshot_id>.parquet`` for SQL.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import icechunk
+import pandas as pd
+import xarray as xr
+import zarr
+
+from quantlib.errors import SnapshotNotFoundError, StoreError
+from quantlib.store import parquet
+from quantlib.store.location import StoreLocation, resolve_location
+from quantlib.store.panels import (
+    fx_to_panel,
+    panel_to_fx,
+    panel_to_prices,
+    prices_to_panels,
+)
+from quantlib.store.schema import FRAME_NAMES, LONG_TABLES, STATEMENT_KEY, empty_frame
+from quantlib.store.tables import read_table_group, write_table
+
+__all__ = ["CuratedStore", "WRITE_DELAY_ENV"]
+
+#: Test hook: seconds to sleep after each group written during a commit (announcing
+#: ``quantlib-store: wrote <group>`` on stderr), so a test can kill the process in the
+#: middle of a write. Never set in production.
+WRITE_DELAY_ENV = "QUANTLIB_STORE_WRITE_DELAY_S"
+_VAR_ORDER = ("open", "high", "low", "close", "volume", "split", "dividend", "returns", "rate",
+              "known_at")
+_PANEL_CHUNK_DATES = 1024
+_PANEL_CHUNK_ASSETS = 512
+
+
+def _pause(written: str) -> None:
+    delay = os.environ.get(WRITE_DELAY_ENV)
+    if delay:
+        print(f"quantlib-store: wrote {written}", file=sys.stderr, flush=True)
+        time.sleep(float(delay))
+
+
+class CuratedStore:
+    """The versioned curated store at ``<url>/curated``.
+
+    Parameters
+    ----------
+    url : str, optional
+        Store URL: a local folder or ``s3://bucket/prefix``. ``None`` uses
+        ``quantlib.config.load_config().store_url``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> st = CuratedStore(tempfile.mkdtemp())
+    >>> fx = pd.DataFrame({"date": pd.to_datetime(["2024-01-02"]), "currency": ["KRW"],
+    ...                    "rate": [0.00077], "known_at": pd.to_datetime(["2024-01-02 22:00"], utc=True)})
+    >>> snap = st.commit({"fx": fx}, message="first", tag="v1")
+    >>> st.resolve("v1") == snap
+    True
+    >>> float(st.open_fx()["rate"].sel(currency="KRW").values[0])
+    0.00077
+    """
+
+    def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
+        self.location: StoreLocation = resolve_location(url)
+        self._repo: icechunk.Repository | None = None
+
+    def __repr__(self) -> str:
+        return f"CuratedStore({self.location.url!r})"
+
+    @property
+    def url(self) -> str:
+        """The store's root URL."""
+        return self.location.url
+
+    @property
+    def repo(self) -> icechunk.Repository:
+        """The Icechunk repository (opened, or created on first use)."""
+        if self._repo is None:
+            try:
+                self._repo = icechunk.Repository.open_or_create(
+                    self.location.icechunk_storage())
+            except icechunk.IcechunkError as exc:
+                raise StoreError("curated store must be openable", found=str(exc),
+                                 fix="check the store URL, S3 endpoint and credentials",
+                                 file=self.location.join("curated")) from exc
+        return self._repo
+
+    # -- versions -------------------------------------------------------------------
+    def snapshots(self) -> pd.DataFrame:
+        """Data versions on ``main``, newest first.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``snapshot_id``, ``tags`` (list of str), ``written_at`` (UTC),
+            ``message``. The repository's empty initial commit is not listed.
+        """
+        tags: dict[str, list[str]] = {}
+        for tag in sorted(self.repo.list_tags()):
+            tags.setdefault(self.repo.lookup_tag(tag), []).append(tag)
+        rows = [{"snapshot_id": info.id, "tags": tags.get(info.id, []),
+                 "written_at": pd.Timestamp(info.written_at).tz_convert("UTC"),
+                 "message": info.message}
+                for info in self.repo.ancestry(branch="main") if info.parent_id is not None]
+        frame = pd.DataFrame(rows, columns=["snapshot_id", "tags", "written_at", "message"])
+        frame["written_at"] = pd.to_datetime(frame["written_at"], utc=True)
+        return frame
+
+    def resolve(self, snapshot: str | None = None) -> str:
+        """Snapshot id of a tag, a snapshot id, or (``None``) the latest commit on main.
+
+        Raises
+        ------
+        SnapshotNotFoundError
+            If the tag or id does not exist, or the store has no data version yet.
+        """
+        if snapshot is None:
+            tip = self.repo.lookup_branch("main")
+            if self.repo.lookup_snapshot(tip).parent_id is None:
+                raise SnapshotNotFoundError(
+                    "store must hold at least one data version", found="no commits",
+                    fix="run `quantlib data refresh` first", file=self.location.url)
+            return tip
+        if snapshot in self.repo.list_tags():
+            return self.repo.lookup_tag(snapshot)
+        try:
+            return self.repo.lookup_snapshot(snapshot).id
+        except (icechunk.IcechunkError, ValueError) as exc:
+            raise SnapshotNotFoundError(
+                "snapshot must be an existing tag or snapshot id", found=repr(snapshot),
+                fix="list versions with `quantlib data status`", snapshot=snapshot,
+                file=self.location.url) from exc
+
+    def _session(self, snapshot: str | None) -> icechunk.Session:
+        return self.repo.readonly_session(snapshot_id=self.resolve(snapshot))
+
+    def _root(self, snapshot: str | None) -> zarr.Group:
+        return zarr.open_group(self._session(snapshot).store, mode="r")
+
+    # -- reading ----------------------------------------------------------------------
+    def markets(self, snapshot: str | None = None) -> list[str]:
+        """Markets that have a price panel in a version."""
+        root = self._root(snapshot)
+        if "prices" not in root:
+            return []
+        return sorted(root["prices"].group_keys())
+
+    def open_prices(self, market: str, snapshot: str | None = None) -> xr.Dataset:
+        """Lazy (dask-backed) price panel of one market, dims ``(date, asset)``.
+
+        Raises
+        ------
+        StoreError
+            If the version holds no panel for ``market``.
+        """
+        session = self._session(snapshot)
+        root = zarr.open_group(session.store, mode="r")
+        if "prices" not in root or market not in root["prices"]:
+            raise StoreError(f"store must hold a prices panel for market {market}",
+                             found=f"markets {self.markets(snapshot)}",
+                             fix="refresh that market first", market=market,
+                             snapshot=snapshot or session.snapshot_id)
+        return self._open_group(session, f"prices/{market}")
+
+    def open_fx(self, snapshot: str | None = None) -> xr.Dataset:
+        """Lazy FX panel, dims ``(date, currency)``, variable ``rate`` (base per unit)."""
+        session = self._session(snapshot)
+        if "fx" not in zarr.open_group(session.store, mode="r"):
+            raise StoreError("store must hold an fx panel", found="no fx group",
+                             fix="refresh with FX first",
+                             snapshot=snapshot or session.snapshot_id)
+        return self._open_group(session, "fx")
+
+    @staticmethod
+    def _open_group(session: icechunk.Session, group: str) -> xr.Dataset:
+        ds = xr.open_zarr(session.store, group=group, consolidated=False, chunks={},
+                          zarr_format=3)
+        ordered = [v for v in _VAR_ORDER if v in ds.data_vars]
+        ds = ds[ordered + sorted(v for v in ds.data_vars if v not in ordered)]
+        ds.attrs["snapshot_id"] = session.snapshot_id
+        return ds
+
+    def read_table(self, name: str, snapshot: str | None = None) -> pd.DataFrame:
+        """A canonical frame of a version (long tables as stored; ``prices`` and ``fx``
+        unpivoted from their panels). A table never written comes back empty with the
+        canonical columns.
+
+        Raises
+        ------
+        StoreError
+            For an unknown table name.
+        """
+        if name not in FRAME_NAMES:
+            raise StoreError(f"table must be one of {', '.join(FRAME_NAMES)}",
+                             found=repr(name), fix="use a canonical frame name", field=name)
+        session = self._session(snapshot)
+        root = zarr.open_group(session.store, mode="r")
+        if name in LONG_TABLES:
+            return read_table_group(root, name) if name in root else empty_frame(name)
+        if name == "fx":
+            return panel_to_fx(self._open_group(session, "fx").load()) if "fx" in root \
+                else empty_frame("fx")
+        if "prices" not in root:
+            return empty_frame("prices")
+        parts = [panel_to_prices(self._open_group(session, f"prices/{m}").load())
+                 for m in sorted(root["prices"].group_keys())]
+        return pd.concat(parts, ignore_index=True) if parts else empty_frame("prices")
+
+    # -- writing ------------------------------------------------------------------------
+    def _default_tag(self) -> str:
+        base = "refresh-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        existing = self.repo.list_tags()
+        tag, n = base, 1
+        while tag in existing:
+            tag, n = f"{base}-{n}", n + 1
+        return tag
+
+    def _previous(self) -> zarr.Group | None:
+        tip = self.repo.lookup_branch("main")
+        if self.repo.lookup_snapshot(tip).parent_id is None:
+            return None
+        return zarr.open_group(self.repo.readonly_session(snapshot_id=tip).store, mode="r")
+
+    def commit(self, frames: Mapping[str, pd.DataFrame], *, message: str,
+               tag: str | None = None) -> str:
+        """Write a whole refresh as ONE atomic, tagged commit; return its snapshot id.
+
+        Parameters
+        ----------
+        frames : mapping of str to DataFrame
+            Canonical frames by name (``assets``, ``symbols``, ``prices``,
+            ``corporate_actions``, ``fx``, ``statements``). A name left out keeps its
+            previous content; a market absent from ``prices`` keeps its previous panel.
+        message : str
+            Commit message.
+        tag : str, optional
+            Tag for the new snapshot (default ``refresh-YYYYMMDDTHHMMSSZ``).
+
+        Raises
+        ------
+        StoreError
+            Unknown frame names, a tag that already exists, prices for an asset not in
+            the assets table, or a failed write. Nothing is committed then.
+        """
+        unknown = sorted(set(frames) - set(FRAME_NAMES))
+        if unknown:
+            raise StoreError(f"frames must be named {', '.join(FRAME_NAMES)}",
+                             found=", ".join(unknown), fix="rename or drop those frames")
+        if tag is not None and tag in self.repo.list_tags():
+            raise StoreError("tag must be new", found=f"tag {tag!r} exists",
+                             fix="choose another tag or leave it to the default",
+                             snapshot=tag)
+        tag = tag or self._default_tag()
+        previous = self._previous()
+        session = self.repo.writable_session("main")
+        try:
+            rows = self._write_all(session, frames, previous)
+            snapshot_id = session.commit(message, metadata={"tag": tag, "rows": rows})
+        except icechunk.IcechunkError as exc:
+            raise StoreError("commit to the curated store must succeed", found=str(exc),
+                             fix="check the store and rerun the refresh; the previous "
+                             "version is intact", file=self.location.join("curated")) from exc
+        self.repo.create_tag(tag, snapshot_id)
+        statements = self.read_table("statements", snapshot_id)
+        parquet.write_table_file(self.location, "statements", snapshot_id, statements)
+        return snapshot_id
+
+    def _write_all(self, session: icechunk.Session, frames: Mapping[str, pd.DataFrame],
+                   previous: zarr.Group | None) -> dict[str, int]:
+        root = zarr.open_group(session.store, mode="a")
+        rows: dict[str, int] = {}
+        for name in ("assets", "symbols", "corporate_actions"):
+            if name in frames:
+                write_table(root, name, frames[name])
+                rows[name] = len(frames[name])
+                _pause(name)
+        if "statements" in frames:
+            merged = _append_statements(previous, frames["statements"])
+            write_table(root, "statements", merged)
+            rows["statements"] = len(merged)
+            _pause("statements")
+        if "prices" in frames:
+            assets = frames["assets"] if "assets" in frames else _stored(previous, "assets")
+            actions = frames["corporate_actions"] if "corporate_actions" in frames else \
+                _stored(previous, "corporate_actions")
+            for market, ds in prices_to_panels(frames["prices"], assets, actions).items():
+                _write_panel(session, f"prices/{market}", ds)
+                _pause(f"prices/{market}")
+            rows["prices"] = len(frames["prices"])
+        if "fx" in frames:
+            _write_panel(session, "fx", fx_to_panel(frames["fx"]))
+            rows["fx"] = len(frames["fx"])
+        return rows
+
+
+def _stored(previous: zarr.Group | None, name: str) -> pd.DataFrame:
+    if previous is None or name not in previous:
+        return empty_frame(name)
+    return read_table_group(previous, name)
+
+
+def _append_statements(previous: zarr.Group | None, new: pd.DataFrame) -> pd.DataFrame:
+    """Previous statement rows + new rows whose key is not already stored."""
+    old = _stored(previous, "statements")
+    if old.empty:
+        return new.drop_duplicates(STATEMENT_KEY).reset_index(drop=True)
+    new = new.astype({c: old[c].dtype for c in old.columns if c in new.columns})
+    key_old = pd.MultiIndex.from_frame(old[STATEMENT_KEY])
+    key_new = pd.MultiIndex.from_frame(new[STATEMENT_KEY])
+    fresh = new[~key_new.isin(key_old)].drop_duplicates(STATEMENT_KEY)
+    return pd.concat([old, fresh], ignore_index=True)
+
+
+def _write_panel(session: icechunk.Session, group: str, ds: xr.Dataset) -> None:
+    encoding: dict[str, Any] = {}
+    for var in ds.data_vars:
+        shape = ds[var].shape
+        encoding[var] = {"chunks": (max(1, min(shape[0], _PANEL_CHUNK_DATES)),
+                                    max(1, min(shape[1], _PANEL_CHUNK_ASSETS)))}
+    ds.to_zarr(session.store, group=group, mode="w", consolidated=False, zarr_format=3,
+               encoding=encoding)

@@ -1,0 +1,170 @@
+"""Parquet tables under ``<store>/tables/`` and SQL over them with DuckDB.
+
+Each table is a folder of Parquet files (``tables/<name>/<key>.parquet``), one per
+fetch run, refresh or commit, never rewritten. :func:`sql` exposes them as DuckDB views:
+``manifest``, ``quarantine``, ``validation`` (all files of each, by column name) and
+``statements`` (the export of the latest data version that has one), plus
+``snapshots`` (the curated store's versions).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from typing import TYPE_CHECKING
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from quantlib.errors import StoreError
+from quantlib.store.location import StoreLocation, resolve_location
+
+if TYPE_CHECKING:
+    from quantlib.store.curated import CuratedStore
+
+__all__ = ["sql", "write_table_file", "read_table_files", "table_files", "SQL_VIEWS"]
+
+SQL_VIEWS = ("manifest", "quarantine", "validation", "statements", "snapshots")
+_KEY = re.compile(r"^[A-Za-z0-9_.=-]+$")
+
+
+def write_table_file(location: StoreLocation | str | None, name: str, key: str,
+                     frame: pd.DataFrame) -> str:
+    """Write ``frame`` to ``tables/<name>/<key>.parquet``; return the file's URL.
+
+    The file is written whole, then moved into place (local) or uploaded in one
+    request (S3), so readers never see half a file.
+    """
+    loc = location if isinstance(location, StoreLocation) else resolve_location(location)
+    if not _KEY.match(key) or not _KEY.match(name):
+        raise StoreError("table name and key must be plain file names", found=f"{name}/{key}",
+                         fix="use letters, digits, '-', '_', '.' only", file=key)
+    fs = loc.filesystem()
+    path = loc.fs_path("tables", name, f"{key}.parquet")
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf)
+    if loc.protocol == "file":
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(buf.getvalue())
+        os.replace(tmp, path)
+    else:
+        fs.pipe_file(path, buf.getvalue())
+    return loc.join("tables", name, f"{key}.parquet")
+
+
+def table_files(location: StoreLocation | str | None, name: str) -> list[str]:
+    """Sorted filesystem paths of the Parquet files of one table (may be empty)."""
+    loc = location if isinstance(location, StoreLocation) else resolve_location(location)
+    fs = loc.filesystem()
+    folder = loc.fs_path("tables", name)
+    try:
+        names = fs.ls(folder, detail=False)
+    except FileNotFoundError:
+        return []
+    return sorted(str(n) for n in names if str(n).endswith(".parquet"))
+
+
+def read_table_files(location: StoreLocation | str | None, name: str) -> pd.DataFrame:
+    """All files of one table concatenated (columns unified by name); empty if none."""
+    loc = location if isinstance(location, StoreLocation) else resolve_location(location)
+    fs = loc.filesystem()
+    tables = []
+    for path in table_files(loc, name):
+        with fs.open(path, "rb") as fh:
+            tables.append(pq.read_table(fh))
+    if not tables:
+        return pd.DataFrame()
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+def _latest_statements(store: CuratedStore) -> str | None:
+    fs = store.location.filesystem()
+    try:
+        versions = store.snapshots()["snapshot_id"]
+    except StoreError:
+        return None
+    for snapshot_id in versions:
+        path = store.location.fs_path("tables", "statements", f"{snapshot_id}.parquet")
+        if fs.exists(path):
+            return path
+    return None
+
+
+def _register(con: duckdb.DuckDBPyConnection, loc: StoreLocation, name: str,
+              paths: list[str]) -> None:
+    if not paths:
+        return
+    if loc.protocol == "file":
+        listing = ", ".join("'" + p.replace("'", "''") + "'" for p in paths)
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listing}], "
+                    "union_by_name = true)")
+        return
+    fs = loc.filesystem()
+    tables = []
+    for path in paths:
+        with fs.open(path, "rb") as fh:
+            tables.append(pq.read_table(fh))
+    con.register(name, pa.concat_tables(tables, promote_options="permissive"))
+
+
+def sql(query: str, store: str | None = None) -> pd.DataFrame:
+    """Run a DuckDB SQL query over the store's Parquet tables.
+
+    Views: ``manifest``, ``quarantine``, ``validation`` (every file of each),
+    ``statements`` (bitemporal statements as of the latest data version) and
+    ``snapshots`` (``snapshot_id, tags, written_at, message``). Views whose table has no
+    file yet are absent.
+
+    Parameters
+    ----------
+    query : str
+        SQL text.
+    store : str, optional
+        Store URL (default: the configured store).
+
+    Raises
+    ------
+    StoreError
+        If DuckDB rejects the query; the message lists the views that exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> _ = write_table_file(root, "manifest", "f1", pd.DataFrame({"rows": [3, 4]}))
+    >>> int(sql("select sum(rows) as n from manifest", store=root)["n"][0])
+    7
+    """
+    from quantlib.store.curated import CuratedStore
+
+    loc = resolve_location(store)
+    con = duckdb.connect()
+    available = []
+    for name in ("manifest", "quarantine", "validation"):
+        paths = table_files(loc, name)
+        _register(con, loc, name, paths)
+        if paths:
+            available.append(name)
+    curated = CuratedStore(loc.url)
+    if loc.protocol != "file" or os.path.isdir(os.path.join(loc.prefix, "curated")):
+        latest = _latest_statements(curated)
+        if latest is not None:
+            _register(con, loc, "statements", [latest])
+            available.append("statements")
+        snaps = curated.snapshots()
+        snaps["tags"] = snaps["tags"].map(lambda t: ",".join(t))
+        con.register("snapshots", snaps)
+        available.append("snapshots")
+    try:
+        return con.execute(query).fetch_df()
+    except duckdb.Error as exc:
+        raise StoreError("SQL query must run against the store's tables", found=str(exc),
+                         fix=f"query one of the views: {', '.join(available) or 'none yet'}",
+                         file=loc.join("tables")) from exc
+    finally:
+        con.close()
