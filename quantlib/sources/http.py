@@ -5,8 +5,9 @@ Each page is stored as its own delivery, ``file`` naming the endpoint, query and
 page has no sidecar, so it is always downloaded; an unchanged page hashes the same and
 adds nothing to the raw zone or the manifest.
 
-Failures: connection errors, timeouts, 5xx, 429 (waiting at least ``Retry-After``) and a
-page that is not complete JSON are transient; 401/403 (key), 404 and other 4xx are
+Failures: connection errors, timeouts, 5xx, 429 (waiting at least ``Retry-After``), a
+page that is not complete JSON, and a page with fewer rows than ``page_size`` and
+``total_rows`` imply (a truncated page) are transient; 401/403 (key), 404 and other 4xx are
 permanent.
 """
 
@@ -23,8 +24,10 @@ import requests
 from quantlib.errors import ConfigError, PermanentSourceError, TransientSourceError
 from quantlib.sources.base import FetchContext
 
-__all__ = ["HttpApiSource", "api_file", "DATED_ENDPOINTS"]
+__all__ = ["HttpApiSource", "api_file", "DATED_ENDPOINTS", "PAGE_SIZE"]
 
+PAGE_SIZE = 5000
+"""Rows per page requested (``page_size``); the page files omit it."""
 DATED_ENDPOINTS = ("prices", "fx")
 """Endpoints that take ``start``/``end`` (YYYY-MM-DD)."""
 _FIXES = {
@@ -64,6 +67,7 @@ class HttpApiSource:
     endpoints: tuple[str, ...]
     fmt: str = "api-json"
     timeout: float = 30.0
+    page_size: int = PAGE_SIZE
     kind: ClassVar[str] = "http"
 
     def _params(self, endpoint: str, ctx: FetchContext) -> dict[str, str]:
@@ -81,8 +85,9 @@ class HttpApiSource:
                  params: dict[str, str]) -> tuple[bytes, dict]:
         """One page: its raw bytes and parsed JSON (errors classified, see module doc)."""
         file = api_file(endpoint, params)
+        query = {**params, "page_size": str(self.page_size)}
         try:
-            resp = session.get(f"{base}/v1/{endpoint}", params=params, timeout=self.timeout)
+            resp = session.get(f"{base}/v1/{endpoint}", params=query, timeout=self.timeout)
             data = resp.content
         except requests.RequestException as exc:
             raise TransientSourceError("API request must complete",
@@ -110,7 +115,21 @@ class HttpApiSource:
                                        found=f"{exc} ({len(data)} bytes: truncated?)",
                                        fix="retrying; check the API server if it persists",
                                        source=self.name, file=file) from None
+        self._check_rows(page, int(params.get("page", 1)), file)
         return data, page
+
+    def _check_rows(self, page: dict, page_no: int, file: str) -> None:
+        total = page.get("total_rows")
+        if not isinstance(total, int):
+            return
+        expected = max(0, min(self.page_size, total - (page_no - 1) * self.page_size))
+        if len(page["data"]) != expected:
+            raise TransientSourceError(
+                "API page must hold min(page_size, rows left) rows",
+                found=f"{len(page['data'])} rows, expected {expected} (total_rows {total}, "
+                      f"page_size {self.page_size}): truncated page",
+                fix="retrying; check the API server if it persists",
+                source=self.name, file=file)
 
     def fetch(self, ctx: FetchContext) -> None:
         """Fetch every page of every endpoint into the raw zone."""

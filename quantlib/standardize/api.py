@@ -9,6 +9,7 @@ units of currency per USD and is inverted to USD per unit (the base currency).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -27,7 +28,7 @@ from quantlib.standardize.common import (
     to_float,
 )
 
-__all__ = ["read_api", "API_COLUMNS", "endpoint_of", "FX_KNOWN_AT_UTC"]
+__all__ = ["read_api", "read_api_many", "API_COLUMNS", "endpoint_of", "FX_KNOWN_AT_UTC"]
 
 API_COLUMNS: dict[str, list[str]] = {
     "securities": ["isin", "ticker", "name", "sector", "currency", "listed_ms", "delisted_ms"],
@@ -71,29 +72,60 @@ def read_api(data: bytes, d: Delivery) -> CanonicalBatch:
     >>> str(fx["date"].iloc[0].date())
     '2024-03-04'
     """
-    endpoint, query = endpoint_of(d.file)
-    if endpoint not in API_COLUMNS:
-        raise StandardizeError(f"API endpoint must be one of {', '.join(API_COLUMNS)}",
-                               found=endpoint, fix="register a parser in quantlib.standardize.api",
-                               source=d.source, market=d.market, file=d.file)
+    return read_api_many([(data, d)])
+
+
+def _records(data: bytes, d: Delivery, endpoint: str) -> list[dict]:
     try:
         page = json.loads(data.decode("utf-8"))
         records = page["data"]
+        if not isinstance(records, list):
+            raise TypeError("'data' is not a list")
     except (ValueError, KeyError, TypeError) as exc:
         raise StandardizeError("API page must be JSON with a 'data' list",
                                found=f"{type(exc).__name__}: {exc}",
                                fix="fetch the page again; the transfer may be corrupt",
                                source=d.source, market=d.market, file=d.file) from None
-    if not records:
-        return CanonicalBatch.empty()
-    f = pd.DataFrame.from_records(records)
-    check_columns([str(c) for c in f.columns], API_COLUMNS[endpoint], d)
-    f["row"] = np.arange(len(f), dtype="int64")
-    f["source"] = d.source
-    f["file"] = d.file
-    market = query.get("market", d.market)
-    frame_name, parser = _PARSERS[endpoint]
-    return CanonicalBatch(**{frame_name: parser(f, market)})
+    if records:
+        keys: set[str] = set()
+        for rec in records:
+            keys.update(rec)
+        if not set(API_COLUMNS[endpoint]) <= keys:
+            check_columns(sorted(keys, key=str), API_COLUMNS[endpoint], d)
+    return records
+
+
+def read_api_many(items: Sequence[tuple[bytes, Delivery]]) -> CanonicalBatch:
+    """Standardize many API pages at once (pages of one endpoint and market concatenated)."""
+    groups: dict[tuple[str, str], list[tuple[bytes, Delivery]]] = {}
+    for data, d in items:
+        endpoint, query = endpoint_of(d.file)
+        if endpoint not in API_COLUMNS:
+            raise StandardizeError(f"API endpoint must be one of {', '.join(API_COLUMNS)}",
+                                   found=endpoint,
+                                   fix="register a parser in quantlib.standardize.api",
+                                   source=d.source, market=d.market, file=d.file)
+        groups.setdefault((endpoint, query.get("market", d.market)), []).append((data, d))
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for (endpoint, market), group in groups.items():
+        records: list[dict] = []
+        rows, files, sources = [], [], []
+        for data, d in group:
+            recs = _records(data, d, endpoint)
+            records.extend(recs)
+            rows.append(np.arange(len(recs), dtype="int64"))
+            files += [d.file] * len(recs)
+            sources += [d.source] * len(recs)
+        if not records:
+            continue
+        f = pd.DataFrame.from_records(records)
+        f["row"] = np.concatenate(rows)
+        f["source"] = sources
+        f["file"] = files
+        frame_name, parser = _PARSERS[endpoint]
+        parts.setdefault(frame_name, []).append(parser(f, market))
+    return CanonicalBatch(**{k: pd.concat(v, ignore_index=True) if len(v) > 1 else v[0]
+                             for k, v in parts.items()})
 
 
 def _assets(f: pd.DataFrame, market: str) -> pd.DataFrame:

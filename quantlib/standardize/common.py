@@ -13,7 +13,7 @@ from quantlib.calendars import session_closes
 from quantlib.errors import StandardizeError
 from quantlib.raw import Delivery
 
-__all__ = ["VENDOR_LAG", "read_csv_text", "check_columns", "to_float", "to_date",
+__all__ = ["VENDOR_LAG", "read_csv_text", "read_csv_many", "decode", "check_columns", "to_float", "to_date",
            "price_known_at", "midnight_utc", "listed_known_at", "epoch_ms_date", "epoch_ms_utc"]
 
 VENDOR_LAG = pd.Timedelta(minutes=15)
@@ -44,27 +44,85 @@ def check_columns(found: Sequence[str], expected: Sequence[str], d: Delivery) ->
             source=d.source, market=d.market, file=d.file, field=missing[0])
 
 
-def read_csv_text(data: bytes, d: Delivery, *, encoding: str, sep: str,
-                  expected: Sequence[str]) -> pd.DataFrame:
-    """Parse a vendor CSV into string columns plus a 1-based ``row`` column.
-
-    Raises StandardizeError if the bytes do not decode or a column is missing.
-    """
+def decode(data: bytes, d: Delivery, encoding: str) -> str:
+    """Text of a delivery; StandardizeError naming the file if it does not decode."""
     try:
-        text = data.decode(encoding)
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise StandardizeError(f"vendor file must be encoded as {encoding}",
                                found=str(exc), fix="check the delivery's format/encoding",
                                source=d.source, market=d.market, file=d.file) from None
+
+
+def _frame_of(text: str, sep: str) -> pd.DataFrame:
     frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
-                        skipinitialspace=False)
+                        skip_blank_lines=True)
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    return frame
+
+
+def read_csv_text(data: bytes, d: Delivery, *, encoding: str, sep: str,
+                  expected: Sequence[str]) -> pd.DataFrame:
+    """Parse a vendor CSV into string columns plus provenance (``row`` is 1-based).
+
+    Raises StandardizeError if the bytes do not decode or a column is missing.
+    """
+    frame = _frame_of(decode(data, d, encoding), sep)
     check_columns(list(frame.columns), expected, d)
     frame = frame.loc[:, list(expected)].apply(lambda s: s.str.strip())
     frame["row"] = np.arange(1, len(frame) + 1, dtype="int64")
     frame["source"] = d.source
     frame["file"] = d.file
     return frame
+
+
+def read_csv_many(items: Sequence[tuple[bytes, Delivery]], *, encoding: str, sep: str,
+                  expected: Sequence[str]) -> pd.DataFrame:
+    """Parse many vendor CSVs of one layout at once (one ``read_csv`` call).
+
+    Files whose header line is exactly the expected one are joined and parsed together;
+    any other file goes through :func:`read_csv_text` (which checks its columns).
+
+    Examples
+    --------
+    >>> from quantlib.raw import Delivery
+    >>> def dv(f):
+    ...     return Delivery("s", "EU", f, "eu-ftp-csv", "0" * 64, 0, None,
+    ...                     pd.Timestamp("2024-01-01", tz="UTC"), "x", "raw/00/0")
+    >>> items = [(b"a;b\\n1;2\\n3;4\\n", dv("one.csv")), (b"b;a\\n5;6\\n", dv("two.csv"))]
+    >>> read_csv_many(items, encoding="utf-8", sep=";", expected=["a", "b"]).values.tolist()
+    [['1', '2', 1, 's', 'one.csv'], ['3', '4', 2, 's', 'one.csv'], ['6', '5', 1, 's', 'two.csv']]
+    """
+    header = sep.join(expected)
+    bodies: list[str] = []
+    counts: list[int] = []
+    fast: list[Delivery] = []
+    slow: list[pd.DataFrame] = []
+    for data, d in items:
+        text = decode(data, d, encoding)
+        first, _, body = text.partition("\n")
+        if first.rstrip("\r").lstrip("\ufeff").strip() != header or "\"" in body:
+            slow.append(read_csv_text(data, d, encoding=encoding, sep=sep, expected=expected))
+            continue
+        lines = body.splitlines()
+        n = len(lines) - sum(1 for line in lines if not line.strip())
+        if n:
+            bodies.append(body if body.endswith("\n") else body + "\n")
+        counts.append(n)
+        fast.append(d)
+    parts = slow
+    if fast:
+        frame = _frame_of(header + "\n" + "".join(bodies), sep)
+        if len(frame) != sum(counts):  # quoting or odd lines: parse file by file instead
+            return pd.concat([read_csv_text(data, d, encoding=encoding, sep=sep,
+                                            expected=expected) for data, d in items],
+                             ignore_index=True)
+        frame = frame.apply(lambda s: s.str.strip())
+        frame["row"] = np.concatenate([np.arange(1, n + 1, dtype="int64") for n in counts])
+        frame["source"] = np.repeat([d.source for d in fast], counts)
+        frame["file"] = np.repeat([d.file for d in fast], counts)
+        parts = [frame, *slow]
+    return pd.concat(parts, ignore_index=True)
 
 
 def to_float(s: pd.Series, decimal: str = ".") -> pd.Series:

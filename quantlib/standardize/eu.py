@@ -7,6 +7,8 @@ Files (docs/architecture.md, "EU over FTP"): ``eu/reference.csv`` -> assets,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from quantlib.calendars import market as market_info
@@ -16,12 +18,12 @@ from quantlib.standardize.batch import CanonicalBatch, conform
 from quantlib.standardize.common import (
     listed_known_at,
     price_known_at,
-    read_csv_text,
+    read_csv_many,
     to_date,
     to_float,
 )
 
-__all__ = ["read_eu", "EU_COLUMNS", "EU_ACTION_KINDS"]
+__all__ = ["read_eu", "read_eu_many", "EU_COLUMNS", "EU_ACTION_KINDS"]
 
 EU_COLUMNS: dict[str, list[str]] = {
     "reference": ["ISIN", "Ticker", "Name", "Sector", "ListingDate", "DelistingDate"],
@@ -56,15 +58,25 @@ def read_eu(data: bytes, d: Delivery) -> CanonicalBatch:
     >>> str(p["date"].iloc[0].date()), str(p["known_at"].iloc[0])
     ('2024-03-04', '2024-03-04 16:45:00+00:00')
     """
-    kind = _kind_of(d.file)
-    if not kind:
-        raise StandardizeError("EU file must be reference, tickers, prices/* or "
-                               "corporate_actions", found=d.file,
-                               fix="register a reader for this file",
-                               source=d.source, market=d.market, file=d.file)
-    f = read_csv_text(data, d, encoding="utf-8", sep=";", expected=EU_COLUMNS[kind])
-    frame_name = {"reference": "assets"}.get(kind, kind)
-    return CanonicalBatch(**{frame_name: _PARSERS[kind](f)})
+    return read_eu_many([(data, d)])
+
+
+def read_eu_many(items: Sequence[tuple[bytes, Delivery]]) -> CanonicalBatch:
+    """Standardize many EU FTP files at once (one parse per file kind)."""
+    groups: dict[str, list[tuple[bytes, Delivery]]] = {}
+    for data, d in items:
+        kind = _kind_of(d.file)
+        if not kind:
+            raise StandardizeError("EU file must be reference, tickers, prices/* or "
+                                   "corporate_actions", found=d.file,
+                                   fix="register a reader for this file",
+                                   source=d.source, market=d.market, file=d.file)
+        groups.setdefault(kind, []).append((data, d))
+    frames = {}
+    for kind, group in groups.items():
+        f = read_csv_many(group, encoding="utf-8", sep=";", expected=EU_COLUMNS[kind])
+        frames[{"reference": "assets", "tickers": "symbols"}.get(kind, kind)] = _PARSERS[kind](f)
+    return CanonicalBatch(**frames)
 
 
 def _assets(f: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,8 @@ Files (docs/architecture.md, "KR over FTP"): ``kr/master.csv`` -> assets,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from quantlib.calendars import market as market_info
@@ -16,12 +18,12 @@ from quantlib.standardize.batch import CanonicalBatch, conform
 from quantlib.standardize.common import (
     listed_known_at,
     price_known_at,
-    read_csv_text,
+    read_csv_many,
     to_date,
     to_float,
 )
 
-__all__ = ["read_kr", "KR_COLUMNS", "KR_ACTION_KINDS"]
+__all__ = ["read_kr", "read_kr_many", "KR_COLUMNS", "KR_ACTION_KINDS"]
 
 ENCODING = "cp949"
 KR_COLUMNS: dict[str, list[str]] = {
@@ -60,13 +62,24 @@ def read_kr(data: bytes, d: Delivery) -> CanonicalBatch:
     >>> str(p["known_at"].iloc[0])
     '2024-03-04 06:45:00+00:00'
     """
-    kind = _kind_of(d.file)
-    if not kind:
-        raise StandardizeError("KR file must be master, tickers, prices/* or corporate_actions",
-                               found=d.file, fix="register a reader for this file",
-                               source=d.source, market=d.market, file=d.file)
-    f = read_csv_text(data, d, encoding=ENCODING, sep=",", expected=KR_COLUMNS[kind])
-    return CanonicalBatch(**{kind if kind != "master" else "assets": _PARSERS[kind](f)})
+    return read_kr_many([(data, d)])
+
+
+def read_kr_many(items: Sequence[tuple[bytes, Delivery]]) -> CanonicalBatch:
+    """Standardize many KR FTP files at once (one parse per file kind)."""
+    groups: dict[str, list[tuple[bytes, Delivery]]] = {}
+    for data, d in items:
+        kind = _kind_of(d.file)
+        if not kind:
+            raise StandardizeError("KR file must be master, tickers, prices/* or corporate_actions",
+                                   found=d.file, fix="register a reader for this file",
+                                   source=d.source, market=d.market, file=d.file)
+        groups.setdefault(kind, []).append((data, d))
+    frames = {}
+    for kind, group in groups.items():
+        f = read_csv_many(group, encoding=ENCODING, sep=",", expected=KR_COLUMNS[kind])
+        frames[{"master": "assets", "tickers": "symbols"}.get(kind, kind)] = _PARSERS[kind](f)
+    return CanonicalBatch(**frames)
 
 
 def _assets(f: pd.DataFrame) -> pd.DataFrame:

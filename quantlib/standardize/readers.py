@@ -8,7 +8,7 @@ A reader is found by its format name (a delivery's ``fmt``) and imported lazily 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from quantlib.errors import StandardizeError
@@ -18,6 +18,7 @@ from quantlib.standardize.batch import CanonicalBatch
 __all__ = ["Reader", "READERS", "reader", "standardize", "read_delivery"]
 
 ReadFn = Callable[[bytes, Delivery], CanonicalBatch]
+ManyFn = Callable[[Sequence[tuple[bytes, Delivery]]], CanonicalBatch]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Reader:
 
     name: str
     function: str
+    many: str | None
     encoding: str
     frames: tuple[str, ...]
     description: str
@@ -38,21 +40,35 @@ class Reader:
         >>> READERS["kr-ftp-csv"].load().__name__
         'read_kr'
         """
-        module, attr = self.function.split(":")
-        return getattr(importlib.import_module(module), attr)
+        return _resolve(self.function)
+
+    def load_many(self) -> ManyFn:
+        """The function reading many deliveries at once (or a loop over :meth:`load`)."""
+        if self.many is not None:
+            return _resolve(self.many)
+        one = self.load()
+        return lambda items: CanonicalBatch.concat(one(data, d) for data, d in items)
+
+
+def _resolve(spec: str):  # type: ignore[no-untyped-def]
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 READERS: dict[str, Reader] = {r.name: r for r in (
-    Reader("kr-ftp-csv", "quantlib.standardize.kr:read_kr", "cp949",
+    Reader("kr-ftp-csv", "quantlib.standardize.kr:read_kr",
+           "quantlib.standardize.kr:read_kr_many", "cp949",
            ("assets", "symbols", "prices", "corporate_actions"),
            "KR FTP files: Korean headers, YYYYMMDD, integer KRW"),
-    Reader("eu-ftp-csv", "quantlib.standardize.eu:read_eu", "utf-8",
+    Reader("eu-ftp-csv", "quantlib.standardize.eu:read_eu",
+           "quantlib.standardize.eu:read_eu_many", "utf-8",
            ("assets", "symbols", "prices", "corporate_actions"),
            "EU FTP files: ';' separated, decimal comma, DD.MM.YYYY"),
-    Reader("api-json", "quantlib.standardize.api:read_api", "utf-8",
+    Reader("api-json", "quantlib.standardize.api:read_api",
+           "quantlib.standardize.api:read_api_many", "utf-8",
            ("assets", "symbols", "prices", "corporate_actions", "statements", "fx"),
            "HTTP JSON API pages, one parser per endpoint, epoch-ms times"),
-    Reader("yahoo-csv", "quantlib.standardize.yahoo:read_yahoo", "utf-8",
+    Reader("yahoo-csv", "quantlib.standardize.yahoo:read_yahoo", None, "utf-8",
            ("assets", "symbols", "prices", "corporate_actions"),
            "Yahoo-style daily CSVs (bokeh-sampledata stocks), actions from Adj Close"),
 )}
@@ -109,4 +125,15 @@ def standardize(deliveries: Iterable[Delivery], raw: RawZone) -> CanonicalBatch:
     >>> standardize([d], raw).prices[["asset_id", "close"]].values.tolist()
     [['YAHOO:IBM', 201.0]]
     """
-    return CanonicalBatch.concat(read_delivery(d, raw) for d in deliveries)
+    groups: dict[str, list[Delivery]] = {}
+    for d in deliveries:
+        groups.setdefault(d.fmt, []).append(d)
+    parts = []
+    for fmt, group in groups.items():
+        entry = READERS.get(fmt)
+        if entry is None:
+            reader(fmt)  # raises the StandardizeError naming the known formats
+            continue
+        many = entry.load_many()
+        parts.append(many([(raw.get(d.sha256), d) for d in group]))
+    return CanonicalBatch.concat(parts)
