@@ -130,7 +130,7 @@ def statements(mk: _Market, rng: np.random.Generator, end: pd.Timestamp) -> pd.D
     ai, qi = np.nonzero(keep)
     vals = np.rint(levels[ai, qi])                       # (P, 6)
     first = _statement_rows(mk.isin[ai], qe_v[qi], vals, known[ai, qi])
-    restate = (rng.random(len(ai)) < 0.105)[:, None] & (rng.random((len(ai), 6)) < 0.35)
+    restate = (rng.random(len(ai)) < 0.115)[:, None] & (rng.random((len(ai), 6)) < 0.35)
     restate[np.arange(len(ai)), rng.integers(0, 6, len(ai))] |= restate.any(axis=1)
     later = known[ai, qi] + rng.integers(30, 301, len(ai)).astype("timedelta64[D]")
     change = 1 + rng.choice([-1.0, 1.0], vals.shape) * rng.uniform(0.01, 0.05, vals.shape)

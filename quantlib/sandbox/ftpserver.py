@@ -15,6 +15,7 @@ from pathlib import Path
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.handlers.ftp.producers import FileProducer
+from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
 from quantlib.errors import SourceError
@@ -114,7 +115,8 @@ class FtpServer:
             "banner": "quantlib vendor sandbox FTP ready.", "permit_foreign_addresses": False,
         })
         try:
-            self._server = FTPServer((host, port), handler)
+            # its own IO loop: pyftpdlib's default one is a process-wide singleton
+            self._server = FTPServer((host, port), handler, ioloop=IOLoop())
         except OSError as exc:
             raise SourceError("the sandbox FTP server must bind its address",
                               found=str(exc), fix="pick another --ftp-port or 0",

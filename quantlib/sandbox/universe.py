@@ -250,7 +250,7 @@ def _price_grid(mk: _Market, rng: np.random.Generator) -> dict[str, np.ndarray]:
     t, n = len(mk.sessions), len(mk.isin)
     sector = mk.sector_idx
     beta = rng.normal(1.0, 0.25, n)
-    vol = rng.uniform(0.012, 0.03, n)
+    vol = rng.uniform(0.01, 0.025, n)
     mkt = 0.011 * _student(rng, (t,)) + 0.0002
     sec = 0.008 * _student(rng, (t, len(SECTORS)))
     ret = beta * mkt[:, None] + sec[:, sector] + vol * _student(rng, (t, n))
