@@ -88,7 +88,7 @@ def ensure_admin(paths: PlatformPaths, admin: str) -> str | None:
 
 
 def up(*, port: int | None = None, config: str | Path | None = None, refresh: bool = True,
-       wait_s: float = 180.0, echo: Callable[[str], None] = print) -> PlatformInfo:
+       wait_s: float = 420.0, echo: Callable[[str], None] = print) -> PlatformInfo:
     """Bring the platform up, or find it already up.
 
     Parameters

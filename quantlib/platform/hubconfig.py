@@ -116,7 +116,7 @@ def service_specs(spec: PlatformSpec, env: dict[str, str],
             "environment": {**env, "HOME": str(home), **svc.get("environment", {})},
             "cwd": str(home),
             "display": svc.get("display", True),
-            "timeout": svc.get("timeout_s", 60),
+            "timeout": svc.get("timeout_s", 120),
         }
         if http:
             entry["url"] = f"http://127.0.0.1:{svc.get('port') or free_port()}"

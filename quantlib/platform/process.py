@@ -115,7 +115,7 @@ def _log_tail(path: Path, lines: int = 25) -> str:
 
 
 def start_hub(paths: PlatformPaths, *, port: int, config: Path | None = None,
-              wait_s: float = 180.0) -> HubState:
+              wait_s: float = 420.0) -> HubState:
     """Start the hub in the background and wait until it answers its health check.
 
     Raises
@@ -157,7 +157,7 @@ def start_hub(paths: PlatformPaths, *, port: int, config: Path | None = None,
                                 fix=f"read {paths.log_file}:\n{_log_tail(paths.log_file)}")
         if healthy(url, timeout=1.0):
             return state
-        time.sleep(0.25)
+        time.sleep(0.5)
     stop_hub(paths)
     raise QuantlibError("the hub must answer its health check",
                         found=f"no answer at {url}hub/health after {wait_s:.0f} s",
