@@ -76,3 +76,28 @@ def frames() -> dict[str, pd.DataFrame]:
 def _make_frames_fixture():
     """The :func:`make_frames` factory (conftest modules are not importable by name)."""
     return make_frames
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """A real moto S3 server (server mode) on loopback; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_store(moto_endpoint, monkeypatch, request):
+    """An empty bucket on the moto server, AWS_* env pointing at it; yields the store URL."""
+    import boto3
+
+    for var, value in {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(var, value)
+    bucket = "quant-" + request.node.name.lower().replace("_", "-")[:40]
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    return f"s3://{bucket}/data"
