@@ -1,0 +1,291 @@
+"""``simulate`` (target weights -> Result) and ``run`` (strategy + params -> Result).
+
+Timing: a target weight on row ``t`` is decided at session t's decision time from
+data up to t. With ``execution="close"`` (default) it trades at t's close and
+earns from t to the next session; with ``execution="open"`` it trades at the next
+session's open (``open`` required) and earns from that open on. Weights drift
+between rebalances; assets with no bar on a session (holiday, not listed) cannot
+trade that session and carry their weight with a zero return; assets outside the
+PIT universe are never bought (their targets are set to 0); a delisted holding is
+closed at its last close. Multi-market data is simulated in the base currency
+through ``returns_base`` when present.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from quantlib.backtest import kernels
+from quantlib.backtest.constraints import Constraints, apply_constraints, rebalance_mask
+from quantlib.backtest.costs import resolve_costs
+from quantlib.backtest.result import Result, to_jsonable
+from quantlib.errors import BacktestError
+
+__all__ = ["simulate", "run", "as_dataset", "settings_dict", "SIM_DEFAULTS"]
+
+SIM_DEFAULTS: dict[str, Any] = {
+    "rebalance": "D", "execution": "close", "costs": "default", "long_only": True,
+    "gross_leverage": 1.0, "net_leverage": None, "max_weight": None, "neutral": None,
+    "periods_per_year": 252, "risk_free": 0.0, "benchmark": None,
+}
+
+
+def as_dataset(data: Any) -> xr.Dataset:
+    """Accept an ``xarray.Dataset`` or a mapping of DataArrays; check ``close``/``returns``."""
+    if isinstance(data, Mapping) and not isinstance(data, xr.Dataset):
+        data = xr.Dataset(dict(data))
+    if not isinstance(data, xr.Dataset):
+        raise BacktestError("data must be an xarray.Dataset or a mapping of DataArrays",
+                            found=type(data).__name__, fix="pass catalog prices or make_dataset()")
+    for var in ("close", "returns"):
+        if var not in data:
+            raise BacktestError("backtest data must hold close and returns (date x asset)",
+                                found=f"variables {sorted(data.data_vars)}",
+                                fix="merge the catalog's prices entry", field=var)
+    return data.transpose("date", "asset", ...)
+
+
+def _np(data: xr.Dataset, name: str) -> np.ndarray | None:
+    if name not in data:
+        return None
+    return np.asarray(data[name].values, dtype=float)
+
+
+def settings_dict(**settings: Any) -> dict[str, Any]:
+    """Simulation settings merged over :data:`SIM_DEFAULTS` (unknown keys rejected)."""
+    unknown = sorted(set(settings) - set(SIM_DEFAULTS))
+    if unknown:
+        raise BacktestError("unknown simulation setting", found=", ".join(unknown),
+                            fix=f"use one of {sorted(SIM_DEFAULTS)}")
+    return {**SIM_DEFAULTS, **settings}
+
+
+def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom",
+             source_hash: str | None = None, params: dict[str, Any] | None = None,
+             **settings: Any) -> Result:
+    """Simulate a portfolio that trades to ``target_weights``; see the module docstring.
+
+    Parameters
+    ----------
+    target_weights : xarray.DataArray
+        ``(date, asset)`` weights decided on each row (NaN means 0).
+    data : xarray.Dataset
+        Per the backtest data contract (``close``, ``returns``; optional ``open``,
+        ``volume``, ``in_universe``, ``returns_base``, coords ``market``/``sector``).
+    rebalance : {"D", "W", "M", "Q"} or int, default "D"
+    execution : {"close", "open"}, default "close"
+    costs : None, "default", bps, dict or CostModel, default "default"
+        ``None`` is frictionless; the default model is
+        :data:`quantlib.backtest.costs.DEFAULT_COSTS` (1 bp commission + 5 bps
+        half-spread, square-root impact, 50 bps/yr borrow).
+    long_only, gross_leverage, net_leverage, max_weight, neutral
+        See :class:`~quantlib.backtest.constraints.Constraints`.
+    periods_per_year : int, default 252
+    risk_free : float, default 0.0
+        Per-period risk-free rate for Sharpe/Sortino.
+    benchmark : str or pandas.Series, optional
+        An asset id, ``"equal_weight"``, or a return series, for beta/alpha/IR.
+
+    Examples
+    --------
+    >>> from quantlib.backtest.synthetic import make_dataset
+    >>> ds = make_dataset(5, 60, seed=2, markets=())
+    >>> tw = ds["close"] * 0 + 0.2
+    >>> res = simulate(tw, ds, costs=None)
+    >>> res.returns.shape[0], round(float(res.weights.iloc[-1].sum()), 6)
+    (60, 1.0)
+    """
+    data = as_dataset(data)
+    s = settings_dict(**settings)
+    tw = target_weights.transpose("date", "asset")
+    if tw.shape != data["close"].shape:
+        raise BacktestError("target weights must be aligned with the data (date x asset)",
+                            found=f"{tw.shape} vs data {data['close'].shape}",
+                            fix="compute weights on the same Dataset")
+    cost_model = resolve_costs(s["costs"])
+    cons = Constraints(long_only=s["long_only"], gross_leverage=s["gross_leverage"],
+                       net_leverage=s["net_leverage"], max_weight=s["max_weight"],
+                       neutral=s["neutral"])
+    arrays = _prepare(np.asarray(tw.values, dtype=float), data, s, cons, cost_model)
+    w, gross, net, costs, turnover = kernels.simulate_kernel(*arrays)
+    dates = pd.DatetimeIndex(data["date"].values, name="date")
+    assets = [str(a) for a in data["asset"].values]
+    returns = pd.DataFrame({"net": net, "gross": gross, "turnover": turnover, "costs": costs},
+                           index=dates)
+    bench = _benchmark(s["benchmark"], data, dates)
+    if bench is not None:
+        returns["benchmark"] = bench
+    weights = pd.DataFrame(w, index=dates, columns=pd.Index(assets, name="asset"))
+    all_params = {**(params or {}), **{k: v for k, v in s.items() if k != "costs"},
+                  "costs": cost_model.as_dict()}
+    if isinstance(s["benchmark"], pd.Series):
+        all_params["benchmark"] = "series"
+    from quantlib import __version__
+    from quantlib.backtest.metrics import summary
+
+    prov = {"strategy": strategy, "source_hash": source_hash or _weights_hash(tw),
+            "snapshot": data.attrs.get("snapshot") or data_fingerprint(data),
+            "quantlib_version": __version__,
+            "created_at": dt.datetime.now(dt.UTC).isoformat()}
+    res = Result(returns, weights, params=to_jsonable(all_params), provenance=prov)
+    res.metrics = summary(res.returns["net"], benchmark=res.returns.get("benchmark"),
+                          turnover=res.returns["turnover"], exposures=res.exposures,
+                          periods_per_year=s["periods_per_year"], risk_free=s["risk_free"])
+    return res
+
+
+def _prepare(target: np.ndarray, data: xr.Dataset, s: dict[str, Any], cons: Constraints,
+             cost_model: Any) -> tuple[Any, ...]:
+    T, N = target.shape
+    close = np.asarray(data["close"].values, dtype=float)
+    r_local = np.asarray(data["returns"].values, dtype=float)
+    rb = _np(data, "returns_base")
+    r = r_local if rb is None else rb
+    groups = None
+    if cons.neutral:
+        if cons.neutral not in data.coords:
+            raise BacktestError(f"{cons.neutral}-neutral needs the asset coordinate",
+                                found=f"coords {sorted(data.coords)}", fix="add it",
+                                field=cons.neutral)
+        _, groups = np.unique(np.asarray(data[cons.neutral].values).astype(str),
+                              return_inverse=True)
+    target = np.nan_to_num(target)
+    if "in_universe" in data:
+        target = np.where(np.asarray(data["in_universe"].values, bool), target, 0.0)
+    target = apply_constraints(target, cons, groups)
+    rebalance = rebalance_mask(data["date"].values, s["rebalance"])
+    has_bar = np.isfinite(close)
+    force_close = _delisting_mask(has_bar, data)
+    lin, impact, borrow = cost_model.arrays(close, _np(data, "volume"), r_local,
+                                            s["periods_per_year"])
+    if s["execution"] == "close":
+        r_pre, r_post, tradable = r, np.zeros_like(r), has_bar
+    elif s["execution"] == "open":
+        opn = _np(data, "open")
+        if opn is None:
+            raise BacktestError("execution='open' needs an open price variable",
+                                found="no 'open' in data", fix="use execution='close'",
+                                field="open")
+        prev_close = pd.DataFrame(close).ffill().shift(1).to_numpy()
+        r_pre = np.where(np.isfinite(opn), opn / prev_close - 1.0, np.nan)
+        r_pre = np.where(np.isfinite(r), r_pre, np.nan)
+        r_post = np.where(np.isfinite(r_pre), (1 + r) / (1 + r_pre) - 1.0, 0.0)
+        tradable = np.isfinite(opn)
+        # decided at t, executed at the next session's open
+        target = np.vstack([np.zeros((1, N)), target[:-1]])
+        rebalance = np.concatenate([[False], rebalance[:-1]])
+    else:
+        raise BacktestError("execution must be 'close' or 'open'", found=repr(s["execution"]),
+                            fix="pass execution='close'")
+    return (np.ascontiguousarray(r_pre), np.ascontiguousarray(r_post), target, rebalance,
+            tradable, lin, impact, float(borrow), force_close, np.zeros(N))
+
+
+def _delisting_mask(has_bar: np.ndarray, data: xr.Dataset) -> np.ndarray:
+    T, N = has_bar.shape
+    any_bar = has_bar.any(axis=0)
+    last = T - 1 - np.argmax(has_bar[::-1], axis=0)
+    if "in_universe" in data:
+        gone = ~np.asarray(data["in_universe"].values[-1], bool)
+    else:
+        gone = last < T - 6  # no bar in the last week of data: delisted
+    delisted = any_bar & gone & (last < T - 1)
+    mask = np.zeros((T, N), bool)
+    mask[last[delisted], np.nonzero(delisted)[0]] = True
+    return mask
+
+
+def _benchmark(spec: Any, data: xr.Dataset, dates: pd.DatetimeIndex) -> np.ndarray | None:
+    if spec is None:
+        return None
+    r = data["returns_base"] if "returns_base" in data else data["returns"]
+    if isinstance(spec, pd.Series):
+        return spec.reindex(dates).fillna(0.0).to_numpy(dtype=float)
+    if spec == "equal_weight":
+        return np.nan_to_num(np.nanmean(np.asarray(r.values, float), axis=1))
+    if spec in data["asset"].values:
+        return np.nan_to_num(np.asarray(r.sel(asset=spec).values, float))
+    raise BacktestError("benchmark must be an asset id, 'equal_weight' or a return series",
+                        found=repr(spec), fix="pass benchmark='equal_weight'")
+
+
+def _weights_hash(tw: xr.DataArray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(np.nan_to_num(tw.values, nan=0.0),
+                                               dtype=float).tobytes()).hexdigest()[:16]
+
+
+def data_fingerprint(data: xr.Dataset) -> str:
+    """Content hash of a dataset without a ``snapshot`` attribute (``content-<hex>``)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(map(str, data.data_vars)):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(data[name].values).tobytes())
+    h.update(np.asarray(data["date"].values).tobytes())
+    h.update("|".join(map(str, data["asset"].values)).encode())
+    return "content-" + h.hexdigest()[:16]
+
+
+def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -> Result:
+    """Run a registered (or decorated) strategy and simulate it.
+
+    Keyword arguments that are simulation settings (see :func:`simulate`) go to the
+    engine; the rest are strategy parameters. ``cache=True`` (or a results URL) serves
+    an identical request (same strategy source, params, settings, data snapshot,
+    quantlib version) from the results store without recomputation, and stores new
+    results there.
+
+    Examples
+    --------
+    >>> from quantlib.backtest.synthetic import make_dataset
+    >>> ds = make_dataset(20, 300, seed=3, markets=())
+    >>> res = run("ma_crossover", ds, fast=5, slow=50, costs=None)
+    >>> res.provenance["strategy"], sorted(res.params)[:3]
+    ('ma_crossover', ['benchmark', 'costs', 'execution'])
+    """
+    from quantlib.backtest.strategies import get_strategy
+
+    strat = get_strategy(strategy)
+    data = as_dataset(data)
+    sim = {k: params.pop(k) for k in list(params) if k in SIM_DEFAULTS}
+    sim = {**strat.sim_defaults, **sim}
+    full = strat.resolve_params(params)
+    url = cache if isinstance(cache, str) else None
+    if cache:
+        from quantlib.results import has_result, load_result
+
+        probe = _request_id(strat, full, sim, data)
+        if probe and has_result(probe, url):
+            return load_result(probe, url)
+    weights = strat.weights(data, **full)
+    res = simulate(weights, data, strategy=strat.name, source_hash=strat.source_hash,
+                   params=full, **sim)
+    if cache:
+        from quantlib.results import save_result
+
+        save_result(res, url)
+    return res
+
+
+def _request_id(strat: Any, full: dict[str, Any], sim: dict[str, Any], data: xr.Dataset
+                ) -> str | None:
+    from quantlib import __version__
+    from quantlib.backtest.result import result_id_for
+
+    s = settings_dict(**sim)
+    if isinstance(s["benchmark"], pd.Series):
+        return None
+    cost = resolve_costs(s["costs"]).as_dict()
+    params = to_jsonable({**full, **{k: v for k, v in s.items() if k != "costs"},
+                          "costs": cost})
+    snap = data.attrs.get("snapshot") or data_fingerprint(data)
+    return result_id_for(strat.name, strat.source_hash, params, snap, __version__)

@@ -1,0 +1,280 @@
+"""Performance metrics on return arrays (axis 0 = date; 1-D or 2-D date x series).
+
+Conventions (explicit parameters, documented defaults):
+
+- ``periods_per_year=252``; ``risk_free`` is a *per-period* rate subtracted from
+  each return (as empyrical's ``risk_free``).
+- Volatility, Sharpe and the information ratio use the sample standard deviation
+  (``ddof=1``) and are annualized with ``sqrt(periods_per_year)`` (empyrical).
+- ``cagr`` = ``annual_return`` = ``(prod(1 + r)) ** (periods_per_year / n) - 1``
+  (empyrical ``annual_return``, quantstats >= 0.0.8x ``cagr``; older quantstats used
+  calendar days / 365).
+- ``max_drawdown`` measures from the starting capital (1.0) too: a loss on the first
+  period is a drawdown (as empyrical-reloaded, which the tests pin this to).
+- Sortino uses the root-mean-square of the negative excess returns over *all*
+  periods (empyrical ``downside_risk``, required return = risk-free).
+- ``hit_rate`` = positive periods / non-zero periods (quantstats ``win_rate``).
+- ``information_ratio`` = annualized mean active return / std of active returns
+  (empyrical ``excess_sharpe`` times ``sqrt(periods_per_year)``; both non-annualized
+  in empyrical and quantstats).
+- VaR / CVaR are historical at ``cutoff=0.05``: the 5th percentile (numpy linear
+  interpolation) and the mean of returns at or below it (empyrical).
+- ``alpha`` / ``beta`` are empyrical's: OLS beta of excess returns on excess benchmark
+  returns; alpha annualized as ``(1 + mean daily alpha) ** periods_per_year - 1``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numba
+import numpy as np
+import pandas as pd
+
+__all__ = ["total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown",
+           "drawdown_stats", "calmar", "hit_rate", "alpha_beta", "information_ratio",
+           "value_at_risk", "conditional_value_at_risk", "monthly_returns", "yearly_returns",
+           "summary", "sweep_metrics", "sweep_metrics_numpy"]
+
+
+def _a(r: Any) -> np.ndarray:
+    return np.asarray(r, dtype=float)
+
+
+def total_return(r: Any) -> np.ndarray | float:
+    """Compounded return over the whole period.
+
+    Examples
+    --------
+    >>> round(float(total_return([0.1, -0.1])), 6)
+    -0.01
+    """
+    return np.prod(1.0 + np.nan_to_num(_a(r)), axis=0) - 1.0
+
+
+def cagr(r: Any, periods_per_year: int = 252) -> np.ndarray | float:
+    """Compound annual growth rate from ``len(r)`` periods (empyrical ``annual_return``)."""
+    a = np.nan_to_num(_a(r))
+    years = a.shape[0] / periods_per_year
+    growth = np.prod(1.0 + a, axis=0)
+    with np.errstate(invalid="ignore"):
+        return np.where(growth > 0, growth ** (1.0 / years), 0.0) - 1.0
+
+
+def annual_volatility(r: Any, periods_per_year: int = 252) -> np.ndarray | float:
+    """Annualized sample standard deviation."""
+    return np.nanstd(_a(r), axis=0, ddof=1) * np.sqrt(periods_per_year)
+
+
+def sharpe(r: Any, risk_free: float = 0.0, periods_per_year: int = 252) -> np.ndarray | float:
+    """Annualized Sharpe ratio of per-period excess returns.
+
+    Examples
+    --------
+    >>> round(float(sharpe([0.01, 0.02, 0.0, 0.01])), 4)
+    19.4422
+    """
+    x = _a(r) - risk_free
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nanmean(x, axis=0) / np.nanstd(x, axis=0, ddof=1) * np.sqrt(periods_per_year)
+
+
+def sortino(r: Any, risk_free: float = 0.0, periods_per_year: int = 252) -> np.ndarray | float:
+    """Annualized Sortino ratio (downside deviation over all periods)."""
+    x = _a(r) - risk_free
+    down = np.sqrt(np.nanmean(np.minimum(x, 0.0) ** 2, axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nanmean(x, axis=0) * periods_per_year / (down * np.sqrt(periods_per_year))
+
+
+def _wealth(r: Any) -> np.ndarray:
+    a = np.nan_to_num(_a(r))
+    w = np.cumprod(1.0 + a, axis=0)
+    return np.concatenate([np.ones((1,) + a.shape[1:]), w], axis=0)
+
+
+def max_drawdown(r: Any) -> np.ndarray | float:
+    """Largest peak-to-trough loss of the wealth curve (from the starting capital), <= 0.
+
+    Examples
+    --------
+    >>> round(float(max_drawdown([-0.1, 0.05, -0.2, 0.5])), 4)
+    -0.244
+    """
+    w = _wealth(r)
+    peak = np.maximum.accumulate(w, axis=0)
+    return np.min(w / peak - 1.0, axis=0)
+
+
+def drawdown_stats(r: pd.Series | Any) -> dict[str, Any]:
+    """Max drawdown, its peak/trough/recovery positions, and durations (in periods).
+
+    ``duration`` is peak to recovery (or to the end if not recovered), ``recovery``
+    trough to recovery (NaN if not recovered); ``longest_duration`` is the longest
+    time spent under a previous peak.
+
+    Examples
+    --------
+    >>> d = drawdown_stats([0.1, -0.5, 0.2, 1.0, -0.01])
+    >>> d["peak"], d["trough"], d["recovered"], d["duration"], d["recovery"]
+    (1, 2, 4, 3, 2)
+    """
+    w = _wealth(r)
+    peak = np.maximum.accumulate(w)
+    dd = w / peak - 1.0
+    trough = int(np.argmin(dd))
+    pk = int(np.argmax(w[: trough + 1])) if trough > 0 else 0
+    after = np.nonzero(w[trough:] >= w[pk])[0]
+    rec = trough + int(after[0]) if len(after) and dd[trough] < 0 else None
+    under = dd < 0
+    longest, run = 0, 0
+    for u in under:
+        run = run + 1 if u else 0
+        longest = max(longest, run)
+    return {"max_drawdown": float(dd[trough]), "peak": pk, "trough": trough, "recovered": rec,
+            "duration": (rec if rec is not None else len(w) - 1) - pk,
+            "recovery": (rec - trough) if rec is not None else float("nan"),
+            "longest_duration": longest}
+
+
+def calmar(r: Any, periods_per_year: int = 252) -> np.ndarray | float:
+    """CAGR divided by the absolute max drawdown (NaN if no drawdown)."""
+    mdd = np.abs(max_drawdown(r))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mdd > 0, cagr(r, periods_per_year) / np.where(mdd > 0, mdd, 1), np.nan)
+
+
+def hit_rate(r: Any) -> np.ndarray | float:
+    """Share of non-zero periods with a positive return."""
+    a = _a(r)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (a > 0).sum(axis=0) / ((a != 0) & np.isfinite(a)).sum(axis=0)
+
+
+def alpha_beta(r: Any, benchmark: Any, risk_free: float = 0.0, periods_per_year: int = 252
+               ) -> tuple[float, float]:
+    """Annualized alpha and beta versus ``benchmark`` (empyrical ``alpha_beta``)."""
+    y, x = _a(r) - risk_free, _a(benchmark) - risk_free
+    ok = np.isfinite(y) & np.isfinite(x)
+    y, x = y[ok], x[ok]
+    xm = x - x.mean()
+    beta = float((xm * (y - y.mean())).sum() / (xm * xm).sum())
+    alpha = float((1 + np.mean(y - beta * x)) ** periods_per_year - 1)
+    return alpha, beta
+
+
+def information_ratio(r: Any, benchmark: Any, periods_per_year: int = 252) -> float:
+    """Annualized mean active return over its sample standard deviation."""
+    act = _a(r) - _a(benchmark)
+    return float(np.nanmean(act) / np.nanstd(act, ddof=1) * np.sqrt(periods_per_year))
+
+
+def value_at_risk(r: Any, cutoff: float = 0.05) -> float:
+    """Historical VaR: the ``cutoff`` quantile of returns (a negative number for losses)."""
+    a = _a(r)
+    return float(np.percentile(a[np.isfinite(a)], 100 * cutoff))
+
+
+def conditional_value_at_risk(r: Any, cutoff: float = 0.05) -> float:
+    """Historical CVaR (expected shortfall): mean of returns at or below the VaR."""
+    a = _a(r)
+    a = a[np.isfinite(a)]
+    return float(a[a <= np.percentile(a, 100 * cutoff)].mean())
+
+
+def monthly_returns(r: pd.Series) -> pd.DataFrame:
+    """Compounded returns per month: a year x month table (columns 1..12)."""
+    g = (1 + r.fillna(0.0)).groupby([r.index.year, r.index.month]).prod() - 1
+    g.index.names = ["year", "month"]
+    return g.unstack("month")
+
+
+def yearly_returns(r: pd.Series) -> pd.Series:
+    """Compounded returns per calendar year."""
+    g = (1 + r.fillna(0.0)).groupby(r.index.year).prod() - 1
+    g.index.name = "year"
+    return g
+
+
+def summary(net: pd.Series, benchmark: pd.Series | None = None,
+            turnover: pd.Series | None = None, exposures: pd.DataFrame | None = None,
+            periods_per_year: int = 252, risk_free: float = 0.0) -> dict[str, Any]:
+    """All scalar metrics of a daily return series as a plain dict (``Result.metrics``)."""
+    r = net.to_numpy(dtype=float)
+    dd = drawdown_stats(r)
+    m: dict[str, Any] = {
+        "total_return": float(total_return(r)), "cagr": float(cagr(r, periods_per_year)),
+        "annual_return": float(cagr(r, periods_per_year)),
+        "annual_volatility": float(annual_volatility(r, periods_per_year)),
+        "sharpe": float(sharpe(r, risk_free, periods_per_year)),
+        "sortino": float(sortino(r, risk_free, periods_per_year)),
+        "max_drawdown": dd["max_drawdown"], "max_drawdown_duration": dd["duration"],
+        "max_drawdown_recovery": dd["recovery"],
+        "longest_drawdown_duration": dd["longest_duration"],
+        "calmar": float(calmar(r, periods_per_year)), "hit_rate": float(hit_rate(r)),
+        "var_95": value_at_risk(r), "cvar_95": conditional_value_at_risk(r),
+        "n_periods": int(len(r)), "periods_per_year": periods_per_year,
+        "risk_free": risk_free,
+    }
+    if turnover is not None:
+        m["turnover_annual"] = float(np.nanmean(turnover.to_numpy(float)) * periods_per_year)
+    if exposures is not None:
+        m["avg_holdings"] = float(exposures["n_holdings"].mean())
+        m["avg_gross_exposure"] = float(exposures["gross"].mean())
+    if benchmark is not None:
+        b = benchmark.to_numpy(dtype=float)
+        alpha, beta = alpha_beta(r, b, risk_free, periods_per_year)
+        m.update(alpha=alpha, beta=beta, information_ratio=information_ratio(r, b,
+                                                                           periods_per_year))
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
+def _sweep_metrics_kernel(r: np.ndarray, ppy: float) -> np.ndarray:
+    T, S = r.shape
+    out = np.empty((S, 3))
+    for j in range(S):
+        w = 1.0
+        peak = 1.0
+        mdd = 0.0
+        s = 0.0
+        s2 = 0.0
+        for t in range(T):
+            x = r[t, j]
+            if np.isnan(x):
+                x = 0.0
+            w *= 1.0 + x
+            if w > peak:
+                peak = w
+            dd = w / peak - 1.0
+            if dd < mdd:
+                mdd = dd
+            s += x
+            s2 += x * x
+        mean = s / T
+        var = (s2 - s * mean) / (T - 1)
+        out[j, 0] = w - 1.0
+        out[j, 1] = mdd
+        out[j, 2] = mean / np.sqrt(var) * np.sqrt(ppy) if var > 0 else np.nan
+    return out
+
+
+def sweep_metrics(r: np.ndarray, periods_per_year: int = 252) -> np.ndarray:
+    """Total return, max drawdown and Sharpe for each column of ``r`` (T, S) in one pass.
+
+    A fused single-pass kernel (numba) for sweeps of thousands of series; pinned to
+    :func:`sweep_metrics_numpy` by the parity tests. Returns an ``(S, 3)`` array.
+
+    Examples
+    --------
+    >>> r = np.array([[0.1, 0.0], [-0.1, 0.01], [0.05, 0.0]])
+    >>> np.allclose(sweep_metrics(r), sweep_metrics_numpy(r))
+    True
+    """
+    return _sweep_metrics_kernel(np.asarray(r, dtype=float), float(periods_per_year))
+
+
+def sweep_metrics_numpy(r: np.ndarray, periods_per_year: int = 252) -> np.ndarray:
+    """Plain numpy version of :func:`sweep_metrics` (reference)."""
+    return np.column_stack([total_return(r), max_drawdown(r),
+                            sharpe(np.nan_to_num(r), 0.0, periods_per_year)])

@@ -1,0 +1,322 @@
+"""A small declarative vocabulary for signals over ``(date, asset)`` panels.
+
+Each operator has a numpy kernel on 2-D arrays (``*_np``, axis 0 = date) and an
+xarray wrapper that keeps labels. Every operator at row ``t`` reads rows ``<= t``
+only (cross-sectional operators read row ``t`` alone), so signals built from them
+use only data known at the decision time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from quantlib.errors import StrategyError
+
+__all__ = ["lag", "rolling_mean", "rolling_std", "rolling_sum", "returns_over", "cs_rank",
+           "cs_zscore", "winsorize", "demean", "combine", "top_k", "quantile_select",
+           "equal_weight", "last_known", "rolling_mean_np", "rolling_std_np",
+           "rolling_sum_np", "cs_rank_np", "cs_zscore_np", "returns_over_np"]
+
+
+# ----------------------------------------------------------------------------- kernels
+def _window_sums(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    valid = np.isfinite(x)
+    v = np.where(valid, x, 0.0)
+    zero = np.zeros((1,) + x.shape[1:])
+    c1 = np.concatenate([zero, np.cumsum(v, axis=0)])
+    c2 = np.concatenate([zero, np.cumsum(v * v, axis=0)])
+    cn = np.concatenate([zero, np.cumsum(valid, axis=0, dtype=float)])
+    lo = np.maximum(np.arange(1, x.shape[0] + 1) - window, 0)
+    hi = np.arange(1, x.shape[0] + 1)
+    return c1[hi] - c1[lo], c2[hi] - c2[lo], cn[hi] - cn[lo]
+
+
+def _check_window(window: int) -> None:
+    if int(window) != window or window < 1:
+        raise StrategyError("window must be a positive integer", found=repr(window),
+                            fix="pass e.g. window=20", field="window")
+
+
+def rolling_sum_np(x: np.ndarray, window: int, min_periods: int | None = None) -> np.ndarray:
+    """Sum over the last ``window`` rows, NaN-skipping; NaN below ``min_periods`` values.
+
+    Examples
+    --------
+    >>> rolling_sum_np(np.array([[1.0], [2.0], [np.nan], [4.0]]), 2, 1).ravel().tolist()
+    [1.0, 3.0, 2.0, 4.0]
+    """
+    _check_window(window)
+    s, _, n = _window_sums(x, window)
+    return np.where(n >= (min_periods or window), s, np.nan)
+
+
+def rolling_mean_np(x: np.ndarray, window: int, min_periods: int | None = None) -> np.ndarray:
+    """Mean over the last ``window`` rows (NaN-skipping).
+
+    Examples
+    --------
+    >>> rolling_mean_np(np.arange(5.0)[:, None], 3).ravel().tolist()
+    [nan, nan, 1.0, 2.0, 3.0]
+    """
+    _check_window(window)
+    s, _, n = _window_sums(x, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= (min_periods or window), s / n, np.nan)
+
+
+def rolling_std_np(x: np.ndarray, window: int, min_periods: int | None = None) -> np.ndarray:
+    """Sample standard deviation (ddof=1) over the last ``window`` rows (NaN-skipping).
+
+    Examples
+    --------
+    >>> float(rolling_std_np(np.array([[1.0], [2.0], [3.0]]), 3).ravel()[-1])
+    1.0
+    """
+    _check_window(window)
+    s, s2, n = _window_sums(x, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (s2 - s * s / n) / (n - 1)
+    var = np.maximum(var, 0.0)
+    return np.where((n >= max(min_periods or window, 2)), np.sqrt(var), np.nan)
+
+
+def returns_over_np(returns: np.ndarray, window: int, skip: int = 0) -> np.ndarray:
+    """Compounded return from the close ``window`` rows ago to the close ``skip`` rows ago.
+
+    NaN returns (closed market) count as 0; NaN before the asset's first bar.
+
+    Examples
+    --------
+    >>> r = np.array([[np.nan], [0.1], [0.1], [0.1]])
+    >>> returns_over_np(r, 2).round(4).ravel().tolist()
+    [nan, nan, 0.21, 0.21]
+    """
+    _check_window(window)
+    if not 0 <= skip < window:
+        raise StrategyError("skip must be in [0, window)", found=f"skip={skip}, window={window}",
+                            fix="pass e.g. window=252, skip=21", field="skip")
+    finite = np.isfinite(returns)
+    seen = np.cumsum(finite, axis=0) > 0
+    # the close at row s is a valid start if the asset had a bar there: a finite return at
+    # s or s + 1 (s + 1 <= t, the row the signal is computed for, so no lookahead)
+    start_ok = seen.copy()
+    start_ok[:-1] |= seen[1:]
+    logv = np.cumsum(np.log1p(np.nan_to_num(returns)), axis=0)
+    T = returns.shape[0]
+    out = np.full(returns.shape, np.nan)
+    if window >= T:
+        return out
+    base = np.where(start_ok[:T - window], logv[:T - window], np.nan)
+    out[window:] = np.exp(logv[window - skip:T - skip] - base) - 1
+    return out
+
+
+def cs_rank_np(x: np.ndarray) -> np.ndarray:
+    """Cross-sectional percentile rank in ``[0, 1]`` per row (NaN stays NaN).
+
+    Examples
+    --------
+    >>> cs_rank_np(np.array([[3.0, 1.0, np.nan, 2.0]])).tolist()
+    [[1.0, 0.0, nan, 0.5]]
+    """
+    valid = np.isfinite(x)
+    filled = np.where(valid, x, np.inf)
+    order = np.argsort(filled, axis=1, kind="stable")
+    ranks = np.empty_like(order, dtype=float)
+    np.put_along_axis(ranks, order, np.arange(x.shape[1], dtype=float)[None, :].repeat(
+        x.shape[0], 0), axis=1)
+    n = valid.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = ranks / (n - 1)
+    return np.where(valid & (n > 1), out, np.where(valid, 0.5, np.nan))
+
+
+def cs_zscore_np(x: np.ndarray) -> np.ndarray:
+    """Cross-sectional z-score per row (ddof=0), NaN-skipping.
+
+    Examples
+    --------
+    >>> cs_zscore_np(np.array([[1.0, 2.0, 3.0]])).round(4).tolist()
+    [[-1.2247, 0.0, 1.2247]]
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = np.isfinite(x).sum(axis=1, keepdims=True)
+        mu = np.nansum(x, axis=1, keepdims=True) / np.maximum(n, 1)
+        sd = np.sqrt(np.nansum((x - mu) ** 2, axis=1, keepdims=True) / np.maximum(n, 1))
+        return np.where(sd > 0, (x - mu) / sd, np.where(np.isfinite(x), 0.0, np.nan))
+
+
+# ----------------------------------------------------------------------------- wrappers
+def _wrap(like: xr.DataArray, values: np.ndarray, name: str | None = None) -> xr.DataArray:
+    out = like.copy(data=values)
+    out.name = name or like.name
+    return out
+
+
+def _arr(x: xr.DataArray) -> np.ndarray:
+    return np.asarray(x.transpose("date", "asset").values, dtype=float)
+
+
+def lag(x: xr.DataArray, n: int = 1) -> xr.DataArray:
+    """Value ``n`` rows earlier (NaN for the first ``n`` rows)."""
+    if n < 0:
+        raise StrategyError("lag must look backwards", found=f"n={n}", fix="pass n >= 0")
+    return x.shift(date=n)
+
+
+def last_known(x: xr.DataArray) -> xr.DataArray:
+    """Latest non-NaN value at or before each row (prices on holidays: the last close)."""
+    return x.ffill("date")
+
+
+def rolling_mean(x: xr.DataArray, window: int, min_periods: int | None = None) -> xr.DataArray:
+    """Trailing mean over ``window`` sessions (see :func:`rolling_mean_np`).
+
+    Examples
+    --------
+    >>> from quantlib.backtest.synthetic import make_dataset
+    >>> ds = make_dataset(3, 10, markets=())
+    >>> bool(rolling_mean(ds["close"], 3).isel(date=slice(0, 2)).isnull().all())
+    True
+    """
+    return _wrap(x.transpose("date", "asset"), rolling_mean_np(_arr(x), window, min_periods))
+
+
+def rolling_std(x: xr.DataArray, window: int, min_periods: int | None = None) -> xr.DataArray:
+    """Trailing sample standard deviation over ``window`` sessions."""
+    return _wrap(x.transpose("date", "asset"), rolling_std_np(_arr(x), window, min_periods))
+
+
+def rolling_sum(x: xr.DataArray, window: int, min_periods: int | None = None) -> xr.DataArray:
+    """Trailing sum over ``window`` sessions."""
+    return _wrap(x.transpose("date", "asset"), rolling_sum_np(_arr(x), window, min_periods))
+
+
+def returns_over(returns: xr.DataArray, window: int, skip: int = 0) -> xr.DataArray:
+    """Compounded return from ``window`` to ``skip`` sessions ago (12-1 momentum: 252, 21)."""
+    return _wrap(returns.transpose("date", "asset"),
+                 returns_over_np(_arr(returns), window, skip))
+
+
+def cs_rank(x: xr.DataArray) -> xr.DataArray:
+    """Cross-sectional percentile rank per date."""
+    return _wrap(x.transpose("date", "asset"), cs_rank_np(_arr(x)))
+
+
+def cs_zscore(x: xr.DataArray) -> xr.DataArray:
+    """Cross-sectional z-score per date."""
+    return _wrap(x.transpose("date", "asset"), cs_zscore_np(_arr(x)))
+
+
+def winsorize(x: xr.DataArray, lower: float = 0.01, upper: float = 0.99) -> xr.DataArray:
+    """Clip each date's values to its ``[lower, upper]`` cross-sectional quantiles."""
+    a = _arr(x)
+    ok = np.isfinite(a).any(axis=1)
+    lo = np.full((a.shape[0], 1), -np.inf)
+    hi = np.full((a.shape[0], 1), np.inf)
+    if ok.any():
+        lo[ok, 0] = np.nanquantile(a[ok], lower, axis=1)
+        hi[ok, 0] = np.nanquantile(a[ok], upper, axis=1)
+    return _wrap(x.transpose("date", "asset"), np.clip(a, lo, hi))
+
+
+def demean(x: xr.DataArray, group: str | xr.DataArray | None = None) -> xr.DataArray:
+    """Subtract the per-date mean, within groups (an asset coordinate name like ``"sector"``).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> x = xr.DataArray([[1.0, 3.0, 10.0]], dims=("date", "asset"),
+    ...                  coords={"sector": ("asset", ["a", "a", "b"])})
+    >>> demean(x, "sector").values.tolist()
+    [[-1.0, 1.0, 0.0]]
+    """
+    a = _arr(x)
+    out = np.full_like(a, np.nan)
+    if group is None:
+        labels = np.zeros(a.shape[1], dtype=int)
+    else:
+        g = x[group] if isinstance(group, str) else group
+        if isinstance(group, str) and group not in x.coords:
+            raise StrategyError("demean group must be an asset coordinate", found=repr(group),
+                                fix="use 'market' or 'sector'", field=group)
+        _, labels = np.unique(np.asarray(g.values).astype(str), return_inverse=True)
+    for lab in np.unique(labels):
+        cols = labels == lab
+        with np.errstate(invalid="ignore"):
+            sub = a[:, cols]
+            n = np.isfinite(sub).sum(axis=1, keepdims=True)
+            mu = np.nansum(sub, axis=1, keepdims=True) / np.maximum(n, 1)
+        out[:, cols] = sub - mu
+    return _wrap(x.transpose("date", "asset"), out)
+
+
+def combine(signals: Sequence[xr.DataArray], weights: Sequence[float] | None = None
+            ) -> xr.DataArray:
+    """Weighted average of signals, NaN-skipping (weights renormalized where some are NaN)."""
+    if not signals:
+        raise StrategyError("combine needs at least one signal", found="none",
+                            fix="pass a list of DataArrays")
+    w = np.ones(len(signals)) if weights is None else np.asarray(weights, float)
+    if len(w) != len(signals):
+        raise StrategyError("combine needs one weight per signal",
+                            found=f"{len(w)} weights for {len(signals)} signals",
+                            fix="pass matching lists")
+    stack = np.stack([_arr(s) for s in signals])
+    ok = np.isfinite(stack)
+    num = np.where(ok, stack, 0.0) * w[:, None, None]
+    den = (ok * np.abs(w)[:, None, None]).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(den > 0, num.sum(axis=0) / den, np.nan)
+    return _wrap(signals[0].transpose("date", "asset"), out)
+
+
+def top_k(x: xr.DataArray, k: int, bottom: bool = False) -> xr.DataArray:
+    """Boolean mask of the ``k`` largest (``bottom=True``: smallest) values per date."""
+    a = _arr(x)
+    a = -a if bottom else a
+    r = np.where(np.isfinite(a), a, -np.inf)
+    order = np.argsort(-r, axis=1, kind="stable")[:, :k]
+    mask = np.zeros(a.shape, bool)
+    np.put_along_axis(mask, order, True, axis=1)
+    mask &= np.isfinite(a)
+    return _wrap(x.transpose("date", "asset"), mask)
+
+
+def quantile_select(x: xr.DataArray, q: int = 10, which: str = "top") -> xr.DataArray:
+    """Boolean mask of the top (or bottom) ``1/q`` of each date's valid values.
+
+    Examples
+    --------
+    >>> x = xr.DataArray([np.arange(10.0)], dims=("date", "asset"))
+    >>> quantile_select(x, 5).values.astype(int).tolist()
+    [[0, 0, 0, 0, 0, 0, 0, 0, 1, 1]]
+    """
+    if which not in ("top", "bottom"):
+        raise StrategyError("which must be 'top' or 'bottom'", found=repr(which),
+                            fix="pass which='top'")
+    a = _arr(x)
+    pct = cs_rank_np(a)
+    n = np.isfinite(a).sum(axis=1, keepdims=True)
+    k = np.floor(n / q)
+    # the k best ranks: rank index >= n - k  <=>  pct >= (n - k) / (n - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        thresh = (n - k) / np.maximum(n - 1, 1)
+        low = (k - 1) / np.maximum(n - 1, 1)
+        mask = pct >= thresh - 1e-12 if which == "top" else pct <= low + 1e-12
+    return _wrap(x.transpose("date", "asset"), mask & (k > 0) & np.isfinite(a))
+
+
+def equal_weight(mask: xr.DataArray, gross: float = 1.0) -> xr.DataArray:
+    """Equal weights over the selected assets of each date (rows with none: all zero)."""
+    a = np.asarray(mask.transpose("date", "asset").values, dtype=float)
+    a = np.nan_to_num(a)
+    n = a.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(n > 0, gross * a / n, 0.0)
+    return _wrap(mask.transpose("date", "asset"), out, "target_weights")
+
+

@@ -1,0 +1,210 @@
+"""Strategy registry, the ``@register_strategy`` decorator and the built-in strategies.
+
+A strategy is a small declarative object: a name, documented parameters with
+defaults and ranges, default simulation settings, and a function
+``weights(data, **params) -> DataArray (date, asset)`` of target weights decided on
+each row from data up to that row. Sweepable strategies may add a ``batch``
+function computing many parameter sets at once as a ``(P, date, asset)`` array.
+One contract test (``tests/backtest/test_strategy_contract.py``) runs over
+every registered strategy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from quantlib.backtest import signals as sg
+from quantlib.errors import StrategyError
+
+__all__ = ["Param", "Strategy", "register_strategy", "get_strategy", "list_strategies",
+           "STRATEGIES"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One documented strategy parameter (default, range, meaning)."""
+
+    default: Any
+    doc: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def check(self, name: str, value: Any, strategy: str) -> Any:
+        if self.choices is not None and value not in self.choices:
+            raise StrategyError(f"parameter {name} must be one of {list(self.choices)}",
+                                found=repr(value), fix=f"see {strategy}'s params",
+                                field=name, job=strategy)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        if (self.min is not None and value < self.min) or (
+                self.max is not None and value > self.max):
+            raise StrategyError(f"parameter {name} must be in [{self.min}, {self.max}]",
+                                found=repr(value), fix=f"see {strategy}'s params",
+                                field=name, job=strategy)
+        return value
+
+
+@dataclass
+class Strategy:
+    """A registered strategy (see the module docstring)."""
+
+    name: str
+    func: Callable[..., xr.DataArray]
+    params: dict[str, Param]
+    doc: str = ""
+    sim_defaults: dict[str, Any] = field(default_factory=dict)
+    check: Callable[[dict[str, Any]], str | None] | None = None
+    batch_func: Callable[..., np.ndarray] | None = None
+    signal_func: Callable[..., xr.DataArray] | None = None
+
+    @property
+    def source_hash(self) -> str:
+        """sha256 (16 hex) of the strategy's source code (function, batch, signal)."""
+        h = hashlib.sha256()
+        for fn in (self.func, self.batch_func, self.signal_func, self.check):
+            if fn is not None:
+                try:
+                    h.update(inspect.getsource(fn).encode())
+                except (OSError, TypeError):
+                    h.update(fn.__code__.co_code)
+        return h.hexdigest()[:16]
+
+    def resolve_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Defaults merged with ``params``; unknown or out-of-range values raise."""
+        unknown = sorted(set(params) - set(self.params))
+        if unknown:
+            raise StrategyError(f"unknown parameter for strategy {self.name!r}",
+                                found=", ".join(unknown),
+                                fix=f"use one of {sorted(self.params)}", job=self.name)
+        full = {k: p.default for k, p in self.params.items()}
+        full.update(params)
+        for k, v in full.items():
+            self.params[k].check(k, v, self.name)
+        if self.check is not None:
+            msg = self.check(full)
+            if msg:
+                raise StrategyError(f"invalid parameters for strategy {self.name!r}",
+                                    found=msg, fix="change the parameters", job=self.name)
+        return full
+
+    def weights(self, data: xr.Dataset, **params: Any) -> xr.DataArray:
+        """Target weights for ``params`` (validated)."""
+        full = self.resolve_params(params)
+        out = self.func(data, **full)
+        return out.transpose("date", "asset").rename("target_weights")
+
+    def batch(self, data: xr.Dataset, param_sets: list[dict[str, Any]],
+              per_asset: bool = False) -> np.ndarray:
+        """``(P, date, asset)`` weights (or per-asset positions) for many parameter sets.
+
+        Uses the strategy's batch function when it has one (shared work computed
+        once); otherwise loops over the parameter sets.
+        """
+        full = [self.resolve_params(p) for p in param_sets]
+        if self.batch_func is not None:
+            return self.batch_func(data, full, per_asset=per_asset)
+        fn = self.signal_func if per_asset else self.func
+        if fn is None:
+            raise StrategyError(f"strategy {self.name!r} has no per-asset signal",
+                                found="per_asset=True", fix="use per_asset=False",
+                                job=self.name)
+        return np.stack([np.asarray(fn(data, **p).transpose("date", "asset").values, float)
+                         for p in full])
+
+    def describe(self) -> dict[str, Any]:
+        """Name, doc and parameter table (for dashboards and the CLI)."""
+        return {"name": self.name, "doc": self.doc, "params": {
+            k: {"default": p.default, "doc": p.doc, "min": p.min, "max": p.max,
+                "choices": list(p.choices) if p.choices else None}
+            for k, p in self.params.items()}, "sim_defaults": self.sim_defaults}
+
+
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def register_strategy(name: str, params: dict[str, Param] | None = None,
+                      sim_defaults: dict[str, Any] | None = None,
+                      check: Callable[[dict[str, Any]], str | None] | None = None,
+                      replace: bool = False) -> Callable[[Callable[..., xr.DataArray]], Strategy]:
+    """Decorator registering ``func(data, **params) -> target weights`` under ``name``.
+
+    Examples
+    --------
+    >>> @register_strategy("doc_equal", params={"gross": Param(1.0, "total weight", 0, 2)},
+    ...                    replace=True)
+    ... def doc_equal(data, gross):
+    ...     return sg.equal_weight(data["close"].notnull(), gross)
+    >>> get_strategy("doc_equal").resolve_params({})
+    {'gross': 1.0}
+    >>> _ = STRATEGIES.pop("doc_equal")
+    """
+    def deco(func: Callable[..., xr.DataArray]) -> Strategy:
+        if name in STRATEGIES and not replace:
+            raise StrategyError("strategy names must be unique", found=repr(name),
+                                fix="pick another name or pass replace=True", job=name)
+        strat = Strategy(name, func, dict(params or {}), inspect.getdoc(func) or "",
+                         dict(sim_defaults or {}), check)
+        STRATEGIES[name] = strat
+        return strat
+    return deco
+
+
+def get_strategy(strategy: str | Strategy) -> Strategy:
+    """Look up a registered strategy by name (or pass a Strategy through)."""
+    if isinstance(strategy, Strategy):
+        return strategy
+    if strategy not in STRATEGIES:
+        raise StrategyError("strategy must be registered", found=repr(strategy),
+                            fix=f"use one of {sorted(STRATEGIES)} or @register_strategy",
+                            job=str(strategy))
+    return STRATEGIES[strategy]
+
+
+def list_strategies() -> list[str]:
+    """Names of all registered strategies.
+
+    Examples
+    --------
+    >>> "xs_momentum" in list_strategies()
+    True
+    """
+    return sorted(STRATEGIES)
+
+
+# --------------------------------------------------------------------------- helpers
+def _universe(data: xr.Dataset) -> xr.DataArray:
+    if "in_universe" in data:
+        return data["in_universe"].astype(bool)
+    return data["close"].ffill("date").notnull()
+
+
+def sleeve(signal: xr.DataArray, data: xr.Dataset) -> xr.DataArray:
+    """Per-asset sleeves: weight = signal / number of assets in the universe that day."""
+    uni = _universe(data)
+    n = uni.sum("asset")
+    return (signal.fillna(0.0) * uni / n.where(n > 0)).fillna(0.0)
+
+
+def select(score: xr.DataArray, data: xr.Dataset, quantile: int, long_short: bool
+           ) -> xr.DataArray:
+    """Equal weight the top ``1/quantile`` by score (minus the bottom, if long-short)."""
+    score = score.where(_universe(data))
+    top = sg.equal_weight(sg.quantile_select(score, quantile, "top"),
+                          0.5 if long_short else 1.0)
+    if not long_short:
+        return top
+    return top - sg.equal_weight(sg.quantile_select(score, quantile, "bottom"), 0.5)
+
+
+_Q = Param(10, "number of quantiles; the top one is held", 2, 100)
+_LS = Param(False, "also short the bottom quantile (long-short, gross 1)",
+            choices=(False, True))
+from quantlib.backtest import builtins as _builtins  # noqa: E402,F401  (registers built-ins)
