@@ -7,7 +7,8 @@ adds nothing to the raw zone or the manifest.
 
 Failures: connection errors, timeouts, 5xx, 429 (waiting at least ``Retry-After``), a
 page that is not complete JSON, and a page with fewer rows than ``page_size`` and
-``total_rows`` imply (a truncated page) are transient; 401/403 (key), 404 and other 4xx are
+``total_rows`` imply (a truncated page) are transient (extra rows pass: validation
+quarantines duplicates); 401/403 (key), 404 and other 4xx are
 permanent.
 """
 
@@ -123,9 +124,9 @@ class HttpApiSource:
         if not isinstance(total, int):
             return
         expected = max(0, min(self.page_size, total - (page_no - 1) * self.page_size))
-        if len(page["data"]) != expected:
+        if len(page["data"]) < expected:
             raise TransientSourceError(
-                "API page must hold min(page_size, rows left) rows",
+                "API page must hold at least min(page_size, rows left) rows",
                 found=f"{len(page['data'])} rows, expected {expected} (total_rows {total}, "
                       f"page_size {self.page_size}): truncated page",
                 fix="retrying; check the API server if it persists",

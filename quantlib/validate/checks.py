@@ -49,6 +49,8 @@ def _none() -> pd.DataFrame:
 def ohlc_issues(prices: pd.DataFrame) -> pd.DataFrame:
     """``high >= max(open, close)`` and ``low <= min(open, close)``.
 
+    Rows with a missing or non-positive price are left to the schema checks.
+
     Examples
     --------
     >>> p = pd.DataFrame({"open": [10.0, 10.0], "high": [11.0, 9.5], "low": [9.0, 9.0],
@@ -56,10 +58,11 @@ def ohlc_issues(prices: pd.DataFrame) -> pd.DataFrame:
     >>> ohlc_issues(p)[["idx", "field", "check"]].values.tolist()
     [[1, 'high', 'high_below_open_close']]
     """
+    ok = (prices[["open", "high", "low", "close"]] > 0).all(axis=1).to_numpy()
     top = prices[["open", "close"]].max(axis=1)
     bottom = prices[["open", "close"]].min(axis=1)
-    hi = prices.index[(prices["high"] < top).to_numpy()]
-    lo = prices.index[(prices["low"] > bottom).to_numpy()]
+    hi = prices.index[ok & (prices["high"] < top).to_numpy()]
+    lo = prices.index[ok & (prices["low"] > bottom).to_numpy()]
     parts = [issues_frame("prices", hi, "high", prices.loc[hi, "high"], "high_below_open_close",
                           "high must be >= max(open, close)"),
              issues_frame("prices", lo, "low", prices.loc[lo, "low"], "low_above_open_close",

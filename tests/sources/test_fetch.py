@@ -1,0 +1,98 @@
+"""fetch_market / fetch_fx against the real sandbox FTP and HTTP servers."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from quantlib.raw import RawZone
+from quantlib.sources import fetch_fx, fetch_market
+from quantlib.standardize import PROVENANCE, standardize
+from quantlib.validate import validate
+
+
+def _same(got: pd.DataFrame, truth: pd.DataFrame) -> None:
+    key = list(truth.columns)
+    g = got.drop(columns=list(PROVENANCE)).sort_values(key, ignore_index=True)
+    t = truth.sort_values(key, ignore_index=True)
+    pd.testing.assert_frame_equal(g, t, check_dtype=False)
+
+
+def _fetch_all(sandbox, raw, fetch_id, retry, **kw):
+    out = []
+    for m in ("KR", "EU", "US"):
+        out += fetch_market(m, raw=raw, connection=sandbox, fetch_id=fetch_id, retry=retry, **kw)
+    out += fetch_fx(raw=raw, connection=sandbox, fetch_id=fetch_id, retry=retry, **kw)
+    return out
+
+
+def test_fetch_standardize_equals_truth(sandbox, fast_retry, tmp_path):
+    raw = RawZone(str(tmp_path / "store"))
+    deliveries = _fetch_all(sandbox, raw, "f1", fast_retry)
+    u = sandbox.universe
+    kr_files = [f for f in sandbox.files if f.path.startswith("kr/")]
+    got_kr = [d for d in deliveries if d.source == "ftp-kr"]
+    assert sorted(d.file for d in got_kr) == sorted(f.path for f in kr_files)
+    by_path = {f.path: f for f in sandbox.files}
+    for d in got_kr + [d for d in deliveries if d.source == "ftp-eu"]:
+        assert (d.sha256, d.rows) == (by_path[d.file].sha256, by_path[d.file].rows)
+    assert {d.source for d in deliveries} == {"ftp-kr", "ftp-eu", "api-kr", "api-eu", "api-us",
+                                              "api-fx"}
+    batch = standardize(deliveries, raw)
+    for name, truth in u.frames().items():
+        _same(batch.frames()[name], truth)
+    # provenance points at real vendor rows
+    p = batch.prices
+    kr_row = p[p["source"] == "ftp-kr"].iloc[5]
+    text = raw.get(next(d.sha256 for d in got_kr if d.file == kr_row["file"])).decode("cp949")
+    line = text.splitlines()[kr_row["row"]]
+    assert line.split(",")[1] == kr_row["asset_id"]
+    assert float(line.split(",")[7]) == kr_row["close"]
+    outcome = validate(batch, deliveries=deliveries)
+    assert outcome.report["bad_rows"] == 0
+    assert outcome.report["reconciliation"]["files"] == len(deliveries)
+    assert outcome.report["reconciliation"]["mismatches"] == []
+    m = raw.manifest()
+    assert len(m) == len(deliveries) and set(m["status"]) == {"fetched"}
+
+
+def test_second_fetch_is_idempotent(sandbox, fast_retry, tmp_path):
+    raw = RawZone(str(tmp_path / "store"))
+    first = _fetch_all(sandbox, raw, "f1", fast_retry)
+    objects = sorted(raw.fs.find(f"{raw.root}/raw"))
+    manifest = raw.manifest()
+    again = _fetch_all(sandbox, raw, "f2", fast_retry, new_only=True)
+    assert again == []
+    current = _fetch_all(sandbox, raw, "f3", fast_retry)
+    assert [(d.source, d.file, d.sha256, d.fetch_id) for d in current] == \
+        [(d.source, d.file, d.sha256, "f1") for d in first]
+    assert sorted(raw.fs.find(f"{raw.root}/raw")) == objects
+    m2 = raw.manifest()
+    assert len(m2) == len(manifest)
+    assert not m2.duplicated(["source", "file", "sha256", "status"]).any()
+    assert [(d.source, d.file, d.sha256) for d in raw.latest_deliveries("KR")] == sorted(
+        (d.source, d.file, d.sha256) for d in first if d.market == "KR")
+
+
+def test_window_limits_price_files_and_pages(sandbox, fast_retry, tmp_path):
+    raw = RawZone(str(tmp_path / "store"))
+    kr = fetch_market("KR", raw=raw, connection=sandbox, fetch_id="w", retry=fast_retry,
+                      start="2025-06-01", end="2025-06-30")
+    prices = sorted(d.file for d in kr if d.file.startswith("kr/prices/"))
+    assert prices[0] == "kr/prices/20250602.csv" and prices[-1] == "kr/prices/20250630.csv"
+    us = fetch_market("US", raw=raw, connection=sandbox, fetch_id="w", retry=fast_retry,
+                      start="2025-06-01", end="2025-06-30")
+    page = next(d for d in us if "/prices" in d.file)
+    assert page.file == "api/v1/prices?market=US&start=2025-06-01&end=2025-06-30&page=1"
+    got = standardize([page], raw).prices
+    truth = sandbox.universe.prices
+    want = truth[truth["asset_id"].str.startswith("US") & (truth["date"] >= "2025-06-01")
+                 & (truth["date"] <= "2025-06-30")]
+    assert len(got) == len(want) > 0
+
+
+def test_unknown_market_fails_fast(sandbox, tmp_path):
+    from quantlib.errors import PermanentSourceError
+
+    with pytest.raises(PermanentSourceError, match="market must be one of KR, EU, US, FX"):
+        fetch_market("JP", raw=RawZone(str(tmp_path)), connection=sandbox, fetch_id="x")
