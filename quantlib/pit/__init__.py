@@ -9,6 +9,7 @@ from quantlib.pit import kernels
 from quantlib.pit.frames import fx_panel, market_panels
 from quantlib.pit.fundamentals import (
     STATEMENT_FIELDS,
+    asof_fields,
     asof_values,
     build_fundamentals,
     build_universe,
@@ -24,6 +25,7 @@ __all__ = [
     "market_panels",
     "fx_panel",
     "asof_values",
+    "asof_fields",
     "build_prices",
     "build_fundamentals",
     "build_universe",

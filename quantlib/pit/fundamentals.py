@@ -16,7 +16,7 @@ from quantlib.pit import kernels as K
 from quantlib.pit.grid import Grid, make_grid, to_ns
 from quantlib.pit.prices import finish
 
-__all__ = ["asof_values", "build_fundamentals", "build_universe", "statement_asof",
+__all__ = ["asof_values", "asof_fields", "build_fundamentals", "build_universe", "statement_asof",
            "STATEMENT_FIELDS"]
 
 STATEMENT_FIELDS = ("revenue", "net_income", "total_equity", "total_assets",
@@ -55,13 +55,64 @@ def asof_values(events: pd.DataFrame, grid: Grid, *, value: str = "value",
     >>> asof_values(ev, g)[0][g.start_row:, 0].tolist()
     [1.0, 1.0, 2.0]
     """
-    col = grid.assets.index.get_indexer(events["asset_id"].astype(str))
+    enc = _encode(events, grid, value, period)
+    return _materialize(enc, grid)
+
+
+def _codes(column: pd.Series, labels: pd.Index) -> np.ndarray:
+    """Position of each value of ``column`` in ``labels`` (-1 if absent); hashes once."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    where = labels.get_indexer(pd.Index(np.asarray(uniques, dtype=object).astype(str)))
+    return np.append(where, -1)[codes]
+
+
+def _encode(events: pd.DataFrame, grid: Grid, value: str, period: str | None
+            ) -> dict[str, np.ndarray]:
+    col = _codes(events["asset_id"], grid.assets.index)
     ok = col >= 0
-    known = to_ns(events["known_at"])[ok]
-    per = to_ns(events[period])[ok] if period else known
-    pos = K.asof_index(col[ok], known, per, grid.decision_times, grid.asset_clock)
-    vals = K.take_or_nan(events[value].to_numpy(dtype=np.float64)[ok], pos)
-    return vals, K.take_or_nan(per, pos, fill=K.NAT)
+    known = to_ns(events["known_at"])
+    return {"asset": col[ok], "known": known[ok],
+            "period": to_ns(events[period])[ok] if period else known[ok],
+            "value": events[value].to_numpy(dtype=np.float64)[ok]}
+
+
+def _materialize(enc: dict[str, np.ndarray], grid: Grid, with_period: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    ranks, by_rank = K.asof_ranks(enc["asset"], enc["known"], enc["period"],
+                                  grid.decision_times, grid.asset_clock)
+    vals = K.take_ranked(enc["value"][by_rank], ranks)
+    per = K.take_ranked(enc["period"][by_rank], ranks, fill=K.NAT) if with_period else None
+    return vals, per
+
+
+def asof_fields(statements: pd.DataFrame, grid: Grid, fields, *, with_period: bool = True
+                ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """:func:`asof_values` of each statement field (latest period, latest revision).
+
+    Encodes the frame once, then runs the kernel on each field's contiguous slice.
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"asset_id": ["US1"], "market": ["US"], "currency": ["USD"],
+    ...     "sector": ["x"], "listed": pd.to_datetime(["2000-01-03"]), "delisted": pd.NaT})
+    >>> g = make_grid(a, markets=["US"], start="2024-03-04", end="2024-03-05")
+    >>> st = pd.DataFrame({"asset_id": "US1", "field": ["revenue", "net_income"],
+    ...     "period_end": pd.to_datetime(["2023-12-31"] * 2), "value": [5.0, 1.0],
+    ...     "known_at": pd.to_datetime(["2024-03-04 22:00"] * 2, utc=True)})
+    >>> out = asof_fields(st, g, ["revenue", "net_income", "total_assets"])
+    >>> [out[f][0][g.start_row:, 0].tolist() for f in out]
+    [[nan, 5.0], [nan, 1.0], [nan, nan]]
+    """
+    enc = _encode(statements, grid, "value", "period_end")
+    codes = _codes(statements["field"], pd.Index(list(fields)))[
+        _codes(statements["asset_id"], grid.assets.index) >= 0]
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(fields) + 1))
+    out = {}
+    for i, f in enumerate(fields):
+        idx = order[bounds[i]:bounds[i + 1]]
+        out[f] = _materialize({k: v[idx] for k, v in enc.items()}, grid, with_period)
+    return out
 
 
 def build_fundamentals(statements: pd.DataFrame, assets: pd.DataFrame, *,
@@ -97,9 +148,7 @@ def build_fundamentals(statements: pd.DataFrame, assets: pd.DataFrame, *,
     fields = tuple(fields) if fields is not None else STATEMENT_FIELDS
     data: dict[str, np.ndarray] = {}
     latest = np.full((len(grid.dates), len(grid.assets)), K.NAT, dtype=np.int64)
-    field_col = statements["field"].astype(str).to_numpy()
-    for f in fields:
-        vals, per = asof_values(statements[field_col == f], grid, period="period_end")
+    for f, (vals, per) in asof_fields(statements, grid, fields).items():
         data[f] = vals
         np.maximum(latest, per, out=latest)
     ds = finish(data, grid, decision_clock=decision_clock)

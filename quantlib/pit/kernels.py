@@ -20,9 +20,9 @@ As-of materialization of bitemporal events (:func:`asof_index`), step by step:
    the ranks gives "the best event so far" for every event; ranks are series-major, so
    the running maximum never leaks from one series into the next.
 5. The last running maximum of each ``(series, effective date)`` group is scattered into a
-   ``n_dates x n_series`` grid filled with ``-1``; ``np.maximum.accumulate`` down the date
-   axis carries it forward to later dates (ranks only grow along a series), and the ranks
-   map back to event positions.
+   ``n_dates x n_series`` grid of zeros (ranks are stored as ``1 + rank``, so ``0`` means
+   "nothing known yet"); a running maximum down the date axis carries it forward to later
+   dates (ranks only grow along a series), and one gather per output maps ranks to values.
 
 Everything is ``O(n_events log n_events + n_dates * n_series)`` with no Python loop over
 assets or dates (only over the few distinct clock columns).
@@ -35,8 +35,11 @@ import numpy as np
 __all__ = [
     "NAT",
     "effective_date_index",
+    "asof_ranks",
     "asof_index",
     "take_or_nan",
+    "take_ranked",
+    "running_max_rows",
     "restamp_index",
     "scatter_rows",
     "previous_valid_index",
@@ -85,6 +88,48 @@ def effective_date_index(known_at: np.ndarray, decision_times: np.ndarray,
     return out
 
 
+def asof_ranks(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,
+               decision_times: np.ndarray, series_clock: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Rank grid of the as-of materialization (steps 2-5 of the module docstring).
+
+    Returns
+    -------
+    ranks : ndarray of intp, shape (n_dates, n_series)
+        1 + rank of the event to show; ``0`` where nothing was known yet.
+    by_rank : ndarray of intp, shape (n_ranked,)
+        Input position of the event of each rank: gather per-event arrays with
+        ``take_ranked(values[by_rank], ranks)``.
+
+    Examples
+    --------
+    >>> ranks, by_rank = asof_ranks(np.array([0, 0]), np.array([20, 10]), np.array([2, 1]),
+    ...                             np.array([[5], [10], [20]]), np.array([0]))
+    >>> ranks[:, 0].tolist(), by_rank.tolist()
+    ([0, 1, 2], [1, 0])
+    """
+    series = np.asarray(series, dtype=np.intp)
+    known_at = np.asarray(known_at, dtype=np.int64)
+    period = np.asarray(period, dtype=np.int64)
+    series_clock = np.asarray(series_clock, dtype=np.intp)
+    n_dates, n_series = decision_times.shape[0], series_clock.shape[0]
+    eff = effective_date_index(known_at, decision_times, series_clock[series])
+    keep = np.flatnonzero(eff < n_dates)
+    series, known_at, period, eff = series[keep], known_at[keep], period[keep], eff[keep]
+    by_key = np.lexsort((known_at, period, series))        # rank -> kept event
+    rank = np.empty(by_key.size, dtype=np.intp)
+    rank[by_key] = np.arange(1, by_key.size + 1, dtype=np.intp)   # 0 = nothing known
+    by_time = np.lexsort((eff, series))
+    best = np.maximum.accumulate(rank[by_time]) if by_time.size else rank
+    s_t, e_t = series[by_time], eff[by_time]
+    last = np.ones(s_t.shape, dtype=bool)
+    last[:-1] = (s_t[1:] != s_t[:-1]) | (e_t[1:] != e_t[:-1])
+    ranks = np.zeros((n_dates, n_series), dtype=np.intp)
+    ranks[e_t[last], s_t[last]] = best[last]
+    running_max_rows(ranks)
+    return ranks, keep[by_key]
+
+
 def asof_index(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,
                decision_times: np.ndarray, series_clock: np.ndarray) -> np.ndarray:
     """For each (date, series), the event to show: latest period, in its latest revision.
@@ -120,27 +165,41 @@ def asof_index(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,
     ...            np.array([1, 2, 1, 2]), dec, np.array([0]))[:, 0]
     array([0, 1, 1, 3])
     """
-    series = np.asarray(series, dtype=np.intp)
-    known_at = np.asarray(known_at, dtype=np.int64)
-    period = np.asarray(period, dtype=np.int64)
-    series_clock = np.asarray(series_clock, dtype=np.intp)
-    n_dates, n_series = decision_times.shape[0], series_clock.shape[0]
-    eff = effective_date_index(known_at, decision_times, series_clock[series])
-    keep = np.flatnonzero(eff < n_dates)
-    series, known_at, period, eff = series[keep], known_at[keep], period[keep], eff[keep]
-    by_key = np.lexsort((known_at, period, series))        # rank -> event
-    rank = np.empty_like(by_key)
-    rank[by_key] = np.arange(by_key.size)
-    by_time = np.lexsort((eff, series))
-    best = np.maximum.accumulate(rank[by_time]) if by_time.size else rank
-    s_t, e_t = series[by_time], eff[by_time]
-    last = np.ones(s_t.shape, dtype=bool)
-    last[:-1] = (s_t[1:] != s_t[:-1]) | (e_t[1:] != e_t[:-1])
-    grid = np.full((n_dates, n_series), -1, dtype=np.intp)
-    grid[e_t[last], s_t[last]] = best[last]
-    np.maximum.accumulate(grid, axis=0, out=grid)
-    to_event = np.append(keep[by_key], -1)                 # rank -1 -> -1
-    return to_event[grid]
+    ranks, by_rank = asof_ranks(series, known_at, period, decision_times, series_clock)
+    return take_ranked(by_rank, ranks, fill=-1)
+
+
+def take_ranked(values_by_rank: np.ndarray, ranks: np.ndarray, fill: float | int = np.nan
+                ) -> np.ndarray:
+    """Gather ``values_by_rank[ranks - 1]``, ``fill`` where ``ranks == 0`` (see
+    :func:`asof_ranks`). ``np.take(mode="clip")`` skips bounds checks: ranks are in range.
+
+    Examples
+    --------
+    >>> take_ranked(np.array([1.5, 2.5]), np.array([[2, 0], [1, 1]]))
+    array([[2.5, nan],
+           [1.5, 1.5]])
+    """
+    values_by_rank = np.asarray(values_by_rank)
+    ext = np.concatenate([np.asarray([fill]).astype(values_by_rank.dtype), values_by_rank])
+    out = np.empty(np.shape(ranks), dtype=ext.dtype)
+    return np.take(ext, ranks, out=out, mode="clip")
+
+
+def running_max_rows(a: np.ndarray) -> np.ndarray:
+    """In-place running maximum down axis 0 of a 2-D array (returns ``a``).
+
+    Same result as ``np.maximum.accumulate(a, axis=0)``, several times faster on wide
+    C-ordered grids: one vectorized ``np.maximum`` per row instead of a strided scan.
+
+    Examples
+    --------
+    >>> running_max_rows(np.array([[1, -1], [0, 3], [2, 0]])).tolist()
+    [[1, -1], [1, 3], [2, 3]]
+    """
+    for i in range(1, a.shape[0]):
+        np.maximum(a[i - 1], a[i], out=a[i])
+    return a
 
 
 def take_or_nan(values: np.ndarray, index: np.ndarray, fill: float | int = np.nan
@@ -153,8 +212,10 @@ def take_or_nan(values: np.ndarray, index: np.ndarray, fill: float | int = np.na
     array([[2.5, nan],
            [1.5, 1.5]])
     """
-    ext = np.append(np.asarray(values), np.asarray([fill]).astype(np.asarray(values).dtype))
-    return ext[index]
+    values = np.asarray(values)
+    ext = np.append(values, np.asarray([fill]).astype(values.dtype))
+    out = np.empty(np.shape(index), dtype=ext.dtype)
+    return np.take(ext, index, out=out)
 
 
 def restamp_index(known_at: np.ndarray, decision_times: np.ndarray,
@@ -220,8 +281,8 @@ def previous_valid_index(valid: np.ndarray) -> np.ndarray:
     array([-1,  0,  0,  2])
     """
     n = valid.shape[0]
-    idx = np.where(valid, np.arange(n)[:, None], -1)
-    np.maximum.accumulate(idx, axis=0, out=idx)
+    idx = np.where(valid, np.arange(n, dtype=np.intp)[:, None], -1)
+    running_max_rows(idx)
     out = np.full(valid.shape, -1, dtype=idx.dtype)
     out[1:] = idx[:-1]
     return out
