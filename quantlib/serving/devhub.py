@@ -11,7 +11,7 @@ wanted. It writes a JSON traitlets config (data, not code), starts ``jupyterhub`
   ``results-api`` (``quantlib dashboards api --hub``);
 - an admin service whose token tests use to mint user tokens.
 
-Login uses JupyterHub's ``DummyAuthenticator`` with one random password per start:
+Login uses JupyterHub's ``SharedPasswordAuthenticator`` with one random password per start:
 this is a loopback-only development hub, never a deployment.
 """
 
@@ -147,14 +147,14 @@ def _config(workdir: Path, port: int, password: str, admin_token: str,
     return {
         "JupyterHub": {
             "ip": "127.0.0.1", "port": port, "hub_ip": "127.0.0.1", "hub_port": free_port(),
-            "authenticator_class": "dummy",
+            "authenticator_class": "shared-password",
             "db_url": f"sqlite:///{workdir / 'jupyterhub.sqlite'}",
             "cookie_secret_file": str(workdir / "cookie_secret"),
             "pid_file": str(workdir / "jupyterhub.pid"),
             "cleanup_servers": True, "cleanup_proxy": True,
             "load_groups": {g: {"users": u} for g, u in USERS.items()},
             "load_roles": [
-                {"name": "user", "scopes": ["read:users:name!user"]},
+                {"name": "user", "scopes": ["read:users:name!user", "read:users:groups!user"]},
                 {"name": "researcher", "groups": ["researchers"], "scopes": ["self", *access]},
                 {"name": "manager", "groups": ["managers"], "scopes": access},
                 {"name": "test-admin", "services": ["test-admin"],
@@ -163,13 +163,31 @@ def _config(workdir: Path, port: int, password: str, admin_token: str,
             "services": services,
         },
         "Authenticator": {"allowed_users": sorted(u for us in USERS.values() for u in us)},
-        "DummyAuthenticator": {"password": password},
+        "SharedPasswordAuthenticator": {"user_password": password},
         "ConfigurableHTTPProxy": {"command": [chp_command()], "api_url":
                                   f"http://127.0.0.1:{free_port()}"},
     }
 
 
-def start_dev_hub(workdir: str | os.PathLike[str], *, results_url: str,
+def start_dev_hub(workdir: str | os.PathLike[str], *, attempts: int = 3, **kw: Any) -> DevHub:
+    """Start a development hub; see :func:`_start_once` for the parameters.
+
+    Free ports are picked before the hub binds them, so another process on a busy
+    machine can take one first: a start that dies that way is retried with new ports.
+    """
+    for attempt in range(attempts):
+        try:
+            return _start_once(workdir, **kw)
+        except ConfigError as exc:
+            log_text = (Path(workdir) / "jupyterhub.log").read_text(errors="replace")
+            clash = "EADDRINUSE" in log_text or "Address already in use" in log_text
+            if attempt + 1 == attempts or not clash:
+                raise
+    raise ConfigError("the dev hub must start", found=f"{attempts} failed attempts",
+                      fix="read jupyterhub.log", file=str(workdir))
+
+
+def _start_once(workdir: str | os.PathLike[str], *, results_url: str,
                   env: dict[str, str] | None = None,
                   service_args: dict[str, list[str]] | None = None,
                   services: tuple[str, ...] = ("dashboards", "results-api"),
