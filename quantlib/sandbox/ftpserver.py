@@ -113,6 +113,7 @@ class FtpServer:
         handler = type("SandboxFTPHandler", (_FaultyHandler,), {
             "authorizer": authorizer, "faults": self.faults,
             "banner": "quantlib vendor sandbox FTP ready.", "permit_foreign_addresses": False,
+            "auth_failed_timeout": 0.5,
         })
         try:
             # its own IO loop: pyftpdlib's default one is a process-wide singleton

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from quantlib.errors import QuantlibError
 from quantlib.sandbox.formats import (
     current_symbols,
     fmt_dates,
@@ -67,23 +70,53 @@ def sidecar_text(data: bytes, rows: int) -> str:
     return f"{hashlib.sha256(data).hexdigest()} {rows}\n"
 
 
-def _join(*cols: pd.Series, sep: str) -> pd.Series:
-    out = cols[0].reset_index(drop=True).astype(str)
-    for col in cols[1:]:
-        out = out + sep + col.reset_index(drop=True).astype(str)
-    return out
+class _Lines:
+    """Text lines (each ending in ``\\n``) in one UTF-8 buffer, sliced per file without copies."""
+
+    def __init__(self, *cols: pd.Series | pa.Array, sep: str) -> None:
+        arrays = [_large_str(c) for c in cols]
+        big = pa.large_string()
+        joined = pc.binary_join_element_wise(*arrays, pa.scalar(sep, big))
+        lines = pc.binary_join_element_wise(joined, pa.scalar("", big), pa.scalar("\n", big))
+        if lines.null_count:
+            raise QuantlibError("vendor lines must not contain missing values",
+                                found=f"{lines.null_count} null lines",
+                                fix="fill missing text with an empty string")
+        self.n = len(lines)
+        offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
+        self.offsets = offsets[lines.offset: lines.offset + self.n + 1]
+        data = lines.buffers()[2]
+        self.data = memoryview(data) if data is not None else memoryview(b"")
+
+    def body(self, lo: int, hi: int) -> bytes:
+        """UTF-8 bytes of lines ``lo:hi``."""
+        return bytes(self.data[self.offsets[lo]: self.offsets[hi]])
 
 
-def _write(root: Path, rel: str, header: str, lines: np.ndarray, encoding: str) -> WrittenFile:
-    body = header + "\n" + "".join(line + "\n" for line in lines) if len(lines) else \
-        header + "\n"
-    data = body.encode(encoding)
+def _large_str(col: pd.Series | pa.Array | np.ndarray) -> pa.Array:
+    if isinstance(col, pa.Array | pa.ChunkedArray):
+        arr = col
+    elif isinstance(col, pd.Series) and isinstance(col.dtype, pd.StringDtype):
+        arr = pa.array(col)
+    else:
+        arr = pa.array(np.asarray(col, dtype=object), type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def _write(root: Path, rel: str, header: str, lines: _Lines, lo: int, hi: int,
+           encoding: str) -> WrittenFile:
+    body = lines.body(lo, hi)
+    if encoding != "utf-8":
+        body = body.decode("utf-8").encode(encoding)
+    data = header.encode(encoding) + b"\n" + body
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
-    (root / (rel + ".sha256")).write_text(f"{digest} {len(lines)}\n")
-    return WrittenFile(rel, len(lines), digest)
+    (root / (rel + ".sha256")).write_text(f"{digest} {hi - lo}\n")
+    return WrittenFile(rel, hi - lo, digest)
 
 
 def _groups(keys: np.ndarray) -> Iterator[tuple[object, int, int]]:
@@ -103,63 +136,73 @@ def _market_prices(u: SandboxUniverse, market: str) -> pd.DataFrame:
     return px.assign(symbol=symbol_at(u.symbols, px["asset_id"], px["date"]))
 
 
-def _kr_files(u: SandboxUniverse) -> Iterator[tuple[str, str, np.ndarray]]:
-    a = u.market_assets("KR").reset_index(drop=True)
+_FileJob = tuple[str, str, _Lines, int, int]
+
+
+def _whole(rel: str, header: str, lines: _Lines) -> _FileJob:
+    return rel, header, lines, 0, lines.n
+
+
+def _reference_files(u: SandboxUniverse, market: str, sep: str, fmt: str
+                     ) -> tuple[_Lines, _Lines]:
+    """Master/reference and ticker-history lines (same column order in KR and EU)."""
+    a = u.market_assets(market).reset_index(drop=True)
     cur = current_symbols(u.symbols)
-    yield "kr/master.csv", KR_HEADERS["master"], _join(
-        a["asset_id"], a["asset_id"].map(cur), a["name"], a["sector"],
-        fmt_dates(a["listed"], "%Y%m%d"), fmt_dates(a["delisted"], "%Y%m%d"),
-        sep=",").to_numpy(dtype=object)
+    master = _Lines(a["asset_id"], a["asset_id"].map(cur).fillna(""), a["name"], a["sector"],
+                    fmt_dates(a["listed"], fmt), fmt_dates(a["delisted"], fmt), sep=sep)
     s = u.symbols[u.symbols["asset_id"].isin(a["asset_id"])].reset_index(drop=True)
-    yield "kr/tickers.csv", KR_HEADERS["tickers"], _join(
-        s["asset_id"], s["symbol"], fmt_dates(s["valid_from"], "%Y%m%d"),
-        fmt_dates(s["valid_to"], "%Y%m%d"), sep=",").to_numpy(dtype=object)
-    ca = u.corporate_actions[u.corporate_actions["asset_id"].isin(a["asset_id"])]
-    ca = ca.reset_index(drop=True)
-    announced = pd.Series(ca["known_at"].dt.tz_convert("Asia/Seoul").dt.strftime(
-        "%Y%m%d%H%M%S").to_numpy(dtype=object), dtype="str")
-    yield "kr/corporate_actions.csv", KR_HEADERS["corporate_actions"], _join(
+    tickers = _Lines(s["asset_id"], s["symbol"], fmt_dates(s["valid_from"], fmt),
+                     fmt_dates(s["valid_to"], fmt), sep=sep)
+    return master, tickers
+
+
+def _market_actions(u: SandboxUniverse, market: str) -> pd.DataFrame:
+    ids = u.market_assets(market)["asset_id"]
+    ca = u.corporate_actions
+    return ca[ca["asset_id"].isin(ids)].reset_index(drop=True)
+
+
+def _kr_files(u: SandboxUniverse) -> Iterator[_FileJob]:
+    master, tickers = _reference_files(u, "KR", ",", "%Y%m%d")
+    yield _whole("kr/master.csv", KR_HEADERS["master"], master)
+    yield _whole("kr/tickers.csv", KR_HEADERS["tickers"], tickers)
+    ca = _market_actions(u, "KR")
+    announced = pa.array(ca["known_at"].dt.tz_convert("Asia/Seoul").dt.strftime(
+        "%Y%m%d%H%M%S").to_numpy(dtype=object), type=pa.large_string())
+    yield _whole("kr/corporate_actions.csv", KR_HEADERS["corporate_actions"], _Lines(
         ca["asset_id"], fmt_dates(ca["ex_date"], "%Y%m%d"), ca["kind"].map(_KR_KIND),
-        fmt_int(ca["value"]), announced, sep=",").to_numpy(dtype=object)
+        fmt_int(ca["value"]), announced, sep=","))
+    a = u.market_assets("KR")
     px = _market_prices(u, "KR")
-    names = px["asset_id"].map(a.set_index("asset_id")["name"])
+    names = pa.array(a["name"].to_numpy(dtype=object), type=pa.large_string()).take(
+        pa.array(pd.Index(a["asset_id"]).get_indexer(px["asset_id"])))
     days = fmt_dates(px["date"], "%Y%m%d")
-    lines = _join(days, px["asset_id"], px["symbol"], names, fmt_int(px["open"]),
-                  fmt_int(px["high"]), fmt_int(px["low"]), fmt_int(px["close"]),
-                  fmt_int(px["volume"]), sep=",").to_numpy(dtype=object)
-    day_keys = days.to_numpy(dtype=object)
-    for key, lo, hi in _groups(px["date"].to_numpy()):
-        yield f"kr/prices/{day_keys[lo]}.csv", KR_HEADERS["prices"], lines[lo:hi]
-        del key
+    lines = _Lines(days, px["asset_id"], px["symbol"], names, fmt_int(px["open"]),
+                   fmt_int(px["high"]), fmt_int(px["low"]), fmt_int(px["close"]),
+                   fmt_int(px["volume"]), sep=",")
+    for _key, lo, hi in _groups(px["date"].to_numpy()):
+        yield f"kr/prices/{days.iloc[lo]}.csv", KR_HEADERS["prices"], lines, lo, hi
 
 
-def _eu_files(u: SandboxUniverse) -> Iterator[tuple[str, str, np.ndarray]]:
-    a = u.market_assets("EU").reset_index(drop=True)
-    cur = current_symbols(u.symbols)
-    yield "eu/reference.csv", EU_HEADERS["reference"], _join(
-        a["asset_id"], a["asset_id"].map(cur), a["name"], a["sector"],
-        fmt_dates(a["listed"], "%d.%m.%Y"), fmt_dates(a["delisted"], "%d.%m.%Y"),
-        sep=";").to_numpy(dtype=object)
-    s = u.symbols[u.symbols["asset_id"].isin(a["asset_id"])].reset_index(drop=True)
-    yield "eu/tickers.csv", EU_HEADERS["tickers"], _join(
-        s["asset_id"], s["symbol"], fmt_dates(s["valid_from"], "%d.%m.%Y"),
-        fmt_dates(s["valid_to"], "%d.%m.%Y"), sep=";").to_numpy(dtype=object)
-    ca = u.corporate_actions[u.corporate_actions["asset_id"].isin(a["asset_id"])]
-    ca = ca.reset_index(drop=True)
-    announced = pd.Series([t.isoformat() for t in ca["known_at"].dt.tz_convert(
-        "Europe/Berlin")], dtype="str")
-    yield "eu/corporate_actions.csv", EU_HEADERS["corporate_actions"], _join(
+def _eu_files(u: SandboxUniverse) -> Iterator[_FileJob]:
+    master, tickers = _reference_files(u, "EU", ";", "%d.%m.%Y")
+    yield _whole("eu/reference.csv", EU_HEADERS["reference"], master)
+    yield _whole("eu/tickers.csv", EU_HEADERS["tickers"], tickers)
+    ca = _market_actions(u, "EU")
+    announced = pa.array([t.isoformat() for t in ca["known_at"].dt.tz_convert(
+        "Europe/Berlin")], type=pa.large_string())
+    yield _whole("eu/corporate_actions.csv", EU_HEADERS["corporate_actions"], _Lines(
         ca["asset_id"], fmt_dates(ca["ex_date"], "%d.%m.%Y"), ca["kind"].map(_EU_KIND),
-        fmt_decimal_comma(ca["value"]), announced, sep=";").to_numpy(dtype=object)
+        fmt_decimal_comma(ca["value"]), announced, sep=";"))
     px = _market_prices(u, "EU")
-    lines = _join(px["asset_id"], px["symbol"], fmt_dates(px["date"], "%d.%m.%Y"),
-                  fmt_decimal_comma(px["open"]), fmt_decimal_comma(px["high"]),
-                  fmt_decimal_comma(px["low"]), fmt_decimal_comma(px["close"]),
-                  fmt_int(px["volume"]), sep=";").to_numpy(dtype=object)
+    lines = _Lines(px["asset_id"], px["symbol"], fmt_dates(px["date"], "%d.%m.%Y"),
+                   fmt_decimal_comma(px["open"]), fmt_decimal_comma(px["high"]),
+                   fmt_decimal_comma(px["low"]), fmt_decimal_comma(px["close"]),
+                   fmt_int(px["volume"]), sep=";")
     months = px["date"].to_numpy().astype("datetime64[M]")
     for key, lo, hi in _groups(months):
         tag = str(key).replace("-", "")
-        yield f"eu/prices/prices_{tag}.csv", EU_HEADERS["prices"], lines[lo:hi]
+        yield f"eu/prices/prices_{tag}.csv", EU_HEADERS["prices"], lines, lo, hi
 
 
 def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
@@ -197,7 +240,7 @@ def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
     from tqdm import tqdm
 
     root = Path(root)
-    jobs: list[tuple[Iterator[tuple[str, str, np.ndarray]], str]] = []
+    jobs: list[tuple[Iterator[_FileJob], str]] = []
     if "KR" in universe.markets:
         jobs.append((_kr_files(universe), "cp949"))
     if "EU" in universe.markets:
@@ -205,8 +248,8 @@ def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
     written: list[WrittenFile] = []
     with tqdm(desc="writing vendor files", unit="file", disable=not progress) as bar:
         for files, encoding in jobs:
-            for rel, header, lines in files:
-                wf = _write(root, rel, header, lines, encoding)
+            for rel, header, lines, lo, hi in files:
+                wf = _write(root, rel, header, lines, lo, hi, encoding)
                 written.append(wf)
                 if on_file is not None:
                     on_file(wf)

@@ -29,6 +29,7 @@ def _wait_for(path, proc, timeout=90):
     pytest.fail("sandbox did not write its state file in time")
 
 
+@pytest.mark.slow
 def test_cli_runs_until_sigterm(_isolated_home):
     state = _isolated_home / "run" / "sandbox.json"
     env = {**os.environ, "QUANTLIB_HOME": str(_isolated_home)}
