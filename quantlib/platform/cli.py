@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -76,12 +77,19 @@ def _foreground(port: int | None, config: str | None, refresh: bool) -> None:
     proc = subprocess.Popen(hub_command(), cwd=paths.root, env=env)
     HubState(pid=proc.pid, port=chosen, url=f"http://127.0.0.1:{chosen}/", run_id=run_id,
              started_at=0.0, config=str(spec.path), log="-").save(paths)
+    click.echo(f"the hub runs in the foreground at http://127.0.0.1:{chosen}/ (Ctrl-C stops it)")
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         code = proc.wait()
     except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)  # the hub stops its proxy, services and servers
         code = proc.wait()
     finally:
-        core.down()
+        core.down()  # and anything left behind
     sys.exit(code)
 
 

@@ -56,8 +56,12 @@ def has_data() -> bool:
 
     Examples
     --------
-    >>> has_data()  # a fresh QUANTLIB_HOME
+    >>> import os, tempfile
+    >>> old = os.environ.get("QUANTLIB_HOME")
+    >>> os.environ["QUANTLIB_HOME"] = tempfile.mkdtemp()  # a fresh home: no data yet
+    >>> has_data()
     False
+    >>> _ = os.environ.pop("QUANTLIB_HOME") if old is None else os.environ.update(QUANTLIB_HOME=old)
     """
     fs, root = fsspec.core.url_to_fs(load_config().store_url)
     return bool(fs.exists(f"{root.rstrip('/')}/curated"))
