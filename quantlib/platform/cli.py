@@ -32,6 +32,9 @@ def _print_login(info: core.PlatformInfo) -> None:
     else:
         click.echo(f"the platform is running at {info.url} (hub pid {info.pid}, "
                    f"started in {info.start_s:.1f} s)")
+    for name, svc in load_spec(info.state.config if info.state else None).services.items():
+        if svc.get("http", True):
+            click.echo(f"  {name}: {info.url}services/{name}/")
     if info.admin_password:
         click.echo(f"log in as {info.admin!r} with password {info.admin_password}")
         click.echo("  (shown once; change it with `quantlib platform users passwd "
