@@ -178,7 +178,7 @@ def start_dev_hub(workdir: str | os.PathLike[str], *, attempts: int = 3, **kw: A
     for attempt in range(attempts):
         try:
             return _start_once(workdir, **kw)
-        except ConfigError as exc:
+        except ConfigError:
             log_text = (Path(workdir) / "jupyterhub.log").read_text(errors="replace")
             clash = "EADDRINUSE" in log_text or "Address already in use" in log_text
             if attempt + 1 == attempts or not clash:
