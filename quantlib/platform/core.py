@@ -77,7 +77,9 @@ def refresh_data(echo: Callable[[str], None] = print) -> bool:
                       "once the pipeline is installed", QuantlibWarning, stacklevel=2)
         return False
     echo("refreshing data from the vendor sandbox (first start)...")
-    refresh(sandbox=True)
+    result = refresh(sandbox=True)
+    echo(f"data version {getattr(result, 'tag', None)} "
+         f"(snapshot {getattr(result, 'snapshot_id', None)}) committed")
     return True
 
 
