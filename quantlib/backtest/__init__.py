@@ -11,6 +11,8 @@ from quantlib.backtest import signals
 from quantlib.backtest.constraints import Constraints
 from quantlib.backtest.costs import DEFAULT_COSTS, CostModel
 from quantlib.backtest.engine import run, simulate
+from quantlib.backtest.factor import factor_analysis
+from quantlib.backtest.lookahead import check_lookahead
 from quantlib.backtest.result import Result
 from quantlib.backtest.strategies import (
     Param,
@@ -21,4 +23,5 @@ from quantlib.backtest.strategies import (
 )
 
 __all__ = ["Result", "simulate", "run", "signals", "Constraints", "CostModel", "DEFAULT_COSTS",
-           "Param", "Strategy", "register_strategy", "get_strategy", "list_strategies"]
+           "Param", "Strategy", "register_strategy", "get_strategy", "list_strategies",
+           "check_lookahead", "factor_analysis"]

@@ -259,6 +259,8 @@ def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -
     sim = {k: params.pop(k) for k in list(params) if k in SIM_DEFAULTS}
     sim = {**strat.sim_defaults, **sim}
     full = strat.resolve_params(params)
+    if full.get("long_short") and "long_only" not in sim:
+        sim["long_only"] = False  # a long-short strategy implies a long-short book
     url = cache if isinstance(cache, str) else None
     if cache:
         from quantlib.results import has_result, load_result

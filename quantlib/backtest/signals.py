@@ -115,19 +115,29 @@ def returns_over_np(returns: np.ndarray, window: int, skip: int = 0) -> np.ndarr
 
 
 def cs_rank_np(x: np.ndarray) -> np.ndarray:
-    """Cross-sectional percentile rank in ``[0, 1]`` per row (NaN stays NaN).
+    """Cross-sectional percentile rank in ``[0, 1]`` per row; ties get their average rank.
 
     Examples
     --------
     >>> cs_rank_np(np.array([[3.0, 1.0, np.nan, 2.0]])).tolist()
     [[1.0, 0.0, nan, 0.5]]
+    >>> cs_rank_np(np.array([[1.0, 1.0, 2.0]])).tolist()
+    [[0.25, 0.25, 1.0]]
     """
     valid = np.isfinite(x)
     filled = np.where(valid, x, np.inf)
     order = np.argsort(filled, axis=1, kind="stable")
-    ranks = np.empty_like(order, dtype=float)
-    np.put_along_axis(ranks, order, np.arange(x.shape[1], dtype=float)[None, :].repeat(
-        x.shape[0], 0), axis=1)
+    sv = np.take_along_axis(filled, order, axis=1)
+    T, N = x.shape
+    j = np.broadcast_to(np.arange(N, dtype=float), (T, N))
+    first = np.ones((T, N), bool)
+    first[:, 1:] = sv[:, 1:] != sv[:, :-1]
+    last = np.ones((T, N), bool)
+    last[:, :-1] = first[:, 1:]
+    start = np.maximum.accumulate(np.where(first, j, 0.0), axis=1)
+    end = np.minimum.accumulate(np.where(last, j, np.inf)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((T, N))
+    np.put_along_axis(ranks, order, (start + end) / 2.0, axis=1)
     n = valid.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = ranks / (n - 1)
@@ -239,10 +249,10 @@ def demean(x: xr.DataArray, group: str | xr.DataArray | None = None) -> xr.DataA
     if group is None:
         labels = np.zeros(a.shape[1], dtype=int)
     else:
-        g = x[group] if isinstance(group, str) else group
         if isinstance(group, str) and group not in x.coords:
             raise StrategyError("demean group must be an asset coordinate", found=repr(group),
                                 fix="use 'market' or 'sector'", field=group)
+        g = x[group] if isinstance(group, str) else group
         _, labels = np.unique(np.asarray(g.values).astype(str), return_inverse=True)
     for lab in np.unique(labels):
         cols = labels == lab
