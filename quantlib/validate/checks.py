@@ -30,8 +30,12 @@ _PROV = ["source", "file", "row"]
 
 def issues_frame(frame: str, idx, field: str, value, check: str, reason,  # type: ignore[no-untyped-def]
                  severity: str = "bad", **extra) -> pd.DataFrame:
-    """Build an issues frame (scalars broadcast over ``idx``)."""
+    """Build an issues frame (scalars broadcast over ``idx``; sequences taken in order)."""
     idx = np.asarray(idx)
+    if isinstance(value, pd.Series | pd.Index):
+        value = value.to_numpy()
+    if isinstance(reason, pd.Series | pd.Index):
+        reason = reason.to_numpy()
     out = pd.DataFrame({"frame": frame, "idx": idx, "field": field,
                         "value": pd.Series(np.asarray(value, dtype=object)).astype(str)
                         if np.ndim(value) else str(value),

@@ -89,7 +89,7 @@ def _collect_issues(batch: CanonicalBatch, known: set[str], max_jump: float
         rest = p.loc[~p.index.isin(bad_idx)]
         ca = batch.corporate_actions
         parts += [checks.jump_issues(rest, ca, max_jump),
-                  checks.missing_session_issues(rest, batch.assets)]
+                  checks.missing_session_issues(p, batch.assets)]  # delivered, good or bad
     return pd.concat(parts, ignore_index=True)
 
 
