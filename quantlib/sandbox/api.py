@@ -15,12 +15,12 @@ import pandas as pd
 
 from quantlib.errors import QuantlibError
 from quantlib.sandbox.events import FX_DECIMALS
-from quantlib.sandbox.formats import current_symbols, epoch_ms, symbol_at
+from quantlib.sandbox.formats import current_symbols, epoch_ms, symbol_index
 
 if TYPE_CHECKING:
     from quantlib.sandbox.universe import SandboxUniverse
 
-__all__ = ["ApiData", "Table", "ApiRequestError", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE",
+__all__ = ["ApiData", "Table", "Coded", "ApiRequestError", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE",
            "ENDPOINTS"]
 
 DEFAULT_PAGE_SIZE = 5000
@@ -38,10 +38,31 @@ class ApiRequestError(QuantlibError):
 
 
 @dataclass
+class Coded:
+    """A text column stored as int codes into ``categories`` (``-1`` -> None)."""
+
+    codes: np.ndarray
+    categories: np.ndarray   # object array, with a trailing None for code -1
+
+    @classmethod
+    def of(cls, values: pd.Series, categories: pd.Series | pd.Index) -> Coded:
+        """Code ``values`` against ``categories`` (unknown values become None)."""
+        cats = pd.Index(categories)
+        return cls(cats.get_indexer(values).astype(np.int32),
+                   np.append(cats.to_numpy(dtype=object), None))
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        return self.categories[self.codes[sl]]
+
+
+@dataclass
 class Table:
     """Rows of one endpoint (and market) as columns; ``t`` is the filter time (ms)."""
 
-    columns: dict[str, np.ndarray]
+    columns: dict[str, np.ndarray | Coded]
     nullable: tuple[str, ...] = ()
     t: np.ndarray | None = None
 
@@ -82,12 +103,11 @@ class ApiData:
         self._tables: dict[tuple[str, str], Table] = {}
         cur = current_symbols(universe.symbols)
         for m in self.markets:
-            ids = universe.market_assets(m)["asset_id"]
             self._tables[("securities", m)] = self._securities(m, cur)
-            self._tables[("tickers", m)] = self._tickers(ids)
-            self._tables[("prices", m)] = self._prices(ids)
-            self._tables[("corporate_actions", m)] = self._actions(ids)
-            self._tables[("fundamentals", m)] = self._fundamentals(m, ids)
+            self._tables[("tickers", m)] = self._tickers(m)
+            self._tables[("prices", m)] = self._prices(m)
+            self._tables[("corporate_actions", m)] = self._actions(m)
+            self._tables[("fundamentals", m)] = self._fundamentals(m)
         self._tables[("fx", "")] = self._fx()
 
     def _securities(self, m: str, cur: pd.Series) -> Table:
@@ -97,34 +117,38 @@ class ApiData:
                       "currency": _obj(a["currency"]), "listed_ms": epoch_ms(a["listed"]),
                       "delisted_ms": epoch_ms(a["delisted"])}, nullable=("delisted_ms",))
 
-    def _tickers(self, ids: pd.Series) -> Table:
-        s = self.universe.symbols[self.universe.symbols["asset_id"].isin(ids)]
+    def _tickers(self, m: str) -> Table:
+        s = self.universe.market_frame("symbols", m)
         return Table({"isin": _obj(s["asset_id"]), "ticker": _obj(s["symbol"]),
                       "valid_from_ms": epoch_ms(s["valid_from"]),
                       "valid_to_ms": epoch_ms(s["valid_to"])}, nullable=("valid_to_ms",))
 
-    def _prices(self, ids: pd.Series) -> Table:
-        px = self.universe.prices[self.universe.prices["asset_id"].isin(ids)]
-        px = px.sort_values(["date", "asset_id"], kind="stable")
+    def _prices(self, m: str) -> Table:
+        px = self.universe.market_frame("prices", m)
         t = epoch_ms(px["date"])
-        return Table({"isin": _obj(px["asset_id"]),
-                      "ticker": symbol_at(self.universe.symbols, px["asset_id"], px["date"]),
-                      "t": t, "o": px["open"].to_numpy(), "h": px["high"].to_numpy(),
+        if len(t) > 1 and not (t[1:] >= t[:-1]).all():
+            px = px.sort_values(["date", "asset_id"], kind="stable")
+            t = epoch_ms(px["date"])
+        sym = self.universe.market_frame("symbols", m)
+        ticker = Coded(symbol_index(sym, px["asset_id"], px["date"]).astype(np.int32),
+                       np.append(sym["symbol"].to_numpy(dtype=object), None))
+        return Table({"isin": Coded.of(px["asset_id"], self.universe.market_assets(m)[
+                          "asset_id"]),
+                      "ticker": ticker, "t": t, "o": px["open"].to_numpy(), "h": px["high"].to_numpy(),
                       "l": px["low"].to_numpy(), "c": px["close"].to_numpy(),
                       "v": px["volume"].to_numpy().astype(np.int64)}, t=t)
 
-    def _actions(self, ids: pd.Series) -> Table:
-        ca = self.universe.corporate_actions
-        ca = ca[ca["asset_id"].isin(ids)]
+    def _actions(self, m: str) -> Table:
+        ca = self.universe.market_frame("corporate_actions", m)
         return Table({"isin": _obj(ca["asset_id"]), "ex_date_ms": epoch_ms(ca["ex_date"]),
                       "type": _obj(ca["kind"]), "value": ca["value"].to_numpy(),
                       "announced_ms": epoch_ms(ca["known_at"])})
 
-    def _fundamentals(self, m: str, ids: pd.Series) -> Table:
-        st = self.universe.statements
-        st = st[st["asset_id"].isin(ids)]
+    def _fundamentals(self, m: str) -> Table:
+        st = self.universe.market_frame("statements", m)
         currency = self.universe.market_assets(m)["currency"].iloc[0]
-        return Table({"isin": _obj(st["asset_id"]), "field": _obj(st["field"]),
+        return Table({"isin": Coded.of(st["asset_id"], st["asset_id"].unique()),
+                      "field": Coded.of(st["field"], st["field"].unique()),
                       "period_end_ms": epoch_ms(st["period_end"]),
                       "value": st["value"].to_numpy(),
                       "currency": np.full(len(st), currency, dtype=object),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["fmt_dates", "fmt_int", "fmt_decimal_comma", "epoch_ms", "symbol_at",
+__all__ = ["fmt_dates", "fmt_int", "fmt_decimal_comma", "epoch_ms", "symbol_at", "symbol_index",
            "current_symbols", "KR_LAYOUT", "EU_LAYOUT"]
 
 # Path layout and CSV dialect of each FTP market (see docs/architecture.md "Vendor formats").
@@ -76,9 +76,40 @@ def epoch_ms(values: np.ndarray | pd.Series | pd.DatetimeIndex) -> np.ndarray:
     return np.where(idx.isna(), -1, ns // 1_000_000)
 
 
+def symbol_index(symbols: pd.DataFrame, asset_id: pd.Series | np.ndarray,
+                 dates: pd.Series | np.ndarray) -> np.ndarray:
+    """Row position in ``symbols`` of the ticker valid for each ``(asset_id, date)``.
+
+    ``-1`` where the asset has no ticker yet (or is unknown). Vectorized: one pass per
+    ticker change, not per row.
+
+    Examples
+    --------
+    >>> sym = pd.DataFrame({"asset_id": ["A", "A"], "symbol": ["OLD", "NEW"],
+    ...                     "valid_from": pd.to_datetime(["2020-01-01", "2024-01-01"])})
+    >>> symbol_index(sym, ["A", "A", "B"], pd.to_datetime(["2023-12-31", "2024-01-01",
+    ...                                                    "2024-01-01"])).tolist()
+    [0, 1, -1]
+    """
+    order = np.lexsort((symbols["valid_from"].to_numpy(), symbols["asset_id"].to_numpy(
+        dtype=object)))
+    ids = symbols["asset_id"].to_numpy(dtype=object)[order]
+    vf = symbols["valid_from"].to_numpy().astype("datetime64[ns]")[order]
+    uniq, start, count = np.unique(ids, return_index=True, return_counts=True)
+    code = pd.Index(uniq).get_indexer(np.asarray(asset_id, dtype=object))
+    d = np.asarray(dates, dtype="datetime64[ns]")
+    known = code >= 0
+    first = np.where(known, start[code], 0)
+    pos = np.where(known & (d >= vf[first]), first, -1)
+    for k in range(1, int(count.max()) if len(count) else 0):
+        nxt = np.where(known & (count[code] > k), first + k, first)
+        pos = np.where((nxt != first) & (d >= vf[nxt]), nxt, pos)
+    return np.where(pos >= 0, order[np.maximum(pos, 0)], -1)
+
+
 def symbol_at(symbols: pd.DataFrame, asset_id: pd.Series | np.ndarray,
               dates: pd.Series | np.ndarray) -> np.ndarray:
-    """The ticker valid for each ``(asset_id, date)`` pair (object array).
+    """The ticker valid for each ``(asset_id, date)`` pair (object array, None if none).
 
     Examples
     --------
@@ -88,20 +119,9 @@ def symbol_at(symbols: pd.DataFrame, asset_id: pd.Series | np.ndarray,
     >>> symbol_at(sym, np.array(["A", "A"]), pd.to_datetime(["2023-12-31", "2024-01-01"]))
     array(['OLD', 'NEW'], dtype=object)
     """
-    cats = pd.Index(symbols["asset_id"].unique())
-    left = pd.DataFrame({"key": cats.get_indexer(np.asarray(asset_id, dtype=object)),
-                         "date": np.asarray(dates, dtype="datetime64[ns]")})
-    left["pos"] = np.arange(len(left))
-    right = pd.DataFrame({"key": cats.get_indexer(symbols["asset_id"]),
-                          "symbol": symbols["symbol"].to_numpy(dtype=object),
-                          "valid_from": symbols["valid_from"].to_numpy().astype(
-                              "datetime64[ns]")}
-                         ).sort_values("valid_from", kind="stable")
-    merged = pd.merge_asof(left.sort_values("date", kind="stable"), right, left_on="date",
-                           right_on="valid_from", by="key", direction="backward")
-    out = np.empty(len(left), dtype=object)
-    out[merged["pos"].to_numpy()] = merged["symbol"].to_numpy(dtype=object)
-    return out
+    idx = symbol_index(symbols, asset_id, dates)
+    names = np.append(symbols["symbol"].to_numpy(dtype=object), None)
+    return names[idx]
 
 
 def current_symbols(symbols: pd.DataFrame) -> pd.Series:

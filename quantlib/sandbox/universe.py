@@ -58,6 +58,10 @@ class SandboxUniverse:
     end: pd.Timestamp
     seed: int
     markets: tuple[str, ...] = field(default=("KR", "US", "EU"))
+    # row ranges of each market in each frame, as generated (frames are concatenated by
+    # market); checked against the frame length before use
+    bounds: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict, repr=False,
+                                                          compare=False)
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """The six canonical frames by name."""
@@ -66,7 +70,21 @@ class SandboxUniverse:
 
     def market_assets(self, market: str) -> pd.DataFrame:
         """Rows of ``assets`` for one market."""
-        return self.assets[self.assets["market"] == market]
+        return self.market_frame("assets", market)
+
+    def market_frame(self, name: str, market: str) -> pd.DataFrame:
+        """Rows of frame ``name`` (not ``fx``) belonging to one market's assets.
+
+        Uses the generated row ranges (a cheap slice) while the frame keeps its length,
+        else selects by asset_id.
+        """
+        frame: pd.DataFrame = getattr(self, name)
+        ranges = self.bounds.get(name)
+        if ranges is not None and market in ranges and ranges["_len"][1] == len(frame):
+            lo, hi = ranges[market]
+            return frame.iloc[lo:hi]
+        ids = self.assets.loc[self.assets["market"] == market, "asset_id"]
+        return frame[frame["asset_id"].isin(ids)]
 
 
 @dataclass
@@ -151,13 +169,26 @@ def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = 
         parts["ca"].append(events.corporate_actions(mk, rng))
         parts["st"].append(events.statements(mk, rng, end_ts))
     fx = events.fx(markets, start, end_ts, np.random.default_rng([seed, 99]))
-    return SandboxUniverse(
-        assets=pd.concat(parts["assets"], ignore_index=True),
-        symbols=pd.concat(parts["symbols"], ignore_index=True),
-        prices=pd.concat(parts["prices"], ignore_index=True),
-        corporate_actions=pd.concat(parts["ca"], ignore_index=True),
-        fx=fx, statements=pd.concat(parts["st"], ignore_index=True),
-        start=start, end=end_ts, seed=seed, markets=markets)
+    names = {"assets": "assets", "symbols": "symbols", "prices": "prices",
+             "corporate_actions": "ca", "statements": "st"}
+    bounds = {name: _ranges(markets, parts[key]) for name, key in names.items()}
+    frames = {name: _concat(parts[key]) for name, key in names.items()}
+    return SandboxUniverse(**frames, fx=fx, start=start, end=end_ts, seed=seed,
+                           markets=markets, bounds=bounds)
+
+
+def _ranges(markets: tuple[str, ...], parts: list[pd.DataFrame]) -> dict[str, tuple[int, int]]:
+    ends = np.cumsum([0] + [len(p) for p in parts])
+    out = {m: (int(ends[k]), int(ends[k + 1])) for k, m in enumerate(markets)}
+    out["_len"] = (0, int(ends[-1]))
+    return out
+
+
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate per-market frames, releasing each part as soon as it is copied."""
+    out = pd.concat(parts, ignore_index=True)
+    parts.clear()
+    return out
 
 
 def _lifetimes(n: int, t: int, years: float, rng: np.random.Generator

@@ -130,10 +130,13 @@ def _groups(keys: np.ndarray) -> Iterator[tuple[object, int, int]]:
 
 
 def _market_prices(u: SandboxUniverse, market: str) -> pd.DataFrame:
-    ids = u.market_assets(market)["asset_id"]
-    px = u.prices[u.prices["asset_id"].isin(ids)]
-    px = px.sort_values(["date", "asset_id"], kind="stable", ignore_index=True)
-    return px.assign(symbol=symbol_at(u.symbols, px["asset_id"], px["date"]))
+    px = u.market_frame("prices", market)
+    dates = px["date"].to_numpy()
+    if len(dates) > 1 and not (dates[1:] >= dates[:-1]).all():
+        px = px.sort_values(["date", "asset_id"], kind="stable")
+    px = px.reset_index(drop=True)
+    symbols = u.market_frame("symbols", market)
+    return px.assign(symbol=symbol_at(symbols, px["asset_id"], px["date"]))
 
 
 _FileJob = tuple[str, str, _Lines, int, int]
@@ -150,16 +153,14 @@ def _reference_files(u: SandboxUniverse, market: str, sep: str, fmt: str
     cur = current_symbols(u.symbols)
     master = _Lines(a["asset_id"], a["asset_id"].map(cur).fillna(""), a["name"], a["sector"],
                     fmt_dates(a["listed"], fmt), fmt_dates(a["delisted"], fmt), sep=sep)
-    s = u.symbols[u.symbols["asset_id"].isin(a["asset_id"])].reset_index(drop=True)
+    s = u.market_frame("symbols", market).reset_index(drop=True)
     tickers = _Lines(s["asset_id"], s["symbol"], fmt_dates(s["valid_from"], fmt),
                      fmt_dates(s["valid_to"], fmt), sep=sep)
     return master, tickers
 
 
 def _market_actions(u: SandboxUniverse, market: str) -> pd.DataFrame:
-    ids = u.market_assets(market)["asset_id"]
-    ca = u.corporate_actions
-    return ca[ca["asset_id"].isin(ids)].reset_index(drop=True)
+    return u.market_frame("corporate_actions", market).reset_index(drop=True)
 
 
 def _kr_files(u: SandboxUniverse) -> Iterator[_FileJob]:

@@ -191,3 +191,17 @@ def test_statements_lags_and_restatements(full_universe):
     change = later.set_index(key)["value"] / orig.reindex(later.set_index(key).index) - 1
     assert change.abs().between(0.005, 0.06).all()
     assert (st["known_at"] <= full_universe.end.tz_localize("UTC") + pd.Timedelta(days=1)).all()
+
+
+def test_market_frame_matches_selection_by_asset_id(small_universe):
+    u = small_universe
+    for name in ("assets", "symbols", "prices", "corporate_actions", "statements"):
+        for m in u.markets:
+            ids = u.assets.loc[u.assets["market"] == m, "asset_id"]
+            frame = getattr(u, name)
+            pd.testing.assert_frame_equal(u.market_frame(name, m),
+                                          frame[frame["asset_id"].isin(ids)])
+    trimmed = generate(n_assets=5, years=0.5, seed=1)
+    trimmed.prices = trimmed.prices.iloc[10:]          # bounds no longer apply: falls back
+    kr = trimmed.market_frame("prices", "KR")
+    assert kr["asset_id"].str.startswith("KR").all() and len(kr) > 0
