@@ -138,14 +138,14 @@ def _roles(spec: PlatformSpec) -> list[dict[str, Any]]:
     return roles
 
 
-def _landing(spawners: set[str]) -> Any:
-    """After login: users who may start servers go to theirs, the others to the hub home."""
+def _landing(spawners: set[str], elsewhere: str) -> Any:
+    """After login: users who may start servers go to theirs, the others to ``elsewhere``."""
 
     def landing_url(handler: Any) -> str:
         user = handler.current_user
         if user is not None and user.name in spawners:
             return str(user.url)
-        return str(handler.hub.base_url) + "home"
+        return elsewhere
 
     return landing_url
 
@@ -175,7 +175,7 @@ def configure(c: Any) -> None:
     c.JupyterHub.pid_file = str(paths.pid_file)
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.cleanup_proxy = True
-    c.JupyterHub.default_url = _landing(_spawners(spec))
+    c.JupyterHub.default_url = _landing(_spawners(spec), hub["landing_without_server"])
     c.ConfigurableHTTPProxy.command = [str(proxy_command())]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{free_port()}"
     c.ConfigurableHTTPProxy.pid_file = str(paths.proxy_pid_file)

@@ -110,7 +110,8 @@ class PlatformSpec:
     @property
     def hub(self) -> dict[str, Any]:
         return {"ip": "127.0.0.1", "port": 8000, "spawn_timeout_s": 90,
-                "single_user_default_url": "/lab", **self.data.get("hub", {})}
+                "single_user_default_url": "/lab", "landing_without_server": "/hub/home",
+                **self.data.get("hub", {})}
 
     def user_groups(self) -> dict[str, list[str]]:
         """Every user allowed to log in -> their groups (the admin included)."""
