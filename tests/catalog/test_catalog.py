@@ -1,0 +1,194 @@
+"""Contract test of every catalog entry against a real Icechunk store and the sandbox truth."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+import quantlib
+from quantlib import calendars
+from quantlib.catalog import CATALOG_FILE, ENTRIES, catalog_dict, open_catalog
+from quantlib.errors import CatalogError
+from quantlib.sandbox import generate
+from quantlib.store import CuratedStore
+
+START, END = "2025-03-03", "2025-07-31"
+FRAMES = ("assets", "symbols", "prices", "corporate_actions", "fx", "statements")
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return generate(n_assets=6, years=1, seed=11)
+
+
+@pytest.fixture(scope="module")
+def store(truth, tmp_path_factory):
+    url = str(tmp_path_factory.mktemp("store"))
+    st = CuratedStore(url)
+    st.commit({k: getattr(truth, k) for k in FRAMES}, message="sandbox truth", tag="v1")
+    changed = truth.prices.copy()
+    changed["close"] = changed["close"] * 2.0
+    st.commit({"prices": changed}, message="doubled closes", tag="v2")
+    return url
+
+
+def _check_prices(ds, truth):
+    p = truth.prices[(truth.prices["date"] >= START) & (truth.prices["date"] <= END)]
+    want = p.set_index(["date", "asset_id"])["close"].sort_index()
+    got = ds["close"].to_series().dropna().sort_index()
+    np.testing.assert_array_equal(got.index.to_numpy(), want.index.to_numpy())
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    vol = ds["volume"].to_series().dropna().sort_index()
+    np.testing.assert_array_equal(vol.to_numpy(), p.set_index(["date", "asset_id"])
+                                  ["volume"].sort_index().to_numpy())
+    r = ds["returns"].values
+    assert np.isfinite(r).sum() > 0.9 * np.isfinite(ds["close"].values).sum()
+    assert np.array_equal(np.isfinite(ds["returns_base"].values), np.isfinite(r))
+
+
+def _check_fundamentals(ds, truth):
+    # independent reference for each cell: rows known by the asset's own decision time,
+    # latest period, then that period's latest revision
+    st = truth.statements
+    market = truth.assets.set_index("asset_id")["market"]
+    dates = pd.DatetimeIndex(ds["date"].values)
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        a = str(rng.choice(ds["asset"].values))
+        d = dates[rng.integers(len(dates))]
+        t = calendars.decision_time(pd.DatetimeIndex([d]), market[a])[0]
+        rows = st[(st["asset_id"] == a) & (st["field"] == "revenue") & (st["known_at"] <= t)]
+        got = ds["revenue"].sel(asset=a, date=d).item()
+        if rows.empty:
+            assert np.isnan(got)
+            continue
+        latest = rows[rows["period_end"] == rows["period_end"].max()]
+        assert got == latest.sort_values("known_at")["value"].iloc[-1]
+        assert ds["period_end"].sel(asset=a, date=d).values >= rows["period_end"].max()
+
+
+def _check_universe(ds, truth):
+    a = truth.assets.set_index("asset_id").reindex(ds["asset"].values)
+    dates = pd.DatetimeIndex(ds["date"].values).to_numpy()[:, None]
+    listed = pd.DatetimeIndex(a["listed"]).to_numpy()[None, :]
+    delisted = pd.DatetimeIndex(a["delisted"]).to_numpy()[None, :]
+    want = (dates >= listed) & (pd.isna(delisted) | (dates <= delisted))
+    np.testing.assert_array_equal(ds["in_universe"].values, want)
+
+
+def _check_fx(ds, truth):
+    krw = truth.fx[truth.fx["currency"] == "KRW"].sort_values("known_at")
+    dec = calendars.decision_time(pd.DatetimeIndex(ds["date"].values), "KR")
+    want = pd.merge_asof(pd.DataFrame({"t": dec}), krw.rename(columns={"known_at": "t"}),
+                         on="t")["rate"].to_numpy()
+    np.testing.assert_array_equal(ds["rate"].sel(currency="KRW").values, want)
+    assert (ds["rate"].sel(currency="USD").values == 1.0).all()
+
+
+CHECKS = {"prices": _check_prices, "fundamentals": _check_fundamentals,
+          "universe": _check_universe, "fx": _check_fx}
+DTYPES = {"in_universe": np.bool_, "period_end": np.dtype("datetime64[ns]")}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+def test_entry_contract(entry, store, truth):
+    reader, _, variables, dims = ENTRIES[entry]
+    cat = quantlib.open_catalog(store, start=START, end=END, snapshot="v1")
+    ds = cat[entry].read()
+    assert sorted(ds.data_vars) == sorted(variables)
+    for v in variables:
+        assert ds[v].dims == tuple(dims), v
+        assert isinstance(ds[v].data, da.Array), f"{entry}.{v} is not dask-backed"
+        assert ds[v].dtype == DTYPES.get(v, np.float64), v
+    dates = pd.DatetimeIndex(ds["date"].values)
+    assert dates[0] == pd.Timestamp(START) and dates[-1] <= pd.Timestamp(END)
+    assert dates.equals(calendars.global_sessions(["KR", "US", "EU"], START, END))
+    if "asset" in dims:
+        for c in ("market", "currency", "sector", "symbol"):
+            assert c in ds.coords and ds[c].dims == ("asset",)
+            assert not isinstance(ds[c].data, da.Array)
+        a = truth.assets.set_index("asset_id").reindex(ds["asset"].values)
+        assert ds["market"].values.tolist() == a["market"].tolist()
+        assert ds["sector"].values.tolist() == a["sector"].tolist()
+        # latest ticker known at the panel's end (a later change is not shown)
+        known = truth.symbols[truth.symbols["valid_from"] <= END]
+        sym = known.sort_values("valid_from").groupby("asset_id")["symbol"].last()
+        assert ds["symbol"].values.tolist() == sym.reindex(ds["asset"].values).tolist()
+    assert ds.attrs["snapshot_id"] == CuratedStore(store).resolve("v1")
+    CHECKS[entry](ds.load(), truth)
+
+
+def test_snapshot_pins_a_version_and_latest_is_default(store, truth):
+    cat = open_catalog(store, markets=["US"], start=START, end=END)
+    latest = cat["prices"].read()
+    v1 = cat["prices"].read(snapshot="v1")
+    ratio = (latest["close"] / v1["close"]).values
+    assert np.nanmin(ratio) == 2.0 and np.nanmax(ratio) == 2.0
+    assert latest.attrs["snapshot_id"] == CuratedStore(store).resolve("v2")
+    assert set(latest["market"].values) == {"US"}
+
+
+def test_decision_clock_parameter_shifts_us_bars_under_kr_clock(store):
+    own = open_catalog(store, markets=["KR", "US"], start=START, end=END)["prices"].read()
+    kr = open_catalog(store, markets=["KR", "US"], start=START, end=END,
+                      decision_clock="KR")["prices"].read()
+    us_cols = own["market"].values == "US"
+    kr_cols = ~us_cols
+    a = own["close"].values[:, us_cols]
+    b = kr["close"].values[:, us_cols]
+    # each US bar of date i is seen at the KR decision of the next global date
+    np.testing.assert_array_equal(b[1:], a[:-1])
+    np.testing.assert_array_equal(kr["close"].values[:, kr_cols], own["close"].values[:, kr_cols])
+
+
+def test_store_defaults_to_config(store, monkeypatch):
+    monkeypatch.setenv("QUANTLIB_STORE", store)
+    ds = open_catalog(markets=["EU"], start=START, end=END)["universe"].read()
+    assert set(ds["market"].values) == {"EU"} and ds["in_universe"].values.any()
+
+
+def test_catalog_file_is_the_declared_catalog_and_holds_no_credentials():
+    text = CATALOG_FILE.read_text()
+    assert yaml.safe_load(text) == catalog_dict()
+    for word in ("secret", "password", "aws_access_key", "api_key", "token:"):
+        assert word not in text.lower()
+
+
+@pytest.mark.parametrize("params, field, words", [
+    (dict(markets=["KR", "JP"]), "markets", "catalog parameter markets must be a list of KR, US,"
+     " EU; found 'JP'"),
+    (dict(decision_clock="London"), "decision_clock", "must be one of own, KR, US, EU"),
+    (dict(start="2025-13-01"), "start", "catalog parameter start must be a date YYYY-MM-DD"),
+    (dict(start="2025-05-01", end="2025-04-01"), "start", "start must be on or before end"),
+    (dict(snapshot=3), "snapshot", "a tag, a snapshot id or 'latest'"),
+    (dict(decision_clok="US"), "decision_clok", "catalog parameters must be among"),
+])
+def test_wrong_parameters_raise_catalog_error_naming_the_fix(store, params, field, words):
+    with pytest.raises(CatalogError) as info:
+        open_catalog(store, **params)
+    assert info.value.context["field"] == field
+    assert words in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_errors_found_at_read_time_name_the_parameter(store, tmp_path):
+    cat = open_catalog(store, start=START, end=END)
+    with pytest.raises(CatalogError, match=r"snapshot must name a data version; found 'nope'"
+                       r".*Fix: pass snapshot='latest'") as info:
+        cat["prices"].read(snapshot="nope")
+    assert info.value.context["field"] == "snapshot"
+    with pytest.raises(CatalogError, match="start must be a date") as info:
+        cat["universe"].read(start="soon")
+    only_us = str(tmp_path / "us")
+    us = generate(n_assets=5, years=1, seed=2, markets=("US",))
+    CuratedStore(only_us).commit({k: getattr(us, k) for k in FRAMES}, message="US only")
+    with pytest.raises(CatalogError, match=r"markets must name markets in the store; found "
+                       r"\['KR', 'EU'\] \(store has \['US'\]\).*Fix: pass markets=\['US'\]"):
+        open_catalog(only_us)["universe"].read()
+
+
+def test_credentials_in_store_url_are_refused():
+    with pytest.raises(CatalogError, match=r"without credentials; found 's3://\*\*\*@bucket/q'"):
+        open_catalog("s3://AKIA123:hunter2@bucket/q")
