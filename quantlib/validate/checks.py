@@ -99,17 +99,26 @@ def duplicate_issues(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     first = exact.groupby(key, dropna=False)[_PROV].transform("first")
     extra = exact.loc[exact.duplicated(key, keep="first").to_numpy()]
     first = first.loc[extra.index]
-    keys = extra[key].astype(str).agg("/".join, axis=1)
+    keys = _key_text(extra, key)
     parts = [
         issues_frame(name, extra.index, "/".join(key), keys, "duplicate",
                      "exact duplicate of " + first["file"].astype(str) + " row "
                      + first["row"].astype(str) + " (kept that one)", "duplicate"),
         issues_frame(name, conflict.index, "/".join(key),
-                     conflict[key].astype(str).agg("/".join, axis=1), "conflicting_duplicate",
+                     _key_text(conflict, key), "conflicting_duplicate",
                      "rows share this key but differ: all quarantined"),
     ]
     out = pd.concat(parts, ignore_index=True)
     return out.sort_values("idx", ignore_index=True)
+
+
+def _key_text(frame: pd.DataFrame, key: list[str]) -> np.ndarray:
+    if frame.empty:
+        return np.array([], dtype=object)
+    text = frame[key[0]].astype(str)
+    for col in key[1:]:
+        text = text + "/" + frame[col].astype(str)
+    return text.to_numpy(dtype=object)
 
 
 def unknown_asset_issues(name: str, frame: pd.DataFrame, known: set[str]) -> pd.DataFrame:
