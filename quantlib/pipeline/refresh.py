@@ -1,0 +1,215 @@
+"""Refresh: vendors -> raw zone -> canonical -> validated -> ONE curated-store commit.
+
+Step by step:
+
+1. with ``sandbox=True``, start the vendor sandbox (configured size) and use its
+   connection; it is stopped at the end whatever happens;
+2. fan out one Dask task per market (and one for ``FX``): fetch into the raw zone,
+   standardize, validate (:func:`quantlib.pipeline.tasks.run_market`). With a
+   ``distributed.Client`` the tasks run on its workers with scheduler retries; without
+   one, dask's threaded scheduler runs them with in-task retries;
+3. merge the outcomes. If any market's batch was rejected: mark this run's manifest
+   rows ``rejected``, write the validation report, raise :class:`BatchRejectedError`:
+   nothing is committed;
+4. otherwise upsert the clean frames over the previous version and commit them to the
+   curated store as one tagged snapshot; mark manifest rows ``published``;
+5. write the validation report (quarantine, counts, JSON and Markdown).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from quantlib.config import load_config
+from quantlib.errors import BatchRejectedError, SnapshotNotFoundError
+from quantlib.pipeline.merge import canonical, market_counts, merge_outcomes, upsert_previous
+from quantlib.pipeline.result import RefreshResult
+from quantlib.pipeline.tasks import FX, MarketOutput, run_market, run_market_with_retries
+from quantlib.raw import RawZone
+from quantlib.store import CuratedStore
+from quantlib.validate import ValidationOutcome, write_report
+
+__all__ = ["refresh", "new_refresh_id", "publish_outcome"]
+
+
+def new_refresh_id(kind: str = "refresh") -> str:
+    """A sortable, unique run id such as ``refresh-20260101T120000Z-1a2b3c``."""
+    return f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _fan_out(markets: Sequence[str], store_url: str, connection: Any, fetch_id: str,
+             client: Any, bar: Any, **kwargs: Any) -> list[MarketOutput]:
+    if client is not None:
+        from distributed import as_completed
+
+        futures = [client.submit(run_market, m, store_url, connection, fetch_id, retries=2,
+                                 pure=False, key=f"{fetch_id}-{m}", **kwargs)
+                   for m in markets]
+        for _ in as_completed(futures):
+            bar.update(1)
+        return list(client.gather(futures))
+    import dask
+    from dask.callbacks import Callback
+
+    class _Progress(Callback):
+        def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, id: Any) -> None:
+            bar.update(1)
+
+    tasks = [dask.delayed(run_market_with_retries, pure=False)(
+        m, store_url, connection, fetch_id, **kwargs) for m in markets]
+    with _Progress():
+        return list(dask.compute(*tasks, scheduler="threads", num_workers=len(tasks)))
+
+
+def _known_assets(store: CuratedStore) -> tuple[str, ...]:
+    try:
+        return tuple(store.read_table("assets")["asset_id"].astype(str))
+    except SnapshotNotFoundError:
+        return ()
+
+
+def _rejected_error(outputs: list[MarketOutput], report_md: str) -> BatchRejectedError:
+    first = next(o for o in outputs if o.rejected)
+    err = first.rejection
+    markets = ", ".join(o.market for o in outputs if o.rejected)
+    fix = (err.fix + "; " if err is not None and err.fix else "") + \
+        f"nothing was published (rejected: {markets}); see {report_md}"
+    return BatchRejectedError(err.what if err else "batch must pass validation",
+                              found=err.found if err else None, fix=fix,
+                              **(err.context if err else {}))
+
+
+def publish_outcome(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
+                    deliveries: list, *, refresh_id: str, message: str,
+                    tag: str | None = None) -> tuple[str, str, int]:
+    """Upsert a validated outcome over the previous version, commit, mark the manifest.
+
+    Returns ``(snapshot_id, tag, rows committed)``.
+    """
+    frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()}
+    frames = upsert_previous(store, frames)
+    snapshot_id = store.commit(frames, message=message, tag=tag)
+    tags = store.snapshots().set_index("snapshot_id")["tags"]
+    raw.record(deliveries, status="published")
+    return snapshot_id, (tags[snapshot_id] or [None])[0], sum(len(f) for f in frames.values())
+
+
+def refresh(store: str | None = None, *, markets: Sequence[str] = ("KR", "US", "EU"),
+            connection: Any = None, sandbox: bool = False, client: Any = None,
+            progress: bool = False, max_bad_row_fraction: float | None = None,
+            n_assets: int | None = None, years: float | None = None,
+            tag: str | None = None) -> RefreshResult:
+    """Fetch, validate and commit a new data version of ``markets`` (plus FX).
+
+    Parameters
+    ----------
+    store : str, optional
+        Store URL (default: configured store).
+    markets : sequence of str
+        Markets to refresh; FX is always refreshed with them.
+    connection : object, optional
+        Vendor connection (``ftp_host, ftp_port, ftp_user, ftp_password, http_url,
+        api_key``); default: the environment or the sandbox state file.
+    sandbox : bool
+        Start the vendor sandbox (config ``sandbox.*``, or ``n_assets``/``years``) for
+        this refresh and stop it afterwards.
+    client : distributed.Client, optional
+        Run the per-market tasks on this cluster (with task retries).
+    progress : bool
+        Show progress bars.
+    max_bad_row_fraction : float, optional
+        Per-market bad-row limit (default: config ``validation.max_bad_row_fraction``).
+    n_assets, years : optional
+        Sandbox size per market (only with ``sandbox=True``).
+    tag : str, optional
+        Tag of the new version (default ``refresh-YYYYMMDDTHHMMSSZ``).
+
+    Returns
+    -------
+    RefreshResult
+
+    Raises
+    ------
+    BatchRejectedError
+        Some market's batch had too many bad rows: nothing was committed, the manifest
+        rows of this run say ``rejected`` and the report was written.
+    SourceError, StandardizeError, StoreError
+        The vendor, a delivery or the store failed; nothing was committed.
+    """
+    t_start = time.perf_counter()
+    curated = CuratedStore(store)
+    refresh_id = new_refresh_id()
+    targets = [*dict.fromkeys(markets), FX]
+    result = RefreshResult(refresh_id, markets=targets)
+    with ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=len(targets) + 1, desc="refresh", unit="step",
+                                       disable=not progress))
+        if sandbox:
+            connection = _start_sandbox(stack, result, tuple(markets), n_assets, years,
+                                        progress)
+        t0 = time.perf_counter()
+        outputs = _fan_out(targets, curated.url, connection, refresh_id, client, bar,
+                           max_bad_row_fraction=max_bad_row_fraction,
+                           known_assets=_known_assets(curated))
+        result.seconds["fan_out"] = time.perf_counter() - t0
+        try:
+            _finish(curated, result, outputs, tag)
+        finally:
+            result.seconds["total"] = time.perf_counter() - t_start
+        bar.update(1)
+    return result
+
+
+def _start_sandbox(stack: ExitStack, result: RefreshResult, markets: tuple[str, ...],
+                   n_assets: int | None, years: float | None, progress: bool) -> Any:
+    from quantlib.sandbox import start_sandbox
+
+    t0 = time.perf_counter()
+    sb_cfg = load_config()["sandbox"]
+    sb = start_sandbox(n_assets=int(n_assets or sb_cfg["n_assets"]),
+                       years=float(years or sb_cfg["years"]), seed=int(sb_cfg["seed"]),
+                       end=str(sb_cfg["end"]), markets=markets, write_state=False,
+                       progress=progress)
+    stack.callback(sb.stop)
+    result.seconds["sandbox"] = time.perf_counter() - t0
+    return sb.connection()
+
+
+def _finish(curated: CuratedStore, result: RefreshResult, outputs: list[MarketOutput],
+            tag: str | None) -> None:
+    """Merge, then either reject (report, raise) or commit, mark published and report."""
+    _collect_stats(result, outputs)
+    outcome = merge_outcomes(o.outcome for o in outputs)
+    deliveries = [d for o in outputs for d in o.deliveries]
+    result.summary = outcome.summary
+    result.quarantine = market_counts(outcome.quarantine)
+    raw = RawZone(curated.url)
+    if any(o.rejected for o in outputs):
+        raw.record(deliveries, status="rejected")
+        result.report_paths = write_report(outcome, curated.url, result.refresh_id)
+        err = _rejected_error(outputs, result.report_paths["markdown"])
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    t0 = time.perf_counter()
+    result.snapshot_id, result.tag, result.rows["commit"] = publish_outcome(
+        curated, raw, outcome, deliveries, refresh_id=result.refresh_id,
+        message=f"{result.refresh_id}: {', '.join(result.markets)}", tag=tag)
+    result.seconds["commit"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result.report_paths = write_report(outcome, curated.url, result.refresh_id)
+    result.seconds["report"] = time.perf_counter() - t0
+
+
+def _collect_stats(result: RefreshResult, outputs: list[MarketOutput]) -> None:
+    for o in outputs:
+        for stage, n in o.rows.items():
+            result.rows[stage] = result.rows.get(stage, 0) + n
+        for stage, s in o.seconds.items():
+            result.seconds[stage] = result.seconds.get(stage, 0.0) + s
