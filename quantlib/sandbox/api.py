@@ -15,7 +15,7 @@ import pandas as pd
 
 from quantlib.errors import QuantlibError
 from quantlib.sandbox.events import FX_DECIMALS
-from quantlib.sandbox.formats import current_symbols, epoch_ms, symbol_index
+from quantlib.sandbox.formats import codes_of, current_symbols, epoch_ms, symbol_index
 
 if TYPE_CHECKING:
     from quantlib.sandbox.universe import SandboxUniverse
@@ -47,9 +47,8 @@ class Coded:
     @classmethod
     def of(cls, values: pd.Series, categories: pd.Series | pd.Index) -> Coded:
         """Code ``values`` against ``categories`` (unknown values become None)."""
-        cats = pd.Index(categories)
-        return cls(cats.get_indexer(values).astype(np.int32),
-                   np.append(cats.to_numpy(dtype=object), None))
+        cats = np.asarray(categories, dtype=object)
+        return cls(codes_of(values, cats), np.append(cats, None))
 
     def __len__(self) -> int:
         return len(self.codes)

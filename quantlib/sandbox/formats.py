@@ -8,13 +8,50 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["fmt_dates", "fmt_int", "fmt_decimal_comma", "epoch_ms", "symbol_at", "symbol_index",
+__all__ = ["codes_of", "str_take", "fmt_dates", "fmt_int", "fmt_decimal_comma", "epoch_ms", "symbol_at", "symbol_index",
            "current_symbols", "KR_LAYOUT", "EU_LAYOUT"]
 
 # Path layout and CSV dialect of each FTP market (see docs/architecture.md "Vendor formats").
 KR_LAYOUT = {"dir": "kr", "encoding": "cp949", "sep": ","}
 EU_LAYOUT = {"dir": "eu", "encoding": "utf-8", "sep": ";"}
+
+
+def _arrow_str(values: pd.Series | pd.Index | np.ndarray | list[str]) -> pa.Array:
+    if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, pd.StringDtype):
+        arr = pa.array(values)
+    else:
+        arr = pa.array(np.asarray(values, dtype=object), type=pa.large_string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr.cast(pa.large_string())
+
+
+def codes_of(values: pd.Series | pd.Index | np.ndarray | list[str],
+             categories: pd.Series | pd.Index | np.ndarray | list[str]) -> np.ndarray:
+    """Position of each value in ``categories`` (int32, ``-1`` if absent), via Arrow hashing.
+
+    Examples
+    --------
+    >>> codes_of(pd.Series(["b", "z", "a"]), ["a", "b"]).tolist()
+    [1, -1, 0]
+    """
+    idx = pc.index_in(_arrow_str(values), value_set=_arrow_str(categories))
+    return idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+
+
+def str_take(values: np.ndarray | list[str], codes: np.ndarray) -> pd.Series:
+    """``values[codes]`` as a pandas ``str`` Series built in Arrow (no Python objects).
+
+    Examples
+    --------
+    >>> str_take(np.array(["a", "b"], dtype=object), np.array([1, 1, 0])).tolist()
+    ['b', 'b', 'a']
+    """
+    arr = _arrow_str(values).take(pa.array(np.asarray(codes, dtype=np.int64)))
+    return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def fmt_dates(values: np.ndarray | pd.Series, fmt: str) -> pd.Series:
@@ -96,7 +133,7 @@ def symbol_index(symbols: pd.DataFrame, asset_id: pd.Series | np.ndarray,
     ids = symbols["asset_id"].to_numpy(dtype=object)[order]
     vf = symbols["valid_from"].to_numpy().astype("datetime64[ns]")[order]
     uniq, start, count = np.unique(ids, return_index=True, return_counts=True)
-    code = pd.Index(uniq).get_indexer(np.asarray(asset_id, dtype=object))
+    code = codes_of(asset_id, uniq).astype(np.int64)
     d = np.asarray(dates, dtype="datetime64[ns]")
     known = code >= 0
     first = np.where(known, start[code], 0)

@@ -28,6 +28,7 @@ import pandas as pd
 from quantlib.calendars import MARKETS, session_closes, sessions
 from quantlib.errors import ConfigError
 from quantlib.sandbox import events
+from quantlib.sandbox.formats import str_take
 from quantlib.sandbox.identifiers import SECTORS, make_isins, make_names, make_tickers
 
 __all__ = ["SandboxUniverse", "generate", "PRICE_LAG", "FX_KNOWN_AT_UTC", "MARKET_SEED"]
@@ -316,7 +317,7 @@ def _make_prices(mk: _Market, rng: np.random.Generator) -> pd.DataFrame:
     mk.close = np.where(listed, grid["close"], np.nan)
     ti, ai = np.nonzero(listed)
     known = session_closes(mk.code, mk.sessions) + PRICE_LAG
-    frame = {"asset_id": mk.isin[ai], "date": mk.sessions.to_numpy()[ti]}
+    frame = {"asset_id": str_take(mk.isin, ai), "date": mk.sessions.to_numpy()[ti]}
     for col in ("open", "high", "low", "close", "volume"):
         frame[col] = grid[col][ti, ai]
     frame["known_at"] = known[ti]

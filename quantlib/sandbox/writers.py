@@ -22,10 +22,12 @@ import pyarrow.compute as pc
 
 from quantlib.errors import QuantlibError
 from quantlib.sandbox.formats import (
+    codes_of,
     current_symbols,
     fmt_dates,
     fmt_decimal_comma,
     fmt_int,
+    str_take,
     symbol_at,
 )
 
@@ -175,8 +177,7 @@ def _kr_files(u: SandboxUniverse) -> Iterator[_FileJob]:
         fmt_int(ca["value"]), announced, sep=","))
     a = u.market_assets("KR")
     px = _market_prices(u, "KR")
-    names = pa.array(a["name"].to_numpy(dtype=object), type=pa.large_string()).take(
-        pa.array(pd.Index(a["asset_id"]).get_indexer(px["asset_id"])))
+    names = str_take(a["name"].to_numpy(dtype=object), codes_of(px["asset_id"], a["asset_id"]))
     days = fmt_dates(px["date"], "%Y%m%d")
     lines = _Lines(days, px["asset_id"], px["symbol"], names, fmt_int(px["open"]),
                    fmt_int(px["high"]), fmt_int(px["low"]), fmt_int(px["close"]),
