@@ -21,7 +21,8 @@ from quantlib.backtest.strategies import (
     list_strategies,
     register_strategy,
 )
+from quantlib.backtest.sweep import sweep
 
 __all__ = ["Result", "simulate", "run", "signals", "Constraints", "CostModel", "DEFAULT_COSTS",
            "Param", "Strategy", "register_strategy", "get_strategy", "list_strategies",
-           "check_lookahead", "factor_analysis"]
+           "check_lookahead", "factor_analysis", "sweep"]

@@ -46,9 +46,9 @@ def ma_crossover_batch(data: xr.Dataset, param_sets: list[dict[str, Any]],
     close = np.asarray(sg.last_known(data["close"]).transpose("date", "asset").values, float)
     windows = sorted({p["fast"] for p in param_sets} | {p["slow"] for p in param_sets})
     ma = {w: sg.rolling_mean_np(close, w) for w in windows}
-    pos = np.stack([(ma[p["fast"]] > ma[p["slow"]]) for p in param_sets]).astype(float)
+    pos = np.stack([(ma[p["fast"]] > ma[p["slow"]]) for p in param_sets])
     if per_asset:
-        return pos
+        return pos  # bool (P, T, N): 8x less memory than float positions
     uni = np.asarray(sleeve(xr.ones_like(data["close"]), data).values, float)
     return pos * uni[None]
 

@@ -142,7 +142,12 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
 
 def _prepare(target: np.ndarray, data: xr.Dataset, s: dict[str, Any], cons: Constraints,
              cost_model: Any) -> tuple[Any, ...]:
-    T, N = target.shape
+    return kernel_args(target, prepare_static(data, s, cons, cost_model))
+
+
+def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_model: Any
+                   ) -> dict[str, Any]:
+    """Everything the kernel needs that does not depend on the target weights."""
     close = np.asarray(data["close"].values, dtype=float)
     r_local = np.asarray(data["returns"].values, dtype=float)
     rb = _np(data, "returns_base")
@@ -151,14 +156,11 @@ def _prepare(target: np.ndarray, data: xr.Dataset, s: dict[str, Any], cons: Cons
     if cons.neutral:
         if cons.neutral not in data.coords:
             raise BacktestError(f"{cons.neutral}-neutral needs the asset coordinate",
-                                found=f"coords {sorted(data.coords)}", fix="add it",
+                                found=f"coords {sorted(map(str, data.coords))}", fix="add it",
                                 field=cons.neutral)
         _, groups = np.unique(np.asarray(data[cons.neutral].values).astype(str),
                               return_inverse=True)
-    target = np.nan_to_num(target)
-    if "in_universe" in data:
-        target = np.where(np.asarray(data["in_universe"].values, bool), target, 0.0)
-    target = apply_constraints(target, cons, groups)
+    uni = np.asarray(data["in_universe"].values, bool) if "in_universe" in data else None
     rebalance = rebalance_mask(data["date"].values, s["rebalance"])
     has_bar = np.isfinite(close)
     force_close = _delisting_mask(has_bar, data)
@@ -177,14 +179,26 @@ def _prepare(target: np.ndarray, data: xr.Dataset, s: dict[str, Any], cons: Cons
         r_pre = np.where(np.isfinite(r), r_pre, np.nan)
         r_post = np.where(np.isfinite(r_pre), (1 + r) / (1 + r_pre) - 1.0, 0.0)
         tradable = np.isfinite(opn)
-        # decided at t, executed at the next session's open
-        target = np.vstack([np.zeros((1, N)), target[:-1]])
-        rebalance = np.concatenate([[False], rebalance[:-1]])
+        rebalance = np.concatenate([[False], rebalance[:-1]])  # executed next open
     else:
         raise BacktestError("execution must be 'close' or 'open'", found=repr(s["execution"]),
                             fix="pass execution='close'")
-    return (np.ascontiguousarray(r_pre), np.ascontiguousarray(r_post), target, rebalance,
-            tradable, lin, impact, float(borrow), force_close, np.zeros(N))
+    return {"r_pre": np.ascontiguousarray(r_pre), "r_post": np.ascontiguousarray(r_post),
+            "rebalance": rebalance, "tradable": tradable, "lin": lin, "impact": impact,
+            "borrow": float(borrow), "force_close": force_close, "universe": uni,
+            "groups": groups, "cons": cons, "execution": s["execution"]}
+
+
+def kernel_args(target: np.ndarray, st: dict[str, Any]) -> tuple[Any, ...]:
+    """Kernel arguments for one target-weight array (T, N) given :func:`prepare_static`."""
+    target = np.nan_to_num(np.asarray(target, dtype=float))
+    if st["universe"] is not None:
+        target = np.where(st["universe"], target, 0.0)
+    target = apply_constraints(target, st["cons"], st["groups"])
+    if st["execution"] == "open":
+        target = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])
+    return (st["r_pre"], st["r_post"], target, st["rebalance"], st["tradable"], st["lin"],
+            st["impact"], st["borrow"], st["force_close"], np.zeros(target.shape[1]))
 
 
 def _delisting_mask(has_bar: np.ndarray, data: xr.Dataset) -> np.ndarray:

@@ -22,16 +22,30 @@ __all__ = ["lag", "rolling_mean", "rolling_std", "rolling_sum", "returns_over", 
 
 
 # ----------------------------------------------------------------------------- kernels
-def _window_sums(x: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _trailing(c: np.ndarray, window: int) -> np.ndarray:
+    """Window sums from a cumulative sum ``c`` that starts with a zero row (slices only)."""
+    T = c.shape[0] - 1
+    out = np.empty((T,) + c.shape[1:])
+    w = min(window, T)
+    out[:w] = c[1:w + 1]
+    out[w:] = c[w + 1:] - c[1:T - w + 1]
+    return out
+
+
+def _window_sums(x: np.ndarray, window: int, squares: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     valid = np.isfinite(x)
     v = np.where(valid, x, 0.0)
     zero = np.zeros((1,) + x.shape[1:])
-    c1 = np.concatenate([zero, np.cumsum(v, axis=0)])
-    c2 = np.concatenate([zero, np.cumsum(v * v, axis=0)])
-    cn = np.concatenate([zero, np.cumsum(valid, axis=0, dtype=float)])
-    lo = np.maximum(np.arange(1, x.shape[0] + 1) - window, 0)
-    hi = np.arange(1, x.shape[0] + 1)
-    return c1[hi] - c1[lo], c2[hi] - c2[lo], cn[hi] - cn[lo]
+    s1 = _trailing(np.concatenate([zero, np.cumsum(v, axis=0)]), window)
+    s2 = _trailing(np.concatenate([zero, np.cumsum(v * v, axis=0)]), window) if squares \
+        else None
+    if valid.all():
+        n = np.minimum(np.arange(1, x.shape[0] + 1, dtype=float), window)[:, None]
+        n = np.broadcast_to(n, x.shape)
+    else:
+        n = _trailing(np.concatenate([zero, np.cumsum(valid, axis=0, dtype=float)]), window)
+    return s1, s2, n
 
 
 def _check_window(window: int) -> None:
@@ -49,7 +63,7 @@ def rolling_sum_np(x: np.ndarray, window: int, min_periods: int | None = None) -
     [1.0, 3.0, 2.0, 4.0]
     """
     _check_window(window)
-    s, _, n = _window_sums(x, window)
+    s, _, n = _window_sums(x, window, squares=False)
     return np.where(n >= (min_periods or window), s, np.nan)
 
 
@@ -62,7 +76,7 @@ def rolling_mean_np(x: np.ndarray, window: int, min_periods: int | None = None) 
     [nan, nan, 1.0, 2.0, 3.0]
     """
     _check_window(window)
-    s, _, n = _window_sums(x, window)
+    s, _, n = _window_sums(x, window, squares=False)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(n >= (min_periods or window), s / n, np.nan)
 
@@ -77,8 +91,9 @@ def rolling_std_np(x: np.ndarray, window: int, min_periods: int | None = None) -
     """
     _check_window(window)
     s, s2, n = _window_sums(x, window)
+    sq = s2 if s2 is not None else s
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = (s2 - s * s / n) / (n - 1)
+        var = (sq - s * s / n) / (n - 1)
     var = np.maximum(var, 0.0)
     return np.where((n >= max(min_periods or window, 2)), np.sqrt(var), np.nan)
 
