@@ -10,6 +10,7 @@ import gzip
 from dataclasses import dataclass
 from typing import ClassVar
 
+from fsspec import AbstractFileSystem
 from fsspec.core import url_to_fs
 
 from quantlib.errors import PermanentSourceError, TransientSourceError
@@ -49,7 +50,7 @@ class FileDropSource:
     sidecar_suffix: str = ".sha256"
     kind: ClassVar[str] = "file-drop"
 
-    def list_files(self) -> tuple[object, str, list[str]]:
+    def list_files(self) -> tuple[AbstractFileSystem, str, list[str]]:
         """The filesystem, the drop's root and the files below it (relative paths)."""
         fs, root = url_to_fs(self.url, **storage_options(self.url))
         if not fs.exists(root):

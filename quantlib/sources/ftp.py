@@ -25,6 +25,7 @@ import pandas as pd
 from quantlib.errors import ConfigError, PermanentSourceError, TransientSourceError
 from quantlib.raw import sha256_hex
 from quantlib.sources.base import FetchContext, in_window
+from quantlib.sources.connection import ConnectionLike
 
 __all__ = ["FtpSource", "FtpClient", "count_rows"]
 
@@ -47,7 +48,7 @@ def count_rows(data: bytes) -> int:
 class FtpClient:
     """One FTP connection per thread, reopened after any transient failure."""
 
-    def __init__(self, source: str, connection: object, timeout: float = 30.0) -> None:
+    def __init__(self, source: str, connection: ConnectionLike, timeout: float = 30.0) -> None:
         self.source = source
         self.conn = connection
         self.timeout = timeout
