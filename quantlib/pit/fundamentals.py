@@ -55,8 +55,8 @@ def asof_values(events: pd.DataFrame, grid: Grid, *, value: str = "value",
     >>> asof_values(ev, g)[0][g.start_row:, 0].tolist()
     [1.0, 1.0, 2.0]
     """
-    enc = _encode(events, grid, value, period)
-    return _materialize(enc, grid)
+    vals, per = _materialize(_encode(events, grid, value, period), grid)
+    return vals, per if per is not None else np.full(vals.shape, K.NAT, dtype=np.int64)
 
 
 def _codes(column: pd.Series, labels: pd.Index) -> np.ndarray:
@@ -76,10 +76,10 @@ def _encode(events: pd.DataFrame, grid: Grid, value: str, period: str | None
             "value": events[value].to_numpy(dtype=np.float64)[ok]}
 
 
-def _materialize(enc: dict[str, np.ndarray], grid: Grid, with_period: bool = True
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
+def _materialize(enc: dict[str, np.ndarray], grid: Grid, with_period: bool = True,
+                 buffer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     ranks, by_rank = K.asof_ranks(enc["asset"], enc["known"], enc["period"],
-                                  grid.decision_times, grid.asset_clock)
+                                  grid.decision_times, grid.asset_clock, out=buffer)
     vals = K.take_ranked(enc["value"][by_rank], ranks)
     per = K.take_ranked(enc["period"][by_rank], ranks, fill=K.NAT) if with_period else None
     return vals, per
@@ -109,9 +109,10 @@ def asof_fields(statements: pd.DataFrame, grid: Grid, fields, *, with_period: bo
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(fields) + 1))
     out = {}
+    buffer = np.empty((len(grid.dates), len(grid.assets)), dtype=np.intp)
     for i, f in enumerate(fields):
         idx = order[bounds[i]:bounds[i + 1]]
-        out[f] = _materialize({k: v[idx] for k, v in enc.items()}, grid, with_period)
+        out[f] = _materialize({k: v[idx] for k, v in enc.items()}, grid, with_period, buffer)
     return out
 
 
@@ -150,7 +151,8 @@ def build_fundamentals(statements: pd.DataFrame, assets: pd.DataFrame, *,
     latest = np.full((len(grid.dates), len(grid.assets)), K.NAT, dtype=np.int64)
     for f, (vals, per) in asof_fields(statements, grid, fields).items():
         data[f] = vals
-        np.maximum(latest, per, out=latest)
+        if per is not None:
+            np.maximum(latest, per, out=latest)
     ds = finish(data, grid, decision_clock=decision_clock)
     ds["period_end"] = (("date", "asset"), latest[grid.start_row:].view("datetime64[ns]"))
     return ds

@@ -88,9 +88,21 @@ def effective_date_index(known_at: np.ndarray, decision_times: np.ndarray,
     return out
 
 
+def _lex_order(series: np.ndarray, period: np.ndarray, known_at: np.ndarray) -> np.ndarray:
+    """``np.lexsort((known_at, period, series))``, several times faster: dense codes of
+    ``period`` and ``known_at`` packed into one int64 key, one stable argsort."""
+    p_u, p_code = np.unique(period, return_inverse=True)
+    k_u, k_code = np.unique(known_at, return_inverse=True)
+    n_s = int(series.max()) + 1 if series.size else 1
+    if n_s * max(p_u.size, 1) * max(k_u.size, 1) >= 2**62:
+        return np.lexsort((known_at, period, series))
+    key = (series.astype(np.int64) * p_u.size + p_code) * k_u.size + k_code
+    return np.argsort(key, kind="stable")
+
+
 def asof_ranks(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,
-               decision_times: np.ndarray, series_clock: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+               decision_times: np.ndarray, series_clock: np.ndarray,
+               out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Rank grid of the as-of materialization (steps 2-5 of the module docstring).
 
     Returns
@@ -100,6 +112,9 @@ def asof_ranks(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,
     by_rank : ndarray of intp, shape (n_ranked,)
         Input position of the event of each rank: gather per-event arrays with
         ``take_ranked(values[by_rank], ranks)``.
+
+    ``out`` (intp, shape ``(n_dates, n_series)``) is reused for ``ranks`` when given: a
+    caller materializing many fields saves a fresh allocation per field.
 
     Examples
     --------
@@ -116,15 +131,19 @@ def asof_ranks(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,
     eff = effective_date_index(known_at, decision_times, series_clock[series])
     keep = np.flatnonzero(eff < n_dates)
     series, known_at, period, eff = series[keep], known_at[keep], period[keep], eff[keep]
-    by_key = np.lexsort((known_at, period, series))        # rank -> kept event
+    by_key = _lex_order(series, period, known_at)          # rank -> kept event
     rank = np.empty(by_key.size, dtype=np.intp)
     rank[by_key] = np.arange(1, by_key.size + 1, dtype=np.intp)   # 0 = nothing known
-    by_time = np.lexsort((eff, series))
+    by_time = np.argsort(series.astype(np.int64) * (n_dates + 1) + eff)
     best = np.maximum.accumulate(rank[by_time]) if by_time.size else rank
     s_t, e_t = series[by_time], eff[by_time]
     last = np.ones(s_t.shape, dtype=bool)
     last[:-1] = (s_t[1:] != s_t[:-1]) | (e_t[1:] != e_t[:-1])
-    ranks = np.zeros((n_dates, n_series), dtype=np.intp)
+    if out is None or out.shape != (n_dates, n_series) or out.dtype != np.intp:
+        ranks = np.zeros((n_dates, n_series), dtype=np.intp)
+    else:
+        ranks = out
+        ranks.fill(0)
     ranks[e_t[last], s_t[last]] = best[last]
     running_max_rows(ranks)
     return ranks, keep[by_key]

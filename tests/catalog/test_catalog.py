@@ -192,3 +192,18 @@ def test_errors_found_at_read_time_name_the_parameter(store, tmp_path):
 def test_credentials_in_store_url_are_refused():
     with pytest.raises(CatalogError, match=r"without credentials; found 's3://\*\*\*@bucket/q'"):
         open_catalog("s3://AKIA123:hunter2@bucket/q")
+
+
+@pytest.mark.parametrize("clock", ["own", "US"])
+def test_store_panels_and_canonical_frames_build_identical_prices(store, truth, clock):
+    from quantlib import pit
+
+    st = CuratedStore(store)
+    panels = {m: st.open_prices(m, "v1") for m in ("KR", "US", "EU")}
+    kw = dict(start=START, end=END, decision_clock=clock, symbols=truth.symbols)
+    from_store = pit.build_prices(panels, truth.assets, st.open_fx("v1"), **kw)
+    from_frames = pit.build_prices(truth.prices, truth.assets, truth.fx,
+                                   corporate_actions=truth.corporate_actions, **kw)
+    for v in from_frames.data_vars:
+        np.testing.assert_array_equal(from_store[v].values, from_frames[v].values, err_msg=v)
+    assert np.isfinite(from_frames["returns_base"].values).sum() > 100
