@@ -99,32 +99,34 @@ def _actions_grid(actions: pd.DataFrame, dates: pd.DatetimeIndex, assets: pd.Ind
     return split, dividend
 
 
-def _market_panel(market: str, prices: pd.DataFrame, actions: pd.DataFrame,
+def _market_panel(market: str, bar_dates: np.ndarray, col: np.ndarray,
+                  values: dict[str, np.ndarray], known: np.ndarray, actions: pd.DataFrame,
                   assets: pd.Index) -> xr.Dataset:
-    bar_dates = _ns(prices["date"])
+    """One market's panel from its bars (dates, asset column codes, value columns)."""
     dates = _market_dates(market, bar_dates)
-    row = dates.get_indexer(bar_dates)
-    col = assets.get_indexer(prices["asset_id"])
+    row = np.searchsorted(dates.to_numpy(), bar_dates)
     shape = (len(dates), len(assets))
     taken = np.zeros(shape, dtype=bool)
     taken[row, col] = True
-    if int(taken.sum()) != len(prices):
-        dup = prices[prices.duplicated(["asset_id", "date"], keep=False)].iloc[0]
+    if int(taken.sum()) != len(bar_dates):
+        counts = np.zeros(shape, dtype=np.int64)
+        np.add.at(counts, (row, col), 1)
+        r, c = np.argwhere(counts > 1)[0]
         raise StoreError("prices must hold one bar per (asset_id, date)",
                          found="duplicate bars", fix="deduplicate in validation first",
-                         market=market, asset=dup["asset_id"], date=str(dup["date"]))
+                         market=market, asset=str(assets[c]), date=str(dates[r].date()))
     data: dict[str, tuple[tuple[str, str], np.ndarray]] = {}
     for var in PRICE_VARS:
         grid = np.full(shape, np.nan)
-        grid[row, col] = prices[var].to_numpy(dtype="float64")
+        grid[row, col] = values[var]
         data[var] = (("date", "asset"), grid)
-    known = np.full(shape, NAT_INT, dtype="int64")
-    known[row, col] = _ns(prices["known_at"]).view("int64")
+    known_grid = np.full(shape, NAT_INT, dtype="int64")
+    known_grid[row, col] = known
     split, dividend = _actions_grid(actions, dates, assets)
     data["split"] = (("date", "asset"), split)
     data["dividend"] = (("date", "asset"), dividend)
     data["returns"] = (("date", "asset"), total_returns(data["close"][1], split, dividend))
-    data["known_at"] = (("date", "asset"), known)
+    data["known_at"] = (("date", "asset"), known_grid)
     ds = xr.Dataset(data, coords={"date": dates.to_numpy(),
                                   "asset": np.asarray(assets, dtype=str)})
     ds["known_at"].attrs["description"] = "ns since 1970-01-01 UTC; -2**63 = no bar (NaT)"
@@ -137,7 +139,8 @@ def prices_to_panels(prices: pd.DataFrame, assets: pd.DataFrame,
     """Pivot canonical long prices into one (date, asset) Dataset per market.
 
     ``assets`` (canonical ``assets`` frame) maps each asset to its market; every asset of
-    a market gets a column even without bars.
+    a market gets a column even without bars. The asset ids are hashed once
+    (``pd.factorize``); everything after works on integer codes.
 
     Raises
     ------
@@ -147,20 +150,27 @@ def prices_to_panels(prices: pd.DataFrame, assets: pd.DataFrame,
     market_of = pd.Series(assets["market"].astype(str).to_numpy(),
                           index=assets["asset_id"].astype(str).to_numpy())
     market_of = market_of[~market_of.index.duplicated(keep="last")]
-    bar_market = market_of.reindex(prices["asset_id"].astype(str).to_numpy())
-    if bar_market.isna().any():
-        missing = bar_market.index[bar_market.isna().to_numpy()][0]
+    codes, uniques = pd.factorize(prices["asset_id"])
+    uniques = pd.Index(np.asarray(uniques, dtype=object).astype(str))
+    unique_market = market_of.reindex(uniques)
+    if unique_market.isna().any():
         raise StoreError("every priced asset must be in the assets table",
                          found="no assets row", fix="commit the assets frame with the prices",
-                         asset=missing)
+                         asset=str(uniques[unique_market.isna().to_numpy()][0]))
     actions = corporate_actions if corporate_actions is not None else pd.DataFrame(
         {"asset_id": [], "ex_date": pd.DatetimeIndex([]), "kind": [], "value": []})
+    bar_dates = _ns(prices["date"])
+    known = _ns(prices["known_at"]).view("int64")
+    values = {var: prices[var].to_numpy(dtype="float64") for var in PRICE_VARS}
+    bar_market = unique_market.to_numpy()[codes]
     out: dict[str, xr.Dataset] = {}
-    bar_markets = bar_market.to_numpy()
-    for market in sorted(set(bar_markets)):
-        sub = prices[bar_markets == market]
-        ids = pd.Index(sorted(set(market_of.index[market_of.to_numpy() == market])))
-        out[market] = _market_panel(market, sub, actions, ids)
+    for market in sorted(set(unique_market)):
+        ids = pd.Index(sorted(market_of.index[market_of.to_numpy() == market]))
+        sel = np.flatnonzero(bar_market == market)
+        col = ids.get_indexer(uniques)[codes[sel]]
+        out[market] = _market_panel(market, bar_dates[sel], col,
+                                    {v: a[sel] for v, a in values.items()}, known[sel],
+                                    actions, ids)
     return out
 
 
