@@ -15,7 +15,13 @@ import pandas as pd
 
 from quantlib.errors import QuantlibError
 from quantlib.sandbox.events import FX_DECIMALS
-from quantlib.sandbox.formats import codes_of, current_symbols, epoch_ms, symbol_index
+from quantlib.sandbox.formats import (
+    codes_of,
+    current_symbols,
+    epoch_ms,
+    symbol_index,
+    with_none,
+)
 
 if TYPE_CHECKING:
     from quantlib.sandbox.universe import SandboxUniverse
@@ -48,7 +54,7 @@ class Coded:
     def of(cls, values: pd.Series, categories: pd.Series | pd.Index) -> Coded:
         """Code ``values`` against ``categories`` (unknown values become None)."""
         cats = np.asarray(categories, dtype=object)
-        return cls(codes_of(values, cats), np.append(cats, None))
+        return cls(codes_of(values, cats), with_none(cats))
 
     def __len__(self) -> int:
         return len(self.codes)
@@ -130,7 +136,7 @@ class ApiData:
             t = epoch_ms(px["date"])
         sym = self.universe.market_frame("symbols", m)
         ticker = Coded(symbol_index(sym, px["asset_id"], px["date"]).astype(np.int32),
-                       np.append(sym["symbol"].to_numpy(dtype=object), None))
+                       with_none(sym["symbol"].to_numpy(dtype=object)))
         return Table({"isin": Coded.of(px["asset_id"], self.universe.market_assets(m)[
                           "asset_id"]),
                       "ticker": ticker, "t": t, "o": px["open"].to_numpy(), "h": px["high"].to_numpy(),

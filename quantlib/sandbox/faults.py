@@ -150,10 +150,9 @@ def parse_fault_spec(spec: str) -> dict[str, Any]:
             raise ConfigError("fault TIMES must be a positive integer or 'inf'",
                               found=repr(parts[2]), fix="e.g. --fault http_5xx:*:3",
                               field="fault")
-    out = {"kind": parts[0], "match": parts[1] if len(parts) > 1 and parts[1] else "*",
-           "times": times}
-    _check(out["kind"], times, None)
-    return out
+    _check(parts[0], times, None)
+    return {"kind": parts[0], "match": parts[1] if len(parts) > 1 and parts[1] else "*",
+            "times": times}
 
 
 def _pick_column(names: list[str], wanted: str | None) -> int:

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["codes_of", "str_take", "fmt_dates", "fmt_int", "fmt_decimal_comma", "epoch_ms", "symbol_at", "symbol_index",
+__all__ = ["codes_of", "str_take", "fmt_dates", "fmt_int", "fmt_decimal_comma", "epoch_ms", "symbol_at", "symbol_index", "with_none",
            "current_symbols", "KR_LAYOUT", "EU_LAYOUT"]
 
 # Path layout and CSV dialect of each FTP market (see docs/architecture.md "Vendor formats").
@@ -157,8 +157,18 @@ def symbol_at(symbols: pd.DataFrame, asset_id: pd.Series | np.ndarray,
     array(['OLD', 'NEW'], dtype=object)
     """
     idx = symbol_index(symbols, asset_id, dates)
-    names = np.append(symbols["symbol"].to_numpy(dtype=object), None)
-    return names[idx]
+    return with_none(symbols["symbol"].to_numpy(dtype=object))[idx]
+
+
+def with_none(values: np.ndarray) -> np.ndarray:
+    """An object array of ``values`` plus a trailing None (so index ``-1`` means missing).
+
+    Examples
+    --------
+    >>> with_none(np.array(["a"], dtype=object))[[0, -1]].tolist()
+    ['a', None]
+    """
+    return np.concatenate([np.asarray(values, dtype=object), np.array([None], dtype=object)])
 
 
 def current_symbols(symbols: pd.DataFrame) -> pd.Series:

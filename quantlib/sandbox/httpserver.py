@@ -197,8 +197,9 @@ class HttpServer:
                               found=str(exc), fix="pick another --http-port or 0",
                               source="sandbox-http") from exc
         self._server.daemon_threads = True
-        self.host, self.port = self._server.server_address[:2]
-        self.url = f"http://{self.host}:{self.port}"
+        self.host: str = host
+        self.port: int = int(self._server.server_address[1])
+        self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1},
                                         name="sandbox-http", daemon=True)
