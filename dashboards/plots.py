@@ -149,5 +149,7 @@ def equity_figure(returns: pd.DataFrame, log: bool = False) -> Any:
     eq = pd.DataFrame({"strategy": an.equity_curve(returns["net"])})
     if "benchmark" in returns:
         eq["benchmark"] = an.equity_curve(returns["benchmark"])
-    return line_chart(eq, "Equity vs benchmark" + (" (log scale)" if log else ""), log=log,
-                      y_label="growth of 1")
+    fig = line_chart(eq, "Equity vs benchmark" + (" (log scale)" if log else ""), log=log,
+                     y_label="growth of 1")
+    fig.name = "equity"
+    return fig

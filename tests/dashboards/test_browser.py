@@ -1,0 +1,115 @@
+"""Browser tests: real chromium, through a real JupyterHub's login and OAuth."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from quantlib.serving.analytics import fmt_num, fmt_pct
+
+pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.slow]
+
+#: canvases (in shadow roots too) whose pixels are not all one colour
+PAINTED_CANVASES_JS = """() => {
+  const found = [];
+  const walk = (root) => root.querySelectorAll('*').forEach((el) => {
+    if (el.tagName === 'CANVAS') found.push(el);
+    if (el.shadowRoot) walk(el.shadowRoot);
+  });
+  walk(document);
+  let painted = 0;
+  for (const c of found) {
+    if (!c.width || !c.height) continue;
+    const ctx = c.getContext('2d');
+    if (!ctx) continue;
+    const data = ctx.getImageData(0, 0, c.width, c.height).data;
+    const colours = new Set();
+    for (let i = 0; i < data.length && colours.size < 3; i += 4 * 97) {
+      colours.add((data[i] << 24) | (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3]);
+    }
+    if (colours.size > 2) painted += 1;
+  }
+  return {total: found.length, painted};
+}"""
+
+
+def login(browser, hub, user: str, path: str = "gallery"):
+    """Open a dashboards page, get sent to the hub login, log in, come back via OAuth."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.goto(hub.service_url("dashboards") + path)
+    assert "/hub/login" in page.url  # a logged-out user is sent to the hub's login
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", hub.password)
+    page.click("#login_submit")
+    page.wait_for_load_state()
+    return ctx, page
+
+
+def stored_metrics(store: str, rid: str) -> dict:
+    with open(f"{store}/objects/{rid}/meta.json") as fh:
+        return json.load(fh)["metrics"]
+
+
+def test_manager_gallery_tearsheet_metrics_and_plots(browser, hub, store, screenshot):
+    url, ids = store
+    ctx, page = login(browser, hub, "mo")
+    try:
+        assert page.url.endswith("/services/dashboards/gallery")
+        page.wait_for_selector("text=4 results visible to mo", timeout=60_000)
+        assert page.locator("text=Work in progress").count() == 0
+        screenshot(page, "gallery-manager")
+        page.click(f"a[href='./tearsheet?id={ids[0]}']")
+        page.wait_for_selector("#ql-rendered", state="attached", timeout=60_000)
+        page.wait_for_timeout(500)
+        canvases = page.evaluate(PAINTED_CANVASES_JS)
+        assert canvases["painted"] >= 9, canvases
+        truth = stored_metrics(url, ids[0])
+        for key, fmt in (("cagr", fmt_pct), ("max_drawdown", fmt_pct), ("sharpe", fmt_num)):
+            el = page.locator(f"[data-metric={key}]")
+            assert float(el.get_attribute("data-value")) == truth[key]
+            assert el.inner_text().strip() == fmt(truth[key])
+        screenshot(page, "tearsheet-manager")
+        page.click("text=Log scale")
+        page.wait_for_function(
+            "() => Bokeh.documents.some(d => [...d._all_models.values()].some("
+            "m => m.title && m.title.text === 'Equity vs benchmark (log scale)'))",
+            timeout=30_000)
+    finally:
+        ctx.close()
+
+
+def test_unpublished_visible_to_author_only(browser, hub, store, screenshot):
+    _url, ids = store
+    ctx, page = login(browser, hub, "ann")
+    try:
+        page.wait_for_selector("text=5 results visible to ann", timeout=60_000)
+        assert page.locator("text=Work in progress").count() == 1
+        screenshot(page, "gallery-researcher")
+    finally:
+        ctx.close()
+    ctx, page = login(browser, hub, "mo", path=f"tearsheet?id={ids[4]}")
+    try:
+        page.wait_for_selector("text=result must be published or yours", timeout=60_000)
+        assert page.locator("[data-metric]").count() == 0
+        assert re.search(r"Work in progress", page.content()) is None
+        screenshot(page, "tearsheet-unpublished-denied")
+    finally:
+        ctx.close()
+
+
+def test_user_without_role_gets_403(browser, hub):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    try:
+        page.goto(hub.service_url("dashboards") + "gallery")
+        page.fill("input[name=username]", "eve")
+        page.fill("input[name=password]", hub.password)
+        with page.expect_response(lambda r: r.status == 403, timeout=60_000) as denied:
+            page.click("#login_submit")
+        assert denied.value.status == 403
+        assert page.locator("text=results visible").count() == 0
+    finally:
+        ctx.close()
