@@ -22,7 +22,9 @@ from quantlib.backtest.strategies import (
     register_strategy,
 )
 from quantlib.backtest.sweep import sweep
+from quantlib.backtest.walkforward import WalkForward, walk_forward
 
 __all__ = ["Result", "simulate", "run", "signals", "Constraints", "CostModel", "DEFAULT_COSTS",
            "Param", "Strategy", "register_strategy", "get_strategy", "list_strategies",
-           "check_lookahead", "factor_analysis", "sweep"]
+           "check_lookahead", "factor_analysis", "sweep", "walk_forward",
+           "WalkForward"]

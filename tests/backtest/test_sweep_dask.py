@@ -124,3 +124,15 @@ def test_failed_task_is_retried(cluster, panel, tmp_path):
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         STRATEGIES.pop("test_flaky")
+
+
+def test_walk_forward_folds_on_the_cluster_match_local(cluster, small_panel):
+    from quantlib.backtest.walkforward import walk_forward
+
+    client, _ = cluster
+    grid = {"fast": [5, 10], "slow": [30, 60]}
+    local = walk_forward("ma_crossover", grid, small_panel, train=120, test=60, n_boot=100)
+    remote = walk_forward("ma_crossover", grid, small_panel, train=120, test=60, n_boot=100,
+                          client=client)
+    assert local.folds["params"].tolist() == remote.folds["params"].tolist()
+    pd.testing.assert_frame_equal(local.oos.returns, remote.oos.returns)
