@@ -95,7 +95,7 @@ DEFAULTS: dict[str, Any] = {
     "s3": {"endpoint_url": None, "region": "us-east-1", "allow_http": True},
     "cluster": {
         "kind": "auto",
-        "min_workers": 0,
+        "min_workers": 1,
         "max_workers": 2,
         "threads_per_worker": 1,
         "memory_limit": "4GiB",
