@@ -25,6 +25,7 @@ store and results URLs so the catalog works without configuration).
 from __future__ import annotations
 
 import os
+import random
 import socket
 import sys
 from pathlib import Path
@@ -40,16 +41,29 @@ _VENV_BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1.
+    """A currently free TCP port on 127.0.0.1, below the kernel's ephemeral range.
+
+    Ports the OS hands out for outgoing connections and ``port=0`` listeners come from
+    the ephemeral range (32768 and up on Linux); picking from below it keeps a port
+    chosen now from being taken by some other process's ephemeral socket before the
+    hub binds it.
 
     Examples
     --------
-    >>> 1024 <= free_port() <= 65535
+    >>> 20000 <= free_port() < 32768
     True
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ConfigError("a free loopback port must exist in 20000-32767", found="none free",
+                      fix="stop some servers and try again", field="port")
 
 
 def proxy_command() -> Path:

@@ -23,6 +23,7 @@ import psutil
 import pytest
 import requests
 
+from quantlib.platform.hubconfig import free_port
 from quantlib.platform.process import HubState, platform_processes
 from quantlib.platform.settings import platform_paths
 
@@ -30,12 +31,6 @@ pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 QUANTLIB = str(Path(sys.executable).parent / "quantlib")
 PASSWORDS = {"alice": "alice-pass-1234", "mark": "mark-pass-1234", "dana": "dana-pass-1234"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None,

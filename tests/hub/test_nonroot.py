@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import requests
 import yaml
 
+from quantlib.platform.hubconfig import free_port
 from quantlib.platform.process import HubState, platform_processes
 from quantlib.platform.settings import HUB_CONFIG_DIR, platform_paths
 
@@ -41,12 +41,6 @@ needs_root_with_userns = pytest.mark.skipif(
     os.geteuid() != 0 or not _userns_works(),
     reason="as a normal user tests/hub/test_hub.py is the non-root test; "
            "as root this needs `unshare --user`")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def as_nobody(env: dict[str, str], *args: str, stdin: str | None = None):
