@@ -1,12 +1,147 @@
-"""Placeholder: replaced below."""
+"""What-if: rerun a published strategy with parameters changed within the allowed ranges.
 
+The user picks a published result whose author allowed what-ifs (``allowed_params``),
+moves the parameters within their ranges and presses Run. An identical request is
+answered from the results cache at once; otherwise the run goes to the Dask cluster and
+the page shows its progress (queued, running, done, elapsed time) until the result
+appears: its key metrics next to the original's and both equity curves.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from typing import Any
+
+import pandas as pd
 import panel as pn
 
-from dashboards.common import header, viewer_or_error
+from dashboards import plots
+from dashboards.common import format_metric, header, metric_cards, viewer_or_error
+from quantlib.serving import whatif
+from quantlib.serving.analytics import equity_curve
+from quantlib.serving.session import results_view, settings
+from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
 
-__all__ = ["page"]
+__all__ = ["page", "param_widget"]
+
+
+def param_widget(name: str, rule: dict[str, Any], current: Any) -> pn.widgets.Widget:
+    """A slider (range rule) or select (choices rule) for one allowed parameter.
+
+    Examples
+    --------
+    >>> param_widget("k", {"min": 5, "max": 30, "step": 5}, 10).value
+    10
+    >>> param_widget("f", {"choices": ["W", "M"]}, "M").options
+    ['W', 'M']
+    """
+    if "choices" in rule:
+        return pn.widgets.Select(name=name, options=list(rule["choices"]), value=current)
+    lo, hi, step = rule.get("min"), rule.get("max"), rule.get("step")
+    numbers = [v for v in (lo, hi, step, current) if v is not None]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
+        return pn.widgets.IntSlider(name=name, start=lo, end=hi, step=step or 1,
+                                    value=current if current is not None else lo)
+    return pn.widgets.FloatSlider(name=name, start=float(lo), end=float(hi),
+                                  step=float(step or (hi - lo) / 100),
+                                  value=float(current if current is not None else lo))
+
+
+def _comparison(original: dict[str, Any], rid: str, source: str) -> list[Any]:
+    view = results_view()
+    meta = view.meta(rid)
+    rows = {"metric": list(KEY_METRICS),
+            "original": [format_metric(k, metric_value(original, k)) for k in KEY_METRICS],
+            "what-if": [format_metric(k, metric_value(meta, k)) for k in KEY_METRICS]}
+    curves = pd.DataFrame({"original": equity_curve(view.returns(original["result_id"])["net"]),
+                           "what-if": equity_curve(view.returns(rid)["net"])})
+    params = ", ".join(f"{k}={v}" for k, v in (meta.get("params") or {}).items())
+    return [pn.pane.HTML(f"<div id='ql-whatif-result' data-result='{rid}' data-source='{source}'>"
+                         f"<b>What-if result</b> ({html.escape(source)}): {html.escape(params)}"
+                         f" — <a href='./tearsheet?id={rid}'>tear sheet</a></div>"),
+            metric_cards(meta), pn.pane.DataFrame(pd.DataFrame(rows), index=False),
+            plots.line_chart(curves, "Equity: original vs what-if")]
+
+
+def _runner(viewer: Viewer, meta: dict[str, Any]) -> pn.Column:
+    allowed = meta.get("allowed_params") or {}
+    current = meta.get("params") or {}
+    widgets = {n: param_widget(n, rule, current.get(n)) for n, rule in allowed.items()}
+    run = pn.widgets.Button(name="Run what-if", button_type="primary", width=160)
+    progress = pn.indicators.Progress(active=False, value=0, max=100, width=300, visible=False)
+    status = pn.pane.HTML("", sizing_mode="stretch_width")
+    out = pn.Column(sizing_mode="stretch_width")
+
+    def show(rid: str, source: str) -> None:
+        progress.active, progress.value = False, 100
+        status.object = f"<span id='ql-whatif-status'>done ({html.escape(source)})</span>"
+        out.objects = _comparison(meta, rid, source)
+
+    def start(_event: Any) -> None:
+        changes = {n: w.value for n, w in widgets.items()}
+        try:
+            changes = whatif.check_params(allowed, changes)
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            status.object = f"<b>{html.escape(str(exc))}</b>"
+            return
+        rid = whatif.request_id(meta, changes)
+        if results_view().fs.exists(f"{results_view().root}/objects/{rid}/meta.json"):
+            show(rid, "from the results cache")
+            return
+        future = whatif.submit(meta, changes, user=viewer.name,
+                               results_url=settings().results_url)
+        progress.visible, progress.active, progress.value = True, True, 0
+        t0 = time.monotonic()
+        out.objects = []
+
+        def poll() -> None:
+            state = future.status
+            status.object = (f"<span id='ql-whatif-status'>{state} on the Dask cluster, "
+                             f"{time.monotonic() - t0:.1f} s</span>")
+            if state == "finished":
+                cb.stop()
+                show(future.result(), f"computed on the cluster in {time.monotonic() - t0:.1f} s")
+            elif state in ("error", "cancelled"):
+                cb.stop()
+                progress.active = False
+                status.object = f"<b>what-if failed: {html.escape(str(future.exception()))}</b>"
+        cb = pn.state.add_periodic_callback(poll, period=250)
+
+    run.on_click(start)
+    return pn.Column(pn.Row(*widgets.values()), pn.Row(run, progress), status, out,
+                     sizing_mode="stretch_width")
+
+
+def _load(body: pn.Column, viewer: Viewer) -> None:
+    candidates = [m for m in results_view().list(viewer)
+                  if m.get("published") and m.get("allowed_params")]
+    if not candidates:
+        body.objects = [pn.pane.Markdown("No published result allows what-ifs yet.")]
+        return
+    by_label = {f"{m.get('title')} ({m['result_id']})": m for m in candidates}
+    args = pn.state.session_args or {}
+    wanted = (args.get("id") or [b""])[0].decode()
+    first = next((k for k, m in by_label.items() if m["result_id"] == wanted), next(iter(by_label)))
+    choose = pn.widgets.Select(name="Published strategy", options=list(by_label), value=first)
+    holder = pn.Column(sizing_mode="stretch_width")
+
+    def pick(*_: Any) -> None:
+        meta = by_label[choose.value]
+        holder.objects = [pn.pane.Markdown(f"Original: **{html.escape(str(meta.get('title')))}**"
+                                           f" by {html.escape(str(meta.get('author')))}"),
+                          metric_cards(meta), _runner(viewer, meta)]
+    choose.param.watch(pick, "value")
+    pick()
+    body.objects = [choose, holder]
 
 
 def page() -> pn.viewable.Viewable:
-    viewer, _ = viewer_or_error()
-    return pn.Column(header("whatif", viewer))
+    """The what-if page."""
+    viewer, error = viewer_or_error()
+    body = pn.Column(pn.indicators.LoadingSpinner(value=True, size=40), sizing_mode="stretch_width")
+    if viewer is None:
+        body.objects = [error]
+    else:
+        pn.state.onload(lambda: _load(body, viewer))
+    return pn.Column(header("What-if backtest", viewer), body, sizing_mode="stretch_width")

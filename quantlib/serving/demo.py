@@ -16,12 +16,27 @@ import pandas as pd
 
 from quantlib.serving.analytics import summary_metrics
 
-__all__ = ["demo_result", "populate_demo_store", "DEMO_ALLOWED_PARAMS"]
+__all__ = ["demo_result", "rerun_demo", "populate_demo_store", "DEMO_ALLOWED_PARAMS"]
 
 DEMO_ALLOWED_PARAMS: dict[str, Any] = {
     "lookback": {"min": 20, "max": 250, "step": 10},
     "top_k": {"min": 5, "max": 30, "step": 5},
 }
+
+
+def rerun_demo(params: dict[str, Any], *, strategy: str, snapshot: str = "demo-snapshot") -> Any:
+    """Recompute a demo result from its stored ``params`` (what-if on demo results).
+
+    Examples
+    --------
+    >>> r = demo_result(seed=2, years=1, n_assets=5)
+    >>> rerun_demo(r.params, strategy="demo_momentum").result_id == r.result_id
+    True
+    """
+    p = dict(params)
+    return demo_result(seed=p.pop("seed"), years=p.pop("years"),
+                       n_assets=p.pop("n_assets"), strategy=strategy, params=p,
+                       snapshot=snapshot)
 
 
 def demo_result(*, seed: int = 0, years: float = 10.0, n_assets: int = 30,
@@ -39,7 +54,8 @@ def demo_result(*, seed: int = 0, years: float = 10.0, n_assets: int = 30,
     """
     from quantlib.backtest.result import Result
 
-    params = dict(params or {"lookback": 120, "top_k": 10})
+    params = {**(params or {"lookback": 120, "top_k": 10}),
+              "seed": seed, "years": years, "n_assets": n_assets}
     rng = np.random.default_rng([seed, int(params.get("lookback", 0)),
                                  int(params.get("top_k", 0))])
     n_days = int(round(years * 252))

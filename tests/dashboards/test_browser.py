@@ -113,3 +113,37 @@ def test_user_without_role_gets_403(browser, hub):
         assert page.locator("text=results visible").count() == 0
     finally:
         ctx.close()
+
+
+def test_whatif_runs_on_cluster_then_answers_from_cache(browser, hub, store, screenshot):
+    url, ids = store
+    ctx, page = login(browser, hub, "mo", path=f"whatif?id={ids[0]}")
+    try:
+        page.wait_for_selector("text=Run what-if", timeout=60_000)
+        slider_value = page.evaluate(
+            "() => Bokeh.documents.flatMap(d => [...d._all_models.values()])"
+            ".filter(m => m.title === 'lookback' && m.value !== undefined).map(m => m.value)")
+        assert slider_value == [60]  # the original's lookback
+        page.evaluate(
+            "() => Bokeh.documents.flatMap(d => [...d._all_models.values()])"
+            ".filter(m => m.title === 'lookback' && m.value !== undefined)"
+            ".forEach(m => { m.value = 150; })")
+        page.click("text=Run what-if")
+        page.wait_for_selector("#ql-whatif-status", timeout=30_000)
+        screenshot(page, "whatif-progress")
+        result = page.wait_for_selector("#ql-whatif-result", state="attached", timeout=240_000)
+        rid = result.get_attribute("data-result")
+        assert "computed on the cluster" in result.get_attribute("data-source")
+        with open(f"{url}/objects/{rid}/meta.json") as fh:
+            meta = json.load(fh)
+        assert meta["params"]["lookback"] == 150 and meta["author"] == "mo"
+        assert meta["published"] is False and meta["strategy"] == "demo_momentum"
+        shown = page.locator("[data-metric=sharpe]").last.get_attribute("data-value")
+        assert float(shown) == meta["metrics"]["sharpe"]
+        screenshot(page, "whatif-result")
+        page.click("text=Run what-if")  # the identical request again
+        page.wait_for_selector(f"#ql-whatif-result[data-result='{rid}']"
+                               "[data-source='from the results cache']",
+                               state="attached", timeout=5_000)
+    finally:
+        ctx.close()
