@@ -44,7 +44,8 @@ def test_refresh_matches_sandbox_truth(tmp_path, sandbox):
     assert fx["rate"].to_numpy() == pytest.approx(want_fx["rate"].to_numpy(), rel=1e-9)
     # one panel per market; a known close lands in its (date, asset) cell
     assert st.markets() == ["EU", "KR", "US"]
-    row = truth.prices[truth.prices["asset_id"].str.startswith("KR")].iloc[100]
+    kr_ids = truth.market_assets("KR")["asset_id"]
+    row = truth.prices[truth.prices["asset_id"].isin(kr_ids)].iloc[100]
     cell = st.open_prices("KR").sel(asset=row["asset_id"], date=row["date"])
     assert float(cell["close"]) == row["close"]
 
@@ -72,7 +73,8 @@ def test_refresh_matches_sandbox_truth(tmp_path, sandbox):
     assert list(s.versions["snapshot_id"]) == [again.snapshot_id, result.snapshot_id]
     fresh = s.freshness.set_index(["market", "source"])
     assert fresh.loc[("US", "api-us"), "latest_known_at"] == \
-        truth.prices[truth.prices["asset_id"].str.startswith("US")]["known_at"].max()
+        truth.prices[truth.prices["asset_id"].isin(truth.market_assets("US")["asset_id"])][
+            "known_at"].max()
     assert sorted(fresh.index) == [("EU", "api-eu"), ("EU", "ftp-eu"), ("FX", "api-fx"),
                                    ("KR", "api-kr"), ("KR", "ftp-kr"), ("US", "api-us")]
     assert fresh["last_published_at"].notna().all()
