@@ -40,7 +40,7 @@ _P0 = {"KR": (np.log(30_000.0), 1.0, 1_000.0), "US": (np.log(60.0), 0.8, 3.0),
        "EU": (np.log(40.0), 0.8, 3.0)}
 
 
-@dataclass
+@dataclass(eq=False)
 class SandboxUniverse:
     """The truth of a sandbox universe, as canonical frames (no provenance columns).
 

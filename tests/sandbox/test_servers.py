@@ -215,3 +215,16 @@ def test_http_client_keeps_connection_alive(sandbox):
         resp = conn.getresponse()
         assert resp.status == 200 and json.loads(resp.read()) == {"ok": True}
     conn.close()
+
+
+def test_page_bounds(sandbox):
+    total = api(sandbox, "/v1/securities?market=EU")["total_rows"]
+    last = api(sandbox, f"/v1/securities?market=EU&page_size=7&page={-(-total // 7)}")
+    assert len(last["data"]) == total - 7 * (-(-total // 7) - 1) and last["next_page"] is None
+    beyond = api(sandbox, "/v1/securities?market=EU&page_size=7&page=999")
+    assert beyond["data"] == [] and beyond["next_page"] is None and beyond["total_rows"] == total
+    for bad in ("page=0", "page_size=50001", "page=x"):
+        err = api_error(sandbox, f"/v1/securities?market=EU&{bad}")
+        assert err.code == 400 and bad.split("=")[0] in json.load(err)["error"]
+    err = api_error(sandbox, "/v1/prices?market=US&start=yesterday-ish")
+    assert err.code == 400 and "YYYY-MM-DD" in json.load(err)["error"]

@@ -121,3 +121,14 @@ def test_corporate_actions_round_trip(small_universe, tree):
             truth["known_at"].to_numpy()).all()
     assert (eu["Value"].to_numpy() == truth["value"].to_numpy()).all()
     assert eu["AnnouncedAt"].str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00").all()
+
+
+def test_on_file_callback_and_markets_without_ftp(tmp_path):
+    from quantlib.sandbox import generate
+
+    seen = []
+    u = generate(n_assets=5, years=0.25, seed=2, markets=("US",))
+    assert write_ftp_tree(u, tmp_path, on_file=seen.append) == [] == seen
+    u = generate(n_assets=5, years=0.25, seed=2, markets=("EU",))
+    files = write_ftp_tree(u, tmp_path, on_file=seen.append)
+    assert seen == files and {f.path.split("/")[0] for f in files} == {"eu"}
