@@ -36,6 +36,7 @@ __all__ = ["SandboxUniverse", "generate", "PRICE_LAG", "FX_KNOWN_AT_UTC", "MARKE
 PRICE_LAG = pd.Timedelta(minutes=15)
 FX_KNOWN_AT_UTC = events.FX_KNOWN_AT_UTC
 MARKET_SEED = {"KR": 0, "US": 1, "EU": 2}
+CALENDAR_SPAN = (pd.Timestamp("2000-01-04"), pd.Timestamp("2030-12-31"))   # quantlib.calendars
 _P0 = {"KR": (np.log(30_000.0), 1.0, 1_000.0), "US": (np.log(60.0), 0.8, 3.0),
        "EU": (np.log(40.0), 0.8, 3.0)}
 
@@ -159,6 +160,12 @@ def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = 
     markets = tuple(markets)
     _check_args(n_assets, years, markets)
     start, end_ts = _period(years, end)
+    if start < CALENDAR_SPAN[0] or end_ts > CALENDAR_SPAN[1]:
+        raise ConfigError(
+            f"the sandbox period must lie within the exchange calendars' span "
+            f"{CALENDAR_SPAN[0].date()}..{CALENDAR_SPAN[1].date()}",
+            found=f"{start.date()}..{end_ts.date()}", fix="pass fewer years or another end",
+            field="years")
     parts: dict[str, list[pd.DataFrame]] = {k: [] for k in
                                             ("assets", "symbols", "prices", "ca", "st")}
     for code in markets:

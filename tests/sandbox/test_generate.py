@@ -62,6 +62,8 @@ def test_bad_arguments_say_what_to_do():
         generate(markets=("JP",))
     with pytest.raises(ConfigError, match="n_assets must be between 5 and 20000; found 2"):
         generate(n_assets=2)
+    with pytest.raises(ConfigError, match="within the exchange calendars' span.*1999-01-01"):
+        generate(years=27)
 
 
 def test_identifiers(full_universe):
