@@ -69,8 +69,8 @@ class CostModel:
                periods_per_year: int) -> tuple[np.ndarray, np.ndarray, float]:
         """``(lin_cost (T,N), impact (T,N), borrow_daily)`` for the kernel; data up to t only."""
         T, N = close.shape
-        lin = np.full((T, N), self.linear_rate)
-        impact = np.zeros((T, N))
+        lin = np.broadcast_to(np.float64(self.linear_rate), (T, N))  # zero-stride views
+        impact = np.broadcast_to(np.float64(0.0), (T, N))
         if self.impact_coef > 0 and volume is not None:
             from quantlib.backtest.signals import rolling_mean_np, rolling_std_np
 

@@ -121,7 +121,7 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
     bench = _benchmark(s["benchmark"], data, dates)
     if bench is not None:
         returns["benchmark"] = bench
-    weights = pd.DataFrame(w, index=dates, columns=pd.Index(assets, name="asset"))
+    weights = pd.DataFrame(w, index=dates, columns=pd.Index(assets, name="asset"), copy=False)
     all_params = {**(params or {}), **{k: v for k, v in s.items() if k != "costs"},
                   "costs": cost_model.as_dict()}
     if isinstance(s["benchmark"], pd.Series):
@@ -162,12 +162,13 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
                               return_inverse=True)
     uni = np.asarray(data["in_universe"].values, bool) if "in_universe" in data else None
     rebalance = rebalance_mask(data["date"].values, s["rebalance"])
+    decision = rebalance.copy()
     has_bar = np.isfinite(close)
     force_close = _delisting_mask(has_bar, data)
     lin, impact, borrow = cost_model.arrays(close, _np(data, "volume"), r_local,
                                             s["periods_per_year"])
     if s["execution"] == "close":
-        r_pre, r_post, tradable = r, np.zeros_like(r), has_bar
+        r_pre, r_post, tradable = r, np.broadcast_to(np.float64(0.0), r.shape), has_bar
     elif s["execution"] == "open":
         opn = _np(data, "open")
         if opn is None:
@@ -183,18 +184,22 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
     else:
         raise BacktestError("execution must be 'close' or 'open'", found=repr(s["execution"]),
                             fix="pass execution='close'")
-    return {"r_pre": np.ascontiguousarray(r_pre), "r_post": np.ascontiguousarray(r_post),
+    return {"r_pre": np.ascontiguousarray(r_pre), "r_post": r_post,
             "rebalance": rebalance, "tradable": tradable, "lin": lin, "impact": impact,
             "borrow": float(borrow), "force_close": force_close, "universe": uni,
-            "groups": groups, "cons": cons, "execution": s["execution"]}
+            "groups": groups, "cons": cons, "execution": s["execution"],
+            "rebalance_decision": decision}
 
 
 def kernel_args(target: np.ndarray, st: dict[str, Any]) -> tuple[Any, ...]:
     """Kernel arguments for one target-weight array (T, N) given :func:`prepare_static`."""
-    target = np.nan_to_num(np.asarray(target, dtype=float))
+    # only rebalance rows are ever read: constrain those, leave the rest 0
+    rows = np.nonzero(st["rebalance_decision"])[0]
+    sub = np.asarray(target, dtype=float)[rows]
     if st["universe"] is not None:
-        target = np.where(st["universe"], target, 0.0)
-    target = apply_constraints(target, st["cons"], st["groups"])
+        sub = np.where(st["universe"][rows], sub, 0.0)
+    target = np.zeros(np.shape(target))
+    target[rows] = apply_constraints(sub, st["cons"], st["groups"])  # NaN -> 0 there
     if st["execution"] == "open":
         target = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])
     return (st["r_pre"], st["r_post"], target, st["rebalance"], st["tradable"], st["lin"],
@@ -282,7 +287,11 @@ def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -
         probe = _request_id(strat, full, sim, data)
         if probe and has_result(probe, url):
             return load_result(probe, url)
-    weights = strat.weights(data, **full)
+    from quantlib.backtest.signals import decision_rows
+
+    rows = rebalance_mask(data["date"].values, settings_dict(**sim)["rebalance"])
+    with decision_rows(None if rows.all() else rows):
+        weights = strat.weights(data, **full)
     res = simulate(weights, data, strategy=strat.name, source_hash=strat.source_hash,
                    params=full, **sim)
     if cache:

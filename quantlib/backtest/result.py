@@ -226,11 +226,13 @@ def exposures_from_weights(weights: pd.DataFrame) -> pd.DataFrame:
     [0.5, -0.25, 0.75, 0.25, 2.0]
     """
     w = weights.to_numpy(dtype=float, na_value=np.nan)
-    w = np.nan_to_num(w)
-    long = np.where(w > 0, w, 0.0).sum(axis=1)
-    short = np.where(w < 0, w, 0.0).sum(axis=1)
+    if np.isnan(w).any():
+        w = np.nan_to_num(w)
+    long = np.maximum(w, 0.0).sum(axis=1)
+    short = np.minimum(w, 0.0).sum(axis=1)
     return pd.DataFrame({"long": long, "short": short, "gross": long - short,
-                         "net": long + short, "n_holdings": (w != 0).sum(axis=1).astype(float)},
+                         "net": long + short,
+                         "n_holdings": np.count_nonzero(w, axis=1).astype(float)},
                         index=weights.index)
 
 

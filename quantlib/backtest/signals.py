@@ -8,7 +8,9 @@ use only data known at the decision time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import xarray as xr
@@ -18,7 +20,51 @@ from quantlib.errors import StrategyError
 __all__ = ["lag", "rolling_mean", "rolling_std", "rolling_sum", "returns_over", "cs_rank",
            "cs_zscore", "winsorize", "demean", "combine", "top_k", "quantile_select",
            "equal_weight", "last_known", "rolling_mean_np", "rolling_std_np",
-           "rolling_sum_np", "cs_rank_np", "cs_zscore_np", "returns_over_np"]
+           "rolling_sum_np", "cs_rank_np", "cs_zscore_np", "returns_over_np",
+           "decision_rows"]
+
+_ROWS: ContextVar[np.ndarray | None] = ContextVar("quantlib_decision_rows", default=None)
+
+
+@contextmanager
+def decision_rows(mask: np.ndarray | None) -> Iterator[None]:
+    """Compute row-wise operators only on the rows the engine will read (others: NaN/False).
+
+    :func:`quantlib.backtest.run` wraps a strategy in this with its rebalance calendar,
+    so a month-end strategy ranks 120 rows instead of 2,520. Results on the masked rows
+    are identical; nothing reads the other rows.
+
+    Examples
+    --------
+    >>> x = xr.DataArray(np.arange(6.0).reshape(3, 2), dims=("date", "asset"))
+    >>> with decision_rows(np.array([False, True, False])):
+    ...     cs_rank(x).values.tolist()
+    [[nan, nan], [0.0, 1.0], [nan, nan]]
+    """
+    token = _ROWS.set(None if mask is None else np.asarray(mask, bool))
+    try:
+        yield
+    finally:
+        _ROWS.reset(token)
+
+
+def _active_rows(T: int) -> np.ndarray | None:
+    m = _ROWS.get()
+    if m is None or len(m) != T:
+        return None
+    return np.nonzero(m)[0]
+
+
+def _per_row(fn: Callable[[np.ndarray], np.ndarray], a: np.ndarray, fill: float | bool
+             ) -> np.ndarray:
+    """Apply a row-wise kernel to the active rows only."""
+    rows = _active_rows(a.shape[0])
+    if rows is None:
+        return fn(a)
+    sub = fn(a[rows])
+    out = np.full(a.shape, fill, dtype=sub.dtype)
+    out[rows] = sub
+    return out
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -114,18 +160,21 @@ def returns_over_np(returns: np.ndarray, window: int, skip: int = 0) -> np.ndarr
         raise StrategyError("skip must be in [0, window)", found=f"skip={skip}, window={window}",
                             fix="pass e.g. window=252, skip=21", field="skip")
     finite = np.isfinite(returns)
-    seen = np.cumsum(finite, axis=0) > 0
+    T = returns.shape[0]
+    first = np.where(finite.any(axis=0), np.argmax(finite, axis=0), T)
     # the close at row s is a valid start if the asset had a bar there: a finite return at
     # s or s + 1 (s + 1 <= t, the row the signal is computed for, so no lookahead)
-    start_ok = seen.copy()
-    start_ok[:-1] |= seen[1:]
-    logv = np.cumsum(np.log1p(np.nan_to_num(returns)), axis=0)
-    T = returns.shape[0]
+    logv = np.cumsum(np.log1p(np.where(finite, returns, 0.0)), axis=0)
     out = np.full(returns.shape, np.nan)
     if window >= T:
         return out
-    base = np.where(start_ok[:T - window], logv[:T - window], np.nan)
-    out[window:] = np.exp(logv[window - skip:T - skip] - base) - 1
+    rows = _active_rows(T)
+    if rows is None:
+        rows = np.arange(window, T)
+    rows = rows[rows >= window]
+    start = rows - window
+    ok = start[:, None] >= first[None, :] - 1
+    out[rows] = np.where(ok, np.exp(logv[rows - skip] - logv[start]) - 1, np.nan)
     return out
 
 
@@ -176,9 +225,7 @@ def cs_zscore_np(x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- wrappers
 def _wrap(like: xr.DataArray, values: np.ndarray, name: str | None = None) -> xr.DataArray:
-    out = like.copy(data=values)
-    out.name = name or like.name
-    return out
+    return xr.DataArray(values, coords=like.coords, dims=like.dims, name=name or like.name)
 
 
 def _arr(x: xr.DataArray) -> np.ndarray:
@@ -228,24 +275,28 @@ def returns_over(returns: xr.DataArray, window: int, skip: int = 0) -> xr.DataAr
 
 def cs_rank(x: xr.DataArray) -> xr.DataArray:
     """Cross-sectional percentile rank per date."""
-    return _wrap(x.transpose("date", "asset"), cs_rank_np(_arr(x)))
+    return _wrap(x.transpose("date", "asset"), _per_row(cs_rank_np, _arr(x), np.nan))
 
 
 def cs_zscore(x: xr.DataArray) -> xr.DataArray:
     """Cross-sectional z-score per date."""
-    return _wrap(x.transpose("date", "asset"), cs_zscore_np(_arr(x)))
+    return _wrap(x.transpose("date", "asset"), _per_row(cs_zscore_np, _arr(x), np.nan))
 
 
-def winsorize(x: xr.DataArray, lower: float = 0.01, upper: float = 0.99) -> xr.DataArray:
-    """Clip each date's values to its ``[lower, upper]`` cross-sectional quantiles."""
-    a = _arr(x)
+def _winsorize_np(a: np.ndarray, lower: float, upper: float) -> np.ndarray:
     ok = np.isfinite(a).any(axis=1)
     lo = np.full((a.shape[0], 1), -np.inf)
     hi = np.full((a.shape[0], 1), np.inf)
     if ok.any():
         lo[ok, 0] = np.nanquantile(a[ok], lower, axis=1)
         hi[ok, 0] = np.nanquantile(a[ok], upper, axis=1)
-    return _wrap(x.transpose("date", "asset"), np.clip(a, lo, hi))
+    return np.clip(a, lo, hi)
+
+
+def winsorize(x: xr.DataArray, lower: float = 0.01, upper: float = 0.99) -> xr.DataArray:
+    """Clip each date's values to its ``[lower, upper]`` cross-sectional quantiles."""
+    return _wrap(x.transpose("date", "asset"),
+                 _per_row(lambda a: _winsorize_np(a, lower, upper), _arr(x), np.nan))
 
 
 def demean(x: xr.DataArray, group: str | xr.DataArray | None = None) -> xr.DataArray:
@@ -299,16 +350,31 @@ def combine(signals: Sequence[xr.DataArray], weights: Sequence[float] | None = N
     return _wrap(signals[0].transpose("date", "asset"), out)
 
 
-def top_k(x: xr.DataArray, k: int, bottom: bool = False) -> xr.DataArray:
-    """Boolean mask of the ``k`` largest (``bottom=True``: smallest) values per date."""
-    a = _arr(x)
+def _top_k_np(a: np.ndarray, k: int, bottom: bool) -> np.ndarray:
     a = -a if bottom else a
     r = np.where(np.isfinite(a), a, -np.inf)
     order = np.argsort(-r, axis=1, kind="stable")[:, :k]
     mask = np.zeros(a.shape, bool)
     np.put_along_axis(mask, order, True, axis=1)
-    mask &= np.isfinite(a)
-    return _wrap(x.transpose("date", "asset"), mask)
+    return mask & np.isfinite(a)
+
+
+def top_k(x: xr.DataArray, k: int, bottom: bool = False) -> xr.DataArray:
+    """Boolean mask of the ``k`` largest (``bottom=True``: smallest) values per date."""
+    return _wrap(x.transpose("date", "asset"),
+                 _per_row(lambda a: _top_k_np(a, k, bottom), _arr(x), False))
+
+
+def _quantile_select_np(a: np.ndarray, q: int, which: str) -> np.ndarray:
+    pct = cs_rank_np(a)
+    n = np.isfinite(a).sum(axis=1, keepdims=True)
+    k = np.floor(n / q)
+    # the k best ranks: rank index >= n - k  <=>  pct >= (n - k) / (n - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        thresh = (n - k) / np.maximum(n - 1, 1)
+        low = (k - 1) / np.maximum(n - 1, 1)
+        mask = pct >= thresh - 1e-12 if which == "top" else pct <= low + 1e-12
+    return mask & (k > 0) & np.isfinite(a)
 
 
 def quantile_select(x: xr.DataArray, q: int = 10, which: str = "top") -> xr.DataArray:
@@ -323,25 +389,18 @@ def quantile_select(x: xr.DataArray, q: int = 10, which: str = "top") -> xr.Data
     if which not in ("top", "bottom"):
         raise StrategyError("which must be 'top' or 'bottom'", found=repr(which),
                             fix="pass which='top'")
-    a = _arr(x)
-    pct = cs_rank_np(a)
-    n = np.isfinite(a).sum(axis=1, keepdims=True)
-    k = np.floor(n / q)
-    # the k best ranks: rank index >= n - k  <=>  pct >= (n - k) / (n - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        thresh = (n - k) / np.maximum(n - 1, 1)
-        low = (k - 1) / np.maximum(n - 1, 1)
-        mask = pct >= thresh - 1e-12 if which == "top" else pct <= low + 1e-12
-    return _wrap(x.transpose("date", "asset"), mask & (k > 0) & np.isfinite(a))
+    return _wrap(x.transpose("date", "asset"),
+                 _per_row(lambda a: _quantile_select_np(a, q, which), _arr(x), False))
 
 
 def equal_weight(mask: xr.DataArray, gross: float = 1.0) -> xr.DataArray:
     """Equal weights over the selected assets of each date (rows with none: all zero)."""
-    a = np.asarray(mask.transpose("date", "asset").values, dtype=float)
-    a = np.nan_to_num(a)
-    n = a.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(n > 0, gross * a / n, 0.0)
-    return _wrap(mask.transpose("date", "asset"), out, "target_weights")
+    def kernel(a: np.ndarray) -> np.ndarray:
+        a = np.where(a > 0, 1.0, 0.0)  # NaN/False -> 0
+        n = a.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, gross * a / n, 0.0)
 
-
+    return _wrap(mask.transpose("date", "asset"),
+                 _per_row(kernel, np.asarray(mask.transpose("date", "asset").values), 0.0),
+                 "target_weights")

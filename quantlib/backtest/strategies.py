@@ -195,13 +195,29 @@ def sleeve(signal: xr.DataArray, data: xr.Dataset) -> xr.DataArray:
 
 def select(score: xr.DataArray, data: xr.Dataset, quantile: int, long_short: bool
            ) -> xr.DataArray:
-    """Equal weight the top ``1/quantile`` by score (minus the bottom, if long-short)."""
-    score = score.where(_universe(data))
-    top = sg.equal_weight(sg.quantile_select(score, quantile, "top"),
-                          0.5 if long_short else 1.0)
-    if not long_short:
-        return top
-    return top - sg.equal_weight(sg.quantile_select(score, quantile, "bottom"), 0.5)
+    """Equal weight the top ``1/quantile`` by score (minus the bottom, if long-short).
+
+    Works on numpy arrays inside (only the decision rows when run by the engine).
+    """
+    a = np.asarray(score.transpose("date", "asset").values, dtype=float)
+    if "in_universe" in data:
+        a = np.where(np.asarray(data["in_universe"].transpose("date", "asset").values, bool),
+                     a, np.nan)
+
+    def kernel(x: np.ndarray) -> np.ndarray:
+        def ew(mask: np.ndarray, gross: float) -> np.ndarray:
+            n = mask.sum(axis=1, keepdims=True)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(n > 0, gross * mask / np.maximum(n, 1), 0.0)
+
+        top = ew(sg._quantile_select_np(x, quantile, "top"), 0.5 if long_short else 1.0)
+        if not long_short:
+            return top
+        return top - ew(sg._quantile_select_np(x, quantile, "bottom"), 0.5)
+
+    w = sg._per_row(kernel, a, 0.0)
+    return xr.DataArray(w, coords=score.transpose("date", "asset").coords,
+                        dims=("date", "asset"), name="target_weights")
 
 
 _Q = Param(10, "number of quantiles; the top one is held", 2, 100)
