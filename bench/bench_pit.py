@@ -24,6 +24,7 @@ Run: ``uv run python bench/bench_pit.py`` (``--quick`` for a small smoke run).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import duckdb
@@ -189,6 +190,8 @@ def main() -> None:
                 repeat=3)
     rows += case(f"3 x {n} assets x {yrs} y x 10 fields", ["KR", "US", "EU"], n, yrs, 10,
                  not args.no_duckdb)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nCPUs: {os.cpu_count()}, load average (1/5/15 min) at the end: {load}")
     print("\n| case | method | time (s) | quantlib.pit speedup |\n|---|---|---:|---:|")
     base = {r[0]: r[2] for r in rows if r[1] == "quantlib.pit"}
     for name, label, t in rows:

@@ -76,13 +76,15 @@ def _encode(events: pd.DataFrame, grid: Grid, value: str, period: str | None
             "value": events[value].to_numpy(dtype=np.float64)[ok]}
 
 
-def _materialize(enc: dict[str, np.ndarray], grid: Grid, with_period: bool = True,
-                 buffer: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    ranks, by_rank = K.asof_ranks(enc["asset"], enc["known"], enc["period"],
-                                  grid.decision_times, grid.asset_clock, out=buffer)
-    vals = K.take_ranked(enc["value"][by_rank], ranks)
-    per = K.take_ranked(enc["period"][by_rank], ranks, fill=K.NAT) if with_period else None
-    return vals, per
+def _materialize(enc: dict[str, np.ndarray], grid: Grid, with_period: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    cols, fills = [enc["value"]], [np.nan]
+    if with_period:
+        cols.append(enc["period"])
+        fills.append(K.NAT)
+    out = K.asof_take(enc["asset"], enc["known"], enc["period"], grid.decision_times,
+                      grid.asset_clock, cols, fills)
+    return out[0], (out[1] if with_period else None)
 
 
 def asof_fields(statements: pd.DataFrame, grid: Grid, fields, *, with_period: bool = True
@@ -109,10 +111,9 @@ def asof_fields(statements: pd.DataFrame, grid: Grid, fields, *, with_period: bo
     order = np.argsort(codes, kind="stable")
     bounds = np.searchsorted(codes[order], np.arange(len(fields) + 1))
     out = {}
-    buffer = np.empty((len(grid.dates), len(grid.assets)), dtype=np.intp)
     for i, f in enumerate(fields):
         idx = order[bounds[i]:bounds[i + 1]]
-        out[f] = _materialize({k: v[idx] for k, v in enc.items()}, grid, with_period, buffer)
+        out[f] = _materialize({k: v[idx] for k, v in enc.items()}, grid, with_period)
     return out
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "NAT",
     "effective_date_index",
     "asof_ranks",
+    "asof_take",
     "asof_index",
     "take_or_nan",
     "take_ranked",
@@ -123,11 +124,27 @@ def asof_ranks(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,
     >>> ranks[:, 0].tolist(), by_rank.tolist()
     ([0, 1, 2], [1, 0])
     """
+    upd_series, upd_date, upd_rank, by_rank = _asof_updates(
+        series, known_at, period, decision_times, series_clock)
+    n_dates, n_series = decision_times.shape[0], len(series_clock)
+    if out is None or out.shape != (n_dates, n_series) or out.dtype != np.intp:
+        ranks = np.zeros((n_dates, n_series), dtype=np.intp)
+    else:
+        ranks = out
+        ranks.fill(0)
+    ranks[upd_date, upd_series] = upd_rank
+    running_max_rows(ranks)
+    return ranks, by_rank
+
+
+def _asof_updates(series, known_at, period, decision_times, series_clock):
+    """Sparse form of the rank grid: on date ``upd_date[j]`` series ``upd_series[j]``
+    switches to rank ``upd_rank[j]`` (sorted by date); ``by_rank`` maps ranks to events."""
     series = np.asarray(series, dtype=np.intp)
     known_at = np.asarray(known_at, dtype=np.int64)
     period = np.asarray(period, dtype=np.int64)
     series_clock = np.asarray(series_clock, dtype=np.intp)
-    n_dates, n_series = decision_times.shape[0], series_clock.shape[0]
+    n_dates = decision_times.shape[0]
     eff = effective_date_index(known_at, decision_times, series_clock[series])
     keep = np.flatnonzero(eff < n_dates)
     series, known_at, period, eff = series[keep], known_at[keep], period[keep], eff[keep]
@@ -139,14 +156,46 @@ def asof_ranks(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,
     s_t, e_t = series[by_time], eff[by_time]
     last = np.ones(s_t.shape, dtype=bool)
     last[:-1] = (s_t[1:] != s_t[:-1]) | (e_t[1:] != e_t[:-1])
-    if out is None or out.shape != (n_dates, n_series) or out.dtype != np.intp:
-        ranks = np.zeros((n_dates, n_series), dtype=np.intp)
-    else:
-        ranks = out
-        ranks.fill(0)
-    ranks[e_t[last], s_t[last]] = best[last]
-    running_max_rows(ranks)
-    return ranks, keep[by_key]
+    s_l, e_l, b_l = s_t[last], e_t[last], best[last]
+    o = np.argsort(e_l, kind="stable")
+    return s_l[o], e_l[o], b_l[o], keep[by_key]
+
+
+def asof_take(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,
+              decision_times: np.ndarray, series_clock: np.ndarray,
+              columns: list[np.ndarray], fills: list[float | int]) -> list[np.ndarray]:
+    """As-of materialize per-event ``columns`` straight onto ``(n_dates, n_series)`` grids.
+
+    Same semantics as ``take_ranked(column[by_rank], asof_ranks(...)[0])`` for each
+    column, without the dense rank grid: one pass down the dates keeps the current value
+    of every series (1-D, in cache), applies that date's few updates and copies it into
+    the output row, so memory traffic is one sequential write of the outputs.
+
+    Examples
+    --------
+    >>> v, p = asof_take(np.array([0, 0, 0]), np.array([10, 20, 25]), np.array([1, 2, 1]),
+    ...                  np.array([[5], [10], [20], [30]]), np.array([0]),
+    ...                  [np.array([1.0, 2.0, 1.5]), np.array([1, 2, 1])], [np.nan, -1])
+    >>> v[:, 0].tolist(), p[:, 0].tolist()
+    ([nan, 1.0, 2.0, 2.0], [-1, 1, 2, 2])
+    """
+    upd_series, upd_date, upd_rank, by_rank = _asof_updates(
+        series, known_at, period, decision_times, series_clock)
+    n_dates, n_series = decision_times.shape[0], len(series_clock)
+    rows, updates, outs = [], [], []
+    for col, fill in zip(columns, fills, strict=True):
+        col = np.asarray(col)
+        rows.append(np.full(n_series, fill, dtype=col.dtype))
+        updates.append(col[by_rank][upd_rank - 1])
+        outs.append(np.empty((n_dates, n_series), dtype=col.dtype))
+    bounds = np.searchsorted(upd_date, np.arange(n_dates + 1))
+    for i in range(n_dates):
+        lo, hi = bounds[i], bounds[i + 1]
+        for row, upd, out in zip(rows, updates, outs, strict=True):
+            if hi > lo:
+                row[upd_series[lo:hi]] = upd[lo:hi]
+            out[i] = row
+    return outs
 
 
 def asof_index(series: np.ndarray, known_at: np.ndarray, period: np.ndarray,

@@ -76,6 +76,18 @@ def test_asof_matches_merge_asof_reference(case):
 
 
 @SETTINGS
+@given(bitemporal())
+def test_asof_take_matches_reference_and_rank_grid(case):
+    series, period, known, values, decision, clock_of = case
+    got_v, got_p = K.asof_take(series, known, period, decision, clock_of, [values, period],
+                               [np.nan, K.NAT])
+    np.testing.assert_array_equal(got_v, reference_asof(series, period, known, values,
+                                                        decision, clock_of))
+    ranks, by_rank = K.asof_ranks(series, known, period, decision, clock_of)
+    np.testing.assert_array_equal(got_p, K.take_ranked(period[by_rank], ranks, fill=K.NAT))
+
+
+@SETTINGS
 @given(bitemporal(), st.integers(0, 11), st.randoms(use_true_random=False))
 def test_values_known_after_decision_cannot_change_panel(case, cut, rnd):
     series, period, known, values, decision, clock_of = case
