@@ -49,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         rate = f"{n / s:14,.0f}" if n and s > 0 else f"{'':>14}"
         print(f"{name:<22}{s:10.2f}{(n if n is not None else ''):>12}{rate}")
 
+    print(f"{'per market task':<22}{'fetch s':>10}{'std s':>10}{'valid s':>10}{'rows':>12}")
+    for m, info in result.per_market.items():
+        s = info["seconds"]
+        print(f"{m:<22}{s['fetch']:10.2f}{s['standardize']:10.2f}{s['validate']:10.2f}"
+              f"{info['rows']['standardize']:>12}")
+
     st = CuratedStore(store)
     t1 = time.perf_counter()
     ds = st.open_prices(args.market).load()

@@ -209,6 +209,7 @@ def _finish(curated: CuratedStore, result: RefreshResult, outputs: list[MarketOu
 
 def _collect_stats(result: RefreshResult, outputs: list[MarketOutput]) -> None:
     for o in outputs:
+        result.per_market[o.market] = {"rows": dict(o.rows), "seconds": dict(o.seconds)}
         for stage, n in o.rows.items():
             result.rows[stage] = result.rows.get(stage, 0) + n
         for stage, s in o.seconds.items():

@@ -32,6 +32,8 @@ class RefreshResult:
         ``quarantine``, ``validation``, ``json``, ``markdown`` file URLs.
     summary : str
         The validation summary.
+    per_market : dict
+        ``{market: {"rows": {...}, "seconds": {...}}}`` for each fan-out task.
     """
 
     refresh_id: str
@@ -43,6 +45,7 @@ class RefreshResult:
     quarantine: dict[str, int] = field(default_factory=dict)
     report_paths: dict[str, str] = field(default_factory=dict)
     summary: str = ""
+    per_market: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""

@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import icechunk
 import pandas as pd
@@ -169,7 +169,7 @@ class CuratedStore:
         root = self._root(snapshot)
         if "prices" not in root:
             return []
-        return sorted(root["prices"].group_keys())
+        return sorted(cast(zarr.Group, root["prices"]).group_keys())
 
     def open_prices(self, market: str, snapshot: str | None = None) -> xr.Dataset:
         """Lazy (dask-backed) price panel of one market, dims ``(date, asset)``.
@@ -181,7 +181,7 @@ class CuratedStore:
         """
         session = self._session(snapshot)
         root = zarr.open_group(session.store, mode="r")
-        if "prices" not in root or market not in root["prices"]:
+        if "prices" not in root or market not in cast(zarr.Group, root["prices"]):
             raise StoreError(f"store must hold a prices panel for market {market}",
                              found=f"markets {self.markets(snapshot)}",
                              fix="refresh that market first", market=market,
@@ -229,7 +229,7 @@ class CuratedStore:
         if "prices" not in root:
             return empty_frame("prices")
         parts = [panel_to_prices(self._open_group(session, f"prices/{m}").load())
-                 for m in sorted(root["prices"].group_keys())]
+                 for m in sorted(cast(zarr.Group, root["prices"]).group_keys())]
         return pd.concat(parts, ignore_index=True) if parts else empty_frame("prices")
 
     # -- writing ------------------------------------------------------------------------
@@ -341,7 +341,7 @@ def _write_panel(session: icechunk.Session, group: str, ds: xr.Dataset) -> None:
     encoding: dict[str, Any] = {}
     for var in ds.data_vars:
         shape = ds[var].shape
-        encoding[var] = {"chunks": (max(1, min(shape[0], _PANEL_CHUNK_DATES)),
+        encoding[str(var)] = {"chunks": (max(1, min(shape[0], _PANEL_CHUNK_DATES)),
                                     max(1, min(shape[1], _PANEL_CHUNK_ASSETS)))}
     ds.to_zarr(session.store, group=group, mode="w", consolidated=False, zarr_format=3,
                encoding=encoding)

@@ -12,7 +12,7 @@ attribute) so that a table read back equals the frame written:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -108,22 +108,24 @@ def write_table(root: zarr.Group, name: str, frame: pd.DataFrame) -> None:
 
 def table_columns(root: zarr.Group, name: str) -> list[str]:
     """Column names of a stored table."""
-    return list(root[name].attrs["columns"])
+    return [str(c) for c in cast(list, root[name].attrs["columns"])]
 
 
 def read_table_group(root: zarr.Group, name: str) -> pd.DataFrame:
     """Read a table written by :func:`write_table` back into a DataFrame."""
-    group = root[name]
-    attrs = group.attrs
-    columns = list(attrs["columns"])
-    dtypes = dict(attrs["dtypes"])
+    group = cast(zarr.Group, root[name])
+    attrs: dict[str, Any] = dict(group.attrs)
+    columns = [str(c) for c in attrs["columns"]]
+    dtypes = {str(k): str(v) for k, v in attrs["dtypes"].items()}
     members = set(group.array_keys())
+
+    def load(key: str) -> np.ndarray:
+        return np.asarray(cast(zarr.Array, group[key])[:])
+
     data: dict[str, pd.Series] = {}
     for col in columns:
-        values = np.asarray(group[col][:])
-        mask = np.asarray(group[col + _MASK_SUFFIX][:]) if col + _MASK_SUFFIX in members \
-            else None
-        data[col] = _decode(values, mask, dtypes[col])
+        mask = load(col + _MASK_SUFFIX) if col + _MASK_SUFFIX in members else None
+        data[col] = _decode(load(col), mask, dtypes[col])
     frame = pd.DataFrame(data, columns=columns)
     if not columns:
         frame = pd.DataFrame(index=pd.RangeIndex(int(attrs.get("rows", 0))))
