@@ -87,7 +87,8 @@ def connect(kind: str | None = None, *, min_workers: int | None = None,
         Adaptive bounds; default ``cluster.min_workers/max_workers`` (local) or the
         profile's bounds (Kubernetes).
     profile : str, optional
-        Kubernetes resource profile (``"small"``, ``"large"``); default ``cluster.profile``.
+        Kubernetes resource profile (``"small"``, ``"large"``); default
+        ``QUANTLIB_CLUSTER_PROFILE`` (set by the hub's profile list), else ``cluster.profile``.
     timeout : float, optional
         Seconds to wait for the cluster before raising :class:`ClusterError`
         (default ``cluster.start_timeout_s``).
@@ -116,7 +117,8 @@ def connect(kind: str | None = None, *, min_workers: int | None = None,
         from quantlib.cluster.kube import start_kubernetes
 
         idle = kw.pop("idle_timeout", None)
-        cluster = start_kubernetes(profile=profile or cfg["profile"], min_workers=min_workers,
+        profile = profile or os.environ.get("QUANTLIB_CLUSTER_PROFILE") or cfg["profile"]
+        cluster = start_kubernetes(profile=profile, min_workers=min_workers,
                                    max_workers=max_workers, timeout=timeout,
                                    idle_timeout_s=None if idle is None else int(idle), **kw)
     else:
