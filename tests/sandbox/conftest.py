@@ -18,7 +18,7 @@ def small_universe():
     return generate(n_assets=30, years=2, seed=7)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sandbox(small_universe, tmp_path_factory):
     """A running sandbox (real FTP + HTTP servers); no state file (tests own their homes)."""
     root = tmp_path_factory.mktemp("sandbox-tree")
