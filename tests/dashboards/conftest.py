@@ -25,11 +25,37 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory, store):
+def data_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A data store with a manifest (KR's last run rejected), quarantine rows and a report."""
+    import pandas as pd
+
+    from quantlib.raw import RawZone
+    from quantlib.store import write_table_file
+
+    root = tmp_path_factory.mktemp("store")
+    t = pd.Timestamp("2025-06-02 23:40", tz="UTC")
+    RawZone(str(root)).record([
+        {"fetch_id": fid, "source": src, "market": mkt, "file": f, "fmt": "x",
+         "sha256": str(i) * 64, "bytes": 10, "rows": 100, "fetched_at": when, "status": st}
+        for i, (fid, src, mkt, f, when, st) in enumerate([
+            ("f1", "ftp-kr", "KR", "a", t, "published"),
+            ("f2", "ftp-kr", "KR", "b", t + pd.Timedelta(days=1), "rejected"),
+            ("f3", "http", "US", "c", t, "published")])])
+    write_table_file(str(root), "quarantine", "refresh-20250603T234000Z-ab12", pd.DataFrame({
+        "source": ["ftp-kr"] * 2, "market": ["KR"] * 2, "check": ["ohlc_order"] * 2,
+        "reason": ["high < low"] * 2, "severity": ["error"] * 2, "row": [1, 2]}))
+    (root / "reports").mkdir()
+    (root / "reports" / "refresh-20250603T234000Z-ab12.md").write_text(
+        "KR: 2 bad rows (ohlc_order)\n")
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory, store, data_store):
     """A real JupyterHub managing the dashboards and results API services."""
     url, _ids = store
     wd = tmp_path_factory.mktemp("hub")
-    env = {"QUANTLIB_HOME": str(wd / "home"), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    env = {"QUANTLIB_HOME": str(wd / "home"), "QUANTLIB_STORE": data_store}
     h = start_dev_hub(wd, results_url=url, env=env,
                       wait_services=("results-api", "dashboards"), timeout=120)
     yield h

@@ -147,3 +147,18 @@ def test_whatif_runs_on_cluster_then_answers_from_cache(browser, hub, store, scr
                                state="attached", timeout=5_000)
     finally:
         ctx.close()
+
+
+def test_data_health_page(browser, hub, screenshot):
+    ctx, page = login(browser, hub, "mo", path="health")
+    try:
+        page.wait_for_selector("#ql-health-rendered", state="attached", timeout=90_000)
+        kr = page.locator(".ql-card[data-market=KR] .metric")
+        assert kr.inner_text() == "rejected"  # KR's latest run
+        assert page.locator(".ql-card[data-market=US] .metric").inner_text() == "published"
+        assert page.locator("text=high < low").count() >= 1
+        assert page.locator("text=KR: 2 bad rows (ohlc_order)").count() == 1
+        assert page.locator("text=refresh-data").count() >= 1  # the schedule's jobs
+        screenshot(page, "data-health")
+    finally:
+        ctx.close()

@@ -1,0 +1,169 @@
+"""Data-health facts for the dashboards: freshness, refresh runs, quarantine, validation, schedule.
+
+Everything is read from the data store's documented tables (``docs/architecture.md``
+"Store layout") through :mod:`quantlib.store` and :mod:`quantlib.pipeline.status`, and
+from the scheduler service (``GET <hub>/services/scheduler/api/jobs``) when the hub lets
+this service call it; otherwise the next runs are computed from
+``catalogs/schedules.yaml`` (the schedule's one source of truth).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["DataHealth", "data_health", "refresh_runs", "quarantine_reasons",
+           "latest_report", "schedule_runs"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataHealth:
+    """What the data-health page shows (all frames may be empty)."""
+
+    store: str
+    versions: pd.DataFrame
+    freshness: pd.DataFrame
+    runs: pd.DataFrame
+    quarantine: pd.DataFrame
+    reasons: pd.DataFrame
+    report: tuple[str, str] | None
+    schedule: pd.DataFrame
+    errors: list[str] = field(default_factory=list)
+
+
+def refresh_runs(manifest: pd.DataFrame, last: int = 5) -> pd.DataFrame:
+    """The last ``last`` fetch runs per market and source, with their outcome.
+
+    The outcome of a run is the worst status among its files
+    (``failed`` > ``rejected`` > ``quarantined`` > ``fetched``/``standardized`` > ``published``).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"fetch_id": ["a", "a", "b"], "market": "KR", "source": "ftp-kr",
+    ...                   "fetched_at": pd.to_datetime(["2025-01-01", "2025-01-01", "2025-01-02"]),
+    ...                   "rows": [10, 5, 7], "status": ["published", "rejected", "published"]})
+    >>> refresh_runs(m)[["fetch_id", "files", "rows", "outcome"]].values.tolist()
+    [['b', 1, 7, 'published'], ['a', 2, 15, 'rejected']]
+    """
+    cols = ["market", "source", "fetch_id", "fetched_at", "files", "rows", "outcome"]
+    if manifest.empty:
+        return pd.DataFrame(columns=cols)
+    rank = {"failed": 5, "rejected": 4, "quarantined": 3, "fetched": 2, "standardized": 2,
+            "published": 1}
+    m = manifest.assign(_rank=manifest["status"].map(rank).fillna(2))
+    runs = m.groupby(["market", "source", "fetch_id"], as_index=False).agg(
+        fetched_at=("fetched_at", "max"), files=("status", "size"), rows=("rows", "sum"),
+        _rank=("_rank", "max"))
+    inverse = {v: k for k, v in reversed(list(rank.items()))}
+    runs["outcome"] = runs["_rank"].map(inverse)
+    runs = runs.sort_values("fetched_at", ascending=False)
+    runs = runs.groupby(["market", "source"], group_keys=False).head(last)
+    return runs[cols].reset_index(drop=True)
+
+
+def quarantine_reasons(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """Quarantined rows per market, source, check and reason (most frequent first).
+
+    Examples
+    --------
+    >>> q = pd.DataFrame({"market": ["KR", "KR", "US"], "source": ["ftp-kr"] * 2 + ["api"],
+    ...                   "check": ["ohlc", "ohlc", "jump"], "reason": ["high<low"] * 2 + ["x"]})
+    >>> quarantine_reasons(q)["rows"].tolist()
+    [2, 1]
+    """
+    keys = [k for k in ("market", "source", "check", "reason") if k in quarantine]
+    if quarantine.empty or not keys:
+        return pd.DataFrame(columns=[*keys, "rows"])
+    q = quarantine
+    if "severity" in q:
+        q = q[q["severity"] != "info"]
+    out = q.groupby(keys, dropna=False).size().rename("rows").reset_index()
+    return out.sort_values("rows", ascending=False).reset_index(drop=True)
+
+
+def latest_report(store: str) -> tuple[str, str] | None:
+    """``(refresh_id, markdown)`` of the newest validation report, or None."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(store)
+    try:
+        paths = [p for p in fs.ls(f"{root.rstrip('/')}/reports", detail=False)
+                 if str(p).endswith(".md")]
+    except FileNotFoundError:
+        return None
+    if not paths:
+        return None
+    newest = max(paths, key=lambda p: (fs.info(p).get("mtime") or 0, p))
+    with fs.open(newest, "r") as fh:
+        text = fh.read()
+    return os.path.basename(newest).removesuffix(".md"), text
+
+
+def schedule_runs(now: datetime | None = None) -> pd.DataFrame:
+    """Scheduled jobs with last and next runs: scheduler service first, schedules.yaml else."""
+    cols = ["job", "owner", "cron", "last_run", "outcome", "next_run", "source"]
+    jobs = _scheduler_api()
+    if jobs is not None:
+        frame = pd.DataFrame(jobs)
+        frame["source"] = "scheduler service"
+        return frame.reindex(columns=cols)
+    from quantlib.schedule.jobs import default_schedules_path, load_schedules, next_tick
+
+    path = default_schedules_path()
+    if not path.exists():  # a service's working directory is not the checkout
+        path = Path(__file__).resolve().parents[2] / "catalogs" / "schedules.yaml"
+    now = now or datetime.now(UTC)
+    rows = [{"job": name, "owner": job.owner, "cron": job.cron, "last_run": None,
+             "outcome": None, "next_run": next_tick(job.cron, now).isoformat(),
+             "source": "schedules.yaml"} for name, job in load_schedules(path).items()]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _scheduler_api() -> list[dict[str, Any]] | None:
+    api = os.environ.get("JUPYTERHUB_API_URL")
+    token = os.environ.get("JUPYTERHUB_API_TOKEN")
+    if not (api and token):
+        return None
+    import requests
+
+    base = api.rstrip("/").removesuffix("/hub/api")
+    url = f"{base}/services/scheduler/api/jobs"
+    try:
+        r = requests.get(url, headers={"Authorization": f"token {token}"}, timeout=5)
+    except requests.RequestException as exc:
+        log.info("scheduler service unreachable (%s): using schedules.yaml", exc)
+        return None
+    if r.status_code != 200:
+        log.info("scheduler service answered %s: using schedules.yaml", r.status_code)
+        return None
+    return list(r.json())
+
+
+def data_health(store: str | None = None) -> DataHealth:
+    """Gather every data-health fact for the store (default: the configured one)."""
+    from quantlib.config import load_config
+    from quantlib.pipeline.status import status
+    from quantlib.store import read_table_files
+
+    url = store or load_config().store_url
+    errors: list[str] = []
+    st = status(url)
+    manifest = read_table_files(url, "manifest")
+    quarantine = read_table_files(url, "quarantine")
+    try:
+        schedule = schedule_runs()
+    except Exception as exc:  # noqa: BLE001 - shown on the page, the rest still renders
+        errors.append(f"schedule: {exc}")
+        schedule = pd.DataFrame()
+    return DataHealth(store=url, versions=st.versions, freshness=st.freshness,
+                      runs=refresh_runs(manifest), quarantine=st.quarantine,
+                      reasons=quarantine_reasons(quarantine), report=latest_report(url),
+                      schedule=schedule, errors=errors)
