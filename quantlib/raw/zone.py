@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from quantlib.config import load_config
 from quantlib.errors import StoreError
@@ -213,14 +214,10 @@ class RawZone:
                            if p.endswith(".parquet") and "/.tmp-" not in p)
         except FileNotFoundError:
             files = []
-        frames = []
-        for path in files:
-            with self.fs.open(path, "rb") as fh:
-                frames.append(pd.read_parquet(fh))
-        if not frames:
+        if not files:
             return _empty_manifest()
-        out = pd.concat(frames, ignore_index=True)
-        return out.loc[:, list(MANIFEST_COLUMNS)]
+        table = pq.ParquetDataset(files, filesystem=self.fs).read()
+        return _typed(table.to_pandas())
 
     def _known_keys(self) -> set[tuple[str, str, str, str]]:
         if self._keys is None:

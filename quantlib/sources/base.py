@@ -21,7 +21,7 @@ from quantlib.sources.retry import RetryPolicy
 
 __all__ = ["FetchContext", "RECORD_EVERY", "in_window"]
 
-RECORD_EVERY = 20
+RECORD_EVERY = 50
 """Manifest rows are appended after this many new deliveries (and at the end)."""
 
 
