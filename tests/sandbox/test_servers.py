@@ -228,3 +228,32 @@ def test_page_bounds(sandbox):
         assert err.code == 400 and bad.split("=")[0] in json.load(err)["error"]
     err = api_error(sandbox, "/v1/prices?market=US&start=yesterday-ish")
     assert err.code == 400 and "YYYY-MM-DD" in json.load(err)["error"]
+
+
+def test_parallel_ftp_and_http_clients(sandbox):
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = [f.path for f in sandbox.files if f.path.startswith("kr/prices/")][:40]
+
+    def fetch(chunk):
+        with ftplib.FTP() as ftp:
+            ftp.connect(sandbox.ftp_host, sandbox.ftp_port, timeout=20)
+            ftp.login(sandbox.ftp_user, sandbox.ftp_password)
+            out = {}
+            for p in chunk:
+                buf = io.BytesIO()
+                ftp.retrbinary(f"RETR {p}", buf.write)
+                out[p] = buf.getvalue()
+            return out
+
+    def page(p):
+        return api(sandbox, f"/v1/prices?market=KR&page_size=1000&page={p}")["data"]
+
+    with ThreadPoolExecutor(8) as pool:
+        ftp_parts = list(pool.map(fetch, [paths[k::4] for k in range(4)]))
+        pages = list(pool.map(page, range(1, 9)))
+    got = {k: v for part in ftp_parts for k, v in part.items()}
+    assert len(got) == len(paths)
+    assert all(got[p] == (sandbox.root / p).read_bytes() for p in paths)
+    keys = [(r["isin"], r["t"]) for pg in pages for r in pg]
+    assert len(keys) == len(set(keys)) == 8000
