@@ -14,7 +14,7 @@ import pandas as pd
 from quantlib.calendars import MARKETS, sessions
 from quantlib.validate.schemas import ISSUE_COLUMNS
 
-__all__ = ["DUPLICATE_KEYS", "ohlc_issues", "duplicate_issues", "unknown_asset_issues",
+__all__ = ["DUPLICATE_KEYS", "lookup", "ohlc_issues", "duplicate_issues", "unknown_asset_issues",
            "non_session_issues", "missing_session_issues", "jump_issues", "issues_frame"]
 
 DUPLICATE_KEYS: dict[str, list[str]] = {
@@ -128,12 +128,29 @@ def unknown_asset_issues(name: str, frame: pd.DataFrame, known: set[str]) -> pd.
                         "asset_id is not in the asset master (assets frame or store)")
 
 
+def lookup(keys: pd.Series, table: pd.Series) -> np.ndarray:
+    """``table[key]`` for each key (missing -> None), via one hash join (no per-row map).
+
+    Examples
+    --------
+    >>> lookup(pd.Series(["a", "x", "a"]), pd.Series({"a": "KR"})).tolist()
+    ['KR', None, 'KR']
+    """
+    table = table[~table.index.duplicated()]
+    pos = table.index.get_indexer(keys.to_numpy())
+    vals = table.to_numpy(dtype=object)
+    out = np.full(len(keys), None, dtype=object)
+    out[pos >= 0] = vals[pos[pos >= 0]]
+    return out
+
+
 def non_session_issues(prices: pd.DataFrame, asset_market: pd.Series) -> pd.DataFrame:
     """Bars dated on a day that is not a session of the asset's exchange."""
-    market = prices["asset_id"].map(asset_market)
+    market = lookup(prices["asset_id"], asset_market)
+    has_date = prices["date"].notna().to_numpy()
     parts = [_none()]
-    for code in sorted(set(market.dropna()) & set(MARKETS)):
-        rows = prices.loc[(market == code).to_numpy() & prices["date"].notna().to_numpy()]
+    for code in sorted({m for m in set(market) if m is not None} & set(MARKETS)):
+        rows = prices.loc[(market == code) & has_date]
         if rows.empty:
             continue
         s = sessions(code, rows["date"].min(), rows["date"].max())
@@ -147,31 +164,34 @@ def missing_session_issues(prices: pd.DataFrame, assets: pd.DataFrame) -> pd.Dat
     """Sessions without a bar while the asset was listed, within the batch's date range.
 
     Reported (``info``), nothing is removed. ``assets`` needs ``asset_id, market, listed,
-    delisted``.
+    delisted``. Counts are compared for all assets at once; only assets that lack bars
+    are looked at one by one.
     """
     if prices.empty or assets.empty:
         return _none()
     meta = assets.drop_duplicates("asset_id").set_index("asset_id")
+    market = lookup(prices["asset_id"], meta["market"])
+    has_date = prices["date"].notna().to_numpy()
     parts = [_none()]
-    market = prices["asset_id"].map(meta["market"])
-    for code in sorted(set(market.dropna()) & set(MARKETS)):
-        px = prices.loc[(market == code).to_numpy() & prices["date"].notna().to_numpy()]
-        s = sessions(code, px["date"].min(), px["date"].max())
-        sv = s.to_numpy()
-        for asset_id, g in px.groupby("asset_id", sort=True):
-            listed, delisted = meta.at[asset_id, "listed"], meta.at[asset_id, "delisted"]
-            lo = np.searchsorted(sv, np.datetime64(listed, "ns")) if pd.notna(listed) else 0
-            hi = (np.searchsorted(sv, np.datetime64(delisted, "ns"), side="right")
-                  if pd.notna(delisted) else len(sv))
-            have = np.unique(g["date"].to_numpy())
-            if hi - lo <= 0 or np.isin(sv[lo:hi], have).all():
-                continue
-            gone = sv[lo:hi][~np.isin(sv[lo:hi], have)]
-            first = g.iloc[0]
+    for code in sorted({m for m in set(market) if m is not None} & set(MARKETS)):
+        px = prices.loc[(market == code) & has_date, ["asset_id", "date", "source"]]
+        sv = sessions(code, px["date"].min(), px["date"].max()).to_numpy()
+        px = px[np.isin(px["date"].to_numpy(), sv)].drop_duplicates(["asset_id", "date"])
+        have = px.groupby("asset_id", sort=True).size()
+        ids = have.index
+        listed = meta.loc[ids, "listed"].to_numpy(dtype="datetime64[ns]")
+        delisted = meta.loc[ids, "delisted"].to_numpy(dtype="datetime64[ns]")
+        lo = np.where(np.isnat(listed), 0, np.searchsorted(sv, listed))
+        hi = np.where(np.isnat(delisted), len(sv), np.searchsorted(sv, delisted, side="right"))
+        short = np.flatnonzero(have.to_numpy() < np.maximum(hi - lo, 0))
+        for k in short:
+            g = px[px["asset_id"] == ids[k]]
+            window = sv[lo[k]:hi[k]]
+            gone = window[~np.isin(window, g["date"].to_numpy())]
             parts.append(issues_frame(
                 "prices", [pd.NA] * len(gone), "date", pd.DatetimeIndex(gone).date,
                 "missing_session", "no bar on this session while the asset was listed",
-                "info", asset_id=asset_id, market=code, source=first["source"],
+                "info", asset_id=ids[k], market=code, source=g["source"].iloc[0],
                 file="", row=pd.NA))
     return pd.concat(parts, ignore_index=True)
 

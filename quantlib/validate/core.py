@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from quantlib.config import Config, load_config
@@ -58,11 +59,15 @@ def _row_markets(name: str, frame: pd.DataFrame, asset_market: pd.Series,
     if name == "fx":
         return pd.Series("FX", index=frame.index, dtype="str")
     if name == "assets":
-        m = frame["market"]
+        m = frame["market"].to_numpy(dtype=object)
     else:
-        m = frame["asset_id"].map(asset_market)
-    fallback = frame["source"].map(source_market)
-    return m.where(m.notna(), fallback).fillna("?").astype("str")
+        m = checks.lookup(frame["asset_id"], asset_market)
+    out = np.asarray(m, dtype=object)
+    gap = pd.isna(out)
+    if gap.any():
+        out[gap] = checks.lookup(frame["source"][gap], pd.Series(source_market, dtype=object))
+        out[pd.isna(out)] = "?"
+    return pd.Series(out, index=frame.index, dtype="str")
 
 
 def _source_markets() -> dict[str, str]:
