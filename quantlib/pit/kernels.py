@@ -1,6 +1,7 @@
 """Point-in-time kernels: pure numpy on 1-D event arrays and 2-D (date x asset) grids.
 
-No pandas and no xarray here; :mod:`quantlib.pit.panels` wraps these kernels with labels.
+No pandas and no xarray here; :mod:`quantlib.pit.prices` and
+:mod:`quantlib.pit.fundamentals` wrap these kernels with labels.
 Times are ``int64`` nanoseconds since the epoch (UTC); a missing time is :data:`NAT`
 (``numpy.iinfo(int64).min``, what ``numpy.datetime64("NaT").view("int64")`` gives).
 
@@ -22,10 +23,15 @@ As-of materialization of bitemporal events (:func:`asof_index`), step by step:
 5. The last running maximum of each ``(series, effective date)`` group is scattered into a
    ``n_dates x n_series`` grid of zeros (ranks are stored as ``1 + rank``, so ``0`` means
    "nothing known yet"); a running maximum down the date axis carries it forward to later
-   dates (ranks only grow along a series), and one gather per output maps ranks to values.
+   dates (ranks only grow along a series), and one gather per output maps ranks to values
+   (:func:`asof_ranks`, :func:`asof_index`).
+6. :func:`asof_take` (what the builders use) skips the dense rank grid: sorted by date,
+   the few per-date updates are applied to a 1-D "current value per series" row that is
+   copied into each output row, so the only large memory traffic is writing the outputs.
 
-Everything is ``O(n_events log n_events + n_dates * n_series)`` with no Python loop over
-assets or dates (only over the few distinct clock columns).
+Everything is ``O(n_events log n_events + n_dates * n_series)``; the only Python loops
+run over the few distinct clock columns and (in :func:`asof_take`, :func:`running_max_rows`)
+over dates, each step a vectorized operation across all series.
 """
 
 from __future__ import annotations
