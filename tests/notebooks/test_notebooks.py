@@ -1,0 +1,83 @@
+"""Every notebook runs end to end with papermill on the embedded default.
+
+The store is a small sandbox refresh (3 markets x 20 assets x 2 years) made once for
+the module; each notebook gets it through its ``store`` parameter. Notebooks are kept
+in the repository without outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    from quantlib.pipeline import refresh
+
+    home = tmp_path_factory.mktemp("nb-home")
+    old = os.environ.get("QUANTLIB_HOME")
+    os.environ["QUANTLIB_HOME"] = str(home)
+    try:
+        result = refresh(str(home / "store"), sandbox=True, n_assets=20, years=2)
+    finally:
+        if old is None:
+            os.environ.pop("QUANTLIB_HOME")
+        else:
+            os.environ["QUANTLIB_HOME"] = old
+    return home, result
+
+
+def test_there_are_notebooks_for_every_role():
+    names = {p.name for p in NOTEBOOKS}
+    assert {"explore_catalog.ipynb", "refresh_data.ipynb", "data_health_report.ipynb",
+            "backtest_and_sweep.ipynb", "walk_forward_and_publish.ipynb"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_stored_without_outputs(path):
+    book = nbformat.read(path, as_version=4)
+    nbformat.validate(book)
+    for cell in book.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, path.name
+    params = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1, f"{path.name} needs exactly one 'parameters' cell"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, small_store, tmp_path, monkeypatch):
+    home, first = small_store
+    monkeypatch.setenv("QUANTLIB_HOME", str(home))
+    monkeypatch.setenv("QUANTLIB_RESULTS", str(tmp_path / "results"))
+    params = {"store": str(home / "store")}
+    if path.stem == "refresh_data":
+        params.update(n_assets=20, years=2)
+    out = tmp_path / path.name
+    pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3",
+                        cwd=str(ROOT / "notebooks"), progress_bar=False,
+                        request_save_on_cell_execute=False)
+    book = nbformat.read(out, as_version=4)
+    errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors, json.dumps(errors)[:2000]
+    if path.stem == "refresh_data":
+        from quantlib.store import CuratedStore
+        snaps = CuratedStore(str(home / "store")).snapshots()
+        assert snaps.iloc[0]["snapshot_id"] != first.snapshot_id  # a new version landed
+    if path.stem == "walk_forward_and_publish":
+        from quantlib.results import list_results
+        published = list_results(url=str(tmp_path / "results"))
+        assert len(published) == 1
+        assert published[0]["title"].startswith("Cross-sectional momentum")
+    assert sys.executable  # the kernel is this environment's (kernel python3)
