@@ -21,9 +21,11 @@ master record is known at its listing date (midnight UTC).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from quantlib.calendars import MARKETS, session_closes, sessions
 from quantlib.errors import ConfigError
@@ -37,6 +39,7 @@ PRICE_LAG = pd.Timedelta(minutes=15)
 FX_KNOWN_AT_UTC = events.FX_KNOWN_AT_UTC
 MARKET_SEED = {"KR": 0, "US": 1, "EU": 2}
 CALENDAR_SPAN = (pd.Timestamp("2000-01-04"), pd.Timestamp("2030-12-31"))   # quantlib.calendars
+_STR = pd.StringDtype("pyarrow", na_value=np.nan)
 _P0 = {"KR": (np.log(30_000.0), 1.0, 1_000.0), "US": (np.log(60.0), 0.8, 3.0),
        "EU": (np.log(40.0), 0.8, 3.0)}
 
@@ -166,7 +169,7 @@ def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = 
             f"{CALENDAR_SPAN[0].date()}..{CALENDAR_SPAN[1].date()}",
             found=f"{start.date()}..{end_ts.date()}", fix="pass fewer years or another end",
             field="years")
-    parts: dict[str, list[pd.DataFrame]] = {k: [] for k in
+    parts: dict[str, list[Any]] = {k: [] for k in
                                             ("assets", "symbols", "prices", "ca", "st")}
     for code in markets:
         rng = np.random.default_rng([seed, MARKET_SEED[code]])
@@ -180,13 +183,14 @@ def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = 
     names = {"assets": "assets", "symbols": "symbols", "prices": "prices",
              "corporate_actions": "ca", "statements": "st"}
     bounds = {name: _ranges(markets, parts[key]) for name, key in names.items()}
-    frames = {name: _concat(parts[key]) for name, key in names.items()}
+    frames = {name: _concat(parts[key]) for name, key in names.items() if name != "prices"}
+    frames["prices"] = _price_frame(parts["prices"])
     return SandboxUniverse(**frames, fx=fx, start=start, end=end_ts, seed=seed,
                            markets=markets, bounds=bounds)
 
 
-def _ranges(markets: tuple[str, ...], parts: list[pd.DataFrame]) -> dict[str, tuple[int, int]]:
-    ends = np.cumsum([0] + [len(p) for p in parts])
+def _ranges(markets: tuple[str, ...], parts: list[Any]) -> dict[str, tuple[int, int]]:
+    ends = np.cumsum([0] + [len(p["date"]) if isinstance(p, dict) else len(p) for p in parts])
     out = {m: (int(ends[k]), int(ends[k + 1])) for k, m in enumerate(markets)}
     out["_len"] = (0, int(ends[-1]))
     return out
@@ -279,44 +283,75 @@ def _student(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _round_price(x: np.ndarray, code: str) -> np.ndarray:
+    """Round to the vendor's precision, in place (KRW integers, EUR/USD cents)."""
     if code == "KR":
-        return np.maximum(np.rint(x), 1.0)
-    return np.maximum(np.rint(x * 100.0), 1.0) / 100.0
+        np.rint(x, out=x)
+        return np.maximum(x, 1.0, out=x)
+    x *= 100.0
+    np.rint(x, out=x)
+    np.maximum(x, 1.0, out=x)
+    x /= 100.0
+    return x
 
 
-def _price_grid(mk: _Market, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """(T, N) unadjusted OHLCV from a factor model with fat tails."""
+def _log_returns(mk: _Market, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(T, N) daily log returns (market + sector + idiosyncratic, Student-t) and vols."""
     t, n = len(mk.sessions), len(mk.isin)
-    sector = mk.sector_idx
     beta = rng.normal(1.0, 0.25, n)
     vol = rng.uniform(0.01, 0.025, n)
     mkt = 0.011 * _student(rng, (t,)) + 0.0002
     sec = 0.008 * _student(rng, (t, len(SECTORS)))
-    ret = beta * mkt[:, None] + sec[:, sector] + vol * _student(rng, (t, n))
-    np.clip(ret, -0.3, 0.3, out=ret)
+    idio = _student(rng, (t, n))
+    idio *= vol
+    ret = beta * mkt[:, None]
+    ret += sec[:, mk.sector_idx]
+    ret += idio
+    del idio
+    return np.clip(ret, -0.3, 0.3, out=ret), vol
+
+
+def _price_grid(mk: _Market, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """(T, N) unadjusted OHLCV from a factor model with fat tails (in-place, low memory)."""
+    t, n = len(mk.sessions), len(mk.isin)
+    close, vol = _log_returns(mk, rng)
     mu, sd, floor = _P0[mk.code]
     p0 = np.maximum(np.exp(rng.normal(mu, sd, n)), floor) * mk.split_ratio
-    log_close = np.log(p0) + np.cumsum(ret, axis=0)
-    close = np.exp(log_close)
-    gap = rng.normal(0.0, 0.25, (t, n)) * vol
-    prev = np.vstack([close[:1], close[:-1]])
-    open_ = prev * np.exp(gap)
-    wig = np.abs(rng.normal(0.0, 0.5, (2, t, n))) * vol
-    high = np.maximum(open_, close) * np.exp(wig[0])
-    low = np.minimum(open_, close) * np.exp(-wig[1])
+    np.cumsum(close, axis=0, out=close)
+    close += np.log(p0)
+    np.exp(close, out=close)
+    open_ = rng.normal(0.0, 0.25, (t, n))
+    open_ *= vol
+    np.exp(open_, out=open_)
+    open_[1:] *= close[:-1]
+    open_[0] *= close[0]
+    wig = rng.normal(0.0, 0.5, (2, t, n))
+    np.abs(wig, out=wig)
+    wig *= vol
+    high = np.maximum(open_, close)
+    high *= np.exp(wig[0], out=wig[0])
+    low = np.minimum(open_, close)
+    low *= np.exp(np.negative(wig[1], out=wig[1]), out=wig[1])
+    del wig
     adv = np.exp(rng.normal(np.log(2e5), 1.0, n))
-    volume = adv * np.exp(rng.normal(0.0, 0.5, (t, n)))
-    factor = np.where((np.arange(t)[:, None] >= mk.split_idx) & (mk.split_idx >= 0),
-                      mk.split_ratio, 1.0)
-    out = {k: _round_price(v / factor, mk.code) for k, v in
-           (("open", open_), ("high", high), ("low", low), ("close", close))}
-    out["high"] = np.maximum(out["high"], np.maximum(out["open"], out["close"]))
-    out["low"] = np.minimum(out["low"], np.minimum(out["open"], out["close"]))
-    out["volume"] = np.maximum(np.rint(volume * factor), 1.0)
+    volume = np.exp(rng.normal(0.0, 0.5, (t, n)))
+    volume *= adv
+    out = {"open": open_, "high": high, "low": low, "close": close}
+    for j in np.flatnonzero(mk.split_idx >= 0):      # prices / ratio from the ex date on
+        e, r = mk.split_idx[j], mk.split_ratio[j]
+        for arr in out.values():
+            arr[e:, j] /= r
+        volume[e:, j] *= r
+    for arr in out.values():
+        _round_price(arr, mk.code)
+    np.maximum(high, np.maximum(open_, close), out=high)
+    np.minimum(low, np.minimum(open_, close), out=low)
+    np.rint(volume, out=volume)
+    out["volume"] = np.maximum(volume, 1.0, out=volume)
     return out
 
 
-def _make_prices(mk: _Market, rng: np.random.Generator) -> pd.DataFrame:
+def _make_prices(mk: _Market, rng: np.random.Generator) -> dict[str, Any]:
+    """One market's bars as columns (concatenated across markets by :func:`_price_frame`)."""
     grid = _price_grid(mk, rng)
     t = len(mk.sessions)
     rows = np.arange(t)[:, None]
@@ -324,8 +359,22 @@ def _make_prices(mk: _Market, rng: np.random.Generator) -> pd.DataFrame:
     mk.close = np.where(listed, grid["close"], np.nan)
     ti, ai = np.nonzero(listed)
     known = session_closes(mk.code, mk.sessions) + PRICE_LAG
-    frame = {"asset_id": str_take(mk.isin, ai), "date": mk.sessions.to_numpy()[ti]}
+    frame: dict[str, Any] = {"asset_id": str_take(mk.isin, ai),
+                             "date": mk.sessions.to_numpy()[ti]}
     for col in ("open", "high", "low", "close", "volume"):
         frame[col] = grid[col][ti, ai]
-    frame["known_at"] = known[ti]
-    return pd.DataFrame(frame)
+    frame["known_at"] = known.as_unit("ns").asi8[ti]
+    return frame
+
+
+def _price_frame(parts: list[dict[str, Any]]) -> pd.DataFrame:
+    """Concatenate per-market bar columns into one frame (one copy, not two)."""
+    cols: dict[str, Any] = {
+        "asset_id": pd.Series(pa.chunked_array([pa.array(p["asset_id"]) for p in parts]
+                                               ).combine_chunks(), dtype=_STR)}
+    for col in ("date", "open", "high", "low", "close", "volume"):
+        cols[col] = np.concatenate([p[col] for p in parts])
+    cols["known_at"] = pd.DatetimeIndex(np.concatenate([p["known_at"] for p in parts]).view(
+        "datetime64[ns]")).tz_localize("UTC")
+    parts.clear()
+    return pd.DataFrame(cols)
