@@ -43,7 +43,6 @@ class _DroppingFile(_NamedBytes):
 
     def __init__(self, data: bytes, name: str) -> None:
         super().__init__(data[: max(1, len(data) // 2)], name)
-        self._sent = False
 
     def read(self, size: int | None = -1) -> bytes:
         chunk = super().read(size)
