@@ -106,8 +106,11 @@ def read_csv_many(items: Sequence[tuple[bytes, Delivery]], *, encoding: str, sep
         if first.rstrip("\r").lstrip("\ufeff").strip() != header or "\"" in body:
             slow.append(read_csv_text(data, d, encoding=encoding, sep=sep, expected=expected))
             continue
-        lines = body.splitlines()
-        n = len(lines) - sum(1 for line in lines if not line.strip())
+        if "\n\n" in body or "\r" in body or body.startswith("\n"):
+            lines = body.splitlines()
+            n = len(lines) - sum(1 for line in lines if not line.strip())
+        else:
+            n = body.count("\n") + (0 if body.endswith("\n") or not body else 1)
         if n:
             bodies.append(body if body.endswith("\n") else body + "\n")
         counts.append(n)
