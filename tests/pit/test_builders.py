@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from quantlib import calendars, pit
 from quantlib.errors import CatalogError
@@ -81,11 +83,11 @@ def test_restatement_hand_computed_with_real_dates():
         ("revenue", "2023-12-31", 125.0, "2024-02-09 22:00"),   # Q4 restated after close Fri
         ("net_income", "2023-12-31", 7.0, "2024-02-07 12:00"),
     ]
-    st = pd.DataFrame(rows, columns=["field", "period_end", "value", "known_at"])
-    st["asset_id"] = "US1"
-    st["period_end"] = pd.to_datetime(st["period_end"])
-    st["known_at"] = pd.to_datetime(st["known_at"], utc=True)
-    ds = pit.build_fundamentals(st, assets, markets=["US"], start="2024-02-06",
+    stm = pd.DataFrame(rows, columns=["field", "period_end", "value", "known_at"])
+    stm["asset_id"] = "US1"
+    stm["period_end"] = pd.to_datetime(stm["period_end"])
+    stm["known_at"] = pd.to_datetime(stm["known_at"], utc=True)
+    ds = pit.build_fundamentals(stm, assets, markets=["US"], start="2024-02-06",
                                 end="2024-02-13")
     dates = [str(d.date()) for d in pd.DatetimeIndex(ds["date"].values)]
     assert dates == ["2024-02-06", "2024-02-07", "2024-02-08", "2024-02-09", "2024-02-12",
@@ -97,7 +99,7 @@ def test_restatement_hand_computed_with_real_dates():
     assert [str(pd.Timestamp(p).date()) for p in ds["period_end"].values[:, 0]] == [
         "2023-09-30"] + ["2023-12-31"] * 5
     # the restatement is visible through period-indexed access
-    view = pit.statement_asof(st, "2024-02-08T23:00Z", field="revenue")
+    view = pit.statement_asof(stm, "2024-02-08T23:00Z", field="revenue")
     assert view.set_index("period_end")["value"].to_dict() == {
         pd.Timestamp("2023-09-30"): 90.0, pd.Timestamp("2023-12-31"): 120.0}
 
@@ -161,23 +163,24 @@ def test_universe_matches_listings_and_bars(truth):
         np.testing.assert_array_equal(u["in_universe"].values[:, j], want)
 
 
-@pytest.mark.parametrize("clock", ["own", "KR", "US", "EU"])
-def test_lookahead_perturbation_leaves_past_unchanged(truth, clock):
-    cut = pd.Timestamp("2025-06-16")
+def _perturb_after(truth, clock: str, cut: pd.Timestamp, seed: int):
+    """Rebuild prices and fundamentals after changing everything known after ``cut``'s
+    decision time (per asset clock; FX after every clock's decision) and check that no
+    value at or before ``cut`` moved."""
     offset = 30
     kw = dict(start=START, end=END, decision_clock=clock)
     base_p = pit.build_prices(truth.prices, truth.assets, truth.fx,
                               corporate_actions=truth.corporate_actions, **kw)
     base_f = pit.build_fundamentals(truth.statements, truth.assets, **kw)
     market = truth.assets.set_index("asset_id")["market"]
+    at = {m: calendars.decision_time(pd.DatetimeIndex([cut]), m, offset)[0]
+          for m in calendars.MARKETS}
 
     def horizon(asset_ids):
         clk = market.reindex(asset_ids) if clock == "own" else pd.Series(clock, asset_ids)
-        at = {m: calendars.decision_time(pd.DatetimeIndex([cut]), m, offset)[0]
-              for m in calendars.MARKETS}
         return pd.DatetimeIndex(clk.map(at).to_numpy())
 
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     p = truth.prices.copy()
     late = (p["known_at"] > horizon(p["asset_id"])).to_numpy()
     p.loc[late, ["open", "high", "low", "close"]] *= rng.uniform(0.5, 2.0, (late.sum(), 1))
@@ -185,18 +188,35 @@ def test_lookahead_perturbation_leaves_past_unchanged(truth, clock):
     late_s = (s["known_at"] > horizon(s["asset_id"])).to_numpy()
     s.loc[late_s, "value"] = rng.normal(size=late_s.sum()) * 1e9
     s.loc[late_s, "period_end"] = pd.Timestamp("2030-12-31")
-    new_p = pit.build_prices(p, truth.assets, truth.fx,
-                             corporate_actions=truth.corporate_actions, **kw)
+    fx = truth.fx.copy()
+    late_fx = (fx["known_at"] > max(at.values())).to_numpy()
+    fx.loc[late_fx, "rate"] *= rng.uniform(0.5, 2.0, late_fx.sum())
+    new_p = pit.build_prices(p, truth.assets, fx, corporate_actions=truth.corporate_actions,
+                             **kw)
     new_f = pit.build_fundamentals(s, truth.assets, **kw)
-    assert late.sum() > 100 and late_s.sum() > 10
     upto = slice(None, cut)
     for v in ("open", "close", "returns", "returns_base"):
         np.testing.assert_array_equal(new_p[v].sel(date=upto).values,
-                                      base_p[v].sel(date=upto).values)
+                                      base_p[v].sel(date=upto).values, err_msg=v)
     for v in (*pit.STATEMENT_FIELDS, "period_end"):
         np.testing.assert_array_equal(new_f[v].sel(date=upto).values,
-                                      base_f[v].sel(date=upto).values)
+                                      base_f[v].sel(date=upto).values, err_msg=v)
+    return late.sum(), late_s.sum(), new_p, base_p
+
+
+@pytest.mark.parametrize("clock", ["own", "KR", "US", "EU"])
+def test_lookahead_perturbation_leaves_past_unchanged(truth, clock):
+    n_late, n_late_s, new_p, base_p = _perturb_after(truth, clock, pd.Timestamp("2025-06-16"), 0)
+    assert n_late > 100 and n_late_s > 10
     assert not np.array_equal(new_p["close"].values, base_p["close"].values, equal_nan=True)
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(day=st.integers(0, 160), clock=st.sampled_from(["own", "KR", "US", "EU"]),
+       seed=st.integers(0, 2**16))
+def test_lookahead_any_cut_date_and_clock(truth, day, clock, seed):
+    _perturb_after(truth, clock, pd.Timestamp(START) + pd.Timedelta(days=day), seed)
 
 
 def test_build_fx_on_own_clock(truth):
