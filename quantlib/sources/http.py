@@ -15,6 +15,8 @@ permanent.
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import urlencode
@@ -133,34 +135,81 @@ class HttpApiSource:
                 source=self.name, file=file)
 
     def fetch(self, ctx: FetchContext) -> None:
-        """Fetch every page of every endpoint into the raw zone."""
+        """Fetch every page of every endpoint into the raw zone.
+
+        Page 1 tells ``total_rows``; the remaining pages are then fetched by up to
+        ``ctx.workers`` threads (one HTTP session each). Without ``total_rows`` the pages
+        are followed one by one through ``next_page``.
+        """
         conn = ctx.connection
         if conn is None or not getattr(conn, "http_url", ""):
             raise ConfigError("API connection info must be given", found="no http_url",
                               fix="pass connection= or start the sandbox", source=self.name)
-        base = str(conn.http_url).rstrip("/")
-        with requests.Session() as session:
-            session.headers["X-API-Key"] = str(conn.api_key)
+        sessions = _Sessions(str(conn.api_key))
+        try:
             for endpoint in self.endpoints:
-                self._fetch_endpoint(session, base, endpoint, ctx)
+                self._fetch_endpoint(sessions, str(conn.http_url).rstrip("/"), endpoint, ctx)
+        finally:
+            sessions.close()
 
-    def _fetch_endpoint(self, session: requests.Session, base: str, endpoint: str,
+    def _store(self, ctx: FetchContext, file: str, data: bytes, page: dict) -> None:
+        d = ctx.raw.put(data, source=self.name, market=self.market, file=file,
+                        fetch_id=ctx.fetch_id, fmt=self.fmt, rows=len(page["data"]),
+                        record=False)
+        old = ctx.known(self.name, file, d.sha256)
+        if old is not None:
+            ctx.keep(old)
+        else:
+            ctx.add(d)
+
+    def _one(self, sessions: _Sessions, base: str, endpoint: str, params: dict[str, str],
+             page_no: int, ctx: FetchContext) -> dict:
+        query = {**params, "page": str(page_no)}
+        data, page = ctx.retry.call(self.get_page, sessions.get(), base, endpoint, query)
+        self._store(ctx, api_file(endpoint, query), data, page)
+        return page
+
+    def _fetch_endpoint(self, sessions: _Sessions, base: str, endpoint: str,
                         ctx: FetchContext) -> None:
         params = self._params(endpoint, ctx)
-        page_no: int | None = 1
-        seen: set[int] = set()
-        while page_no is not None and page_no not in seen:
-            seen.add(page_no)
-            query = {**params, "page": str(page_no)}
-            data, page = ctx.retry.call(self.get_page, session, base, endpoint, query)
-            file = api_file(endpoint, query)
-            rows = len(page["data"])
-            d = ctx.raw.put(data, source=self.name, market=self.market, file=file,
-                            fetch_id=ctx.fetch_id, fmt=self.fmt, rows=rows, record=False)
-            old = ctx.known(self.name, file, d.sha256)
-            if old is not None:
-                ctx.keep(old)
-            else:
-                ctx.add(d)
-            nxt = page.get("next_page")
-            page_no = int(nxt) if nxt is not None else None
+        page = self._one(sessions, base, endpoint, params, 1, ctx)
+        total = page.get("total_rows")
+        if isinstance(total, int) and page.get("next_page") == 2:
+            n_pages = -(-total // self.page_size)
+            with ThreadPoolExecutor(max_workers=max(1, ctx.workers)) as pool:
+                futures = [pool.submit(self._one, sessions, base, endpoint, params, k, ctx)
+                           for k in range(2, n_pages + 1)]
+                for fut in futures:
+                    fut.result()
+            return
+        seen = {1}
+        nxt = page.get("next_page")
+        while nxt is not None and int(nxt) not in seen:
+            seen.add(int(nxt))
+            nxt = self._one(sessions, base, endpoint, params, int(nxt), ctx).get("next_page")
+
+
+class _Sessions:
+    """One ``requests.Session`` per thread, all closed at the end."""
+
+    def __init__(self, api_key: str) -> None:
+        self.api_key = api_key
+        self._local = threading.local()
+        self._all: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> requests.Session:
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["X-API-Key"] = self.api_key
+            self._local.session = s
+            with self._lock:
+                self._all.append(s)
+        return s
+
+    def close(self) -> None:
+        with self._lock:
+            for s in self._all:
+                s.close()
+            self._all.clear()

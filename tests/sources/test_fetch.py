@@ -96,3 +96,41 @@ def test_unknown_market_fails_fast(sandbox, tmp_path):
 
     with pytest.raises(PermanentSourceError, match="market must be one of KR, EU, US, FX"):
         fetch_market("JP", raw=RawZone(str(tmp_path)), connection=sandbox, fetch_id="x")
+
+
+def test_connection_from_sandbox_state_file(sandbox, fast_retry, tmp_path):
+    """With no connection given, sources read $QUANTLIB_HOME/run/sandbox.json."""
+    sandbox.connection().save()          # the per-test QUANTLIB_HOME (tests/conftest.py)
+    raw = RawZone(str(tmp_path / "store"))
+    fx = fetch_fx(raw=raw, fetch_id="s", retry=fast_retry)
+    assert [d.file for d in fx] == ["api/v1/fx?page=1"]
+    assert fx[0].rows == len(sandbox.universe.fx)
+
+
+def test_missing_connection_info_says_how_to_fix(tmp_path):
+    from quantlib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"vendor connection info must be available; found no "
+                                          r"QUANTLIB_FTP_URL/QUANTLIB_API_URL and no sandbox "
+                                          r"state .*Fix: start the sandbox"):
+        fetch_fx(raw=RawZone(str(tmp_path)), fetch_id="s")
+
+
+def test_many_pages_fetched_in_parallel_equal_truth(sandbox, fast_retry, tmp_path):
+    import dataclasses
+
+    from quantlib.sources import SOURCES, run_sources
+
+    src = dataclasses.replace(SOURCES["api-us"], endpoints=("prices",), page_size=500)
+    truth = sandbox.universe.prices
+    truth = truth[truth["asset_id"].str.startswith("US")]
+    n_pages = -(-len(truth) // 500)
+    sandbox.faults.add(kind="http_5xx", match="/v1/prices", times=3, protocol="http")
+    raw = RawZone(str(tmp_path))
+    ds = run_sources([src], raw=raw, connection=sandbox, fetch_id="p", retry=fast_retry)
+    assert sorted(d.file for d in ds) == sorted(
+        f"api/v1/prices?market=US&page={k}" for k in range(1, n_pages + 1))
+    assert sum(d.rows for d in ds) == len(truth)
+    _same(standardize(ds, raw).prices, truth.reset_index(drop=True))
+    assert run_sources([src], raw=raw, connection=sandbox, fetch_id="q", retry=fast_retry,
+                       new_only=True) == []
