@@ -50,10 +50,23 @@ class Job:
 
 
 def default_schedules_path() -> Path:
-    """``QUANTLIB_SCHEDULES`` or ``catalogs/schedules.yaml`` in the working directory."""
+    """The jobs file: ``QUANTLIB_SCHEDULES``, else ``catalogs/schedules.yaml`` in the
+    working directory, else the one in the source checkout quantlib was imported from.
+
+    Examples
+    --------
+    >>> default_schedules_path().name
+    'schedules.yaml'
+    """
     import os
 
-    return Path(os.environ.get("QUANTLIB_SCHEDULES", "catalogs/schedules.yaml"))
+    if os.environ.get("QUANTLIB_SCHEDULES"):
+        return Path(os.environ["QUANTLIB_SCHEDULES"])
+    here = Path("catalogs/schedules.yaml")
+    if here.exists():
+        return here
+    checkout = Path(__file__).resolve().parents[2] / "catalogs" / "schedules.yaml"
+    return checkout if checkout.exists() else here
 
 
 def _aware(t: datetime) -> datetime:

@@ -71,6 +71,7 @@ def test_failing_notebook_is_retried_then_marked_failed(nb, tmp_path: Path) -> N
     assert "last_tick" not in state  # a manual run covers no cron tick
 
 
+@pytest.mark.slow
 def test_flaky_notebook_succeeds_on_retry(nb, tmp_path: Path) -> None:
     counter = tmp_path / "tries.txt"
     jobs = _jobs(nb, tmp_path, nb.FLAKY_BODY, parameters={"x": 2, "out": str(counter)}, retries=3)
@@ -96,6 +97,7 @@ def test_missed_ticks_after_downtime_run_once(nb, tmp_path: Path) -> None:
     assert out.read_text() == "2\n"  # exactly one execution
 
 
+@pytest.mark.slow
 def test_overlapping_trigger_is_skipped(nb, tmp_path: Path) -> None:
     out = tmp_path / "out.txt"
     jobs = _jobs(nb, tmp_path, nb.SLOW_BODY, parameters={"x": 4, "out": str(out)})
@@ -118,6 +120,7 @@ def test_overlapping_trigger_is_skipped(nb, tmp_path: Path) -> None:
     assert state["last_tick"] == "2026-03-02T12:01:00+00:00"  # Forbid: the busy tick is dropped
 
 
+@pytest.mark.slow
 def test_stale_lock_of_a_dead_process_is_broken(nb, tmp_path: Path) -> None:
     jobs = _jobs(nb, tmp_path, nb.OK_BODY, parameters={"x": 1})
     lock_path = StateStore().path.parent / "locks" / "job.lock"

@@ -52,6 +52,7 @@ def _serve(schedules: Path, env_extra: dict[str, str], port: int,
         proc.wait(timeout=20)
 
 
+@pytest.mark.slow
 def test_api_reports_last_run_outcome_duration_next_run(nb, tmp_path: Path) -> None:
     nb.write_notebook(tmp_path / "ok.ipynb", nb.OK_BODY)
     nb.write_notebook(tmp_path / "bad.ipynb", nb.FAIL_BODY)
