@@ -1,0 +1,95 @@
+"""The scheduler as a real hub-managed service: a real JupyterHub (+ configurable-http-proxy)
+starts `quantlib schedule serve`; only tokens whose scopes grant access to it get the jobs."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).parents[2]
+CHP = ROOT / "hub-config" / "node_modules" / ".bin" / "configurable-http-proxy"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.hub
+def test_hub_tokens_with_access_scope_see_the_jobs(nb, tmp_path: Path) -> None:
+    if not CHP.exists():
+        pytest.fail(f"configurable-http-proxy missing at {CHP}: run `npm ci --prefix hub-config`")
+    nb.write_notebook(tmp_path / "ok.ipynb", nb.OK_BODY)
+    schedules = nb.write_schedules(tmp_path / "s.yaml", {
+        "nightly": {"cron": "0 6 * * *", "notebook": "ok.ipynb"}})
+    hub_port, svc_port, api_port = _port(), _port(), _port()
+    allowed, denied = secrets.token_hex(16), secrets.token_hex(16)
+    config = tmp_path / "jupyterhub_config.py"
+    config.write_text(f"""
+c = get_config()  # noqa
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {hub_port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {api_port}
+c.JupyterHub.db_url = "sqlite:///{tmp_path / 'hub.sqlite'}"
+c.JupyterHub.cookie_secret_file = "{tmp_path / 'cookie_secret'}"
+c.ConfigurableHTTPProxy.command = ["{CHP}"]
+c.ConfigurableHTTPProxy.pid_file = "{tmp_path / 'proxy.pid'}"
+c.JupyterHub.authenticator_class = "dummy"
+c.JupyterHub.services = [
+    {{"name": "scheduler", "url": "http://127.0.0.1:{svc_port}",
+      "command": [{sys.executable!r}, "-m", "quantlib.cli", "schedule", "serve",
+                  "--schedules", {str(schedules)!r}, "--tick-seconds", "3600"],
+      "environment": {{"QUANTLIB_HOME": {os.environ["QUANTLIB_HOME"]!r}}}}},
+    {{"name": "data-team-bot", "api_token": "{allowed}"}},
+    {{"name": "outsider", "api_token": "{denied}"}},
+]
+c.JupyterHub.load_roles = [
+    {{"name": "scheduler-reader", "scopes": ["access:services!service=scheduler"],
+      "services": ["data-team-bot"]}},
+]
+""")
+    env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(16)}
+    hub = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config)],
+                           cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{hub_port}/services/scheduler/"
+    try:
+        deadline, resp = time.monotonic() + 120, None
+        while time.monotonic() < deadline:
+            if hub.poll() is not None:
+                pytest.fail("hub exited: " + (hub.stdout.read() if hub.stdout else ""))
+            try:
+                resp = requests.get(base + "api/jobs", timeout=5,
+                                    headers={"Authorization": f"token {allowed}"})
+                if resp.status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        assert resp is not None and resp.status_code == 200, resp and resp.text
+        (row,) = resp.json()
+        assert row["job"] == "nightly" and row["cron"] == "0 6 * * *"
+        assert row["next_run"].endswith("T06:00:00+00:00")
+        no_scope = requests.get(base + "api/jobs", timeout=10,
+                                headers={"Authorization": f"token {denied}"})
+        assert no_scope.status_code == 403
+        anonymous = requests.get(base + "api/jobs", timeout=10, allow_redirects=False)
+        assert anonymous.status_code == 403
+    finally:
+        hub.terminate()
+        try:
+            hub.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+            hub.wait()
