@@ -81,3 +81,19 @@ def test_notebook_runs(path, small_store, tmp_path, monkeypatch):
         assert len(published) == 1
         assert published[0]["title"].startswith("Cross-sectional momentum")
     assert sys.executable  # the kernel is this environment's (kernel python3)
+
+
+def test_every_scheduled_job_names_a_notebook_and_its_parameters():
+    import yaml
+
+    jobs = yaml.safe_load((ROOT / "catalogs" / "schedules.yaml").read_text())["jobs"]
+    assert jobs, "catalogs/schedules.yaml has no jobs"
+    for name, job in jobs.items():
+        path = ROOT / job["notebook"]
+        assert path.exists(), f"job {name}: {job['notebook']} does not exist"
+        book = nbformat.read(path, as_version=4)
+        cell = next(c for c in book.cells if "parameters" in c.metadata.get("tags", []))
+        declared = {line.split("=")[0].strip() for line in cell.source.splitlines()
+                    if "=" in line and not line.lstrip().startswith("#")}
+        unknown = set(job.get("parameters", {})) - declared
+        assert not unknown, f"job {name}: parameters {unknown} are not in {path.name}"
