@@ -23,7 +23,8 @@ def _kr_subset(name: str = "ftp-kr"):
 
 
 @pytest.mark.parametrize("kind", ["drop_connection", "http_5xx", "http_429", "truncate",
-                                  "garbage_values", "duplicate_rows", "rename_column"])
+                                  "garbage_values", "duplicate_rows", "rename_column",
+                                  "missing_column"])
 def test_ftp_transient_faults_are_retried(sandbox, fast_retry, tmp_path, kind):
     fault = sandbox.faults.add(kind=kind, match=KR_FILE, times=2, protocol="ftp")
     raw = RawZone(str(tmp_path / "store"))
@@ -140,6 +141,18 @@ def test_api_garbage_and_duplicates_reach_quarantine(sandbox, fast_retry, tmp_pa
                                     len(out.clean.prices) + 2]
     assert dups["reason"].iloc[0] == f"exact duplicate of {page} row 0 (kept that one)"
     assert out.report["bad_rows"] == 0
+
+
+def test_api_missing_column_raises_standardize_error(sandbox, fast_retry, tmp_path):
+    raw = RawZone(str(tmp_path))
+    src = dataclasses.replace(SOURCES["api-us"], endpoints=("corporate_actions",))
+    sandbox.faults.add(kind="missing_column", match="/v1/corporate_actions", column="value",
+                       times=1, protocol="http")
+    deliveries = run_sources([src], raw=raw, connection=sandbox, fetch_id="f", retry=fast_retry)
+    with pytest.raises(StandardizeError, match=r"\(missing \['value'\], unexpected \[\]\) "
+                       r"\[source=api-us, market=US, file=api/v1/corporate_actions\?market=US"
+                       r"&page=1, field=value\]"):
+        standardize(deliveries, raw)
 
 
 def test_api_renamed_column_raises_standardize_error(sandbox, fast_retry, tmp_path):
