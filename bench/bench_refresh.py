@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=float, default=10)
     parser.add_argument("--store", default=None, help="store folder (default: a temp dir)")
     parser.add_argument("--market", default="US", help="market whose panel is read back")
+    parser.add_argument("--scheduler", default="threads", choices=("threads", "processes"),
+                        help="dask local scheduler for the per-market fan-out")
     args = parser.parse_args(argv)
     os.environ.setdefault("QUANTLIB_HOME", tempfile.mkdtemp(prefix="bench-home-"))
     store = args.store or tempfile.mkdtemp(prefix="bench-store-")
@@ -31,10 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     from quantlib.store import CuratedStore
     t_import = time.perf_counter() - t0
 
-    result = refresh(store, sandbox=True, n_assets=args.assets, years=args.years)
+    result = refresh(store, sandbox=True, n_assets=args.assets, years=args.years,
+                     scheduler=args.scheduler)
     sec, rows = result.seconds, result.rows
     print(f"full refresh: {len(result.markets) - 1} markets x {args.assets} assets x "
-          f"{args.years:g} years -> snapshot {result.snapshot_id}")
+          f"{args.years:g} years ({args.scheduler}) -> snapshot {result.snapshot_id}")
     print(f"{'stage':<22}{'seconds':>10}{'rows':>12}{'rows/s':>14}")
     table = [("import quantlib", t_import, None),
              ("sandbox generate+serve", sec.get("sandbox", 0.0), rows.get("fetch")),

@@ -2,8 +2,9 @@
 
 Step by step:
 
-1. with ``sandbox=True``, start the vendor sandbox (configured size) and use its
-   connection; it is stopped at the end whatever happens;
+1. with ``sandbox=True``, start the vendor sandbox (configured size) in a child process
+   (:mod:`quantlib.pipeline.sandboxproc`) and use its connection; it is stopped at the
+   end whatever happens;
 2. fan out one Dask task per market (and one for ``FX``): fetch into the raw zone,
    standardize, validate (:func:`quantlib.pipeline.tasks.run_market`). With a
    ``distributed.Client`` the tasks run on its workers with scheduler retries; without
@@ -18,6 +19,7 @@ Step by step:
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -45,7 +47,8 @@ def new_refresh_id(kind: str = "refresh") -> str:
 
 
 def _fan_out(markets: Sequence[str], store_url: str, connection: Any, fetch_id: str,
-             client: Any, bar: Any, **kwargs: Any) -> list[MarketOutput]:
+             client: Any, bar: Any, scheduler: str = "threads",
+             **kwargs: Any) -> list[MarketOutput]:
     if client is not None:
         from distributed import as_completed
 
@@ -64,8 +67,9 @@ def _fan_out(markets: Sequence[str], store_url: str, connection: Any, fetch_id: 
 
     tasks = [dask.delayed(run_market_with_retries, pure=False)(
         m, store_url, connection, fetch_id, **kwargs) for m in markets]
+    workers = len(tasks) if scheduler == "threads" else min(len(tasks), os.cpu_count() or 1)
     with _Progress():
-        return list(dask.compute(*tasks, scheduler="threads", num_workers=len(tasks)))
+        return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
 
 
 def _known_assets(store: CuratedStore) -> tuple[str, ...]:
@@ -105,7 +109,7 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = ("KR", "US", "
             connection: Any = None, sandbox: bool = False, client: Any = None,
             progress: bool = False, max_bad_row_fraction: float | None = None,
             n_assets: int | None = None, years: float | None = None,
-            tag: str | None = None) -> RefreshResult:
+            tag: str | None = None, scheduler: str = "threads") -> RefreshResult:
     """Fetch, validate and commit a new data version of ``markets`` (plus FX).
 
     Parameters
@@ -118,8 +122,8 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = ("KR", "US", "
         Vendor connection (``ftp_host, ftp_port, ftp_user, ftp_password, http_url,
         api_key``); default: the environment or the sandbox state file.
     sandbox : bool
-        Start the vendor sandbox (config ``sandbox.*``, or ``n_assets``/``years``) for
-        this refresh and stop it afterwards.
+        Start the vendor sandbox (config ``sandbox.*``, or ``n_assets``/``years``) in a
+        child process for this refresh and stop it afterwards.
     client : distributed.Client, optional
         Run the per-market tasks on this cluster (with task retries).
     progress : bool
@@ -130,6 +134,10 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = ("KR", "US", "
         Sandbox size per market (only with ``sandbox=True``).
     tag : str, optional
         Tag of the new version (default ``refresh-YYYYMMDDTHHMMSSZ``).
+    scheduler : {"threads", "processes"}
+        Dask local scheduler when no ``client`` is given. ``"processes"`` runs the
+        market tasks in a process pool (no shared GIL with the caller; each process pays
+        the import cost once).
 
     Returns
     -------
@@ -152,11 +160,10 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = ("KR", "US", "
         bar = stack.enter_context(tqdm(total=len(targets) + 1, desc="refresh", unit="step",
                                        disable=not progress))
         if sandbox:
-            connection = _start_sandbox(stack, result, tuple(markets), n_assets, years,
-                                        progress)
+            connection = _start_sandbox(stack, result, tuple(markets), n_assets, years)
         t0 = time.perf_counter()
         outputs = _fan_out(targets, curated.url, connection, refresh_id, client, bar,
-                           max_bad_row_fraction=max_bad_row_fraction,
+                           scheduler=scheduler, max_bad_row_fraction=max_bad_row_fraction,
                            known_assets=_known_assets(curated))
         result.seconds["fan_out"] = time.perf_counter() - t0
         try:
@@ -168,18 +175,16 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = ("KR", "US", "
 
 
 def _start_sandbox(stack: ExitStack, result: RefreshResult, markets: tuple[str, ...],
-                   n_assets: int | None, years: float | None, progress: bool) -> Any:
-    from quantlib.sandbox import start_sandbox
+                   n_assets: int | None, years: float | None) -> Any:
+    from quantlib.pipeline.sandboxproc import sandbox_process
 
     t0 = time.perf_counter()
     sb_cfg = load_config()["sandbox"]
-    sb = start_sandbox(n_assets=int(n_assets or sb_cfg["n_assets"]),
-                       years=float(years or sb_cfg["years"]), seed=int(sb_cfg["seed"]),
-                       end=str(sb_cfg["end"]), markets=markets, write_state=False,
-                       progress=progress)
-    stack.callback(sb.stop)
+    connection = stack.enter_context(sandbox_process(
+        n_assets=int(n_assets or sb_cfg["n_assets"]), years=float(years or sb_cfg["years"]),
+        seed=int(sb_cfg["seed"]), end=str(sb_cfg["end"]), markets=markets))
     result.seconds["sandbox"] = time.perf_counter() - t0
-    return sb.connection()
+    return connection
 
 
 def _finish(curated: CuratedStore, result: RefreshResult, outputs: list[MarketOutput],
