@@ -102,12 +102,14 @@ def build_sections(rid: str, meta: dict[str, Any], log_toggle: pn.widgets.Toggle
 
 
 def tear_sheet_html(rid: str) -> io.BytesIO:
-    """The tear sheet of ``rid`` as one standalone HTML file (Bokeh/JS from the CDN)."""
+    """The tear sheet of ``rid`` as one standalone HTML file (Bokeh's JS inlined: works offline)."""
+    from bokeh.resources import INLINE
+
     meta = results_view().meta(rid)
     layout = pn.Column(f"# {meta.get('title') or rid}", metric_cards(meta), _meta_html(meta),
                        *build_sections(rid, meta), sizing_mode="stretch_width")
     out = io.StringIO()
-    layout.save(out, title=str(meta.get("title") or rid), embed=False)
+    layout.save(out, title=str(meta.get("title") or rid), embed=False, resources=INLINE)
     return io.BytesIO(out.getvalue().encode())
 
 
