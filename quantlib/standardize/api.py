@@ -19,7 +19,7 @@ import pyarrow as pa
 from quantlib.calendars import MARKETS
 from quantlib.errors import StandardizeError
 from quantlib.raw import Delivery
-from quantlib.standardize.batch import CanonicalBatch, conform
+from quantlib.standardize.batch import CanonicalBatch, conform, empty_unparsed
 from quantlib.standardize.common import (
     check_columns,
     epoch_ms_date,
@@ -27,6 +27,7 @@ from quantlib.standardize.common import (
     listed_known_at,
     price_known_at,
     to_float,
+    unparsed,
 )
 
 __all__ = ["read_api", "read_api_many", "API_COLUMNS", "endpoint_of", "FX_KNOWN_AT_UTC"]
@@ -38,6 +39,15 @@ API_COLUMNS: dict[str, list[str]] = {
     "corporate_actions": ["isin", "ex_date_ms", "type", "value", "announced_ms"],
     "fundamentals": ["isin", "field", "period_end_ms", "value", "currency", "published_ms"],
     "fx": ["currency", "t", "per_usd"],
+}
+_PARSED = {  # canonical field -> JSON key, for values that must parse
+    "securities": {"listed": "listed_ms", "delisted": "delisted_ms"},
+    "tickers": {"valid_from": "valid_from_ms", "valid_to": "valid_to_ms"},
+    "prices": {"date": "t", "open": "o", "high": "h", "low": "l", "close": "c", "volume": "v"},
+    "corporate_actions": {"ex_date": "ex_date_ms", "value": "value", "known_at": "announced_ms"},
+    "fundamentals": {"period_end": "period_end_ms", "value": "value",
+                     "known_at": "published_ms"},
+    "fx": {"date": "t", "rate": "per_usd"},
 }
 FX_KNOWN_AT_UTC = pd.Timedelta(hours=21, minutes=15)
 """A date's FX rates are known at 21:15 UTC that day (unless the page sends
@@ -120,6 +130,7 @@ def read_api_many(items: Sequence[tuple[bytes, Delivery]]) -> CanonicalBatch:
                                    source=d.source, market=d.market, file=d.file)
         groups.setdefault((endpoint, query.get("market", d.market)), []).append((data, d))
     parts: dict[str, list[pd.DataFrame]] = {}
+    bad: list[pd.DataFrame] = []
     for (endpoint, market), group in groups.items():
         records: list[dict] = []
         rows, files, sources = [], [], []
@@ -136,9 +147,13 @@ def read_api_many(items: Sequence[tuple[bytes, Delivery]]) -> CanonicalBatch:
         f["source"] = sources
         f["file"] = files
         frame_name, parser = _PARSERS[endpoint]
-        parts.setdefault(frame_name, []).append(parser(f, market))
+        out = parser(f, market)
+        parts.setdefault(frame_name, []).append(out)
+        bad.append(unparsed(frame_name, f, out, _PARSED[endpoint]))
     return CanonicalBatch(**{k: pd.concat(v, ignore_index=True) if len(v) > 1 else v[0]
-                             for k, v in parts.items()})
+                             for k, v in parts.items()},
+                          unparsed=pd.concat(bad, ignore_index=True) if bad
+                          else empty_unparsed())
 
 
 def _assets(f: pd.DataFrame, market: str) -> pd.DataFrame:

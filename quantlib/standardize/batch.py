@@ -8,12 +8,12 @@ CSV file, 0-based index in a JSON page).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 __all__ = ["CanonicalBatch", "FRAME_COLUMNS", "PROVENANCE", "FRAME_NAMES", "empty_frame",
-           "conform"]
+           "conform", "UNPARSED_COLUMNS", "empty_unparsed"]
 
 _DATE = "datetime64[ns]"
 _UTC = "datetime64[ns, UTC]"
@@ -33,6 +33,16 @@ FRAME_COLUMNS: dict[str, dict[str, str]] = {
                    "value": "float64", "known_at": _UTC},
 }
 FRAME_NAMES = tuple(FRAME_COLUMNS)
+
+
+UNPARSED_COLUMNS = ("frame", "source", "file", "row", "field", "text")
+
+
+def empty_unparsed() -> pd.DataFrame:
+    """An empty ``CanonicalBatch.unparsed`` frame."""
+    out = pd.DataFrame({c: pd.Series([], dtype="str") for c in UNPARSED_COLUMNS})
+    out["row"] = out["row"].astype("int64")
+    return out
 
 
 def empty_frame(name: str, provenance: bool = True) -> pd.DataFrame:
@@ -92,6 +102,9 @@ class CanonicalBatch:
         default_factory=lambda: empty_frame("corporate_actions"))
     fx: pd.DataFrame = field(default_factory=lambda: empty_frame("fx"))
     statements: pd.DataFrame = field(default_factory=lambda: empty_frame("statements"))
+    unparsed: pd.DataFrame = field(default_factory=lambda: empty_unparsed(), repr=False)
+    """Vendor text that did not parse (``frame, source, file, row, field, text``): the
+    value is NaN/NaT in its frame; validation shows this text in the quarantine."""
 
     @classmethod
     def empty(cls) -> CanonicalBatch:
@@ -103,15 +116,17 @@ class CanonicalBatch:
         """Concatenate batches frame by frame (row order kept, index reset)."""
         batches = list(batches)
         out = {}
-        for f in fields(cls):
-            parts = [getattr(b, f.name) for b in batches if len(getattr(b, f.name))]
-            out[f.name] = (pd.concat(parts, ignore_index=True) if parts
-                           else empty_frame(f.name))
-        return cls(**out)
+        for name in FRAME_NAMES:
+            parts = [getattr(b, name) for b in batches if len(getattr(b, name))]
+            out[name] = (pd.concat(parts, ignore_index=True) if parts
+                         else empty_frame(name))
+        bad = [b.unparsed for b in batches if len(b.unparsed)]
+        return cls(**out, unparsed=pd.concat(bad, ignore_index=True) if bad
+                   else empty_unparsed())
 
     def frames(self) -> dict[str, pd.DataFrame]:
-        """The frames by name, in contract order."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """The six canonical frames by name, in contract order."""
+        return {name: getattr(self, name) for name in FRAME_NAMES}
 
     def n_rows(self) -> int:
         """Total number of rows over all frames."""
@@ -119,7 +134,7 @@ class CanonicalBatch:
 
     def replace(self, **frames: pd.DataFrame) -> CanonicalBatch:
         """A copy with some frames replaced."""
-        return CanonicalBatch(**{**self.frames(), **frames})
+        return CanonicalBatch(**{**self.frames(), **frames}, unparsed=self.unparsed)
 
     def without_provenance(self) -> dict[str, pd.DataFrame]:
         """Frames without the provenance columns (to compare with the sandbox truth)."""

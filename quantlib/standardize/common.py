@@ -15,7 +15,7 @@ from quantlib.calendars import session_closes
 from quantlib.errors import StandardizeError
 from quantlib.raw import Delivery
 
-__all__ = ["VENDOR_LAG", "read_csv_text", "read_csv_many", "decode", "check_columns", "to_float", "to_date",
+__all__ = ["VENDOR_LAG", "unparsed", "read_csv_text", "read_csv_many", "decode", "check_columns", "to_float", "to_date",
            "price_known_at", "midnight_utc", "listed_known_at", "epoch_ms_date", "epoch_ms_utc"]
 
 VENDOR_LAG = pd.Timedelta(minutes=15)
@@ -222,3 +222,32 @@ def listed_known_at(listed: pd.Series) -> pd.Series:
     ['2024-03-04 00:00:00+00:00']
     """
     return listed.dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
+
+
+def unparsed(frame: str, raw: pd.DataFrame, out: pd.DataFrame,
+             fields: dict[str, str]) -> pd.DataFrame:
+    """Vendor text that became NaN/NaT: ``fields`` maps canonical field -> vendor column.
+
+    Examples
+    --------
+    >>> raw = pd.DataFrame({"Close": ["1,5", "n/a", ""], "source": "s", "file": "f",
+    ...                     "row": [1, 2, 3]})
+    >>> out = pd.DataFrame({"close": [1.5, float("nan"), float("nan")]})
+    >>> unparsed("prices", raw, out, {"close": "Close"})[["row", "field", "text"]].values.tolist()
+    [[2, 'close', 'n/a']]
+    """
+    from quantlib.standardize.batch import UNPARSED_COLUMNS, empty_unparsed
+
+    parts = []
+    for name, col in fields.items():
+        text = raw[col]
+        given = (text.notna() & (text.astype("str").str.strip() != "")).to_numpy()
+        bad = out[name].isna().to_numpy() & given
+        if bad.any():
+            parts.append(pd.DataFrame({
+                "frame": frame, "source": raw["source"].to_numpy()[bad],
+                "file": raw["file"].to_numpy()[bad], "row": raw["row"].to_numpy()[bad],
+                "field": name, "text": text.astype("str").to_numpy()[bad]}))
+    if not parts:
+        return empty_unparsed()
+    return pd.concat(parts, ignore_index=True).loc[:, list(UNPARSED_COLUMNS)]

@@ -21,6 +21,7 @@ from quantlib.standardize.common import (
     read_csv_many,
     to_date,
     to_float,
+    unparsed,
 )
 
 __all__ = ["read_eu", "read_eu_many", "EU_COLUMNS", "EU_ACTION_KINDS"]
@@ -33,6 +34,13 @@ EU_COLUMNS: dict[str, list[str]] = {
 }
 EU_ACTION_KINDS = {"SPLIT": "split", "DIVIDEND": "dividend"}
 _DMY = "%d.%m.%Y"
+_PARSED = {  # canonical field -> vendor column, for values that must parse
+    "reference": {"listed": "ListingDate", "delisted": "DelistingDate"},
+    "tickers": {"valid_from": "ValidFrom", "valid_to": "ValidTo"},
+    "prices": {"date": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close",
+               "volume": "Volume"},
+    "corporate_actions": {"ex_date": "ExDate", "value": "Value", "known_at": "AnnouncedAt"},
+}
 
 
 def _kind_of(file: str) -> str:
@@ -72,11 +80,13 @@ def read_eu_many(items: Sequence[tuple[bytes, Delivery]]) -> CanonicalBatch:
                                    fix="register a reader for this file",
                                    source=d.source, market=d.market, file=d.file)
         groups.setdefault(kind, []).append((data, d))
-    frames = {}
+    frames, bad = {}, []
     for kind, group in groups.items():
         f = read_csv_many(group, encoding="utf-8", sep=";", expected=EU_COLUMNS[kind])
-        frames[{"reference": "assets", "tickers": "symbols"}.get(kind, kind)] = _PARSERS[kind](f)
-    return CanonicalBatch(**frames)
+        name = {"reference": "assets", "tickers": "symbols"}.get(kind, kind)
+        frames[name] = _PARSERS[kind](f)
+        bad.append(unparsed(name, f, frames[name], _PARSED[kind]))
+    return CanonicalBatch(**frames, unparsed=pd.concat(bad, ignore_index=True))
 
 
 def _assets(f: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from quantlib.standardize.common import (
     read_csv_many,
     to_date,
     to_float,
+    unparsed,
 )
 
 __all__ = ["read_kr", "read_kr_many", "KR_COLUMNS", "KR_ACTION_KINDS"]
@@ -34,6 +35,13 @@ KR_COLUMNS: dict[str, list[str]] = {
 }
 KR_ACTION_KINDS = {"액면분할": "split", "현금배당": "dividend"}
 _YMD = "%Y%m%d"
+_PARSED = {  # canonical field -> vendor column, for values that must parse
+    "master": {"listed": "상장일", "delisted": "상장폐지일"},
+    "tickers": {"valid_from": "적용시작일", "valid_to": "적용종료일"},
+    "prices": {"date": "일자", "open": "시가", "high": "고가", "low": "저가", "close": "종가",
+               "volume": "거래량"},
+    "corporate_actions": {"ex_date": "권리락일", "value": "값", "known_at": "공시일시"},
+}
 
 
 def _kind_of(file: str) -> str:
@@ -75,11 +83,13 @@ def read_kr_many(items: Sequence[tuple[bytes, Delivery]]) -> CanonicalBatch:
                                    found=d.file, fix="register a reader for this file",
                                    source=d.source, market=d.market, file=d.file)
         groups.setdefault(kind, []).append((data, d))
-    frames = {}
+    frames, bad = {}, []
     for kind, group in groups.items():
         f = read_csv_many(group, encoding=ENCODING, sep=",", expected=KR_COLUMNS[kind])
-        frames[{"master": "assets", "tickers": "symbols"}.get(kind, kind)] = _PARSERS[kind](f)
-    return CanonicalBatch(**frames)
+        name = {"master": "assets", "tickers": "symbols"}.get(kind, kind)
+        frames[name] = _PARSERS[kind](f)
+        bad.append(unparsed(name, f, frames[name], _PARSED[kind]))
+    return CanonicalBatch(**frames, unparsed=pd.concat(bad, ignore_index=True))
 
 
 def _assets(f: pd.DataFrame) -> pd.DataFrame:

@@ -34,6 +34,7 @@ from quantlib.standardize.common import (
     read_csv_text,
     to_date,
     to_float,
+    unparsed,
 )
 
 __all__ = ["read_yahoo", "derive_actions", "YAHOO_COLUMNS", "SPLIT_RATIOS",
@@ -81,7 +82,9 @@ def read_yahoo(data: bytes, d: Delivery) -> CanonicalBatch:
     actions = [derive_actions(g, adj.loc[g.index]) for _, g in prices.groupby("asset_id",
                                                                                sort=False)]
     assets, symbols = _reference(prices, f["Ticker"])
-    return CanonicalBatch(assets=assets, symbols=symbols, prices=prices,
+    bad = unparsed("prices", f, prices, {"date": "Date", "open": "Open", "high": "High",
+                                         "low": "Low", "close": "Close", "volume": "Volume"})
+    return CanonicalBatch(assets=assets, symbols=symbols, prices=prices, unparsed=bad,
                           corporate_actions=conform("corporate_actions", pd.concat(actions))
                           if actions else CanonicalBatch.empty().corporate_actions)
 

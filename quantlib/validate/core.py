@@ -127,10 +127,26 @@ def _quarantine(batch: CanonicalBatch, issues: pd.DataFrame, asset_market: pd.Se
         return _empty_quarantine()
     out = pd.concat(rows, ignore_index=True)
     out["row"] = out["row"].astype("Int64")
+    _vendor_text(out, batch.unparsed)
     for c in QUARANTINE_COLUMNS:
         if c != "row":
             out[c] = out[c].astype("str")
     return out.loc[:, QUARANTINE_COLUMNS]
+
+
+def _vendor_text(q: pd.DataFrame, unparsed: pd.DataFrame) -> None:
+    """Show the vendor's own text for values that did not parse (instead of ``nan``)."""
+    if unparsed.empty or q.empty:
+        return
+    key = ["frame", "source", "file", "row", "field"]
+    text = unparsed.drop_duplicates(key).set_index(key)["text"]
+    hit = (q["check"] == "missing_or_garbage").to_numpy()
+    idx = pd.MultiIndex.from_frame(q.loc[hit, key].astype({"row": "int64"}))
+    found = text.reindex(idx).to_numpy(dtype=object)
+    has = ~pd.isna(found)
+    rows = np.flatnonzero(hit)[has]
+    q.loc[q.index[rows], "value"] = found[has]
+    q.loc[q.index[rows], "reason"] = "value is not a number/date (garbage in the vendor file)"
 
 
 def _empty_quarantine() -> pd.DataFrame:

@@ -54,6 +54,9 @@ def test_garbage_and_duplicate_rows_are_quarantined_with_file_and_row(
     last = len(lines)                      # the copy is data row len(lines)
     assert q[["file", "row", "field", "check"]].values.tolist() == [
         [FILE, 3, "close", "missing_or_garbage"], [FILE, last, "asset_id/date", "duplicate"]]
+    garbage = q[q["check"] == "missing_or_garbage"].iloc[0]
+    assert (garbage["value"], garbage["reason"]) == (
+        "n/a", "value is not a number/date (garbage in the vendor file)")
     assert q.loc[q["check"] == "duplicate", "reason"].iloc[0] == \
         f"exact duplicate of {FILE} row 5 (kept that one)"
     assert len(out.clean.prices) == len(lines) - 2

@@ -139,8 +139,11 @@ def test_renamed_column_among_many_files_names_the_bad_one(raw):
 def test_garbage_values_become_nan_with_their_row(raw):
     text = KR_PRICES.replace(",71000,", ",n/a,")
     d = _deliver(raw, text, "kr/prices/20250303.csv", "kr-ftp-csv", "KR", "ftp-kr", "cp949")
-    p = standardize([d], raw).prices
+    b = standardize([d], raw)
+    p = b.prices
     assert p["close"].isna().tolist() == [True, False] and p["row"].tolist() == [1, 2]
+    assert b.unparsed[["frame", "file", "row", "field", "text"]].values.tolist() == [
+        ["prices", "kr/prices/20250303.csv", 1, "close", "n/a"]]
 
 
 def test_wrong_encoding_and_unknown_format(raw):
