@@ -35,12 +35,14 @@ class MemoryCache:
 
     Examples
     --------
-    >>> import asyncio
+    >>> import asyncio, threading
     >>> cache = MemoryCache(max_entries=2)
     >>> async def demo():
     ...     await cache.set("a", b"1"); await cache.set("b", b"2"); await cache.set("c", b"3")
     ...     return await cache.get("a"), await cache.get("c")
-    >>> asyncio.run(demo())
+    >>> out = []  # a thread of its own: the caller may already run an event loop
+    >>> t = threading.Thread(target=lambda: out.append(asyncio.run(demo()))); t.start(); t.join()
+    >>> out[0]
     (None, b'3')
     """
 
@@ -86,7 +88,9 @@ class RedisCache:
 
     async def get(self, key: str) -> bytes | None:
         value = await self._client.get(self.prefix + key)
-        return value if value is None else bytes(value)
+        if value is None:
+            return None
+        return value.encode() if isinstance(value, str) else bytes(value)
 
     async def set(self, key: str, value: bytes) -> None:
         await self._client.set(self.prefix + key, value, ex=max(1, int(self.ttl)))

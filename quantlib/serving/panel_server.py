@@ -104,8 +104,8 @@ def serve_dashboards(*, results_url: str, host: str = "127.0.0.1", port: int = 8
     configure(results_url, hub=hub, dev_viewer=Viewer(dev_user, tuple(dev_groups)),
               prefix=prefix)
     pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
-    pn.config.cookie_secret = secrets.token_urlsafe(32)
-    pn.config.nthreads = num_threads
+    pn.config.cookie_secret = secrets.token_urlsafe(32)  # type: ignore[misc]
+    pn.config.nthreads = num_threads  # type: ignore[misc]
     apps = load_apps()
     opts: dict[str, Any] = {
         "port": port, "address": host, "prefix": prefix.rstrip("/"),

@@ -51,15 +51,11 @@ def configure(results_url: str, *, hub: bool = False, dev_viewer: Viewer | None 
 
 def settings() -> DashboardSettings:
     """The settings set by :func:`configure` (from ``QUANTLIB_RESULTS``/config if unset)."""
-    global _SETTINGS
     if _SETTINGS is None:
         from quantlib.config import load_config
 
-        configure(os.environ.get("QUANTLIB_RESULTS") or load_config().results_url)
-    assert_settings = _SETTINGS
-    if assert_settings is None:  # pragma: no cover - configure always sets it
-        raise RuntimeError("dashboards not configured")
-    return assert_settings
+        return configure(os.environ.get("QUANTLIB_RESULTS") or load_config().results_url)
+    return _SETTINGS
 
 
 def results_view() -> ResultsView:
