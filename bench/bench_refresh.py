@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -65,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     mb = ds.nbytes / 1e6
     print(f"read prices/{args.market} panel {dict(ds.sizes)}: {mb:.1f} MB in {t_read:.2f} s "
           f"= {mb / t_read:.0f} MB/s")
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_self = own.ru_utime + own.ru_stime
+    cpu_kids = kids.ru_utime + kids.ru_stime
+    print(f"CPU seconds: refresh process {cpu_self:.1f}, sandbox child {cpu_kids:.1f}; "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     ok = sec["total"] < 60
     print(f"target full refresh < 60 s: {'OK' if ok else 'MISSED'} ({sec['total']:.1f} s)")
     if args.store is None:
