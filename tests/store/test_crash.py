@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from quantlib.store import WRITE_DELAY_ENV, CuratedStore
 
@@ -30,6 +31,7 @@ def _run_writer(store: str, frames_file: str, delay: str | None) -> subprocess.P
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_commit_keeps_previous_version(tmp_path, make_frames):
     store = str(tmp_path / "store")
     st = CuratedStore(store)
