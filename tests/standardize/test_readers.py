@@ -183,3 +183,18 @@ def test_reader_contract(raw, fmt):
             assert frame.dtypes.astype(str).to_dict() == want, name
         first = 0 if fmt == "api-json" else 1    # JSON: index in page; CSV: 1-based row
         assert b.prices[["source", "file", "row"]].values.tolist()[0] == ["contract", file, first]
+
+
+def test_ragged_and_quoted_rows_fall_back_to_pandas(raw):
+    ragged = EU_PRICES + "DE0000000001;AAA;05.03.2025;38,20;39,00;38,00;38,50\n"
+    quoted = EU_PRICES.replace("DE0000000001;AAA;04", 'DE0000000001;"AAA";04')
+    d1 = _deliver(raw, ragged, "eu/prices/prices_202503.csv", "eu-ftp-csv", "EU", "ftp-eu")
+    d2 = _deliver(raw, quoted, "eu/prices/prices_202504.csv", "eu-ftp-csv", "EU", "ftp-eu")
+    b = standardize([d1, d2], raw)
+    p = b.prices
+    assert p[["file", "row"]].values.tolist() == [
+        ["eu/prices/prices_202503.csv", 1], ["eu/prices/prices_202503.csv", 2],
+        ["eu/prices/prices_202503.csv", 3], ["eu/prices/prices_202504.csv", 1],
+        ["eu/prices/prices_202504.csv", 2]]
+    assert p["volume"].isna().tolist() == [False, False, True, False, False]
+    assert p["close"].tolist()[3:] == [40.55, 38.20]
