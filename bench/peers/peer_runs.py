@@ -56,6 +56,7 @@ def w1_vbt(d: Path) -> dict:
 
 
 def metrics_vbt(d: Path) -> dict:
+    import vectorbt  # noqa: F401  (registers the .vbt accessor)
 
     rets = pd.DataFrame(np.load(d / "metrics_returns.npy"),
                         index=pd.bdate_range("2000-01-03", periods=2520))
@@ -113,12 +114,14 @@ def w2_bt(d: Path) -> dict:
                                    bt.algos.SelectWhere(select),
                                    bt.algos.WeighEqually(), bt.algos.Rebalance()])
         test = bt.Backtest(s, prices, commissions=lambda q, p: abs(q * p) * FEE,
-                           integer_positions=False, initial_capital=1e9)
+                           initial_capital=1e12)  # integer shares of 1e12: rounding < 1e-9
         res = bt.run(test)
-        return res["xs_mom"].prices.pct_change().fillna(0.0).to_numpy()
+        return res["xs_mom"].prices.pct_change().fillna(0.0)
 
     t, daily = best_of(go, 1)
-    np.save(d / "w2_bt_daily.npy", daily)
+    # bt's price series may start before/after the data's first date: align by date
+    aligned = daily.reindex(idx)
+    np.save(d / "w2_bt_daily.npy", aligned.to_numpy(dtype=float))
     return {"seconds": t, "assets": n}
 
 

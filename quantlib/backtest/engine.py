@@ -46,7 +46,7 @@ def as_dataset(data: Any) -> xr.Dataset:
     for var in ("close", "returns"):
         if var not in data:
             raise BacktestError("backtest data must hold close and returns (date x asset)",
-                                found=f"variables {sorted(data.data_vars)}",
+                                found=f"variables {sorted(map(str, data.data_vars))}",
                                 fix="merge the catalog's prices entry", field=var)
     return data.transpose("date", "asset", ...)
 
@@ -113,7 +113,7 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
                        net_leverage=s["net_leverage"], max_weight=s["max_weight"],
                        neutral=s["neutral"])
     arrays = _prepare(np.asarray(tw.values, dtype=float), data, s, cons, cost_model)
-    w, gross, net, costs, turnover = kernels.simulate_kernel(*arrays)
+    w, gross, net, costs, turnover, expo = kernels.simulate_kernel(*arrays)
     dates = pd.DatetimeIndex(data["date"].values, name="date")
     assets = [str(a) for a in data["asset"].values]
     returns = pd.DataFrame({"net": net, "gross": gross, "turnover": turnover, "costs": costs},
@@ -133,7 +133,11 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
             "snapshot": data.attrs.get("snapshot") or data_fingerprint(data),
             "quantlib_version": __version__,
             "created_at": dt.datetime.now(dt.UTC).isoformat()}
-    res = Result(returns, weights, params=to_jsonable(all_params), provenance=prov)
+    exposures = pd.DataFrame({"long": expo[:, 0], "short": expo[:, 1],
+                              "gross": expo[:, 0] - expo[:, 1], "net": expo[:, 0] + expo[:, 1],
+                              "n_holdings": expo[:, 2]}, index=dates)
+    res = Result(returns, weights, params=to_jsonable(all_params), provenance=prov,
+                 exposures=exposures)
     res.metrics = summary(res.returns["net"], benchmark=res.returns.get("benchmark"),
                           turnover=res.returns["turnover"], exposures=res.exposures,
                           periods_per_year=s["periods_per_year"], risk_free=s["risk_free"])
@@ -203,7 +207,8 @@ def kernel_args(target: np.ndarray, st: dict[str, Any]) -> tuple[Any, ...]:
     if st["execution"] == "open":
         target = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])
     return (st["r_pre"], st["r_post"], target, st["rebalance"], st["tradable"], st["lin"],
-            st["impact"], st["borrow"], st["force_close"], np.zeros(target.shape[1]))
+            st["impact"], st["borrow"], st["force_close"], np.zeros(target.shape[1]),
+            st["execution"] != "close")
 
 
 def _delisting_mask(has_bar: np.ndarray, data: xr.Dataset) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlib.backtest.signals import cs_rank_np
+from quantlib.backtest.signals import cs_rank_np, cumsum_rows
 from quantlib.errors import BacktestError
 
 __all__ = ["forward_returns_np", "ic_np", "information_coefficient", "ic_summary",
@@ -31,7 +31,7 @@ def forward_returns_np(returns: np.ndarray, horizon: int = 1) -> np.ndarray:
     """
     T = returns.shape[0]
     logv = np.concatenate([np.zeros((1,) + returns.shape[1:]),
-                           np.cumsum(np.log1p(np.nan_to_num(returns)), axis=0)])
+                           cumsum_rows(np.log1p(np.nan_to_num(returns)))])
     out = np.full(returns.shape, np.nan)
     if horizon < T:
         out[: T - horizon] = np.exp(logv[1 + horizon:] - logv[1: T - horizon + 1]) - 1

@@ -43,14 +43,15 @@ def _earn(w: np.ndarray, r: np.ndarray) -> float:
 def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
                     rebalance: np.ndarray, tradable: np.ndarray, lin_cost: np.ndarray,
                     impact: np.ndarray, borrow_daily: float, force_close: np.ndarray,
-                    w0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                             np.ndarray]:
+                    w0: np.ndarray, has_post: bool = True) -> tuple[
+                        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Simulate drifting weights with rebalances; see the module docstring.
 
     All 2-D inputs are ``(T, N)`` float64 (``tradable``/``force_close`` bool),
-    ``rebalance`` is ``(T,)`` bool, ``w0`` the ``(N,)`` starting weights.
+    ``rebalance`` is ``(T,)`` bool, ``w0`` the ``(N,)`` starting weights;
+    ``has_post=False`` skips the (all-zero) post-trade returns of close execution.
     Returns ``weights (T, N)`` (end of session), ``gross``, ``net``, ``costs``,
-    ``turnover`` (each ``(T,)``).
+    ``turnover`` (each ``(T,)``) and ``exposures (T, 3)``: long, short, holdings.
     """
     T, N = target.shape
     w = w0.copy()
@@ -59,6 +60,7 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
     net = np.empty(T)
     costs = np.empty(T)
     turnover = np.empty(T)
+    expo = np.empty((T, 3))
     for t in range(T):
         g1 = _earn(w, r_pre[t])
         c = 0.0
@@ -76,13 +78,26 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
                 traded += dw
                 c += dw * lin_cost[t, i] + dw ** 1.5 * impact[t, i]
             w[i] = new
-        g2 = _earn(w, r_post[t])
+        g2 = _earn(w, r_post[t]) if has_post else 0.0
         weights[t] = w
+        lo = 0.0
+        sh = 0.0
+        nh = 0.0
+        for i in range(N):
+            if w[i] > 0.0:
+                lo += w[i]
+                nh += 1.0
+            elif w[i] < 0.0:
+                sh += w[i]
+                nh += 1.0
+        expo[t, 0] = lo
+        expo[t, 1] = sh
+        expo[t, 2] = nh
         gross[t] = (1.0 + g1) * (1.0 + g2) - 1.0
         net[t] = (1.0 + g1) * (1.0 - c) * (1.0 + g2) - 1.0
         costs[t] = c
         turnover[t] = traded
-    return weights, gross, net, costs, turnover
+    return weights, gross, net, costs, turnover, expo
 
 
 def simulate_kernel_numpy_reference(r: np.ndarray, target: np.ndarray, rebalance: np.ndarray,

@@ -68,6 +68,30 @@ def _per_row(fn: Callable[[np.ndarray], np.ndarray], a: np.ndarray, fill: float 
 
 
 # ----------------------------------------------------------------------------- kernels
+def cumsum_rows(x: np.ndarray) -> np.ndarray:
+    """Cumulative sum along axis 0 of a C-ordered 2-D array, one row at a time.
+
+    Same sequential sums as ``np.cumsum(x, axis=0)`` (identical floats), but numpy
+    accumulates along the strided axis innermost, which is ~10x slower on
+    (date x asset) panels; adding whole rows keeps memory access contiguous.
+
+    Examples
+    --------
+    >>> x = np.arange(6.0).reshape(3, 2)
+    >>> bool((cumsum_rows(x) == np.cumsum(x, axis=0)).all())
+    True
+    """
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] < 2:
+        return np.cumsum(x, axis=0)
+    out = np.empty(x.shape, dtype=np.result_type(x.dtype, np.float64))
+    acc = np.zeros(x.shape[1], dtype=out.dtype)
+    for t in range(x.shape[0]):
+        acc += x[t]
+        out[t] = acc
+    return out
+
+
 def _trailing(c: np.ndarray, window: int) -> np.ndarray:
     """Window sums from a cumulative sum ``c`` that starts with a zero row (slices only)."""
     T = c.shape[0] - 1
@@ -83,14 +107,13 @@ def _window_sums(x: np.ndarray, window: int, squares: bool = True
     valid = np.isfinite(x)
     v = np.where(valid, x, 0.0)
     zero = np.zeros((1,) + x.shape[1:])
-    s1 = _trailing(np.concatenate([zero, np.cumsum(v, axis=0)]), window)
-    s2 = _trailing(np.concatenate([zero, np.cumsum(v * v, axis=0)]), window) if squares \
-        else None
+    s1 = _trailing(np.concatenate([zero, cumsum_rows(v)]), window)
+    s2 = _trailing(np.concatenate([zero, cumsum_rows(v * v)]), window) if squares else None
     if valid.all():
         n = np.minimum(np.arange(1, x.shape[0] + 1, dtype=float), window)[:, None]
         n = np.broadcast_to(n, x.shape)
     else:
-        n = _trailing(np.concatenate([zero, np.cumsum(valid, axis=0, dtype=float)]), window)
+        n = _trailing(np.concatenate([zero, cumsum_rows(valid.astype(float))]), window)
     return s1, s2, n
 
 
@@ -164,7 +187,7 @@ def returns_over_np(returns: np.ndarray, window: int, skip: int = 0) -> np.ndarr
     first = np.where(finite.any(axis=0), np.argmax(finite, axis=0), T)
     # the close at row s is a valid start if the asset had a bar there: a finite return at
     # s or s + 1 (s + 1 <= t, the row the signal is computed for, so no lookahead)
-    logv = np.cumsum(np.log1p(np.where(finite, returns, 0.0)), axis=0)
+    logv = cumsum_rows(np.log1p(np.where(finite, returns, 0.0)))
     out = np.full(returns.shape, np.nan)
     if window >= T:
         return out
@@ -225,7 +248,9 @@ def cs_zscore_np(x: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- wrappers
 def _wrap(like: xr.DataArray, values: np.ndarray, name: str | None = None) -> xr.DataArray:
-    return xr.DataArray(values, coords=like.coords, dims=like.dims, name=name or like.name)
+    out = like.copy(deep=False, data=values)  # shares coords: no deep copy of object coords
+    out.name = name or like.name
+    return out
 
 
 def _arr(x: xr.DataArray) -> np.ndarray:

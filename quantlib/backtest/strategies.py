@@ -200,9 +200,11 @@ def select(score: xr.DataArray, data: xr.Dataset, quantile: int, long_short: boo
     Works on numpy arrays inside (only the decision rows when run by the engine).
     """
     a = np.asarray(score.transpose("date", "asset").values, dtype=float)
+    rows = sg._active_rows(a.shape[0])
+    sub = a if rows is None else a[rows]
     if "in_universe" in data:
-        a = np.where(np.asarray(data["in_universe"].transpose("date", "asset").values, bool),
-                     a, np.nan)
+        uni = np.asarray(data["in_universe"].transpose("date", "asset").values, bool)
+        sub = np.where(uni if rows is None else uni[rows], sub, np.nan)
 
     def kernel(x: np.ndarray) -> np.ndarray:
         def ew(mask: np.ndarray, gross: float) -> np.ndarray:
@@ -215,9 +217,14 @@ def select(score: xr.DataArray, data: xr.Dataset, quantile: int, long_short: boo
             return top
         return top - ew(sg._quantile_select_np(x, quantile, "bottom"), 0.5)
 
-    w = sg._per_row(kernel, a, 0.0)
-    return xr.DataArray(w, coords=score.transpose("date", "asset").coords,
-                        dims=("date", "asset"), name="target_weights")
+    if rows is None:
+        w = kernel(sub)
+    else:
+        w = np.zeros(a.shape)
+        w[rows] = kernel(sub)
+    out = score.transpose("date", "asset").copy(deep=False, data=w)
+    out.name = "target_weights"
+    return out
 
 
 _Q = Param(10, "number of quantiles; the top one is held", 2, 100)

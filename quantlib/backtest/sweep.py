@@ -164,7 +164,7 @@ def run_batch(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str, A
     nets = np.empty((data.sizes["date"], len(param_sets)))
     turns = np.empty_like(nets)
     for j in range(len(param_sets)):
-        _, _, net, _, turnover = kernels.simulate_kernel(*kernel_args(arr[j], static))
+        _, _, net, _, turnover, _ = kernels.simulate_kernel(*kernel_args(arr[j], static))
         nets[:, j], turns[:, j] = net, turnover
     rows = pd.DataFrame(param_sets)
     if not full_metrics:
@@ -212,7 +212,8 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
         Portfolio mode: every :func:`~quantlib.backtest.metrics.summary` metric (True) or
         only total return, max drawdown, Sharpe (faster).
     progress : bool
-        Show ``dask.distributed.progress`` (widget in notebooks, bar in terminals).
+        Show a progress bar: ``dask.distributed.progress`` with a client, ``tqdm``
+        without (widgets in notebooks, text bars in terminals).
     retries : int
         Times a failed task is retried.
     **settings
@@ -244,7 +245,12 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
     batches = [sets[i:i + bs] for i in range(0, len(sets), bs)]
     attrs: dict[str, Any] = {"skipped": skipped, "n_tasks": len(batches), "batch_size": bs}
     if client is None:
-        frames = [run_batch(strat, data, b, per_asset, settings, full_metrics) for b in batches]
+        it: Iterable[list[dict[str, Any]]] = batches
+        if progress:
+            from tqdm.auto import tqdm  # a widget in notebooks, a bar in terminals
+
+            it = tqdm(batches, desc=f"sweep {strat.name}", unit="batch")
+        frames = [run_batch(strat, data, b, per_asset, settings, full_metrics) for b in it]
     else:
         frames, attrs["bytes_scattered"] = _dask_sweep(client, strat, data, batches, per_asset,
                                                        settings, full_metrics, progress,

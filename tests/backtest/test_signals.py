@@ -51,9 +51,9 @@ def test_cross_sectional_operators(x):
     df = x.to_pandas()
     pd.testing.assert_frame_equal(sg.cs_rank(x).to_pandas(),
                                   df.rank(axis=1, pct=False).sub(1).div(
-                                      df.notna().sum(1).sub(1), axis=0), atol=1e-12)
+                                      df.notna().sum(axis=1).sub(1), axis=0), atol=1e-12)
     z = sg.cs_zscore(x).to_pandas()
-    exp = df.sub(df.mean(1), axis=0).div(df.std(1, ddof=0), axis=0)
+    exp = df.sub(df.mean(axis=1), axis=0).div(df.std(axis=1, ddof=0), axis=0)
     pd.testing.assert_frame_equal(z, exp, atol=1e-12)
     w = sg.winsorize(x, 0.1, 0.9).to_pandas()
     row = df.iloc[50].dropna()
@@ -61,7 +61,7 @@ def test_cross_sectional_operators(x):
     d = sg.demean(x, "sector").to_pandas()
     for s in "abc":
         cols = [i for i, v in enumerate(x["sector"].values) if v == s]
-        assert np.allclose(d.iloc[:, cols].mean(1).dropna(), 0)
+        assert np.allclose(d.iloc[:, cols].mean(axis=1).dropna(), 0)
     with pytest.raises(StrategyError, match="asset coordinate"):
         sg.demean(x, "industry")
 
