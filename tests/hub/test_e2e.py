@@ -3,12 +3,15 @@
 ``quantlib platform up`` on an empty QUANTLIB_HOME (small sandbox) refreshes the data
 from the vendor sandbox, starts the hub and its services. Then:
 
-- a researcher logs in with the hub's form, gets a JupyterLab server, and through a real
-  kernel (Jupyter's websocket protocol) starts a LocalCluster with ``connect()``, reads
-  the catalog, backtests and publishes;
+- a researcher logs in with the hub's form, gets a JupyterLab server, and runs
+  notebooks/backtest_and_sweep.ipynb cell by cell through a real kernel (Jupyter's
+  websocket protocol; parameters cell replaced by a small run, like papermill): catalog
+  read, backtest, lookahead check, sweep on a LocalCluster; then publishes the result;
 - the Dask dashboard of that cluster answers through the researcher's server;
 - a manager is refused a server (403), and the dashboards and results API (through the
-  hub) answer them, listing the published result;
+  hub) answer them, listing the published result; the scheduler refuses them (403);
+- the scheduler service (a job every minute running notebooks/refresh_data.ipynb) commits
+  a new data version, which the data team sees in its API and a fresh catalog read sees;
 - ``quantlib platform down`` leaves no process.
 """
 
@@ -26,30 +29,50 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from quantlib.platform.hubconfig import free_port
 from quantlib.platform.process import HubState, platform_processes
-from quantlib.platform.settings import platform_paths
+from quantlib.platform.settings import HUB_CONFIG_DIR, platform_paths
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
 
 QUANTLIB = str(Path(sys.executable).parent / "quantlib")
-PASSWORDS = {"alice": "alice-pass-1234", "mark": "mark-pass-1234"}
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORDS = {"alice": "alice-pass-1234", "mark": "mark-pass-1234", "dana": "dana-pass-1234"}
 
-RESEARCH = """
-import json, quantlib
-from quantlib.cluster import connect
-from quantlib.backtest import run
-client = connect(kind="local", min_workers=1, max_workers=1)
-ds = quantlib.open_catalog(markets=["US"]).prices.read()
-n_workers = len(client.scheduler_info()["workers"])
-res = run("ma_crossover", ds, fast=5, slow=20)
-rid = quantlib.publish(res, title="e2e ma crossover", author="alice")
-print("OUT" + json.dumps({"rid": rid, "link": client.dashboard_link, "workers": n_workers,
-                          "assets": int(ds.sizes["asset"]), "dates": int(ds.sizes["date"])}))
+NOTEBOOK = ROOT / "notebooks" / "backtest_and_sweep.ipynb"
+PARAMETERS = """
+store = None
+markets = ["KR", "US", "EU"]
+strategy = "xs_momentum"
+max_workers = 1
+windows = [20, 60]
+skips = [0, 5]
 """
+PUBLISH = """
+import json
+rid = quantlib.publish(result, title="e2e xs momentum", author="alice")
+print("OUT" + json.dumps({"rid": rid, "link": client.dashboard_link,
+                          "snapshot": data.attrs["snapshot"], "sweep_rows": len(table),
+                          "assets": int(data.sizes["asset"]), "dates": int(data.sizes["date"])}))
+"""
+
+
+def notebook_cells() -> tuple[list[str], list[str]]:
+    """The notebook's code cells, parameters replaced, split before ``client.close()``.
+
+    A publish cell ends the first part (the cluster is still up for the dashboard check).
+    """
+    nb = json.loads(NOTEBOOK.read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    cells = [PARAMETERS if c.lstrip().startswith("# parameters") else c for c in cells]
+    assert PARAMETERS in cells, "the notebook has a '# parameters' cell"
+    close = [i for i, c in enumerate(cells) if c.strip() == "client.close()"]
+    at = close[0] if close else len(cells)
+    return cells[:at] + [PUBLISH], cells[at:]
 
 
 def cli(env, *args, stdin=None, timeout=600):
@@ -114,8 +137,18 @@ def platform(tmp_path_factory):
     home = tmp_path_factory.mktemp("e2e-home")
     config = home / "config.yaml"
     config.write_text("sandbox:\n  n_assets: 8\n  years: 2\n")
-    env = {**os.environ, "QUANTLIB_HOME": str(home), "QUANTLIB_CONFIG": str(config)}
-    for var in ("QUANTLIB_STORE", "QUANTLIB_RESULTS", "QUANTLIB_PLATFORM_CONFIG"):
+    schedules = home / "schedules.yaml"
+    schedules.write_text(yaml.safe_dump({"notebook_root": str(ROOT), "jobs": {"refresh-data": {
+        "description": "e2e: refresh US every minute", "cron": "* * * * *",
+        "notebook": "notebooks/refresh_data.ipynb", "owner": "data-team", "retries": 0,
+        "timeout_s": 900, "parameters": {"markets": ["US"], "sandbox": True}}}}))
+    platform_yaml = yaml.safe_load((HUB_CONFIG_DIR / "platform.yaml").read_text())
+    platform_yaml["services"]["scheduler"]["command"] += [
+        "--schedules", str(schedules), "--tick-seconds", "5"]
+    (home / "platform.yaml").write_text(yaml.safe_dump(platform_yaml))
+    env = {**os.environ, "QUANTLIB_HOME": str(home), "QUANTLIB_CONFIG": str(config),
+           "QUANTLIB_PLATFORM_CONFIG": str(home / "platform.yaml")}
+    for var in ("QUANTLIB_STORE", "QUANTLIB_RESULTS"):
         env.pop(var, None)
     for name, password in PASSWORDS.items():
         assert cli(env, "users", "passwd", name, "--password-stdin",
@@ -132,46 +165,61 @@ def platform(tmp_path_factory):
     cli(env, "down")
 
 
+async def _run_cells(ws_url: str, token: str, cells: list[str], timeout: float) -> str:
+    out = []
+    for code in cells:
+        text, errors = await _execute(ws_url, token, code, timeout)
+        assert not errors, f"cell failed:\n{code}\n" + errors[0][-3000:]
+        out.append(text)
+    return "".join(out)
+
+
+def spawn(url: str, auth: dict[str, str], name: str) -> float:
+    started = time.perf_counter()
+    assert requests.post(url + f"hub/api/users/{name}/server", headers=auth,
+                         timeout=30).status_code in (201, 202)
+    while not requests.get(url + f"hub/api/users/{name}", headers=auth, timeout=10).json()[
+            "servers"].get("", {}).get("ready"):
+        assert time.perf_counter() - started < 180
+        time.sleep(0.25)
+    return time.perf_counter() - started
+
+
+@pytest.mark.timeout(1500)
 def test_whole_platform_over_http(platform):
     url, home = platform["url"], platform["home"]
-    assert re.search(r"data version refresh-\S+ \(snapshot \S+\) committed", platform["up"])
+    first = re.search(r"data version refresh-\S+ \(snapshot (\S+)\) committed", platform["up"])
+    assert first, platform["up"]
     assert (home / "store" / "curated").is_dir()
 
-    # researcher: login -> own server
+    # researcher: login -> own server -> the backtest notebook through a kernel
     alice, resp = login(url, "alice")
     assert resp.headers["Location"].endswith("/user/alice/")
     token = make_token(url, alice, "alice")
     auth = {"Authorization": f"token {token}"}
-    t_spawn = time.perf_counter()
-    assert requests.post(url + "hub/api/users/alice/server", headers=auth,
-                         timeout=30).status_code in (201, 202)
-    while not requests.get(url + "hub/api/users/alice", headers=auth, timeout=10).json()[
-            "servers"].get("", {}).get("ready"):
-        assert time.perf_counter() - t_spawn < 180
-        time.sleep(0.25)
-    spawn_s = time.perf_counter() - t_spawn
-
-    # a kernel in that server: LocalCluster, catalog, backtest, publish
+    spawn_s = spawn(url, auth, "alice")
     kernel = requests.post(url + "user/alice/api/kernels", headers=auth, json={"name": "python3"},
                            timeout=60)
     assert kernel.status_code == 201, kernel.text
     ws_url = url.replace("http", "ws", 1) + f"user/alice/api/kernels/{kernel.json()['id']}/channels"
     t_run = time.perf_counter()
-    out, errors = asyncio.run(_execute(ws_url, token, RESEARCH, timeout=300))
+    cells, closing = notebook_cells()
+    out = asyncio.run(_run_cells(ws_url, token, cells, timeout=600))
     run_s = time.perf_counter() - t_run
-    assert not errors, errors[0][-3000:]
+    assert "no lookahead" in out
     found = json.loads(out.split("OUT", 1)[1].splitlines()[0])
-    assert found["workers"] == 1 and found["assets"] == 8 and found["dates"] > 400
+    assert found["sweep_rows"] == 4 and found["assets"] == 24 and found["dates"] > 400
     # the cluster's dashboard link points through alice's server, and answers there
     port = re.search(r"/user/alice/proxy/(\d+)/status", found["link"])
     assert port, found["link"]
     dash = requests.get(url + f"user/alice/proxy/{port.group(1)}/status", headers=auth,
                         timeout=30)
     assert dash.status_code == 200 and "Dask" in dash.text
+    asyncio.run(_run_cells(ws_url, token, closing, timeout=120))
     published = json.loads((home / "results" / "index" / "published.json").read_text())
     assert found["rid"] in json.dumps(published)
 
-    # manager: no server, but the dashboards and the results API answer
+    # manager: no server, no scheduler, but the dashboards and the results API answer
     mark, resp = login(url, "mark")
     assert resp.headers["Location"].endswith("/services/dashboards/")
     refused = mark.post(url + "hub/api/users/mark/server", timeout=10,
@@ -183,11 +231,33 @@ def test_whole_platform_over_http(platform):
     listed = requests.get(url + "services/results-api/api/v1/results", headers=mark_auth,
                           timeout=60)
     assert listed.status_code == 200, listed.text
-    assert found["rid"] in listed.text and "e2e ma crossover" in listed.text
+    assert found["rid"] in listed.text and "e2e xs momentum" in listed.text
+    assert requests.get(url + "services/scheduler/api/jobs", headers=mark_auth,
+                        timeout=30).status_code == 403
+
+    # data team: the scheduled refresh (every minute) commits a new version
+    dana, _ = login(url, "dana")
+    dana_auth = {"Authorization": f"token {make_token(url, dana, 'dana')}"}
+    deadline = time.monotonic() + 600
+    while True:
+        jobs = requests.get(url + "services/scheduler/api/jobs", headers=dana_auth, timeout=30)
+        assert jobs.status_code == 200, jobs.text
+        row = {r["job"]: r for r in jobs.json()}["refresh-data"]
+        if row["outcome"] not in (None, "running"):
+            break
+        assert time.monotonic() < deadline, row
+        time.sleep(3)
+    assert row["outcome"] == "success", row
+    assert Path(row["record"]).exists()  # the executed notebook is the run record
+    import quantlib
+
+    fresh = quantlib.load_dataset(str(home / "store"), markets=["US"], fundamentals=False)
+    assert fresh.attrs["snapshot"] not in (first.group(1), None)
 
     total_s = time.perf_counter() - platform["t0"]
     print(f"\ne2e: up (refresh + hub) {platform['up_s']:.1f} s, spawn {spawn_s:.1f} s, "
-          f"kernel research cell {run_s:.1f} s, end to end {total_s:.1f} s")
+          f"backtest notebook {run_s:.1f} s, scheduled refresh {row['duration_s']:.1f} s, "
+          f"end to end {total_s:.1f} s")
 
     run_id = platform["state"].run_id
     done = cli(platform["env"], "down", timeout=120)
