@@ -41,8 +41,11 @@ class MarketOutput:
 
 def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
                max_bad_row_fraction: float | None = None,
-               known_assets: tuple[str, ...] = ()) -> MarketOutput:
+               known_assets: tuple[str, ...] = (), fetch_workers: int = 8) -> MarketOutput:
     """Fetch, standardize and validate one market (or ``"FX"``).
+
+    ``fetch_workers`` parallel FTP connections download the market's files (the
+    transfers are latency-bound: many small daily files).
 
     Raises
     ------
@@ -60,7 +63,8 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     if market == FX:
         deliveries = fetch_fx(raw=raw, connection=connection, fetch_id=fetch_id)
     else:
-        deliveries = fetch_market(market, raw=raw, connection=connection, fetch_id=fetch_id)
+        deliveries = fetch_market(market, raw=raw, connection=connection, fetch_id=fetch_id,
+                                  workers=fetch_workers)
     t1 = time.perf_counter()
     batch = standardize(deliveries, raw)
     t2 = time.perf_counter()
