@@ -2,8 +2,9 @@
 
 Run as a hub-managed service (``quantlib schedule serve``), it binds the address in
 ``JUPYTERHUB_SERVICE_URL``, serves under ``JUPYTERHUB_SERVICE_PREFIX`` and accepts
-only requests carrying a hub token or cookie allowed to access the service
-(:class:`jupyterhub.services.auth.HubAuth`). Run standalone for development it binds
+only requests carrying a hub token or OAuth cookie allowed to access the service
+(:class:`jupyterhub.services.auth.HubOAuth`; a browser without a cookie is sent
+through the hub's OAuth login and back via ``<prefix>oauth_callback``). Run standalone for development it binds
 loopback only and is open.
 
 Endpoints (under the prefix):
@@ -106,9 +107,14 @@ class _Base(HubAuthenticated, web.RequestHandler):
             self.hub_auth = hub_auth
 
     def prepare(self) -> None:
-        # under the hub: a token/cookie whose scopes allow access to this service
-        if self.use_hub and not self.get_current_user():
-            raise web.HTTPError(403, "a JupyterHub token with access to this service is required")
+        # under the hub: a token or OAuth cookie whose scopes allow access to this service
+        if not self.use_hub or self.get_current_user():
+            return
+        browser = "text/html" in self.request.headers.get("Accept", "")
+        if browser and "Authorization" not in self.request.headers:
+            self.redirect(self.get_login_url())  # hub OAuth login, then back here
+            return
+        raise web.HTTPError(403, "a JupyterHub token with access to this service is required")
 
     def write_json(self, obj: Any) -> None:
         self.set_header("Content-Type", "application/json")
@@ -143,14 +149,28 @@ class HealthHandler(_Base):
 def make_app(service: SchedulerService, prefix: str = "/", hub_auth: Any = None
              ) -> web.Application:
     """The tornado application serving the JSON API under ``prefix``."""
+    from jupyterhub.services.auth import HubOAuthCallbackHandler
+
     prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
     kw = {"service": service, "hub_auth": hub_auth}
+    oauth = [(rf"{prefix}oauth_callback", HubOAuthCallbackHandler)] if hub_auth else []
     return web.Application([
+        *oauth,
         (rf"{prefix}api/jobs/?", JobsHandler, kw),
         (rf"{prefix}api/jobs/([a-z0-9-]+)", JobsHandler, kw),
         (rf"{prefix}api/health", HealthHandler, kw),
         (rf"{prefix}?", web.RedirectHandler, {"url": f"{prefix}api/jobs"}),
-    ])
+    ], cookie_secret=_cookie_secret(service.store.path.parent / "cookie_secret"))
+
+
+def _cookie_secret(path: Path) -> bytes:
+    """Signing key of the OAuth cookies, kept (mode 0600) so a restart keeps sessions."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(32).hex().encode())
+    return path.read_bytes().strip()
 
 
 def service_address(environ: dict[str, str] | None = None, host: str | None = None,
@@ -185,9 +205,9 @@ def serve(schedules_path: str | Path, *, host: str | None = None, port: int | No
     service = SchedulerService(schedules_path)
     hub_auth = None
     if under_hub:
-        from jupyterhub.services.auth import HubAuth
+        from jupyterhub.services.auth import HubOAuth
 
-        hub_auth = HubAuth.instance()
+        hub_auth = HubOAuth.instance()
     app = make_app(service, prefix, hub_auth)
     app.listen(p, address=h)
     log.info("scheduler serving %d job(s) at http://%s:%d%s (hub auth: %s)", len(service.jobs),

@@ -32,7 +32,7 @@ def test_hub_tokens_with_access_scope_see_the_jobs(nb, tmp_path: Path) -> None:
     nb.write_notebook(tmp_path / "ok.ipynb", nb.OK_BODY)
     schedules = nb.write_schedules(tmp_path / "s.yaml", {
         "nightly": {"cron": "0 6 * * *", "notebook": "ok.ipynb"}})
-    hub_port, svc_port, api_port = _port(), _port(), _port()
+    hub_port, svc_port, api_port, proxy_api = _port(), _port(), _port(), _port()
     allowed, denied = secrets.token_hex(16), secrets.token_hex(16)
     config = tmp_path / "jupyterhub_config.py"
     config.write_text(f"""
@@ -44,6 +44,7 @@ c.JupyterHub.hub_port = {api_port}
 c.JupyterHub.db_url = "sqlite:///{tmp_path / 'hub.sqlite'}"
 c.JupyterHub.cookie_secret_file = "{tmp_path / 'cookie_secret'}"
 c.ConfigurableHTTPProxy.command = ["{CHP}"]
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api}"
 c.ConfigurableHTTPProxy.pid_file = "{tmp_path / 'proxy.pid'}"
 c.JupyterHub.authenticator_class = "dummy"
 c.JupyterHub.services = [
@@ -60,15 +61,16 @@ c.JupyterHub.load_roles = [
 ]
 """)
     env = {**os.environ, "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(16)}
+    log = tmp_path / "hub.log"
     hub = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config)],
-                           cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+                           cwd=tmp_path, env=env, stdout=log.open("w"),
+                           stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{hub_port}/services/scheduler/"
     try:
         deadline, resp = time.monotonic() + 120, None
         while time.monotonic() < deadline:
             if hub.poll() is not None:
-                pytest.fail("hub exited: " + (hub.stdout.read() if hub.stdout else ""))
+                pytest.fail("hub exited: " + log.read_text()[-3000:])
             try:
                 resp = requests.get(base + "api/jobs", timeout=5,
                                     headers={"Authorization": f"token {allowed}"})
@@ -86,6 +88,12 @@ c.JupyterHub.load_roles = [
         assert no_scope.status_code == 403
         anonymous = requests.get(base + "api/jobs", timeout=10, allow_redirects=False)
         assert anonymous.status_code == 403
+        # a browser without a cookie is sent through the hub's OAuth login
+        browser = requests.get(base + "api/jobs", timeout=10, allow_redirects=False,
+                               headers={"Accept": "text/html"})
+        assert browser.status_code == 302
+        assert "/hub/api/oauth2/authorize" in browser.headers["Location"]
+        assert "client_id=service-scheduler" in browser.headers["Location"]
     finally:
         hub.terminate()
         try:
