@@ -5,7 +5,11 @@ the in-process cache and once with Redis (a real ``redis-server``), and drives t
 own port on loopback from a load generator in a SEPARATE process (asyncio + httpx):
 
 1. open loop: ``--rate`` requests/s (default 200) for ``--seconds``; latency percentiles;
-2. saturation: ``--concurrency`` closed-loop clients for ``--seconds``; requests/s.
+2. saturation: ``wrk`` (Debian package) with ``--concurrency`` connections for
+   ``--seconds`` (the asyncio client if ``wrk`` is missing); requests/s.
+
+The generator speaks HTTP/1.1 over keep-alive asyncio streams (a pooled client costs far
+less CPU than httpx, whose own overhead capped the first measurements at ~100 req/s).
 
 Usage: ``uv run python bench/bench_api.py [--rate 200] [--seconds 10]``
 """
@@ -31,58 +35,106 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-async def open_loop(url: str, token: str, rate: float, seconds: float) -> dict:
-    import httpx
+class Conn:
+    """One keep-alive HTTP/1.1 connection (asyncio streams): a light load generator."""
 
+    def __init__(self, host: str, port: int, request: bytes) -> None:
+        self.host, self.port, self.request = host, port, request
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(self.request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await self.reader.readexactly(length)
+        return status
+
+
+def _request(url: str, token: str) -> tuple[str, int, bytes]:
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    req = (f"GET {u.path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
+           f"Authorization: token {token}\r\n\r\n").encode()
+    return str(u.hostname), int(u.port or 80), req
+
+
+async def open_loop(url: str, token: str, rate: float, seconds: float) -> dict:
+    host, port, req = _request(url, token)
+    pool: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(64):
+        pool.put_nowait(Conn(host, port, req))
     lat: list[float] = []
     errors = 0
-    async with httpx.AsyncClient(headers={"Authorization": f"token {token}"},
-                                 limits=httpx.Limits(max_connections=50), timeout=60) as client:
-        async def one() -> None:
-            nonlocal errors
-            t = time.perf_counter()
-            r = await client.get(url)
-            lat.append((time.perf_counter() - t) * 1000)
-            errors += r.status_code != 200
-        for _ in range(20):  # warm the caches and connections
-            await one()
-        lat.clear()
-        start = time.perf_counter()
-        tasks = []
-        for i in range(int(rate * seconds)):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one()))
-        await asyncio.gather(*tasks)
-        elapsed = time.perf_counter() - start
+
+    async def one() -> None:
+        nonlocal errors
+        t = time.perf_counter()
+        conn = await pool.get()
+        try:
+            errors += await conn.get() != 200
+        finally:
+            pool.put_nowait(conn)
+        lat.append((time.perf_counter() - t) * 1000)
+
+    await asyncio.gather(*(one() for _ in range(64)))  # open connections, warm caches
+    lat.clear()
+    errors = 0
+    start = time.perf_counter()
+    tasks = []
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
     return {"n": len(lat), "achieved_rps": len(lat) / elapsed, "errors": errors,
             "p50_ms": percentile(lat, 50), "p95_ms": percentile(lat, 95),
             "p99_ms": percentile(lat, 99), "max_ms": max(lat)}
 
 
 async def closed_loop(url: str, token: str, concurrency: int, seconds: float) -> dict:
-    import httpx
-
+    host, port, req = _request(url, token)
     done = 0
     stop = time.perf_counter() + seconds
-    async with httpx.AsyncClient(headers={"Authorization": f"token {token}"},
-                                 limits=httpx.Limits(max_connections=concurrency), timeout=60) as client:
-        async def worker() -> None:
-            nonlocal done
-            while time.perf_counter() < stop:
-                r = await client.get(url)
-                done += r.status_code == 200
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    return {"saturation_rps": done / elapsed, "concurrency": concurrency}
+
+    async def worker() -> None:
+        nonlocal done
+        conn = Conn(host, port, req)
+        while time.perf_counter() < stop:
+            done += await conn.get() == 200
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return {"saturation_rps": done / (time.perf_counter() - t0), "concurrency": concurrency}
 
 
 def load_main(args: argparse.Namespace) -> None:
     out = asyncio.run(open_loop(args.url, args.token, args.rate, args.seconds))
-    out.update(asyncio.run(closed_loop(args.url, args.token, args.concurrency, args.seconds)))
+    out.update(saturation(args.url, args.token, args.concurrency, args.seconds))
     print(json.dumps(out))
+
+
+def saturation(url: str, token: str, concurrency: int, seconds: float) -> dict:
+    """Throughput at saturation: ``wrk`` (Debian) if installed, else the asyncio client."""
+    exe = shutil.which("wrk")
+    if not exe:
+        return asyncio.run(closed_loop(url, token, concurrency, seconds))
+    out = subprocess.run([exe, "-t1", f"-c{concurrency}", f"-d{int(seconds)}s", "--latency",
+                          "-H", f"Authorization: token {token}", url],
+                         capture_output=True, text=True, timeout=seconds + 60).stdout
+    rps = float(out.split("Requests/sec:")[1].split()[0])
+    non2xx = int(out.split("Non-2xx or 3xx responses:")[1].split()[0]) if "Non-2xx" in out else 0
+    return {"saturation_rps": rps, "concurrency": concurrency, "saturation_errors": non2xx,
+            "generator": "wrk"}
 
 
 def run_case(name: str, store: str, ids: list[str], args: argparse.Namespace,

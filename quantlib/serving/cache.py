@@ -84,7 +84,9 @@ class RedisCache:
         self.url = url
         self.ttl = ttl
         self.prefix = prefix
-        self._client = aioredis.from_url(url)
+        # a bounded, blocking pool: bursts wait for a connection instead of failing
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+        self._client = aioredis.Redis(connection_pool=pool)
 
     async def get(self, key: str) -> bytes | None:
         value = await self._client.get(self.prefix + key)
