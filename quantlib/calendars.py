@@ -6,8 +6,10 @@ Everything here is cached per (market, start, end): exchange_calendars is slow t
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 from datetime import time
+from pathlib import Path
 
 import exchange_calendars as xcals
 import numpy as np
@@ -65,16 +67,48 @@ def market(code: str) -> Market:
                            fix="pass one of the supported market codes", market=code) from None
 
 
+_SPAN = ("2000-01-01", "2030-12-31")
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "quantlib" / "calendars"
+
+
 @functools.lru_cache(maxsize=8)
-def _calendar(mic: str) -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(mic, start="2000-01-01", end="2030-12-31")
+def _closes(mic: str) -> pd.Series:
+    """UTC close of every session of ``mic`` in 2000-2030, indexed by naive session date.
+
+    Building some calendars (XKRX: lunar holidays) takes seconds to tens of seconds, and
+    every process (hub services, notebook kernels, sandbox) needs them, so the schedule is
+    cached on disk per exchange_calendars version (``$XDG_CACHE_HOME/quantlib/calendars``).
+    """
+    path = _cache_dir() / f"{mic}-{xcals.__version__}-{_SPAN[0]}-{_SPAN[1]}.parquet"
+    if path.exists():
+        try:
+            frame = pd.read_parquet(path)
+            return pd.Series(pd.DatetimeIndex(frame["close"]).tz_convert("UTC"),
+                             index=pd.DatetimeIndex(frame["session"]), name="close")
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is rebuilt below
+    cal = xcals.get_calendar(mic, start=_SPAN[0], end=_SPAN[1])
+    close = cal.schedule["close"]
+    sessions = pd.DatetimeIndex(close.index).tz_localize(None).astype("datetime64[ns]")
+    out = pd.Series(pd.DatetimeIndex(close).tz_convert("UTC"), index=sessions, name="close")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        pd.DataFrame({"session": out.index, "close": out.to_numpy()}).to_parquet(tmp)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the rebuild next time
+    return out
 
 
 @functools.lru_cache(maxsize=64)
 def _sessions(code: str, start: str, end: str) -> pd.DatetimeIndex:
-    cal = _calendar(market(code).mic)
-    return pd.DatetimeIndex(cal.sessions_in_range(start, end)).tz_localize(None).astype(
-        "datetime64[ns]")
+    idx = _closes(market(code).mic).index
+    return idx[(idx >= pd.Timestamp(start)) & (idx <= pd.Timestamp(end))]
 
 
 def sessions(code: str, start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DatetimeIndex:
@@ -107,10 +141,7 @@ def session_closes(code: str, dates: pd.DatetimeIndex) -> pd.DatetimeIndex:
         m.tz, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
     if len(dates) == 0:
         return nominal
-    cal = _calendar(m.mic)
-    closes = cal.schedule["close"]
-    closes.index = pd.DatetimeIndex(closes.index).tz_localize(None)
-    actual = closes.reindex(dates)
+    actual = _closes(m.mic).reindex(dates)
     out = pd.Series(np.asarray(nominal), index=dates)
     has = actual.notna().to_numpy()
     out[has] = pd.DatetimeIndex(actual[has]).tz_convert("UTC")
