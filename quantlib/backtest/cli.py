@@ -26,13 +26,10 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
 
 def _data(assets: int, days: int, seed: int, markets: str, catalog: bool) -> Any:
     if catalog:
-        import xarray as xr
-
         import quantlib
 
-        cat = quantlib.open_catalog(markets=markets.split(","))  # type: ignore[attr-defined]
-        return xr.merge([cat["prices"].read(), cat["fundamentals"].read(),
-                         cat["universe"].read()]).load()
+        # prices + universe + fundamentals from ONE pinned snapshot (attrs["snapshot"])
+        return quantlib.load_dataset(compute=True, markets=markets.split(","))
     from quantlib.backtest.synthetic import make_dataset
 
     return make_dataset(assets, days, seed=seed, markets=tuple(m for m in markets.split(",")
