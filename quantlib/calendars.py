@@ -87,14 +87,16 @@ def _closes(mic: str) -> pd.Series:
     if path.exists():
         try:
             frame = pd.read_parquet(path)
-            return pd.Series(pd.DatetimeIndex(frame["close"]).tz_convert("UTC"),
-                             index=pd.DatetimeIndex(frame["session"]), name="close")
+            return pd.Series(pd.DatetimeIndex(frame["close"]).tz_convert("UTC").as_unit("ns"),
+                             index=pd.DatetimeIndex(frame["session"], name=None).as_unit("ns"),
+                             name="close")
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
     cal = xcals.get_calendar(mic, start=_SPAN[0], end=_SPAN[1])
     close = cal.schedule["close"]
     sessions = pd.DatetimeIndex(close.index).tz_localize(None).astype("datetime64[ns]")
-    out = pd.Series(pd.DatetimeIndex(close).tz_convert("UTC"), index=sessions, name="close")
+    out = pd.Series(pd.DatetimeIndex(close).tz_convert("UTC").as_unit("ns"),
+                    index=pd.DatetimeIndex(sessions, freq=None), name="close")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
