@@ -88,7 +88,7 @@ def _closes(mic: str) -> pd.Series:
         try:
             frame = pd.read_parquet(path)
             return pd.Series(pd.DatetimeIndex(frame["close"]).tz_convert("UTC").as_unit("ns"),
-                             index=pd.DatetimeIndex(frame["session"], name=None).as_unit("ns"),
+                             index=pd.DatetimeIndex(frame["session"]).as_unit("ns").rename(None),
                              name="close")
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
