@@ -1,4 +1,5 @@
-"""Response caches for the results API: in-process by default, Redis when ``REDIS_URL`` is set.
+"""Response caches for the results API: in-process by default, Redis when ``REDIS_URL`` is set
+(shared by every API process, with a 2-second in-process first level for hot keys).
 
 Keys carry the results store's version token (see
 :meth:`quantlib.serving.store.ResultsView.version`), so a publish makes every key that
@@ -13,7 +14,7 @@ import time
 from collections import OrderedDict
 from typing import Protocol
 
-__all__ = ["ResponseCache", "MemoryCache", "RedisCache", "make_cache"]
+__all__ = ["ResponseCache", "MemoryCache", "RedisCache", "TieredCache", "make_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,37 @@ class RedisCache:
         await self._client.aclose()
 
 
+class TieredCache:
+    """A short-lived in-process cache in front of a shared one (Redis).
+
+    Keys carry the store's version token, so an entry can never be stale in content; the
+    first level only saves the Redis round trip (and redis-py's per-command cost) for
+    hot keys, for ``l1_ttl`` seconds.
+    """
+
+    def __init__(self, shared: ResponseCache, *, l1_ttl: float = 2.0,
+                 l1_entries: int = 1024) -> None:
+        self.shared = shared
+        self.local = MemoryCache(max_entries=l1_entries, ttl=l1_ttl)
+        self.name = shared.name
+
+    async def get(self, key: str) -> bytes | None:
+        hit = await self.local.get(key)
+        if hit is None:
+            hit = await self.shared.get(key)
+            if hit is not None:
+                await self.local.set(key, hit)
+        return hit
+
+    async def set(self, key: str, value: bytes) -> None:
+        await self.local.set(key, value)
+        await self.shared.set(key, value)
+
+    async def close(self) -> None:
+        await self.local.close()
+        await self.shared.close()
+
+
 def make_cache(redis_url: str | None = None, *, ttl: float = 300.0) -> ResponseCache:
     """Redis when ``redis_url`` (or ``REDIS_URL``) is set, else an in-process cache.
 
@@ -112,5 +144,5 @@ def make_cache(redis_url: str | None = None, *, ttl: float = 300.0) -> ResponseC
     url = redis_url or os.environ.get("REDIS_URL")
     if url:
         log.info("results API cache: redis at %s", url.split("@")[-1])
-        return RedisCache(url, ttl=ttl)
+        return TieredCache(RedisCache(url, ttl=ttl))
     return MemoryCache(ttl=ttl)
