@@ -40,3 +40,14 @@ def test_dev_api_memory_cache_sees_new_publish(dev_api, results_store):
     later = requests.get(f"{dev_api}/api/v1/results", timeout=10).json()
     assert rid in {m["result_id"] for m in later}
     assert len(later) == len(first) + 1
+
+
+def test_dashboards_serve_needs_hub_or_no_auth():
+    r = subprocess.run([QUANTLIB, "dashboards", "serve"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    assert "the dashboards need the hub or --no-auth" in r.stderr
+    r = subprocess.run([QUANTLIB, "dashboards", "serve", "--hub", "--no-auth"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--hub and --no-auth exclude each other" in r.stderr
