@@ -131,6 +131,7 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
 
     prov = {"strategy": strategy, "source_hash": source_hash or _weights_hash(tw),
             "snapshot": data.attrs.get("snapshot") or data_fingerprint(data),
+            "data": data_selection(data),
             "quantlib_version": __version__,
             "created_at": dt.datetime.now(dt.UTC).isoformat()}
     exposures = pd.DataFrame({"long": expo[:, 0], "short": expo[:, 1],
@@ -318,4 +319,24 @@ def _request_id(strat: Any, full: dict[str, Any], sim: dict[str, Any], data: xr.
     params = to_jsonable({**full, **{k: v for k, v in s.items() if k != "costs"},
                           "costs": cost})
     snap = data.attrs.get("snapshot") or data_fingerprint(data)
-    return result_id_for(strat.name, strat.source_hash, params, snap, __version__)
+    return result_id_for(strat.name, strat.source_hash, params, snap, __version__,
+                         data_selection(data))
+
+
+def data_selection(data: xr.Dataset) -> dict[str, Any] | None:
+    """What a catalog read selected from its snapshot (``None`` for other datasets).
+
+    Part of a result's content address, and what a rerun (what-if) reads again.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset(coords={"date": pd.date_range("2024-01-01", periods=2)},
+    ...                 attrs={"snapshot": "S1", "markets": ["US"], "decision_clock": "own",
+    ...                        "start": "2024-01-01", "end": "2024-01-02"})
+    >>> data_selection(ds)
+    {'markets': ['US'], 'start': '2024-01-01', 'end': '2024-01-02', 'decision_clock': 'own'}
+    """
+    if "snapshot" not in data.attrs or "markets" not in data.attrs:
+        return None
+    keys = ("markets", "start", "end", "decision_clock")
+    return {k: to_jsonable(data.attrs[k]) for k in keys if k in data.attrs}

@@ -62,8 +62,13 @@ def canonical_json(obj: Any) -> str:
 
 
 def result_id_for(strategy: str, source_hash: str, params: dict[str, Any],
-                  snapshot: str | None, quantlib_version: str) -> str:
+                  snapshot: str | None, quantlib_version: str,
+                  data: dict[str, Any] | None = None) -> str:
     """Content address of a backtest request: sha256 of its canonical JSON, 16 hex digits.
+
+    ``data`` is the selection read from the snapshot (markets, start, end, decision
+    clock; see :func:`quantlib.load_dataset`): the same snapshot read for other markets
+    or dates is another request.
 
     Examples
     --------
@@ -73,6 +78,8 @@ def result_id_for(strategy: str, source_hash: str, params: dict[str, Any],
     """
     key = {"strategy": strategy, "source_hash": source_hash, "params": params,
            "snapshot": snapshot, "quantlib_version": quantlib_version}
+    if data:
+        key["data"] = data
     return hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]
 
 
@@ -142,7 +149,8 @@ class Result:
         """Content address: strategy, its source hash, params, snapshot, quantlib version."""
         p = self.provenance
         return result_id_for(p.get("strategy", "custom"), p.get("source_hash", ""),
-                             self.params, p.get("snapshot"), p.get("quantlib_version", ""))
+                             self.params, p.get("snapshot"), p.get("quantlib_version", ""),
+                             p.get("data"))
 
     @property
     def net(self) -> pd.Series:
@@ -164,6 +172,7 @@ class Result:
             "source_hash": p.get("source_hash", ""),
             "params": self.params,
             "snapshot": p.get("snapshot"),
+            "data": p.get("data"),
             "quantlib_version": p.get("quantlib_version", ""),
             "created_at": p.get("created_at"),
             "start": idx[0].isoformat() if len(idx) else None,
@@ -204,8 +213,10 @@ class Result:
             raise StoreError("a saved result folder must hold meta.json", found="no meta.json",
                              fix="check the URL or result id", file=f"{url}/meta.json")
         meta = json.loads(fs.cat(f"{root}/meta.json"))
-        prov = {k: meta.get(k) for k in ("strategy", "source_hash", "snapshot",
+        prov = {k: meta.get(k) for k in ("strategy", "source_hash", "snapshot", "data",
                                         "quantlib_version", "created_at")}
+        if prov["data"] is None:  # results of in-memory datasets carry no selection
+            del prov["data"]
         info = {k: meta.get(k) for k in ("author", "published", "published_at", "title",
                                         "description", "tags", "allowed_params")}
         info = {k: v for k, v in info.items() if v is not None}

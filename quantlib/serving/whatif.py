@@ -81,7 +81,8 @@ def request_id(meta: dict[str, Any], changes: dict[str, Any]) -> str:
 
     params = {**(meta.get("params") or {}), **changes}
     return result_id_for(meta.get("strategy", "custom"), meta.get("source_hash", ""), params,
-                         meta.get("snapshot"), meta.get("quantlib_version", ""))
+                         meta.get("snapshot"), meta.get("quantlib_version", ""),
+                         meta.get("data"))
 
 
 def execute(spec: dict[str, Any]) -> str:
@@ -109,15 +110,16 @@ def execute(spec: dict[str, Any]) -> str:
 
 def _run_registered(meta: dict[str, Any], params: dict[str, Any]) -> Any:
     from quantlib.backtest import run
+    from quantlib.datasets import load_dataset
 
     snapshot = meta.get("snapshot")
-    try:
-        from quantlib import open_catalog  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise StrategyError("what-if needs the data snapshot the result used",
-                            found="quantlib.open_catalog is not available",
-                            fix="install the catalog package", snapshot=snapshot) from exc
-    data = open_catalog(snapshot=snapshot)["prices"].read()
+    selection = meta.get("data")
+    if not snapshot or not selection:
+        raise StrategyError("what-if needs the catalog selection the result was run on",
+                            found=f"snapshot={snapshot!r}, data={selection!r}",
+                            fix="publish a result computed on quantlib.load_dataset(...)",
+                            snapshot=snapshot)
+    data = load_dataset(snapshot=snapshot, compute=True, **selection)
     return run(meta["strategy"], data, **params)
 
 
