@@ -23,7 +23,7 @@ def test_file_is_merged_over_defaults(tmp_path):
     cfg = load_config(p)
     assert cfg["markets"] == ["KR"]
     assert cfg["cluster"]["max_workers"] == 4
-    assert cfg["cluster"]["min_workers"] == 0  # default kept
+    assert cfg["cluster"]["min_workers"] == 1  # default kept
 
 
 def test_schema_error_names_file_and_field(tmp_path):
