@@ -18,6 +18,7 @@ from the vendor sandbox, starts the hub and its services. Then:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import re
@@ -165,6 +166,16 @@ def platform(tmp_path_factory):
     cli(env, "down")
 
 
+def run_async(coro):
+    """Run a coroutine on a fresh event loop in its own thread.
+
+    Another test in the same xdist worker may leave a loop running in this thread (a
+    session-scoped Playwright browser does), where ``asyncio.run`` would refuse.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 async def _run_cells(ws_url: str, token: str, cells: list[str], timeout: float) -> str:
     out = []
     for code in cells:
@@ -204,7 +215,7 @@ def test_whole_platform_over_http(platform):
     ws_url = url.replace("http", "ws", 1) + f"user/alice/api/kernels/{kernel.json()['id']}/channels"
     t_run = time.perf_counter()
     cells, closing = notebook_cells()
-    out = asyncio.run(_run_cells(ws_url, token, cells, timeout=600))
+    out = run_async(_run_cells(ws_url, token, cells, timeout=600))
     run_s = time.perf_counter() - t_run
     assert "no lookahead" in out
     found = json.loads(out.split("OUT", 1)[1].splitlines()[0])
@@ -215,7 +226,7 @@ def test_whole_platform_over_http(platform):
     dash = requests.get(url + f"user/alice/proxy/{port.group(1)}/status", headers=auth,
                         timeout=30)
     assert dash.status_code == 200 and "Dask" in dash.text
-    asyncio.run(_run_cells(ws_url, token, closing, timeout=120))
+    run_async(_run_cells(ws_url, token, closing, timeout=120))
     published = json.loads((home / "results" / "index" / "published.json").read_text())
     assert found["rid"] in json.dumps(published)
 
