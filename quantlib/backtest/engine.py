@@ -192,24 +192,27 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
     return {"r_pre": np.ascontiguousarray(r_pre), "r_post": r_post,
             "rebalance": rebalance, "tradable": tradable, "lin": lin, "impact": impact,
             "borrow": float(borrow), "force_close": force_close, "universe": uni,
+            "force_rows": force_close.any(axis=1),
             "groups": groups, "cons": cons, "execution": s["execution"],
             "rebalance_decision": decision}
 
 
 def kernel_args(target: np.ndarray, st: dict[str, Any]) -> tuple[Any, ...]:
     """Kernel arguments for one target-weight array (T, N) given :func:`prepare_static`."""
-    # only rebalance rows are ever read: constrain those, leave the rest 0
+    # only rebalance rows are ever read: constrain those, pass them alone
     rows = np.nonzero(st["rebalance_decision"])[0]
     sub = np.asarray(target, dtype=float)[rows]
     if st["universe"] is not None:
         sub = np.where(st["universe"][rows], sub, 0.0)
-    target = np.zeros(np.shape(target))
-    target[rows] = apply_constraints(sub, st["cons"], st["groups"])  # NaN -> 0 there
+    sub = np.ascontiguousarray(apply_constraints(sub, st["cons"], st["groups"]))  # NaN -> 0
+    T = len(st["rebalance_decision"])
+    target_row = np.full(T, -1, np.int64)
+    target_row[rows] = np.arange(len(rows))
     if st["execution"] == "open":
-        target = np.vstack([np.zeros((1, target.shape[1])), target[:-1]])
-    return (st["r_pre"], st["r_post"], target, st["rebalance"], st["tradable"], st["lin"],
-            st["impact"], st["borrow"], st["force_close"], np.zeros(target.shape[1]),
-            st["execution"] != "close")
+        target_row = np.concatenate([[-1], target_row[:-1]])  # executed next open
+    return (st["r_pre"], st["r_post"], sub, target_row, st["rebalance"], st["tradable"],
+            st["lin"], st["impact"], st["borrow"], st["force_close"],
+            np.zeros(sub.shape[1]), st["execution"] != "close", st["force_rows"])
 
 
 def _delisting_mask(has_bar: np.ndarray, data: xr.Dataset) -> np.ndarray:

@@ -32,28 +32,33 @@ def _earn(w: np.ndarray, r: np.ndarray) -> float:
     for i in range(w.shape[0]):
         if not np.isnan(r[i]):
             g += w[i] * r[i]
-    denom = 1.0 + g
+    inv = 1.0 / (1.0 + g)
     for i in range(w.shape[0]):
         ri = 0.0 if np.isnan(r[i]) else r[i]
-        w[i] = w[i] * (1.0 + ri) / denom
+        w[i] = w[i] * (1.0 + ri) * inv
     return g
 
 
 @numba.njit(cache=True, nogil=True)
 def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
-                    rebalance: np.ndarray, tradable: np.ndarray, lin_cost: np.ndarray,
+                    target_row: np.ndarray, rebalance: np.ndarray, tradable: np.ndarray, lin_cost: np.ndarray,
                     impact: np.ndarray, borrow_daily: float, force_close: np.ndarray,
-                    w0: np.ndarray, has_post: bool = True) -> tuple[
+                    w0: np.ndarray, has_post: bool = True,
+                    force_rows: np.ndarray | None = None) -> tuple[
                         np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Simulate drifting weights with rebalances; see the module docstring.
 
-    All 2-D inputs are ``(T, N)`` float64 (``tradable``/``force_close`` bool),
+    ``target`` holds the ``(R, N)`` target weights of the rebalance sessions only and
+    ``target_row`` (``(T,)`` int) maps each session to its row there (``-1``: none);
+    the other 2-D inputs are ``(T, N)`` float64 (``tradable``/``force_close`` bool),
     ``rebalance`` is ``(T,)`` bool, ``w0`` the ``(N,)`` starting weights;
-    ``has_post=False`` skips the (all-zero) post-trade returns of close execution.
+    ``has_post=False`` skips the (all-zero) post-trade returns of close execution;
+    ``force_rows`` (``(T,)`` bool, ``force_close.any(axis=1)``) lets sessions with
+    nothing to trade take a fused drift-only pass.
     Returns ``weights (T, N)`` (end of session), ``gross``, ``net``, ``costs``,
     ``turnover`` (each ``(T,)``) and ``exposures (T, 3)``: long, short, holdings.
     """
-    T, N = target.shape
+    T, N = r_pre.shape
     w = w0.copy()
     weights = np.empty((T, N))
     gross = np.empty(T)
@@ -62,6 +67,40 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
     turnover = np.empty(T)
     expo = np.empty((T, 3))
     for t in range(T):
+        quiet = not has_post and not rebalance[t] and (
+            force_rows is not None and not force_rows[t])
+        if quiet:
+            # nothing trades: drift, borrow and exposures in one pass over the row
+            rp = r_pre[t]
+            g1 = 0.0
+            for i in range(N):
+                if not np.isnan(rp[i]):
+                    g1 += w[i] * rp[i]
+            inv = 1.0 / (1.0 + g1)
+            c = 0.0
+            lo = 0.0
+            sh = 0.0
+            nh = 0.0
+            for i in range(N):
+                ri = rp[i]
+                wi = w[i] * inv if np.isnan(ri) else w[i] * (1.0 + ri) * inv
+                w[i] = wi
+                weights[t, i] = wi
+                if wi > 0.0:
+                    lo += wi
+                    nh += 1.0
+                elif wi < 0.0:
+                    c += -wi * borrow_daily
+                    sh += wi
+                    nh += 1.0
+            expo[t, 0] = lo
+            expo[t, 1] = sh
+            expo[t, 2] = nh
+            gross[t] = g1
+            net[t] = (1.0 + g1) * (1.0 - c) - 1.0
+            costs[t] = c
+            turnover[t] = 0.0
+            continue
         g1 = _earn(w, r_pre[t])
         c = 0.0
         traded = 0.0
@@ -70,7 +109,7 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
                 c += -w[i] * borrow_daily
             new = w[i]
             if rebalance[t] and tradable[t, i]:
-                new = target[t, i]
+                new = target[target_row[t], i]
             if force_close[t, i]:
                 new = 0.0
             dw = abs(new - w[i])

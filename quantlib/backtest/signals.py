@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -182,12 +183,8 @@ def returns_over_np(returns: np.ndarray, window: int, skip: int = 0) -> np.ndarr
     if not 0 <= skip < window:
         raise StrategyError("skip must be in [0, window)", found=f"skip={skip}, window={window}",
                             fix="pass e.g. window=252, skip=21", field="skip")
-    finite = np.isfinite(returns)
+    returns = np.ascontiguousarray(returns, dtype=float)
     T = returns.shape[0]
-    first = np.where(finite.any(axis=0), np.argmax(finite, axis=0), T)
-    # the close at row s is a valid start if the asset had a bar there: a finite return at
-    # s or s + 1 (s + 1 <= t, the row the signal is computed for, so no lookahead)
-    logv = cumsum_rows(np.log1p(np.where(finite, returns, 0.0)))
     out = np.full(returns.shape, np.nan)
     if window >= T:
         return out
@@ -196,9 +193,37 @@ def returns_over_np(returns: np.ndarray, window: int, skip: int = 0) -> np.ndarr
         rows = np.arange(window, T)
     rows = rows[rows >= window]
     start = rows - window
+    need = np.unique(np.concatenate([rows - skip, start]))
+    growth, first = _growth_rows(returns, need)
+    # the close at row s is a valid start if the asset had a bar there: a finite return at
+    # s or s + 1 (s + 1 <= t, the row the signal is computed for, so no lookahead)
     ok = start[:, None] >= first[None, :] - 1
-    out[rows] = np.where(ok, np.exp(logv[rows - skip] - logv[start]) - 1, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = growth[np.searchsorted(need, rows - skip)] / growth[np.searchsorted(need, start)]
+    out[rows] = np.where(ok, ratio - 1.0, np.nan)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _growth_rows(returns: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Growth of 1 (product of ``1 + r``, non-finite r as 0) at the sorted rows ``need``,
+    and each asset's first row with a finite return (``T`` if none): one row-major pass."""
+    T, N = returns.shape
+    acc = np.ones(N)
+    first = np.full(N, T, np.int64)
+    out = np.empty((need.shape[0], N))
+    j = 0
+    for t in range(T):
+        for i in range(N):
+            x = returns[t, i]
+            if np.isfinite(x):
+                acc[i] *= 1.0 + x
+                if first[i] == T:
+                    first[i] = t
+        while j < need.shape[0] and need[j] == t:
+            out[j] = acc
+            j += 1
+    return out, first
 
 
 def cs_rank_np(x: np.ndarray) -> np.ndarray:
@@ -391,15 +416,47 @@ def top_k(x: xr.DataArray, k: int, bottom: bool = False) -> xr.DataArray:
 
 
 def _quantile_select_np(a: np.ndarray, q: int, which: str) -> np.ndarray:
-    pct = cs_rank_np(a)
-    n = np.isfinite(a).sum(axis=1, keepdims=True)
-    k = np.floor(n / q)
-    # the k best ranks: rank index >= n - k  <=>  pct >= (n - k) / (n - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        thresh = (n - k) / np.maximum(n - 1, 1)
-        low = (k - 1) / np.maximum(n - 1, 1)
-        mask = pct >= thresh - 1e-12 if which == "top" else pct <= low + 1e-12
-    return mask & (k > 0) & np.isfinite(a)
+    """The top (bottom) ``floor(n / q)`` of each row's ``n`` finite values.
+
+    Same selection as thresholding :func:`cs_rank_np` (a tie group straddling the cut is
+    kept when its average rank reaches it), found with a partition per row (O(n), no sort).
+    """
+    return _quantile_mask(np.ascontiguousarray(a, dtype=float), int(q), which == "top")
+
+
+@numba.njit(cache=True, nogil=True)
+def _quantile_mask(a: np.ndarray, q: int, top: bool) -> np.ndarray:
+    T, N = a.shape
+    out = np.zeros((T, N), np.bool_)
+    buf = np.empty(N)
+    for t in range(T):
+        n = 0
+        for i in range(N):
+            x = a[t, i]
+            if np.isfinite(x):
+                buf[n] = x if top else -x
+                n += 1
+        k = n // q
+        if k == 0:
+            continue
+        cut = np.partition(buf[:n], n - k)[n - k]  # the k-th largest
+        gt = 0
+        eq = 0
+        for i in range(n):
+            if buf[i] > cut:
+                gt += 1
+            elif buf[i] == cut:
+                eq += 1
+        # the cut's tie group: average ascending rank n - gt - (eq + 1) / 2, kept when its
+        # percentile reaches (n - k) / (n - 1) (values above the cut always are, below never)
+        d = max(n - 1, 1)
+        keep_tie = (n - gt - (eq + 1) / 2.0) / d >= (n - k) / d - 1e-12
+        for i in range(N):
+            x = a[t, i]
+            if np.isfinite(x):
+                v = x if top else -x
+                out[t, i] = v > cut or (v == cut and keep_tie)
+    return out
 
 
 def quantile_select(x: xr.DataArray, q: int = 10, which: str = "top") -> xr.DataArray:

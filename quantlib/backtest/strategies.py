@@ -203,8 +203,8 @@ def select(score: xr.DataArray, data: xr.Dataset, quantile: int, long_short: boo
     rows = sg._active_rows(a.shape[0])
     sub = a if rows is None else a[rows]
     if "in_universe" in data:
-        uni = np.asarray(data["in_universe"].transpose("date", "asset").values, bool)
-        sub = np.where(uni if rows is None else uni[rows], sub, np.nan)
+        uni = data["in_universe"].transpose("date", "asset").values
+        sub = np.where(np.asarray(uni if rows is None else uni[rows], bool), sub, np.nan)
 
     def kernel(x: np.ndarray) -> np.ndarray:
         def ew(mask: np.ndarray, gross: float) -> np.ndarray:

@@ -92,3 +92,49 @@ def test_no_operator_reads_later_rows(x, rng):
         a = np.asarray(op(x).values[: cut + 1], float)
         b = np.asarray(op(y).values[: cut + 1], float)
         np.testing.assert_allclose(a, b, equal_nan=True)
+
+
+def _quantile_by_rank(a: np.ndarray, q: int, which: str) -> np.ndarray:
+    """The definition: threshold pandas' average percentile rank (independent of sg)."""
+    df = pd.DataFrame(a)
+    n = df.notna().sum(axis=1).to_numpy()[:, None]
+    k = np.floor(n / q)
+    pct = df.rank(axis=1, method="average").sub(1).to_numpy() / np.maximum(n - 1, 1)
+    if which == "top":
+        mask = pct >= (n - k) / np.maximum(n - 1, 1) - 1e-12
+    else:
+        mask = pct <= (k - 1) / np.maximum(n - 1, 1) + 1e-12
+    return mask & (k > 0) & np.isfinite(a)
+
+
+@pytest.mark.parametrize("which", ["top", "bottom"])
+@pytest.mark.parametrize("q", [2, 3, 10])
+def test_quantile_select_partition_equals_rank_threshold(rng, q, which):
+    # small integers: many ties, some straddling the cut; NaN rows and sparse rows too
+    a = rng.integers(0, 6, size=(400, 23)).astype(float)
+    a[rng.random(a.shape) < 0.3] = np.nan
+    a[5] = np.nan
+    a[6, 1:] = np.nan
+    got = sg._quantile_select_np(a, q, which)
+    np.testing.assert_array_equal(got, _quantile_by_rank(a, q, which))
+    b = rng.normal(size=(50, 1000))  # no ties: exactly floor(n / q) per row
+    assert (sg._quantile_select_np(b, q, which).sum(axis=1) == 1000 // q).all()
+
+
+def test_returns_over_on_decision_rows_equals_full_rows(rng):
+    r = rng.normal(0, 0.02, (600, 40))
+    r[:100, :5] = np.nan  # listed later
+    r[rng.random(r.shape) < 0.05] = np.nan  # holidays
+    r[400, 7] = -1.0  # total loss: -1 afterwards over any window that includes it
+    full = sg.returns_over_np(r, 252, 21)
+    mask = np.zeros(600, bool)
+    mask[[10, 260, 299, 300, 420, 599]] = True
+    with sg.decision_rows(mask):
+        part = sg.returns_over_np(r, 252, 21)
+    np.testing.assert_array_equal(part[mask], full[mask])
+    assert np.isnan(part[~mask]).all()
+    assert part[599, 7] == -1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        logv = np.cumsum(np.log1p(np.nan_to_num(r)), axis=0)  # log-space reference
+        ref = np.expm1(logv[599 - 21] - logv[599 - 252])
+    np.testing.assert_allclose(full[599, 8:], ref[8:], rtol=1e-11)
