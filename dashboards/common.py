@@ -11,7 +11,7 @@ from quantlib.serving.analytics import fmt_bps, fmt_num, fmt_pct
 from quantlib.serving.session import current_viewer
 from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
 
-__all__ = ["header", "metric_cards", "format_metric", "metrics_table_rows", "viewer_or_error",
+__all__ = ["header", "header_html", "metric_cards", "metric_cards_html", "format_metric", "metrics_table_rows", "viewer_or_error",
            "METRIC_FORMATS", "CSS"]
 
 CSS = """
@@ -62,23 +62,40 @@ def viewer_or_error() -> tuple[Viewer | None, pn.viewable.Viewable | None]:
         return None, pn.pane.Alert(str(exc), alert_type="danger")
 
 
-def header(title: str, viewer: Viewer | None) -> pn.pane.HTML:
-    """Page header: title, navigation between the apps, who is logged in."""
+def header_html(title: str, viewer: Viewer | None) -> str:
+    """Page header HTML: title, navigation between the apps, who is logged in.
+
+    Examples
+    --------
+    >>> "<h1>T &amp; U</h1>" in header_html("T & U", Viewer("mo", ("managers",)))
+    True
+    """
     who = "" if viewer is None else (
         f"<span class='ql-user'>{html.escape(viewer.name)}"
         f" ({html.escape(', '.join(viewer.groups) or 'no group')})</span>")
     nav = "".join(f"<a href='./{route}'>{label}</a>" for route, label in (
         ("gallery", "Gallery"), ("whatif", "What-if"), ("health", "Data health")))
-    return pn.pane.HTML(f"<div class='ql-header'><h1>{html.escape(title)}</h1>"
-                        f"<span class='ql-nav'>{nav}</span>{who}</div>",
-                        stylesheets=[CSS], sizing_mode="stretch_width")
+    return (f"<div class='ql-header'><h1>{html.escape(title)}</h1>"
+            f"<span class='ql-nav'>{nav}</span>{who}</div>")
 
 
-def metric_cards(meta: dict[str, Any]) -> pn.pane.HTML:
+def header(title: str, viewer: Viewer | None) -> pn.pane.HTML:
+    """Page header pane (see :func:`header_html`)."""
+    return pn.pane.HTML(header_html(title, viewer), stylesheets=[CSS],
+                        sizing_mode="stretch_width")
+
+
+def metric_cards_html(meta: dict[str, Any]) -> str:
     """Cards for the key metrics, as stored in ``meta["metrics"]`` (never recomputed).
 
     Each value carries ``data-metric`` and the full-precision ``data-value`` so a browser
     test can compare it to the store.
+
+    Examples
+    --------
+    >>> "data-metric='sharpe' data-value='1.5'>1.50<" in metric_cards_html(
+    ...     {"metrics": {"sharpe": 1.5}})
+    True
     """
     cards = []
     for key in KEY_METRICS:
@@ -88,8 +105,12 @@ def metric_cards(meta: dict[str, Any]) -> pn.pane.HTML:
         cards.append(f"<div class='ql-card'><div class='label'>{LABELS[key]}</div>"
                      f"<div class='metric' data-metric='{key}' data-value='{raw}'>{text}</div>"
                      "</div>")
-    return pn.pane.HTML("<div class='ql-cards'>" + "".join(cards) + "</div>",
-                        stylesheets=[CSS], sizing_mode="stretch_width")
+    return "<div class='ql-cards'>" + "".join(cards) + "</div>"
+
+
+def metric_cards(meta: dict[str, Any]) -> pn.pane.HTML:
+    """Metric cards pane (see :func:`metric_cards_html`)."""
+    return pn.pane.HTML(metric_cards_html(meta), stylesheets=[CSS], sizing_mode="stretch_width")
 
 
 def metrics_table_rows(metrics: dict[str, Any]) -> list[dict[str, str]]:

@@ -25,7 +25,7 @@ from bokeh.plotting import figure
 
 from quantlib.serving import analytics as an
 
-__all__ = ["line_chart", "area_chart", "bar_chart", "heatmap", "stacked_area", "equity_figure",
+__all__ = ["line_chart", "area_chart", "bar_chart", "heatmap", "stacked_area", "equity_figures",
            "PCT"]
 
 PCT = "0.0%"
@@ -35,13 +35,19 @@ HEIGHT = 280
 def _fig(title: str, *, x_datetime: bool = True, y_pct: bool = False, log: bool = False,
          **kw: Any) -> Any:
     fig = figure(title=title, height=kw.pop("height", HEIGHT), sizing_mode="stretch_width",
-                 x_axis_type="datetime" if x_datetime else "linear",
-                 y_axis_type="log" if log else "linear",
+                 x_axis_type="datetime" if x_datetime else "auto",
+                 y_axis_type="log" if log else "auto",  # "auto": factor ranges get categorical axes
                  tools="pan,box_zoom,reset,save", toolbar_location="right", **kw)
     if y_pct:
         fig.yaxis.formatter = NumeralTickFormatter(format=PCT)
     fig.title.text_font_size = "12pt"
     return fig
+
+
+def _line_hover(y_pct: bool) -> HoverTool:
+    return HoverTool(tooltips=[("", "@name"), ("date", "$x{%F}"),
+                               ("value", "$y{0.00%}" if y_pct else "$y{0.000}")],
+                     formatters={"$x": "datetime"})
 
 
 def line_chart(frame: pd.DataFrame, title: str, *, y_pct: bool = False, log: bool = False,
@@ -64,9 +70,7 @@ def line_chart(frame: pd.DataFrame, title: str, *, y_pct: bool = False, log: boo
         "name": [str(c) for c in frame.columns],
     })
     fig.multi_line("xs", "ys", source=src, color="color", line_width=1.5, legend_field="name")
-    fig.add_tools(HoverTool(tooltips=[("", "@name"), ("date", "$x{%F}"),
-                                      ("value", "$y{0.00%}" if y_pct else "$y{0.000}")],
-                            formatters={"$x": "datetime"}))
+    fig.add_tools(_line_hover(y_pct))
     fig.legend.location = "top_left"
     if y_label:
         fig.yaxis.axis_label = y_label
@@ -144,12 +148,32 @@ def stacked_area(frame: pd.DataFrame, title: str) -> Any:
     return fig
 
 
-def equity_figure(returns: pd.DataFrame, log: bool = False) -> Any:
-    """Strategy (net) vs benchmark growth of 1."""
+def equity_figures(returns: pd.DataFrame) -> tuple[Any, Any]:
+    """Strategy (net) vs benchmark growth of 1: a linear figure and a log-scale one.
+
+    Both figures draw from one shared ``ColumnDataSource`` (the data is sent once) and
+    share the x range; the log one (``name="equity_log"``) starts hidden and the page's
+    log-scale toggle swaps the two in the browser, so the switch needs no server round
+    trip and works in the standalone HTML report too.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"net": [0.1, -0.05]},
+    ...                  index=pd.to_datetime(["2024-01-02", "2024-01-03"]))
+    >>> lin, log = equity_figures(r)
+    >>> lin.renderers[0].data_source is log.renderers[0].data_source, log.visible
+    (True, False)
+    """
     eq = pd.DataFrame({"strategy": an.equity_curve(returns["net"])})
     if "benchmark" in returns:
         eq["benchmark"] = an.equity_curve(returns["benchmark"])
-    fig = line_chart(eq, "Equity vs benchmark" + (" (log scale)" if log else ""), log=log,
-                     y_label="growth of 1")
-    fig.name = "equity"
-    return fig
+    lin = line_chart(eq, "Equity vs benchmark", y_label="growth of 1")
+    log = _fig("Equity vs benchmark (log scale)", log=True)
+    source = lin.renderers[0].data_source
+    log.multi_line("xs", "ys", source=source, color="color", line_width=1.5, legend_field="name")
+    log.add_tools(_line_hover(False))
+    log.legend.location = "top_left"
+    log.yaxis.axis_label = "growth of 1"
+    log.x_range = lin.x_range  # zoom carries over when toggling
+    lin.name, log.name, log.visible = "equity", "equity_log", False
+    return lin, log

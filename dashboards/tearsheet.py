@@ -3,8 +3,19 @@
 Equity vs benchmark (log-scale toggle), underwater drawdown, monthly returns heatmap,
 yearly returns, rolling Sharpe and volatility, exposure and turnover, top holdings over
 time, costs, the full stored metrics table, factor IC and quantile returns where the
-result has them; downloads of the daily returns (CSV) and of the tear sheet as a
-standalone HTML file. The page shell renders at once; plots fill in after load.
+result has them; downloads of the daily returns (``&download=csv``) and of the tear
+sheet as a standalone HTML file (``&download=html``).
+
+Why this page is not a Panel session: on the 2 s budget of issue #5 the Panel page spent
+~0.8 s loading Panel's bundles and opening its websocket, ~1 s building and sending ten
+figures per session, and ~1 s in BokehJS. Here the server answers ONE plain HTML
+response: the summary (stored metrics, metadata, downloads), the metrics table, and the
+result's plots as Bokeh ``json_item`` JSON, built once per result and code version by
+:mod:`dashboards.plot_cache`; the browser loads BokehJS (cached, versioned URL) and
+embeds the plots with ``Bokeh.embed.embed_item``. The log-scale toggle swaps two figures
+on one shared data source in the browser. Every request passes the same auth as the
+Panel apps (the hub's OAuth provider) and the same per-viewer rule
+(``ResultsView.meta_for``) before anything of the result is sent.
 """
 
 from __future__ import annotations
@@ -12,57 +23,68 @@ from __future__ import annotations
 import html
 import io
 import logging
-import time
 from typing import Any
 
-import pandas as pd
-import panel as pn
+from bokeh.server.views.auth_request_handler import AuthRequestHandler
+from tornado.ioloop import IOLoop
+from tornado.web import authenticated
 
-from dashboards import plots
-from dashboards.common import header, metric_cards, metrics_table_rows, viewer_or_error
-from quantlib.serving import analytics as an
-from quantlib.serving.session import results_view
+from dashboards.common import CSS, header_html, metric_cards_html, metrics_table_rows
+from dashboards.figures import tear_sheet_layout
+from dashboards.plot_cache import PlotCache, plot_cache
+from quantlib.errors import QuantlibError
+from quantlib.serving.session import current_viewer, results_view, settings
 
-__all__ = ["page", "build_sections", "tear_sheet_html"]
+__all__ = ["TearSheetHandler", "cached_plots", "tear_sheet_html", "render_page"]
 
 log = logging.getLogger(__name__)
 
-def _rolling(net: pd.Series) -> tuple[Any, Any]:
-    sharpe = plots.line_chart(an.rolling_sharpe(net).to_frame("rolling Sharpe (6m)"),
-                              "Rolling Sharpe")
-    vol = plots.line_chart(an.rolling_volatility(net).to_frame("rolling volatility (6m)"),
-                           "Rolling volatility", y_pct=True)
-    return sharpe, vol
+PAGE_CSS = CSS + """
+body {font-family: -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif;
+      margin: 0.5em 1.2em;}
+table.ql-meta th {text-align:left; padding-right:1em; color:#555; font-weight:500;}
+table.ql-metrics {border-collapse:collapse;} table.ql-metrics td, table.ql-metrics th
+{border-bottom:1px solid #eee; padding:0.15em 1em 0.15em 0; text-align:left;}
+.ql-downloads a {display:inline-block; margin:0.4em 0.8em 0.4em 0; padding:0.35em 0.9em;
+                 border:1px solid #0072b5; border-radius:4px; text-decoration:none;}
+#ql-log {margin:0.4em 0; padding:0.3em 0.9em;}
+"""
+
+#: embeds the plots, wires the log-scale toggle, then appends the ``#ql-rendered`` marker
+EMBED_JS = """
+(function () {
+  const item = JSON.parse(document.getElementById('ql-plots-json').textContent);
+  Bokeh.embed.embed_item(item, 'ql-plots').then(function (views) {
+    const doc = views.roots[0].model.document;
+    const button = document.getElementById('ql-log');
+    button.disabled = false;
+    button.addEventListener('click', function () {
+      const log = doc.get_model_by_name('equity_log'), lin = doc.get_model_by_name('equity');
+      const on = !log.visible;
+      log.visible = on; lin.visible = !on;
+      button.setAttribute('aria-pressed', String(on));
+      button.textContent = on ? 'Linear scale' : 'Log scale';
+    });
+    const marker = document.createElement('div');
+    marker.id = 'ql-rendered';
+    marker.dataset.result = document.body.dataset.result;
+    document.getElementById('ql-plots').after(marker);
+  });
+})();
+"""
 
 
-def _exposure(returns: pd.DataFrame, exposures: pd.DataFrame | None) -> list[Any]:
-    out = []
-    if exposures is not None:
-        cols = [c for c in ("long", "short", "gross", "net") if c in exposures]
-        out.append(plots.line_chart(exposures[cols], "Exposure", y_pct=True))
-    turnover = returns["turnover"].rolling(21, min_periods=1).mean()
-    out.append(plots.line_chart(turnover.to_frame("turnover (21d avg)"), "Turnover", y_pct=True))
-    return out
+def _cache() -> PlotCache:
+    return plot_cache(settings().extra.get("plot_cache_dir"))
 
 
-def _costs(returns: pd.DataFrame) -> Any:
-    return plots.line_chart(returns["costs"].cumsum().to_frame("cumulative costs"),
-                            "Costs (cumulative, fraction of capital)", y_pct=True)
-
-
-def _factor(rid: str) -> list[Any]:
+def cached_plots(rid: str) -> str:
+    """``json_item`` JSON text of ``rid``'s plots, from the cache or built into it once."""
     view = results_view()
-    out = []
-    ic = view.optional_frame(rid, "factor_ic.parquet")
-    if ic is not None and len(ic.columns):
-        out.append(plots.line_chart(ic, "Factor IC"))
-    qr = view.optional_frame(rid, "quantile_returns.parquet")
-    if qr is not None and len(qr.columns) and len(qr) > 1:
-        out.append(plots.line_chart(an.equity_curve(qr), "Quantile returns (growth of 1)"))
-    return out
+    return _cache().get_or_build(rid, lambda: tear_sheet_layout(view, rid))
 
 
-def _meta_html(meta: dict[str, Any]) -> pn.pane.HTML:
+def _meta_html(meta: dict[str, Any]) -> str:
     params = ", ".join(f"{k}={v}" for k, v in (meta.get("params") or {}).items())
     rows = [("Author", meta.get("author")), ("Created", str(meta.get("created_at", ""))[:10]),
             ("Strategy", meta.get("strategy")), ("Parameters", params),
@@ -71,46 +93,64 @@ def _meta_html(meta: dict[str, Any]) -> pn.pane.HTML:
             ("Published", "yes" if meta.get("published") else "no (only you see it)")]
     body = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v or '—'))}</td></tr>" for k, v in rows)
     desc = html.escape(meta.get("description") or "")
-    return pn.pane.HTML(f"<p>{desc}</p><table class='ql-meta'>{body}</table>")
+    return f"<p>{desc}</p><table class='ql-meta'>{body}</table>"
 
 
-def build_sections(rid: str, meta: dict[str, Any], log_toggle: pn.widgets.Toggle | None = None
-                   ) -> list[Any]:
-    """All tear-sheet sections for ``rid`` (plots built from the stored frames)."""
-    view = results_view()
-    returns = view.returns(rid)
-    net = returns["net"]
-    equity = (pn.bind(plots.equity_figure, returns, log_toggle) if log_toggle is not None
-              else plots.equity_figure(returns, False))
-    sharpe, vol = _rolling(net)
-    exposures = view.optional_frame(rid, "exposures.parquet")
-    metrics = pd.DataFrame(metrics_table_rows(meta.get("metrics") or {}))
-    sections: list[Any] = [
-        pn.Row(log_toggle) if log_toggle is not None else None,
-        pn.panel(equity), plots.area_chart(an.drawdown(net).rename("drawdown"),
-                                           "Underwater (drawdown)"),
-        pn.Row(plots.bar_chart(an.yearly_returns(net), "Yearly returns"),
-               plots.heatmap(an.monthly_returns(net), "Monthly returns")),
-        pn.Row(sharpe, vol), pn.Row(*_exposure(returns, exposures)),
-        pn.Row(plots.stacked_area(an.top_holdings(view.weights(rid), n=10),
-                                  "Top 10 holdings (month end)"), _costs(returns)),
-        pn.Column("### All metrics", pn.pane.DataFrame(metrics, index=False,
-                                                       sizing_mode="stretch_width")),
-        *_factor(rid),
-    ]
-    return [s for s in sections if s is not None]
+def _metrics_html(meta: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(r['metric'])}</td><td>{html.escape(r['value'])}</td></tr>"
+                   for r in metrics_table_rows(meta.get("metrics") or {}))
+    return ("<h3>All metrics</h3><table class='ql-metrics'><tr><th>metric</th><th>value</th>"
+            f"</tr>{rows}</table>")
+
+
+def _script_json(text: str) -> str:
+    """JSON text safe inside ``<script type="application/json">`` (no ``</script>``)."""
+    return text.replace("<", "\\u003c")
+
+
+def render_page(meta: dict[str, Any], plots_json: str, *, bokeh_js: str,
+                header: str = "", downloads: bool = True) -> str:
+    """The tear-sheet HTML of one result.
+
+    Parameters
+    ----------
+    meta : dict
+        The result's stored metadata (already checked visible to the viewer).
+    plots_json : str
+        ``json_item`` JSON text of its plots (:func:`cached_plots`).
+    bokeh_js : str
+        ``<script>`` tags loading BokehJS (server URLs, or inlined for a standalone file).
+    header : str
+        Header HTML (navigation and user); empty in the standalone report.
+    downloads : bool
+        Show the CSV/HTML download links (not in the standalone report).
+    """
+    rid = str(meta["result_id"])
+    title = html.escape(str(meta.get("title") or rid))
+    links = "" if not downloads else (
+        "<div class='ql-downloads'>"
+        f"<a href='tearsheet?id={rid}&amp;download=csv' download='{rid}-returns.csv'>"
+        "Download returns (CSV)</a>"
+        f"<a href='tearsheet?id={rid}&amp;download=html' download='{rid}-tearsheet.html'>"
+        "Download tear sheet (HTML)</a></div>")
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{PAGE_CSS}</style></head><body data-result='{rid}'>{header}"
+        f"<h2>{title}</h2>{metric_cards_html(meta)}{_meta_html(meta)}{links}"
+        "<button id='ql-log' type='button' aria-pressed='false' disabled>Log scale</button>"
+        "<div id='ql-plots' style='width:100%'></div>"
+        f"{_metrics_html(meta)}"
+        f"<script type='application/json' id='ql-plots-json'>{_script_json(plots_json)}</script>"
+        f"{bokeh_js}<script>{EMBED_JS}</script></body></html>")
 
 
 def tear_sheet_html(rid: str) -> io.BytesIO:
     """The tear sheet of ``rid`` as one standalone HTML file (Bokeh's JS inlined: works offline)."""
     from bokeh.resources import INLINE
 
-    meta = results_view().meta(rid)
-    layout = pn.Column(f"# {meta.get('title') or rid}", metric_cards(meta), _meta_html(meta),
-                       *build_sections(rid, meta), sizing_mode="stretch_width")
-    out = io.StringIO()
-    layout.save(out, title=str(meta.get("title") or rid), embed=False, resources=INLINE)
-    return io.BytesIO(out.getvalue().encode())
+    page = render_page(results_view().meta(rid), cached_plots(rid),
+                       bokeh_js=INLINE.render_js(), downloads=False)
+    return io.BytesIO(page.encode())
 
 
 def _returns_csv(rid: str) -> io.BytesIO:
@@ -118,51 +158,53 @@ def _returns_csv(rid: str) -> io.BytesIO:
     return io.BytesIO(frame.to_csv(index=False, float_format="%.12g").encode())
 
 
-def _fill(body: pn.Column, rid: str, toggle: pn.widgets.Toggle) -> None:
-    started = time.perf_counter()
-    meta = results_view().meta(rid)
-    body.objects = [*build_sections(rid, meta, toggle),
-                    pn.pane.HTML(f"<div id='ql-rendered' data-result='{rid}'></div>")]
-    log.info("tear sheet %s built in %.3f s", rid, time.perf_counter() - started)
+def _server_js() -> str:
+    from bokeh.server.views.static_handler import StaticHandler
+
+    prefix = settings().prefix.rstrip("/") + "/"
+    return f"<script src='{prefix}static/{StaticHandler.append_version('js/bokeh.min.js')}'></script>"
 
 
-def _summary(rid: str) -> tuple[list[Any], bool]:
-    """Title, metric cards, metadata and downloads (cheap: shown before the plots)."""
-    viewer, error = viewer_or_error()
-    if error is not None or viewer is None:
-        return [error], False
-    try:
-        meta = results_view().meta_for(viewer, rid)
-    except Exception as exc:  # noqa: BLE001 - shown to the user
-        return [pn.pane.Alert(str(exc), alert_type="warning")], False
-    downloads = pn.Row(
-        pn.widgets.FileDownload(callback=lambda: _returns_csv(rid), filename=f"{rid}-returns.csv",
-                                label="Download returns (CSV)", width=220, button_type="primary"),
-        pn.widgets.FileDownload(callback=lambda: tear_sheet_html(rid),
-                                filename=f"{rid}-tearsheet.html",
-                                label="Download tear sheet (HTML)", width=240))
-    title = pn.pane.Markdown(f"## {html.escape(str(meta.get('title') or rid))}")
-    return [title, metric_cards(meta), _meta_html(meta), downloads], True
+class TearSheetHandler(AuthRequestHandler):
+    """``GET <prefix>tearsheet?id=<result_id>[&download=csv|html]`` behind the apps' auth."""
 
+    def _error(self, status: int, title: str, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
+                    f"<style>{PAGE_CSS}</style></head><body>{header_html(title, None)}"
+                    f"<div class='ql-alert' role='alert'>{html.escape(message)}</div>"
+                    "</body></html>")
 
-def page() -> pn.viewable.Viewable:
-    """The tear-sheet page for the ``id`` query argument.
+    @authenticated
+    async def get(self) -> None:
+        """Answer the page, or one of its downloads."""
+        rid = self.get_argument("id", "")
+        try:
+            viewer = current_viewer(self.current_user)
+        except QuantlibError as exc:
+            return self._error(403, "Tear sheet", str(exc))
+        if not rid:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            return self.finish(f"<!DOCTYPE html><html><head><style>{PAGE_CSS}</style></head>"
+                               f"<body>{header_html('Tear sheet', viewer)}<p>Pick a result in "
+                               "the <a href='./gallery'>gallery</a>.</p></body></html>")
+        try:
+            meta = results_view().meta_for(viewer, rid)
+        except QuantlibError as exc:
+            return self._error(403, "Tear sheet", str(exc))
+        loop = IOLoop.current()
+        kind = self.get_argument("download", "")
+        if kind in ("csv", "html"):
+            body = await loop.run_in_executor(None, _returns_csv if kind == "csv"
+                                              else tear_sheet_html, rid)
+            name = f"{rid}-returns.csv" if kind == "csv" else f"{rid}-tearsheet.html"
+            self.set_header("Content-Type", "text/csv" if kind == "csv" else "text/html")
+            self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+            return self.finish(body.getvalue())
+        plots_json = _cache().get(rid) or await loop.run_in_executor(None, cached_plots, rid)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")  # per-viewer page (the plots file is shared)
+        self.finish(render_page(meta, plots_json, bokeh_js=_server_js(),
+                                header=header_html("Tear sheet", viewer)))
 
-    The summary (stored metrics, metadata, downloads) is in the first response; the plots
-    are built once the browser has connected and stream in (the page is usable meanwhile).
-    """
-    viewer, _error = viewer_or_error()
-    args = pn.state.session_args or {}
-    rid = (args.get("id") or [b""])[0].decode()
-    if not rid:
-        return pn.Column(header("Tear sheet", viewer),
-                         pn.pane.Markdown("Pick a result in the [gallery](./gallery)."))
-    summary, ok = _summary(rid)
-    body = pn.Column(pn.indicators.LoadingSpinner(value=True, size=40, name="Loading plots…"),
-                     sizing_mode="stretch_width")
-    if ok:
-        toggle = pn.widgets.Toggle(name="Log scale", value=False, width=120)
-        pn.state.onload(lambda: _fill(body, rid, toggle))
-    else:
-        body.objects = []
-    return pn.Column(header("Tear sheet", viewer), *summary, body, sizing_mode="stretch_width")

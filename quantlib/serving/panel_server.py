@@ -1,7 +1,9 @@
 """Launch the Panel apps in ``dashboards/`` (``panel serve``'s server, configured in code).
 
-The apps are served at ``<prefix>gallery``, ``<prefix>tearsheet``, ``<prefix>whatif`` and
-``<prefix>health``, with Panel's index page at ``<prefix>``. Under the hub
+The Panel apps are served at ``<prefix>gallery``, ``<prefix>whatif`` and ``<prefix>health``,
+with Panel's index page at ``<prefix>``; the tear sheet ``<prefix>tearsheet`` is a plain
+Tornado handler in the same server (one HTML response with cached, pre-serialized plots:
+see ``dashboards/tearsheet.py``), behind the same auth provider. Under the hub
 (``hub=True``) the prefix is ``JUPYTERHUB_SERVICE_PREFIX`` and every request goes through
 :class:`quantlib.serving.hub_oauth.HubAuthProvider`. Only loopback binds are used; the
 browser reaches the apps through the hub's proxy, whose origin must be allowed for the
@@ -23,11 +25,13 @@ from urllib.parse import urlparse
 from quantlib.errors import ConfigError
 from quantlib.serving.store import Viewer
 
-__all__ = ["serve_dashboards", "load_apps", "APP_NAMES", "dashboards_dir", "websocket_origins"]
+__all__ = ["serve_dashboards", "load_apps", "load_handlers", "APP_NAMES", "HANDLER_ROUTES", "dashboards_dir", "websocket_origins"]
 
 log = logging.getLogger(__name__)
 
-APP_NAMES = ("gallery", "tearsheet", "whatif", "health")
+APP_NAMES = ("gallery", "whatif", "health")
+#: route -> ``"dashboards.<module>:<handler class>"`` of the pages that are not Panel apps
+HANDLER_ROUTES = {"tearsheet": "dashboards.tearsheet:TearSheetHandler"}
 
 
 def dashboards_dir() -> Path:
@@ -46,6 +50,18 @@ def load_apps() -> dict[str, Callable[[], Any]]:
     if root not in sys.path:
         sys.path.insert(0, root)
     return {name: importlib.import_module(f"dashboards.{name}").page for name in APP_NAMES}
+
+
+def load_handlers() -> list[tuple[str, Any]]:
+    """Tornado patterns ``(r"/<route>", handler class)`` of :data:`HANDLER_ROUTES`."""
+    root = str(dashboards_dir().parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    out = []
+    for route, target in HANDLER_ROUTES.items():
+        module, attr = target.split(":")
+        out.append((rf"/{route}", getattr(importlib.import_module(module), attr)))
+    return out
 
 
 def websocket_origins(port: int, extra: tuple[str, ...] = (), hub: bool = False) -> list[str]:
@@ -113,14 +129,14 @@ def serve_dashboards(*, results_url: str, host: str = "127.0.0.1", port: int = 8
         "show": False, "start": start, "title": {n: n.title() for n in apps},
         "liveness": True, "exclude_headers": ["Cookie", "Authorization"],
         "include_cookies": ["user"], "check_unused_sessions": 5000,
-        "unused_session_lifetime": 60000,
+        "unused_session_lifetime": 60000, "extra_patterns": load_handlers(),
     }
     if hub:
         from quantlib.serving.hub_oauth import HubAuthProvider, HubCallbackHandler
 
         provider = HubAuthProvider()
         opts["auth_provider"] = provider
-        opts["extra_patterns"] = [(r"/oauth_callback", HubCallbackHandler)]
+        opts["extra_patterns"].append((r"/oauth_callback", HubCallbackHandler))
         log.info("dashboards behind hub OAuth, access scopes %s", sorted(provider.access_scopes))
     log.info("dashboards on http://%s:%s%s (results %s)", host, port, prefix, results_url)
     return pn.serve(apps, **opts)

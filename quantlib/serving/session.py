@@ -66,11 +66,12 @@ def results_view() -> ResultsView:
     return view
 
 
-def current_viewer() -> Viewer:
-    """The user of the current Panel session.
+def current_viewer(user: str | None = None) -> Viewer:
+    """The user of the current Panel session (or of a request, by its hub ``user`` name).
 
-    In hub mode the name comes from Panel's signed ``user`` cookie and the groups from
-    the hub check that admitted the request; in dev mode it is the configured user.
+    In hub mode the name comes from Panel's signed ``user`` cookie (or ``user``: the name
+    a request handler's auth check returned) and the groups from the hub check that
+    admitted the request; in dev mode it is the configured user.
 
     Raises
     ------
@@ -80,11 +81,13 @@ def current_viewer() -> Viewer:
     s = settings()
     if not s.hub:
         return s.dev_viewer
-    import panel as pn
-
     from quantlib.serving.hub_oauth import VIEWERS
 
-    name = pn.state.user
+    if user is None:
+        import panel as pn
+
+        user = pn.state.user
+    name = user
     viewer = VIEWERS.get(name) if name else None
     if viewer is None:
         raise AccessDeniedError("dashboards need a hub login", found="no hub user in session",

@@ -11,30 +11,6 @@ from quantlib.serving.analytics import fmt_num, fmt_pct
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.slow]
 
-#: canvases (in shadow roots too) whose pixels are not all one colour
-PAINTED_CANVASES_JS = """() => {
-  const found = [];
-  const walk = (root) => root.querySelectorAll('*').forEach((el) => {
-    if (el.tagName === 'CANVAS') found.push(el);
-    if (el.shadowRoot) walk(el.shadowRoot);
-  });
-  walk(document);
-  let painted = 0;
-  for (const c of found) {
-    if (!c.width || !c.height) continue;
-    const ctx = c.getContext('2d');
-    if (!ctx) continue;
-    const data = ctx.getImageData(0, 0, c.width, c.height).data;
-    const colours = new Set();
-    for (let i = 0; i < data.length && colours.size < 3; i += 4 * 97) {
-      colours.add((data[i] << 24) | (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3]);
-    }
-    if (colours.size > 2) painted += 1;
-  }
-  return {total: found.length, painted};
-}"""
-
-
 def login(browser, hub, user: str, path: str = "gallery"):
     """Open a dashboards page, get sent to the hub login, log in, come back via OAuth."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -53,7 +29,8 @@ def stored_metrics(store: str, rid: str) -> dict:
         return json.load(fh)["metrics"]
 
 
-def test_manager_gallery_tearsheet_metrics_and_plots(browser, hub, store, screenshot):
+def test_manager_gallery_tearsheet_metrics_and_plots(browser, hub, store, screenshot,
+                                                      painted_canvases):
     url, ids = store
     ctx, page = login(browser, hub, "mo")
     try:
@@ -64,7 +41,7 @@ def test_manager_gallery_tearsheet_metrics_and_plots(browser, hub, store, screen
         page.click(f"a[href='./tearsheet?id={ids[0]}']")
         page.wait_for_selector("#ql-rendered", state="attached", timeout=60_000)
         page.wait_for_timeout(500)
-        canvases = page.evaluate(PAINTED_CANVASES_JS)
+        canvases = painted_canvases(page)
         assert canvases["painted"] >= 9, canvases
         truth = stored_metrics(url, ids[0])
         for key, fmt in (("cagr", fmt_pct), ("max_drawdown", fmt_pct), ("sharpe", fmt_num)):
@@ -72,11 +49,13 @@ def test_manager_gallery_tearsheet_metrics_and_plots(browser, hub, store, screen
             assert float(el.get_attribute("data-value")) == truth[key]
             assert el.inner_text().strip() == fmt(truth[key])
         screenshot(page, "tearsheet-manager")
+        shown = ("() => Bokeh.documents.flatMap(d => [...d._all_models.values()])"
+                 ".filter(m => m.name === 'equity' || m.name === 'equity_log')"
+                 ".map(m => [m.name, m.visible]).sort()")
+        assert page.evaluate(shown) == [["equity", True], ["equity_log", False]]
         page.click("text=Log scale")
-        page.wait_for_function(
-            "() => Bokeh.documents.some(d => [...d._all_models.values()].some("
-            "m => m.title && m.title.text === 'Equity vs benchmark (log scale)'))",
-            timeout=30_000)
+        page.wait_for_function(f"() => JSON.stringify(({shown})()) === "
+                               "'[[\"equity\",false],[\"equity_log\",true]]'", timeout=30_000)
     finally:
         ctx.close()
 

@@ -19,7 +19,8 @@ from quantlib.serving.store import Viewer  # noqa: E402
 
 def test_downloads_match_the_store(tmp_path):
     ids = populate_demo_store(str(tmp_path), n_published=1, years=2)
-    configure(str(tmp_path), dev_viewer=Viewer("mo", ("managers",)))
+    configure(str(tmp_path), dev_viewer=Viewer("mo", ("managers",))).extra[
+        "plot_cache_dir"] = str(tmp_path / "plot-cache")
     csv = pd.read_csv(io.BytesIO(tearsheet._returns_csv(ids[0]).getvalue()))
     truth = pd.read_parquet(tmp_path / "objects" / ids[0] / "returns.parquet")
     assert len(csv) == len(truth)
@@ -28,6 +29,7 @@ def test_downloads_match_the_store(tmp_path):
     assert "<title>Demo demo_momentum #0</title>" in page
     assert "cdn.bokeh.org" not in page  # standalone: Bokeh's JS is inlined
     assert "Monthly returns" in page and "Underwater (drawdown)" in page
+    assert "Bokeh.embed.embed_item" in page and "data-metric='sharpe'" in page
 
 
 def test_gallery_rows_carry_stored_metrics(tmp_path):

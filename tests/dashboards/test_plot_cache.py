@@ -1,0 +1,136 @@
+"""The tear-sheet plot cache: built once per (result, code version), reused, rebuilt when stale."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bokeh.models import ColumnDataSource, Plot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from dashboards.figures import plot_count, tear_sheet_layout  # noqa: E402
+from dashboards.plot_cache import CODE_VERSION, PlotCache, plot_cache  # noqa: E402
+from quantlib.serving.analytics import equity_curve  # noqa: E402
+from quantlib.serving.demo import populate_demo_store  # noqa: E402
+from quantlib.serving.store import ResultsView  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[ResultsView, list[str]]:
+    url = str(tmp_path_factory.mktemp("results"))
+    return ResultsView(url), populate_demo_store(url, n_published=2, years=3,
+                                                 unpublished_author=None)
+
+
+class CountingBuild:
+    """A layout builder that counts its calls (optionally slow, to overlap threads)."""
+
+    def __init__(self, view: ResultsView, rid: str, delay: float = 0.0) -> None:
+        self.view, self.rid, self.delay, self.calls = view, rid, delay, 0
+
+    def __call__(self):
+        self.calls += 1
+        time.sleep(self.delay)
+        return tear_sheet_layout(self.view, self.rid)
+
+
+def test_built_once_then_reused_from_memory_and_disk(tmp_path, demo):
+    view, ids = demo
+    cache = PlotCache(tmp_path)
+    build = CountingBuild(view, ids[0])
+    first = cache.get_or_build(ids[0], build)
+    assert cache.get_or_build(ids[0], build) == first and build.calls == 1
+    assert cache.path(ids[0]) == tmp_path / f"{ids[0]}-{CODE_VERSION}.json"
+    assert cache.path(ids[0]).read_text() == first
+    again = PlotCache(tmp_path)  # a restarted server reads the file, builds nothing
+    assert again.get_or_build(ids[0], CountingBuild(view, ids[0])) == first
+    assert again.builds == 0
+
+
+def test_each_result_id_gets_its_own_entry(tmp_path, demo):
+    view, ids = demo
+    cache = PlotCache(tmp_path)
+    texts = [cache.get_or_build(rid, CountingBuild(view, rid)) for rid in ids]
+    assert cache.builds == 2 and texts[0] != texts[1]
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == sorted(
+        f"{rid}-{CODE_VERSION}.json" for rid in ids)
+
+
+def test_stale_code_version_is_rebuilt_and_removed(tmp_path, demo):
+    view, ids = demo
+    PlotCache(tmp_path, version="oldcode").get_or_build(ids[0], CountingBuild(view, ids[0]))
+    assert (tmp_path / f"{ids[0]}-oldcode.json").exists()
+    cache = PlotCache(tmp_path, version="newcode")
+    assert cache.get(ids[0]) is None
+    build = CountingBuild(view, ids[0])
+    cache.get_or_build(ids[0], build)
+    assert build.calls == 1
+    assert [p.name for p in tmp_path.glob(f"{ids[0]}-*.json")] == [f"{ids[0]}-newcode.json"]
+
+
+def test_concurrent_first_views_build_once(tmp_path, demo):
+    view, ids = demo
+    cache = PlotCache(tmp_path)
+    build = CountingBuild(view, ids[1], delay=0.3)
+    out: list[str] = []
+    threads = [threading.Thread(target=lambda: out.append(cache.get_or_build(ids[1], build)))
+               for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert build.calls == 1 and len(out) == 6 and len(set(out)) == 1
+
+
+def test_memory_keeps_the_most_recent_items(tmp_path, demo):
+    view, ids = demo
+    cache = PlotCache(tmp_path, memory_items=1)
+    for rid in ids:
+        cache.get_or_build(rid, CountingBuild(view, rid))
+    assert list(cache._memory) == [ids[1]]
+    assert cache.get(ids[0]) == cache.path(ids[0]).read_text()  # back from disk
+
+
+def test_process_wide_cache_per_folder(tmp_path):
+    assert plot_cache(tmp_path / "a") is plot_cache(tmp_path / "a")
+    assert plot_cache(tmp_path / "a") is not plot_cache(tmp_path / "b")
+
+
+def test_layout_holds_every_section_with_the_stored_numbers(demo):
+    view, ids = demo
+    layout = tear_sheet_layout(view, ids[0])
+    plots = {p.title.text: p for p in layout.select({"type": Plot})}
+    assert set(plots) == {
+        "Equity vs benchmark", "Equity vs benchmark (log scale)", "Underwater (drawdown)",
+        "Yearly returns", "Monthly returns", "Rolling Sharpe", "Rolling volatility",
+        "Exposure", "Turnover", "Top 10 holdings (month end)",
+        "Costs (cumulative, fraction of capital)"}
+    assert plot_count(layout) == 10  # the log figure starts hidden
+    lin, log = plots["Equity vs benchmark"], plots["Equity vs benchmark (log scale)"]
+    assert lin.renderers[0].data_source is log.renderers[0].data_source
+    assert lin.x_range is log.x_range and log.y_scale.__class__.__name__ == "LogScale"
+    returns, meta = view.returns(ids[0]), view.meta(ids[0])
+    source = lin.renderers[0].data_source
+    assert np.allclose(source.data["ys"][0], equity_curve(returns["net"]).to_numpy())
+    under = plots["Underwater (drawdown)"].renderers[0].data_source
+    assert isinstance(under, ColumnDataSource)
+    assert min(under.data["y"]) == pytest.approx(meta["metrics"]["max_drawdown"], abs=1e-12)
+    years = plots["Yearly returns"].x_range.factors
+    assert years == [str(y) for y in sorted(set(returns.index.year))]
+
+
+def test_cached_json_is_a_bokeh_json_item(tmp_path, demo):
+    view, ids = demo
+    item = json.loads(PlotCache(tmp_path).get_or_build(ids[0],
+                                                      lambda: tear_sheet_layout(view, ids[0])))
+    import bokeh
+
+    assert {"doc", "root_id", "target_id"} <= set(item)
+    assert item["version"] == bokeh.__version__  # BokehJS refuses a mismatched version
+    assert [r["id"] for r in item["doc"]["roots"]] == [item["root_id"]]  # one root

@@ -1,0 +1,131 @@
+"""The tear-sheet page served by ``quantlib dashboards serve`` (dev mode) with cached plots.
+
+One server process on a demo store: the page's stored numbers, the plot cache (built on
+the first view, reused after), access (a manager gets 403 for another user's unpublished
+result), both downloads, and a real chromium drawing every plot from the cache.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from dashboards.plot_cache import CODE_VERSION  # noqa: E402
+from quantlib.serving.analytics import fmt_pct  # noqa: E402
+from quantlib.serving.demo import populate_demo_store  # noqa: E402
+from quantlib.serving.devhub import free_port  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """A dev-mode dashboards server as manager ``mo``; yields (url, ids, store, home, log)."""
+    store = tmp_path_factory.mktemp("results")
+    home = tmp_path_factory.mktemp("home")
+    ids = populate_demo_store(str(store), n_published=2, years=4)
+    port = free_port()
+    log_path = home / "serve.log"
+    exe = str(Path(sys.executable).with_name("quantlib"))
+    env = {**os.environ, "QUANTLIB_HOME": str(home)}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([exe, "dashboards", "serve", "--no-auth", "--port", str(port),
+                                 "--results", str(store), "--dev-user", "mo",
+                                 "--dev-groups", "managers"],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(240):
+            try:
+                if requests.get(url + "liveness", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        yield url, ids, store, home, log_path
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def cache_files(home: Path, rid: str) -> list[str]:
+    return sorted(p.name for p in (home / "cache" / "tearsheet").glob(f"{rid}-*.json"))
+
+
+def test_page_shows_stored_metrics_and_builds_plots_once(server):
+    url, ids, store, home, log_path = server
+    assert cache_files(home, ids[0]) == []
+    first = requests.get(f"{url}tearsheet?id={ids[0]}", timeout=60)
+    assert first.status_code == 200
+    assert cache_files(home, ids[0]) == [f"{ids[0]}-{CODE_VERSION}.json"]
+    second = requests.get(f"{url}tearsheet?id={ids[0]}", timeout=60)
+    plots = re.search(r"id='ql-plots-json'>(.*?)</script>", second.text, re.S)
+    assert plots is not None
+    assert plots.group(1) == (home / "cache" / "tearsheet" / cache_files(home, ids[0])[0]
+                              ).read_text().replace("<", "\\u003c")
+    assert log_path.read_text().count(f"plots of {ids[0]} built and cached") == 1
+    meta = json.loads((store / "objects" / ids[0] / "meta.json").read_text())
+    cagr = meta["metrics"]["cagr"]
+    assert f"data-metric='cagr' data-value='{cagr!r}'>{fmt_pct(cagr)}<" in second.text
+    assert "static/js/bokeh.min.js?v=" in second.text
+
+
+def test_manager_gets_403_for_unpublished_and_nothing_is_built(server):
+    url, ids, _store, home, _log = server
+    denied = requests.get(f"{url}tearsheet?id={ids[-1]}", timeout=60)
+    assert denied.status_code == 403
+    assert "result must be published or yours" in denied.text
+    assert "data-metric" not in denied.text and "Work in progress" not in denied.text
+    assert cache_files(home, ids[-1]) == []
+    assert requests.get(f"{url}tearsheet?id={ids[-1]}&download=csv",
+                        timeout=60).status_code == 403
+
+
+def test_downloads(server):
+    url, ids, store, _home, _log = server
+    csv = requests.get(f"{url}tearsheet?id={ids[1]}&download=csv", timeout=60)
+    assert csv.headers["Content-Disposition"] == f'attachment; filename="{ids[1]}-returns.csv"'
+    frame = pd.read_csv(io.BytesIO(csv.content))
+    truth = pd.read_parquet(store / "objects" / ids[1] / "returns.parquet")
+    assert len(frame) == len(truth)
+    assert abs(frame["net"] - truth["net"].to_numpy()).max() < 1e-11
+    report = requests.get(f"{url}tearsheet?id={ids[1]}&download=html", timeout=60).text
+    assert "static/js/bokeh.min.js" not in report and "Download returns" not in report
+    assert "Bokeh.embed.embed_item" in report and len(report) > 1_000_000  # BokehJS inlined
+
+
+def test_browser_draws_every_plot_from_the_cache_and_toggles_log_scale(server, browser,
+                                                                      painted_canvases):
+    url, ids, _store, _home, log_path = server
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    try:
+        for _ in range(2):  # the second view is served from the cache
+            page.goto(f"{url}tearsheet?id={ids[1]}")
+            page.wait_for_selector(f"#ql-rendered[data-result='{ids[1]}']", state="attached",
+                                   timeout=60_000)
+            deadline = time.monotonic() + 30
+            while painted_canvases(page)["painted"] < 10 and time.monotonic() < deadline:
+                page.wait_for_timeout(100)
+            assert painted_canvases(page)["painted"] >= 10
+        assert log_path.read_text().count(f"plots of {ids[1]} built and cached") == 1
+        lin_log = ("() => ['equity', 'equity_log'].map(n => Bokeh.documents[0]"
+                   ".get_model_by_name(n).visible)")
+        assert page.evaluate(lin_log) == [True, False]
+        page.click("#ql-log")
+        assert page.evaluate(lin_log) == [False, True]
+        assert page.locator("#ql-log").inner_text() == "Linear scale"
+        page.wait_for_timeout(300)
+        assert painted_canvases(page)["painted"] >= 10  # the log figure drew in its place
+    finally:
+        ctx.close()
