@@ -11,10 +11,12 @@ import numpy as np
 import xarray as xr
 
 from quantlib.backtest import signals as sg
+from quantlib.backtest.kernels import ma_cross_metrics_kernel
 from quantlib.backtest.strategies import _LS, _Q, Param, register_strategy, select, sleeve
 
 __all__ = ["ma_crossover", "ts_momentum", "xs_momentum", "reversal", "value",
-           "low_volatility", "quality", "multi_factor", "ma_crossover_batch"]
+           "low_volatility", "quality", "multi_factor", "ma_crossover_batch",
+           "ma_crossover_metrics"]
 
 
 def _ma_check(p: dict[str, Any]) -> str | None:
@@ -53,8 +55,26 @@ def ma_crossover_batch(data: xr.Dataset, param_sets: list[dict[str, Any]],
     return pos * uni[None]
 
 
+def ma_crossover_metrics(data: xr.Dataset, param_sets: list[dict[str, Any]], r: np.ndarray,
+                         fee: float, periods_per_year: int) -> np.ndarray:
+    """Per-asset sweep metrics ``(P, N, 3)`` of many (fast, slow) pairs in one fused pass:
+    every window's mean comes from one cumulative sum of the last known close, positions
+    are compared on the fly (identical to :func:`ma_crossover_batch` + the metrics kernel)."""
+    close = np.asarray(sg.last_known(data["close"]).transpose("date", "asset").values, float)
+    valid = np.isfinite(close)
+    zero = np.zeros((1, close.shape[1]))
+    c = np.concatenate([zero, sg.cumsum_rows(np.where(valid, close, 0.0))])
+    k = np.concatenate([zero, sg.cumsum_rows(valid.astype(float))])
+    fast = np.asarray([p["fast"] for p in param_sets], np.int64)
+    slow = np.asarray([p["slow"] for p in param_sets], np.int64)
+    r = np.asarray(r, float)
+    return ma_cross_metrics_kernel(c, k, fast, slow, np.ascontiguousarray(
+        np.where(np.isnan(r), 0.0, r)), float(fee), float(periods_per_year))
+
+
 ma_crossover.signal_func = _ma_signal
 ma_crossover.batch_func = ma_crossover_batch
+ma_crossover.metrics_func = ma_crossover_metrics
 
 
 def _tsm_signal(data: xr.Dataset, window: int, skip: int, long_short: bool) -> xr.DataArray:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["simulate_kernel", "simulate_kernel_numpy_reference", "long_flat_pnl"]
+__all__ = ["simulate_kernel", "simulate_kernel_numpy_reference", "long_flat_pnl",
+           "long_flat_metrics_kernel", "ma_cross_metrics_kernel"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -190,3 +191,96 @@ def long_flat_pnl(position: np.ndarray, r: np.ndarray, fee: float) -> np.ndarray
     held[1:] = position[:-1]
     trade = np.abs(np.diff(position, axis=0, prepend=np.zeros_like(position[:1])))
     return (1 + held * r) * (1 - fee * trade) - 1
+
+
+# Long/flat per-asset backtests (sweeps). numpy's error model: float division by zero
+# gives inf/NaN instead of a Python exception check, so the row loops vectorize (SIMD).
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _lf_row(now: np.ndarray, r: np.ndarray, fee: float, st: tuple[np.ndarray, ...]) -> None:
+    """One session of every asset's long/flat backtest, branch-free.
+
+    ``now`` positions decided at this close, ``r`` this session's NaN-free returns; the
+    state ``st`` = (held position, wealth, peak, max drawdown, sum and sum of squares of
+    daily returns). A flat asset earns exactly 0, which leaves every statistic unchanged.
+    """
+    prev, wealth, peak, mdd, s1, s2 = st
+    for i in range(now.shape[0]):
+        held = prev[i]
+        nw = float(now[i])
+        ret = (1.0 + held * r[i]) * (1.0 - fee * abs(nw - held)) - 1.0
+        prev[i] = nw
+        w = wealth[i] * (1.0 + ret)
+        wealth[i] = w
+        pk = max(peak[i], w)
+        peak[i] = pk
+        mdd[i] = min(mdd[i], w / pk - 1.0)
+        s1[i] += ret
+        s2[i] += ret * ret
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lf_state(N: int) -> tuple[np.ndarray, ...]:
+    return (np.zeros(N), np.ones(N), np.ones(N), np.zeros(N), np.zeros(N), np.zeros(N))
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _lf_finish(st: tuple[np.ndarray, ...], T: int, ppy: float, out: np.ndarray) -> None:
+    """Total return, max drawdown, Sharpe (``out`` is ``(N, 3)``) from a final state."""
+    _, wealth, _, mdd, s1, s2 = st
+    for i in range(wealth.shape[0]):
+        mean = s1[i] / T
+        var = (s2[i] - s1[i] * mean) / (T - 1)
+        out[i, 0] = wealth[i] - 1.0
+        out[i, 1] = mdd[i]
+        out[i, 2] = mean / np.sqrt(var) * np.sqrt(ppy) if var > 1e-30 else np.nan
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def long_flat_metrics_kernel(pos: np.ndarray, r: np.ndarray, fee: float, ppy: float
+                             ) -> np.ndarray:
+    """``(P, N, 3)`` total return, max drawdown, Sharpe of ``(P, T, N)`` positions held
+    from each close against ``(T, N)`` NaN-free returns (one pass, no P&L array)."""
+    P, T, N = pos.shape
+    out = np.empty((P, N, 3))
+    for p in range(P):
+        st = _lf_state(N)
+        for t in range(T):
+            _lf_row(pos[p, t], r[t], fee, st)
+        _lf_finish(st, T, ppy, out[p])
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def ma_cross_metrics_kernel(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow: np.ndarray,
+                            r: np.ndarray, fee: float, ppy: float) -> np.ndarray:
+    """Moving-average crossover long/flat backtests of every (fast, slow) pair and asset,
+    positions computed on the fly from one cumulative sum (no ``P x T x N`` array).
+
+    ``c``/``k`` are ``(T + 1, N)`` cumulative sums (leading zero row) of the NaN-as-0
+    prices and of their valid-value counts; a window's mean is NaN (no position) until
+    it holds ``window`` valid prices, as in :func:`~quantlib.backtest.signals.rolling_mean_np`
+    (same sums, same divisions: identical positions). ``r`` is NaN-free. Returns
+    ``(P, N, 3)``: total return, max drawdown, Sharpe.
+    """
+    T = c.shape[0] - 1
+    N = c.shape[1]
+    P = fast.shape[0]
+    out = np.empty((P, N, 3))
+    now = np.empty(N)
+    for p in range(P):
+        f = fast[p]
+        s = slow[p]
+        st = _lf_state(N)
+        for t in range(T):
+            c1, cf, cs = c[t + 1], c[max(t + 1 - f, 0)], c[max(t + 1 - s, 0)]
+            k1, kf, ks = k[t + 1], k[max(t + 1 - f, 0)], k[max(t + 1 - s, 0)]
+            for i in range(N):
+                nf = k1[i] - kf[i]
+                ns = k1[i] - ks[i]
+                long = (nf >= f) & (ns >= s) & ((c1[i] - cf[i]) / nf > (c1[i] - cs[i]) / ns)
+                now[i] = 1.0 if long else 0.0
+            _lf_row(now, r[t], fee, st)
+        _lf_finish(st, T, ppy, out[p])
+    return out

@@ -64,12 +64,14 @@ class Strategy:
     check: Callable[[dict[str, Any]], str | None] | None = None
     batch_func: Callable[..., np.ndarray] | None = None
     signal_func: Callable[..., xr.DataArray] | None = None
+    metrics_func: Callable[..., np.ndarray] | None = None
 
     @property
     def source_hash(self) -> str:
         """sha256 (16 hex) of the strategy's source code (function, batch, signal)."""
         h = hashlib.sha256()
-        for fn in (self.func, self.batch_func, self.signal_func, self.check):
+        for fn in (self.func, self.batch_func, self.signal_func, self.metrics_func,
+                   self.check):
             if fn is not None:
                 try:
                     h.update(inspect.getsource(fn).encode())

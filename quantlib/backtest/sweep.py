@@ -22,7 +22,6 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -31,6 +30,7 @@ from quantlib.backtest import kernels
 from quantlib.backtest.constraints import Constraints
 from quantlib.backtest.costs import resolve_costs
 from quantlib.backtest.engine import as_dataset, kernel_args, prepare_static, settings_dict
+from quantlib.backtest.kernels import long_flat_metrics_kernel
 from quantlib.backtest.metrics import summary, sweep_metrics
 from quantlib.backtest.strategies import Strategy, get_strategy
 from quantlib.errors import BacktestError, StrategyError
@@ -74,46 +74,6 @@ def expand_grid(strategy: Strategy, grid: Mapping[str, Iterable[Any]] | list[dic
     return ok, skipped
 
 
-@numba.njit(cache=True, nogil=True)
-def _long_flat_metrics_kernel(pos: np.ndarray, r: np.ndarray, fee: float, ppy: float
-                              ) -> np.ndarray:
-    P, T, N = pos.shape
-    out = np.empty((P, N, 3))
-    for p in range(P):
-        wealth = np.ones(N)
-        peak = np.ones(N)
-        mdd = np.zeros(N)
-        s1 = np.zeros(N)
-        s2 = np.zeros(N)
-        prev = np.zeros(N)
-        for t in range(T):
-            for i in range(N):
-                now = float(pos[p, t, i])
-                held = prev[i]
-                if held == 0.0 and now == 0.0:
-                    continue  # flat: zero return, nothing to update (wealth <= peak holds)
-                x = r[t, i]
-                if np.isnan(x):
-                    x = 0.0
-                ret = (1.0 + held * x) * (1.0 - fee * abs(now - held)) - 1.0
-                prev[i] = now
-                w = wealth[i] * (1.0 + ret)
-                wealth[i] = w
-                if w > peak[i]:
-                    peak[i] = w
-                elif w < peak[i] * (1.0 + mdd[i]):
-                    mdd[i] = w / peak[i] - 1.0
-                s1[i] += ret
-                s2[i] += ret * ret
-        for i in range(N):
-            mean = s1[i] / T
-            var = (s2[i] - s1[i] * mean) / (T - 1)
-            out[p, i, 0] = wealth[i] - 1.0
-            out[p, i, 1] = mdd[i]
-            out[p, i, 2] = mean / np.sqrt(var) * np.sqrt(ppy) if var > 1e-30 else np.nan
-    return out
-
-
 def long_flat_metrics(pos: np.ndarray, r: np.ndarray, fee: float,
                       periods_per_year: int = 252) -> np.ndarray:
     """Total return, max drawdown, Sharpe of each (param set, asset) long/flat backtest.
@@ -135,28 +95,34 @@ def long_flat_metrics(pos: np.ndarray, r: np.ndarray, fee: float,
     pos = np.ascontiguousarray(pos)
     if pos.dtype == bool:
         pos = pos.view(np.uint8)  # zero-copy; numba has no float(bool)
-    return _long_flat_metrics_kernel(pos, np.ascontiguousarray(r, dtype=float), float(fee),
-                                     float(periods_per_year))
+    return long_flat_metrics_kernel(pos, _nan_as_zero(r), float(fee), float(periods_per_year))
+
+
+def _nan_as_zero(r: Any) -> np.ndarray:
+    r = np.asarray(r, dtype=float)
+    return np.ascontiguousarray(np.where(np.isnan(r), 0.0, r))
 
 
 def run_batch(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str, Any]],
               per_asset: bool = False, settings: dict[str, Any] | None = None,
               full_metrics: bool = True) -> pd.DataFrame:
     """Evaluate one batch of parameter sets (the unit of work of a sweep task)."""
+    out = _batch_task(strategy, data, param_sets, per_asset, settings, full_metrics)
+    if isinstance(out, pd.DataFrame):
+        return out
+    return _per_asset_frame(param_sets, data["asset"].values, out)
+
+
+def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str, Any]],
+                per_asset: bool = False, settings: dict[str, Any] | None = None,
+                full_metrics: bool = True) -> pd.DataFrame | np.ndarray:
+    """A batch's metrics: ``(P, N, 3)`` per asset (compact to send back), else a frame."""
     s = settings_dict(**{**strategy.sim_defaults, **(settings or {})})
-    arr = strategy.batch(data, param_sets, per_asset=per_asset)
     ppy = s["periods_per_year"]
     if per_asset:
-        r = data["returns_base"] if "returns_base" in data else data["returns"]
-        fee = resolve_costs(s["costs"]).linear_rate
-        m = long_flat_metrics(arr, np.asarray(r.values, float), fee, ppy)
-        P, N = m.shape[:2]
-        assets = np.asarray(data["asset"].values).astype(str)
-        rows = pd.DataFrame([p for p in param_sets for _ in range(N)])
-        rows["asset"] = np.tile(assets, P)
-        for k, name in enumerate(SWEEP_METRICS):
-            rows[name] = m[:, :, k].ravel()
-        return rows
+        return _per_asset_metrics(strategy, data, param_sets,
+                                  resolve_costs(s["costs"]).linear_rate, ppy)
+    arr = strategy.batch(data, param_sets)
     cons = Constraints(long_only=s["long_only"] and not any(
         p.get("long_short") for p in param_sets), gross_leverage=s["gross_leverage"],
         net_leverage=s["net_leverage"], max_weight=s["max_weight"], neutral=s["neutral"])
@@ -179,11 +145,35 @@ def run_batch(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str, A
     return pd.concat([rows, pd.DataFrame(mets)], axis=1)
 
 
-def _auto_batch(n_sets: int, data: xr.Dataset, per_asset: bool, n_workers: int) -> int:
+def _per_asset_metrics(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str, Any]],
+                       fee: float, ppy: int) -> np.ndarray:
+    r = data["returns_base"] if "returns_base" in data else data["returns"]
+    r_np = _nan_as_zero(r.transpose("date", "asset").values)
+    if strategy.metrics_func is not None:  # fused: positions never materialized
+        full = [strategy.resolve_params(p) for p in param_sets]
+        return np.asarray(strategy.metrics_func(data, full, r_np, fee, ppy))
+    return long_flat_metrics(strategy.batch(data, param_sets, per_asset=True), r_np, fee, ppy)
+
+
+def _per_asset_frame(param_sets: list[dict[str, Any]], assets: Any, m: np.ndarray
+                     ) -> pd.DataFrame:
+    P, N = m.shape[:2]
+    rows = pd.DataFrame(param_sets).iloc[np.repeat(np.arange(P), N)].reset_index(drop=True)
+    rows["asset"] = np.tile(np.asarray(assets).astype(str), P)
+    for k, name in enumerate(SWEEP_METRICS):
+        rows[name] = m[:, :, k].ravel()
+    return rows
+
+
+def _auto_batch(n_sets: int, data: xr.Dataset, per_asset: bool, n_workers: int,
+                fused: bool = False, progress: bool = False) -> int:
     cells = data.sizes["date"] * data.sizes["asset"]
-    by_memory = max(1, int(256e6 // (cells * (1 if per_asset else 8))))
-    if n_workers <= 1:
-        return by_memory  # one process: fewer, bigger batches share more work
+    # a batch materializes (sets, date, asset) positions (bool) or weights (float64), unless
+    # the strategy's fused per-asset kernel computes positions on the fly
+    per_set = data.sizes["asset"] * 24 if fused else cells * (1 if per_asset else 8)
+    by_memory = max(1, int(256e6 // per_set))
+    if n_workers <= 1:  # one process: fewer, bigger batches share more work
+        return min(by_memory, max(1, -(-n_sets // 20))) if progress else by_memory
     by_spread = max(1, -(-n_sets // (4 * n_workers)))
     return max(1, min(by_memory, by_spread))
 
@@ -241,7 +231,9 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
         raise BacktestError("the sweep grid has no valid parameter set",
                             found=f"{skipped} rejected", fix="check the grid's ranges")
     n_workers = len(client.scheduler_info()["workers"]) if client is not None else 0
-    bs = batch_size or _auto_batch(len(sets), data, per_asset, n_workers)
+    bs = batch_size or _auto_batch(len(sets), data, per_asset, n_workers,
+                                   fused=per_asset and strat.metrics_func is not None,
+                                   progress=progress)
     batches = [sets[i:i + bs] for i in range(0, len(sets), bs)]
     attrs: dict[str, Any] = {"skipped": skipped, "n_tasks": len(batches), "batch_size": bs}
     if client is None:
@@ -267,7 +259,7 @@ def _dask_sweep(client: Any, strat: Strategy, data: xr.Dataset, batches: list[An
 
     n_workers = len(client.scheduler_info()["workers"])
     [data_f] = client.scatter([data], broadcast=True)
-    futures = client.map(run_batch, [strat] * len(batches), [data_f] * len(batches), batches,
+    futures = client.map(_batch_task, [strat] * len(batches), [data_f] * len(batches), batches,
                          per_asset=per_asset, settings=settings, full_metrics=full_metrics,
                          retries=retries, pure=False, key=[f"sweep-{strat.name}-{i}-"
                                                             f"{id(batches)}"
@@ -276,6 +268,9 @@ def _dask_sweep(client: Any, strat: Strategy, data: xr.Dataset, batches: list[An
         from distributed import progress as dask_progress
 
         dask_progress(futures)
-    frames = client.gather(futures)
+    results = client.gather(futures)
     client.cancel([data_f])
+    assets = data["asset"].values
+    frames = [r if isinstance(r, pd.DataFrame) else _per_asset_frame(b, assets, r)
+              for b, r in zip(batches, results, strict=True)]
     return frames, int(sizeof(data)) * n_workers
