@@ -6,7 +6,9 @@ tear-sheet plot cache (``QUANTLIB_HOME`` in the temporary folder), then:
 
 0. the first view (the server builds and caches the result's plots), reported apart;
 1. one viewer: time from navigation to the tear sheet fully rendered (the last section
-   attached and every plot canvas painted), ``--repeat`` times;
+   attached and every plot canvas painted), ``--repeat`` times, each in a fresh browser
+   context (cold HTTP cache: BokehJS fetched and compiled every time); then the same in
+   one context (a manager's browser that has loaded BokehJS before);
 2. ``--viewers`` (default 20) viewers opening the tear sheet at once: median and p95
    time to fully rendered, and the server's peak RSS.
 
@@ -55,15 +57,18 @@ PAINTED_JS = """(n) => {
 }"""
 
 
-async def open_tearsheet(browser, url: str) -> float:
-    ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+async def open_tearsheet(browser, url: str, ctx=None) -> float:
+    """Seconds from navigation to fully rendered; a fresh browser context (cold HTTP cache)
+    unless ``ctx`` is given (then its cache, e.g. BokehJS from an earlier page, is used)."""
+    own = ctx is None
+    ctx = ctx or await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await ctx.new_page()
     t0 = time.perf_counter()
     await page.goto(url, wait_until="commit")
     await page.wait_for_selector("#ql-rendered", state="attached", timeout=300_000)
     await page.wait_for_function(PAINTED_JS, arg=PLOTS, timeout=300_000, polling=50)
     elapsed = time.perf_counter() - t0
-    await ctx.close()
+    await (ctx.close() if own else page.close())
     return elapsed
 
 
@@ -84,6 +89,10 @@ async def measure(url: str, repeat: int, viewers: int, server: psutil.Process) -
         browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         first = await open_tearsheet(browser, url)  # cold: plots built and cached
         single = [await open_tearsheet(browser, url) for _ in range(repeat)]
+        ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
+        await open_tearsheet(browser, url, ctx)  # fills this browser's HTTP cache
+        warm = [await open_tearsheet(browser, url, ctx) for _ in range(repeat)]
+        await ctx.close()
         base_rss = server.memory_info().rss
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -91,7 +100,7 @@ async def measure(url: str, repeat: int, viewers: int, server: psutil.Process) -
         stop.set()
         await browser.close()
     many = sorted(many)
-    return {"first": first, "single": single, "many": many, "base_rss": base_rss,
+    return {"first": first, "single": single, "warm": warm, "many": many, "base_rss": base_rss,
             "peak_rss": peak["rss"]}
 
 
@@ -132,6 +141,9 @@ def main() -> None:
     print(f"1 viewer | {len(single)} | {statistics.median(single):.2f} | "
           f"{sorted(single)[-1]:.2f} | {min(single):.2f} | {max(single):.2f} | "
           f"{out['base_rss'] / 2**20:.0f}")
+    warm = out["warm"]
+    print(f"1 viewer, browser cache warm | {len(warm)} | {statistics.median(warm):.2f} | "
+          f"{sorted(warm)[-1]:.2f} | {min(warm):.2f} | {max(warm):.2f} |")
     print(f"{args.viewers} concurrent | {len(many)} | {statistics.median(many):.2f} | "
           f"{p95:.2f} | {min(many):.2f} | {max(many):.2f} | "
           f"{out['base_rss'] / 2**20:.0f} -> {out['peak_rss'] / 2**20:.0f}")
