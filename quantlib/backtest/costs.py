@@ -3,7 +3,8 @@
 The default, :data:`DEFAULT_COSTS`, is meant to be realistic for liquid equities:
 1 bp commission + 5 bps half-spread per unit of traded weight, square-root market
 impact ``0.1 * sigma_daily * sqrt(traded value / ADV value)`` (sigma over 60
-sessions, ADV over 20 sessions, on a portfolio of 10 million in base currency)
+sessions, ADV over 20 sessions in base currency through ``fx_rate``, on a portfolio of
+10 million in base currency)
 and a 50 bps/year borrow fee on short weight. ``costs=None`` is frictionless.
 """
 
@@ -66,15 +67,35 @@ class CostModel:
         return asdict(self)
 
     def arrays(self, close: np.ndarray, volume: np.ndarray | None, returns: np.ndarray,
-               periods_per_year: int) -> tuple[np.ndarray, np.ndarray, float]:
-        """``(lin_cost (T,N), impact (T,N), borrow_daily)`` for the kernel; data up to t only."""
+               periods_per_year: int, fx: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+        """``(lin_cost (T,N), impact (T,N), borrow_daily)`` for the kernel; data up to t only.
+
+        ``fx`` (base currency per unit of each asset's currency, known at t) puts the
+        average daily traded value in the base currency of ``capital``; without it the
+        prices are taken to be in the base currency already.
+
+        Examples
+        --------
+        A KRW listing trading the same dollar value as a USD one costs the same impact:
+
+        >>> rng = np.random.default_rng(0)
+        >>> r = rng.normal(0, 0.02, (80, 1))
+        >>> usd = 100 * np.cumprod(1 + r, axis=0)
+        >>> vol = np.full((80, 1), 1e5)
+        >>> _, a, _ = DEFAULT_COSTS.arrays(usd, vol, r, 252)
+        >>> _, b, _ = DEFAULT_COSTS.arrays(usd * 1300, vol, r, 252, fx=np.full((80, 1), 1 / 1300))
+        >>> bool(np.allclose(a, b))
+        True
+        """
         T, N = close.shape
         lin = np.broadcast_to(np.float64(self.linear_rate), (T, N))  # zero-stride views
         impact = np.broadcast_to(np.float64(0.0), (T, N))
         if self.impact_coef > 0 and volume is not None:
             from quantlib.backtest.signals import rolling_mean_np, rolling_std_np
 
-            adv = rolling_mean_np(close * volume, self.adv_window, self.adv_window // 2)
+            value = close * volume if fx is None else close * volume * fx
+            adv = rolling_mean_np(value, self.adv_window, self.adv_window // 2)
             sigma = rolling_std_np(returns, self.vol_window, self.vol_window // 3)
             with np.errstate(invalid="ignore", divide="ignore"):
                 imp = self.impact_coef * sigma * np.sqrt(self.capital / adv)

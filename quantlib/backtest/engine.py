@@ -171,7 +171,7 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
     has_bar = np.isfinite(close)
     force_close = _delisting_mask(has_bar, data)
     lin, impact, borrow = cost_model.arrays(close, _np(data, "volume"), r_local,
-                                            s["periods_per_year"])
+                                            s["periods_per_year"], fx=_np(data, "fx_rate"))
     if s["execution"] == "close":
         r_pre, r_post, tradable = r, np.broadcast_to(np.float64(0.0), r.shape), has_bar
     elif s["execution"] == "open":

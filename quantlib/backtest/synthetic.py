@@ -65,7 +65,7 @@ def make_dataset(n_assets: int = 50, n_days: int = 504, seed: int = 0,
     Returns
     -------
     xarray.Dataset
-        Variables ``close open volume returns returns_base in_universe total_equity
+        Variables ``close open volume returns returns_base fx_rate in_universe total_equity
         net_income shares_outstanding``; coords ``market sector currency symbol``;
         ``attrs["snapshot"]`` identifies the generator inputs.
 
@@ -124,7 +124,7 @@ def make_dataset(n_assets: int = 50, n_days: int = 504, seed: int = 0,
               "currency": ("asset", currency.astype(object)),
               "symbol": ("asset", np.array([f"S{i}" for i in range(N)], dtype=object))}
     dv = {"close": close, "open": open_px, "volume": volume, "returns": returns,
-          "returns_base": returns_base, "in_universe": alive, **fundamentals}
+          "returns_base": returns_base, "fx_rate": fx, "in_universe": alive, **fundamentals}
     key = f"{n_assets}|{n_days}|{seed}|{tuple(markets)}|{start}|{delist_fraction}|{list_fraction}"
     snap = "synthetic-" + hashlib.sha256(key.encode()).hexdigest()[:12]
     return xr.Dataset({k: (("date", "asset"), v) for k, v in dv.items()}, coords=coords,

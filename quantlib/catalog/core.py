@@ -28,10 +28,11 @@ ENTRIES: dict[str, tuple[str, str, list[str], list[str]]] = {
                "PIT prices on the global session grid: a bar sits on the first date whose "
                "decision time is at or after its known_at; never forward-filled. returns: "
                "total return in local currency from the previous bar (splits, cash "
-               "dividends); returns_base adds the FX change; adj_close is back-adjusted as "
-               "of the panel's end (backtest on returns)",
+               "dividends); returns_base adds the FX change; fx_rate is the rate (base "
+               "currency per unit) known at each decision time; adj_close is back-adjusted "
+               "as of the panel's end (backtest on returns)",
                ["open", "high", "low", "close", "volume", "adj_close", "returns",
-                "returns_base"], ["date", "asset"]),
+                "returns_base", "fx_rate"], ["date", "asset"]),
     "fundamentals": ("quantlib.catalog.readers:FundamentalsReader",
                      "PIT financial statements: the latest fiscal period announced by the "
                      "decision time, in its latest revision known by then",

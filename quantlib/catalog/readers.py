@@ -116,7 +116,7 @@ class StoreReader(BaseReader):
 
 
 class PricesReader(StoreReader):
-    """PIT prices: open high low close volume adj_close returns returns_base."""
+    """PIT prices: open high low close volume adj_close returns returns_base fx_rate."""
 
     func = "quantlib.pit:build_prices"
     needs = ("fx",)

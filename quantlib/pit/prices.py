@@ -141,12 +141,14 @@ def build_prices(prices: pd.DataFrame | Mapping[str, xr.Dataset], assets: pd.Dat
     Returns
     -------
     xarray.Dataset
-        ``open high low close volume adj_close returns returns_base``; asset coords
+        ``open high low close volume adj_close returns returns_base fx_rate``; asset coords
         ``market currency sector symbol``. A bar sits on the first date whose decision
         time is at or after its ``known_at``; other cells are NaN. ``returns`` is the total
         return (splits and cash dividends on the ex date) from the asset's previous bar,
         in local currency; ``returns_base`` adds the change of the FX rate known at each
-        decision time. ``adj_close`` is back-adjusted with every split and dividend up to
+        decision time; ``fx_rate`` is that rate (base currency per unit of the asset's
+        currency, 1 for the base currency, NaN before a rate is known). ``adj_close`` is
+        back-adjusted with every split and dividend up to
         ``end`` (it uses adjustment events from after each date): backtest on ``returns``.
 
     Examples
@@ -189,6 +191,7 @@ def build_prices(prices: pd.DataFrame | Mapping[str, xr.Dataset], assets: pd.Dat
         if len(cur) else np.zeros(shape)
     has_bar = np.isfinite(data["close"])
     data["returns_base"] = K.base_returns(data["returns"], fx_grid, has_bar)
+    data["fx_rate"] = fx_grid.astype(float)  # base currency per unit, known at the decision
     return finish(data, grid, decision_clock=decision_clock, base_currency=base_currency)
 
 

@@ -178,6 +178,23 @@ def test_multi_market_uses_base_currency_returns(panel):
     assert np.isfinite(res.returns["net"]).all()
 
 
+def test_impact_cost_uses_traded_value_in_base_currency(panel):
+    """ADV is converted with fx_rate: the same panel quoted in a currency worth 1/1000 of
+    the base (prices x1000, fx_rate /1000) pays the same impact; without fx_rate the
+    local values are read as base currency and the impact shrinks by sqrt(1000 / fx) (at
+    least sqrt(1000 / 1.5) ~ 26x: fx_rate < 1.5 for every currency of this panel)."""
+    tw = xr.ones_like(panel["close"]) / panel.sizes["asset"]
+    quoted = panel.assign(close=panel["close"] * 1000, open=panel["open"] * 1000,
+                          fx_rate=panel["fx_rate"] / 1000)
+    a = simulate(tw, panel, rebalance="M")
+    b = simulate(tw, quoted, rebalance="M")
+    np.testing.assert_allclose(b.returns["costs"], a.returns["costs"], rtol=1e-9)
+    no_fx = simulate(tw, quoted.drop_vars("fx_rate"), rebalance="M")
+    lin = CostModel().linear_rate * a.returns["turnover"]
+    ratio = (a.returns["costs"] - lin).sum() / (no_fx.returns["costs"] - lin).sum()
+    assert float(panel["fx_rate"].max()) < 1.5 and ratio > 25
+
+
 def test_result_provenance_and_errors(small_panel):
     res = run("xs_momentum", small_panel, window=60, skip=5, quantile=4)
     p = res.provenance
