@@ -35,7 +35,8 @@ from dashboards.plot_cache import PlotCache, plot_cache
 from quantlib.errors import QuantlibError
 from quantlib.serving.session import current_viewer, results_view, settings
 
-__all__ = ["TearSheetHandler", "cached_plots", "tear_sheet_html", "render_page"]
+__all__ = ["TearSheetHandler", "cached_plots", "tear_sheet_html", "render_page", "page_top",
+           "page_bottom"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ EMBED_JS = """
 (function () {
   const item = JSON.parse(document.getElementById('ql-plots-json').textContent);
   Bokeh.embed.embed_item(item, 'ql-plots').then(function (views) {
+    document.getElementById('ql-plots-loading').remove();
     const doc = views.roots[0].model.document;
     const button = document.getElementById('ql-log');
     button.disabled = false;
@@ -108,16 +110,17 @@ def _script_json(text: str) -> str:
     return text.replace("<", "\\u003c")
 
 
-def render_page(meta: dict[str, Any], plots_json: str, *, bokeh_js: str,
-                header: str = "", downloads: bool = True) -> str:
-    """The tear-sheet HTML of one result.
+def page_top(meta: dict[str, Any], *, bokeh_js: str, header: str = "",
+             downloads: bool = True) -> str:
+    """The tear sheet's HTML up to the plots' data: summary, metrics table, BokehJS.
+
+    Sent (and flushed) before the plots are built on a result's first view, so the page
+    is readable while they build.
 
     Parameters
     ----------
     meta : dict
         The result's stored metadata (already checked visible to the viewer).
-    plots_json : str
-        ``json_item`` JSON text of its plots (:func:`cached_plots`).
     bokeh_js : str
         ``<script>`` tags loading BokehJS (server URLs, or inlined for a standalone file).
     header : str
@@ -138,10 +141,21 @@ def render_page(meta: dict[str, Any], plots_json: str, *, bokeh_js: str,
         f"<style>{PAGE_CSS}</style></head><body data-result='{rid}'>{header}"
         f"<h2>{title}</h2>{metric_cards_html(meta)}{_meta_html(meta)}{links}"
         "<button id='ql-log' type='button' aria-pressed='false' disabled>Log scale</button>"
-        "<div id='ql-plots' style='width:100%'></div>"
-        f"{_metrics_html(meta)}"
-        f"<script type='application/json' id='ql-plots-json'>{_script_json(plots_json)}</script>"
-        f"{bokeh_js}<script>{EMBED_JS}</script></body></html>")
+        "<p id='ql-plots-loading'>Loading plots…</p><div id='ql-plots' style='width:100%'></div>"
+        f"{_metrics_html(meta)}{bokeh_js}")
+
+
+def page_bottom(plots_json: str) -> str:
+    """The rest of the tear sheet: the plots' ``json_item`` JSON and the embedding script."""
+    return (f"<script type='application/json' id='ql-plots-json'>{_script_json(plots_json)}"
+            f"</script><script>{EMBED_JS}</script></body></html>")
+
+
+def render_page(meta: dict[str, Any], plots_json: str, *, bokeh_js: str,
+                header: str = "", downloads: bool = True) -> str:
+    """The whole tear-sheet HTML of one result (:func:`page_top` + :func:`page_bottom`)."""
+    return page_top(meta, bokeh_js=bokeh_js, header=header, downloads=downloads) + \
+        page_bottom(plots_json)
 
 
 def tear_sheet_html(rid: str) -> io.BytesIO:
@@ -186,7 +200,8 @@ class TearSheetHandler(AuthRequestHandler):
             return self._error(403, "Tear sheet", str(exc))
         if not rid:
             self.set_header("Content-Type", "text/html; charset=utf-8")
-            return self.finish(f"<!DOCTYPE html><html><head><style>{PAGE_CSS}</style></head>"
+            return self.finish("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+                               f"<style>{PAGE_CSS}</style></head>"
                                f"<body>{header_html('Tear sheet', viewer)}<p>Pick a result in "
                                "the <a href='./gallery'>gallery</a>.</p></body></html>")
         try:
@@ -202,9 +217,18 @@ class TearSheetHandler(AuthRequestHandler):
             self.set_header("Content-Type", "text/csv" if kind == "csv" else "text/html")
             self.set_header("Content-Disposition", f'attachment; filename="{name}"')
             return self.finish(body.getvalue())
-        plots_json = _cache().get(rid) or await loop.run_in_executor(None, cached_plots, rid)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")  # per-viewer page (the plots file is shared)
-        self.finish(render_page(meta, plots_json, bokeh_js=_server_js(),
-                                header=header_html("Tear sheet", viewer)))
+        self.write(page_top(meta, bokeh_js=_server_js(), header=header_html("Tear sheet", viewer)))
+        plots_json = _cache().get(rid)
+        if plots_json is None:  # first view of this result: show the summary while building
+            await self.flush()
+            try:
+                plots_json = await loop.run_in_executor(None, cached_plots, rid)
+            except Exception as exc:  # noqa: BLE001 - the summary is already on screen
+                log.exception("tear-sheet plots of %s could not be built", rid)
+                return self.finish(
+                    "<div class='ql-alert' role='alert'>The plots could not be built: "
+                    f"{html.escape(str(exc))}</div></body></html>")
+        self.finish(page_bottom(plots_json))
 

@@ -31,10 +31,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
-    """A dev-mode dashboards server as manager ``mo``; yields (url, ids, store, home, log)."""
+    """A dev-mode dashboards server as manager ``mo``; yields (url, ids, store, home, log).
+
+    ``ids``: three published results (the third with an unreadable returns file) and
+    ann's unpublished one.
+    """
     store = tmp_path_factory.mktemp("results")
     home = tmp_path_factory.mktemp("home")
-    ids = populate_demo_store(str(store), n_published=2, years=4)
+    ids = populate_demo_store(str(store), n_published=3, years=4)
+    (store / "objects" / ids[2] / "returns.parquet").write_bytes(b"not parquet")
     port = free_port()
     log_path = home / "serve.log"
     exe = str(Path(sys.executable).with_name("quantlib"))
@@ -78,6 +83,17 @@ def test_page_shows_stored_metrics_and_builds_plots_once(server):
     cagr = meta["metrics"]["cagr"]
     assert f"data-metric='cagr' data-value='{cagr!r}'>{fmt_pct(cagr)}<" in second.text
     assert "static/js/bokeh.min.js?v=" in second.text
+
+
+def test_summary_stays_readable_when_plots_cannot_be_built(server):
+    url, ids, store, home, _log = server
+    page = requests.get(f"{url}tearsheet?id={ids[2]}", timeout=60)
+    assert page.status_code == 200
+    meta = json.loads((store / "objects" / ids[2] / "meta.json").read_text())
+    sharpe = meta["metrics"]["sharpe"]
+    assert f"data-metric='sharpe' data-value='{sharpe!r}'" in page.text
+    assert "The plots could not be built" in page.text and "parquet" in page.text
+    assert page.text.endswith("</body></html>") and cache_files(home, ids[2]) == []
 
 
 def test_manager_gets_403_for_unpublished_and_nothing_is_built(server):
