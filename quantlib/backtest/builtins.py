@@ -56,7 +56,8 @@ def ma_crossover_batch(data: xr.Dataset, param_sets: list[dict[str, Any]],
 
 
 def ma_crossover_metrics(data: xr.Dataset, param_sets: list[dict[str, Any]], r: np.ndarray,
-                         fee: float, periods_per_year: int) -> np.ndarray:
+                         fee: float, periods_per_year: int, rebalance: np.ndarray | None = None
+                         ) -> np.ndarray:
     """Per-asset sweep metrics ``(P, N, 3)`` of many (fast, slow) pairs in one fused pass:
     every window's mean comes from one cumulative sum of the last known close, positions
     are compared on the fly (identical to :func:`ma_crossover_batch` + the metrics kernel)."""
@@ -68,8 +69,9 @@ def ma_crossover_metrics(data: xr.Dataset, param_sets: list[dict[str, Any]], r: 
     fast = np.asarray([p["fast"] for p in param_sets], np.int64)
     slow = np.asarray([p["slow"] for p in param_sets], np.int64)
     r = np.asarray(r, float)
+    reb = np.ones(len(close), bool) if rebalance is None else np.asarray(rebalance, bool)
     return ma_cross_metrics_kernel(c, k, fast, slow, np.ascontiguousarray(
-        np.where(np.isnan(r), 0.0, r)), float(fee), float(periods_per_year))
+        np.where(np.isnan(r), 0.0, r)), float(fee), float(periods_per_year), reb)
 
 
 ma_crossover.signal_func = _ma_signal

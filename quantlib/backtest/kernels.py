@@ -238,31 +238,39 @@ def _lf_finish(st: tuple[np.ndarray, ...], T: int, ppy: float, out: np.ndarray) 
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def long_flat_metrics_kernel(pos: np.ndarray, r: np.ndarray, fee: float, ppy: float
-                             ) -> np.ndarray:
+def long_flat_metrics_kernel(pos: np.ndarray, r: np.ndarray, fee: float, ppy: float,
+                             rebalance: np.ndarray) -> np.ndarray:
     """``(P, N, 3)`` total return, max drawdown, Sharpe of ``(P, T, N)`` positions held
-    from each close against ``(T, N)`` NaN-free returns (one pass, no P&L array)."""
+    from each close against ``(T, N)`` NaN-free returns (one pass, no P&L array).
+
+    Positions change only on ``rebalance`` sessions (``(T,)`` bool) and are held between.
+    """
     P, T, N = pos.shape
     out = np.empty((P, N, 3))
     for p in range(P):
         st = _lf_state(N)
         for t in range(T):
-            _lf_row(pos[p, t], r[t], fee, st)
+            if rebalance[t]:
+                _lf_row(pos[p, t], r[t], fee, st)
+            else:  # off the rebalance calendar the current positions (state 0) are held
+                _lf_row(st[0], r[t], fee, st)
         _lf_finish(st, T, ppy, out[p])
     return out
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def ma_cross_metrics_kernel(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow: np.ndarray,
-                            r: np.ndarray, fee: float, ppy: float) -> np.ndarray:
+                            r: np.ndarray, fee: float, ppy: float, rebalance: np.ndarray
+                            ) -> np.ndarray:
     """Moving-average crossover long/flat backtests of every (fast, slow) pair and asset,
     positions computed on the fly from one cumulative sum (no ``P x T x N`` array).
 
     ``c``/``k`` are ``(T + 1, N)`` cumulative sums (leading zero row) of the NaN-as-0
     prices and of their valid-value counts; a window's mean is NaN (no position) until
     it holds ``window`` valid prices, as in :func:`~quantlib.backtest.signals.rolling_mean_np`
-    (same sums, same divisions: identical positions). ``r`` is NaN-free. Returns
-    ``(P, N, 3)``: total return, max drawdown, Sharpe.
+    (same sums, same divisions: identical positions). ``r`` is NaN-free; positions
+    change on ``rebalance`` sessions only. Returns ``(P, N, 3)``: total return, max
+    drawdown, Sharpe.
     """
     T = c.shape[0] - 1
     N = c.shape[1]
@@ -273,7 +281,11 @@ def ma_cross_metrics_kernel(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow
         f = fast[p]
         s = slow[p]
         st = _lf_state(N)
+        now[:] = 0.0
         for t in range(T):
+            if not rebalance[t]:
+                _lf_row(now, r[t], fee, st)  # hold the last decided positions
+                continue
             c1, cf, cs = c[t + 1], c[max(t + 1 - f, 0)], c[max(t + 1 - s, 0)]
             k1, kf, ks = k[t + 1], k[max(t + 1 - f, 0)], k[max(t + 1 - s, 0)]
             for i in range(N):

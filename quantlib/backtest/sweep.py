@@ -27,9 +27,15 @@ import pandas as pd
 import xarray as xr
 
 from quantlib.backtest import kernels
-from quantlib.backtest.constraints import Constraints
+from quantlib.backtest.constraints import Constraints, rebalance_mask
 from quantlib.backtest.costs import resolve_costs
-from quantlib.backtest.engine import as_dataset, kernel_args, prepare_static, settings_dict
+from quantlib.backtest.engine import (
+    SIM_DEFAULTS,
+    as_dataset,
+    kernel_args,
+    prepare_static,
+    settings_dict,
+)
 from quantlib.backtest.kernels import long_flat_metrics_kernel
 from quantlib.backtest.metrics import summary, sweep_metrics
 from quantlib.backtest.strategies import Strategy, get_strategy
@@ -75,11 +81,13 @@ def expand_grid(strategy: Strategy, grid: Mapping[str, Iterable[Any]] | list[dic
 
 
 def long_flat_metrics(pos: np.ndarray, r: np.ndarray, fee: float,
-                      periods_per_year: int = 252) -> np.ndarray:
+                      periods_per_year: int = 252, rebalance: np.ndarray | None = None
+                      ) -> np.ndarray:
     """Total return, max drawdown, Sharpe of each (param set, asset) long/flat backtest.
 
-    ``pos`` is ``(P, T, N)`` positions in [0, 1] (bool accepted) decided at each close,
-    ``r`` the ``(T, N)`` returns; equals
+    ``pos`` is ``(P, T, N)`` positions in [0, 1] (bool accepted) decided at each close
+    (on ``rebalance`` sessions only, if given; held between), ``r`` the ``(T, N)``
+    returns; equals
     :func:`~quantlib.backtest.kernels.long_flat_pnl` + :func:`~quantlib.backtest.metrics.sweep_metrics`.
     Returns ``(P, N, 3)``.
 
@@ -95,7 +103,9 @@ def long_flat_metrics(pos: np.ndarray, r: np.ndarray, fee: float,
     pos = np.ascontiguousarray(pos)
     if pos.dtype == bool:
         pos = pos.view(np.uint8)  # zero-copy; numba has no float(bool)
-    return long_flat_metrics_kernel(pos, _nan_as_zero(r), float(fee), float(periods_per_year))
+    reb = np.ones(pos.shape[1], bool) if rebalance is None else np.asarray(rebalance, bool)
+    return long_flat_metrics_kernel(pos, _nan_as_zero(r), float(fee), float(periods_per_year),
+                                    reb)
 
 
 def _nan_as_zero(r: Any) -> np.ndarray:
@@ -121,7 +131,8 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
     ppy = s["periods_per_year"]
     if per_asset:
         return _per_asset_metrics(strategy, data, param_sets,
-                                  resolve_costs(s["costs"]).linear_rate, ppy)
+                                  resolve_costs(s["costs"]).linear_rate, ppy,
+                                  rebalance_mask(data["date"].values, s["rebalance"]))
     arr = strategy.batch(data, param_sets)
     cons = Constraints(long_only=s["long_only"] and not any(
         p.get("long_short") for p in param_sets), gross_leverage=s["gross_leverage"],
@@ -146,13 +157,14 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
 
 
 def _per_asset_metrics(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str, Any]],
-                       fee: float, ppy: int) -> np.ndarray:
+                       fee: float, ppy: int, rebalance: np.ndarray) -> np.ndarray:
     r = data["returns_base"] if "returns_base" in data else data["returns"]
     r_np = _nan_as_zero(r.transpose("date", "asset").values)
     if strategy.metrics_func is not None:  # fused: positions never materialized
         full = [strategy.resolve_params(p) for p in param_sets]
-        return np.asarray(strategy.metrics_func(data, full, r_np, fee, ppy))
-    return long_flat_metrics(strategy.batch(data, param_sets, per_asset=True), r_np, fee, ppy)
+        return np.asarray(strategy.metrics_func(data, full, r_np, fee, ppy, rebalance))
+    return long_flat_metrics(strategy.batch(data, param_sets, per_asset=True), r_np, fee, ppy,
+                             rebalance)
 
 
 def _per_asset_frame(param_sets: list[dict[str, Any]], assets: Any, m: np.ndarray
@@ -163,6 +175,20 @@ def _per_asset_frame(param_sets: list[dict[str, Any]], assets: Any, m: np.ndarra
     for k, name in enumerate(SWEEP_METRICS):
         rows[name] = m[:, :, k].ravel()
     return rows
+
+
+#: per-asset sweeps are single-asset long/flat backtests: these portfolio settings do not apply
+_PORTFOLIO_ONLY = ("execution", "long_only", "gross_leverage", "net_leverage", "max_weight",
+                   "neutral", "benchmark")
+
+
+def _check_per_asset_settings(settings: dict[str, Any]) -> None:
+    bad = [k for k in _PORTFOLIO_ONLY if k in settings and settings[k] != SIM_DEFAULTS[k]]
+    if bad:
+        raise BacktestError("per-asset sweeps are single-asset long/flat backtests at the close",
+                            found=", ".join(f"{k}={settings[k]!r}" for k in bad),
+                            fix="drop these settings, or sweep portfolios (per_asset=False)",
+                            field=bad[0])
 
 
 def _auto_batch(n_sets: int, data: xr.Dataset, per_asset: bool, n_workers: int,
@@ -193,8 +219,10 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
     client : distributed.Client, optional
         Run batches as Dask tasks; the panel is scattered once to all workers.
     per_asset : bool
-        Each asset is its own long/flat backtest (flat fee = the cost model's linear
-        rate); rows carry an ``asset`` column and total return, max drawdown, Sharpe.
+        Each asset is its own long/flat backtest traded at the close on the ``rebalance``
+        calendar (flat fee = the cost model's linear rate: commission + half-spread);
+        rows carry an ``asset`` column and total return, max drawdown, Sharpe. Portfolio
+        settings (execution, leverage, weights, neutrality, benchmark) are rejected.
     batch_size : int, optional
         Parameter sets per task; default keeps a batch's arrays near 256 MB and gives
         each worker several tasks.
@@ -226,6 +254,8 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
     strat = get_strategy(strategy)
     data = as_dataset(data)
     settings_dict(**settings)  # validate early, on the client side
+    if per_asset:
+        _check_per_asset_settings(settings)
     sets, skipped = expand_grid(strat, grid)
     if not sets:
         raise BacktestError("the sweep grid has no valid parameter set",

@@ -75,8 +75,41 @@ def test_fused_ma_metrics_equal_materialized_positions(small_panel):
     sets, _ = expand_grid(strat, {"fast": [1, 3, 5, 17], "slow": [2, 20, 61, 250]})
     fused = run_batch(strat, small_panel, sets, per_asset=True, settings={"costs": 10})
     ref = run_batch(plain, small_panel, sets, per_asset=True, settings={"costs": 10})
+    for rule in ("W", 7):  # a rebalance calendar: positions held between rebalances
+        kw = {"costs": 10, "rebalance": rule}
+        pd.testing.assert_frame_equal(run_batch(strat, small_panel, sets, True, kw),
+                                      run_batch(plain, small_panel, sets, True, kw),
+                                      check_exact=True)
     assert small_panel["close"].isnull().any()  # listings/delistings: leading NaN windows
     assert list(fused.columns) == ["fast", "slow", "asset", "total_return", "max_drawdown",
                                    "sharpe"]
     pd.testing.assert_frame_equal(fused, ref, check_exact=True)
     assert fused["max_drawdown"].min() < -0.05 and fused["total_return"].std() > 0
+
+
+def test_per_asset_sweep_on_a_rebalance_calendar_matches_plain_numpy(small_panel):
+    from quantlib.backtest.constraints import rebalance_mask
+
+    df = sweep("ma_crossover", {"fast": [5], "slow": [40]}, small_panel, per_asset=True,
+               costs=10, rebalance="M")
+    daily = sweep("ma_crossover", {"fast": [5], "slow": [40]}, small_panel, per_asset=True,
+                  costs=10)
+    close = small_panel["close"].ffill("date").values
+    r = np.nan_to_num(small_panel["returns"].values)
+    pos = (rolling_mean_np(close, 5) > rolling_mean_np(close, 40)).astype(float)
+    month_end = rebalance_mask(small_panel["date"].values, "M")
+    last = np.maximum.accumulate(np.where(month_end, np.arange(len(month_end)), -1))
+    held = np.where(last[:, None] >= 0, pos[np.maximum(last, 0)], 0.0)  # decided at month ends
+    ref = sweep_metrics_numpy(long_flat_pnl(held, r, 0.001))
+    got = df.sort_values("asset")[["total_return", "max_drawdown", "sharpe"]].to_numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(got, daily.sort_values("asset")[["total_return", "max_drawdown",
+                                                             "sharpe"]].to_numpy())
+
+
+def test_per_asset_sweep_rejects_portfolio_settings(small_panel):
+    with pytest.raises(BacktestError, match=r"single-asset long/flat.*found max_weight=0.1.*"
+                                            r"per_asset=False"):
+        sweep("ma_crossover", GRID, small_panel, per_asset=True, max_weight=0.1)
+    with pytest.raises(BacktestError, match="execution='open'"):
+        sweep("ma_crossover", GRID, small_panel, per_asset=True, execution="open")
