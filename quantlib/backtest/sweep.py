@@ -19,6 +19,7 @@ tasks are recomputed elsewhere; ``progress=True`` shows dask's progress bar.
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -241,7 +242,8 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
     -------
     pandas.DataFrame
         ``attrs`` hold ``skipped`` (invalid sets), ``n_tasks`` and, with a client,
-        ``bytes_scattered`` (panel bytes sent to workers).
+        ``bytes_scattered`` (panel bytes sent to the workers by this sweep: a panel goes
+        to every worker once per client; later sweeps on the same content reuse it).
 
     Examples
     --------
@@ -285,10 +287,7 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
 def _dask_sweep(client: Any, strat: Strategy, data: xr.Dataset, batches: list[Any],
                 per_asset: bool, settings: dict[str, Any], full_metrics: bool, progress: bool,
                 retries: int) -> tuple[list[pd.DataFrame], int]:
-    from dask.sizeof import sizeof
-
-    n_workers = len(client.scheduler_info()["workers"])
-    [data_f] = client.scatter([data], broadcast=True)
+    data_f, sent = _scatter_once(client, data)
     futures = client.map(_batch_task, [strat] * len(batches), [data_f] * len(batches), batches,
                          per_asset=per_asset, settings=settings, full_metrics=full_metrics,
                          retries=retries, pure=False, key=[f"sweep-{strat.name}-{i}-"
@@ -299,8 +298,33 @@ def _dask_sweep(client: Any, strat: Strategy, data: xr.Dataset, batches: list[An
 
         dask_progress(futures)
     results = client.gather(futures)
-    client.cancel([data_f])
     assets = data["asset"].values
     frames = [r if isinstance(r, pd.DataFrame) else _per_asset_frame(b, assets, r)
               for b, r in zip(batches, results, strict=True)]
-    return frames, int(sizeof(data)) * n_workers
+    return frames, sent
+
+
+#: (client id, dataset token) -> the panel's future on the workers (see _scatter_once)
+_SCATTERED: OrderedDict[tuple[int, str], Any] = OrderedDict()
+_KEEP_PANELS = 2
+
+
+def _scatter_once(client: Any, data: xr.Dataset) -> tuple[Any, int]:
+    """The panel on every worker and the bytes sent now: 0 when an earlier sweep on this
+    client already sent the same content (dask token). The last two panels stay on the
+    workers; an older one is released when a third is sent."""
+    from dask.base import tokenize
+    from dask.sizeof import sizeof
+
+    key = (id(client), tokenize(data))
+    fut = _SCATTERED.get(key)
+    if fut is not None and fut.client is client and client.status == "running" \
+            and fut.status == "finished":
+        _SCATTERED.move_to_end(key)
+        return fut, 0
+    n_workers = len(client.scheduler_info()["workers"])
+    [fut] = client.scatter([data], broadcast=True)
+    _SCATTERED[key] = fut
+    while len(_SCATTERED) > _KEEP_PANELS:
+        _SCATTERED.popitem(last=False)  # the dropped future releases its data
+    return fut, int(sizeof(data)) * n_workers

@@ -136,3 +136,20 @@ def test_walk_forward_folds_on_the_cluster_match_local(cluster, small_panel):
                           client=client)
     assert local.folds["params"].tolist() == remote.folds["params"].tolist()
     pd.testing.assert_frame_equal(local.oos.returns, remote.oos.returns)
+
+
+def test_panel_is_sent_once_per_dataset_and_resent_when_it_changes(cluster, small_panel):
+    client, _ = cluster
+    grid = {"fast": [3, 5, 8], "slow": [20, 40]}
+    data = small_panel.copy(deep=True)
+    first = sweep("ma_crossover", grid, data, client=client, per_asset=True, costs=10)
+    again = sweep("ma_crossover", grid, data, client=client, per_asset=True, costs=10)
+    assert first.attrs["bytes_scattered"] > data.nbytes * 0.5
+    assert again.attrs["bytes_scattered"] == 0  # reused on the workers
+    pd.testing.assert_frame_equal(first, again)
+    changed = data.copy(deep=True)
+    changed["close"][:, 0] = changed["close"][:, 0] * 2  # same shape, other content
+    moved = sweep("ma_crossover", grid, changed, client=client, per_asset=True, costs=10)
+    assert moved.attrs["bytes_scattered"] > 0
+    local = sweep("ma_crossover", grid, changed, per_asset=True, costs=10)
+    pd.testing.assert_frame_equal(moved, local)
