@@ -23,10 +23,10 @@ __all__ = ["tear_sheet_layout", "plot_count"]
 
 
 def _rolling(net: pd.Series) -> list[Any]:
-    return [plots.line_chart(an.rolling_sharpe(net).to_frame("rolling Sharpe (6m)"),
-                             "Rolling Sharpe"),
-            plots.line_chart(an.rolling_volatility(net).to_frame("rolling volatility (6m)"),
-                             "Rolling volatility", y_pct=True)]
+    return [plots.line_chart(an.rolling_sharpe(net).to_frame("rolling Sharpe"),
+                             "Rolling Sharpe (6 months)"),
+            plots.line_chart(an.rolling_volatility(net).to_frame("rolling volatility"),
+                             "Rolling volatility (6 months, annualized)", y_pct=True)]
 
 
 def _exposure(returns: pd.DataFrame, exposures: pd.DataFrame | None) -> list[Any]:
@@ -36,7 +36,8 @@ def _exposure(returns: pd.DataFrame, exposures: pd.DataFrame | None) -> list[Any
         if cols:
             out.append(plots.line_chart(exposures[cols], "Exposure", y_pct=True))
     turnover = returns["turnover"].rolling(21, min_periods=1).mean()
-    out.append(plots.line_chart(turnover.to_frame("turnover (21d avg)"), "Turnover", y_pct=True))
+    out.append(plots.line_chart(turnover.to_frame("turnover"), "Turnover (21-day average)",
+                                y_pct=True))
     return out
 
 

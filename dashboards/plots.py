@@ -54,11 +54,16 @@ def line_chart(frame: pd.DataFrame, title: str, *, y_pct: bool = False, log: boo
                y_label: str | None = None) -> Any:
     """One line per column of a date-indexed frame, drawn by a single multi-line renderer.
 
+    A legend is drawn only for two or more columns: a single line is named by the title
+    (and by its hover), and each legend costs the browser a layout pass.
+
     Examples
     --------
     >>> f = pd.DataFrame({"a": [1.0, 2.0]}, index=pd.to_datetime(["2024-01-02", "2024-01-03"]))
-    >>> line_chart(f, "t").title.text
-    't'
+    >>> line_chart(f, "t").title.text, len(line_chart(f, "t").legend)
+    ('t', 0)
+    >>> len(line_chart(f.assign(b=f["a"]), "t").legend)
+    1
     """
     fig = _fig(title, y_pct=y_pct, log=log)
     x = frame.index.to_numpy()
@@ -69,9 +74,11 @@ def line_chart(frame: pd.DataFrame, title: str, *, y_pct: bool = False, log: boo
         "color": [Category10_10[i % 10] for i in range(frame.shape[1])],
         "name": [str(c) for c in frame.columns],
     })
-    fig.multi_line("xs", "ys", source=src, color="color", line_width=1.5, legend_field="name")
+    legend = {"legend_field": "name"} if frame.shape[1] > 1 else {}
+    fig.multi_line("xs", "ys", source=src, color="color", line_width=1.5, **legend)
     fig.add_tools(_line_hover(y_pct))
-    fig.legend.location = "top_left"
+    if legend:
+        fig.legend.location = "top_left"
     if y_label:
         fig.yaxis.axis_label = y_label
     return fig

@@ -108,8 +108,9 @@ def test_layout_holds_every_section_with_the_stored_numbers(demo):
     plots = {p.title.text: p for p in layout.select({"type": Plot})}
     assert set(plots) == {
         "Equity vs benchmark", "Equity vs benchmark (log scale)", "Underwater (drawdown)",
-        "Yearly returns", "Monthly returns", "Rolling Sharpe", "Rolling volatility",
-        "Exposure", "Turnover", "Top 10 holdings (month end)",
+        "Yearly returns", "Monthly returns", "Rolling Sharpe (6 months)",
+        "Rolling volatility (6 months, annualized)", "Exposure", "Turnover (21-day average)",
+        "Top 10 holdings (month end)",
         "Costs (cumulative, fraction of capital)"}
     assert plot_count(layout) == 10  # the log figure starts hidden
     lin, log = plots["Equity vs benchmark"], plots["Equity vs benchmark (log scale)"]
