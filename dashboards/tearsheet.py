@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import io
 import logging
+import threading
 from typing import Any
 
 from bokeh.server.views.auth_request_handler import AuthRequestHandler
@@ -34,8 +35,9 @@ from dashboards.figures import tear_sheet_layout
 from dashboards.plot_cache import PlotCache, plot_cache
 from quantlib.errors import QuantlibError
 from quantlib.serving.session import current_viewer, results_view, settings
+from quantlib.serving.store import Viewer
 
-__all__ = ["TearSheetHandler", "cached_plots", "tear_sheet_html", "render_page", "page_top",
+__all__ = ["TearSheetHandler", "cached_plots", "prebuild_published", "tear_sheet_html", "render_page", "page_top",
            "page_bottom"]
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,37 @@ def cached_plots(rid: str) -> str:
     """``json_item`` JSON text of ``rid``'s plots, from the cache or built into it once."""
     view = results_view()
     return _cache().get_or_build(rid, lambda: tear_sheet_layout(view, rid))
+
+
+def prebuild_published(*, interval: float = 5.0, stop: threading.Event | None = None
+                       ) -> threading.Thread:
+    """Start a daemon thread that builds the plots of every published result not cached yet.
+
+    It looks at the published index at start and whenever the index changes (checked every
+    ``interval`` seconds), so a result is usually cached before its first viewer arrives:
+    a publish costs the server one build, the first view none. Failures are logged and
+    retried at the next change of the index.
+    """
+    stop = stop or threading.Event()
+
+    def run() -> None:
+        seen = ""
+        while not stop.is_set():
+            view = results_view()
+            version = view.version()
+            if version != seen:
+                seen = version
+                for meta in view.list(Viewer("", ())):  # published ones only
+                    rid = str(meta["result_id"])
+                    try:
+                        cached_plots(rid)
+                    except Exception:  # noqa: BLE001 - a broken result must not stop the rest
+                        log.exception("could not prebuild the tear-sheet plots of %s", rid)
+            stop.wait(interval)
+
+    thread = threading.Thread(target=run, name="tearsheet-prebuild", daemon=True)
+    thread.start()
+    return thread
 
 
 def _meta_html(meta: dict[str, Any]) -> str:

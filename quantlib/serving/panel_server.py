@@ -25,13 +25,16 @@ from urllib.parse import urlparse
 from quantlib.errors import ConfigError
 from quantlib.serving.store import Viewer
 
-__all__ = ["serve_dashboards", "load_apps", "load_handlers", "APP_NAMES", "HANDLER_ROUTES", "dashboards_dir", "websocket_origins"]
+__all__ = ["serve_dashboards", "load_apps", "load_handlers", "APP_NAMES", "HANDLER_ROUTES",
+           "BACKGROUND", "dashboards_dir", "websocket_origins"]
 
 log = logging.getLogger(__name__)
 
 APP_NAMES = ("gallery", "whatif", "health")
 #: route -> ``"dashboards.<module>:<handler class>"`` of the pages that are not Panel apps
 HANDLER_ROUTES = {"tearsheet": "dashboards.tearsheet:TearSheetHandler"}
+#: ``"module:function"`` started once with the server (background work of the pages)
+BACKGROUND = ("dashboards.tearsheet:prebuild_published",)
 
 
 def dashboards_dir() -> Path:
@@ -52,16 +55,18 @@ def load_apps() -> dict[str, Callable[[], Any]]:
     return {name: importlib.import_module(f"dashboards.{name}").page for name in APP_NAMES}
 
 
-def load_handlers() -> list[tuple[str, Any]]:
-    """Tornado patterns ``(r"/<route>", handler class)`` of :data:`HANDLER_ROUTES`."""
+def _load(target: str) -> Any:
+    """The object named by a lazy ``"module:attr"`` string under ``dashboards/``."""
     root = str(dashboards_dir().parent)
     if root not in sys.path:
         sys.path.insert(0, root)
-    out = []
-    for route, target in HANDLER_ROUTES.items():
-        module, attr = target.split(":")
-        out.append((rf"/{route}", getattr(importlib.import_module(module), attr)))
-    return out
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def load_handlers() -> list[tuple[str, Any]]:
+    """Tornado patterns ``(r"/<route>", handler class)`` of :data:`HANDLER_ROUTES`."""
+    return [(rf"/{route}", _load(target)) for route, target in HANDLER_ROUTES.items()]
 
 
 def websocket_origins(port: int, extra: tuple[str, ...] = (), hub: bool = False) -> list[str]:
@@ -139,4 +144,7 @@ def serve_dashboards(*, results_url: str, host: str = "127.0.0.1", port: int = 8
         opts["extra_patterns"].append((r"/oauth_callback", HubCallbackHandler))
         log.info("dashboards behind hub OAuth, access scopes %s", sorted(provider.access_scopes))
     log.info("dashboards on http://%s:%s%s (results %s)", host, port, prefix, results_url)
+    if start:
+        for target in BACKGROUND:
+            _load(target)()
     return pn.serve(apps, **opts)

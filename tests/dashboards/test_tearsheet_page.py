@@ -1,7 +1,8 @@
 """The tear-sheet page served by ``quantlib dashboards serve`` (dev mode) with cached plots.
 
-One server process on a demo store: the page's stored numbers, the plot cache (built on
-the first view, reused after), access (a manager gets 403 for another user's unpublished
+One server process on a demo store: the page's stored numbers, the plot cache (prebuilt
+for published results by the server's background thread, or on a first view; reused
+after), access (a manager gets 403 for another user's unpublished
 result), both downloads, and a real chromium drawing every plot from the cache.
 """
 
@@ -23,8 +24,9 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dashboards.plot_cache import CODE_VERSION  # noqa: E402
+from quantlib.results import publish  # noqa: E402
 from quantlib.serving.analytics import fmt_pct  # noqa: E402
-from quantlib.serving.demo import populate_demo_store  # noqa: E402
+from quantlib.serving.demo import demo_result, populate_demo_store  # noqa: E402
 from quantlib.serving.devhub import free_port  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -67,9 +69,29 @@ def cache_files(home: Path, rid: str) -> list[str]:
     return sorted(p.name for p in (home / "cache" / "tearsheet").glob(f"{rid}-*.json"))
 
 
-def test_page_shows_stored_metrics_and_builds_plots_once(server):
+def wait_for_cache(home: Path, rid: str, timeout: float = 60.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while not cache_files(home, rid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return cache_files(home, rid)
+
+
+def test_published_results_are_prebuilt_without_a_view(server):
+    _url, ids, store, home, log_path = server
+    assert wait_for_cache(home, ids[0]) == [f"{ids[0]}-{CODE_VERSION}.json"]
+    assert wait_for_cache(home, ids[1]) == [f"{ids[1]}-{CODE_VERSION}.json"]
+    assert cache_files(home, ids[-1]) == []  # unpublished: only on its author's view
+    deadline = time.monotonic() + 30
+    while "could not prebuild the tear-sheet plots of " + ids[2] not in log_path.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert cache_files(home, ids[2]) == []  # unreadable returns: logged, nothing cached
+    new = publish(demo_result(seed=7, years=2), title="published later", url=str(store))
+    assert wait_for_cache(home, new) == [f"{new}-{CODE_VERSION}.json"]  # no view needed
+
+
+def test_page_shows_stored_metrics_and_plots_built_once(server):
     url, ids, store, home, log_path = server
-    assert cache_files(home, ids[0]) == []
     first = requests.get(f"{url}tearsheet?id={ids[0]}", timeout=60)
     assert first.status_code == 200
     assert cache_files(home, ids[0]) == [f"{ids[0]}-{CODE_VERSION}.json"]
