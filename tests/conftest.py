@@ -2,11 +2,25 @@
 
 quantlib's own warnings are errors here (see ``filterwarnings`` in pyproject.toml).
 Each test gets its own ``QUANTLIB_HOME`` so nothing touches the user's store.
+``moto_endpoint`` is a real S3-compatible server (moto in server mode) on loopback, one
+per test module; free TCP ports come from :func:`quantlib.platform.hubconfig.free_port`.
 """
 
 from __future__ import annotations
 
 import pytest
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """A real moto S3 server (server mode) on loopback; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

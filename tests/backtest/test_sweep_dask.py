@@ -6,7 +6,6 @@ same numbers as the one-process sweep. A task that fails once is retried.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -22,20 +21,15 @@ from quantlib.backtest import Param, register_strategy
 from quantlib.backtest import signals as sg
 from quantlib.backtest.strategies import STRATEGIES
 from quantlib.backtest.sweep import sweep
+from quantlib.platform.hubconfig import free_port
 
 pytestmark = pytest.mark.slow
 distributed = pytest.importorskip("distributed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("dask-logs")
     addr = f"tcp://127.0.0.1:{port}"
     procs = {"scheduler": subprocess.Popen(

@@ -15,17 +15,6 @@ pytestmark = [pytest.mark.s3, pytest.mark.slow]
 SECRET = "s3cr3t-never-in-a-catalog"
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def test_catalog_reads_an_s3_store_with_credentials_only_in_env(moto_endpoint, monkeypatch):
     import boto3
 

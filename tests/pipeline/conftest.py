@@ -21,13 +21,3 @@ def clean_faults(sandbox):
     sandbox.faults.clear()
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    """A real moto S3 server (server mode) on loopback; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()

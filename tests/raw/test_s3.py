@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
-import requests
 
 from quantlib.raw import RawZone
 from quantlib.sources import ingest_files
 from quantlib.standardize import standardize
 
 pytestmark = pytest.mark.s3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(endpoint, timeout=5)
-            break
-        except requests.RequestException:
-            time.sleep(0.2)
-    yield endpoint
-    proc.terminate()
-    proc.wait(10)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ import pytest
 import quantlib
 from quantlib.backtest.result import Result, result_id_for
 from quantlib.errors import StoreError
+from quantlib.platform.hubconfig import free_port
 from quantlib.results import has_result, list_results, load_meta, load_result, publish, save_result
 
 
@@ -143,15 +143,9 @@ def test_index_never_half_written_under_concurrent_reads(tmp_path):
     assert len(list_results(url=url)) == 15
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def moto_s3():
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
                              str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"

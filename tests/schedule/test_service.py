@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,8 @@ import pytest
 import requests
 from croniter import croniter
 
+from quantlib.platform.hubconfig import free_port
 from quantlib.schedule import StateStore, load_schedules, run_job
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -66,7 +60,7 @@ def test_api_reports_last_run_outcome_duration_next_run(nb, tmp_path: Path) -> N
     store = StateStore()
     ran = run_job(jobs["good"], now=datetime(2026, 3, 2, 6, 0, tzinfo=UTC))
     store.update("minutely", first_seen=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
-    port = _free_port()
+    port = free_port()
     with _serve(schedules, {}, port) as base:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -102,10 +96,10 @@ def test_under_the_hub_requests_need_a_token(nb, tmp_path: Path) -> None:
     nb.write_notebook(tmp_path / "ok.ipynb", nb.OK_BODY)
     schedules = nb.write_schedules(tmp_path / "s.yaml", {
         "good": {"cron": "0 6 * * *", "notebook": "ok.ipynb"}})
-    port = _free_port()
+    port = free_port()
     hub_env = {
         "JUPYTERHUB_API_TOKEN": "service-token-not-a-secret",
-        "JUPYTERHUB_API_URL": f"http://127.0.0.1:{_free_port()}/hub/api",
+        "JUPYTERHUB_API_URL": f"http://127.0.0.1:{free_port()}/hub/api",
         "JUPYTERHUB_SERVICE_NAME": "scheduler",
         "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
         "JUPYTERHUB_SERVICE_PREFIX": "/services/scheduler/",

@@ -78,18 +78,6 @@ def _make_frames_fixture():
     return make_frames
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    """A real moto S3 server (server mode) on loopback; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3_store(moto_endpoint, monkeypatch, request):
     """An empty bucket on the moto server, AWS_* env pointing at it; yields the store URL."""
