@@ -144,7 +144,7 @@ def main() -> None:
           f"{sorted(single)[-1]:.2f} | {min(single):.2f} | {max(single):.2f} | "
           f"{out['base_rss'] / 2**20:.0f}")
     warm = out["warm"]
-    print(f"1 viewer, browser cache warm | {len(warm)} | {statistics.median(warm):.2f} | "
+    print(f"1 viewer, one browser context | {len(warm)} | {statistics.median(warm):.2f} | "
           f"{sorted(warm)[-1]:.2f} | {min(warm):.2f} | {max(warm):.2f} |")
     print(f"{args.viewers} concurrent | {len(many)} | {statistics.median(many):.2f} | "
           f"{p95:.2f} | {min(many):.2f} | {max(many):.2f} | "
