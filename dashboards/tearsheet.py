@@ -15,7 +15,9 @@ result's plots as Bokeh ``json_item`` JSON, built once per result and code versi
 embeds the plots with ``Bokeh.embed.embed_item``. The log-scale toggle swaps two figures
 on one shared data source in the browser. Every request passes the same auth as the
 Panel apps (the hub's OAuth provider) and the same per-viewer rule
-(``ResultsView.meta_for``) before anything of the result is sent.
+(``ResultsView.meta_for``) before anything of the result is sent. A background thread
+(:func:`prebuild_published`, started by the server) builds published results' plots
+before anyone asks.
 """
 
 from __future__ import annotations
@@ -99,19 +101,25 @@ def prebuild_published(*, interval: float = 5.0, stop: threading.Event | None = 
     """
     stop = stop or threading.Event()
 
+    def one_pass(seen: str) -> str:
+        view = results_view()
+        version = view.version()
+        if version != seen:
+            for meta in view.list(Viewer("", ())):  # published ones only
+                rid = str(meta["result_id"])
+                try:
+                    cached_plots(rid)
+                except Exception:  # noqa: BLE001 - a broken result must not stop the rest
+                    log.exception("could not prebuild the tear-sheet plots of %s", rid)
+        return version
+
     def run() -> None:
         seen = ""
         while not stop.is_set():
-            view = results_view()
-            version = view.version()
-            if version != seen:
-                seen = version
-                for meta in view.list(Viewer("", ())):  # published ones only
-                    rid = str(meta["result_id"])
-                    try:
-                        cached_plots(rid)
-                    except Exception:  # noqa: BLE001 - a broken result must not stop the rest
-                        log.exception("could not prebuild the tear-sheet plots of %s", rid)
+            try:
+                seen = one_pass(seen)
+            except Exception:  # noqa: BLE001 - e.g. an unreadable index: try again later
+                log.exception("tear-sheet prebuild pass failed")
             stop.wait(interval)
 
     thread = threading.Thread(target=run, name="tearsheet-prebuild", daemon=True)
