@@ -5,6 +5,7 @@ Every signal reads data up to the decision row only (see :mod:`signals`).
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -61,17 +62,35 @@ def ma_crossover_metrics(data: xr.Dataset, param_sets: list[dict[str, Any]], r: 
     """Per-asset sweep metrics ``(P, N, 3)`` of many (fast, slow) pairs in one fused pass:
     every window's mean comes from one cumulative sum of the last known close, positions
     are compared on the fly (identical to :func:`ma_crossover_batch` + the metrics kernel)."""
-    close = np.asarray(sg.last_known(data["close"]).transpose("date", "asset").values, float)
-    valid = np.isfinite(close)
-    zero = np.zeros((1, close.shape[1]))
-    c = np.concatenate([zero, sg.cumsum_rows(np.where(valid, close, 0.0))])
-    k = np.concatenate([zero, sg.cumsum_rows(valid.astype(float))])
+    c, k = _close_sums(data)
     fast = np.asarray([p["fast"] for p in param_sets], np.int64)
     slow = np.asarray([p["slow"] for p in param_sets], np.int64)
     r = np.asarray(r, float)
-    reb = np.ones(len(close), bool) if rebalance is None else np.asarray(rebalance, bool)
+    reb = np.ones(len(c) - 1, bool) if rebalance is None else np.asarray(rebalance, bool)
     return ma_cross_metrics_kernel(c, k, fast, slow, np.ascontiguousarray(
         np.where(np.isnan(r), 0.0, r)), float(fee), float(periods_per_year), reb)
+
+
+#: (id of a dataset, id of its close array) -> its cumulative sums, while the dataset lives
+_SUMS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _close_sums(data: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative sums (leading zero row) of the last known close and of its valid count.
+
+    Computed once per dataset object: a sweep's batches (a worker's tasks on the panel it
+    was sent) share them.
+    """
+    key = (id(data), id(data["close"].variable.data))
+    if key not in _SUMS:
+        close = np.asarray(sg.last_known(data["close"]).transpose("date", "asset").values,
+                           float)
+        valid = np.isfinite(close)
+        zero = np.zeros((1, close.shape[1]))
+        _SUMS[key] = (np.concatenate([zero, sg.cumsum_rows(np.where(valid, close, 0.0))]),
+                      np.concatenate([zero, sg.cumsum_rows(valid.astype(float))]))
+        weakref.finalize(data, _SUMS.pop, key, None)
+    return _SUMS[key]
 
 
 ma_crossover.signal_func = _ma_signal

@@ -198,43 +198,47 @@ def long_flat_pnl(position: np.ndarray, r: np.ndarray, fee: float) -> np.ndarray
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _lf_row(now: np.ndarray, r: np.ndarray, fee: float, st: tuple[np.ndarray, ...]) -> None:
-    """One session of every asset's long/flat backtest, branch-free.
+def _lf_row(now: np.ndarray, r: np.ndarray, fee: float, st: tuple[np.ndarray, ...], b: int
+            ) -> None:
+    """One session of every asset's long/flat backtest number ``b``, branch-free.
 
     ``now`` positions decided at this close, ``r`` this session's NaN-free returns; the
     state ``st`` = (held position, wealth, peak, max drawdown, sum and sum of squares of
-    daily returns). A flat asset earns exactly 0, which leaves every statistic unchanged.
+    daily returns), each ``(backtests, N)``. A flat asset earns exactly 0, which leaves
+    every statistic unchanged.
     """
     prev, wealth, peak, mdd, s1, s2 = st
     for i in range(now.shape[0]):
-        held = prev[i]
+        held = prev[b, i]
         nw = float(now[i])
         ret = (1.0 + held * r[i]) * (1.0 - fee * abs(nw - held)) - 1.0
-        prev[i] = nw
-        w = wealth[i] * (1.0 + ret)
-        wealth[i] = w
-        pk = max(peak[i], w)
-        peak[i] = pk
-        mdd[i] = min(mdd[i], w / pk - 1.0)
-        s1[i] += ret
-        s2[i] += ret * ret
+        prev[b, i] = nw
+        w = wealth[b, i] * (1.0 + ret)
+        wealth[b, i] = w
+        pk = max(peak[b, i], w)
+        peak[b, i] = pk
+        mdd[b, i] = min(mdd[b, i], w / pk - 1.0)
+        s1[b, i] += ret
+        s2[b, i] += ret * ret
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _lf_state(N: int) -> tuple[np.ndarray, ...]:
-    return (np.zeros(N), np.ones(N), np.ones(N), np.zeros(N), np.zeros(N), np.zeros(N))
+def _lf_state(B: int, N: int) -> tuple[np.ndarray, ...]:
+    return (np.zeros((B, N)), np.ones((B, N)), np.ones((B, N)), np.zeros((B, N)),
+            np.zeros((B, N)), np.zeros((B, N)))
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _lf_finish(st: tuple[np.ndarray, ...], T: int, ppy: float, out: np.ndarray) -> None:
-    """Total return, max drawdown, Sharpe (``out`` is ``(N, 3)``) from a final state."""
+    """Total return, max drawdown, Sharpe (``out`` is ``(B, N, 3)``) from final states."""
     _, wealth, _, mdd, s1, s2 = st
-    for i in range(wealth.shape[0]):
-        mean = s1[i] / T
-        var = (s2[i] - s1[i] * mean) / (T - 1)
-        out[i, 0] = wealth[i] - 1.0
-        out[i, 1] = mdd[i]
-        out[i, 2] = mean / np.sqrt(var) * np.sqrt(ppy) if var > 1e-30 else np.nan
+    for b in range(wealth.shape[0]):
+        for i in range(wealth.shape[1]):
+            mean = s1[b, i] / T
+            var = (s2[b, i] - s1[b, i] * mean) / (T - 1)
+            out[b, i, 0] = wealth[b, i] - 1.0
+            out[b, i, 1] = mdd[b, i]
+            out[b, i, 2] = mean / np.sqrt(var) * np.sqrt(ppy) if var > 1e-30 else np.nan
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -248,20 +252,20 @@ def long_flat_metrics_kernel(pos: np.ndarray, r: np.ndarray, fee: float, ppy: fl
     P, T, N = pos.shape
     out = np.empty((P, N, 3))
     for p in range(P):
-        st = _lf_state(N)
+        st = _lf_state(1, N)
         for t in range(T):
             if rebalance[t]:
-                _lf_row(pos[p, t], r[t], fee, st)
+                _lf_row(pos[p, t], r[t], fee, st, 0)
             else:  # off the rebalance calendar the current positions (state 0) are held
-                _lf_row(st[0], r[t], fee, st)
-        _lf_finish(st, T, ppy, out[p])
+                _lf_row(st[0][0], r[t], fee, st, 0)
+        _lf_finish(st, T, ppy, out[p:p + 1])
     return out
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def ma_cross_metrics_kernel(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow: np.ndarray,
-                            r: np.ndarray, fee: float, ppy: float, rebalance: np.ndarray
-                            ) -> np.ndarray:
+                            r: np.ndarray, fee: float, ppy: float, rebalance: np.ndarray,
+                            block: int = 16, assets: int = 64) -> np.ndarray:
     """Moving-average crossover long/flat backtests of every (fast, slow) pair and asset,
     positions computed on the fly from one cumulative sum (no ``P x T x N`` array).
 
@@ -269,30 +273,47 @@ def ma_cross_metrics_kernel(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow
     prices and of their valid-value counts; a window's mean is NaN (no position) until
     it holds ``window`` valid prices, as in :func:`~quantlib.backtest.signals.rolling_mean_np`
     (same sums, same divisions: identical positions). ``r`` is NaN-free; positions
-    change on ``rebalance`` sessions only. Returns ``(P, N, 3)``: total return, max
-    drawdown, Sharpe.
+    change on ``rebalance`` sessions only. Cache blocking: ``assets`` columns at a time
+    (their sums and returns stay in the core's cache for every pair) and ``block`` pairs
+    advancing together one session at a time (sharing this session's rows). Returns
+    ``(P, N, 3)``: total return, max drawdown, Sharpe.
     """
+    N = c.shape[1]
+    out = np.empty((fast.shape[0], N, 3))
+    for i0 in range(0, N, assets):
+        i1 = min(N, i0 + assets)
+        _ma_cross_block(np.ascontiguousarray(c[:, i0:i1]), np.ascontiguousarray(k[:, i0:i1]),
+                        fast, slow, np.ascontiguousarray(r[:, i0:i1]), fee, ppy, rebalance,
+                        block, out[:, i0:i1])
+    return out
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _ma_cross_block(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow: np.ndarray,
+                    r: np.ndarray, fee: float, ppy: float, rebalance: np.ndarray, block: int,
+                    out: np.ndarray) -> None:
     T = c.shape[0] - 1
     N = c.shape[1]
     P = fast.shape[0]
-    out = np.empty((P, N, 3))
     now = np.empty(N)
-    for p in range(P):
-        f = fast[p]
-        s = slow[p]
-        st = _lf_state(N)
-        now[:] = 0.0
+    for p0 in range(0, P, block):
+        B = min(block, P - p0)
+        st = _lf_state(B, N)
         for t in range(T):
+            c1, k1, rt = c[t + 1], k[t + 1], r[t]
             if not rebalance[t]:
-                _lf_row(now, r[t], fee, st)  # hold the last decided positions
+                for b in range(B):
+                    _lf_row(st[0][b], rt, fee, st, b)  # hold the last decided positions
                 continue
-            c1, cf, cs = c[t + 1], c[max(t + 1 - f, 0)], c[max(t + 1 - s, 0)]
-            k1, kf, ks = k[t + 1], k[max(t + 1 - f, 0)], k[max(t + 1 - s, 0)]
-            for i in range(N):
-                nf = k1[i] - kf[i]
-                ns = k1[i] - ks[i]
-                long = (nf >= f) & (ns >= s) & ((c1[i] - cf[i]) / nf > (c1[i] - cs[i]) / ns)
-                now[i] = 1.0 if long else 0.0
-            _lf_row(now, r[t], fee, st)
-        _lf_finish(st, T, ppy, out[p])
-    return out
+            for b in range(B):
+                f = fast[p0 + b]
+                s = slow[p0 + b]
+                cf, kf = c[max(t + 1 - f, 0)], k[max(t + 1 - f, 0)]
+                cs, ks = c[max(t + 1 - s, 0)], k[max(t + 1 - s, 0)]
+                for i in range(N):
+                    nf = k1[i] - kf[i]
+                    ns = k1[i] - ks[i]
+                    long = (nf >= f) & (ns >= s) & ((c1[i] - cf[i]) / nf > (c1[i] - cs[i]) / ns)
+                    now[i] = 1.0 if long else 0.0
+                _lf_row(now, rt, fee, st, b)
+        _lf_finish(st, T, ppy, out[p0:p0 + B])

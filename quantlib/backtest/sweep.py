@@ -12,8 +12,10 @@ window is computed once and each (fast, slow) pair is one comparison). Then:
   ``P x T x N`` return array.
 
 With a ``distributed.Client`` the data panel is scattered to every worker once
-(``broadcast=True``), batches run as tasks with ``retries``, and a lost worker's
-tasks are recomputed elsewhere; ``progress=True`` shows dask's progress bar.
+(``broadcast=True``, reused by later sweeps on the same content), batches run as tasks
+with ``retries`` (several per worker: work stealing evens out uneven workers),
+and a lost worker's tasks are recomputed elsewhere; ``progress=True`` shows a progress
+bar.
 """
 
 from __future__ import annotations
@@ -171,11 +173,14 @@ def _per_asset_metrics(strategy: Strategy, data: xr.Dataset, param_sets: list[di
 def _per_asset_frame(param_sets: list[dict[str, Any]], assets: Any, m: np.ndarray
                      ) -> pd.DataFrame:
     P, N = m.shape[:2]
-    rows = pd.DataFrame(param_sets).iloc[np.repeat(np.arange(P), N)].reset_index(drop=True)
-    rows["asset"] = np.tile(np.asarray(assets).astype(str), P)
+    params = pd.DataFrame(param_sets)
+    cols: dict[str, Any] = {c: np.repeat(params[c].to_numpy(), N) for c in params.columns}
+    # assets as a categorical: one string per asset, not per row
+    cols["asset"] = pd.Categorical.from_codes(np.tile(np.arange(N), P),
+                                              categories=np.asarray(assets).astype(str))
     for k, name in enumerate(SWEEP_METRICS):
-        rows[name] = m[:, :, k].ravel()
-    return rows
+        cols[name] = m[:, :, k].ravel()
+    return pd.DataFrame(cols)
 
 
 #: per-asset sweeps are single-asset long/flat backtests: these portfolio settings do not apply
@@ -201,7 +206,8 @@ def _auto_batch(n_sets: int, data: xr.Dataset, per_asset: bool, n_workers: int,
     by_memory = max(1, int(256e6 // per_set))
     if n_workers <= 1:  # one process: fewer, bigger batches share more work
         return min(by_memory, max(1, -(-n_sets // 20))) if progress else by_memory
-    by_spread = max(1, -(-n_sets // (4 * n_workers)))
+    # several tasks per worker balance uneven workers; a fused task has little fixed cost
+    by_spread = max(1, -(-n_sets // ((8 if fused else 4) * n_workers)))
     return max(1, min(by_memory, by_spread))
 
 
