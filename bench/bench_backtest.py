@@ -274,7 +274,7 @@ def main() -> None:
 
     # ---------------- Dask: 2-worker LocalCluster vs one process
     if not args.no_dask:
-        rows += dask_rows(ds1)
+        rows += dask_rows(ds1, repeat=5)
     width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
     print(f"\n{'workload':<{width[0]}} | {'what':<{width[1]}} | result")
     print("-" * (width[0] + width[1] + 40))
@@ -298,7 +298,7 @@ def dask_rows(ds, repeat: int = 3) -> list[tuple[str, str, str]]:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
         t0 = time.perf_counter()  # warm the workers; sends the panel (reused afterwards)
-        warm = sweep("ma_crossover", grid[:4], ds, client=client, batch_size=2, **kw)
+        warm = sweep("ma_crossover", grid[:8], ds, client=client, batch_size=1, **kw)
         t_warm = time.perf_counter() - t0
         for _ in range(repeat):
             t1, df1 = best_of(lambda: sweep("ma_crossover", grid, ds, **kw), 1)

@@ -303,10 +303,16 @@ def _dask_sweep(client: Any, strat: Strategy, data: xr.Dataset, batches: list[An
         from distributed import progress as dask_progress
 
         dask_progress(futures)
-    results = client.gather(futures)
+    from distributed import as_completed
+
+    # fetch each batch as it finishes (overlaps the transfers with the remaining tasks)
+    position = {f.key: i for i, f in enumerate(futures)}
     assets = data["asset"].values
-    frames = [r if isinstance(r, pd.DataFrame) else _per_asset_frame(b, assets, r)
-              for b, r in zip(batches, results, strict=True)]
+    frames: list[Any] = [None] * len(batches)
+    for fut in as_completed(futures):
+        i = position[fut.key]
+        r = fut.result()
+        frames[i] = r if isinstance(r, pd.DataFrame) else _per_asset_frame(batches[i], assets, r)
     return frames, sent
 
 
