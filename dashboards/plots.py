@@ -1,26 +1,38 @@
-"""Bokeh figures for the tear sheet.
+"""The tear sheet's plots, declared with hvplot/HoloViews and rendered to Bokeh figures
+(the monthly heatmap is drawn on Bokeh directly, see :func:`heatmap`).
 
-Built directly on Bokeh (``figure`` + ``ColumnDataSource``) rather than through
-HoloViews: on a 10-year daily result HoloViews' conversion cost ~16 s of server time for
-the tear sheet's ten plots (8.7 s for the annotated heatmap alone), Bokeh ~0.5 s, and the
-page must render within 2 s.
+Each builder declares its plot in HoloViews (``DataFrame.hvplot`` or an ``hv`` element),
+renders it with ``hv.render(..., backend="bokeh")`` and returns the Bokeh figure, so
+:mod:`dashboards.figures` can lay the figures out in one Bokeh root and
+:mod:`dashboards.plot_cache` can serialize it once per result with ``json_item``.
+Finance formats are set on the rendered figures (percent axes, dates in hover values).
+
+HoloViews costs more server time than hand-written Bokeh figures (~1.2 s for a 10-year
+result's ten plots on the idle development box, ~2.5 s on a process's first build,
+against ~0.6 s), but that cost is paid once per result and plots code version, by the
+server's background prebuild, never per view (``bench/results/dashboards.md``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401 - registers the Bokeh renderer and its options
+import hvplot.pandas  # noqa: F401 - registers DataFrame.hvplot
 import numpy as np
 import pandas as pd
 from bokeh.models import (
     BasicTicker,
     ColorBar,
     ColumnDataSource,
+    GlyphRenderer,
     HoverTool,
     LinearColorMapper,
     NumeralTickFormatter,
 )
-from bokeh.palettes import Category10_10, RdYlGn11
+from bokeh.palettes import RdYlGn11
 from bokeh.plotting import figure
 
 from quantlib.serving import analytics as an
@@ -30,29 +42,65 @@ __all__ = ["line_chart", "area_chart", "bar_chart", "heatmap", "stacked_area", "
 
 PCT = "0.0%"
 HEIGHT = 280
+TOOLS = ["pan", "box_zoom", "reset", "save", "hover"]
+_DATE_HOVER = {"hover_formatters": {"@{date}": "datetime"}}
 
 
-def _fig(title: str, *, x_datetime: bool = True, y_pct: bool = False, log: bool = False,
-         **kw: Any) -> Any:
-    fig = figure(title=title, height=kw.pop("height", HEIGHT), sizing_mode="stretch_width",
-                 x_axis_type="datetime" if x_datetime else "auto",
-                 y_axis_type="log" if log else "auto",  # "auto": factor ranges get categorical axes
-                 tools="pan,box_zoom,reset,save", toolbar_location="right", **kw)
+def _size(title: str, height: int = HEIGHT) -> dict[str, Any]:
+    return {"title": title, "height": height, "responsive": True, "xlabel": "", "ylabel": ""}
+
+
+def _tools(plot: Any, element: str, **kw: Any) -> Any:
+    """Pan, box zoom, reset, save and a hover (``kw``'s tooltips) on each ``element`` inside."""
+    return plot.opts(getattr(hv.opts, element)(tools=TOOLS, default_tools=[], **kw))
+
+
+def _fields(glyph: Any) -> set[str]:
+    out = set()
+    for name in glyph.dataspecs():
+        spec = getattr(glyph, name)
+        field = spec if isinstance(spec, str) else getattr(spec, "field", None)
+        if isinstance(spec, dict):
+            field = spec.get("field")
+        if isinstance(field, str):
+            out.add(field)
+    return out
+
+
+def _trim(fig: Any) -> None:
+    """Drop data-source columns no glyph or hover reads (HoloViews adds a few per line).
+
+    That keeps the cached JSON - what every viewer's browser decodes - as small as the
+    plot needs.
+    """
+    hover = " ".join(str(t.tooltips) for t in fig.select({"type": HoverTool}))
+    wanted = {a or b for a, b in re.findall(r"@\{([^}]*)\}|@(\w+)", hover)}
+    for r in fig.renderers:
+        if isinstance(r, GlyphRenderer):
+            keep = wanted | _fields(r.glyph)
+            for column in [c for c in r.data_source.data if c not in keep]:
+                del r.data_source.data[column]
+
+
+def _render(plot: Any, *, y_pct: bool = False) -> Any:
+    fig = hv.render(plot, backend="bokeh")
+    _trim(fig)
+    fig.sizing_mode = "stretch_width"
+    fig.title.text_font_size = "12pt"
     if y_pct:
         fig.yaxis.formatter = NumeralTickFormatter(format=PCT)
-    fig.title.text_font_size = "12pt"
     return fig
 
 
-def _line_hover(y_pct: bool) -> HoverTool:
-    return HoverTool(tooltips=[("", "@name"), ("date", "$x{%F}"),
-                               ("value", "$y{0.00%}" if y_pct else "$y{0.000}")],
-                     formatters={"$x": "datetime"})
+def _dated(frame: pd.DataFrame | pd.Series) -> Any:
+    out = frame.copy()
+    out.index = pd.DatetimeIndex(out.index, name="date")
+    return out
 
 
 def line_chart(frame: pd.DataFrame, title: str, *, y_pct: bool = False, log: bool = False,
                y_label: str | None = None) -> Any:
-    """One line per column of a date-indexed frame, drawn by a single multi-line renderer.
+    """One line per column of a date-indexed frame (``frame.hvplot.line``).
 
     A legend is drawn only for two or more columns: a single line is named by the title
     (and by its hover), and each legend costs the browser a layout pass.
@@ -65,51 +113,51 @@ def line_chart(frame: pd.DataFrame, title: str, *, y_pct: bool = False, log: boo
     >>> len(line_chart(f.assign(b=f["a"]), "t").legend)
     1
     """
-    fig = _fig(title, y_pct=y_pct, log=log)
-    x = frame.index.to_numpy()
-    valid = [frame[c].notna().to_numpy() for c in frame.columns]
-    src = ColumnDataSource({
-        "xs": [x[m] for m in valid],
-        "ys": [frame[c].to_numpy(dtype=float)[m] for c, m in zip(frame.columns, valid, strict=True)],
-        "color": [Category10_10[i % 10] for i in range(frame.shape[1])],
-        "name": [str(c) for c in frame.columns],
-    })
-    legend = {"legend_field": "name"} if frame.shape[1] > 1 else {}
-    fig.multi_line("xs", "ys", source=src, color="color", line_width=1.5, **legend)
-    fig.add_tools(_line_hover(y_pct))
-    if legend:
-        fig.legend.location = "top_left"
+    plot = _dated(frame).hvplot.line(**_size(title), logy=log, line_width=1.5,
+                                     legend="top_left" if frame.shape[1] > 1 else False)
+    value = "$y{0.00%}" if y_pct else "$y{0.000}"
+    plot = _tools(plot, "Curve", hover_tooltips=[("", "$name"), ("date", "@{date}{%F}"),
+                                                 ("value", value)], **_DATE_HOVER)
+    fig = _render(plot, y_pct=y_pct)
+    lines = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
+    for line, column in zip(lines, frame.columns, strict=True):
+        line.name = str(column)  # the hover's "$name"
     if y_label:
         fig.yaxis.axis_label = y_label
     return fig
 
 
 def area_chart(series: pd.Series, title: str, *, color: str = "#c0392b") -> Any:
-    """A filled area down to zero (e.g. the underwater curve)."""
-    fig = _fig(title, y_pct=True)
-    src = ColumnDataSource({"date": series.index.to_numpy(),
-                            "y": series.to_numpy(dtype=float),
-                            "zero": np.zeros(len(series))})
-    fig.varea(x="date", y1="zero", y2="y", source=src, fill_color=color, fill_alpha=0.55)
-    fig.add_tools(HoverTool(tooltips=[("date", "$x{%F}"), (str(series.name), "$y{0.00%}")],
-                            formatters={"$x": "datetime"}))
-    return fig
+    """A filled area down to zero (e.g. the underwater curve), ``series.hvplot.area``."""
+    plot = _dated(series.rename("value")).hvplot.area(**_size(title), color=color, alpha=0.55)
+    plot = _tools(plot, "Area", hover_tooltips=[("date", "$x{%F}"),
+                                                (str(series.name), "$y{0.00%}")],
+                  hover_formatters={"$x": "datetime"})
+    return _render(plot, y_pct=True)
 
 
 def bar_chart(series: pd.Series, title: str) -> Any:
-    """Bars per label (e.g. yearly returns), green up and red down."""
-    labels = [str(i) for i in series.index]
+    """Bars per label (e.g. yearly returns), green up and red down (``hv.Bars``).
+
+    Examples
+    --------
+    >>> bar_chart(pd.Series([0.1, -0.05], index=[2023, 2024]), "t").x_range.factors
+    ['2023', '2024']
+    """
     values = series.to_numpy(dtype=float)
-    fig = _fig(title, x_datetime=False, y_pct=True, x_range=labels)
-    src = ColumnDataSource({"x": labels, "y": values,
-                            "color": np.where(values >= 0, "#27ae60", "#c0392b")})
-    fig.vbar(x="x", top="y", width=0.8, color="color", source=src)
-    fig.add_tools(HoverTool(tooltips=[("", "@x"), ("return", "@y{0.00%}")]))
-    return fig
+    frame = pd.DataFrame({"label": [str(i) for i in series.index], "ret": values,
+                          "color": np.where(values >= 0, "#27ae60", "#c0392b")})
+    plot = hv.Bars(frame, "label", ["ret", "color"]).opts(**_size(title), color="color")
+    plot = _tools(plot, "Bars", hover_tooltips=[("", "@{label}"), ("return", "@{ret}{0.00%}")])
+    return _render(plot, y_pct=True)
 
 
 def heatmap(table: pd.DataFrame, title: str) -> Any:
-    """Annotated heatmap of a years x months return table."""
+    """Annotated heatmap of a years x months return table (Bokeh ``rect`` + ``text``).
+
+    Drawn on Bokeh directly: through ``hv.HeatMap * hv.Labels`` this one plot cost the
+    tear sheet ~0.2-0.4 s of browser time per view (bench/results/dashboards.md).
+    """
     long = table.stack().dropna()  # months outside the result's period are left blank
     years = [str(y) for y in table.index]
     frame = long.rename("ret").reset_index()
@@ -120,8 +168,10 @@ def heatmap(table: pd.DataFrame, title: str) -> Any:
         "label": [f"{v * 100:.1f}%" for v in frame["ret"]],
     })
     months = [str(m) for m in range(1, 13)]
-    fig = _fig(title, x_datetime=False, x_range=months, y_range=list(reversed(years)),
-               height=max(200, 26 * len(years) + 80))
+    fig = figure(title=title, height=max(200, 26 * len(years) + 80),
+                 sizing_mode="stretch_width", x_range=months, y_range=list(reversed(years)),
+                 tools="pan,box_zoom,reset,save", toolbar_location="right")
+    fig.title.text_font_size = "12pt"
     mapper = LinearColorMapper(palette=list(reversed(RdYlGn11)), low=-0.08, high=0.08)
     fig.rect(x="month", y="year", width=1, height=1, source=src,
              fill_color={"field": "ret", "transform": mapper}, line_color="white")
@@ -135,33 +185,24 @@ def heatmap(table: pd.DataFrame, title: str) -> Any:
 
 
 def stacked_area(frame: pd.DataFrame, title: str) -> Any:
-    """Stacked areas of non-negative columns (e.g. top holdings' weights), one renderer."""
-    fig = _fig(title, y_pct=True)
-    x = frame.index.to_numpy()
-    values = frame.clip(lower=0).fillna(0.0).to_numpy(dtype=float)
-    top = np.cumsum(values, axis=1)
-    bottom = top - values
-    src = ColumnDataSource({
-        "xs": [np.concatenate([x, x[::-1]]) for _ in frame.columns],
-        "ys": [np.concatenate([top[:, i], bottom[::-1, i]]) for i in range(frame.shape[1])],
-        "color": [Category10_10[i % 10] for i in range(frame.shape[1])],
-        "name": [str(c) for c in frame.columns],
-    })
-    fig.patches("xs", "ys", source=src, fill_color="color", line_color="white",
-                line_width=0.3, fill_alpha=0.85, legend_field="name")
-    fig.add_tools(HoverTool(tooltips=[("asset", "@name")]))
-    fig.legend.location = "top_left"
-    fig.legend.label_text_font_size = "7pt"
+    """Stacked areas of non-negative columns (e.g. top holdings' weights)."""
+    values = _dated(frame.clip(lower=0).fillna(0.0))
+    values.columns = [str(c) for c in values.columns]
+    plot = values.hvplot.area(**_size(title), stacked=True, legend="top_left", alpha=0.85,
+                              line_color="white", line_width=0.3)
+    fig = _render(_tools(plot, "Area", hover_tooltips=[("asset", "$name")]), y_pct=True)
+    if fig.legend:
+        fig.legend.label_text_font_size = "7pt"
     return fig
 
 
 def equity_figures(returns: pd.DataFrame) -> tuple[Any, Any]:
     """Strategy (net) vs benchmark growth of 1: a linear figure and a log-scale one.
 
-    Both figures draw from one shared ``ColumnDataSource`` (the data is sent once) and
-    share the x range; the log one (``name="equity_log"``) starts hidden and the page's
-    log-scale toggle swaps the two in the browser, so the switch needs no server round
-    trip and works in the standalone HTML report too.
+    The log figure's lines draw from the linear figure's data sources (the data is sent
+    once) and the two share the x range; the log one (``name="equity_log"``) starts
+    hidden and the page's log-scale toggle swaps the two in the browser, so the switch
+    needs no server round trip and works in the standalone HTML report too.
 
     Examples
     --------
@@ -175,12 +216,9 @@ def equity_figures(returns: pd.DataFrame) -> tuple[Any, Any]:
     if "benchmark" in returns:
         eq["benchmark"] = an.equity_curve(returns["benchmark"])
     lin = line_chart(eq, "Equity vs benchmark", y_label="growth of 1")
-    log = _fig("Equity vs benchmark (log scale)", log=True)
-    source = lin.renderers[0].data_source
-    log.multi_line("xs", "ys", source=source, color="color", line_width=1.5, legend_field="name")
-    log.add_tools(_line_hover(False))
-    log.legend.location = "top_left"
-    log.yaxis.axis_label = "growth of 1"
+    log = line_chart(eq, "Equity vs benchmark (log scale)", y_label="growth of 1", log=True)
+    for lin_line, log_line in zip(lin.renderers, log.renderers, strict=True):
+        log_line.data_source = lin_line.data_source
     log.x_range = lin.x_range  # zoom carries over when toggling
     lin.name, log.name, log.visible = "equity", "equity_log", False
     return lin, log

@@ -118,7 +118,7 @@ def test_layout_holds_every_section_with_the_stored_numbers(demo):
     assert lin.x_range is log.x_range and log.y_scale.__class__.__name__ == "LogScale"
     returns, meta = view.returns(ids[0]), view.meta(ids[0])
     source = lin.renderers[0].data_source
-    assert np.allclose(source.data["ys"][0], equity_curve(returns["net"]).to_numpy())
+    assert np.allclose(source.data["strategy"], equity_curve(returns["net"]).to_numpy())
     under = plots["Underwater (drawdown)"].renderers[0].data_source
     assert isinstance(under, ColumnDataSource)
     assert min(under.data["y"]) == pytest.approx(meta["metrics"]["max_drawdown"], abs=1e-12)
