@@ -35,28 +35,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
-PLOTS = 10  # figures in a tear sheet without factor sections
+from dashboards.browser import CHROMIUM, CHROMIUM_ARGS, painted_at_least  # noqa: E402
 
-PAINTED_JS = """(n) => {
-  const found = [];
-  const walk = (root) => root.querySelectorAll('*').forEach((el) => {
-    if (el.tagName === 'CANVAS') found.push(el);
-    if (el.shadowRoot) walk(el.shadowRoot);
-  });
-  walk(document);
-  let painted = 0;
-  for (const c of found) {
-    if (!c.width || !c.height) continue;
-    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    const s = new Set();
-    for (let i = 0; i < d.length && s.size < 3; i += 4 * 97) s.add(d[i] * 65536 + d[i + 1] * 256 + d[i + 2]);
-    if (s.size > 2) painted += 1;
-  }
-  return painted >= n;
-}"""
+PLOTS = 10  # figures in a tear sheet without factor sections
 
 
 async def open_tearsheet(browser, url: str, ctx=None) -> float:
@@ -68,7 +49,7 @@ async def open_tearsheet(browser, url: str, ctx=None) -> float:
     t0 = time.perf_counter()
     await page.goto(url, wait_until="commit")
     await page.wait_for_selector("#ql-rendered", state="attached", timeout=300_000)
-    await page.wait_for_function(PAINTED_JS, arg=PLOTS, timeout=300_000, polling=50)
+    await page.wait_for_function(painted_at_least(PLOTS), timeout=300_000, polling=50)
     elapsed = time.perf_counter() - t0
     await (ctx.close() if own else page.close())
     return elapsed
@@ -88,7 +69,7 @@ async def measure(url: str, repeat: int, viewers: int, server: psutil.Process) -
             time.sleep(0.1)
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         first = await open_tearsheet(browser, url)  # first view after server start
         single = [await open_tearsheet(browser, url) for _ in range(repeat)]
         ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})

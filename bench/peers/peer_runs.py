@@ -10,24 +10,17 @@ from __future__ import annotations
 import json
 import resource
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench_backtest import best_of  # noqa: E402  (stdlib + numpy only at import)
+
 warnings.filterwarnings("ignore")
 FEE = 0.001
-
-
-def best_of(fn, repeat):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def w1_vbt(d: Path) -> dict:

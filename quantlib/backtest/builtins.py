@@ -61,14 +61,14 @@ def ma_crossover_metrics(data: xr.Dataset, param_sets: list[dict[str, Any]], r: 
                          ) -> np.ndarray:
     """Per-asset sweep metrics ``(P, N, 3)`` of many (fast, slow) pairs in one fused pass:
     every window's mean comes from one cumulative sum of the last known close, positions
-    are compared on the fly (identical to :func:`ma_crossover_batch` + the metrics kernel)."""
+    are compared on the fly (identical to :func:`ma_crossover_batch` + the metrics kernel).
+    ``r`` is the NaN-free ``(date, asset)`` return array the sweep prepares."""
     c, k = _close_sums(data)
     fast = np.asarray([p["fast"] for p in param_sets], np.int64)
     slow = np.asarray([p["slow"] for p in param_sets], np.int64)
-    r = np.asarray(r, float)
     reb = np.ones(len(c) - 1, bool) if rebalance is None else np.asarray(rebalance, bool)
-    return ma_cross_metrics_kernel(c, k, fast, slow, np.ascontiguousarray(
-        np.where(np.isnan(r), 0.0, r)), float(fee), float(periods_per_year), reb)
+    return ma_cross_metrics_kernel(c, k, fast, slow, np.ascontiguousarray(r, float),
+                                   float(fee), float(periods_per_year), reb)
 
 
 #: (id of a dataset, id of its close array) -> its cumulative sums, while the dataset lives
@@ -86,9 +86,8 @@ def _close_sums(data: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
         close = np.asarray(sg.last_known(data["close"]).transpose("date", "asset").values,
                            float)
         valid = np.isfinite(close)
-        zero = np.zeros((1, close.shape[1]))
-        _SUMS[key] = (np.concatenate([zero, sg.cumsum_rows(np.where(valid, close, 0.0))]),
-                      np.concatenate([zero, sg.cumsum_rows(valid.astype(float))]))
+        _SUMS[key] = (sg.zero_cumsum(np.where(valid, close, 0.0)),
+                      sg.zero_cumsum(valid.astype(float)))
         weakref.finalize(data, _SUMS.pop, key, None)
     return _SUMS[key]
 

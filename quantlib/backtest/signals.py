@@ -22,7 +22,7 @@ __all__ = ["lag", "rolling_mean", "rolling_std", "rolling_sum", "returns_over", 
            "cs_zscore", "winsorize", "demean", "combine", "top_k", "quantile_select",
            "equal_weight", "last_known", "rolling_mean_np", "rolling_std_np",
            "rolling_sum_np", "cs_rank_np", "cs_zscore_np", "returns_over_np",
-           "decision_rows"]
+           "decision_rows", "zero_cumsum"]
 
 _ROWS: ContextVar[np.ndarray | None] = ContextVar("quantlib_decision_rows", default=None)
 
@@ -93,6 +93,17 @@ def cumsum_rows(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def zero_cumsum(x: np.ndarray) -> np.ndarray:
+    """:func:`cumsum_rows` with a leading zero row: window sums are differences of rows.
+
+    Examples
+    --------
+    >>> zero_cumsum(np.array([[1.0], [2.0]])).ravel().tolist()
+    [0.0, 1.0, 3.0]
+    """
+    return np.concatenate([np.zeros((1,) + x.shape[1:]), cumsum_rows(x)])
+
+
 def _trailing(c: np.ndarray, window: int) -> np.ndarray:
     """Window sums from a cumulative sum ``c`` that starts with a zero row (slices only)."""
     T = c.shape[0] - 1
@@ -107,14 +118,13 @@ def _window_sums(x: np.ndarray, window: int, squares: bool = True
                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     valid = np.isfinite(x)
     v = np.where(valid, x, 0.0)
-    zero = np.zeros((1,) + x.shape[1:])
-    s1 = _trailing(np.concatenate([zero, cumsum_rows(v)]), window)
-    s2 = _trailing(np.concatenate([zero, cumsum_rows(v * v)]), window) if squares else None
+    s1 = _trailing(zero_cumsum(v), window)
+    s2 = _trailing(zero_cumsum(v * v), window) if squares else None
     if valid.all():
         n = np.minimum(np.arange(1, x.shape[0] + 1, dtype=float), window)[:, None]
         n = np.broadcast_to(n, x.shape)
     else:
-        n = _trailing(np.concatenate([zero, cumsum_rows(valid.astype(float))]), window)
+        n = _trailing(zero_cumsum(valid.astype(float)), window)
     return s1, s2, n
 
 
