@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from quantlib.backtest import signals as sg
-from quantlib.backtest.kernels import ma_cross_metrics_kernel
+from quantlib.backtest.parallel import ma_cross_metrics
 from quantlib.backtest.strategies import _LS, _Q, Param, register_strategy, select, sleeve
 
 __all__ = ["ma_crossover", "ts_momentum", "xs_momentum", "reversal", "value",
@@ -67,8 +67,8 @@ def ma_crossover_metrics(data: xr.Dataset, param_sets: list[dict[str, Any]], r: 
     fast = np.asarray([p["fast"] for p in param_sets], np.int64)
     slow = np.asarray([p["slow"] for p in param_sets], np.int64)
     reb = np.ones(len(c) - 1, bool) if rebalance is None else np.asarray(rebalance, bool)
-    return ma_cross_metrics_kernel(c, k, fast, slow, np.ascontiguousarray(r, float),
-                                   float(fee), float(periods_per_year), reb)
+    return ma_cross_metrics(c, k, fast, slow, np.ascontiguousarray(r, float), float(fee),
+                            float(periods_per_year), reb)
 
 
 #: (id of a dataset, id of its close array) -> its cumulative sums, while the dataset lives

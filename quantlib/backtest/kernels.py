@@ -23,8 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["simulate_kernel", "simulate_kernel_numpy_reference", "long_flat_pnl",
-           "long_flat_metrics_kernel", "ma_cross_metrics_kernel"]
+__all__ = ["simulate_kernel", "simulate_kernel_numpy_reference", "long_flat_pnl"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -60,14 +59,33 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
     ``turnover`` (each ``(T,)``) and ``exposures (T, 3)``: long, short, holdings.
     """
     T, N = r_pre.shape
-    w = w0.copy()
     weights = np.empty((T, N))
     gross = np.empty(T)
     net = np.empty(T)
     costs = np.empty(T)
     turnover = np.empty(T)
     expo = np.empty((T, 3))
+    simulate_into(r_pre, r_post, target, target_row, rebalance, tradable, lin_cost, impact,
+                  borrow_daily, force_close, w0, has_post, force_rows, weights,
+                  np.arange(T), gross, net, costs, turnover, expo)
+    return weights, gross, net, costs, turnover, expo
+
+
+@numba.njit(cache=True, nogil=True)
+def simulate_into(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
+                  target_row: np.ndarray, rebalance: np.ndarray, tradable: np.ndarray,
+                  lin_cost: np.ndarray, impact: np.ndarray, borrow_daily: float,
+                  force_close: np.ndarray, w0: np.ndarray, has_post: bool,
+                  force_rows: np.ndarray | None, weights: np.ndarray, weight_row: np.ndarray,
+                  gross: np.ndarray, net: np.ndarray, costs: np.ndarray, turnover: np.ndarray,
+                  expo: np.ndarray) -> None:
+    """:func:`simulate_kernel` writing into given outputs; the end-of-session weights of
+    session ``t`` go to ``weights[weight_row[t]]`` and are not kept where it is ``-1``
+    (a sweep keeps none: ``weights`` may have 0 rows)."""
+    T, N = r_pre.shape
+    w = w0.copy()
     for t in range(T):
+        wr = weight_row[t]
         quiet = not has_post and not rebalance[t] and (
             force_rows is not None and not force_rows[t])
         if quiet:
@@ -86,7 +104,8 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
                 ri = rp[i]
                 wi = w[i] * inv if np.isnan(ri) else w[i] * (1.0 + ri) * inv
                 w[i] = wi
-                weights[t, i] = wi
+                if wr >= 0:
+                    weights[wr, i] = wi
                 if wi > 0.0:
                     lo += wi
                     nh += 1.0
@@ -119,7 +138,8 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
                 c += dw * lin_cost[t, i] + dw ** 1.5 * impact[t, i]
             w[i] = new
         g2 = _earn(w, r_post[t]) if has_post else 0.0
-        weights[t] = w
+        if wr >= 0:
+            weights[wr] = w
         lo = 0.0
         sh = 0.0
         nh = 0.0
@@ -137,7 +157,6 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
         net[t] = (1.0 + g1) * (1.0 - c) * (1.0 + g2) - 1.0
         costs[t] = c
         turnover[t] = traded
-    return weights, gross, net, costs, turnover, expo
 
 
 def simulate_kernel_numpy_reference(r: np.ndarray, target: np.ndarray, rebalance: np.ndarray,
@@ -239,81 +258,3 @@ def _lf_finish(st: tuple[np.ndarray, ...], T: int, ppy: float, out: np.ndarray) 
             out[b, i, 0] = wealth[b, i] - 1.0
             out[b, i, 1] = mdd[b, i]
             out[b, i, 2] = mean / np.sqrt(var) * np.sqrt(ppy) if var > 1e-30 else np.nan
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def long_flat_metrics_kernel(pos: np.ndarray, r: np.ndarray, fee: float, ppy: float,
-                             rebalance: np.ndarray) -> np.ndarray:
-    """``(P, N, 3)`` total return, max drawdown, Sharpe of ``(P, T, N)`` positions held
-    from each close against ``(T, N)`` NaN-free returns (one pass, no P&L array).
-
-    Positions change only on ``rebalance`` sessions (``(T,)`` bool) and are held between.
-    """
-    P, T, N = pos.shape
-    out = np.empty((P, N, 3))
-    for p in range(P):
-        st = _lf_state(1, N)
-        for t in range(T):
-            if rebalance[t]:
-                _lf_row(pos[p, t], r[t], fee, st, 0)
-            else:  # off the rebalance calendar the current positions (state 0) are held
-                _lf_row(st[0][0], r[t], fee, st, 0)
-        _lf_finish(st, T, ppy, out[p:p + 1])
-    return out
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def ma_cross_metrics_kernel(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow: np.ndarray,
-                            r: np.ndarray, fee: float, ppy: float, rebalance: np.ndarray,
-                            block: int = 16, assets: int = 64) -> np.ndarray:
-    """Moving-average crossover long/flat backtests of every (fast, slow) pair and asset,
-    positions computed on the fly from one cumulative sum (no ``P x T x N`` array).
-
-    ``c``/``k`` are ``(T + 1, N)`` cumulative sums (leading zero row) of the NaN-as-0
-    prices and of their valid-value counts; a window's mean is NaN (no position) until
-    it holds ``window`` valid prices, as in :func:`~quantlib.backtest.signals.rolling_mean_np`
-    (same sums, same divisions: identical positions). ``r`` is NaN-free; positions
-    change on ``rebalance`` sessions only. Cache blocking: ``assets`` columns at a time
-    (their sums and returns stay in the core's cache for every pair) and ``block`` pairs
-    advancing together one session at a time (sharing this session's rows). Returns
-    ``(P, N, 3)``: total return, max drawdown, Sharpe.
-    """
-    N = c.shape[1]
-    out = np.empty((fast.shape[0], N, 3))
-    for i0 in range(0, N, assets):
-        i1 = min(N, i0 + assets)
-        _ma_cross_block(np.ascontiguousarray(c[:, i0:i1]), np.ascontiguousarray(k[:, i0:i1]),
-                        fast, slow, np.ascontiguousarray(r[:, i0:i1]), fee, ppy, rebalance,
-                        block, out[:, i0:i1])
-    return out
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _ma_cross_block(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow: np.ndarray,
-                    r: np.ndarray, fee: float, ppy: float, rebalance: np.ndarray, block: int,
-                    out: np.ndarray) -> None:
-    T = c.shape[0] - 1
-    N = c.shape[1]
-    P = fast.shape[0]
-    now = np.empty(N)
-    for p0 in range(0, P, block):
-        B = min(block, P - p0)
-        st = _lf_state(B, N)
-        for t in range(T):
-            c1, k1, rt = c[t + 1], k[t + 1], r[t]
-            if not rebalance[t]:
-                for b in range(B):
-                    _lf_row(st[0][b], rt, fee, st, b)  # hold the last decided positions
-                continue
-            for b in range(B):
-                f = fast[p0 + b]
-                s = slow[p0 + b]
-                cf, kf = c[max(t + 1 - f, 0)], k[max(t + 1 - f, 0)]
-                cs, ks = c[max(t + 1 - s, 0)], k[max(t + 1 - s, 0)]
-                for i in range(N):
-                    nf = k1[i] - kf[i]
-                    ns = k1[i] - ks[i]
-                    long = (nf >= f) & (ns >= s) & ((c1[i] - cf[i]) / nf > (c1[i] - cs[i]) / ns)
-                    now[i] = 1.0 if long else 0.0
-                _lf_row(now, rt, fee, st, b)
-        _lf_finish(st, T, ppy, out[p0:p0 + B])

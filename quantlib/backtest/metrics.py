@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 import pandas as pd
 
@@ -229,40 +228,12 @@ def summary(net: pd.Series, benchmark: pd.Series | None = None,
     return m
 
 
-@numba.njit(cache=True, nogil=True)
-def _sweep_metrics_kernel(r: np.ndarray, ppy: float) -> np.ndarray:
-    T, S = r.shape
-    out = np.empty((S, 3))
-    for j in range(S):
-        w = 1.0
-        peak = 1.0
-        mdd = 0.0
-        s = 0.0
-        s2 = 0.0
-        for t in range(T):
-            x = r[t, j]
-            if np.isnan(x):
-                x = 0.0
-            w *= 1.0 + x
-            if w > peak:
-                peak = w
-            dd = w / peak - 1.0
-            if dd < mdd:
-                mdd = dd
-            s += x
-            s2 += x * x
-        mean = s / T
-        var = (s2 - s * mean) / (T - 1)
-        out[j, 0] = w - 1.0
-        out[j, 1] = mdd
-        out[j, 2] = mean / np.sqrt(var) * np.sqrt(ppy) if var > 0 else np.nan
-    return out
-
-
 def sweep_metrics(r: np.ndarray, periods_per_year: int = 252) -> np.ndarray:
     """Total return, max drawdown and Sharpe for each column of ``r`` (T, S) in one pass.
 
-    A fused single-pass kernel (numba) for sweeps of thousands of series; pinned to
+    A fused single-pass kernel (numba, on every core:
+    :func:`quantlib.backtest.parallel.sweep_metrics_fast`) for sweeps of thousands of
+    series, reading row- or column-major input as it is; pinned to
     :func:`sweep_metrics_numpy` by the parity tests. Returns an ``(S, 3)`` array.
 
     Examples
@@ -271,7 +242,9 @@ def sweep_metrics(r: np.ndarray, periods_per_year: int = 252) -> np.ndarray:
     >>> np.allclose(sweep_metrics(r), sweep_metrics_numpy(r))
     True
     """
-    return _sweep_metrics_kernel(np.asarray(r, dtype=float), float(periods_per_year))
+    from quantlib.backtest.parallel import sweep_metrics_fast
+
+    return sweep_metrics_fast(r, float(periods_per_year))
 
 
 def sweep_metrics_numpy(r: np.ndarray, periods_per_year: int = 252) -> np.ndarray:

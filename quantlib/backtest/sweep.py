@@ -4,8 +4,9 @@
 strategy for a ``(P, date, asset)`` array at once (e.g. every moving average
 window is computed once and each (fast, slow) pair is one comparison). Then:
 
-- portfolio mode: each parameter set is simulated with the numba kernel (all the
-  engine's costs, constraints and calendars) and summarized;
+- portfolio mode: every parameter set of a batch is simulated by one parallel numba
+  kernel (all the engine's costs, constraints and calendars; sets spread over the cores)
+  and summarized;
 - ``per_asset=True``: every (parameter set, asset) is its own long/flat backtest;
   a fused kernel turns positions into daily P&L with a flat fee and reduces it to
   total return, max drawdown and Sharpe in one pass, never materializing the
@@ -29,7 +30,6 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlib.backtest import kernels
 from quantlib.backtest.constraints import Constraints, rebalance_mask
 from quantlib.backtest.costs import resolve_costs
 from quantlib.backtest.engine import (
@@ -39,8 +39,8 @@ from quantlib.backtest.engine import (
     prepare_static,
     settings_dict,
 )
-from quantlib.backtest.kernels import long_flat_metrics_kernel
 from quantlib.backtest.metrics import summary, sweep_metrics
+from quantlib.backtest.parallel import long_flat_metrics_kernel, simulate_batch
 from quantlib.backtest.strategies import Strategy, get_strategy
 from quantlib.errors import BacktestError, StrategyError
 
@@ -141,11 +141,10 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
         p.get("long_short") for p in param_sets), gross_leverage=s["gross_leverage"],
         net_leverage=s["net_leverage"], max_weight=s["max_weight"], neutral=s["neutral"])
     static = prepare_static(data, s, cons, resolve_costs(s["costs"]))
-    nets = np.empty((data.sizes["date"], len(param_sets)))
-    turns = np.empty_like(nets)
-    for j in range(len(param_sets)):
-        _, _, net, _, turnover, _ = kernels.simulate_kernel(*kernel_args(arr[j], static))
-        nets[:, j], turns[:, j] = net, turnover
+    # constrained rebalance-row targets of every set, then one parallel kernel for all
+    args = [kernel_args(arr[j], static) for j in range(len(param_sets))]
+    pn, pt = simulate_batch(np.stack([a[2] for a in args]), args[0])
+    nets, turns = pn.T, pt.T
     rows = pd.DataFrame(param_sets)
     if not full_metrics:
         m = sweep_metrics(nets, ppy)

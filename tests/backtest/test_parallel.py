@@ -1,0 +1,95 @@
+"""The parallel sweep kernels give exactly the serial kernels' numbers, honour the thread
+count, and agree with plain numpy references (quantlib's fee rule)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from quantlib.backtest import parallel as par
+from quantlib.backtest.engine import kernel_args, prepare_static, settings_dict
+from quantlib.backtest.kernels import long_flat_pnl, simulate_kernel
+from quantlib.backtest.metrics import sweep_metrics_numpy
+from quantlib.backtest.signals import rolling_mean_np, zero_cumsum
+
+
+def both(fn):
+    """``fn()`` on one thread (serial kernel) and on two (parallel kernel)."""
+    with par.threads(1):
+        one = fn()
+    with par.threads(2):
+        two = fn()
+    return one, two
+
+
+def ma_inputs(panel):
+    close = panel["close"].ffill("date").values
+    valid = np.isfinite(close)
+    c, k = zero_cumsum(np.where(valid, close, 0.0)), zero_cumsum(valid.astype(float))
+    return close, c, k, np.nan_to_num(panel["returns"].values)
+
+
+def test_threads_follow_the_setting():
+    with par.threads(1):
+        assert par.kernel_threads() == 1
+    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    code = "from quantlib.backtest.parallel import kernel_threads as k; print(k())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "1"
+
+
+def test_ma_sweep_parallel_equals_serial_and_numpy(panel):
+    close, c, k, r = ma_inputs(panel)
+    fast = np.array([1, 3, 5, 5, 17, 20])
+    slow = np.array([2, 20, 20, 61, 250, 60])
+    reb = np.ones(len(r), bool)
+    one, two = both(lambda: par.ma_cross_metrics(c, k, fast, slow, r, 0.001, 252.0, reb,
+                                                 width=8))
+    assert np.array_equal(one, two, equal_nan=True)
+    assert panel["close"].isnull().any()  # listings/delistings: windows with NaN
+    for j, (f, s) in enumerate(zip(fast, slow, strict=True)):
+        pos = (rolling_mean_np(close, f) > rolling_mean_np(close, s)).astype(float)
+        ref = sweep_metrics_numpy(long_flat_pnl(pos, r, 0.001))
+        np.testing.assert_allclose(one[j], ref, rtol=1e-9, atol=1e-12)
+
+
+def test_long_flat_kernel_parallel_equals_serial(panel):
+    _, _, _, r = ma_inputs(panel)
+    pos = (np.random.default_rng(3).random((5,) + r.shape) > 0.5).astype(np.uint8)
+    reb = np.arange(len(r)) % 5 == 0
+    one, two = both(lambda: par.long_flat_metrics_kernel(pos, r, 0.001, 252.0, reb))
+    assert np.array_equal(one, two, equal_nan=True)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_metrics_kernel_both_layouts_equal(order):
+    rng = np.random.default_rng(0)
+    r = rng.normal(0.0003, 0.01, (700, 1100))
+    r[rng.random(r.shape) < 0.01] = np.nan
+    x = np.asarray(r, order=order)
+    one, two = both(lambda: par.sweep_metrics_fast(x))
+    assert np.array_equal(one, two, equal_nan=True)
+    assert np.array_equal(one, par.sweep_metrics_fast(np.ascontiguousarray(r)), equal_nan=True)
+    np.testing.assert_allclose(one, sweep_metrics_numpy(r), rtol=1e-9)
+
+
+def test_portfolio_batch_kernel_equals_one_kernel_per_set(panel):
+    from quantlib.backtest.constraints import Constraints
+    from quantlib.backtest.costs import resolve_costs
+
+    s = settings_dict(rebalance="W")
+    static = prepare_static(panel, s, Constraints(), resolve_costs("default"))
+    rng = np.random.default_rng(5)
+    tw = rng.random((4,) + panel["close"].shape) / panel.sizes["asset"]
+    args = [kernel_args(t, static) for t in tw]
+    one, two = both(lambda: par.simulate_batch(np.stack([a[2] for a in args]), args[0]))
+    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
+    for j, a in enumerate(args):
+        _, _, net, _, turnover, _ = simulate_kernel(*a)
+        assert np.array_equal(one[0][j], net) and np.array_equal(one[1][j], turnover)
+    assert static["force_rows"].any()  # delistings in the panel are exercised
