@@ -1,22 +1,25 @@
-"""Backtest benchmarks: W1 (MA-crossover sweep), W1 metrics, W2 (cross-sectional momentum),
-Dask sweep scaling. Prints a table; ratios are measured in the same run.
+"""Backtest benchmarks, quantlib vs fair plain-NumPy references vs peers, side by side in
+one run: W1 (MA-crossover sweep), W1m (metrics of 18,000 series, both memory layouts),
+W2 (12-1 momentum with listings/delistings), start-up, Dask scaling. Prints a table
+whose ratios are measured in the same run.
 
-Peers (vectorbt, bt, empyrical, quantstats) run in an environment of their own::
+Each timed step runs in a fresh process of its own (its peak working memory is its own):
+data are made once, saved as .npy and loaded by the step; a warm-up call (JIT, caches)
+precedes the timed calls, best of N. Peers run in their own environment::
 
     uv venv bench/.venv-peers --python 3.12
     uv pip install --python bench/.venv-peers -r bench/peers/requirements.txt
-    uv run python bench/bench_backtest.py            # add --no-peers to skip them
+    uv run python bench/bench_backtest.py                # --no-peers, --no-dask to skip
+    uv run python bench/bench_backtest.py --w2-assets 1000,5000,20000 --w1-assets 200,1000
 
-All data are seeded; 2,520 sessions. The plain-NumPy references are written here,
-next to the workloads they mirror.
+References: bench/references.py (pinned to quantlib by tests/backtest/test_bench_references.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,9 +29,13 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import references as ref  # noqa: E402
+from memory import peak_mb, reset_peak, rss_mb  # noqa: E402
+
 PEERS_PY = HERE / ".venv-peers" / "bin" / "python"
 T = 2520
-FEE = 0.001
+FEE = ref.FEE
 PAIRS = [(f, s) for f in range(5, 55, 5) for s in range(20, 220, 20) if f < s]  # 90 pairs
 
 
@@ -41,285 +48,373 @@ def best_of(fn, repeat=3):
     return best, out
 
 
-def dataset(n_assets: int, seed: int):
+# ------------------------------------------------------------------ data (made once)
+def make_w1(d: Path, n: int) -> None:
     from quantlib.backtest.synthetic import make_dataset
 
-    return make_dataset(n_assets, T, seed=seed, markets=(), start="2000-01-03",
-                        delist_fraction=0.0, list_fraction=0.0)
+    ds = make_dataset(n, T, seed=1, markets=(), start="2000-01-03", delist_fraction=0.0,
+                      list_fraction=0.0)
+    np.save(d / f"w1_{n}_close.npy", ds["close"].values)
+    np.save(d / f"w1_{n}_returns.npy", ds["returns"].values)
 
 
-# ------------------------------------------------------------------ plain NumPy references
-def rolling_mean_ref(x: np.ndarray, w: int) -> np.ndarray:
-    c = np.cumsum(np.vstack([np.zeros((1, x.shape[1])), x]), axis=0)
-    out = np.full(x.shape, np.nan)
-    out[w - 1:] = (c[w:] - c[:-w]) / w
-    return out
+def make_w2(d: Path, n: int) -> None:
+    """Listings and delistings (10% each); made 2,000 assets at a time (bounded memory)."""
+    from quantlib.backtest.synthetic import make_dataset
+
+    parts: dict[str, list[np.ndarray]] = {"close": [], "returns": [], "in_universe": []}
+    for i, lo in enumerate(range(0, n, 2000)):
+        ds = make_dataset(min(2000, n - lo), T, seed=2 + i, markets=(), start="2000-01-03",
+                          delist_fraction=0.1, list_fraction=0.1)
+        for k in parts:
+            parts[k].append(ds[k].values)
+    for k, v in parts.items():
+        np.save(d / f"w2_{n}_{k}.npy", np.concatenate(v, axis=1))
+    np.save(d / "dates.npy", ds["date"].values)
 
 
-def w1_numpy_reference(close: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """One vectorized (T x assets) backtest per (fast, slow) pair: the plain NumPy way."""
-    out = []
-    for f, s in PAIRS:
-        pos = (rolling_mean_ref(close, f) > rolling_mean_ref(close, s)).astype(float)
-        held = np.vstack([np.zeros((1, pos.shape[1])), pos[:-1]])
-        trade = np.abs(np.diff(pos, axis=0, prepend=0.0))
-        ret = (1 + held * r) * (1 - FEE * trade) - 1
-        wealth = np.cumprod(1 + ret, axis=0)
-        peak = np.maximum.accumulate(np.vstack([np.ones((1, pos.shape[1])), wealth]), axis=0)
-        mdd = (np.vstack([np.ones((1, pos.shape[1])), wealth]) / peak - 1).min(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sharpe = ret.mean(0) / ret.std(0, ddof=1) * np.sqrt(252)
-        out.append(np.column_stack([wealth[-1] - 1, mdd, sharpe]))
-    return np.stack(out)
+def w2_dataset(d: Path, n: int):
+    import pandas as pd
+    import xarray as xr
+
+    dates = pd.DatetimeIndex(np.load(d / "dates.npy"), name="date")
+    dv = {k: (("date", "asset"), np.load(d / f"w2_{n}_{k}.npy"))
+          for k in ("close", "returns", "in_universe")}
+    return xr.Dataset(dv, coords={"date": dates, "asset": [f"A{i:05d}" for i in range(n)]})
 
 
-def w2_numpy_reference(r: np.ndarray, dates: np.ndarray) -> np.ndarray:
-    """Month-end equal-weight top decile of 12-1 momentum, drifting weights, 10 bps."""
-    Tn, N = r.shape
-    rz = np.nan_to_num(r)
-    logv = np.cumsum(np.log1p(rz), axis=0)
-    mom = np.full((Tn, N), np.nan)
-    mom[252:] = np.exp(logv[252 - 21:Tn - 21] - logv[:Tn - 252]) - 1
-    month = dates.astype("datetime64[M]")
-    rebalance = np.zeros(Tn, bool)
-    rebalance[:-1] = month[1:] != month[:-1]
-    k = N // 10
-    w = np.zeros(N)
-    net = np.empty(Tn)
-    for t in range(Tn):
-        g = w @ rz[t]
-        w = w * (1 + rz[t]) / (1 + g)
-        c = 0.0
-        if rebalance[t] and t >= 252:
-            target = np.zeros(N)
-            target[np.argpartition(-mom[t], k - 1)[:k]] = 1.0 / k
-            c = FEE * np.abs(target - w).sum()
-            w = target
-        net[t] = (1 + g) * (1 - c) - 1
-    return net
+# ------------------------------------------------------------------ steps (child processes)
+def step(name: str, d: Path, n: int, threads: int) -> dict:
+    """One timed step in this (fresh) process; returns seconds, peak working MB."""
+    import contextlib
+
+    from quantlib.backtest.parallel import threads as use_threads
+
+    ctx = use_threads(threads) if threads else contextlib.nullcontext()
+    with ctx:
+        go, warm, repeat = _step_fn(name, d, n)
+        warm()
+        base = rss_mb()
+        reset_peak()
+        t, out = best_of(go, repeat)
+    if isinstance(out, np.ndarray):
+        np.save(d / f"out_{name}_{n}.npy", out)
+    return {"seconds": t, "peak_mb": peak_mb() - base}
 
 
-# ------------------------------------------------------------------ ours
-def w1_ours(ds):
-    from quantlib.backtest.sweep import sweep
+def _step_fn(name: str, d: Path, n: int):
+    if name.startswith("w1"):
+        close, r = np.load(d / f"w1_{n}_close.npy"), np.load(d / f"w1_{n}_returns.npy")
+        if name == "w1_ref":
+            cf, rz = _ffill(close), np.nan_to_num(r)
+            return (lambda: ref.w1_reference(cf, rz, PAIRS),
+                    lambda: ref.w1_reference(cf[:, :3], rz[:, :3], PAIRS[:2]), 2)
+        import pandas as pd
+        import xarray as xr
 
-    return sweep("ma_crossover", [{"fast": f, "slow": s} for f, s in PAIRS], ds,
-                 per_asset=True, costs=FEE * 1e4)
+        from quantlib.backtest.sweep import sweep
+
+        ds = xr.Dataset({"close": (("date", "asset"), close), "returns": (("date", "asset"), r)},
+                        coords={"date": pd.bdate_range("2000-01-03", periods=T)})
+        grid = [{"fast": f, "slow": s} for f, s in PAIRS]
+
+        def go(data=ds):
+            df = sweep("ma_crossover", grid, data, per_asset=True, costs=FEE * 1e4)
+            return df[["total_return", "max_drawdown", "sharpe"]].to_numpy()
+        return go, lambda: go(ds.isel(asset=slice(0, 3))), 3
+    if name.startswith("w1m"):
+        rets = np.load(d / "metrics_returns.npy")
+        x = np.asfortranarray(rets) if name.endswith("F") else rets
+        del rets
+        if "_ref" in name:
+            return lambda: ref.series_metrics(x), lambda: None, 2
+        from quantlib.backtest.metrics import sweep_metrics
+
+        return lambda: sweep_metrics(x), lambda: sweep_metrics(x[:, :4]), 5
+    if name.startswith("w2"):
+        if name == "w2_ref":
+            r = np.load(d / f"w2_{n}_returns.npy")
+            uni = np.load(d / f"w2_{n}_in_universe.npy")
+            dates = np.load(d / "dates.npy")
+            return (lambda: ref.w2_reference(r, uni, dates),
+                    lambda: ref.w2_reference(r[:, :50], uni[:, :50], dates), 3)
+        from quantlib.backtest import run
+
+        ds = w2_dataset(d, n)
+
+        def go(data=ds):
+            res = run("xs_momentum", data, window=252, skip=21, quantile=10, rebalance="M",
+                      costs=FEE * 1e4)
+            return res.returns["net"].to_numpy()
+        return go, lambda: go(ds.isel(asset=slice(0, 50))), 3
+    raise SystemExit(f"unknown step {name}")
 
 
-def _w1_child(q):
-    ds = dataset(200, 1)
-    w1_ours(ds.isel(asset=slice(0, 5)))  # compile / warm caches
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t, df = best_of(lambda: w1_ours(ds), 3)
-    q.put({"seconds": t, "rows": len(df), "max_rss_mb": resource.getrusage(
-        resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_before_mb": base})
+def _ffill(x: np.ndarray) -> np.ndarray:
+    idx = np.where(np.isfinite(x), np.arange(len(x))[:, None], 0)
+    return x[np.maximum.accumulate(idx, axis=0), np.arange(x.shape[1])]
 
 
-def w2_ours(ds):
-    from quantlib.backtest import run
+def startup_step(d: Path) -> dict:
+    """``import quantlib; quantlib.backtest.run(...)`` in this fresh process."""
+    t0 = time.perf_counter()
+    import quantlib
+    import quantlib.backtest  # noqa: F401
+    t1 = time.perf_counter()
+    ds = w2_dataset(d, 1000)
+    t2 = time.perf_counter()
+    quantlib.backtest.run("xs_momentum", ds, window=252, skip=21, quantile=10, costs=10)
+    t3 = time.perf_counter()
+    quantlib.backtest.run("xs_momentum", ds, window=252, skip=21, quantile=10, costs=10)
+    t4 = time.perf_counter()
+    return {"import_s": t1 - t0, "first_run_s": t3 - t2, "second_run_s": t4 - t3}
 
-    return run("xs_momentum", ds, window=252, skip=21, quantile=10, rebalance="M",
-               costs=FEE * 1e4 / 1.0)
+
+def child(args: list[str], env: dict[str, str] | None = None, timeout: int = 1800) -> dict:
+    out = subprocess.run([sys.executable, str(Path(__file__)), "--child", *args],
+                         capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, **(env or {})})
+    if out.returncode != 0:
+        return {"error": out.stderr[-600:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run_peers(data_dir: Path, workloads: list[str], timeout: int) -> dict:
-    """Each peer workload in its own process of the peers' environment (own peak RSS)."""
+def peer(d: Path, name: str, timeout: int) -> dict:
     if not PEERS_PY.exists():
-        return {w: {"error": "bench/.venv-peers missing"} for w in workloads}
-    res = {}
-    for w in workloads:
-        try:
-            out = subprocess.run([str(PEERS_PY), str(HERE / "peers" / "peer_runs.py"),
-                                  str(data_dir), w], capture_output=True, text=True,
-                                 timeout=timeout)
-        except subprocess.TimeoutExpired:
-            res[w] = {"error": f"timed out after {timeout} s"}
-            continue
-        if out.returncode != 0:
-            res[w] = {"error": out.stderr[-400:]}
-            continue
-        res.update(json.loads(out.stdout.strip().splitlines()[-1]))
-    return res
+        return {"error": "bench/.venv-peers missing (see the module docstring)"}
+    try:
+        out = subprocess.run([str(PEERS_PY), str(HERE / "peers" / "peer_runs.py"), str(d), name],
+                             capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    if out.returncode != 0:
+        return {"error": out.stderr[-400:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])[name]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--no-peers", action="store_true")
-    ap.add_argument("--no-dask", action="store_true")
-    ap.add_argument("--bt-assets", type=int, default=1000)
-    ap.add_argument("--peer-timeout", type=int, default=1800)
-    ap.add_argument("--peers", default="metrics_vbt,metrics_empyrical,metrics_quantstats,"
-                    "w1_vbt,w2_bt", help="comma-separated peer workloads to run")
-    args = ap.parse_args()
-    rows: list[tuple[str, str, str]] = []
-    tmp = Path(tempfile.mkdtemp(prefix="bench-backtest-"))
+# ------------------------------------------------------------------ report
+Row = tuple[str, str, str]
 
-    # ---------------- W1: 90 pairs x 200 assets = 18,000 backtests
-    ds1 = dataset(200, 1)
-    close = ds1["close"].ffill("date").values
-    r1 = np.nan_to_num(ds1["returns"].values)
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=_w1_child, args=(q,))
-    p.start()
-    w1 = q.get()
-    p.join()
-    t_ref, ref = best_of(lambda: w1_numpy_reference(close, r1), 2)
-    df = w1_ours(ds1)
-    got = df[["total_return", "max_drawdown", "sharpe"]].to_numpy().reshape(len(PAIRS), 200, 3)
-    max_diff = float(np.nanmax(np.abs(got - ref)))
-    rows += [("W1 sweep 18,000 backtests", "quantlib sweep(per_asset)",
-              f"{w1['seconds']:.3f} s = {18000 / w1['seconds']:,.0f}/s, "
-              f"peak RSS {w1['max_rss_mb']:.0f} MB"),
-             ("W1 sweep", "plain NumPy reference",
-              f"{t_ref:.3f} s = {18000 / t_ref:,.0f}/s"),
-             ("W1 sweep", "ratio quantlib / NumPy", f"{t_ref / w1['seconds']:.2f}x (floor 1.5x)"),
-             ("W1 sweep", "max |diff| vs NumPy ref", f"{max_diff:.2e}")]
 
-    # ---------------- W1 metrics alone: 3 metrics x 18,000 series x 2,520 days
+def fmt(res: dict, per: float | None = None, unit: str = "backtests") -> str:
+    if "error" in res:
+        return "error: " + res["error"].strip().splitlines()[-1][:200]
+    s = f"{res['seconds']:.4f} s"
+    if per:
+        s += f" = {per / res['seconds']:,.0f} {unit}/s"
+    if "peak_mb" in res:
+        s += f", peak working {res['peak_mb']:.0f} MB"
+    if "cold_s" in res:
+        s += f" (import {res['import_s']:.2f} s, cold first call {res['cold_s']:.2f} s)"
+    return s
+
+
+def ratio(a: dict, b: dict) -> str:
+    if "seconds" not in a or "seconds" not in b:
+        return "n/a"
+    return f"{b['seconds'] / a['seconds']:.2f}x"
+
+
+def w1_rows(d: Path, sizes: list[int], peers: list[str], timeout: int) -> list[Row]:
+    rows: list[Row] = []
+    for n in sizes:
+        make_w1(d, n)
+        nb = n * len(PAIRS)
+        ours = child(["w1_ql", str(d), str(n)])
+        one = child(["w1_ql", str(d), str(n), "1"])
+        base = child(["w1_ref", str(d), str(n)])
+        diff = _maxdiff(d / f"out_w1_ql_{n}.npy", d / f"out_w1_ref_{n}.npy")
+        tag = f"W1 {len(PAIRS)} pairs x {n:,} assets"
+        rows += [(tag, "quantlib sweep(per_asset), all threads", fmt(ours, nb)),
+                 (tag, "quantlib, 1 thread", fmt(one, nb) + f"; threads gain {ratio(ours, one)}"),
+                 (tag, "NumPy reference (one cumsum, cached means)", fmt(base, nb)),
+                 (tag, "ratio reference / quantlib", ratio(ours, base)
+                  + f"; max |diff| {diff:.1e}")]
+        if n == sizes[0]:
+            np.save(d / "w1_close.npy", _ffill(np.load(d / f"w1_{n}_close.npy")))
+            (d / "w1_pairs.json").write_text(json.dumps(PAIRS))
+            for p in [p for p in peers if p.startswith("w1_")]:
+                res = peer(d, p, timeout)
+                rows.append((tag, p, fmt(res, nb) + f"; ratio peer / quantlib {ratio(ours, res)}"))
+    return rows
+
+
+def _maxdiff(a: Path, b: Path) -> float:
+    if not (a.exists() and b.exists()):
+        return float("nan")
+    x, y = np.load(a), np.load(b)
+    return float(np.nanmax(np.abs(x.reshape(y.shape) - y)))
+
+
+def w1m_rows(d: Path, peers: list[str], timeout: int) -> list[Row]:
     from quantlib.backtest.kernels import long_flat_pnl
-    from quantlib.backtest.metrics import sweep_metrics, sweep_metrics_numpy
-    from quantlib.backtest.signals import rolling_mean_np
 
-    rets = np.empty((T, 18000))
+    close = _ffill(np.load(d / "w1_200_close.npy"))
+    r = np.nan_to_num(np.load(d / "w1_200_returns.npy"))
+    ma = ref.window_means(close, [w for p in PAIRS for w in p])
+    rets = np.empty((T, 200 * len(PAIRS)))
     for j, (f, s) in enumerate(PAIRS):
-        pos = (rolling_mean_np(close, f) > rolling_mean_np(close, s)).astype(float)
-        rets[:, j * 200:(j + 1) * 200] = long_flat_pnl(pos, r1, FEE)
-    np.save(tmp / "metrics_returns.npy", rets)
-    sweep_metrics(rets[:, :2])
-    t_m, ours_m = best_of(lambda: sweep_metrics(rets), 3)
-    t_mn, _ = best_of(lambda: sweep_metrics_numpy(rets), 2)
-    rows += [("W1 metrics (18,000 x 2,520)", "quantlib sweep_metrics", f"{t_m:.3f} s"),
-             ("W1 metrics", "plain NumPy", f"{t_mn:.3f} s")]
-
-    # ---------------- W2: 1,000 assets, month-end top decile 12-1, 10 bps, drift
-    ds2 = dataset(1000, 2)
-    r2 = ds2["returns"].values
-    dates = ds2["date"].values
-    w2_ours(ds2.isel(asset=slice(0, 50)))
-    t_w2, res = best_of(lambda: w2_ours(ds2), 5)
-    t_w2ref, net_ref = best_of(lambda: w2_numpy_reference(r2, dates), 3)
-    diff = float(np.abs(res.returns["net"].to_numpy() - net_ref).max())
-    from quantlib.backtest.constraints import rebalance_mask
-    from quantlib.backtest.signals import decision_rows
-    from quantlib.backtest.strategies import get_strategy
-
-    strat = get_strategy("xs_momentum")
-
-    def weights_only():
-        with decision_rows(rebalance_mask(dates, "M")):  # as run() does
-            return strat.weights(ds2, window=252, skip=21, quantile=10, long_short=False)
-
-    t_w2w, _ = best_of(weights_only, 5)
-    rows += [("W2 xs-momentum 1,000 assets", "quantlib run() end to end",
-              f"{t_w2:.4f} s"),
-             ("W2", "  of which strategy weights (month-end rows)", f"{t_w2w:.4f} s"),
-             ("W2", "plain NumPy reference", f"{t_w2ref:.4f} s"),
-             ("W2", "ratio NumPy / quantlib", f"{t_w2ref / t_w2:.2f}x (floor 2x)"),
-             ("W2", "max |daily net diff| vs NumPy", f"{diff:.2e} (must be < 1e-10)")]
-    n_bt = args.bt_assets
-    ds_bt = ds2.isel(asset=slice(0, n_bt))
-    res_bt = w2_ours(ds_bt)
-    sel = strat.weights(ds_bt, window=252, skip=21, quantile=10, long_short=False).values > 0
-    np.save(tmp / "w2_returns.npy", ds_bt["returns"].values)
-    np.save(tmp / "w2_select.npy", sel)
-    (tmp / "w2_meta.json").write_text(json.dumps({"bt_assets": n_bt}))
-    np.save(tmp / "w1_close.npy", close)
-    (tmp / "w1_pairs.json").write_text(json.dumps(PAIRS))
-
-    # ---------------- peers
-    if not args.no_peers:
-        peers = run_peers(tmp, args.peers.split(","), args.peer_timeout)
-        mv = peers.get("metrics_vbt", {})
-        if "seconds" in mv:
-            vbt_m = np.load(tmp / "metrics_vbt.npy")
-            agree = np.allclose(vbt_m[:, 0], ours_m[:, 0], rtol=1e-9) and np.allclose(
-                vbt_m[:, 1], ours_m[:, 1], rtol=1e-9)
-            rows += [("W1 metrics", "vectorbt returns accessor",
-                      f"{mv['seconds']:.3f} s; ratio vbt/quantlib {mv['seconds'] / t_m:.2f}x; "
-                      f"total return + max DD agree: {agree}")]
-        else:
-            rows += [("W1 metrics", "vectorbt", str(mv.get("error")))]
-        me = peers.get("metrics_empyrical", {})
-        if me:
-            rows += [("W1 metrics", "empyrical (2-D arrays)", f"{me['seconds']:.3f} s"
-                      if "seconds" in me else str(me.get("error")))]
-        mq = peers.get("metrics_quantstats", {})
-        if mq:
-            rows += [("W1 metrics", "quantstats (1,000 series, x18 extrapolated)",
-                      f"{mq['seconds_1000_series']:.3f} s -> ~{mq['seconds_extrapolated']:.1f} s"
-                      if "seconds_1000_series" in mq else str(mq.get("error")))]
-        wv = peers.get("w1_vbt", {})
-        if wv:
-            rows += [("W1 sweep", "vectorbt MA + from_signals",
-                      f"{wv['seconds']:.3f} s = {18000 / wv['seconds']:,.0f}/s, peak RSS "
-                      f"{wv['max_rss_mb']:.0f} MB; ratio vbt/quantlib "
-                      f"{wv['seconds'] / w1['seconds']:.2f}x" if "seconds" in wv
-                      else str(wv.get("error")))]
-        wb = peers.get("w2_bt", {})
-        if not wb:
-            pass
-        elif "seconds" in wb:
-            daily = np.load(tmp / "w2_bt_daily.npy")
-            ours = res_bt.returns["net"].to_numpy()
-            live = np.isfinite(daily)
-            live[:253] = False  # before the first 12-1 signal both hold cash
-            corr = float(np.corrcoef(daily[live], ours[live])[0, 1])
-            rows += [("W2", f"bt ({wb['assets']} assets)",
-                      f"{wb['seconds']:.2f} s; corr of daily returns {corr:.9f} "
-                      "(floor 0.999999)")]
-        else:
-            rows += [("W2", "bt", str(wb.get("error")))]
-
-    # ---------------- Dask: 2-worker LocalCluster vs one process
-    if not args.no_dask:
-        rows += dask_rows(ds1, repeat=5)
-    width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    print(f"\n{'workload':<{width[0]}} | {'what':<{width[1]}} | result")
-    print("-" * (width[0] + width[1] + 40))
-    for a, b, c in rows:
-        print(f"{a:<{width[0]}} | {b:<{width[1]}} | {c}")
+        rets[:, j * 200:(j + 1) * 200] = long_flat_pnl((ma[f] > ma[s]).astype(float), r, FEE)
+    np.save(d / "metrics_returns.npy", rets)
+    del rets
+    rows: list[Row] = []
+    for lay in ("C", "F"):
+        ours = child([f"w1m_ql_{lay}", str(d), "0"])
+        base = child([f"w1m_ref_{lay}", str(d), "0"])
+        tag = f"W1m 18,000 x 2,520, {'row' if lay == 'C' else 'column'}-major"
+        rows += [(tag, "quantlib sweep_metrics", fmt(ours)),
+                 (tag, "NumPy reference", fmt(base) + f"; ratio {ratio(ours, base)}")]
+        (d / "metrics_layout.txt").write_text(lay)
+        for p in [p for p in peers if p.startswith("metrics_")]:
+            res = peer(d, p, timeout)
+            rows.append((tag, p, fmt(res) + f"; ratio peer / quantlib {ratio(ours, res)}"))
+    return rows
 
 
-def dask_rows(ds, repeat: int = 3) -> list[tuple[str, str, str]]:
-    """One process vs a 2-worker LocalCluster on the same per-asset sweep, interleaved
-    ``repeat`` times (the box is shared: the best of each is compared, medians shown)."""
-    import statistics
+def w2_rows(d: Path, sizes: list[int], peers: list[str], timeout: int) -> list[Row]:
+    rows: list[Row] = []
+    for n in sizes:
+        make_w2(d, n)
+        ours = child(["w2_ql", str(d), str(n)])
+        base = child(["w2_ref", str(d), str(n)])
+        diff = _maxdiff(d / f"out_w2_ql_{n}.npy", d / f"out_w2_ref_{n}.npy")
+        tag = f"W2 12-1 momentum, {n:,} assets"
+        mem = (f"; memory quantlib / reference {ours['peak_mb'] / base['peak_mb']:.2f}x"
+               if "peak_mb" in ours and "peak_mb" in base else "")
+        rows += [(tag, "quantlib run() end to end", fmt(ours)),
+                 (tag, "NumPy reference (vectorized, delistings)", fmt(base)),
+                 (tag, "ratio reference / quantlib", ratio(ours, base) + mem
+                  + f"; max |daily diff| {diff:.1e}")]
+        if n == sizes[0] and any(p.startswith("w2_") for p in peers):
+            rows += _w2_peer_rows(d, n, peers, ours, timeout, tag)
+    return rows
 
+
+def _w2_peer_rows(d: Path, n: int, peers: list[str], ours: dict, timeout: int, tag: str
+                  ) -> list[Row]:
+    r = np.load(d / f"w2_{n}_returns.npy")
+    uni = np.load(d / f"w2_{n}_in_universe.npy")
+    reb = np.nonzero(ref.month_ends(np.load(d / "dates.npy")))[0]
+    tg = ref.w2_targets(r, uni, reb)
+    orders = np.full(r.shape, np.nan)
+    orders[reb] = tg
+    np.save(d / "w2_returns.npy", r)
+    np.save(d / "w2_orders.npy", orders)
+    sel = np.zeros(r.shape, bool)
+    sel[reb] = tg > 0
+    np.save(d / "w2_select.npy", sel)
+    want = np.load(d / f"out_w2_ref_{n}.npy")
+    rows: list[Row] = []
+    for p in [p for p in peers if p.startswith("w2_")]:
+        res = peer(d, p, timeout)
+        note = ""
+        f = d / {"w2_bt": "w2_bt_daily.npy", "w2_vbt": "w2_vbt_numba_daily.npy",
+                 "w2_vbt_rust": "w2_vbt_rust_daily.npy"}.get(p, "-")
+        if f.exists():
+            got = np.load(f)
+            live = np.isfinite(got) & (np.arange(len(got)) > reb[reb >= 252][0])
+            note = f"; corr of daily net with the reference {np.corrcoef(got[live], want[live])[0, 1]:.6f}"
+        rows.append((tag, p, fmt(res) + f"; ratio peer / quantlib {ratio(ours, res)}" + note))
+    return rows
+
+
+def dask_rows(d: Path, repeat: int) -> list[Row]:
+    """1 worker x 1 thread vs 2 workers x 1 thread on the same per-asset sweep (interleaved
+    ``repeat`` times, best of each), and the per-task overhead of tiny tasks."""
+    import pandas as pd
+    import xarray as xr
     from distributed import Client, LocalCluster
 
     from quantlib.backtest.sweep import sweep
 
+    ds = xr.Dataset({"close": (("date", "asset"), np.load(d / "w1_200_close.npy")),
+                     "returns": (("date", "asset"), np.load(d / "w1_200_returns.npy"))},
+                    coords={"date": pd.bdate_range("2000-01-03", periods=T)})
     grid = [{"fast": f, "slow": s} for f in range(1, 101) for s in range(10, 510, 10) if f < s]
     kw = {"per_asset": True, "costs": 10}
-    sweep("ma_crossover", grid[:2], ds, **kw)
-    t1s, t2s = [], []
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        t0 = time.perf_counter()  # warm the workers; sends the panel (reused afterwards)
-        warm = sweep("ma_crossover", grid[:8], ds, client=client, batch_size=1, **kw)
-        t_warm = time.perf_counter() - t0
+    times: dict[int, list[float]] = {1: [], 2: []}
+    outs = {}
+    overhead = {}
+    clusters = {n: LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                dashboard_address=None) for n in (1, 2)}
+    try:
+        clients = {n: Client(c) for n, c in clusters.items()}
+        for n, cl in clients.items():  # warm: compile on the workers, send the panel once
+            sweep("ma_crossover", grid[:8], ds, client=cl, batch_size=1, **kw)
+            tiny = ds.isel(asset=slice(0, 2), date=slice(0, 300))
+            sweep("ma_crossover", grid[:4], tiny, client=cl, batch_size=1, **kw)
+            t0 = time.perf_counter()
+            sweep("ma_crossover", grid[:200], tiny, client=cl, batch_size=1, **kw)
+            overhead[n] = (time.perf_counter() - t0) / 200
         for _ in range(repeat):
-            t1, df1 = best_of(lambda: sweep("ma_crossover", grid, ds, **kw), 1)
-            t2, df2 = best_of(lambda: sweep("ma_crossover", grid, ds, client=client, **kw), 1)
-            t1s.append(t1)
-            t2s.append(t2)
-    same = np.array_equal(df1[["total_return", "max_drawdown", "sharpe"]].to_numpy(),
-                          df2[["total_return", "max_drawdown", "sharpe"]].to_numpy(),
-                          equal_nan=True)
-    n = len(df1)
-    b1, b2 = min(t1s), min(t2s)
-    m1, m2 = statistics.median(t1s), statistics.median(t2s)
-    return [(f"Dask sweep {n:,} backtests", "one process (best / median of "
-             f"{repeat})", f"{b1:.2f} s = {n / b1:,.0f}/s / {m1:.2f} s"),
-            ("Dask sweep", "LocalCluster 2 workers x 1 thread (best / median)",
-             f"{b2:.2f} s = {n / b2:,.0f}/s / {m2:.2f} s; speed-up {b1 / b2:.2f}x best, "
-             f"{m1 / m2:.2f}x median (floor 1.6x); same numbers: {same}"),
-            ("Dask sweep", "bytes sent to workers (panel once per worker and client)",
-             f"{warm.attrs['bytes_scattered'] / 1e6:.1f} MB by the first (warm-up) sweep, "
-             f"{t_warm:.2f} s with it; {df2.attrs['bytes_scattered']} bytes by each timed "
-             f"sweep ({df2.attrs['n_tasks']} tasks)")]
+            for n, cl in clients.items():
+                t0 = time.perf_counter()
+                outs[n] = sweep("ma_crossover", grid, ds, client=cl, **kw)
+                times[n].append(time.perf_counter() - t0)
+        n_tasks = outs[2].attrs["n_tasks"]
+    finally:
+        for cl in clients.values():
+            cl.close()
+        for c in clusters.values():
+            c.close()
+    cols = ["total_return", "max_drawdown", "sharpe"]
+    same = np.array_equal(outs[1][cols].to_numpy(), outs[2][cols].to_numpy(), equal_nan=True)
+    nb = len(outs[1])
+    b1, b2 = min(times[1]), min(times[2])
+    tag = f"Dask sweep {nb:,} backtests"
+    return [(tag, "1 worker x 1 thread", f"{b1:.2f} s = {nb / b1:,.0f}/s"),
+            (tag, "2 workers x 1 thread", f"{b2:.2f} s = {nb / b2:,.0f}/s; scaling {b1 / b2:.2f}x "
+             f"(floor 1.8x); identical numbers: {same}; {n_tasks} tasks"),
+            (tag, "per-task overhead (200 tiny tasks)",
+             f"{overhead[1] * 1e3:.1f} ms (1 worker), {overhead[2] * 1e3:.1f} ms (2 workers)")]
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        name, d = sys.argv[2], Path(sys.argv[3])
+        if name == "startup":
+            print(json.dumps(startup_step(d)))
+            return
+        n = int(sys.argv[4])
+        threads = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+        print(json.dumps(step(name, d, n, threads)))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--w1-assets", default="200")
+    ap.add_argument("--w2-assets", default="1000")
+    ap.add_argument("--dask-repeat", type=int, default=3)
+    ap.add_argument("--peer-timeout", type=int, default=1800)
+    ap.add_argument("--peers", default="metrics_vbt,metrics_vbt_rust,metrics_empyrical,"
+                    "metrics_quantstats,metrics_pandas,w1_vbt,w1_vbt_rust,w2_vbt,w2_vbt_rust,"
+                    "w2_bt")
+    args = ap.parse_args()
+    peers = [] if args.no_peers else args.peers.split(",")
+    d = Path(tempfile.mkdtemp(prefix="bench-backtest-"))
+    w1n = [int(x) for x in args.w1_assets.split(",")]
+    if 200 not in w1n:
+        w1n = [200, *w1n]
+    rows = w1_rows(d, w1n, peers, args.peer_timeout)
+    rows += w1m_rows(d, peers, args.peer_timeout)
+    rows += w2_rows(d, [int(x) for x in args.w2_assets.split(",")], peers, args.peer_timeout)
+    if 1000 in [int(x) for x in args.w2_assets.split(",")]:
+        for _ in range(2):  # the second start finds the numba cache warm
+            s = child(["startup", str(d)])
+        rows.append(("Start-up (fresh process, warm numba cache)", "import quantlib.backtest / "
+                     "first run() / second run()", f"{s['import_s']:.2f} s / "
+                     f"{s['first_run_s']:.2f} s / {s['second_run_s']:.3f} s"
+                     if "import_s" in s else str(s)))
+    if not args.no_dask:
+        rows += dask_rows(d, args.dask_repeat)
+    load = os.getloadavg()
+    print(f"\nmachine: {os.cpu_count()} cores; load average {load[0]:.1f} / {load[1]:.1f} / "
+          f"{load[2]:.1f} at the end")
+    width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
+    print(f"{'workload':<{width[0]}} | {'what':<{width[1]}} | result")
+    print("-" * (width[0] + width[1] + 40))
+    for a, b, c in rows:
+        print(f"{a:<{width[0]}} | {b:<{width[1]}} | {c}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from quantlib.store import sql
 
 
+#: subpackages reachable as attributes after a bare ``import quantlib`` (loaded on first use)
+_SUBPACKAGES = ("backtest",)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"quantlib.{name}")
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import fsspec
 import numpy as np
 import pandas as pd
 
@@ -196,6 +195,8 @@ class Result:
         Writes the Parquet objects first and ``meta.json`` last, so a folder with a
         ``meta.json`` is always complete.
         """
+        import fsspec  # lazily: a backtest that is not saved does not load it
+
         fs, root = fsspec.core.url_to_fs(url)
         fs.makedirs(root, exist_ok=True)
         _write_parquet(fs, f"{root}/returns.parquet", self.returns)
@@ -208,6 +209,8 @@ class Result:
     @classmethod
     def load(cls, url: str) -> Result:
         """Read a result written by :meth:`save`."""
+        import fsspec  # lazily: a backtest that is not saved does not load it
+
         fs, root = fsspec.core.url_to_fs(url)
         if not fs.exists(f"{root}/meta.json"):
             raise StoreError("a saved result folder must hold meta.json", found="no meta.json",
