@@ -118,8 +118,11 @@ def _step_fn(name: str, d: Path, n: int):
                         coords={"date": pd.bdate_range("2000-01-03", periods=T)})
         grid = [{"fast": f, "slow": s} for f, s in PAIRS]
 
+        per_asset = name != "w1_portfolio"
+
         def go(data=ds):
-            df = sweep("ma_crossover", grid, data, per_asset=True, costs=FEE * 1e4)
+            df = sweep("ma_crossover", grid, data, per_asset=per_asset, costs=FEE * 1e4,
+                       full_metrics=False)
             return df[["total_return", "max_drawdown", "sharpe"]].to_numpy()
         return go, lambda: go(ds.isel(asset=slice(0, 3))), 3
     if name.startswith("w1m"):
@@ -230,7 +233,12 @@ def w1_rows(d: Path, sizes: list[int], peers: list[str], timeout: int) -> list[R
                  (tag, "NumPy reference (one cumsum, cached means)", fmt(base, nb)),
                  (tag, "ratio reference / quantlib", ratio(ours, base)
                   + f"; max |diff| {diff:.1e}")]
-        if n == sizes[0]:
+        if n == sizes[0]:  # portfolio mode: 90 portfolios of n MA sleeves, batched kernel
+            pf, pf1 = child(["w1_portfolio", str(d), str(n)]), child(["w1_portfolio", str(d),
+                                                                   str(n), "1"])
+            rows += [(f"portfolio sweep, {len(PAIRS)} sets x {n:,} assets", "all threads / 1 "
+                      "thread", fmt(pf, len(PAIRS), "portfolios") + " / " + fmt(pf1)
+                      + f"; threads gain {ratio(pf, pf1)} (floor 1.7x)")]
             np.save(d / "w1_close.npy", _ffill(np.load(d / f"w1_{n}_close.npy")))
             (d / "w1_pairs.json").write_text(json.dumps(PAIRS))
             for p in [p for p in peers if p.startswith("w1_")]:

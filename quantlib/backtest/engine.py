@@ -173,12 +173,12 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
     uni = np.asarray(data["in_universe"].values, bool) if "in_universe" in data else None
     rebalance = rebalance_mask(data["date"].values, s["rebalance"])
     decision = rebalance.copy()
-    has_bar = np.isfinite(close)
-    force_close = _delisting_mask(has_bar, data)
+    delist_row = _delisting_rows(close, data)
     lin, impact, borrow = cost_model.arrays(close, _np(data, "volume"), r_local,
                                             s["periods_per_year"], fx=_np(data, "fx_rate"))
     if s["execution"] == "close":
-        r_pre, r_post, tradable = r, np.broadcast_to(np.float64(0.0), r.shape), has_bar
+        # tradable = a bar (finite close): the kernel tests the prices, no (T, N) mask
+        r_pre, r_post, tradable = r, np.broadcast_to(np.float64(0.0), r.shape), close
     elif s["execution"] == "open":
         opn = _np(data, "open")
         if opn is None:
@@ -190,15 +190,15 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
                          / prev_close - 1.0, np.nan)
         r_pre = np.where(np.isfinite(r), r_pre, np.nan)
         r_post = np.where(np.isfinite(r_pre), (1 + r) / (1 + r_pre) - 1.0, 0.0)
-        tradable = np.isfinite(opn)
+        tradable = opn
         rebalance = np.concatenate([[False], rebalance[:-1]])  # executed next open
     else:
         raise BacktestError("execution must be 'close' or 'open'", found=repr(s["execution"]),
                             fix="pass execution='close'")
     return {"r_pre": np.ascontiguousarray(r_pre), "r_post": r_post,
             "rebalance": rebalance, "tradable": tradable, "lin": lin, "impact": impact,
-            "borrow": float(borrow), "force_close": force_close, "universe": uni,
-            "force_rows": force_close.any(axis=1),
+            "borrow": float(borrow), "delist_row": delist_row, "universe": uni,
+            "force_rows": _force_rows(delist_row, len(rebalance)),
             "groups": groups, "cons": cons, "execution": s["execution"],
             "rebalance_decision": decision}
 
@@ -241,22 +241,27 @@ def kernel_args(target: np.ndarray, st: dict[str, Any]) -> tuple[Any, ...]:
     if st["execution"] == "open":
         target_row = np.concatenate([[-1], target_row[:-1]])  # executed next open
     return (st["r_pre"], st["r_post"], sub, target_row, st["rebalance"], st["tradable"],
-            st["lin"], st["impact"], st["borrow"], st["force_close"],
+            st["lin"], st["impact"], st["borrow"], st["delist_row"],
             np.zeros(sub.shape[1]), st["execution"] != "close", st["force_rows"])
 
 
-def _delisting_mask(has_bar: np.ndarray, data: xr.Dataset) -> np.ndarray:
-    T, N = has_bar.shape
-    any_bar = has_bar.any(axis=0)
-    last = T - 1 - np.argmax(has_bar[::-1], axis=0)
+def _delisting_rows(close: np.ndarray, data: xr.Dataset) -> np.ndarray:
+    """Each asset's forced-close row: its last bar if it is delisted there, else -1."""
+    T, N = close.shape
+    has_bar = np.isfinite(close)  # (T, N) bool, freed on return
+    last = np.where(has_bar.any(axis=0), T - 1 - np.argmax(has_bar[::-1], axis=0), -1)
     if "in_universe" in data:
         gone = ~np.asarray(data["in_universe"].values[-1], bool)
     else:
         gone = last < T - 6  # no bar in the last week of data: delisted
-    delisted = any_bar & gone & (last < T - 1)
-    mask = np.zeros((T, N), bool)
-    mask[last[delisted], np.nonzero(delisted)[0]] = True
-    return mask
+    delisted = (last >= 0) & gone & (last < T - 1)
+    return np.where(delisted, last, -1).astype(np.int64)
+
+
+def _force_rows(delist_row: np.ndarray, T: int) -> np.ndarray:
+    out = np.zeros(T, bool)
+    out[delist_row[delist_row >= 0]] = True
+    return out
 
 
 def _benchmark(spec: Any, data: xr.Dataset, dates: pd.DatetimeIndex) -> np.ndarray | None:

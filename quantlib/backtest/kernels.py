@@ -7,7 +7,7 @@ Algorithm of :func:`simulate_kernel`, one session ``t`` at a time:
    the asset did not trade that session: it earns nothing and its weight is carried.
 2. weights drift: ``w_i <- w_i (1 + r_i) / (1 + sum_j w_j r_j)`` (cash earns 0).
 3. on a rebalance session each *tradable* asset trades to its target; untradable
-   assets keep their drifted weight; ``force_close`` closes a holding (delisting).
+   assets keep their drifted weight; ``delist_row`` closes a holding (delisting).
 4. costs, as a fraction of the portfolio value at the trade: for each traded
    ``dw``: ``|dw| * lin_cost + |dw|**1.5 * impact`` (square-root impact), plus
    the daily borrow fee on short weight.
@@ -42,7 +42,7 @@ def _earn(w: np.ndarray, r: np.ndarray) -> float:
 @numba.njit(cache=True, nogil=True)
 def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
                     target_row: np.ndarray, rebalance: np.ndarray, tradable: np.ndarray, lin_cost: np.ndarray,
-                    impact: np.ndarray, borrow_daily: float, force_close: np.ndarray,
+                    impact: np.ndarray, borrow_daily: float, delist_row: np.ndarray,
                     w0: np.ndarray, has_post: bool = True,
                     force_rows: np.ndarray | None = None) -> tuple[
                         np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -50,11 +50,13 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
 
     ``target`` holds the ``(R, N)`` target weights of the rebalance sessions only and
     ``target_row`` (``(T,)`` int) maps each session to its row there (``-1``: none);
-    the other 2-D inputs are ``(T, N)`` float64 (``tradable``/``force_close`` bool),
-    ``rebalance`` is ``(T,)`` bool, ``w0`` the ``(N,)`` starting weights;
-    ``has_post=False`` skips the (all-zero) post-trade returns of close execution;
-    ``force_rows`` (``(T,)`` bool, ``force_close.any(axis=1)``) lets sessions with
-    nothing to trade take a fused drift-only pass.
+    the other 2-D inputs are ``(T, N)`` float64: an asset can trade on a session where
+    its ``tradable`` price (the close, or the open for open execution) is finite;
+    ``delist_row`` (``(N,)`` int) is the session where a holding is force-closed
+    (delisting; ``-1``: never); ``rebalance`` is ``(T,)`` bool, ``w0`` the ``(N,)``
+    starting weights; ``has_post=False`` skips the (all-zero) post-trade returns of close
+    execution; ``force_rows`` (``(T,)`` bool: some asset's ``delist_row``) lets sessions
+    with nothing to trade take a fused drift-only pass.
     Returns ``weights (T, N)`` (end of session), ``gross``, ``net``, ``costs``,
     ``turnover`` (each ``(T,)``) and ``exposures (T, 3)``: long, short, holdings.
     """
@@ -66,7 +68,7 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
     turnover = np.empty(T)
     expo = np.empty((T, 3))
     simulate_into(r_pre, r_post, target, target_row, rebalance, tradable, lin_cost, impact,
-                  borrow_daily, force_close, w0, has_post, force_rows, weights,
+                  borrow_daily, delist_row, w0, has_post, force_rows, weights,
                   np.arange(T), gross, net, costs, turnover, expo)
     return weights, gross, net, costs, turnover, expo
 
@@ -75,7 +77,7 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
 def simulate_into(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
                   target_row: np.ndarray, rebalance: np.ndarray, tradable: np.ndarray,
                   lin_cost: np.ndarray, impact: np.ndarray, borrow_daily: float,
-                  force_close: np.ndarray, w0: np.ndarray, has_post: bool,
+                  delist_row: np.ndarray, w0: np.ndarray, has_post: bool,
                   force_rows: np.ndarray | None, weights: np.ndarray, weight_row: np.ndarray,
                   gross: np.ndarray, net: np.ndarray, costs: np.ndarray, turnover: np.ndarray,
                   expo: np.ndarray) -> None:
@@ -128,9 +130,9 @@ def simulate_into(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
             if w[i] < 0.0:
                 c += -w[i] * borrow_daily
             new = w[i]
-            if rebalance[t] and tradable[t, i]:
+            if rebalance[t] and np.isfinite(tradable[t, i]):
                 new = target[target_row[t], i]
-            if force_close[t, i]:
+            if delist_row[i] == t:
                 new = 0.0
             dw = abs(new - w[i])
             if dw > 0.0:

@@ -56,7 +56,8 @@ def kernel_threads() -> int:
     """
     forced = getattr(_LOCAL, "n", None)
     if forced is not None:
-        return max(1, min(int(forced), numba.config.NUMBA_NUM_THREADS))
+        cap = int(getattr(numba.config, "NUMBA_NUM_THREADS", 1))
+        return max(1, min(int(forced), cap))
     if _in_dask_worker():
         return 1
     return max(1, numba.get_num_threads())
@@ -329,7 +330,7 @@ def sweep_metrics_fast(r: np.ndarray, ppy: float = 252.0) -> np.ndarray:
 def _sim_batch_impl(r_pre: np.ndarray, r_post: np.ndarray, targets: np.ndarray,
                     target_row: np.ndarray, rebalance: np.ndarray, tradable: np.ndarray,
                     lin: np.ndarray, impact: np.ndarray, borrow: float,
-                    force_close: np.ndarray, w0: np.ndarray, has_post: bool,
+                    delist_row: np.ndarray, w0: np.ndarray, has_post: bool,
                     force_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     P = targets.shape[0]
     T, N = r_pre.shape
@@ -338,7 +339,7 @@ def _sim_batch_impl(r_pre: np.ndarray, r_post: np.ndarray, targets: np.ndarray,
     for p in numba.prange(P):
         gross, net, costs, turn = np.empty(T), np.empty(T), np.empty(T), np.empty(T)
         simulate_into(r_pre, r_post, targets[p], target_row, rebalance, tradable, lin, impact,
-                      borrow, force_close, w0, has_post, force_rows, np.empty((0, N)),
+                      borrow, delist_row, w0, has_post, force_rows, np.empty((0, N)),
                       np.full(T, -1, np.int64), gross, net, costs, turn, np.empty((T, 3)))
         nets[p] = net
         turns[p] = turn
@@ -363,15 +364,15 @@ def simulate_batch(targets: np.ndarray, args: tuple[Any, ...]) -> tuple[np.ndarr
     >>> r = np.random.default_rng(1).normal(0, 0.01, (T, N))
     >>> tg = np.random.default_rng(2).random((3, T, N)) / N
     >>> args = (r, np.zeros((T, N)), tg[0], np.arange(T), np.ones(T, bool),
-    ...         np.ones((T, N), bool), np.full((T, N), 1e-3), np.zeros((T, N)), 0.0,
-    ...         np.zeros((T, N), bool), np.zeros(N), False, np.zeros(T, bool))
+    ...         np.ones((T, N)), np.full((T, N), 1e-3), np.zeros((T, N)), 0.0,
+    ...         np.full(N, -1), np.zeros(N), False, np.zeros(T, bool))
     >>> nets, _ = simulate_batch(tg, args)
     >>> one = simulate_kernel(*args[:2], tg[2], *args[3:])[2]
     >>> bool(np.array_equal(nets[2], one))
     True
     """
-    (r_pre, r_post, _, target_row, rebalance, tradable, lin, impact, borrow, force_close, w0,
+    (r_pre, r_post, _, target_row, rebalance, tradable, lin, impact, borrow, delist_row, w0,
      has_post, force_rows) = args
     return _sim_batch(r_pre, r_post, np.ascontiguousarray(targets, float), target_row,
-                      rebalance, tradable, lin, impact, float(borrow), force_close, w0,
+                      rebalance, tradable, lin, impact, float(borrow), delist_row, w0,
                       bool(has_post), np.asarray(force_rows, np.bool_))
