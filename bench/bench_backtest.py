@@ -174,6 +174,13 @@ def startup_step(d: Path) -> dict:
 
 
 def child(args: list[str], env: dict[str, str] | None = None, timeout: int = 1800) -> dict:
+    res = _child(args, env, timeout)
+    print(f"[step] {' '.join(args[:1] + args[2:])}: {json.dumps(res)[:300]}", file=sys.stderr,
+          flush=True)  # progress: a run cut short keeps what it measured
+    return res
+
+
+def _child(args: list[str], env: dict[str, str] | None, timeout: int) -> dict:
     out = subprocess.run([sys.executable, str(Path(__file__)), "--child", *args],
                          capture_output=True, text=True, timeout=timeout,
                          env={**os.environ, **(env or {})})
@@ -192,7 +199,9 @@ def peer(d: Path, name: str, timeout: int) -> dict:
         return {"error": f"timed out after {timeout} s"}
     if out.returncode != 0:
         return {"error": out.stderr[-400:]}
-    return json.loads(out.stdout.strip().splitlines()[-1])[name]
+    res = json.loads(out.stdout.strip().splitlines()[-1])[name]
+    print(f"[peer] {name}: {json.dumps(res)[:300]}", file=sys.stderr, flush=True)
+    return res
 
 
 # ------------------------------------------------------------------ report
@@ -393,6 +402,8 @@ def main() -> None:
     ap.add_argument("--w1-assets", default="200")
     ap.add_argument("--w2-assets", default="1000")
     ap.add_argument("--dask-repeat", type=int, default=3)
+    ap.add_argument("--sections", default="w1,w1m,w2,startup,dask",
+                    help="comma-separated parts to run")
     ap.add_argument("--peer-timeout", type=int, default=1800)
     ap.add_argument("--peers", default="metrics_vbt,metrics_vbt_rust,metrics_empyrical,"
                     "metrics_quantstats,metrics_pandas,w1_vbt,w1_vbt_rust,w2_vbt,w2_vbt_rust,"
@@ -403,17 +414,27 @@ def main() -> None:
     w1n = [int(x) for x in args.w1_assets.split(",")]
     if 200 not in w1n:
         w1n = [200, *w1n]
-    rows = w1_rows(d, w1n, peers, args.peer_timeout)
-    rows += w1m_rows(d, peers, args.peer_timeout)
-    rows += w2_rows(d, [int(x) for x in args.w2_assets.split(",")], peers, args.peer_timeout)
-    if 1000 in [int(x) for x in args.w2_assets.split(",")]:
+    parts = args.sections.split(",")
+    rows: list[Row] = []
+    if "w1" in parts:
+        rows += w1_rows(d, w1n, peers, args.peer_timeout)
+    elif {"w1m", "dask"} & set(parts):
+        make_w1(d, 200)
+    if "w1m" in parts:
+        rows += w1m_rows(d, peers, args.peer_timeout)
+    w2n = [int(x) for x in args.w2_assets.split(",")]
+    if "w2" in parts:
+        rows += w2_rows(d, w2n, peers, args.peer_timeout)
+    if "startup" in parts:
+        if "w2" not in parts or 1000 not in w2n:
+            make_w2(d, 1000)
         for _ in range(2):  # the second start finds the numba cache warm
             s = child(["startup", str(d)])
         rows.append(("Start-up (fresh process, warm numba cache)", "import quantlib.backtest / "
                      "first run() / second run()", f"{s['import_s']:.2f} s / "
                      f"{s['first_run_s']:.2f} s / {s['second_run_s']:.3f} s"
                      if "import_s" in s else str(s)))
-    if not args.no_dask:
+    if not args.no_dask and "dask" in parts:
         rows += dask_rows(d, args.dask_repeat)
     load = os.getloadavg()
     print(f"\nmachine: {os.cpu_count()} cores; load average {load[0]:.1f} / {load[1]:.1f} / "
