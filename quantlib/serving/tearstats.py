@@ -30,7 +30,7 @@ from quantlib.errors import ConfigError
 
 __all__ = ["relative_stats", "worst_drawdowns", "rolling_beta", "return_distribution",
            "equal_weight_index", "market_index", "catalog_benchmark", "default_benchmark",
-           "BENCHMARK_KINDS"]
+           "asset_labels", "label_assets", "BENCHMARK_KINDS"]
 
 #: what ``tearsheet_benchmark`` may say: the stored series first, then a catalog index
 BENCHMARK_KINDS = ("auto", "stored", "equal_weight", "market", "none")
@@ -261,3 +261,55 @@ def default_benchmark(meta: dict[str, Any], returns: pd.DataFrame, kind: str = "
     label = "market index (cap-weighted, catalog)" if kind == "market" else \
         "equal-weight universe (catalog)"
     return bench, label
+
+
+def label_assets(asset_ids: list[str], assets: pd.DataFrame, symbols: pd.DataFrame
+                 ) -> dict[str, str]:
+    """``asset_id -> "SYMBOL · Name"`` from the canonical ``assets`` and ``symbols`` frames.
+
+    The symbol is the latest one valid for the asset; an id the frames do not know keeps
+    its id as label.
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"asset_id": ["KR1"], "name": ["Samsung"]})
+    >>> s = pd.DataFrame({"asset_id": ["KR1", "KR1"], "symbol": ["005930", "005931"],
+    ...                   "valid_from": pd.to_datetime(["2020-01-01", "2024-01-01"])})
+    >>> label_assets(["KR1", "X"], a, s)
+    {'KR1': '005931 · Samsung', 'X': 'X'}
+    """
+    names = dict(zip(assets.get("asset_id", []), assets.get("name", []), strict=True))
+    latest: dict[str, str] = {}
+    if len(symbols):
+        last = symbols.sort_values("valid_from").groupby("asset_id")["symbol"].last()
+        latest = {str(k): str(v) for k, v in last.items()}
+    out = {}
+    for aid in asset_ids:
+        parts = [p for p in (latest.get(aid), names.get(aid)) if isinstance(p, str) and p]
+        out[aid] = " · ".join(parts) if parts else aid
+    return out
+
+
+def asset_labels(asset_ids: list[str], snapshot: str | None) -> dict[str, str]:
+    """Labels (symbol and name) of ``asset_ids`` from the data version ``snapshot``.
+
+    Results computed outside the catalog (no readable snapshot in the configured store)
+    keep their ids as labels.
+    """
+    import fsspec
+
+    from quantlib.config import load_config
+    from quantlib.errors import QuantlibError
+    from quantlib.store import CuratedStore
+
+    url = load_config().store_url
+    fs, root = fsspec.core.url_to_fs(url)
+    if not snapshot or not fs.exists(f"{root.rstrip('/')}/curated"):  # never create one here
+        return {a: a for a in asset_ids}
+    try:
+        store = CuratedStore(url)
+        assets = store.read_table("assets", snapshot)
+        symbols = store.read_table("symbols", snapshot)
+    except (QuantlibError, OSError, ValueError, KeyError, RuntimeError):
+        return {a: a for a in asset_ids}
+    return label_assets(asset_ids, assets, symbols)
