@@ -152,6 +152,7 @@ def _config(workdir: Path, port: int, password: str, admin_token: str,
             "cookie_secret_file": str(workdir / "cookie_secret"),
             "pid_file": str(workdir / "jupyterhub.pid"),
             "cleanup_servers": True, "cleanup_proxy": True,
+            "template_paths": [str(REPO / "hub-config" / "templates")],
             "load_groups": {g: {"users": u} for g, u in USERS.items()},
             "load_roles": [
                 {"name": "user", "scopes": ["read:users:name!user", "read:users:groups!user"]},
