@@ -138,16 +138,19 @@ class CompareHandler(AuthRequestHandler):
             viewer = current_viewer(self.current_user)
         except QuantlibError as exc:
             self.set_status(403)
-            return self.finish(refusal_html("Compare", str(exc)))
+            self.finish(refusal_html("Compare", str(exc)))
+            return
         ids = _ids(self)
         loop = IOLoop.current()
         if not 2 <= len(ids) <= MAX_RESULTS:
             metas = await loop.run_in_executor(None, lambda: results_view().list(viewer))
             note = "" if not ids else f"pick 2 to {MAX_RESULTS} results, not {len(ids)}"
-            return self.finish(picker_html(viewer, metas, note))
+            self.finish(picker_html(viewer, metas, note))
+            return
         try:
             metas = [results_view().meta_for(viewer, rid) for rid in ids]
         except QuantlibError as exc:
             self.set_status(403)
-            return self.finish(refusal_html("Compare", str(exc), viewer))
+            self.finish(refusal_html("Compare", str(exc), viewer))
+            return
         self.finish(await loop.run_in_executor(None, compare_html, viewer, metas, bokeh_script()))

@@ -205,7 +205,8 @@ class HomeHandler(AuthRequestHandler):
             viewer = current_viewer(self.current_user)
         except QuantlibError as exc:
             self.set_status(403)
-            return self.finish(refusal_html("quantlib", str(exc)))
+            self.finish(refusal_html("quantlib", str(exc)))
+            return
         metas = await IOLoop.current().run_in_executor(
             None, lambda: results_view().list(viewer))
         page = await IOLoop.current().run_in_executor(None, home_html, viewer, metas)

@@ -25,15 +25,15 @@ import numpy as np
 import pandas as pd
 from bokeh.models import (
     BasicTicker,
-    ColorBar,
     ColumnDataSource,
-    GlyphRenderer,
+    FactorRange,
     HoverTool,
-    Label,
     LinearColorMapper,
     NumeralTickFormatter,
-    Span,
 )
+from bokeh.models.annotations import ColorBar, Label, Span
+from bokeh.models.annotations import Title
+from bokeh.models.renderers import GlyphRenderer
 from bokeh.palettes import RdYlGn11
 from bokeh.plotting import figure
 
@@ -78,17 +78,23 @@ def _trim(fig: Any) -> None:
     hover = " ".join(str(t.tooltips) for t in fig.select({"type": HoverTool}))
     wanted = {a or b for a, b in re.findall(r"@\{([^}]*)\}|@(\w+)", hover)}
     for r in fig.renderers:
-        if isinstance(r, GlyphRenderer):
+        source = getattr(r, "data_source", None)
+        if isinstance(r, GlyphRenderer) and isinstance(source, ColumnDataSource):
             keep = wanted | _fields(r.glyph)
-            for column in [c for c in r.data_source.data if c not in keep]:
-                del r.data_source.data[column]
+            for column in [c for c in source.data if c not in keep]:
+                del source.data[column]
+
+
+def _title_size(fig: Any) -> None:
+    if isinstance(fig.title, Title):
+        fig.title.text_font_size = "12pt"
 
 
 def _render(plot: Any, *, y_pct: bool = False) -> Any:
     fig = hv.render(plot, backend="bokeh")
     _trim(fig)
     fig.sizing_mode = "stretch_width"
-    fig.title.text_font_size = "12pt"
+    _title_size(fig)
     if y_pct:
         fig.yaxis.formatter = NumeralTickFormatter(format=PCT)
     return fig
@@ -146,7 +152,7 @@ def bar_chart(series: pd.Series, title: str) -> Any:
 
     Examples
     --------
-    >>> bar_chart(pd.Series([0.1, -0.05], index=[2023, 2024]), "t").x_range.factors
+    >>> [str(f) for f in bar_chart(pd.Series([0.1, -0.05], index=[2023, 2024]), "t").x_range.factors]
     ['2023', '2024']
     """
     values = series.to_numpy(dtype=float)
@@ -194,10 +200,10 @@ def heatmap(table: pd.DataFrame, title: str, yearly: pd.Series | None = None) ->
     src = ColumnDataSource(_cells(frame["ret"], [MONTHS[int(m) - 1] for m in frame["month"]],
                                   [str(int(y)) for y in frame["year"]], 0.08))
     fig = figure(title=title, height=max(200, 26 * len(years) + 80),
-                 sizing_mode="stretch_width", x_range=[*MONTHS, "Year"],
-                 y_range=list(reversed(years)), tools="pan,box_zoom,reset,save",
-                 toolbar_location="right")
-    fig.title.text_font_size = "12pt"
+                 sizing_mode="stretch_width", x_range=FactorRange(factors=[*MONTHS, "Year"]),
+                 y_range=FactorRange(factors=list(reversed(years))),
+                 tools="pan,box_zoom,reset,save", toolbar_location="right")
+    _title_size(fig)
     mapper = LinearColorMapper(palette=list(reversed(RdYlGn11)), low=-0.08, high=0.08)
     sources = [(src, mapper)]
     if yearly is not None and len(yearly):
@@ -230,7 +236,7 @@ def histogram(hist: pd.DataFrame, marks: dict[str, float], title: str) -> Any:
     """
     fig = figure(title=title, height=HEIGHT, sizing_mode="stretch_width",
                  tools="pan,box_zoom,reset,save", toolbar_location="right")
-    fig.title.text_font_size = "12pt"
+    _title_size(fig)
     src = ColumnDataSource({k: hist[k].to_numpy() for k in ("left", "right", "count")})
     fig.quad(left="left", right="right", top="count", bottom=0, source=src,
              fill_color="#5b8db8", line_color="white", alpha=0.85)

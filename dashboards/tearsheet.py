@@ -250,10 +250,11 @@ class TearSheetHandler(AuthRequestHandler):
             return self._error(403, "Tear sheet", str(exc))
         if not rid:
             self.set_header("Content-Type", "text/html; charset=utf-8")
-            return self.finish("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            self.finish("<!DOCTYPE html><html><head><meta charset='utf-8'>"
                                f"<style>{PAGE_CSS}</style></head>"
                                f"<body>{header_html('Tear sheet', viewer)}<p>Pick a result in "
                                "the <a href='./gallery'>gallery</a>.</p></body></html>")
+            return
         try:
             meta = results_view().meta_for(viewer, rid)
         except QuantlibError as exc:
@@ -266,7 +267,8 @@ class TearSheetHandler(AuthRequestHandler):
             name = f"{rid}-returns.csv" if kind == "csv" else f"{rid}-tearsheet.html"
             self.set_header("Content-Type", "text/csv" if kind == "csv" else "text/html")
             self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-            return self.finish(body.getvalue())
+            self.finish(body.getvalue())
+            return
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")  # per-viewer page (the plots file is shared)
         tables = _tables_cache().get(rid)
@@ -286,8 +288,9 @@ class TearSheetHandler(AuthRequestHandler):
                 plots_json = await loop.run_in_executor(None, cached_plots, rid)
             except Exception as exc:  # noqa: BLE001 - the summary is already on screen
                 log.exception("tear-sheet plots of %s could not be built", rid)
-                return self.finish(
+                self.finish(
                     "<div class='ql-alert' role='alert'>The plots could not be built: "
                     f"{html.escape(str(exc))}</div></body></html>")
+                return
         self.finish(page_bottom(plots_json))
 

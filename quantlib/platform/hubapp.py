@@ -34,9 +34,8 @@ class ParallelServicesHub(JupyterHub):
         if self._ql_started is None:
             names = list(self._service_map)
             started = time.perf_counter()
-            parent = super()
             results = await asyncio.gather(*(
-                parent.start_service(name, self._service_map[name], ssl_context)
+                JupyterHub.start_service(self, name, self._service_map[name], ssl_context)
                 for name in names))
             self._ql_started = dict(zip(names, results, strict=True))
             self.log.info("started %d services in parallel in %.1f s", len(names),
