@@ -31,8 +31,7 @@ from bokeh.models import (
     LinearColorMapper,
     NumeralTickFormatter,
 )
-from bokeh.models.annotations import ColorBar, Label, Span
-from bokeh.models.annotations import Title
+from bokeh.models.annotations import ColorBar, Label, Span, Title
 from bokeh.models.renderers import GlyphRenderer
 from bokeh.palettes import RdYlGn11
 from bokeh.plotting import figure
