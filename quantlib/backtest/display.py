@@ -63,8 +63,9 @@ def summary_html(result: Any) -> str:
         f"<div style='font-weight:600'>{html.escape(fmt(float(result.metrics[key])))}</div></td>"
         for key, (label, fmt) in HEADLINE.items() if key in result.metrics)
     p = result.provenance
-    params = ", ".join(f"{k}={v}" for k, v in sorted(result.params.items()))
-    title = html.escape(f"{p.get('strategy', '?')} ({params})")
+    params = ", ".join(f"{k}={v}" for k, v in sorted(result.params.items())
+                       if isinstance(v, int | float | str) and not isinstance(v, bool))
+    title = html.escape(f"{p.get('strategy', '?')} ({params[:120]})")
     sub = html.escape(f"data {p.get('snapshot', '?')} · {len(result.returns)} sessions · "
                       f"result {result.result_id}")
     return (f"<div class='ql-result'><b>{title}</b> <span style='color:#666'>{sub}</span>"

@@ -12,7 +12,7 @@ The single-user server (as the user, so whoever owns the home owns the copies) c
 5. installed, then deleted by the user: not copied again.
 
 The manifest ``<home>/examples/.quantlib-examples.json`` records, per name, the hash of
-the shipped file last installed. ``start_here.ipynb`` is also placed in the home itself.
+the shipped file last installed. ``start_here.ipynb`` goes in the home itself (same rules).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def install_examples(home: str | Path, source: str | Path, *,
     if manifest_path.exists():
         manifest = json.loads(manifest_path.read_text())
     report = ExamplesReport()
-    for src in sorted(source.glob("*.ipynb")):
+    for src in sorted(p for p in source.glob("*.ipynb") if p.name != START_HERE):
         recorded = _install_one(src, target / src.name, manifest.get(src.name), version, report)
         if recorded is not None:
             manifest[src.name] = recorded

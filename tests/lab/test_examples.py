@@ -23,8 +23,10 @@ def shipped(tmp_path: Path, **files: str) -> Path:
 def test_first_start_copies_every_notebook_and_start_here_into_the_home(tmp_path):
     home = tmp_path / "home"
     report = install_examples(home, ROOT / "notebooks", version="1")
-    names = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    names = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")
+                   if p.name != "start_here.ipynb")
     assert sorted(report.copied) == sorted(names + ["start_here.ipynb"])
+    assert not (home / "examples" / "start_here.ipynb").exists()
     for name in names:
         assert (home / "examples" / name).read_bytes() == (ROOT / "notebooks" / name).read_bytes()
     assert (home / "start_here.ipynb").read_bytes() == (
