@@ -115,6 +115,8 @@ def _is_conflict(exc: BaseException) -> bool:
 def _s3_update_once(fs: Any, path: str, update: Callable[[bytes | None], bytes]
                     ) -> bytes | None:
     """One read-update-conditional-PUT; ``None`` when another writer won the race."""
+    from s3fs.utils import FileExpired
+
     bucket, key, _ = fs.split_path(path)
     try:
         with fs.open(path, "rb") as fh:  # s3fs reads the body with If-Match on this ETag
@@ -122,6 +124,8 @@ def _s3_update_once(fs: Any, path: str, update: Callable[[bytes | None], bytes]
             current: bytes | None = fh.read()
     except FileNotFoundError:
         etag, current = None, None
+    except FileExpired:  # replaced between reading its ETag and its body
+        return None
     data = update(current)
     condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
     try:

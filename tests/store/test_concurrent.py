@@ -84,8 +84,8 @@ def _check_all_present(store: str, make_frames, n: int, reports: list[dict]) -> 
 @pytest.mark.slow
 def test_concurrent_writers_local_folder(tmp_path, make_frames):
     store = str(tmp_path / "store")
-    reports = _run_writers(store, tmp_path, make_frames, n=4)
-    _check_all_present(store, make_frames, 4, reports)
+    reports = _run_writers(store, tmp_path, make_frames, n=3)
+    _check_all_present(store, make_frames, 3, reports)
 
 
 @pytest.mark.s3
