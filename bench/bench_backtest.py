@@ -103,7 +103,7 @@ def step(name: str, d: Path, n: int, threads: int) -> dict:
 
 
 def _step_fn(name: str, d: Path, n: int):
-    if name.startswith("w1"):
+    if name.startswith("w1") and not name.startswith("w1m"):
         close, r = np.load(d / f"w1_{n}_close.npy"), np.load(d / f"w1_{n}_returns.npy")
         if name == "w1_ref":
             cf, rz = _ffill(close), np.nan_to_num(r)
