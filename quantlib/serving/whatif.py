@@ -82,7 +82,7 @@ def request_id(meta: dict[str, Any], changes: dict[str, Any]) -> str:
     params = {**(meta.get("params") or {}), **changes}
     return result_id_for(meta.get("strategy", "custom"), meta.get("source_hash", ""), params,
                          meta.get("snapshot"), meta.get("quantlib_version", ""),
-                         meta.get("data"))
+                         meta.get("data"), meta.get("data_fingerprint"))
 
 
 def execute(spec: dict[str, Any]) -> str:
