@@ -16,11 +16,20 @@ import pandas as pd
 import panel as pn
 
 from dashboards.common import format_metric, header, viewer_or_error
+from quantlib.backtest.metrics import metric_unit
 from quantlib.serving.analytics import equity_curve
 from quantlib.serving.session import results_view
 from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
 
 __all__ = ["page", "gallery_frame"]
+
+#: Tabulator display of a metric column by its unit (as metrics.UNIT_FORMATS)
+TABULATOR_FORMATS: dict[str, dict[str, Any]] = {
+    "fraction": {"type": "money", "symbol": "%", "symbolAfter": True, "precision": 2},
+    "ratio": {"type": "money", "precision": 2},
+    "days": {"type": "money", "symbol": " days", "symbolAfter": True, "precision": 0},
+    "count": {"type": "money", "precision": 0},
+}
 
 COLUMNS = ["title", "author", "date", "strategy", "parameters", "snapshot", "published",
            "cagr", "sharpe", "max_drawdown", "volatility"]
@@ -55,15 +64,16 @@ def _table(frame: pd.DataFrame) -> pn.widgets.Tabulator:
     shown = frame.copy()
     shown["title"] = [f"<a href='./tearsheet?id={rid}'>{html.escape(str(t))}</a>"
                       for rid, t in zip(shown.index, shown["title"], strict=True)]
-    pct = {"type": "money", "symbol": "%", "symbolAfter": True, "precision": 2}
-    for col in ("cagr", "max_drawdown", "volatility"):
-        shown[col] = shown[col] * 100
+    formatters: dict[str, Any] = {"title": {"type": "html"}, "published": {"type": "tickCross"}}
+    for col in KEY_METRICS:  # numbers stay numbers (sortable), shown by their unit
+        unit = metric_unit(col)
+        if unit == "fraction":
+            shown[col] = shown[col] * 100
+        formatters[col] = TABULATOR_FORMATS.get(unit, {"type": "money", "precision": 4})
     return pn.widgets.Tabulator(
         shown, selectable="checkbox", show_index=False, pagination="local", page_size=25,
         disabled=True, layout="fit_data_stretch", sizing_mode="stretch_width",
-        formatters={"title": {"type": "html"}, "cagr": pct, "max_drawdown": pct,
-                    "volatility": pct, "sharpe": {"type": "money", "precision": 2},
-                    "published": {"type": "tickCross"}},
+        formatters=formatters,
         titles={"cagr": "CAGR", "sharpe": "Sharpe", "max_drawdown": "Max DD",
                 "volatility": "Vol"})
 

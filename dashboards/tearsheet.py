@@ -136,7 +136,22 @@ def _meta_html(meta: dict[str, Any]) -> str:
             ("Published", "yes" if meta.get("published") else "no (only you see it)")]
     body = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v or '—'))}</td></tr>" for k, v in rows)
     desc = html.escape(meta.get("description") or "")
-    return f"<p>{desc}</p><table class='ql-meta'>{body}</table>"
+    return f"<p>{desc}</p><table class='ql-meta'>{body}</table>{_notes_html(meta)}"
+
+
+def _notes_html(meta: dict[str, Any]) -> str:
+    """How the numbers were measured: the warm-up rule, the sample, synthetic data."""
+    warmup = (meta.get("metrics") or {}).get("warmup_periods")
+    notes = ["Performance starts at the first day with a position: the period and every "
+             "metric leave out the warm-up sessions before it"
+             + (f" ({warmup} here)." if isinstance(warmup, int) else ".")]
+    if meta.get("sample") == "out_of_sample":
+        notes.append("Headline metrics are the walk-forward's stitched out-of-sample record; "
+                     "in-sample numbers, where shown, are the full-history rerun.")
+    if meta.get("synthetic"):
+        notes.append("Computed on SYNTHETIC data (generated prices), not market data.")
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f"<ul class='ql-notes'>{items}</ul>"
 
 
 def _metrics_html(meta: dict[str, Any]) -> str:

@@ -144,7 +144,8 @@ def walk_forward(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[st
                                      "train": train, "test": test, "mode": mode,
                                      "metric": metric, **{k: v for k, v in s.items()
                                                           if k != "benchmark"}},
-                 provenance={**first, "strategy": f"walk_forward:{strat.name}"})
+                 provenance={**first, "strategy": f"walk_forward:{strat.name}",
+                             "sample": "out_of_sample"})  # its metrics are the OOS record
     oos.metrics = summary(returns["net"], turnover=returns["turnover"], exposures=oos.exposures,
                           periods_per_year=s["periods_per_year"], risk_free=s["risk_free"])
     ci = bootstrap_sharpe_ci(returns["net"].to_numpy(), n_boot, block, seed=seed,

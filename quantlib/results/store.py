@@ -218,7 +218,7 @@ def publish(result: Result, title: str, description: str = "", tags: list[str] |
         "published": True, "published_at": now,
         "title": title, "description": description, "tags": list(tags or []),
         "allowed_params": allowed_params,
-        "replaces": [*result.info.get("replaces", []),
+        "replaces": [*(result.info.get("replaces") or []),
                      *({**r, "replaced_at": now} for r in replaced)] or None,
     })
     save_result(result, url)

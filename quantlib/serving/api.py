@@ -8,7 +8,7 @@ Routes (under the service prefix, e.g. ``/services/results-api/`` behind the hub
 ``GET /api/v1/whoami``                           the caller as the API sees them
 ``GET /api/v1/results?q=&strategy=&author=&tag=``  results the caller may see, newest first
 ``GET /api/v1/results/{id}``                     one result's metadata
-``GET /api/v1/results/{id}/metrics``             its metrics
+``GET /api/v1/results/{id}/metrics``             its metrics and each one's ``units``
 ``GET /api/v1/results/{id}/returns?format=``     daily returns: ``json`` | ``csv`` | ``arrow``
 ``GET /api/v1/results/{id}/weights?format=``     end-of-day weights, same formats
 ``GET /api/v1/results/{id}/snapshot``            the data snapshot it used
@@ -82,7 +82,14 @@ def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
 
 
 def _summary(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: meta.get(k) for k in SUMMARY_FIELDS}
+    return {**{k: meta.get(k) for k in SUMMARY_FIELDS}, "units": _units(meta)}
+
+
+def _units(meta: dict[str, Any]) -> dict[str, str]:
+    """Unit of each metric (``fraction``, ``ratio``, ``days``, ...; metrics.METRIC_UNITS)."""
+    from quantlib.backtest.metrics import metric_units
+
+    return metric_units(meta.get("metrics") or {})
 
 
 def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache | None = None,
@@ -169,12 +176,14 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
 
     @app.get("/api/v1/results/{result_id}", tags=["results"])
     async def get_meta(result_id: str, who: Caller) -> dict[str, Any]:
-        return await visible_meta(who, result_id)
+        meta = await visible_meta(who, result_id)
+        return {**meta, "units": _units(meta)}
 
     @app.get("/api/v1/results/{result_id}/metrics", tags=["results"])
     async def get_metrics(result_id: str, who: Caller) -> dict[str, Any]:
         meta = await visible_meta(who, result_id)
-        return {"result_id": result_id, "metrics": meta.get("metrics") or {}}
+        return {"result_id": result_id, "metrics": meta.get("metrics") or {},
+                "units": _units(meta)}
 
     @app.get("/api/v1/results/{result_id}/snapshot", tags=["results"])
     async def get_snapshot(result_id: str, who: Caller) -> dict[str, Any]:
