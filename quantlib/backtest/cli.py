@@ -110,7 +110,8 @@ def run_cmd(strategy: str, params: tuple[str, ...], title: str | None, tags: tup
     from quantlib.backtest.metrics import format_metric, metric_units
     from quantlib.results import publish
 
-    res = run(strategy, _data(opts), **_parse_params(params))
+    kwargs = _parse_params(params)  # a malformed -p fails before any data is read
+    res = run(strategy, _data(opts), **kwargs)
     out: dict[str, Any] = {"result_id": res.result_id, "snapshot": res.provenance["snapshot"],
                            "synthetic": bool(res.provenance.get("synthetic")),
                            "metrics": res.metrics, "units": metric_units(res.metrics),

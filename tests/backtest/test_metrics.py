@@ -147,7 +147,7 @@ def test_warmup_days_are_not_performance(real_panel):
     """Months without a position used to enter vol, Sharpe, CAGR and the period."""
     from quantlib.backtest import run
 
-    res = run("xs_momentum", real_panel, window=252, skip=21, top=0.4, costs=None)
+    res = run("xs_momentum", real_panel, window=252, skip=21, costs=None)
     first = int(np.argmax(res.exposures["gross"].to_numpy() > 0))
     assert first > 200  # a year of warm-up: no position before the lookback is full
     assert (res.returns["net"].iloc[:first] == 0).all()
