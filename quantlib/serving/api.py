@@ -33,6 +33,8 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+# imported with the app (not in a request): the backtest package takes seconds to import
+from quantlib.backtest.metrics import metric_units
 from quantlib.errors import AccessDeniedError, StoreError
 from quantlib.serving.auth import Authenticator, NotAuthenticated
 from quantlib.serving.cache import ResponseCache, make_cache
@@ -87,8 +89,6 @@ def _summary(meta: dict[str, Any]) -> dict[str, Any]:
 
 def _units(meta: dict[str, Any]) -> dict[str, str]:
     """Unit of each metric (``fraction``, ``ratio``, ``days``, ...; metrics.METRIC_UNITS)."""
-    from quantlib.backtest.metrics import metric_units
-
     return metric_units(meta.get("metrics") or {})
 
 
