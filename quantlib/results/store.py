@@ -10,7 +10,10 @@ Layout under the results URL (config ``results``; ``QUANTLIB_RESULTS`` wins)::
 
 Atomicity: a result's objects are written before its ``meta.json``; the index is
 replaced whole, by temp file + rename on a local folder and by a single PUT on
-object stores, so readers never see a half-written index.
+object stores, so readers never see a half-written index. Concurrent publishers never
+lose each other's entries: the index is updated by compare-and-swap
+(:func:`quantlib.store.cas.update_object`: a file lock on a local folder, a
+conditional PUT on S3), re-applying the change on the newer index after a lost race.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import fsspec
@@ -27,6 +28,7 @@ import pandas as pd
 
 from quantlib.config import load_config
 from quantlib.errors import StoreError
+from quantlib.store.cas import update_object
 
 if TYPE_CHECKING:
     from quantlib.backtest.result import Result
@@ -126,22 +128,30 @@ def read_index(url: str | None = None) -> list[dict[str, Any]]:
                          fix="republish a result to rewrite it", file=path) from exc
 
 
-def _write_index(entries: list[dict[str, Any]], url: str | None) -> None:
-    fs, root = _fs(url)
-    data = json.dumps(entries, indent=1, sort_keys=True, allow_nan=False).encode()
-    path = f"{root}/{INDEX_PATH}"
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("file", "local"):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".published-",
-                                   suffix=f".{uuid.uuid4().hex}.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic on POSIX
-    else:
-        fs.pipe(path, data)  # one PUT: object stores replace whole objects atomically
+def _index_with(meta: dict[str, Any], path: str, gone: set[str] | None = None) -> Any:
+    """The update that puts ``meta`` first in an index (replacing its old entry).
+
+    ``gone`` are the ids this publish replaces (removed). A different result of the same
+    title that appeared since the publish checked (a concurrent publisher) is an error.
+    """
+    gone = gone or set()
+
+    def update(current: bytes | None) -> bytes:
+        try:
+            entries = list(json.loads(current)) if current else []
+        except json.JSONDecodeError as exc:
+            raise StoreError("published index must be JSON", found=str(exc),
+                             fix="remove the broken index and republish", file=path) from exc
+        entries = [e for e in entries if e.get("result_id") not in {meta.get("result_id"), *gone}]
+        clash = [e["result_id"] for e in entries if e.get("title") == meta.get("title")]
+        if clash:
+            raise StoreError("publish must not replace a different result silently",
+                             found=f"{', '.join(clash)} was published meanwhile under the "
+                                   f"title {meta.get('title')!r}",
+                             fix="publish again (replace=True to replace it)", file=path)
+        return json.dumps([meta, *entries], indent=1, sort_keys=True,
+                          allow_nan=False).encode()
+    return update
 
 
 def publish(result: Result, title: str, description: str = "", tags: list[str] | None = None,
@@ -223,10 +233,8 @@ def publish(result: Result, title: str, description: str = "", tags: list[str] |
     })
     save_result(result, url)
     meta = load_meta(rid, url)
-    gone = {r["result_id"] for r in replaced}
-    entries = [e for e in index if e.get("result_id") != rid and e.get("result_id") not in gone]
-    entries.insert(0, meta)
-    _write_index(entries, url)
+    path = f"{results_url(url).rstrip('/')}/{INDEX_PATH}"
+    update_object(path, _index_with(meta, path, {r["result_id"] for r in replaced}))
     return rid
 
 
