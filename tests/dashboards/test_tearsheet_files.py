@@ -80,7 +80,9 @@ def test_walk_forward_headline_is_out_of_sample_and_labelled(tmp_path):
 
 
 def test_durations_show_as_days_in_the_metrics_table(tmp_path):
+    import re
+
     page = tearsheet.page_top({"result_id": "x", "metrics": {
         "max_drawdown_duration": 300, "cagr": 0.1, "turnover_annual": 13.0}}, bokeh_js="")
-    assert "<td>max_drawdown_duration</td><td>300 days</td>" in page
-    assert "30000.00%" not in page and "<td>turnover_annual</td><td>13.0x</td>" in page
+    assert re.search(r">max_drawdown_duration</td><td>300 days</td>", page)
+    assert "30000.00%" not in page and re.search(r">turnover_annual</td><td>13.0x</td>", page)
