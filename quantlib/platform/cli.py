@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import click
 
@@ -104,9 +105,11 @@ def down() -> None:
         click.echo("the platform is not running")
         core.down()  # clears stale state files, ends stragglers of a crashed hub
         return
-    leftovers = core.down()
-    extra = f" (ended {len(leftovers)} leftover processes)" if leftovers else ""
-    click.echo(f"the platform at {info.url} is stopped{extra}")
+    started = time.perf_counter()
+    leftovers = core.down(click.echo)
+    extra = f", ended {len(leftovers)} leftover processes" if leftovers else ""
+    click.echo(f"the platform at {info.url} is stopped ({time.perf_counter() - started:.1f} s"
+               f"{extra})")
 
 
 @platform.command()
