@@ -75,9 +75,9 @@ def refresh_runs(manifest: pd.DataFrame, last: int = 5) -> pd.DataFrame:
 
 
 def calendar_freshness(freshness: pd.DataFrame, now: datetime | None = None,
-                       lag: pd.Timedelta = pd.Timedelta(minutes=15)) -> pd.DataFrame:
+                       lag_minutes: int = 15) -> pd.DataFrame:
     """Per market: the last session the exchange calendar says is known by ``now``
-    (its close plus the vendor ``lag``) against the last session the store holds.
+    (its close plus the vendor lag, ``lag_minutes``) against the last session the store holds.
 
     ``freshness`` is :func:`quantlib.pipeline.status.status`'s frame (``market``,
     ``latest_known_at``); markets the calendar registry does not know (e.g. FX) are left
@@ -103,7 +103,8 @@ def calendar_freshness(freshness: pd.DataFrame, now: datetime | None = None,
         if code not in MARKETS:
             continue
         days = sessions(str(code), now_ts - pd.Timedelta(days=60), now_ts)
-        known = pd.Series(session_closes(str(code), days) + lag, index=days)
+        known = pd.Series(session_closes(str(code), days) + pd.Timedelta(minutes=lag_minutes),
+                          index=days)
         known = known[known <= now_ts]
         if known.empty:
             continue
