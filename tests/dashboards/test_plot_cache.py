@@ -109,6 +109,7 @@ def test_layout_holds_every_section_with_the_stored_numbers(demo):
     assert set(plots) == {
         "Equity vs benchmark", "Equity vs benchmark (log scale)", "Underwater (drawdown)",
         "Yearly returns", "Monthly returns", "Rolling Sharpe (6 months)",
+        "Distribution of daily returns", "Rolling beta to the benchmark (6 months)",
         "Rolling volatility (6 months, annualized)", "Exposure", "Turnover (21-day average)",
         "Top 10 holdings (month end)",
         "Costs (cumulative, fraction of capital)"}
