@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from quantlib.markets import DEFAULT_MARKETS
+
 __all__ = ["refresh", "ingest", "status"]
 
 _STORE = click.option("--store", "store", default=None, metavar="URL",
@@ -28,7 +30,7 @@ def _markets(value: str) -> tuple[str, ...]:
 
 @click.command()
 @_STORE
-@click.option("--markets", default="KR,US,EU", show_default=True,
+@click.option("--markets", default=",".join(DEFAULT_MARKETS), show_default=True,
               help="Comma-separated markets to refresh (FX always comes along).")
 @click.option("--sandbox", is_flag=True, help="Start the vendor sandbox for this refresh.")
 @click.option("--assets", "n_assets", type=int, default=None,
