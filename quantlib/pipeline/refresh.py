@@ -168,6 +168,7 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = ("KR", "US", "
     """
     t_start = time.perf_counter()
     curated = CuratedStore(store)
+    curated.location.check_writable()
     refresh_id = new_refresh_id()
     targets = [*dict.fromkeys(markets), FX]
     result = RefreshResult(refresh_id, markets=targets)
