@@ -182,9 +182,9 @@ def update_object(url: str, update: Callable[[bytes | None], bytes], *,
             fs.pipe(path, data)
             return data
     for attempt in range(attempts):
-        data = _s3_update_once(fs, path, update)
-        if data is not None:
-            return data
+        written = _s3_update_once(fs, path, update)
+        if written is not None:
+            return written
         time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
     raise WriteConflictError("the update of a shared object must win a compare-and-swap",
                              found=f"other writers replaced it {attempts} times in a row",
