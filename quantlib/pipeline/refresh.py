@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from quantlib.config import load_config
 from quantlib.errors import BatchRejectedError, SnapshotNotFoundError
+from quantlib.markets import DEFAULT_MARKETS
 from quantlib.pipeline.merge import canonical, market_counts, merge_outcomes, upsert_previous
 from quantlib.pipeline.result import RefreshResult
 from quantlib.pipeline.tasks import FX, MarketOutput, run_market, run_market_with_retries
@@ -120,7 +121,7 @@ def publish_outcome(store: CuratedStore, raw: RawZone, outcome: ValidationOutcom
         sum(len(f) for f in committed["frames"].values())
 
 
-def refresh(store: str | None = None, *, markets: Sequence[str] = ("KR", "US", "EU"),
+def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKETS,
             connection: Any = None, sandbox: bool = False, client: Any = None,
             progress: bool = False, max_bad_row_fraction: float | None = None,
             n_assets: int | None = None, years: float | None = None,
