@@ -220,8 +220,10 @@ def _rejection(outcome: ValidationOutcome, limit: float) -> BatchRejectedError:
         f"bad rows of market {worst} must be at most {limit:.2%} of its rows", outcome=outcome,
         found=(f"{stats['bad_rows']} bad of {stats['rows_in']} rows "
                f"({stats['bad_fraction']:.2%} > {limit:.2%}); first: {listing}"),
-        fix=("fix or re-deliver the named files, or raise validation.max_bad_row_fraction "
-             "(max_bad_row_fraction=) if the data are acceptable; see the quarantine table"),
+        fix=("fix or re-deliver the named files, or raise the limit if the data are "
+             "acceptable (--max-bad-fraction of `quantlib data refresh|ingest`, "
+             "max_bad_row_fraction=, or config validation.max_bad_row_fraction); "
+             "nothing was published; see the quarantine table"),
         market=worst,
         source=None if first is None else first["source"],
         file=None if first is None else first["file"],
