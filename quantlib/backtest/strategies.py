@@ -29,7 +29,21 @@ __all__ = ["Param", "Strategy", "register_strategy", "get_strategy", "list_strat
 
 @dataclass(frozen=True)
 class Param:
-    """One documented strategy parameter (default, range, meaning)."""
+    """One documented strategy parameter (default, range, meaning).
+
+    The default's type is the parameter's declared type: a value is coerced to it
+    (``"126"`` -> 126 for an ``int``, ``"true"`` -> True for a ``bool``) or refused with
+    an error naming the parameter.
+
+    Examples
+    --------
+    >>> Param(252, "lookback", 2, 2000).check("window", "126", "xs_momentum")
+    126
+    >>> Param(252, "lookback", 2, 2000).check("window", "abc", "xs_momentum")
+    Traceback (most recent call last):
+    ...
+    quantlib.errors.StrategyError: parameter window must be a whole number (int); found window='abc' [field=window, job=xs_momentum]. Fix: pass e.g. window=252 (see xs_momentum's params)
+    """
 
     default: Any
     doc: str = ""
@@ -37,7 +51,23 @@ class Param:
     max: float | None = None
     choices: tuple[Any, ...] | None = None
 
+    def coerce(self, name: str, value: Any, strategy: str) -> Any:
+        """``value`` converted to the type of the default (see the class docstring)."""
+        kind = type(self.default)
+        if value is None or self.default is None or kind not in (bool, int, float):
+            return value
+        ok, out = _convert(value, kind)
+        if not ok:
+            what = {bool: "True or False", int: "a whole number (int)",
+                    float: "a number (float)"}[kind]
+            raise StrategyError(f"parameter {name} must be {what}", found=f"{name}={value!r}",
+                                fix=f"pass e.g. {name}={self.default!r} (see {strategy}'s "
+                                    f"params)", field=name, job=strategy)
+        return out
+
     def check(self, name: str, value: Any, strategy: str) -> Any:
+        """The coerced ``value`` if it is a valid choice / inside the range, else raise."""
+        value = self.coerce(name, value, strategy)
         if self.choices is not None and value not in self.choices:
             raise StrategyError(f"parameter {name} must be one of {list(self.choices)}",
                                 found=repr(value), fix=f"see {strategy}'s params",
@@ -88,8 +118,7 @@ class Strategy:
                                 fix=f"use one of {sorted(self.params)}", job=self.name)
         full = {k: p.default for k, p in self.params.items()}
         full.update(params)
-        for k, v in full.items():
-            self.params[k].check(k, v, self.name)
+        full = {k: self.params[k].check(k, v, self.name) for k, v in full.items()}
         if self.check is not None:
             msg = self.check(full)
             if msg:
@@ -130,6 +159,24 @@ class Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {}
+
+
+def _convert(value: Any, kind: type) -> tuple[bool, Any]:
+    """``(ok, value as kind)`` for bool/int/float parameters."""
+    if kind is bool:
+        if isinstance(value, (bool, np.bool_)):
+            return True, bool(value)
+        text = str(value).strip().lower()
+        return text in ("true", "false", "1", "0"), text in ("true", "1")
+    if isinstance(value, (bool, np.bool_)):
+        return False, value
+    try:
+        num = float(value)
+    except (TypeError, ValueError):
+        return False, value
+    if kind is int:
+        return num.is_integer(), int(num) if num.is_integer() else value
+    return True, num
 
 
 def register_strategy(name: str, params: dict[str, Param] | None = None,
@@ -175,7 +222,8 @@ def list_strategies() -> list[str]:
 
     Examples
     --------
-    >>> "xs_momentum" in list_strategies()
+    >>> from quantlib import backtest
+    >>> "xs_momentum" in backtest.list_strategies()
     True
     """
     return sorted(STRATEGIES)
