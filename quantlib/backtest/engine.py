@@ -19,6 +19,7 @@ through ``returns_base`` when present.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,7 +31,7 @@ from quantlib.backtest import kernels
 from quantlib.backtest.constraints import apply_constraints, rebalance_mask
 from quantlib.backtest.result import Result, to_jsonable
 from quantlib.backtest.settings import Settings, resolve_settings, split_settings
-from quantlib.errors import BacktestError
+from quantlib.errors import BacktestError, QuantlibWarning
 
 __all__ = ["simulate", "run", "as_dataset", "strategy_weights", "SIM_DEFAULTS"]
 
@@ -50,6 +51,13 @@ def as_dataset(data: Any) -> xr.Dataset:
             raise BacktestError("backtest data must hold close and returns (date x asset)",
                                 found=f"variables {sorted(map(str, data.data_vars))}",
                                 fix="merge the catalog's prices entry", field=var)
+    if data.sizes.get("date", 0) == 0 or data.sizes.get("asset", 0) == 0:
+        attrs = {k: data.attrs[k] for k in ("markets", "start", "end") if k in data.attrs}
+        raise BacktestError("backtest data must hold at least one session and one asset",
+                            found=f"{data.sizes.get('date', 0)} dates x "
+                                  f"{data.sizes.get('asset', 0)} assets {attrs or ''}".strip(),
+                            fix="choose start/end (and markets) inside the store's history, "
+                                "e.g. quantlib.load_dataset(start=..., end=...)")
     return data.transpose("date", "asset", ...)
 
 
@@ -130,12 +138,61 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
     exposures = pd.DataFrame({"long": expo[:, 0], "short": expo[:, 1],
                               "gross": expo[:, 0] - expo[:, 1], "net": expo[:, 0] + expo[:, 1],
                               "n_holdings": expo[:, 2]}, index=dates)
+    warn_if_idle(w, data, strategy, params or {})
     res = Result(returns, weights, params=to_jsonable(all_params), provenance=prov,
                  exposures=exposures)
     res.metrics = summary(res.returns["net"], benchmark=res.returns.get("benchmark"),
                           turnover=res.returns["turnover"], exposures=res.exposures,
                           periods_per_year=s.periods_per_year, risk_free=s.risk_free)
     return res
+
+
+def warn_if_idle(weights: np.ndarray, data: xr.Dataset, strategy: str,
+                 params: dict[str, Any]) -> None:
+    """``QuantlibWarning`` naming cause and fix when a backtest cannot mean anything.
+
+    Causes: a lookback parameter (:class:`~quantlib.backtest.Param` ``lookback=True``) at
+    least as long as the data, a ``quantile`` larger than the assets with a bar on any
+    day, or a portfolio that never holds anything (``weights`` all 0).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> ds = xr.Dataset({"close": (("date", "asset"), np.ones((3, 2)))})
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_idle(np.zeros((3, 2)), ds, "xs_momentum", {"window": 10, "quantile": 5})
+    >>> print(seen[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    strategy 'xs_momentum' never holds anything: window=10 looks back at least as far as
+    the data reaches (3 sessions); fix: pass window < 3 or load more history. quantile=5
+    holds the top 1/5 of at most 2 assets a day, which is none; fix: pass quantile <= 2
+    or a wider universe.
+    """
+    from quantlib.backtest.strategies import STRATEGIES
+
+    T = data.sizes["date"]
+    strat = STRATEGIES.get(strategy)
+    causes = []
+    for name, p in (strat.params.items() if strat is not None else ()):
+        v = params.get(name)
+        if p.lookback and isinstance(v, int) and v >= T:
+            causes.append(f"{name}={v} looks back at least as far as the data reaches ({T} "
+                          f"sessions); fix: pass {name} < {T} or load more history")
+    q = params.get("quantile")
+    n_max = int(np.isfinite(np.asarray(data["close"].values, float)).sum(axis=1).max())
+    if isinstance(q, int) and q > n_max:
+        causes.append(f"quantile={q} holds the top 1/{q} of at most {n_max} assets a day, "
+                      f"which is none; fix: pass quantile <= {n_max} or a wider universe")
+    never = not np.any(np.nan_to_num(weights) != 0)
+    if not causes and not never:
+        return
+    if not causes:
+        causes.append("its target weights are 0 on every rebalance row; fix: check that "
+                      "the signal has values (lookbacks, fundamentals present) and that "
+                      "assets pass its filters")
+    head = "never holds anything" if never else "cannot mean what it says"
+    warnings.warn(f"strategy {strategy!r} {head}: " + ". ".join(causes) + ".",
+                  QuantlibWarning, stacklevel=3)
 
 
 def prepare_static(data: xr.Dataset, s: Settings) -> dict[str, Any]:

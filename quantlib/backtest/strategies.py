@@ -50,6 +50,8 @@ class Param:
     min: float | None = None
     max: float | None = None
     choices: tuple[Any, ...] | None = None
+    #: sessions of history the signal needs before its first value (a lookback window)
+    lookback: bool = False
 
     def coerce(self, name: str, value: Any, strategy: str) -> Any:
         """``value`` converted to the type of the default (see the class docstring)."""
