@@ -24,7 +24,13 @@ from quantlib.backtest import signals as sg
 from quantlib.errors import StrategyError
 
 __all__ = ["Param", "Strategy", "register_strategy", "get_strategy", "list_strategies",
-           "STRATEGIES"]
+           "STRATEGIES", "HIDDEN_VARIABLES"]
+
+#: variables strategies never see, and why (they hold information from after each row)
+HIDDEN_VARIABLES: dict[str, str] = {
+    "adj_close": "it is back-adjusted with every split and dividend up to the end of the "
+                 "panel, so each row knows future corporate actions",
+}
 
 
 @dataclass(frozen=True)
@@ -129,10 +135,24 @@ class Strategy:
         return full
 
     def weights(self, data: xr.Dataset, **params: Any) -> xr.DataArray:
-        """Target weights for ``params`` (validated)."""
+        """Target weights for ``params`` (validated), from the variables strategies may
+        read (:data:`HIDDEN_VARIABLES` removed)."""
         full = self.resolve_params(params)
-        out = self.func(data, **full)
+        out = self._call(self.func, data, **full)
         return out.transpose("date", "asset").rename("target_weights")
+
+    def _call(self, fn: Callable[..., Any], data: xr.Dataset, *args: Any, **kw: Any) -> Any:
+        hidden = [v for v in HIDDEN_VARIABLES if v in data]
+        try:
+            return fn(data.drop_vars(hidden) if hidden else data, *args, **kw)
+        except KeyError as exc:
+            name = next((v for v in HIDDEN_VARIABLES if v in str(exc)), None)
+            if name is None:
+                raise
+            raise StrategyError(f"strategies cannot read {name}: {HIDDEN_VARIABLES[name]}",
+                                found=f"strategy {self.name!r} reads data[{name!r}]",
+                                fix="use returns (total return) or close", field=name,
+                                job=self.name) from exc
 
     def batch(self, data: xr.Dataset, param_sets: list[dict[str, Any]],
               per_asset: bool = False) -> np.ndarray:
@@ -143,14 +163,14 @@ class Strategy:
         """
         full = [self.resolve_params(p) for p in param_sets]
         if self.batch_func is not None:
-            return self.batch_func(data, full, per_asset=per_asset)
+            return self._call(self.batch_func, data, full, per_asset=per_asset)
         fn = self.signal_func if per_asset else self.func
         if fn is None:
             raise StrategyError(f"strategy {self.name!r} has no per-asset signal",
                                 found="per_asset=True", fix="use per_asset=False",
                                 job=self.name)
-        return np.stack([np.asarray(fn(data, **p).transpose("date", "asset").values, float)
-                         for p in full])
+        return np.stack([np.asarray(self._call(fn, data, **p).transpose("date", "asset").values,
+                                    float) for p in full])
 
     def describe(self) -> dict[str, Any]:
         """Name, doc and parameter table (for dashboards and the CLI)."""
