@@ -38,7 +38,7 @@ class ClusterClient(Client):
     client is open (:mod:`quantlib.lab.clusters`).
     """
 
-    _lab_registration = None
+    _lab_registration: Any = None
 
     def close(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         cluster = getattr(self, "cluster", None)
