@@ -119,7 +119,7 @@ def login_and_land(page, url: str) -> tuple[float, list[str]]:
     """Log in; follow the hub to JupyterLab. Returns (seconds, URLs the tab went through)."""
     seen: list[str] = []
     page.on("framenavigated", lambda f: seen.append(f.url) if f == page.main_frame else None)
-    page.goto(url)
+    page.goto(url + "hub/login")
     page.wait_for_selector("input[name=username]", timeout=60_000)
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", PASSWORD)
