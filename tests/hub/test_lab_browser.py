@@ -77,6 +77,7 @@ def lab_platform(tmp_path_factory):
     raw = yaml.safe_load((HUB_CONFIG_DIR / "platform.yaml").read_text())
     for name in ("dashboards", "results-api", "scheduler", "idle-culler"):
         raw["services"][name]["enabled"] = False
+    raw["hub"]["spawn_timeout_s"] = 300  # the test machine is shared and loaded
     (home / "platform.yaml").write_text(yaml.safe_dump(raw))
     env = {**os.environ, "QUANTLIB_HOME": str(home), "QUANTLIB_CONFIG": str(home / "config.yaml"),
            "QUANTLIB_PLATFORM_CONFIG": str(home / "platform.yaml")}
