@@ -192,6 +192,8 @@ def configure(c: Any) -> None:
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.cleanup_proxy = True
     c.JupyterHub.default_url = _landing(_spawners(spec), hub["landing_without_server"])
+    # home.html hides "Start My Server" from users who may not start one; error.html links home
+    c.JupyterHub.template_paths = [str(HUB_CONFIG_DIR / "templates")]
     c.ConfigurableHTTPProxy.command = [str(proxy_command())]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{free_port()}"
     c.ConfigurableHTTPProxy.pid_file = str(paths.proxy_pid_file)
