@@ -85,13 +85,17 @@ def _compare(ids: list[str], metas: dict[str, dict[str, Any]]) -> list[Any]:
     curves = pd.DataFrame({metas[r].get("title") or r: equity_curve(view.returns(r)["net"])
                            for r in ids})
     chart = curves.hvplot.line(title="Equity curves (growth of 1)", height=320,
-                               responsive=True, grid=True)
+                               responsive=True, grid=True, xlabel="", ylabel="growth of 1",
+                               legend="top")
     keys = sorted({k for r in ids for k in (metas[r].get("metrics") or {})})
     table = pd.DataFrame({metas[r].get("title") or r: [
         format_metric(k, (metas[r].get("metrics") or {}).get(k)) for k in keys] for r in ids},
         index=keys)
     table.index.name = "metric"
-    return [pn.panel(chart), pn.pane.DataFrame(table, sizing_mode="stretch_width")]
+    link = (f"<a href='./compare?ids={','.join(ids[:5])}'>Open these in the compare view</a>"
+            if 2 <= len(ids) <= 5 else "")
+    return [pn.pane.HTML(link), pn.panel(chart),
+            pn.pane.DataFrame(table, sizing_mode="stretch_width")]
 
 
 def _load(body: pn.Column, viewer: Viewer) -> None:

@@ -125,6 +125,13 @@ def test_data_health_page(login, browser, hub, screenshot):
         assert page.locator("text=high < low").count() >= 1
         assert page.locator("text=KR: 2 bad rows (ohlc_order)").count() == 1
         assert page.locator("text=refresh-data").count() >= 1  # the schedule's jobs
+        # the fixture's store holds no bars: both markets are behind their calendars, in red
+        for market in ("KR", "US"):
+            card = page.locator(f".ql-card[data-freshness={market}]")
+            assert card.get_attribute("data-stale") == "true"
+            assert "sessions behind" in card.inner_text()
+        assert page.locator("th:text-is('Last session expected')").count() >= 1
+        assert page.locator("th:text-is('fetched_at')").count() == 0  # headers in words
         screenshot(page, "data-health")
     finally:
         ctx.close()
