@@ -170,6 +170,13 @@ def test_researcher_lands_in_lab_runs_start_here_and_sees_plots_and_cluster(lab_
         shot(page, "2-landed")
 
         listing.get_by_text("start_here.ipynb", exact=True).dblclick()
+        page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
+        page.wait_for_timeout(3000)
+        # autoStartDefaultKernel (hub-config/lab/settings) starts the notebook's kernel
+        # without asking; should JupyterLab still ask, take its preferred kernel
+        select = page.locator(".jp-Dialog button", has_text="Select")
+        if select.count():
+            select.first.click()
         page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator"
                                "[data-status='idle']", timeout=180_000)
         run_all(page, timeout_s=900)

@@ -187,5 +187,6 @@ def test_single_user_servers_get_the_lab_set_up(monkeypatch, tmp_path):
     assert server["ServerApp"]["jpserver_extensions"] == {"quantlib.lab.server": True}
     overrides = json.loads((lab / "settings" / "overrides.json").read_text())
     assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert overrides["@jupyterlab/notebook-extension:tracker"]["autoStartDefaultKernel"] is True
     kernel = json.loads((lab / "share" / "kernels" / "python3" / "kernel.json").read_text())
     assert "--InteractiveShellApp.extensions=quantlib.lab.startup" in kernel["argv"]
