@@ -34,9 +34,10 @@ PASSWORDS = {"alice": "alice-pass-1234", "mark": "mark-pass-1234", "dana": "dana
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None,
-        timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([QUANTLIB, "platform", *args], env=env, input=stdin, text=True,
-                          capture_output=True, timeout=timeout)
+        timeout: float = 240, prefix: list[str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*(prefix or []), QUANTLIB, "platform", *args], env=env, input=stdin,
+                          text=True, capture_output=True, timeout=timeout)
 
 
 class Platform:
@@ -70,7 +71,7 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory) -> Platform:
+def platform(tmp_path_factory, hub_prefix) -> Platform:
     home = tmp_path_factory.mktemp("platform-home")
     env = {**os.environ, "QUANTLIB_HOME": str(home)}
     for var in ("QUANTLIB_STORE", "QUANTLIB_RESULTS", "QUANTLIB_CONFIG",
@@ -81,7 +82,7 @@ def platform(tmp_path_factory) -> Platform:
         assert done.returncode == 0, done.stderr
     port = free_port()
     started = time.perf_counter()
-    done = cli(env, "up", "--port", str(port), "--no-refresh")
+    done = cli(env, "up", "--port", str(port), "--no-refresh", prefix=hub_prefix(home))
     start_s = time.perf_counter() - started
     assert done.returncode == 0, done.stdout + done.stderr
     print(f"\nhub start (quantlib platform up, 4 services): {start_s:.1f} s")
