@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import socket
 import stat
@@ -149,15 +150,19 @@ def test_researcher_gets_a_server_with_the_platform_environment(platform):
                        json={"type": "file", "format": "text", "content": "hi"}, timeout=10)
     assert put.status_code in (200, 201), put.text
     assert (platform.home / "platform" / "users" / "alice" / "hello.txt").read_text() == "hi"
-    # the server process: loopback, --allow-root exactly when root, catalog env set
+    # the server process: loopback, never root (its own account when the hub is root,
+    # docs/security.md), catalog env set
     server = [p for p in platform_processes(platform.state.run_id)
               if "jupyterhub-singleuser" in " ".join(p.cmdline())
               and p.environ().get("JUPYTERHUB_USER") == "alice"]
     assert len(server) == 1
     env, cmdline = server[0].environ(), server[0].cmdline()
-    assert ("--allow-root" in cmdline) == (os.geteuid() == 0)
+    assert "--allow-root" not in cmdline
+    assert server[0].uids().real == (pwd.getpwnam("ql-alice").pw_uid if os.geteuid() == 0
+                                     else os.getuid())
     assert env["QUANTLIB_STORE"] == str(platform.home / "store")
-    assert env["QUANTLIB_RESULTS"] == str(platform.home / "results")
+    private = platform.home / "results" / "users" / "alice"
+    assert env["QUANTLIB_RESULTS"] == str(private if os.geteuid() == 0 else platform.home / "results")
     assert env["HOME"] == str(platform.home / "platform" / "users" / "alice")
     assert env["VIRTUAL_ENV"] == str(Path(sys.executable).parent.parent)
     listening = {c.laddr.ip for c in server[0].net_connections("inet") if c.status == "LISTEN"}
