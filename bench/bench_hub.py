@@ -9,6 +9,9 @@ fresh QUANTLIB_HOME on a free port:
 * ``spawn``: a researcher's ``POST /hub/api/users/<name>/server`` until the hub reports the
   server ready, then ``/user/<name>/api/status`` answers (``--spawns`` times, stopping the
   server in between);
+* ``lab page``: from the same ``POST`` until JupyterLab's page ``/user/<name>/lab``
+  answers 200 (the server's extensions loaded, the example notebooks in the home): what
+  a researcher waits for behind the hub's progress page after login;
 * ``second up``: ``quantlib platform up`` again (finds the running hub);
 * ``down``: ``quantlib platform down`` until no process of the run is left.
 
@@ -48,7 +51,7 @@ def cli(env: dict[str, str], *args: str, stdin: str | None = None) -> float:
     return time.perf_counter() - started
 
 
-def spawn_once(url: str, token: str) -> float:
+def spawn_once(url: str, token: str) -> tuple[float, float]:
     auth = {"Authorization": f"token {token}"}
     started = time.perf_counter()
     resp = requests.post(url + "hub/api/users/alice/server", headers=auth, timeout=60)
@@ -58,11 +61,16 @@ def spawn_once(url: str, token: str) -> float:
         time.sleep(0.1)
     requests.get(url + "user/alice/api/status", headers=auth, timeout=30).raise_for_status()
     took = time.perf_counter() - started
+    lab = requests.get(url + "user/alice/lab", headers=auth, timeout=60)
+    lab.raise_for_status()
+    if "jupyter-config-data" not in lab.text:
+        raise SystemExit(f"/user/alice/lab is not JupyterLab's page: {lab.text[:300]}")
+    lab_s = time.perf_counter() - started
     requests.delete(url + "hub/api/users/alice/server", headers=auth, timeout=60)
     while requests.get(url + "hub/api/users/alice", headers=auth, timeout=10).json()[
             "servers"]:
         time.sleep(0.2)
-    return took
+    return took, lab_s
 
 
 def token_for(url: str) -> str:
@@ -94,9 +102,11 @@ def run_variant(variant: str, spawns: int) -> dict[str, float]:
         out = {"up": cli(env, "up", "--port", str(port), "--no-refresh")}
         try:
             token = token_for(url)
-            times = [spawn_once(url, token) for _ in range(spawns)]
+            both = [spawn_once(url, token) for _ in range(spawns)]
+            times = [t for t, _ in both]
             out["spawn (median)"] = statistics.median(times)
             out["spawn (min)"] = min(times)
+            out["lab page (median)"] = statistics.median(lab for _, lab in both)
             out["second up"] = cli(env, "up", "--port", str(port), "--no-refresh")
         finally:
             out["down"] = cli(env, "down")

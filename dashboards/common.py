@@ -63,25 +63,24 @@ def viewer_or_error() -> tuple[Viewer | None, pn.viewable.Viewable | None]:
 
 
 def header_html(title: str, viewer: Viewer | None) -> str:
-    """Page header HTML: title, navigation between the apps, who is logged in.
+    """Page header HTML: the quantlib bar (navigation, who is logged in) and the title.
 
     Examples
     --------
-    >>> "<h1>T &amp; U</h1>" in header_html("T & U", Viewer("mo", ("managers",)))
-    True
+    >>> out = header_html("T & U", Viewer("mo", ("managers",)))
+    >>> "<h1>T &amp; U</h1>" in out, "quantlib" in out
+    (True, True)
     """
-    who = "" if viewer is None else (
-        f"<span class='ql-user'>{html.escape(viewer.name)}"
-        f" ({html.escape(', '.join(viewer.groups) or 'no group')})</span>")
-    nav = "".join(f"<a href='./{route}'>{label}</a>" for route, label in (
-        ("gallery", "Gallery"), ("whatif", "What-if"), ("health", "Data health")))
-    return (f"<div class='ql-header'><h1>{html.escape(title)}</h1>"
-            f"<span class='ql-nav'>{nav}</span>{who}</div>")
+    from dashboards.layout import nav_html
+
+    return f"{nav_html(viewer, title)}<div class='ql-header'><h1>{html.escape(title)}</h1></div>"
 
 
 def header(title: str, viewer: Viewer | None) -> pn.pane.HTML:
     """Page header pane (see :func:`header_html`)."""
-    return pn.pane.HTML(header_html(title, viewer), stylesheets=[CSS],
+    from dashboards.layout import BRAND_CSS
+
+    return pn.pane.HTML(header_html(title, viewer), stylesheets=[BRAND_CSS, CSS],
                         sizing_mode="stretch_width")
 
 

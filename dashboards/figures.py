@@ -2,14 +2,20 @@
 
 The layout is what :mod:`dashboards.plot_cache` serializes once per result: equity vs
 benchmark (linear and log figures on one shared source, swapped by the page's
-log-scale toggle), underwater drawdown, yearly returns, the monthly heatmap, rolling Sharpe and
-volatility, exposure and turnover, top holdings, cumulative costs, and factor IC and
-quantile returns when the result stores them. One root keeps BokehJS to a single
+log-scale toggle), underwater drawdown, yearly returns, the monthly heatmap (month names
+and a yearly column), the distribution of daily returns with VaR/CVaR, rolling Sharpe,
+volatility and beta, exposure and turnover, top holdings (by symbol and name),
+cumulative costs, and factor IC and quantile returns when the result stores them. The
+benchmark is the one :func:`tear_sheet_inputs` resolves
+(:func:`quantlib.serving.tearstats.default_benchmark`). One root keeps BokehJS to a single
 document and a single layout pass in the browser.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import pandas as pd
@@ -17,16 +23,65 @@ from bokeh.layouts import column, row
 
 from dashboards import plots
 from quantlib.serving import analytics as an
+from quantlib.serving import tearstats as ts
 from quantlib.serving.store import ResultsView
 
-__all__ = ["tear_sheet_layout", "plot_count"]
+__all__ = ["tear_sheet_layout", "tear_sheet_inputs", "benchmark_kind", "plot_count"]
+
+_INPUTS: OrderedDict[tuple[str, str], tuple[pd.DataFrame, str]] = OrderedDict()
+_INPUTS_LOCK = threading.Lock()
 
 
-def _rolling(net: pd.Series) -> list[Any]:
-    return [plots.line_chart(an.rolling_sharpe(net).to_frame("rolling Sharpe"),
-                             "Rolling Sharpe (6 months)"),
-            plots.line_chart(an.rolling_volatility(net).to_frame("rolling volatility"),
-                             "Rolling volatility (6 months, annualized)", y_pct=True)]
+def benchmark_kind() -> str:
+    """The platform's tear-sheet benchmark (``QUANTLIB_TEARSHEET_BENCHMARK``, else ``auto``).
+
+    Examples
+    --------
+    >>> os.environ.pop("QUANTLIB_TEARSHEET_BENCHMARK", None) or benchmark_kind()
+    'auto'
+    """
+    return os.environ.get("QUANTLIB_TEARSHEET_BENCHMARK", "auto")
+
+
+def tear_sheet_inputs(view: ResultsView, rid: str) -> tuple[pd.DataFrame, str]:
+    """``rid``'s returns with the tear sheet's ``benchmark`` column, and the benchmark's label.
+
+    Results are immutable, so the answer (a catalog index can take a data read) is kept
+    for the last few results the page, the tables and the plots asked about.
+    """
+    key = (rid, benchmark_kind())
+    with _INPUTS_LOCK:
+        if key in _INPUTS:
+            return _INPUTS[key]
+    returns = view.returns(rid)
+    bench, label = ts.default_benchmark(view.meta(rid), returns, key[1])
+    returns = returns.drop(columns=["benchmark"], errors="ignore")
+    if bench is not None:
+        returns["benchmark"] = bench.reindex(returns.index)
+    with _INPUTS_LOCK:
+        _INPUTS[key] = (returns, label)
+        while len(_INPUTS) > 16:
+            _INPUTS.popitem(last=False)
+    return returns, label
+
+
+def _rolling(returns: pd.DataFrame) -> list[Any]:
+    net = returns["net"]
+    out = [plots.line_chart(an.rolling_sharpe(net).to_frame("rolling Sharpe"),
+                            "Rolling Sharpe (6 months)"),
+           plots.line_chart(an.rolling_volatility(net).to_frame("rolling volatility"),
+                            "Rolling volatility (6 months, annualized)", y_pct=True)]
+    if "benchmark" in returns:
+        out.append(plots.line_chart(ts.rolling_beta(net, returns["benchmark"]).to_frame(
+            "rolling beta"), "Rolling beta to the benchmark (6 months)"))
+    return out
+
+
+def _holdings(view: ResultsView, rid: str, meta: dict[str, Any]) -> Any:
+    top = an.top_holdings(view.weights(rid), n=10)
+    labels = ts.asset_labels([str(c) for c in top.columns], meta.get("snapshot"))
+    top.columns = [labels.get(str(c), str(c)) for c in top.columns]
+    return plots.stacked_area(top, "Top 10 holdings (month end)")
 
 
 def _exposure(returns: pd.DataFrame, exposures: pd.DataFrame | None) -> list[Any]:
@@ -62,22 +117,26 @@ def tear_sheet_layout(view: ResultsView, rid: str) -> Any:
     rid : str
         Result id (the caller has already checked the viewer may see it).
     """
-    returns = view.returns(rid)
+    returns, label = tear_sheet_inputs(view, rid)
+    meta = view.meta(rid)
     net = returns["net"]
-    lin, log = plots.equity_figures(returns)
+    oos = "out of sample, walk-forward" if meta.get("sample") == "out_of_sample" else ""
+    lin, log = plots.equity_figures(returns, bench_label=label, note=oos)
+    hist, marks = ts.return_distribution(net)
     costs = plots.line_chart(returns["costs"].cumsum().to_frame("cumulative costs"),
                              "Costs (cumulative, fraction of capital)", y_pct=True)
     children = [
         lin, log,
         plots.area_chart(an.drawdown(net).rename("drawdown"), "Underwater (drawdown)"),
         row(plots.bar_chart(an.yearly_returns(net), "Yearly returns"),
-            plots.heatmap(an.monthly_returns(net), "Monthly returns"),
+            plots.histogram(hist, marks, "Distribution of daily returns"),
             sizing_mode="stretch_width"),
-        row(*_rolling(net), sizing_mode="stretch_width"),
+        plots.heatmap(an.monthly_returns(net), "Monthly returns",
+                      yearly=an.yearly_returns(net)),
+        row(*_rolling(returns), sizing_mode="stretch_width"),
         row(*_exposure(returns, view.optional_frame(rid, "exposures.parquet")),
             sizing_mode="stretch_width"),
-        row(plots.stacked_area(an.top_holdings(view.weights(rid), n=10),
-                               "Top 10 holdings (month end)"), costs, sizing_mode="stretch_width"),
+        row(_holdings(view, rid, meta), costs, sizing_mode="stretch_width"),
         *_factor(view, rid),
     ]
     return column(*children, sizing_mode="stretch_width", name="tear_sheet_plots")

@@ -42,8 +42,13 @@ __all__ = ["PlotCache", "CODE_VERSION", "code_version", "plot_cache"]
 log = logging.getLogger(__name__)
 
 
+#: the sources whose code draws a cached tear sheet (relative to ``dashboards/``)
+SOURCES = ("plots.py", "figures.py", "sections.py", "glossary.py",
+           "../quantlib/serving/tearstats.py")
+
+
 def code_version() -> str:
-    """12 hex digits of sha256 over the plotting modules' sources and Bokeh's version.
+    """12 hex digits of sha256 over the tear sheet's sources, the benchmark setting and Bokeh.
 
     Examples
     --------
@@ -52,8 +57,9 @@ def code_version() -> str:
     """
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256(bokeh.__version__.encode())
-    for name in ("plots.py", "figures.py"):
-        digest.update((here / name).read_bytes())
+    digest.update(os.environ.get("QUANTLIB_TEARSHEET_BENCHMARK", "auto").encode())
+    for path in SOURCES:
+        digest.update((here / path).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -117,7 +123,11 @@ class PlotCache:
         return text
 
     def get_or_build(self, result_id: str, build: Callable[[], Any]) -> str:
-        """The cached JSON text, building it with ``build()`` (a Bokeh layout) on a miss."""
+        """The cached text, building it with ``build()`` on a miss.
+
+        ``build`` returns a Bokeh layout (kept as its ``json_item`` JSON) or text (kept
+        as is, e.g. the tear sheet's HTML tables).
+        """
         text = self.get(result_id)
         if text is not None:
             return text
@@ -133,7 +143,9 @@ class PlotCache:
         from bokeh.embed import json_item
 
         started = time.perf_counter()
-        text = json.dumps(json_item(build()), separators=(",", ":"))
+        built = build()
+        text = built if isinstance(built, str) else json.dumps(json_item(built),
+                                                                separators=(",", ":"))
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{result_id}-", suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

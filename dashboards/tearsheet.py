@@ -34,25 +34,31 @@ from tornado.web import authenticated
 
 from dashboards.common import CSS, header_html, metric_cards_html, metrics_table_rows
 from dashboards.figures import tear_sheet_layout
+from dashboards.glossary import hover_attr
+from dashboards.layout import BRAND_CSS, bokeh_script, refusal_html
 from dashboards.plot_cache import PlotCache, plot_cache
+from dashboards.sections import params_html, tables_html
 from quantlib.errors import QuantlibError
 from quantlib.serving.session import current_viewer, results_view, settings
 from quantlib.serving.store import Viewer
 
-__all__ = ["TearSheetHandler", "cached_plots", "prebuild_published", "tear_sheet_html", "render_page", "page_top",
+__all__ = ["TearSheetHandler", "cached_plots", "cached_tables", "prebuild_published", "tear_sheet_html", "render_page", "page_top",
            "page_bottom"]
 
 log = logging.getLogger(__name__)
 
-PAGE_CSS = CSS + """
-body {font-family: -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif;
-      margin: 0.5em 1.2em;}
+PAGE_CSS = CSS + BRAND_CSS + """
+body > *:not(header) {margin-left: 1.2em; margin-right: 1.2em;}
 table.ql-meta th {text-align:left; padding-right:1em; color:#555; font-weight:500;}
 table.ql-metrics {border-collapse:collapse;} table.ql-metrics td, table.ql-metrics th
 {border-bottom:1px solid #eee; padding:0.15em 1em 0.15em 0; text-align:left;}
 .ql-downloads a {display:inline-block; margin:0.4em 0.8em 0.4em 0; padding:0.35em 0.9em;
                  border:1px solid #0072b5; border-radius:4px; text-decoration:none;}
 #ql-log {margin:0.4em 0; padding:0.3em 0.9em;}
+.ql-row {display:flex; flex-wrap:wrap; gap:2.5em; align-items:flex-start;}
+.ql-row h4 {margin:0.2em 0;} .ql-note {color:#555; margin:0.2em 0;}
+.ql-tables {display:flex; flex-wrap:wrap; gap:2.5em; align-items:flex-start;}
+[title] {text-decoration: underline dotted #999; cursor: help;}
 """
 
 #: embeds the plots, wires the log-scale toggle, then appends the ``#ql-rendered`` marker
@@ -84,10 +90,20 @@ def _cache() -> PlotCache:
     return plot_cache(settings().extra.get("plot_cache_dir"))
 
 
+def _tables_cache() -> PlotCache:
+    return plot_cache(_cache().folder / "tables")
+
+
 def cached_plots(rid: str) -> str:
     """``json_item`` JSON text of ``rid``'s plots, from the cache or built into it once."""
     view = results_view()
     return _cache().get_or_build(rid, lambda: tear_sheet_layout(view, rid))
+
+
+def cached_tables(rid: str) -> str:
+    """HTML of ``rid``'s relative-statistics and drawdown tables, cached like the plots."""
+    view = results_view()
+    return _tables_cache().get_or_build(rid, lambda: tables_html(view, rid))
 
 
 def prebuild_published(*, interval: float = 5.0, stop: threading.Event | None = None
@@ -108,6 +124,7 @@ def prebuild_published(*, interval: float = 5.0, stop: threading.Event | None = 
             for meta in view.list(Viewer("", ())):  # published ones only
                 rid = str(meta["result_id"])
                 try:
+                    cached_tables(rid)
                     cached_plots(rid)
                 except Exception:  # noqa: BLE001 - a broken result must not stop the rest
                     log.exception("could not prebuild the tear-sheet plots of %s", rid)
@@ -128,19 +145,19 @@ def prebuild_published(*, interval: float = 5.0, stop: threading.Event | None = 
 
 
 def _meta_html(meta: dict[str, Any]) -> str:
-    params = ", ".join(f"{k}={v}" for k, v in (meta.get("params") or {}).items())
     rows = [("Author", meta.get("author")), ("Created", str(meta.get("created_at", ""))[:10]),
-            ("Strategy", meta.get("strategy")), ("Parameters", params),
-            ("Data snapshot", meta.get("snapshot")),
+            ("Strategy", meta.get("strategy")), ("Data snapshot", meta.get("snapshot")),
             ("Period", f"{str(meta.get('start', ''))[:10]} – {str(meta.get('end', ''))[:10]}"),
             ("Published", "yes" if meta.get("published") else "no (only you see it)")]
     body = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v or '—'))}</td></tr>" for k, v in rows)
     desc = html.escape(meta.get("description") or "")
-    return f"<p>{desc}</p><table class='ql-meta'>{body}</table>"
+    return (f"<p>{desc}</p><div class='ql-row'><table class='ql-meta'>{body}</table>"
+            f"<div><h4>Parameters</h4>{params_html(meta.get('params') or {})}</div></div>")
 
 
 def _metrics_html(meta: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{html.escape(r['metric'])}</td><td>{html.escape(r['value'])}</td></tr>"
+    rows = "".join(f"<tr><td{hover_attr(r['metric'])}>{html.escape(r['metric'])}</td>"
+                   f"<td>{html.escape(r['value'])}</td></tr>"
                    for r in metrics_table_rows(meta.get("metrics") or {}))
     return ("<h3>All metrics</h3><table class='ql-metrics'><tr><th>metric</th><th>value</th>"
             f"</tr>{rows}</table>")
@@ -152,7 +169,7 @@ def _script_json(text: str) -> str:
 
 
 def page_top(meta: dict[str, Any], *, bokeh_js: str, header: str = "",
-             downloads: bool = True) -> str:
+             downloads: bool = True, tables: str = "") -> str:
     """The tear sheet's HTML up to the plots' data: summary, metrics table, BokehJS.
 
     Sent (and flushed) before the plots are built on a result's first view, so the page
@@ -168,6 +185,8 @@ def page_top(meta: dict[str, Any], *, bokeh_js: str, header: str = "",
         Header HTML (navigation and user); empty in the standalone report.
     downloads : bool
         Show the CSV/HTML download links (not in the standalone report).
+    tables : str
+        HTML of the relative-statistics and drawdown tables (:func:`cached_tables`).
     """
     rid = str(meta["result_id"])
     title = html.escape(str(meta.get("title") or rid))
@@ -183,7 +202,7 @@ def page_top(meta: dict[str, Any], *, bokeh_js: str, header: str = "",
         f"<h2>{title}</h2>{metric_cards_html(meta)}{_meta_html(meta)}{links}"
         "<button id='ql-log' type='button' aria-pressed='false' disabled>Log scale</button>"
         "<p id='ql-plots-loading'>Loading plots…</p><div id='ql-plots' style='width:100%'></div>"
-        f"{_metrics_html(meta)}{bokeh_js}")
+        f"{tables}{_metrics_html(meta)}{bokeh_js}")
 
 
 def page_bottom(plots_json: str) -> str:
@@ -193,10 +212,10 @@ def page_bottom(plots_json: str) -> str:
 
 
 def render_page(meta: dict[str, Any], plots_json: str, *, bokeh_js: str,
-                header: str = "", downloads: bool = True) -> str:
+                header: str = "", downloads: bool = True, tables: str = "") -> str:
     """The whole tear-sheet HTML of one result (:func:`page_top` + :func:`page_bottom`)."""
-    return page_top(meta, bokeh_js=bokeh_js, header=header, downloads=downloads) + \
-        page_bottom(plots_json)
+    return page_top(meta, bokeh_js=bokeh_js, header=header, downloads=downloads,
+                    tables=tables) + page_bottom(plots_json)
 
 
 def tear_sheet_html(rid: str) -> io.BytesIO:
@@ -204,7 +223,7 @@ def tear_sheet_html(rid: str) -> io.BytesIO:
     from bokeh.resources import INLINE
 
     page = render_page(results_view().meta(rid), cached_plots(rid),
-                       bokeh_js=INLINE.render_js(), downloads=False)
+                       bokeh_js=INLINE.render_js(), downloads=False, tables=cached_tables(rid))
     return io.BytesIO(page.encode())
 
 
@@ -213,23 +232,13 @@ def _returns_csv(rid: str) -> io.BytesIO:
     return io.BytesIO(frame.to_csv(index=False, float_format="%.12g").encode())
 
 
-def _server_js() -> str:
-    from bokeh.server.views.static_handler import StaticHandler
-
-    prefix = settings().prefix.rstrip("/") + "/"
-    return f"<script src='{prefix}static/{StaticHandler.append_version('js/bokeh.min.js')}'></script>"
-
-
 class TearSheetHandler(AuthRequestHandler):
     """``GET <prefix>tearsheet?id=<result_id>[&download=csv|html]`` behind the apps' auth."""
 
     def _error(self, status: int, title: str, message: str) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title>"
-                    f"<style>{PAGE_CSS}</style></head><body>{header_html(title, None)}"
-                    f"<div class='ql-alert' role='alert'>{html.escape(message)}</div>"
-                    "</body></html>")
+        self.finish(refusal_html(title, message))
 
     @authenticated
     async def get(self) -> None:
@@ -241,10 +250,11 @@ class TearSheetHandler(AuthRequestHandler):
             return self._error(403, "Tear sheet", str(exc))
         if not rid:
             self.set_header("Content-Type", "text/html; charset=utf-8")
-            return self.finish("<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            self.finish("<!DOCTYPE html><html><head><meta charset='utf-8'>"
                                f"<style>{PAGE_CSS}</style></head>"
                                f"<body>{header_html('Tear sheet', viewer)}<p>Pick a result in "
                                "the <a href='./gallery'>gallery</a>.</p></body></html>")
+            return
         try:
             meta = results_view().meta_for(viewer, rid)
         except QuantlibError as exc:
@@ -257,10 +267,20 @@ class TearSheetHandler(AuthRequestHandler):
             name = f"{rid}-returns.csv" if kind == "csv" else f"{rid}-tearsheet.html"
             self.set_header("Content-Type", "text/csv" if kind == "csv" else "text/html")
             self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-            return self.finish(body.getvalue())
+            self.finish(body.getvalue())
+            return
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")  # per-viewer page (the plots file is shared)
-        self.write(page_top(meta, bokeh_js=_server_js(), header=header_html("Tear sheet", viewer)))
+        tables = _tables_cache().get(rid)
+        if tables is None:
+            try:
+                tables = await loop.run_in_executor(None, cached_tables, rid)
+            except Exception as exc:  # noqa: BLE001 - the rest of the page still renders
+                log.exception("tear-sheet tables of %s could not be built", rid)
+                tables = ("<div class='ql-alert' role='alert'>The relative statistics could "
+                          f"not be computed: {html.escape(str(exc))}</div>")
+        self.write(page_top(meta, bokeh_js=bokeh_script(), header=header_html("Tear sheet", viewer),
+                            tables=tables))
         plots_json = _cache().get(rid)
         if plots_json is None:  # first view of this result: show the summary while building
             await self.flush()
@@ -268,8 +288,9 @@ class TearSheetHandler(AuthRequestHandler):
                 plots_json = await loop.run_in_executor(None, cached_plots, rid)
             except Exception as exc:  # noqa: BLE001 - the summary is already on screen
                 log.exception("tear-sheet plots of %s could not be built", rid)
-                return self.finish(
+                self.finish(
                     "<div class='ql-alert' role='alert'>The plots could not be built: "
                     f"{html.escape(str(exc))}</div></body></html>")
+                return
         self.finish(page_bottom(plots_json))
 

@@ -38,7 +38,7 @@ def param_widget(name: str, rule: dict[str, Any], current: Any) -> pn.widgets.Wi
     """
     if "choices" in rule:
         return pn.widgets.Select(name=name, options=list(rule["choices"]), value=current)
-    lo, hi, step = rule.get("min"), rule.get("max"), rule.get("step")
+    lo, hi, step = rule["min"], rule["max"], rule.get("step")
     numbers = [v for v in (lo, hi, step, current) if v is not None]
     if all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
         return pn.widgets.IntSlider(name=name, start=lo, end=hi, step=step or 1,

@@ -1,14 +1,13 @@
-"""Markets, exchange calendars, session closes and decision times.
+"""Exchange calendars, session closes and decision times of the markets.
 
-Everything here is cached per (market, start, end): exchange_calendars is slow to build.
+The markets themselves (MIC, calendar, time zone, close) come from the registry
+(:mod:`quantlib.markets`). Everything here is cached per (market, start, end): exchange_calendars is slow to build.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
-from datetime import time
 from pathlib import Path
 
 import exchange_calendars as xcals
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from quantlib.errors import CatalogError
+from quantlib.markets import MARKETS, Market, market
 
 __all__ = [
     "Market",
@@ -28,43 +28,7 @@ __all__ = [
     "CLOCKS",
 ]
 
-
-@dataclass(frozen=True)
-class Market:
-    """A market the platform covers."""
-
-    code: str
-    mic: str
-    currency: str
-    tz: str
-    close: time
-
-
-MARKETS: dict[str, Market] = {
-    "KR": Market("KR", "XKRX", "KRW", "Asia/Seoul", time(15, 30)),
-    "US": Market("US", "XNYS", "USD", "America/New_York", time(16, 0)),
-    "EU": Market("EU", "XETR", "EUR", "Europe/Berlin", time(17, 30)),
-}
 CLOCKS = ("own", *MARKETS)
-
-
-def market(code: str) -> Market:
-    """Look up a market by code.
-
-    Examples
-    --------
-    >>> market("KR").mic
-    'XKRX'
-    >>> market("JP")
-    Traceback (most recent call last):
-    ...
-    quantlib.errors.CatalogError: market must be one of KR, US, EU; found 'JP' [market=JP]. Fix: pass one of the supported market codes
-    """
-    try:
-        return MARKETS[code]
-    except KeyError:
-        raise CatalogError(f"market must be one of {', '.join(MARKETS)}", found=repr(code),
-                           fix="pass one of the supported market codes", market=code) from None
 
 
 _SPAN = ("2000-01-01", "2030-12-31")
@@ -76,14 +40,14 @@ def _cache_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=8)
-def _closes(mic: str) -> pd.Series:
-    """UTC close of every session of ``mic`` in 2000-2030, indexed by naive session date.
+def _closes(calendar: str) -> pd.Series:
+    """UTC close of every session of the exchange calendar in 2000-2030, indexed by naive session date.
 
     Building some calendars (XKRX: lunar holidays) takes seconds to tens of seconds, and
     every process (hub services, notebook kernels, sandbox) needs them, so the schedule is
     cached on disk per exchange_calendars version (``$XDG_CACHE_HOME/quantlib/calendars``).
     """
-    path = _cache_dir() / f"{mic}-{xcals.__version__}-{_SPAN[0]}-{_SPAN[1]}.parquet"
+    path = _cache_dir() / f"{calendar}-{xcals.__version__}-{_SPAN[0]}-{_SPAN[1]}.parquet"
     if path.exists():
         try:
             frame = pd.read_parquet(path)
@@ -92,7 +56,7 @@ def _closes(mic: str) -> pd.Series:
                              name="close")
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
-    cal = xcals.get_calendar(mic, start=_SPAN[0], end=_SPAN[1])
+    cal = xcals.get_calendar(calendar, start=_SPAN[0], end=_SPAN[1])
     close = cal.schedule["close"]
     sessions = pd.DatetimeIndex(close.index).tz_localize(None).astype("datetime64[ns]")
     out = pd.Series(pd.DatetimeIndex(close).tz_convert("UTC").as_unit("ns"),
@@ -109,7 +73,7 @@ def _closes(mic: str) -> pd.Series:
 
 @functools.lru_cache(maxsize=64)
 def _sessions(code: str, start: str, end: str) -> pd.DatetimeIndex:
-    idx = _closes(market(code).mic).index
+    idx = _closes(market(code).calendar).index
     return idx[(idx >= pd.Timestamp(start)) & (idx <= pd.Timestamp(end))]
 
 
@@ -143,7 +107,7 @@ def session_closes(code: str, dates: pd.DatetimeIndex) -> pd.DatetimeIndex:
         m.tz, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
     if len(dates) == 0:
         return nominal
-    actual = _closes(m.mic).reindex(dates)
+    actual = _closes(m.calendar).reindex(dates)
     out = pd.Series(np.asarray(nominal), index=dates)
     has = actual.notna().to_numpy()
     out[has] = pd.DatetimeIndex(actual[has]).tz_convert("UTC")

@@ -23,10 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
-from quantlib.errors import ConfigError
+from quantlib.markets import DEFAULT_MARKETS, MARKETS
+from quantlib.yamlfile import check_schema, read_yaml
 
 __all__ = ["Config", "load_config", "quantlib_home", "CONFIG_SCHEMA", "DEFAULTS"]
 
@@ -39,7 +37,8 @@ CONFIG_SCHEMA: dict[str, Any] = {
         "store": {"type": ["string", "null"], "description": "fsspec URL of the data store"},
         "results": {"type": ["string", "null"], "description": "fsspec URL of the results store"},
         "base_currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-        "markets": {"type": "array", "items": {"enum": ["KR", "US", "EU"]}, "minItems": 1},
+        "markets": {"type": "array", "items": {"enum": list(MARKETS)}, "minItems": 1,
+                    "description": "markets to refresh and show (quantlib/markets.yaml)"},
         "decision_offset_minutes": {"type": "integer", "minimum": 0, "maximum": 720},
         "validation": {
             "type": "object",
@@ -89,7 +88,7 @@ DEFAULTS: dict[str, Any] = {
     "store": None,
     "results": None,
     "base_currency": "USD",
-    "markets": ["KR", "US", "EU"],
+    "markets": list(DEFAULT_MARKETS),
     "decision_offset_minutes": 30,
     "validation": {"max_bad_row_fraction": 0.01, "max_unexplained_jump": 0.6},
     "s3": {"endpoint_url": None, "region": "us-east-1", "allow_http": True},
@@ -180,15 +179,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         chosen = user_default
     raw: dict[str, Any] = {}
     if chosen is not None:
-        p = Path(chosen)
-        if not p.exists():
-            raise ConfigError("configuration file must exist", found="no such file",
-                              fix="create it or unset QUANTLIB_CONFIG", file=str(p))
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError("configuration must be valid YAML", found=str(exc),
-                              fix="correct the YAML syntax", file=str(p)) from exc
+        raw = read_yaml(chosen, what="configuration file",
+                        fix_missing="create it or unset QUANTLIB_CONFIG") or {}
     validate_config(raw, source=str(chosen) if chosen else "<defaults>")
     merged = _merge(DEFAULTS, raw)
     return Config(merged, str(chosen) if chosen else None)
@@ -199,15 +191,10 @@ def validate_config(raw: Any, source: str = "<config>") -> None:
 
     Examples
     --------
-    >>> validate_config({"markets": ["KR", "JP"]})
+    >>> validate_config({"markets": ["KR", "CH"]})
     Traceback (most recent call last):
     ...
-    quantlib.errors.ConfigError: configuration must match the schema; found 'JP' is not one of ['KR', 'US', 'EU'] [file=<config>, field=markets.1]. Fix: see quantlib.config.CONFIG_SCHEMA
+    quantlib.errors.ConfigError: configuration must match its schema; found 'CH' is not one of ['KR', 'US', 'EU', 'JP'] [file=<config>, field=markets.1]. Fix: see quantlib.config.CONFIG_SCHEMA
     """
-    validator = jsonschema.Draft202012Validator(CONFIG_SCHEMA)
-    errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        where = ".".join(str(p) for p in err.absolute_path) or "<root>"
-        raise ConfigError("configuration must match the schema", found=err.message,
-                          fix="see quantlib.config.CONFIG_SCHEMA", file=source, field=where)
+    check_schema(raw, CONFIG_SCHEMA, source=source, what="configuration",
+                 fix="see quantlib.config.CONFIG_SCHEMA")

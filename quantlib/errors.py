@@ -27,6 +27,7 @@ __all__ = [
     "BatchRejectedError",
     "StoreError",
     "SnapshotNotFoundError",
+    "WriteConflictError",
     "CatalogError",
     "LookaheadError",
     "StrategyError",
@@ -133,6 +134,11 @@ class StoreError(QuantlibError):
 
 class SnapshotNotFoundError(StoreError):
     """A requested tag or snapshot id does not exist."""
+
+
+class WriteConflictError(StoreError):
+    """Another writer committed first: this write was built on a version that is no
+    longer the latest (nothing of it was committed)."""
 
 
 class CatalogError(QuantlibError):

@@ -84,7 +84,7 @@ def test_ruff_clean():
 
 @pytest.mark.slow
 def test_mypy_clean():
-    proc = subprocess.run([sys.executable, "-m", "mypy", "quantlib"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "mypy", "quantlib", "dashboards"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
 

@@ -3,7 +3,12 @@
 Timing: a target weight on row ``t`` is decided at session t's decision time from
 data up to t. With ``execution="close"`` (default) it trades at t's close and
 earns from t to the next session; with ``execution="open"`` it trades at the next
-session's open (``open`` required) and earns from that open on. Weights drift
+session's open (``open`` required) and earns from that open on. A session then has
+two legs: overnight (previous close to open) and intraday (open to close, always the
+clean ``close / open - 1``); a split or dividend going ex that session belongs to
+whoever holds over its open, so it is booked in the overnight leg as the factor
+``(1 + returns) * prev_close / close`` (= ``split * (1 + dividend / close)``) and a
+buy-and-hold earns the same total return under both executions. Weights drift
 between rebalances; assets with no bar on a session (holiday, not listed) cannot
 trade that session and carry their weight with a zero return; assets outside the
 PIT universe are never bought (their targets are set to 0); a delisted holding is
@@ -181,7 +186,8 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
                                 found="no 'open' in data", fix="use execution='close'",
                                 field="open")
         prev_close = pd.DataFrame(close).ffill().shift(1).to_numpy()
-        r_pre = np.where(np.isfinite(opn), opn / prev_close - 1.0, np.nan)
+        r_pre = np.where(np.isfinite(opn), opn * _action_factor(r_local, close, prev_close)
+                         / prev_close - 1.0, np.nan)
         r_pre = np.where(np.isfinite(r), r_pre, np.nan)
         r_post = np.where(np.isfinite(r_pre), (1 + r) / (1 + r_pre) - 1.0, 0.0)
         tradable = np.isfinite(opn)
@@ -195,6 +201,30 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
             "force_rows": force_close.any(axis=1),
             "groups": groups, "cons": cons, "execution": s["execution"],
             "rebalance_decision": decision}
+
+
+def _action_factor(r_local: np.ndarray, close: np.ndarray, prev_close: np.ndarray
+                   ) -> np.ndarray:
+    """Corporate-action factor of each bar: ``(1 + returns) * prev_close / close``.
+
+    It is ``split * (close + dividend) / close`` on an ex date and 1 otherwise, read off
+    the total return so that any dataset following the backtest data contract carries it.
+    With ``execution="open"`` it scales the overnight leg (the holder over the ex date's
+    open owns the split shares and the dividend, reinvested at the open in proportion
+    ``dividend / close``) and leaves open-to-close clean: ``close / open - 1``.
+
+    Examples
+    --------
+    A 2:1 split and a 1.0 dividend (close 50) on the second bar:
+
+    >>> close, prev = np.array([[50.0]]), np.array([[99.0]])
+    >>> r = 2 * (50.0 + 1.0) / 99.0 - 1
+    >>> float(np.round(_action_factor(np.array([[r]]), close, prev)[0, 0], 12))
+    2.04
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = (1.0 + r_local) * prev_close / close
+    return np.where(np.isfinite(f) & (f > 0), f, 1.0)
 
 
 def kernel_args(target: np.ndarray, st: dict[str, Any]) -> tuple[Any, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +189,19 @@ class Result:
             "allowed_params": self.info.get("allowed_params"),
         }
         return to_jsonable(doc)
+
+    # -- display (quantlib.backtest.display) -------------------------------------------
+    def plot(self, **kwargs: Any) -> Any:
+        """Summary, equity and drawdown plots (see :func:`quantlib.backtest.display.result_view`)."""
+        from quantlib.backtest.display import result_view
+
+        return result_view(self, **kwargs)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Any:
+        """A result shown as a notebook cell's value renders :meth:`plot` (in a kernel only)."""
+        if "ipykernel" not in sys.modules:
+            return None
+        return self.plot()._repr_mimebundle_(include, exclude)
 
     # -- persistence ------------------------------------------------------------------
     def save(self, url: str) -> str:

@@ -10,16 +10,17 @@ import pandas as pd
 
 from quantlib import calendars
 from quantlib.errors import CatalogError
+from quantlib.markets import DEFAULT_MARKETS
 
 __all__ = ["CatalogParams", "validate_params", "PARAMETERS", "check_store_url"]
 
 #: name -> (default, description); the catalog file declares the same parameters
 PARAMETERS: dict[str, tuple[object, str]] = {
     "store": ("", "store URL; empty = quantlib.config store_url (never holds credentials)"),
-    "markets": (["KR", "US", "EU"], "markets to include (KR, US, EU)"),
+    "markets": (list(DEFAULT_MARKETS), "markets to include (codes of quantlib/markets.yaml)"),
     "start": ("", "first date (YYYY-MM-DD); empty = first date in the store"),
     "end": ("", "last date (YYYY-MM-DD); empty = last date in the store"),
-    "decision_clock": ("own", "'own' (each asset's market close) or a market clock: KR, US, EU"),
+    "decision_clock": ("own", "'own' (each asset's market close) or a market code's clock"),
     "snapshot": ("latest", "data version: a tag, a snapshot id, or 'latest'"),
 }
 
@@ -75,7 +76,7 @@ def _date(name: str, value: object) -> pd.Timestamp | None:
     return ts
 
 
-def validate_params(store=None, markets=("KR", "US", "EU"), start=None, end=None,
+def validate_params(store=None, markets=DEFAULT_MARKETS, start=None, end=None,
                     decision_clock="own", snapshot="latest") -> CatalogParams:
     """Check every catalog parameter; the error names the parameter and the fix.
 
@@ -83,10 +84,10 @@ def validate_params(store=None, markets=("KR", "US", "EU"), start=None, end=None
     --------
     >>> validate_params(markets=["US"], start="2024-01-02").markets
     ('US',)
-    >>> validate_params(decision_clock="JP")
+    >>> validate_params(decision_clock="CH")
     Traceback (most recent call last):
     ...
-    quantlib.errors.CatalogError: catalog parameter decision_clock must be one of own, KR, US, EU; found 'JP' [field=decision_clock]. Fix: pass decision_clock='own' (each asset's own close) or a market code
+    quantlib.errors.CatalogError: catalog parameter decision_clock must be one of own, KR, US, EU, JP; found 'CH' [field=decision_clock]. Fix: pass decision_clock='own' (each asset's own close) or a market code
     """
     if isinstance(markets, str):
         markets = [m.strip() for m in markets.split(",") if m.strip()]

@@ -24,6 +24,7 @@ from distributed.core import Status
 from quantlib.cluster.local import ADAPT_KEYS, start_local
 from quantlib.config import load_config
 from quantlib.errors import ClusterError
+from quantlib.lab.clusters import register_cluster, unregister_cluster
 
 __all__ = ["connect", "resolve_kind", "ClusterClient"]
 
@@ -31,7 +32,13 @@ _KINDS = ("auto", "local", "kubernetes")
 
 
 class ClusterClient(Client):
-    """A :class:`distributed.Client` that closes the cluster it was made for."""
+    """A :class:`distributed.Client` that closes the cluster it was made for.
+
+    In a platform JupyterLab the cluster is also listed in the Dask sidebar while the
+    client is open (:mod:`quantlib.lab.clusters`).
+    """
+
+    _lab_registration = None
 
     def close(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         cluster = getattr(self, "cluster", None)
@@ -43,6 +50,8 @@ class ClusterClient(Client):
         try:
             return super().close(*args, **kwargs)
         finally:
+            unregister_cluster(self._lab_registration)
+            self._lab_registration = None
             cluster = getattr(self, "cluster", None)
             if cluster is not None:
                 with suppress(Exception):
@@ -133,9 +142,11 @@ def connect(kind: str | None = None, *, min_workers: int | None = None,
             memory_limit=kw.pop("memory_limit", cfg["memory_limit"]),
             idle_timeout=kw.pop("idle_timeout", cfg["idle_timeout"]), adapt=adapt, **kw)
     try:
-        return ClusterClient(cluster, timeout=timeout)
+        client = ClusterClient(cluster, timeout=timeout)
     except Exception as exc:
         cluster.close()
         raise ClusterError("the client must reach the new cluster's scheduler",
                            found=f"{type(exc).__name__}: {exc}",
                            fix="raise timeout= or check the network policy") from exc
+    client._lab_registration = register_cluster(cluster)
+    return client

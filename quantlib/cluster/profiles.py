@@ -9,16 +9,13 @@ argument points at another one.
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from quantlib.errors import ClusterError
+from quantlib.yamlfile import load_schema, load_yaml
 
 __all__ = ["load_profiles", "get_profile", "DEFAULT_PROFILES", "PROFILES_SCHEMA_PATH"]
 
@@ -29,7 +26,7 @@ PROFILES_SCHEMA_PATH = _HERE / "profiles.schema.json"
 
 @cache
 def _schema() -> dict[str, Any]:
-    return json.loads(PROFILES_SCHEMA_PATH.read_text())
+    return load_schema(PROFILES_SCHEMA_PATH)
 
 
 def load_profiles(path: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -55,21 +52,9 @@ def load_profiles(path: str | os.PathLike[str] | None = None) -> dict[str, dict[
     {'cpu': '1', 'memory': '4Gi'}
     """
     p = Path(path or os.environ.get("QUANTLIB_CLUSTER_PROFILES") or DEFAULT_PROFILES)
-    if not p.exists():
-        raise ClusterError("cluster profiles file must exist", found="no such file",
-                           fix="create it or unset QUANTLIB_CLUSTER_PROFILES", file=str(p))
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ClusterError("cluster profiles must be valid YAML", found=str(exc),
-                           fix="correct the YAML syntax", file=str(p)) from exc
-    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(raw),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        where = ".".join(str(x) for x in err.absolute_path) or "<root>"
-        raise ClusterError("cluster profiles must match the schema", found=err.message,
-                           fix=f"see {PROFILES_SCHEMA_PATH.name}", file=str(p), field=where)
+    raw = load_yaml(p, _schema(), what="the cluster profiles file", error=ClusterError,
+                    fix=f"see {PROFILES_SCHEMA_PATH.name}",
+                    fix_missing="create it or unset QUANTLIB_CLUSTER_PROFILES")
     profiles: dict[str, dict[str, Any]] = raw["profiles"]
     for name, prof in profiles.items():
         if prof["min_workers"] > prof["max_workers"]:

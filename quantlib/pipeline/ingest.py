@@ -84,7 +84,8 @@ def ingest(path_or_url: str, fmt: str = "yahoo-csv", market: str = "US",
     result.seconds = {"fetch": t1 - t0, "standardize": t2 - t1, "validate": t3 - t2}
     result.snapshot_id, result.tag, result.rows["commit"] = publish_outcome(
         curated, raw, outcome, deliveries, refresh_id=refresh_id,
-        message=f"{refresh_id}: file drop {path_or_url} ({fmt}, {market})", tag=tag)
+        message=f"{refresh_id}: file drop {path_or_url} ({fmt}, {market})", tag=tag,
+        result=result)
     result.seconds["commit"] = time.perf_counter() - t3
     result.report_paths = write_report(outcome, curated.url, refresh_id)
     result.summary = outcome.summary

@@ -15,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from quantlib.errors import SnapshotNotFoundError
 from quantlib.standardize import CanonicalBatch
 from quantlib.store import CuratedStore
 from quantlib.store.panels import panel_to_prices
@@ -64,38 +63,39 @@ def canonical(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, list(cols)].astype(cols).reset_index(drop=True)
 
 
-def upsert_previous(store: CuratedStore, frames: dict[str, pd.DataFrame]
-                    ) -> dict[str, pd.DataFrame]:
-    """Frames for a commit: the new frames plus the previous version's rows they keep.
+def upsert_previous(store: CuratedStore, frames: dict[str, pd.DataFrame],
+                    base: str | None) -> dict[str, pd.DataFrame]:
+    """Frames for a commit: the new frames plus the rows of version ``base`` they keep.
 
-    Only reads the previous prices when some previously stored asset is missing from the
-    new delivery (otherwise the new frames replace everything they cover).
+    ``base`` is the snapshot the commit will be based on (``None``: an empty store,
+    nothing to keep); every read is pinned to it, so the frames are exactly "``base``
+    + this delivery" (see :meth:`~quantlib.store.CuratedStore.commit_rebased`). Only
+    reads the previous prices when some previously stored asset is missing from the new
+    delivery (otherwise the new frames replace everything they cover).
     """
-    try:
-        store.resolve(None)
-    except SnapshotNotFoundError:  # empty store: nothing to keep
+    if base is None:
         return dict(frames)
     delivered = set(frames["assets"]["asset_id"]) | set(frames["prices"]["asset_id"])
-    prev_assets = store.read_table("assets")
+    prev_assets = store.read_table("assets", base)
     keep_ids = set(prev_assets["asset_id"]) - delivered
     out = dict(frames)
     if keep_ids:
         for name in ("assets", "symbols", "corporate_actions"):
-            prev = store.read_table(name)
+            prev = store.read_table(name, base)
             kept = prev[prev["asset_id"].isin(keep_ids)]
             out[name] = pd.concat([canonical(name, kept), frames[name]], ignore_index=True)
         # panels of markets this commit does not touch stay as stored; only the
         # markets it rewrites need the kept assets' bars
         market_of = out["assets"].set_index("asset_id")["market"]
         touched = set(market_of.reindex(frames["prices"]["asset_id"].unique()).dropna())
-        stored = set(store.markets())
-        kept_bars = [panel_to_prices(store.open_prices(m).load())
+        stored = set(store.markets(base))
+        kept_bars = [panel_to_prices(store.open_prices(m, base).load())
                      for m in sorted(touched & stored)]
         kept_bars = [b[b["asset_id"].isin(keep_ids)] for b in kept_bars]
         out["prices"] = pd.concat([*(canonical("prices", b) for b in kept_bars),
                                    frames["prices"]], ignore_index=True)
     if "fx" in frames and not frames["fx"].empty:
-        prev_fx = store.read_table("fx")
+        prev_fx = store.read_table("fx", base)
         new_keys = set(zip(frames["fx"]["date"], frames["fx"]["currency"], strict=True))
         mask = [k not in new_keys for k in zip(prev_fx["date"], prev_fx["currency"],
                                                strict=True)]

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from quantlib.config import load_config
 from quantlib.errors import BatchRejectedError, SnapshotNotFoundError
+from quantlib.markets import DEFAULT_MARKETS
 from quantlib.pipeline.merge import canonical, market_counts, merge_outcomes, upsert_previous
 from quantlib.pipeline.result import RefreshResult
 from quantlib.pipeline.tasks import FX, MarketOutput, run_market, run_market_with_retries
@@ -92,20 +93,35 @@ def _rejected_error(outputs: list[MarketOutput], report_md: str) -> BatchRejecte
 
 def publish_outcome(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
                     deliveries: list, *, refresh_id: str, message: str,
-                    tag: str | None = None) -> tuple[str, str, int]:
-    """Upsert a validated outcome over the previous version, commit, mark the manifest.
+                    tag: str | None = None, result: RefreshResult | None = None
+                    ) -> tuple[str, str, int]:
+    """Upsert a validated outcome over the latest version, commit, mark the manifest.
+
+    The frames are merged over the version read and committed on that version only
+    (:meth:`~quantlib.store.CuratedStore.commit_rebased`): if another writer commits
+    first, they are merged again over its version and the commit retried (counted in
+    ``result.rebases``); after 5 lost races it raises
+    :class:`~quantlib.errors.WriteConflictError` and nothing is committed.
 
     Returns ``(snapshot_id, tag, rows committed)``.
     """
     frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()}
-    frames = upsert_previous(store, frames)
-    snapshot_id = store.commit(frames, message=message, tag=tag)
+    committed: dict[str, dict[str, Any]] = {}
+
+    def build(base: str | None) -> dict[str, Any]:
+        committed["frames"] = upsert_previous(store, frames, base)
+        return committed["frames"]
+
+    snapshot_id, rebases = store.commit_rebased(build, message=message, tag=tag)
+    if result is not None:
+        result.rebases = rebases
     tags = store.snapshots().set_index("snapshot_id")["tags"]
     raw.record(deliveries, status="published")
-    return snapshot_id, (tags[snapshot_id] or [None])[0], sum(len(f) for f in frames.values())
+    return snapshot_id, (tags[snapshot_id] or [None])[0], \
+        sum(len(f) for f in committed["frames"].values())
 
 
-def refresh(store: str | None = None, *, markets: Sequence[str] = ("KR", "US", "EU"),
+def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKETS,
             connection: Any = None, sandbox: bool = False, client: Any = None,
             progress: bool = False, max_bad_row_fraction: float | None = None,
             n_assets: int | None = None, years: float | None = None,
@@ -205,7 +221,7 @@ def _finish(curated: CuratedStore, result: RefreshResult, outputs: list[MarketOu
     t0 = time.perf_counter()
     result.snapshot_id, result.tag, result.rows["commit"] = publish_outcome(
         curated, raw, outcome, deliveries, refresh_id=result.refresh_id,
-        message=f"{result.refresh_id}: {', '.join(result.markets)}", tag=tag)
+        message=f"{result.refresh_id}: {', '.join(result.markets)}", tag=tag, result=result)
     result.seconds["commit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     result.report_paths = write_report(outcome, curated.url, result.refresh_id)

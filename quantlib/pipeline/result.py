@@ -34,6 +34,9 @@ class RefreshResult:
         The validation summary.
     per_market : dict
         ``{market: {"rows": {...}, "seconds": {...}}}`` for each fan-out task.
+    rebases : int
+        Times the commit was rebuilt on a newer version because another writer committed
+        first (0: no conflict).
     """
 
     refresh_id: str
@@ -46,6 +49,7 @@ class RefreshResult:
     report_paths: dict[str, str] = field(default_factory=dict)
     summary: str = ""
     per_market: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    rebases: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -59,6 +63,9 @@ class RefreshResult:
                 secs = self.seconds.get(stage, float("nan"))
                 lines.append(f"  {stage:<12} {self.rows[stage]:>10} rows  {secs:8.2f} s")
         lines.append(f"  total        {self.seconds.get('total', float('nan')):8.2f} s")
+        if self.rebases:
+            lines.append(f"rebased {self.rebases} time(s) on versions other writers "
+                         "committed meanwhile")
         if self.quarantine:
             lines.append("quarantine: " + ", ".join(f"{m}={n}" for m, n in
                                                     self.quarantine.items()))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlib.markets import DEFAULT_MARKETS, STATEMENT_FIELDS
 from quantlib.pit import kernels as K
 from quantlib.pit.grid import Grid, make_grid, to_ns
 from quantlib.pit.prices import finish
@@ -19,8 +20,7 @@ from quantlib.pit.prices import finish
 __all__ = ["asof_values", "asof_fields", "build_fundamentals", "build_universe", "statement_asof",
            "STATEMENT_FIELDS"]
 
-STATEMENT_FIELDS = ("revenue", "net_income", "total_equity", "total_assets",
-                    "shares_outstanding", "operating_cash_flow")
+# the canonical statement fields, defined once in quantlib/markets.yaml
 
 
 def asof_values(events: pd.DataFrame, grid: Grid, *, value: str = "value",
@@ -119,7 +119,7 @@ def asof_fields(statements: pd.DataFrame, grid: Grid, fields, *, with_period: bo
 
 def build_fundamentals(statements: pd.DataFrame, assets: pd.DataFrame, *,
                        symbols: pd.DataFrame | None = None, fields=None,
-                       markets=("KR", "US", "EU"), start=None, end=None,
+                       markets=DEFAULT_MARKETS, start=None, end=None,
                        decision_clock: str = "own", offset_minutes: int | None = None
                        ) -> xr.Dataset:
     """PIT statement fields on the global session grid, dims ``(date, asset)``.
@@ -185,7 +185,7 @@ def statement_asof(statements: pd.DataFrame, at, *, asset: str | None = None,
 
 
 def build_universe(assets: pd.DataFrame, *, symbols: pd.DataFrame | None = None,
-                   markets=("KR", "US", "EU"), start=None, end=None,
+                   markets=DEFAULT_MARKETS, start=None, end=None,
                    decision_clock: str = "own", offset_minutes: int | None = None
                    ) -> xr.Dataset:
     """PIT universe membership: ``in_universe`` = listed on or before d, not yet delisted.

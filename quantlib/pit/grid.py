@@ -17,6 +17,7 @@ import pandas as pd
 from quantlib import calendars
 from quantlib.config import load_config
 from quantlib.errors import CatalogError
+from quantlib.markets import DEFAULT_MARKETS
 
 __all__ = ["Grid", "make_grid", "to_ns", "DEFAULT_LOOKBACK"]
 
@@ -122,7 +123,7 @@ def latest_symbols(symbols: pd.DataFrame | None, asset_ids: pd.Index,
 
 
 def make_grid(assets: pd.DataFrame, symbols: pd.DataFrame | None = None, *,
-              markets=("KR", "US", "EU"), start=None, end=None, decision_clock: str = "own",
+              markets=DEFAULT_MARKETS, start=None, end=None, decision_clock: str = "own",
               offset_minutes: int | None = None,
               lookback: pd.Timedelta = DEFAULT_LOOKBACK) -> Grid:
     """Build the grid of a PIT panel from the canonical ``assets`` (and ``symbols``) frame.

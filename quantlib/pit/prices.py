@@ -23,6 +23,7 @@ import xarray as xr
 
 from quantlib import calendars
 from quantlib.config import load_config
+from quantlib.markets import DEFAULT_MARKETS
 from quantlib.pit import kernels as K
 from quantlib.pit.frames import PRICE_VARS, as_panels, fx_panel
 from quantlib.pit.grid import Grid, make_grid
@@ -63,7 +64,7 @@ def fx_asof(fx: pd.DataFrame | xr.Dataset, grid: Grid, currencies: list[str],
 
 
 def build_fx(fx: pd.DataFrame | xr.Dataset, assets: pd.DataFrame, *,
-             markets=("KR", "US", "EU"), start=None, end=None, decision_clock: str = "own",
+             markets=DEFAULT_MARKETS, start=None, end=None, decision_clock: str = "own",
              offset_minutes: int | None = None, base_currency: str | None = None
              ) -> xr.Dataset:
     """FX rates known at each decision time, dims ``(date, currency)``.
@@ -119,7 +120,7 @@ def _market_block(panel: xr.Dataset, grid: Grid, end: pd.Timestamp
 
 def build_prices(prices: pd.DataFrame | Mapping[str, xr.Dataset], assets: pd.DataFrame,
                  fx: pd.DataFrame | xr.Dataset, *, corporate_actions: pd.DataFrame | None = None,
-                 symbols: pd.DataFrame | None = None, markets=("KR", "US", "EU"), start=None,
+                 symbols: pd.DataFrame | None = None, markets=DEFAULT_MARKETS, start=None,
                  end=None, decision_clock: str = "own", offset_minutes: int | None = None,
                  base_currency: str | None = None) -> xr.Dataset:
     """PIT prices on the global session grid, dims ``(date, asset)``.

@@ -19,7 +19,8 @@ hashed-password login, groups and their roles (JupyterHub's default ``user`` rol
 replaced by ``base_user_scopes`` so that only groups grant servers), the managed services
 (each wrapped by :mod:`quantlib.platform.supervise`), and the single-user servers
 (:class:`~quantlib.platform.spawner.PlatformSpawner`, kernel culling, Dask settings, the
-store and results URLs so the catalog works without configuration).
+store and results URLs so the catalog works without configuration, and the JupyterLab
+set-up of ``hub-config/lab/``: :func:`lab_environment`, :func:`lab_args`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from quantlib.errors import ConfigError
 from quantlib.platform.accounts import accounts_enabled, secure_results_root, secure_state
 from quantlib.platform.settings import HUB_CONFIG_DIR, PlatformSpec, load_spec, platform_paths
 
-__all__ = ["configure", "proxy_command", "free_port", "base_environment", "service_specs"]
+__all__ = ["configure", "proxy_command", "free_port", "base_environment", "service_specs",
+           "lab_environment", "lab_args"]
 
 _VENV_BIN = Path(sys.executable).parent
 
@@ -219,6 +221,8 @@ def configure(c: Any) -> None:
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.cleanup_proxy = True
     c.JupyterHub.default_url = _landing(_spawners(spec), hub["landing_without_server"])
+    # home.html hides "Start My Server" from users who may not start one; error.html links home
+    c.JupyterHub.template_paths = [str(HUB_CONFIG_DIR / "templates")]
     c.ConfigurableHTTPProxy.command = [str(proxy_command())]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{free_port()}"
     c.ConfigurableHTTPProxy.pid_file = str(paths.proxy_pid_file)
@@ -239,6 +243,7 @@ def configure(c: Any) -> None:
     user_env["DASK_DISTRIBUTED__DASHBOARD__LINK"] = "{JUPYTERHUB_SERVICE_PREFIX}proxy/{port}/status"
     if culling.get("dask_idle_timeout"):
         user_env["DASK_DISTRIBUTED__SCHEDULER__IDLE_TIMEOUT"] = culling["dask_idle_timeout"]
+    user_env.update(lab_environment(spec.data.get("lab", {})))
     c.JupyterHub.spawner_class = "quantlib.platform.spawner.PlatformSpawner"
     c.PlatformSpawner.user_root = str(paths.root / "users")
     _isolation(c, spec, env["QUANTLIB_RESULTS"], services)
@@ -251,4 +256,34 @@ def configure(c: Any) -> None:
     c.Spawner.args = [
         f"--MappingKernelManager.cull_idle_timeout={kernels.get('timeout_s', 0)}",
         f"--MappingKernelManager.cull_interval={kernels.get('every_s', 300)}",
+        *lab_args(),
     ]
+    c.JupyterHub.implicit_spawn_seconds = float(spec.data.get("lab", {}).get("auto_spawn_s", 0))
+
+
+def lab_environment(lab: dict[str, Any]) -> dict[str, str]:
+    """What a researcher's JupyterLab needs in its environment (see ``hub-config/lab/``).
+
+    The server reads ``hub-config/lab/config`` (enables :mod:`quantlib.lab.server`, turns
+    off the news and update prompts) and finds the platform's kernelspec in
+    ``hub-config/lab/share`` (kernels load :mod:`quantlib.lab.startup`); ``distributed``
+    logs at WARNING; the example notebooks come from the configured folder.
+
+    Examples
+    --------
+    >>> env = lab_environment({"examples": "notebooks"})
+    >>> env["DASK_LOGGING__DISTRIBUTED"], env["QUANTLIB_EXAMPLES"].endswith("/notebooks")
+    ('warning', True)
+    """
+    lab_dir = HUB_CONFIG_DIR / "lab"
+    env = {"JUPYTER_CONFIG_PATH": str(lab_dir / "config"),
+           "JUPYTER_PATH": str(lab_dir / "share"),
+           "DASK_LOGGING__DISTRIBUTED": "warning"}
+    if lab.get("examples"):
+        env["QUANTLIB_EXAMPLES"] = str((HUB_CONFIG_DIR.parent / lab["examples"]).resolve())
+    return env
+
+
+def lab_args() -> list[str]:
+    """Single-user server arguments: JupyterLab's setting overrides (``hub-config/lab/settings``)."""
+    return [f"--LabApp.app_settings_dir={HUB_CONFIG_DIR / 'lab' / 'settings'}"]

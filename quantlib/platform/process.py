@@ -96,7 +96,8 @@ def _port_taken(ip: str, port: int) -> bool:
 
 def hub_command() -> list[str]:
     """The command line that starts the hub with the platform's configuration."""
-    return [sys.executable, "-m", "jupyterhub", "-f", str(HUB_CONFIG_DIR / "jupyterhub_config.py")]
+    return [sys.executable, "-m", "quantlib.platform.hubapp", "-f",
+            str(HUB_CONFIG_DIR / "jupyterhub_config.py")]
 
 
 def hub_environment(port: int, config: Path, run_id: str, home: Path) -> dict[str, str]:

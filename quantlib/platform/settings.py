@@ -15,7 +15,6 @@ is ``$QUANTLIB_HOME/platform``::
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -23,11 +22,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
-
 from quantlib.config import quantlib_home
 from quantlib.errors import ConfigError
+from quantlib.yamlfile import load_schema, load_yaml
 
 __all__ = ["HUB_CONFIG_DIR", "PlatformPaths", "PlatformSpec", "load_spec", "platform_paths"]
 
@@ -130,7 +127,7 @@ class PlatformSpec:
 
 @cache
 def _schema() -> dict[str, Any]:
-    return json.loads(_SCHEMA_FILE.read_text())
+    return load_schema(_SCHEMA_FILE)
 
 
 def load_spec(path: str | os.PathLike[str] | None = None) -> PlatformSpec:
@@ -156,21 +153,9 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> PlatformSpec:
     True
     """
     chosen = Path(path or os.environ.get("QUANTLIB_PLATFORM_CONFIG") or _DEFAULT_FILE)
-    if not chosen.exists():
-        raise ConfigError("the platform configuration must exist", found="no such file",
-                          fix="pass --config or unset QUANTLIB_PLATFORM_CONFIG", file=str(chosen))
-    try:
-        raw = yaml.safe_load(chosen.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError("the platform configuration must be valid YAML", found=str(exc),
-                          fix="correct the YAML syntax", file=str(chosen)) from exc
-    validator = jsonschema.Draft202012Validator(_schema())
-    errors = sorted(validator.iter_errors(raw), key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        raise ConfigError("the platform configuration must match its schema", found=err.message,
-                          fix=f"see {_SCHEMA_FILE}", file=str(chosen),
-                          field=".".join(str(p) for p in err.absolute_path) or "<root>")
+    raw = load_yaml(chosen, _schema(), what="the platform configuration",
+                    fix=f"see {_SCHEMA_FILE}",
+                    fix_missing="pass --config or unset QUANTLIB_PLATFORM_CONFIG")
     _check_consistency(raw, str(chosen))
     return PlatformSpec(raw, chosen)
 

@@ -10,7 +10,10 @@ Layout under the results URL (config ``results``; ``QUANTLIB_RESULTS`` wins)::
 
 Atomicity: a result's objects are written before its ``meta.json``; the index is
 replaced whole, by temp file + rename on a local folder and by a single PUT on
-object stores, so readers never see a half-written index.
+object stores, so readers never see a half-written index. Concurrent publishers never
+lose each other's entries: the index is updated by compare-and-swap
+(:func:`quantlib.store.cas.update_object`: a file lock on a local folder, a
+conditional PUT on S3), re-applying the change on the newer index after a lost race.
 """
 
 from __future__ import annotations
@@ -18,14 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import fsspec
 
 from quantlib.config import load_config
 from quantlib.errors import StoreError
+from quantlib.store.cas import update_object
 
 if TYPE_CHECKING:
     from quantlib.backtest.result import Result
@@ -123,22 +125,18 @@ def read_index(url: str | None = None) -> list[dict[str, Any]]:
                          fix="republish a result to rewrite it", file=path) from exc
 
 
-def _write_index(entries: list[dict[str, Any]], url: str | None) -> None:
-    fs, root = _fs(url)
-    data = json.dumps(entries, indent=1, sort_keys=True, allow_nan=False).encode()
-    path = f"{root}/{INDEX_PATH}"
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    if protocol in ("file", "local"):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".published-",
-                                   suffix=f".{uuid.uuid4().hex}.tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # atomic on POSIX
-    else:
-        fs.pipe(path, data)  # one PUT: object stores replace whole objects atomically
+def _index_with(meta: dict[str, Any], path: str) -> Any:
+    """The update that puts ``meta`` first in an index (replacing its old entry)."""
+    def update(current: bytes | None) -> bytes:
+        try:
+            entries = list(json.loads(current)) if current else []
+        except json.JSONDecodeError as exc:
+            raise StoreError("published index must be JSON", found=str(exc),
+                             fix="remove the broken index and republish", file=path) from exc
+        entries = [e for e in entries if e.get("result_id") != meta.get("result_id")]
+        return json.dumps([meta, *entries], indent=1, sort_keys=True,
+                          allow_nan=False).encode()
+    return update
 
 
 def publish(result: Result, title: str, description: str = "", tags: list[str] | None = None,
@@ -203,9 +201,8 @@ def publish(result: Result, title: str, description: str = "", tags: list[str] |
     })
     rid = save_result(result, url)
     meta = load_meta(rid, url)
-    entries = [e for e in read_index(url) if e.get("result_id") != rid]
-    entries.insert(0, meta)
-    _write_index(entries, url)
+    index = f"{results_url(url).rstrip('/')}/{INDEX_PATH}"
+    update_object(index, _index_with(meta, index))
     return rid
 
 

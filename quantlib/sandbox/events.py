@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from quantlib.calendars import MARKETS, global_sessions
+from quantlib.calendars import global_sessions
 from quantlib.errors import QuantlibError
+from quantlib.markets import MARKETS, STATEMENT_FIELDS
 
 if TYPE_CHECKING:
     from quantlib.sandbox.universe import _Market
@@ -20,11 +21,13 @@ if TYPE_CHECKING:
 __all__ = ["corporate_actions", "statements", "fx", "STATEMENT_FIELDS", "FX_KNOWN_AT_UTC",
            "FX_DECIMALS", "FX_CENTER"]
 
-STATEMENT_FIELDS = ("revenue", "net_income", "total_equity", "total_assets",
-                    "shares_outstanding", "operating_cash_flow")
 FX_KNOWN_AT_UTC = pd.Timedelta(hours=21, minutes=15)
-FX_CENTER = {"KRW": 1300.0, "EUR": 0.9}
-FX_DECIMALS = {"KRW": 2, "EUR": 4}
+#: units per USD around which each non-base currency wanders (registry ``sandbox.fx``)
+FX_CENTER = {m.currency: float(m.sandbox["fx"]["per_usd"]) for m in MARKETS.values()
+             if "fx" in m.sandbox}
+#: decimals of the rates the API sends
+FX_DECIMALS = {m.currency: int(m.sandbox["fx"]["decimals"]) for m in MARKETS.values()
+               if "fx" in m.sandbox}
 _NAT = np.datetime64("NaT", "ns")
 
 
@@ -38,9 +41,11 @@ def _announce(ex_dates: np.ndarray, tz: str, rng: np.random.Generator,
 
 
 def _round_cash(x: np.ndarray, code: str) -> np.ndarray:
-    if code == "KR":
+    decimals = MARKETS[code].sandbox["price"]["decimals"]
+    if decimals == 0:
         return np.maximum(np.rint(x), 1.0)
-    return np.maximum(np.rint(x * 100.0), 1.0) / 100.0
+    scale = 10.0 ** decimals
+    return np.maximum(np.rint(x * scale), 1.0) / scale
 
 
 def _dividend_dates(mk: _Market, rng: np.random.Generator) -> tuple[np.ndarray, int]:
@@ -48,19 +53,14 @@ def _dividend_dates(mk: _Market, rng: np.random.Generator) -> tuple[np.ndarray, 
     sess = mk.sessions
     n = len(mk.isin)
     years = np.arange(sess[0].year, sess[-1].year + 1)
-    if mk.code == "US":
-        base = np.array([pd.Timestamp(y, m, 1) for y in years for m in (2, 5, 8, 11)],
-                        dtype="datetime64[ns]")
-        offset, freq = rng.integers(5, 25, n), 4
-    elif mk.code == "KR":
-        base = np.array([pd.Timestamp(y, 12, 20) for y in years], dtype="datetime64[ns]")
-        offset, freq = rng.integers(0, 8, n), 1
-    else:
-        base = np.array([pd.Timestamp(y, 1, 1) for y in years], dtype="datetime64[ns]")
-        offset, freq = rng.integers(100, 170, n), 1
+    spec = MARKETS[mk.code].sandbox["dividends"]
+    base = np.array([pd.Timestamp(y, m, spec["day"]) for y in years for m in spec["months"]],
+                    dtype="datetime64[ns]")
+    lo, hi = spec["offset_days"]
+    offset, freq = rng.integers(lo, hi, n), len(spec["months"])
     dates = base[None, :] + offset[:, None].astype("timedelta64[D]")
     idx = np.searchsorted(sess.to_numpy(), dates.ravel()).reshape(dates.shape)
-    payer = rng.random(n) < (0.5 if mk.code == "KR" else 0.6)
+    payer = rng.random(n) < spec["payer_fraction"]
     ok = (idx >= 1) & (idx < len(sess)) & (idx >= mk.first[:, None] + 5) & (
         idx <= mk.last[:, None]) & payer[:, None]
     return np.where(ok, idx, -1), freq
@@ -155,15 +155,15 @@ def _statement_rows(isin: np.ndarray, period_end: np.ndarray, vals: np.ndarray,
 
 def fx(markets: tuple[str, ...], start: pd.Timestamp, end: pd.Timestamp,
        rng: np.random.Generator) -> pd.DataFrame:
-    """Daily USD rates of KRW and EUR on the union of the markets' sessions.
+    """Daily USD rates of the markets' currencies on the union of their sessions.
 
     ``rate`` is USD per unit of the currency, ``1 / per_usd`` where ``per_usd`` (what
     the API sends) is rounded to :data:`FX_DECIMALS`.
     """
     dates = global_sessions(list(markets), start, end)
-    wanted = [c for c, m in (("KRW", "KR"), ("EUR", "EU")) if m in markets]
+    wanted = [MARKETS[m].currency for m in markets]
     frames = []
-    for cur in ("KRW", "EUR"):
+    for cur in FX_CENTER:   # one shock stream per registry currency, used or not
         shocks = rng.normal(0.0, 0.005, len(dates))
         if cur not in wanted:
             continue

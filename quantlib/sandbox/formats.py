@@ -11,12 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["codes_of", "str_take", "fmt_dates", "fmt_int", "fmt_decimal_comma", "epoch_ms", "symbol_at", "symbol_index", "with_none",
-           "current_symbols", "KR_LAYOUT", "EU_LAYOUT"]
-
-# Path layout and CSV dialect of each FTP market (see docs/architecture.md "Vendor formats").
-KR_LAYOUT = {"dir": "kr", "encoding": "cp949", "sep": ","}
-EU_LAYOUT = {"dir": "eu", "encoding": "utf-8", "sep": ";"}
+__all__ = ["codes_of", "str_take", "fmt_dates", "fmt_int", "fmt_decimal_comma", "epoch_ms",
+           "symbol_at", "symbol_index", "with_none", "current_symbols"]
 
 
 def _arrow_str(values: pd.Series | pd.Index | np.ndarray | list[str]) -> pa.Array:

@@ -19,8 +19,8 @@ from pyftpdlib.ioloop import IOLoop
 from pyftpdlib.servers import FTPServer
 
 from quantlib.errors import SourceError
+from quantlib.markets import FORMATS, MARKETS
 from quantlib.sandbox.faults import CONTENT_KINDS, FaultRegistry, corrupt_csv
-from quantlib.sandbox.formats import EU_LAYOUT, KR_LAYOUT
 
 __all__ = ["FtpServer"]
 
@@ -52,8 +52,13 @@ class _DroppingFile(_NamedBytes):
 
 
 def _dialect(ftp_path: str) -> tuple[str, str]:
-    layout = KR_LAYOUT if ftp_path.lstrip("/").startswith(KR_LAYOUT["dir"] + "/") else EU_LAYOUT
-    return layout["encoding"], layout["sep"]
+    """Encoding and separator of the FTP source whose root holds ``ftp_path``."""
+    return _DIALECTS.get(ftp_path.lstrip("/").split("/", 1)[0], ("utf-8", ","))
+
+
+_DIALECTS = {src.root: (FORMATS[src.format].encoding, FORMATS[src.format].separator)
+             for m in MARKETS.values() for src in m.sources
+             if src.root is not None and src.format is not None}
 
 
 class _FaultyHandler(FTPHandler):

@@ -1,15 +1,20 @@
 """Identifiers for the sandbox universe: ISINs with valid check digits, tickers, names.
 
+Each market's style (ticker digits or letters, ISIN template, name words) is its
+``sandbox`` entry in ``quantlib/markets.yaml``.
+
 Everything here takes a :class:`numpy.random.Generator` so the universe stays seeded.
 """
 
 from __future__ import annotations
 
 import string
+from typing import Any
 
 import numpy as np
 
 from quantlib.errors import QuantlibError
+from quantlib.markets import MARKETS
 
 __all__ = ["isin_check_digit", "is_valid_isin", "make_isins", "make_tickers", "make_names",
            "SECTORS"]
@@ -90,8 +95,9 @@ def _unique(draw, n: int, rng: np.random.Generator, taken: set[str] | None = Non
                         fix="ask for fewer assets per market")
 
 
-def _kr_tickers(rng: np.random.Generator, k: int) -> list[str]:
-    return [f"{v * 10:06d}" for v in rng.integers(1, 99_999, k)]
+def _digit_tickers(rng: np.random.Generator, k: int, low: int, high: int, scale: int,
+                   width: int) -> list[str]:
+    return [f"{v * scale:0{width}d}" for v in rng.integers(low, high, k)]
 
 
 def _letters(rng: np.random.Generator, k: int, lo: int, hi: int) -> list[str]:
@@ -101,84 +107,84 @@ def _letters(rng: np.random.Generator, k: int, lo: int, hi: int) -> list[str]:
                                                                                 strict=True)]
 
 
+def _spec(market: str, key: str) -> Any:
+    return MARKETS[market].sandbox[key]
+
+
 def make_tickers(market: str, n: int, rng: np.random.Generator) -> list[str]:
-    """``n`` unique tickers in the market's style (KR: 6 digits; US: 1-4 letters; EU: 3-4).
+    """``n`` unique tickers in the market's style (registry ``sandbox.tickers``).
+
+    ``digits`` draws integers in ``[low, high)`` times ``scale``, zero-padded to
+    ``width`` (KR: 6 digits; JP: 4 digits); ``letters`` draws 1-4 (US) or 3-4 (EU) letters.
 
     Examples
     --------
     >>> t = make_tickers("KR", 3, np.random.default_rng(0))
     >>> len(set(t)), all(len(x) == 6 and x.isdigit() for x in t)
     (3, True)
+    >>> all(len(x) == 4 and x.isdigit() for x in make_tickers("JP", 3, np.random.default_rng(0)))
+    True
     """
-    if market == "KR":
-        return _unique(_kr_tickers, n, rng)
-    lo, hi = (1, 4) if market == "US" else (3, 4)
+    spec = _spec(market, "tickers")
+    if "digits" in spec:
+        d = spec["digits"]
+        return _unique(lambda r, k: _digit_tickers(r, k, d["low"], d["high"], d["scale"],
+                                                   d["width"]), n, rng)
+    lo, hi = spec["letters"]["min_length"], spec["letters"]["max_length"]
     return _unique(lambda r, k: _letters(r, k, lo, hi), n, rng)
 
 
+def _nsins(spec: dict[str, Any], n: int, rng: np.random.Generator) -> list[str]:
+    """National ids drawn from an alphabet (digits or alphanumerics), plus a check digit."""
+    size, length = spec["alphabet"], spec["length"]
+    codes = _unique(lambda r, k: ["".join(_ALNUM[c] for c in row)
+                                  for row in r.integers(0, size, (k, length))], n, rng)
+    body = [c + spec.get("suffix", "") for c in codes]
+    if spec.get("check") == "cusip":
+        body = [b + _cusip_check(b) for b in body]
+    return body
+
+
 def make_isins(market: str, tickers: list[str], rng: np.random.Generator) -> list[str]:
-    """ISINs for a market: ``KR7<ticker>00?``, ``US<CUSIP>?``, ``DE000<WKN>?``.
+    """ISINs for a market from its template: ``KR7{ticker}00``, ``US{nsin}`` (a CUSIP),
+    ``DE000{nsin}`` (a WKN), ``JP3{ticker}0000``; the check digit is appended.
 
     Examples
     --------
     >>> isins = make_isins("US", ["AAA", "BBB"], np.random.default_rng(1))
     >>> [is_valid_isin(i) and i.startswith("US") for i in isins]
     [True, True]
+    >>> make_isins("JP", ["7203"], np.random.default_rng(1))
+    ['JP3720300007']
     """
-    if market == "KR":
-        bodies = [f"KR7{t}00" for t in tickers]
-    elif market == "US":
-        issuers = _unique(lambda r, k: ["".join(_ALNUM[c] for c in row)
-                                        for row in r.integers(0, 10, (k, 6))], len(tickers), rng)
-        cusips = [f"{iss}10" + _cusip_check(f"{iss}10") for iss in issuers]
-        bodies = [f"US{c}" for c in cusips]
-    else:
-        wkns = _unique(lambda r, k: ["".join(_ALNUM[c] for c in row)
-                                     for row in r.integers(0, 36, (k, 6))], len(tickers), rng)
-        bodies = [f"DE000{w}" for w in wkns]
+    spec = _spec(market, "isin")
+    nsins = _nsins(spec["nsin"], len(tickers), rng) if "nsin" in spec else [""] * len(tickers)
+    bodies = [spec["template"].format(ticker=t, nsin=s) for t, s in zip(tickers, nsins,
+                                                                        strict=True)]
     return [b + isin_check_digit(b) for b in bodies]
 
 
-_KR_SYL = list("한대삼성신우동서남북중앙미래태평양금강백두현진유일화광명영세진흥국제")
-_KR_SUFFIX = {
-    "Energy": "에너지", "Materials": "화학", "Industrials": "중공업",
-    "Consumer Discretionary": "자동차", "Consumer Staples": "식품", "Health Care": "제약",
-    "Financials": "금융", "Information Technology": "전자", "Communication Services": "통신",
-    "Utilities": "전력", "Real Estate": "리츠",
-}
-_WORDS = ["Apex", "Summit", "Harbor", "Granite", "Northern", "Pacific", "Atlas", "Beacon",
-          "Crescent", "Delta", "Evergreen", "Frontier", "Golden", "Horizon", "Liberty",
-          "Meridian", "Pioneer", "Quantum", "Redwood", "Silver", "Titan", "Union", "Vertex"]
-_EU_WORDS = ["Rhein", "Alpen", "Nord", "Hansa", "Berg", "Elbe", "Main", "Donau", "Isar",
-             "Linden", "Falken", "Stern", "Adler", "Wald", "Brücken", "Tal", "Ostsee"]
-_EN_SUFFIX = {
-    "Energy": "Energy", "Materials": "Materials", "Industrials": "Industries",
-    "Consumer Discretionary": "Motors", "Consumer Staples": "Foods", "Health Care": "Pharma",
-    "Financials": "Financial", "Information Technology": "Systems",
-    "Communication Services": "Telecom", "Utilities": "Power", "Real Estate": "Properties",
-}
-
-
 def make_names(market: str, sectors: list[str], rng: np.random.Generator) -> list[str]:
-    """Company names (Korean for KR) matching each sector; no commas or semicolons.
+    """Company names in the market's language (registry ``sandbox.names``) matching each
+    sector; no commas or semicolons.
 
     Examples
     --------
     >>> make_names("US", ["Energy"], np.random.default_rng(0))[0].endswith("Energy Corp")
     True
+    >>> make_names("JP", ["Financials"], np.random.default_rng(0))[0].endswith("銀行")
+    True
     """
+    spec = _spec(market, "names")
+    words, count = spec["words"], spec["count"]
     out: list[str] = []
     seen: set[str] = set()
     for k, sector in enumerate(sectors):
-        if market == "KR":
-            a, b = rng.integers(0, len(_KR_SYL), 2)
-            name = f"{_KR_SYL[a]}{_KR_SYL[b]}{_KR_SUFFIX[sector]}"
-        elif market == "US":
-            name = f"{_WORDS[rng.integers(0, len(_WORDS))]} {_EN_SUFFIX[sector]} Corp"
-        else:
-            name = f"{_EU_WORDS[rng.integers(0, len(_EU_WORDS))]} {_EN_SUFFIX[sector]} AG"
+        picks = rng.integers(0, len(words), count) if count > 1 else [rng.integers(0, len(words))]
+        name = spec["template"].format(words="".join(words[i] for i in picks),
+                                       suffix=spec["suffixes"][sector])
         if name in seen:
-            name = f"{name} {k}" if market != "KR" else f"{name}{k}"
+            name = spec["duplicate"].format(name=name, k=k)
         seen.add(name)
         out.append(name)
     return out

@@ -18,6 +18,7 @@ from typing import Any
 
 from quantlib.config import quantlib_home
 from quantlib.errors import PermanentSourceError
+from quantlib.markets import DEFAULT_MARKETS
 from quantlib.sandbox.api import ApiData
 from quantlib.sandbox.faults import FaultRegistry
 from quantlib.sandbox.ftpserver import FtpServer
@@ -159,7 +160,7 @@ class Sandbox:
 
 def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.PathLike[str] |
                   None = None, n_assets: int = 300, years: float = 10, seed: int = 42,
-                  end: str = "2025-12-31", markets: tuple[str, ...] = ("KR", "US", "EU"),
+                  end: str = "2025-12-31", markets: tuple[str, ...] = DEFAULT_MARKETS,
                   rate_limit: tuple[float, float] = (50.0, 100.0), ftp_port: int = 0,
                   http_port: int = 0, write_state: bool = True,
                   progress: bool = False) -> Sandbox:

@@ -9,11 +9,11 @@ How :func:`generate` builds one market (all steps vectorized over a session x as
    Student-t (4 degrees of freedom) for fat tails, clipped to +-30 %;
 4. OHLC around the close path, ~3 % of assets split once (prices divide by the ratio
    from the ex date on, volumes multiply), prices rounded to the vendor's precision
-   (KRW integers, EUR/USD cents) so the truth round-trips exactly through the files;
+   (registry ``sandbox.price.decimals``: KRW/JPY integers, EUR/USD cents) so the truth round-trips exactly through the files;
 5. corporate actions, FX and statements (:mod:`quantlib.sandbox.events`).
 
 Rules a reader needs to rebuild ``known_at`` values the vendor formats do not carry:
-price bars are known at the session close + :data:`PRICE_LAG`; FX rates at
+price bars are known at the session close + the market's vendor lag; FX rates at
 :data:`FX_KNOWN_AT_UTC` on their date (the API also sends ``published_ms``); an asset's
 master record is known at its listing date (midnight UTC).
 """
@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from quantlib.calendars import MARKETS, session_closes, sessions
+from quantlib.calendars import session_closes, sessions
 from quantlib.errors import ConfigError
+from quantlib.markets import DEFAULT_MARKETS, MARKETS
 from quantlib.sandbox import events
 from quantlib.sandbox.formats import str_take
 from quantlib.sandbox.identifiers import SECTORS, make_isins, make_names, make_tickers
@@ -36,12 +37,12 @@ from quantlib.sandbox.identifiers import SECTORS, make_isins, make_names, make_t
 __all__ = ["SandboxUniverse", "generate", "PRICE_LAG", "FX_KNOWN_AT_UTC", "MARKET_SEED"]
 
 PRICE_LAG = pd.Timedelta(minutes=15)
+"""The usual vendor lag; each market's bars use its registry ``vendor_lag_minutes``."""
 FX_KNOWN_AT_UTC = events.FX_KNOWN_AT_UTC
-MARKET_SEED = {"KR": 0, "US": 1, "EU": 2}
+#: random stream of each market (registry ``sandbox.seed``), independent of the others
+MARKET_SEED = {code: m.sandbox["seed"] for code, m in MARKETS.items() if m.sandbox}
 CALENDAR_SPAN = (pd.Timestamp("2000-01-04"), pd.Timestamp("2030-12-31"))   # quantlib.calendars
 _STR = pd.StringDtype("pyarrow", na_value=np.nan)
-_P0 = {"KR": (np.log(30_000.0), 1.0, 1_000.0), "US": (np.log(60.0), 0.8, 3.0),
-       "EU": (np.log(40.0), 0.8, 3.0)}
 
 
 @dataclass(eq=False)
@@ -62,7 +63,7 @@ class SandboxUniverse:
     start: pd.Timestamp
     end: pd.Timestamp
     seed: int
-    markets: tuple[str, ...] = field(default=("KR", "US", "EU"))
+    markets: tuple[str, ...] = field(default=DEFAULT_MARKETS)
     # row ranges of each market in each frame, as generated (frames are concatenated by
     # market); checked against the frame length before use
     bounds: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict, repr=False,
@@ -122,14 +123,16 @@ def _check_args(n_assets: int, years: float, markets: tuple[str, ...]) -> None:
     if not 0.25 <= years <= 30:
         raise ConfigError("years must be between 0.25 and 30", found=str(years),
                           fix="pass a shorter or longer period", field="years")
-    bad = [m for m in markets if m not in MARKETS]
+    bad = [m for m in markets if m not in MARKET_SEED]
     if bad or not markets:
-        raise ConfigError("markets must be a non-empty subset of KR, US, EU", found=repr(markets),
-                          fix="pass e.g. markets=('KR', 'US')", field="markets")
+        raise ConfigError(f"markets must be a non-empty subset of {', '.join(MARKET_SEED)}",
+                          found=repr(markets), fix="pass e.g. markets=('KR', 'US'), or give "
+                          "the market a sandbox entry in quantlib/markets.yaml",
+                          field="markets")
 
 
 def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = "2025-12-31",
-             markets: tuple[str, ...] | list[str] = ("KR", "US", "EU")) -> SandboxUniverse:
+             markets: tuple[str, ...] | list[str] = DEFAULT_MARKETS) -> SandboxUniverse:
     """Generate a deterministic global equity universe (the sandbox truth).
 
     Parameters
@@ -144,7 +147,8 @@ def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = 
     end : str
         Last calendar date of the period.
     markets : sequence of str
-        Market codes, any of ``KR``, ``US``, ``EU``.
+        Market codes with a ``sandbox`` entry in ``quantlib/markets.yaml`` (default: the
+        registry's default markets).
 
     Returns
     -------
@@ -243,7 +247,7 @@ def _make_assets(code: str, n: int, start: pd.Timestamp, end: pd.Timestamp,
     splits = (rng.random(n) < 0.03) & (last - first > 60)
     split_idx[splits] = first[splits] + 20 + (rng.random(splits.sum()) * (
         last[splits] - first[splits] - 40)).astype(np.int64)
-    ratios = np.array([2.0, 5.0, 10.0] if code == "KR" else [2.0, 3.0, 5.0])
+    ratios = np.array(m.sandbox["split_ratios"], dtype=np.float64)
     split_ratio = np.where(split_idx >= 0, ratios[rng.integers(0, 3, n)], 1.0)
     mk = _Market(code, sess, isin, first, last, listed.astype("datetime64[ns]"),
                  delisted.astype("datetime64[ns]"), split_idx, split_ratio, sector_idx)
@@ -282,15 +286,17 @@ def _student(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.standard_t(4, size=shape) / np.sqrt(2.0)
 
 
-def _round_price(x: np.ndarray, code: str) -> np.ndarray:
-    """Round to the vendor's precision, in place (KRW integers, EUR/USD cents)."""
-    if code == "KR":
+def _round_price(x: np.ndarray, decimals: int) -> np.ndarray:
+    """Round to the vendor's precision in place (registry ``sandbox.price.decimals``:
+    KRW/JPY integers, EUR/USD cents), at least one tick."""
+    if decimals == 0:
         np.rint(x, out=x)
         return np.maximum(x, 1.0, out=x)
-    x *= 100.0
+    scale = 10.0 ** decimals
+    x *= scale
     np.rint(x, out=x)
     np.maximum(x, 1.0, out=x)
-    x /= 100.0
+    x /= scale
     return x
 
 
@@ -314,7 +320,8 @@ def _price_grid(mk: _Market, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """(T, N) unadjusted OHLCV from a factor model with fat tails (in-place, low memory)."""
     t, n = len(mk.sessions), len(mk.isin)
     close, vol = _log_returns(mk, rng)
-    mu, sd, floor = _P0[mk.code]
+    spec = MARKETS[mk.code].sandbox["price"]
+    mu, sd, floor = np.log(float(spec["median"])), spec["log_sd"], float(spec["floor"])
     p0 = np.maximum(np.exp(rng.normal(mu, sd, n)), floor) * mk.split_ratio
     np.cumsum(close, axis=0, out=close)
     close += np.log(p0)
@@ -342,7 +349,7 @@ def _price_grid(mk: _Market, rng: np.random.Generator) -> dict[str, np.ndarray]:
             arr[e:, j] /= r
         volume[e:, j] *= r
     for arr in out.values():
-        _round_price(arr, mk.code)
+        _round_price(arr, spec["decimals"])
     np.maximum(high, np.maximum(open_, close), out=high)
     np.minimum(low, np.minimum(open_, close), out=low)
     np.rint(volume, out=volume)
@@ -358,7 +365,7 @@ def _make_prices(mk: _Market, rng: np.random.Generator) -> dict[str, Any]:
     listed = (rows >= mk.first) & (rows <= mk.last)
     mk.close = np.where(listed, grid["close"], np.nan)
     ti, ai = np.nonzero(listed)
-    known = session_closes(mk.code, mk.sessions) + PRICE_LAG
+    known = session_closes(mk.code, mk.sessions) + MARKETS[mk.code].vendor_lag
     frame: dict[str, Any] = {"asset_id": str_take(mk.isin, ai),
                              "date": mk.sessions.to_numpy()[ti]}
     for col in ("open", "high", "low", "close", "volume"):

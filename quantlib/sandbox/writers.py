@@ -1,8 +1,9 @@
-"""Write the KR and EU vendor FTP trees from a :class:`SandboxUniverse`.
+"""Write the vendor FTP trees of a :class:`SandboxUniverse` from the delimited format specs.
 
-Layouts follow docs/architecture.md "Vendor formats": KR is CP949 with Korean headers and
-one price file per session; EU is UTF-8, ``;`` separated with decimal commas and one price
-file per month. Every file gets a ``<file>.sha256`` sidecar ``<sha256-hex> <rows>``.
+Each FTP source in ``quantlib/markets.yaml`` names a format (docs/architecture.md "Vendor
+formats"); the same spec the reader parses says how to write: encoding, separator,
+decimal mark, date and timestamp formats, file paths (a strftime path gives one price
+file per session or per month) and column order. Every file gets a ``<file>.sha256`` sidecar ``<sha256-hex> <rows>``.
 Lines are built column-wise with pandas string operations, then sliced per file.
 """
 
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quantlib.errors import QuantlibError
+from quantlib.markets import FORMATS, MARKETS, DelimitedFormat, SourceSpec
 from quantlib.sandbox.formats import (
     codes_of,
     current_symbols,
@@ -34,22 +36,24 @@ from quantlib.sandbox.formats import (
 if TYPE_CHECKING:
     from quantlib.sandbox.universe import SandboxUniverse
 
-__all__ = ["write_ftp_tree", "WrittenFile", "sidecar_text", "KR_HEADERS", "EU_HEADERS"]
+__all__ = ["write_ftp_tree", "WrittenFile", "sidecar_text", "headers", "KR_HEADERS",
+           "EU_HEADERS"]
 
-KR_HEADERS = {
-    "master": "표준코드,단축코드,종목명,업종,상장일,상장폐지일",
-    "tickers": "표준코드,단축코드,적용시작일,적용종료일",
-    "prices": "일자,표준코드,단축코드,종목명,시가,고가,저가,종가,거래량",
-    "corporate_actions": "표준코드,권리락일,구분,값,공시일시",
-}
-EU_HEADERS = {
-    "reference": "ISIN;Ticker;Name;Sector;ListingDate;DelistingDate",
-    "tickers": "ISIN;Ticker;ValidFrom;ValidTo",
-    "prices": "ISIN;Ticker;Date;Open;High;Low;Close;Volume",
-    "corporate_actions": "ISIN;ExDate;Type;Value;AnnouncedAt",
-}
-_KR_KIND = {"split": "액면분할", "dividend": "현금배당"}
-_EU_KIND = {"split": "SPLIT", "dividend": "DIVIDEND"}
+
+def headers(fmt: str) -> dict[str, str]:
+    """Header line of each frame's file in a delimited format, by canonical frame name.
+
+    Examples
+    --------
+    >>> headers("jp-ftp-csv")["symbols"]
+    'ISINコード,銘柄コード,適用開始日,適用終了日'
+    """
+    spec = FORMATS[fmt]
+    return {frame: spec.header(frame) for frame in spec.columns}
+
+
+KR_HEADERS = headers("kr-ftp-csv")
+EU_HEADERS = headers("eu-ftp-csv")
 
 
 @dataclass(frozen=True)
@@ -148,78 +152,88 @@ def _whole(rel: str, header: str, lines: _Lines) -> _FileJob:
     return rel, header, lines, 0, lines.n
 
 
-def _reference_files(u: SandboxUniverse, market: str, sep: str, fmt: str
-                     ) -> tuple[_Lines, _Lines]:
-    """Master/reference and ticker-history lines (same column order in KR and EU)."""
-    a = u.market_assets(market).reset_index(drop=True)
-    cur = current_symbols(u.symbols)
-    master = _Lines(a["asset_id"], a["asset_id"].map(cur).fillna(""), a["name"], a["sector"],
-                    fmt_dates(a["listed"], fmt), fmt_dates(a["delisted"], fmt), sep=sep)
-    s = u.market_frame("symbols", market).reset_index(drop=True)
-    tickers = _Lines(s["asset_id"], s["symbol"], fmt_dates(s["valid_from"], fmt),
-                     fmt_dates(s["valid_to"], fmt), sep=sep)
-    return master, tickers
+def _number(values: pd.Series, decimals: int, mark: str) -> pd.Series:
+    """Numbers in the vendor's style: integers, or fixed decimals with its decimal mark."""
+    if decimals == 0:
+        return fmt_int(values)
+    text = fmt_decimal_comma(values, decimals)
+    return text if mark == "," else text.str.replace(",", mark, regex=False)
 
 
-def _market_actions(u: SandboxUniverse, market: str) -> pd.DataFrame:
-    return u.market_frame("corporate_actions", market).reset_index(drop=True)
+def _timestamps(known_at: pd.Series, fmt: str, tz: str) -> pa.Array:
+    """Announcement instants in the market's time zone: ISO 8601 with offset or strftime."""
+    local = known_at.dt.tz_convert(tz)
+    if fmt == "ISO8601":
+        return pa.array([t.isoformat() for t in local], type=pa.large_string())
+    return pa.array(local.dt.strftime(fmt).to_numpy(dtype=object), type=pa.large_string())
 
 
-def _kr_files(u: SandboxUniverse) -> Iterator[_FileJob]:
-    master, tickers = _reference_files(u, "KR", ",", "%Y%m%d")
-    yield _whole("kr/master.csv", KR_HEADERS["master"], master)
-    yield _whole("kr/tickers.csv", KR_HEADERS["tickers"], tickers)
-    ca = _market_actions(u, "KR")
-    announced = pa.array(ca["known_at"].dt.tz_convert("Asia/Seoul").dt.strftime(
-        "%Y%m%d%H%M%S").to_numpy(dtype=object), type=pa.large_string())
-    yield _whole("kr/corporate_actions.csv", KR_HEADERS["corporate_actions"], _Lines(
-        ca["asset_id"], fmt_dates(ca["ex_date"], "%Y%m%d"), ca["kind"].map(_KR_KIND),
-        fmt_int(ca["value"]), announced, sep=","))
-    a = u.market_assets("KR")
-    px = _market_prices(u, "KR")
-    names = str_take(a["name"].to_numpy(dtype=object), codes_of(px["asset_id"], a["asset_id"]))
-    days = fmt_dates(px["date"], "%Y%m%d")
-    lines = _Lines(days, px["asset_id"], px["symbol"], names, fmt_int(px["open"]),
-                   fmt_int(px["high"]), fmt_int(px["low"]), fmt_int(px["close"]),
-                   fmt_int(px["volume"]), sep=",")
-    for _key, lo, hi in _groups(px["date"].to_numpy()):
-        yield f"kr/prices/{days.iloc[lo]}.csv", KR_HEADERS["prices"], lines, lo, hi
+def _frame_columns(u: SandboxUniverse, market: str, frame: str, spec: DelimitedFormat
+                   ) -> tuple[pd.DataFrame, dict[str, object]]:
+    """One frame's truth rows and its text column per canonical field."""
+    m = MARKETS[market]
+    decimals = m.sandbox["price"]["decimals"]
+    if frame == "assets":
+        rows = u.market_assets(market).reset_index(drop=True)
+        rows = rows.assign(symbol=rows["asset_id"].map(current_symbols(u.symbols)).fillna(""))
+    elif frame == "prices":
+        rows = _market_prices(u, market)
+        a = u.market_assets(market)
+        rows = rows.assign(name=str_take(a["name"].to_numpy(dtype=object),
+                                         codes_of(rows["asset_id"], a["asset_id"])))
+    else:
+        name = "corporate_actions" if frame == "corporate_actions" else "symbols"
+        rows = u.market_frame(name, market).reset_index(drop=True)
+    out: dict[str, object] = {}
+    for field in spec.columns[frame].values():
+        col = rows[field]
+        if field in ("listed", "delisted", "valid_from", "valid_to", "date", "ex_date"):
+            out[field] = fmt_dates(col, spec.date_format)
+        elif field == "volume":
+            out[field] = fmt_int(col)
+        elif field in ("open", "high", "low", "close", "value"):
+            out[field] = _number(col, decimals, spec.decimal)
+        elif field == "kind":
+            words = {v: k for k, v in spec.action_kinds.items()}
+            out[field] = col.map(words)
+        elif field == "known_at":
+            out[field] = _timestamps(col, spec.timestamp_format, m.tz)
+        else:
+            out[field] = col
+    return rows, out
 
 
-def _eu_files(u: SandboxUniverse) -> Iterator[_FileJob]:
-    master, tickers = _reference_files(u, "EU", ";", "%d.%m.%Y")
-    yield _whole("eu/reference.csv", EU_HEADERS["reference"], master)
-    yield _whole("eu/tickers.csv", EU_HEADERS["tickers"], tickers)
-    ca = _market_actions(u, "EU")
-    announced = pa.array([t.isoformat() for t in ca["known_at"].dt.tz_convert(
-        "Europe/Berlin")], type=pa.large_string())
-    yield _whole("eu/corporate_actions.csv", EU_HEADERS["corporate_actions"], _Lines(
-        ca["asset_id"], fmt_dates(ca["ex_date"], "%d.%m.%Y"), ca["kind"].map(_EU_KIND),
-        fmt_decimal_comma(ca["value"]), announced, sep=";"))
-    px = _market_prices(u, "EU")
-    lines = _Lines(px["asset_id"], px["symbol"], fmt_dates(px["date"], "%d.%m.%Y"),
-                   fmt_decimal_comma(px["open"]), fmt_decimal_comma(px["high"]),
-                   fmt_decimal_comma(px["low"]), fmt_decimal_comma(px["close"]),
-                   fmt_int(px["volume"]), sep=";")
-    months = px["date"].to_numpy().astype("datetime64[M]")
-    for key, lo, hi in _groups(months):
-        tag = str(key).replace("-", "")
-        yield f"eu/prices/prices_{tag}.csv", EU_HEADERS["prices"], lines, lo, hi
+def _market_files(u: SandboxUniverse, market: str, source: SourceSpec) -> Iterator[_FileJob]:
+    """Every file of one FTP source, written from its delimited format spec."""
+    spec = FORMATS[str(source.format)]
+    for frame, pattern in spec.files.items():
+        rows, cols = _frame_columns(u, market, frame, spec)
+        lines = _Lines(*(cols[f] for f in spec.columns[frame].values()), sep=spec.separator)
+        header = spec.header(frame)
+        if "%" not in pattern:
+            yield _whole(f"{source.root}/{pattern}", header, lines)
+            continue
+        paths = fmt_dates(rows["date"], pattern)   # rows are sorted by date
+        codes, names = pd.factorize(paths)
+        for key, lo, hi in _groups(codes):
+            yield f"{source.root}/{names[key]}", header, lines, lo, hi  # type: ignore[index]
 
 
 def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
                    progress: bool = False,
                    on_file: Callable[[WrittenFile], None] | None = None) -> list[WrittenFile]:
-    """Write the KR and EU vendor trees (with ``.sha256`` sidecars) under ``root``.
+    """Write the vendor FTP trees of the universe's markets (with ``.sha256`` sidecars).
 
-    Markets missing from the universe are skipped (the US only speaks the HTTP API).
+    Each FTP source of a market (``quantlib/markets.yaml``) is written under its root in
+    its delimited format; markets without one (the US speaks only the HTTP API) write
+    nothing.
 
     Parameters
     ----------
     universe : SandboxUniverse
         The truth to write.
     root : path
-        Folder to write into (created if needed); paths are ``kr/...`` and ``eu/...``.
+        Folder to write into (created if needed); paths are ``<source root>/...``.
     progress : bool
         Show a tqdm progress bar.
     on_file : callable, optional
@@ -242,11 +256,9 @@ def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
     from tqdm import tqdm
 
     root = Path(root)
-    jobs: list[tuple[Iterator[_FileJob], str]] = []
-    if "KR" in universe.markets:
-        jobs.append((_kr_files(universe), "cp949"))
-    if "EU" in universe.markets:
-        jobs.append((_eu_files(universe), "utf-8"))
+    jobs: list[tuple[Iterator[_FileJob], str]] = [
+        (_market_files(universe, code, src), FORMATS[str(src.format)].encoding)
+        for code in universe.markets for src in MARKETS[code].sources if src.protocol == "ftp"]
     written: list[WrittenFile] = []
     with tqdm(desc="writing vendor files", unit="file", disable=not progress) as bar:
         for files, encoding in jobs:

@@ -8,18 +8,16 @@ the job and the field.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import yaml
 from croniter import croniter
 
 from quantlib.errors import ScheduleError
+from quantlib.yamlfile import load_schema, load_yaml
 
 __all__ = ["Job", "load_schedules", "default_schedules_path", "previous_tick", "next_tick",
            "SCHEDULES_SCHEMA_PATH"]
@@ -29,7 +27,7 @@ SCHEDULES_SCHEMA_PATH = Path(__file__).with_name("schedules.schema.json")
 
 @cache
 def _schema() -> dict[str, Any]:
-    return json.loads(SCHEDULES_SCHEMA_PATH.read_text())
+    return load_schema(SCHEDULES_SCHEMA_PATH)
 
 
 @dataclass(frozen=True)
@@ -103,15 +101,11 @@ def next_tick(cron: str, now: datetime) -> datetime:
     return croniter(cron, _aware(now)).get_next(datetime)
 
 
-def _load_yaml(p: Path) -> Any:
-    if not p.exists():
-        raise ScheduleError("the schedules file must exist", found="no such file",
-                            fix="create it or set QUANTLIB_SCHEDULES", file=str(p))
-    try:
-        return yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ScheduleError("the schedules file must be valid YAML", found=str(exc),
-                            fix="correct the YAML syntax", file=str(p)) from exc
+def _locate(where: list[str]) -> dict[str, Any]:
+    """Error context of a schema break: the job and the field within it."""
+    job = where[1] if len(where) > 1 and where[0] == "jobs" else None
+    fieldname = ".".join(where[2:]) if job else ".".join(where) or "<root>"
+    return {"job": job, "field": fieldname or "<job>"}
 
 
 def load_schedules(path: str | Path | None = None) -> dict[str, Job]:
@@ -135,17 +129,9 @@ def load_schedules(path: str | Path | None = None) -> dict[str, Job]:
     quantlib.errors.ScheduleError: the schedules file must match its schema; found 'eleven' is not of type 'integer' [file=.../s.yaml, field=retries, job=nightly]. Fix: see quantlib/schedule/schedules.schema.json
     """
     p = Path(path) if path is not None else default_schedules_path()
-    raw = _load_yaml(p)
-    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(raw),
-                    key=lambda e: list(e.absolute_path))
-    if errors:
-        err = errors[0]
-        where = [str(x) for x in err.absolute_path]
-        job = where[1] if len(where) > 1 and where[0] == "jobs" else None
-        fieldname = ".".join(where[2:]) if job else ".".join(where) or "<root>"
-        raise ScheduleError("the schedules file must match its schema", found=err.message,
-                            fix="see quantlib/schedule/schedules.schema.json", file=str(p),
-                            job=job, field=fieldname or "<job>")
+    raw = load_yaml(p, _schema(), what="the schedules file", error=ScheduleError,
+                    fix="see quantlib/schedule/schedules.schema.json",
+                    fix_missing="create it or set QUANTLIB_SCHEDULES", locate=_locate)
     root = (p.parent / raw.get("notebook_root", "..")).resolve()
     jobs: dict[str, Job] = {}
     for name, spec in (raw.get("jobs") or {}).items():

@@ -3,7 +3,9 @@
 Routes (under the service prefix, e.g. ``/services/results-api/`` behind the hub):
 
 ===============================================  ============================================
-``GET /``                                        OpenAPI docs (Swagger UI); ``/openapi.json``
+``GET /`` (and ``/docs``)                         API docs rendered here (no CDN); ``/openapi.json``
+``GET /token``                                   how to get a hub token, curl/Python examples
+``GET /oauth_login``, ``/oauth_callback``        hub login for browsers (a cookie)
 ``GET /health``                                  liveness, no auth
 ``GET /api/v1/whoami``                           the caller as the API sees them
 ``GET /api/v1/results?q=&strategy=&author=&tag=``  results the caller may see, newest first
@@ -18,7 +20,10 @@ Routes (under the service prefix, e.g. ``/services/results-api/`` behind the hub
 A result id is 1-64 letters, digits, ``-`` or ``_`` (:data:`RESULT_ID_PATTERN`); any other
 ``{id}`` answers 422 before the store is touched.
 
-Every ``/api`` route needs a JupyterHub token (see :mod:`quantlib.serving.auth`).
+Every ``/api`` route needs a JupyterHub token (see :mod:`quantlib.serving.auth`): in the
+``Authorization`` header, or, in a browser, the API's cookie set by the hub login
+(:mod:`quantlib.serving.api_oauth`), as on the dashboards. The docs pages send a
+browser without that cookie through the hub login.
 A result the caller may not see answers 404, like a missing one, so ids of other users'
 unpublished work do not leak. Response bodies are cached (:mod:`quantlib.serving.cache`)
 under keys that carry the store's version token, so a publish is visible at once.
@@ -29,16 +34,19 @@ import contextlib
 import io
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from quantlib.errors import AccessDeniedError, StoreError
-from quantlib.serving.auth import Authenticator, NotAuthenticated
+from quantlib.serving import api_oauth
+from quantlib.serving.api_docs import docs_html, token_html
+from quantlib.serving.auth import Authenticator, HubTokenAuth, NotAuthenticated
 from quantlib.serving.cache import ResponseCache, make_cache
 from quantlib.serving.publishing import add_publish_route
 from quantlib.serving.store import ResultsView, Viewer
@@ -95,6 +103,64 @@ def _summary(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: meta.get(k) for k in SUMMARY_FIELDS}
 
 
+def _browser_routes(app: FastAPI, identify: Callable[..., Any],
+                    login: api_oauth.HubLogin | None) -> None:
+    """The docs, the token page and the hub login (browsers; scripts use tokens)."""
+
+    async def who_or_login(request: Request) -> Viewer | Response:
+        try:
+            return await identify(request.headers.get("authorization"), request)
+        except NotAuthenticated:
+            if login is None:
+                raise
+            return RedirectResponse(f"{_base(request)}oauth_login?next={request.url.path}",
+                                    status_code=302)
+        except AccessDeniedError as exc:
+            raise HTTPException(403, str(exc)) from exc
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> Response:
+        who = await who_or_login(request)
+        if isinstance(who, Response):
+            return who
+        return HTMLResponse(docs_html(app.openapi(), _base(request), who.name))
+
+    @app.get("/token", include_in_schema=False)
+    async def token_page(request: Request) -> Response:
+        who = await who_or_login(request)
+        if isinstance(who, Response):
+            return who
+        origin = f"{request.url.scheme}://{request.url.netloc}"
+        hub = origin + os.environ.get("JUPYTERHUB_BASE_URL", "/").rstrip("/") + "/hub/"
+        return HTMLResponse(token_html(origin + _base(request), hub, who.name))
+
+    if login is None:
+        return
+
+    @app.get("/oauth_login", include_in_schema=False)
+    async def oauth_login(next: str | None = None) -> Response:  # noqa: A002
+        url, cookie = login.start(next)
+        response = RedirectResponse(url, status_code=302)
+        response.set_cookie(**cookie)
+        return response
+
+    @app.get("/oauth_callback", include_in_schema=False)
+    async def oauth_callback(request: Request, code: str, state: str) -> Response:
+        done = await login.finish(code, state, request.cookies.get(api_oauth.STATE_COOKIE))
+        if done is None:
+            raise HTTPException(400, "OAuth state mismatch: open the API page again to log in")
+        response = RedirectResponse(done[0], status_code=302)
+        response.set_cookie(**done[1])
+        response.delete_cookie(api_oauth.STATE_COOKIE, path=login.prefix)
+        return response
+
+
+def _base(request: Request) -> str:
+    """The API's public path prefix, ending in ``/`` (the mount's root path)."""
+    return (request.scope.get("root_path") or "").rstrip("/") + "/"
+
+
 def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache | None = None,
                prefix: str = "/") -> FastAPI:
     """Build the results API application.
@@ -124,14 +190,22 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
         yield
         await cache.close()
 
-    app = FastAPI(title="quantlib results API", docs_url="/", redoc_url=None, lifespan=lifespan,
+    app = FastAPI(title="quantlib results API", docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Published backtest results: metadata, metrics, returns, weights.")
     app.state.cache = cache
     app.state.view = view
+    login = api_oauth.HubLogin(prefix) if isinstance(auth, HubTokenAuth) else None
 
-    async def viewer(authorization: Annotated[str | None, Header()] = None) -> Viewer:
+    async def identify(authorization: str | None, request: Request) -> Viewer:
+        cookie = api_oauth.token_from_cookie(request.cookies.get(api_oauth.TOKEN_COOKIE))
+        if not authorization and cookie:
+            authorization = f"token {cookie}"
+        return await auth.authenticate(authorization)
+
+    async def viewer(request: Request,
+                     authorization: Annotated[str | None, Header()] = None) -> Viewer:
         try:
-            return await auth.authenticate(authorization)
+            return await identify(authorization, request)
         except NotAuthenticated as exc:
             raise HTTPException(401, f"{exc}: send 'Authorization: token <jupyterhub token>'",
                                 headers={"WWW-Authenticate": "token"}) from exc
@@ -139,6 +213,7 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
             raise HTTPException(403, str(exc)) from exc
 
     Caller = Annotated[Viewer, Depends(viewer)]
+    _browser_routes(app, identify, login)
 
     async def cached(key: str, produce: Callable[[], bytes]) -> bytes:
         full = f"{key}@{view.version()}"
@@ -163,15 +238,19 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
 
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, Any]:
+        """Liveness of the API and which response cache it uses (no login)."""
         return {"ok": True, "cache": cache.name}
 
     @app.get("/api/v1/whoami", tags=["meta"])
     async def whoami(who: Caller) -> dict[str, Any]:
+        """The caller as the API sees them: hub user name and groups."""
         return {"name": who.name, "groups": list(who.groups)}
 
     @app.get("/api/v1/results", tags=["results"])
     async def list_results(who: Caller, q: str | None = None, strategy: str | None = None,
                            author: str | None = None, tag: str | None = None) -> Response:
+        """Results the caller may see, newest first; ``q`` searches title, description,
+        strategy, author and tags."""
         key = f"list:{who.name}:{q}:{strategy}:{author}:{tag}"
         body = await cached(key, lambda: json.dumps([_summary(m) for m in view.list(
             who, query=q, strategy=strategy, author=author, tag=tag)]).encode())
@@ -179,15 +258,18 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
 
     @app.get("/api/v1/results/{result_id}", tags=["results"])
     async def get_meta(result_id: ResultId, who: Caller) -> dict[str, Any]:
+        """One result's stored metadata (``meta.json``): strategy, params, snapshot, metrics."""
         return await visible_meta(who, result_id)
 
     @app.get("/api/v1/results/{result_id}/metrics", tags=["results"])
     async def get_metrics(result_id: ResultId, who: Caller) -> dict[str, Any]:
+        """One result's stored metrics (fractions: 0.12 is 12%)."""
         meta = await visible_meta(who, result_id)
         return {"result_id": result_id, "metrics": meta.get("metrics") or {}}
 
     @app.get("/api/v1/results/{result_id}/snapshot", tags=["results"])
     async def get_snapshot(result_id: ResultId, who: Caller) -> dict[str, Any]:
+        """The data version (snapshot) and selection the result was computed on."""
         meta = await visible_meta(who, result_id)
         return {"result_id": result_id, "snapshot": meta.get("snapshot"),
                 "quantlib_version": meta.get("quantlib_version"),
@@ -198,6 +280,8 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
                  responses={200: {"content": {v: {} for v in MEDIA_TYPES.values()}}})
         async def get_frame(result_id: ResultId, who: Caller,
                             format: Annotated[Fmt, Query()] = "json") -> Response:  # noqa: A002
+            """Daily series of one result (returns: net, gross, benchmark, turnover, costs;
+            weights: date x asset) as JSON records, CSV or Arrow IPC."""
             await visible_meta(who, result_id)
             body = await cached(f"{name}:{result_id}:{format}",
                                 lambda: frame_bytes(loader(result_id), format))

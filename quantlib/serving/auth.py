@@ -3,9 +3,9 @@
 A request carries ``Authorization: token <t>`` (or ``Bearer <t>``). The token is checked
 against the hub (``GET <JUPYTERHUB_API_URL>/user`` with that token) through
 :class:`jupyterhub.services.auth.HubAuth`, which caches the answer for ``cache_max_age``
-seconds (default 5): a token revoked at the hub stops working here within 5 s. The user must hold the service's access scope
-(``access:services!service=<name>``, from ``JUPYTERHUB_OAUTH_ACCESS_SCOPES``), exactly as
-for the dashboards; otherwise 403.
+seconds (default 5): a token revoked at the hub stops working here within 5 s. The user
+must hold the service's access scope (``access:services!service=<name>``, from
+``JUPYTERHUB_OAUTH_ACCESS_SCOPES``), exactly as for the dashboards; otherwise 403.
 
 Dev mode (``--no-auth``) identifies every caller as one configured user. It only binds to
 loopback and logs a warning on every start.

@@ -141,8 +141,7 @@ def _config(workdir: Path, port: int, password: str, admin_token: str,
         services.append({
             "name": name, "url": f"http://127.0.0.1:{service_ports[name]}",
             "command": [quantlib_bin, "dashboards", sub, "--hub", *service_args.get(name, [])],
-            "environment": env, "oauth_no_confirm": True,
-            "timeout": 180,  # JupyterHub's 30 s default is too short on a loaded machine
+            "environment": env, "oauth_no_confirm": True, "timeout": 180,
         })
     access = ["access:services!service=dashboards", "access:services!service=results-api"]
     return {
@@ -153,6 +152,7 @@ def _config(workdir: Path, port: int, password: str, admin_token: str,
             "cookie_secret_file": str(workdir / "cookie_secret"),
             "pid_file": str(workdir / "jupyterhub.pid"),
             "cleanup_servers": True, "cleanup_proxy": True,
+            "template_paths": [str(REPO / "hub-config" / "templates")],
             "load_groups": {g: {"users": u} for g, u in USERS.items()},
             "custom_scopes": {"custom:results:publish": {
                 "description": "Publish a backtest result through the results API."}},
@@ -230,7 +230,8 @@ def _start_once(workdir: str | os.PathLike[str], *, results_url: str,
     cfg_path.write_text(json.dumps(cfg, indent=1))
     cfg_path.chmod(0o600)
     log = open(wd / "jupyterhub.log", "wb")  # noqa: SIM115 - lives as long as the hub
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(cfg_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "quantlib.platform.hubapp", "-f",
+                             str(cfg_path)],
                             cwd=wd, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     hub = DevHub(f"http://127.0.0.1:{port}", password, admin_token, wd, proc, service_ports)

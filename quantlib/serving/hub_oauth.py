@@ -28,12 +28,14 @@ from urllib.parse import urlparse
 from bokeh.server.auth_provider import AuthProvider
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from tornado.httputil import url_concat
-from tornado.web import HTTPError, RequestHandler
+from tornado.web import Finish, HTTPError, RequestHandler
+from tornado.websocket import WebSocketHandler
 
 from quantlib.serving.auth import viewer_from_model
 from quantlib.serving.store import Viewer
 
-__all__ = ["HubAuthProvider", "HubLoginHandler", "HubCallbackHandler", "VIEWERS", "hub_oauth"]
+__all__ = ["HubAuthProvider", "HubLoginHandler", "HubCallbackHandler", "VIEWERS", "hub_oauth",
+           "refused"]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,17 @@ class HubCallbackHandler(HubOAuthCallbackHandler):
         super().redirect(_safe_next(self._next, self.hub_auth.base_url))
 
 
+def refused(handler: RequestHandler, message: str) -> None:
+    """Answer 403 with a friendly page that links home (plain HTTP 403 on a websocket)."""
+    if isinstance(handler, WebSocketHandler):
+        raise HTTPError(403, message)
+    from dashboards.layout import refusal_html
+
+    handler.set_status(403)
+    handler.set_header("Content-Type", "text/html; charset=utf-8")
+    raise Finish(refusal_html("Access refused", message))
+
+
 class HubAuthProvider(AuthProvider):
     """Bokeh auth hooks backed by JupyterHub OAuth (see the module docstring)."""
 
@@ -124,8 +137,8 @@ class HubAuthProvider(AuthProvider):
                 return None
             if not self.auth.check_scopes(self.access_scopes, model):
                 log.warning("user %s lacks %s: 403", model.get("name"), sorted(self.access_scopes))
-                raise HTTPError(403, f"{model.get('name')} may not open the dashboards: "
-                                     "ask an admin for the role that grants them")
+                refused(handler, f"{model.get('name')} may not open the dashboards: "
+                                 "ask an admin for the role that grants them")
             viewer = viewer_from_model(model)
             VIEWERS[viewer.name] = viewer
             signed = handler.get_signed_cookie(USER_COOKIE)

@@ -1,8 +1,9 @@
 """Launch the Panel apps in ``dashboards/`` (``panel serve``'s server, configured in code).
 
-The Panel apps are served at ``<prefix>gallery``, ``<prefix>whatif`` and ``<prefix>health``,
-with Panel's index page at ``<prefix>``; the tear sheet ``<prefix>tearsheet`` is a plain
-Tornado handler in the same server (one HTML response with cached, pre-serialized plots:
+The Panel apps are served at ``<prefix>gallery``, ``<prefix>whatif`` and ``<prefix>health``;
+the managers' home ``<prefix>`` (replacing Panel's index page), the tear sheet
+``<prefix>tearsheet`` and the compare view ``<prefix>compare`` are plain Tornado
+handlers in the same server (one HTML response with cached, pre-serialized plots:
 see ``dashboards/tearsheet.py``), behind the same auth provider. Under the hub
 (``hub=True``) the prefix is ``JUPYTERHUB_SERVICE_PREFIX`` and every request goes through
 :class:`quantlib.serving.hub_oauth.HubAuthProvider`. Only loopback binds are used; the
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 
 APP_NAMES = ("gallery", "whatif", "health")
 #: route -> ``"dashboards.<module>:<handler class>"`` of the pages that are not Panel apps
-HANDLER_ROUTES = {"tearsheet": "dashboards.tearsheet:TearSheetHandler"}
+HANDLER_ROUTES = {"": "dashboards.home:HomeHandler",
+                  "tearsheet": "dashboards.tearsheet:TearSheetHandler",
+                  "compare": "dashboards.compare:CompareHandler"}
 #: ``"module:function"`` started once with the server (background work of the pages)
 BACKGROUND = ("dashboards.tearsheet:prebuild_published",)
 
@@ -65,8 +68,13 @@ def _load(target: str) -> Any:
 
 
 def load_handlers() -> list[tuple[str, Any]]:
-    """Tornado patterns ``(r"/<route>", handler class)`` of :data:`HANDLER_ROUTES`."""
-    return [(rf"/{route}", _load(target)) for route, target in HANDLER_ROUTES.items()]
+    """Tornado patterns ``(r"/<route>", handler class)`` of :data:`HANDLER_ROUTES`.
+
+    The empty route is the dashboards' root (the managers' home, in place of Panel's
+    index page), with or without its trailing slash.
+    """
+    return [(rf"/{route}" if route else r"/?", _load(target))
+            for route, target in HANDLER_ROUTES.items()]
 
 
 def websocket_origins(port: int, extra: tuple[str, ...] = (), hub: bool = False) -> list[str]:

@@ -90,6 +90,9 @@ def add_publish_route(app: FastAPI, view: ResultsView, caller: Any) -> None:
     @app.post("/api/v1/results", tags=["results"], status_code=201)
     async def publish_result(body: PublishRequest, request: Request,
                              who: Viewer = caller) -> dict[str, Any]:
+        if not request.headers.get("authorization"):  # not on a browser cookie alone
+            raise HTTPException(403, "publishing needs the hub token in the Authorization "
+                                     "header (quantlib.publish sends it)")
         if PUBLISH_SCOPE not in who.scopes:
             raise HTTPException(403, f"publishing needs the {PUBLISH_SCOPE} scope; "
                                      f"{who.name} lacks it (ask an admin)")

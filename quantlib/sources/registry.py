@@ -1,11 +1,13 @@
 """The source registry and the fetch entry points.
 
-``SOURCES`` holds one small declarative entry per vendor feed; ``MARKET_SOURCES`` says
-which feeds make up a market. :func:`fetch_market` runs them in order:
+``SOURCES`` holds one small declarative adapter per vendor feed, built from the market
+registry (``quantlib/markets.yaml``); ``MARKET_SOURCES`` says which feeds make up a
+market. :func:`fetch_market` runs them in order. An FTP source fetches its delimited
+format's fixed files (assets, symbols, corporate actions) and every file of its dated
+price folder; an API source pages through its endpoints. For the shipped registry:
 
-- ``KR``: FTP master, tickers, corporate actions and every daily price file, plus the
-  API fundamentals;
-- ``EU``: the same over FTP (monthly price files), plus the API fundamentals;
+- ``KR``, ``JP``: FTP files (one price file per session), plus the API fundamentals;
+- ``EU``: FTP files (one price file per month), plus the API fundamentals;
 - ``US``: API securities, tickers, prices (paged), corporate actions, fundamentals;
 - ``FX``: API rates (:func:`fetch_fx`).
 """
@@ -17,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from quantlib.errors import PermanentSourceError
+from quantlib.markets import FORMATS, MARKETS, SourceSpec, registry
 from quantlib.raw import Delivery, RawZone
 from quantlib.sources.base import FetchContext
 from quantlib.sources.connection import ConnectionLike, load_connection
@@ -30,25 +33,24 @@ __all__ = ["SOURCES", "MARKET_SOURCES", "fetch_market", "fetch_fx", "ingest_file
 
 Source = FtpSource | HttpApiSource | FileDropSource
 
-SOURCES: dict[str, Source] = {s.name: s for s in (
-    FtpSource("ftp-kr", "KR", "kr-ftp-csv",
-              files=("kr/master.csv", "kr/tickers.csv", "kr/corporate_actions.csv"),
-              folders=("kr/prices",)),
-    FtpSource("ftp-eu", "EU", "eu-ftp-csv",
-              files=("eu/reference.csv", "eu/tickers.csv", "eu/corporate_actions.csv"),
-              folders=("eu/prices",)),
-    HttpApiSource("api-kr", "KR", ("fundamentals",)),
-    HttpApiSource("api-eu", "EU", ("fundamentals",)),
-    HttpApiSource("api-us", "US", ("securities", "tickers", "prices", "corporate_actions",
-                                   "fundamentals")),
-    HttpApiSource("api-fx", "FX", ("fx",)),
-)}
+def _adapter(market: str, spec: SourceSpec) -> Source:
+    """The adapter of one registry source: FTP files of a delimited format, or API endpoints."""
+    if spec.protocol == "ftp":
+        fmt = FORMATS[str(spec.format)]
+        fixed = tuple(f"{spec.root}/{p}" for p in fmt.files.values() if "%" not in p)
+        folders = tuple(f"{spec.root}/{p.rsplit('/', 1)[0]}" for p in fmt.files.values()
+                        if "%" in p)
+        return FtpSource(spec.name, market, fmt.name, files=fixed, folders=folders)
+    return HttpApiSource(spec.name, market, spec.endpoints)
+
+
+_SPECS = {**{code: m.sources for code, m in MARKETS.items()}, **registry().shared_sources}
+SOURCES: dict[str, Source] = {s.name: _adapter(code, s) for code, specs in _SPECS.items()
+                              for s in specs}
+"""Every vendor feed, built from ``quantlib/markets.yaml``."""
 MARKET_SOURCES: dict[str, tuple[str, ...]] = {
-    "KR": ("ftp-kr", "api-kr"),
-    "EU": ("ftp-eu", "api-eu"),
-    "US": ("api-us",),
-    "FX": ("api-fx",),
-}
+    code: tuple(s.name for s in specs) for code, specs in _SPECS.items()}
+"""The feeds making up each market (and ``FX``), in fetch order."""
 
 
 def run_sources(sources: list[Source], *, raw: RawZone, connection: Any, fetch_id: str,
@@ -82,7 +84,7 @@ def fetch_market(market: str, *, raw: RawZone, connection: ConnectionLike | None
     Parameters
     ----------
     market : str
-        ``KR``, ``EU``, ``US`` (or ``FX``, see :func:`fetch_fx`).
+        A market code of the registry (or ``FX``, see :func:`fetch_fx`).
     raw : RawZone
         Where deliveries are stored.
     connection : object, optional

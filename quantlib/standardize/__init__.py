@@ -1,7 +1,9 @@
 """Standardize vendor deliveries into canonical frames (docs/architecture.md).
 
-One reader per vendor format, found by name in :data:`READERS`: ``kr-ftp-csv``,
-``eu-ftp-csv``, ``api-json`` (one parser per endpoint) and ``yahoo-csv``.
+One reader per kind of vendor format, found by format name in :data:`READERS`: every
+delimited format declared in ``quantlib/markets.yaml`` (``kr-ftp-csv``, ``eu-ftp-csv``,
+``jp-ftp-csv``) goes through :mod:`quantlib.standardize.delimited`; ``api-json`` (one
+parser per endpoint) and ``yahoo-csv`` have their own.
 """
 
 from quantlib.standardize.batch import (

@@ -20,7 +20,8 @@ __all__ = ["VENDOR_LAG", "unparsed", "read_csv_text", "read_csv_many", "decode",
            "price_known_at", "midnight_utc", "listed_known_at", "epoch_ms_date", "epoch_ms_utc"]
 
 VENDOR_LAG = pd.Timedelta(minutes=15)
-"""Delay between a session's close and the vendor's delivery of its bars (sandbox: 15 min)."""
+"""The usual delay between a session's close and the vendor's delivery of its bars; each
+market's own lag is ``vendor_lag_minutes`` in ``quantlib/markets.yaml``."""
 
 
 def check_columns(found: Sequence[str], expected: Sequence[str], d: Delivery) -> None:
@@ -189,7 +190,7 @@ def to_date(s: pd.Series, fmt: str) -> pd.Series:
 
 
 def price_known_at(market: str, dates: pd.Series) -> pd.Series:
-    """When a bar became knowable: the session close (UTC) plus :data:`VENDOR_LAG`.
+    """When a bar became knowable: the session close (UTC) plus the market's vendor lag.
 
     Examples
     --------
@@ -197,7 +198,7 @@ def price_known_at(market: str, dates: pd.Series) -> pd.Series:
     ['2024-03-04 06:45:00+00:00']
     """
     uniq = pd.DatetimeIndex(dates.dropna().unique()).astype("datetime64[ns]")
-    closes = pd.Series(session_closes(market, uniq) + VENDOR_LAG, index=uniq,
+    closes = pd.Series(session_closes(market, uniq) + market_info(market).vendor_lag, index=uniq,
                        dtype="datetime64[ns, UTC]")
     known = closes.reindex(pd.DatetimeIndex(dates).astype("datetime64[ns]"))
     return pd.Series(known.array, index=dates.index, dtype="datetime64[ns, UTC]")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from quantlib.errors import StandardizeError
+from quantlib.markets import FORMATS
 from quantlib.raw import Delivery, RawZone
 from quantlib.standardize.batch import CanonicalBatch
 
@@ -38,7 +39,7 @@ class Reader:
         Examples
         --------
         >>> READERS["kr-ftp-csv"].load().__name__
-        'read_kr'
+        'read_delimited'
         """
         return _resolve(self.function)
 
@@ -55,15 +56,11 @@ def _resolve(spec: str):  # type: ignore[no-untyped-def]
     return getattr(importlib.import_module(module), attr)
 
 
+_FRAMES = ("assets", "symbols", "prices", "corporate_actions")
 READERS: dict[str, Reader] = {r.name: r for r in (
-    Reader("kr-ftp-csv", "quantlib.standardize.kr:read_kr",
-           "quantlib.standardize.kr:read_kr_many", "cp949",
-           ("assets", "symbols", "prices", "corporate_actions"),
-           "KR FTP files: Korean headers, YYYYMMDD, integer KRW"),
-    Reader("eu-ftp-csv", "quantlib.standardize.eu:read_eu",
-           "quantlib.standardize.eu:read_eu_many", "utf-8",
-           ("assets", "symbols", "prices", "corporate_actions"),
-           "EU FTP files: ';' separated, decimal comma, DD.MM.YYYY"),
+    *(Reader(name, "quantlib.standardize.delimited:read_delimited",
+             "quantlib.standardize.delimited:read_delimited_many", spec.encoding, _FRAMES,
+             spec.description) for name, spec in FORMATS.items()),
     Reader("api-json", "quantlib.standardize.api:read_api",
            "quantlib.standardize.api:read_api_many", "utf-8",
            ("assets", "symbols", "prices", "corporate_actions", "statements", "fx"),
@@ -72,6 +69,8 @@ READERS: dict[str, Reader] = {r.name: r for r in (
            ("assets", "symbols", "prices", "corporate_actions"),
            "Yahoo-style daily CSVs (bokeh-sampledata stocks), actions from Adj Close"),
 )}
+"""Every vendor format: the delimited specs of ``quantlib/markets.yaml``, the JSON API
+and the Yahoo file drop."""
 
 
 def reader(fmt: str) -> ReadFn:
@@ -82,7 +81,7 @@ def reader(fmt: str) -> ReadFn:
     >>> reader("xml")
     Traceback (most recent call last):
     ...
-    quantlib.errors.StandardizeError: delivery format must be one of kr-ftp-csv, eu-ftp-csv, api-json, yahoo-csv; found 'xml' [field=fmt]. Fix: ...
+    quantlib.errors.StandardizeError: delivery format must be one of kr-ftp-csv, eu-ftp-csv, jp-ftp-csv, api-json, yahoo-csv; found 'xml' [field=fmt]. Fix: ...
     """
     entry = READERS.get(fmt)
     if entry is None:

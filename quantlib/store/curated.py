@@ -9,14 +9,24 @@ Layout inside the repository (see docs/architecture.md, "Store layout")::
 How a commit works, step by step:
 
 1. open a writable session on branch ``main`` (it starts from the latest commit, so
-   any group this refresh does not rewrite keeps its previous content);
-2. write the long tables; statements are append-only: previous rows + the new rows
-   not already present (key ``asset_id, field, period_end, known_at``);
+   any group this refresh does not rewrite keeps its previous content). A caller that
+   built its frames from a version it read passes that version as ``parent``; if
+   ``main`` has moved since, the commit stops here with
+   :class:`~quantlib.errors.WriteConflictError`;
+2. write the long tables; statements are append-only: the session's base rows + the
+   new rows not already present (key ``asset_id, field, period_end, known_at``);
 3. pivot prices per market and write ``prices/<market>`` (and ``fx/``);
-4. ``session.commit`` - the only step that makes anything visible. A process killed
-   before it leaves the previous version exactly as it was;
-5. tag the new snapshot and export its statements to
+4. under the commit lock (:func:`quantlib.store.cas.commit_lock`), ``session.commit``
+   - the only step that makes anything visible. Icechunk refuses it when another writer
+   committed since step 1 (``WriteConflictError``: nothing of this write is visible).
+   A process killed before it leaves the previous version exactly as it was;
+5. tag the new snapshot (still under the lock) and export its statements to
    ``tables/statements/<snapshot_id>.parquet`` for SQL.
+
+Writers that merge their data over the latest version use :meth:`CuratedStore.commit_rebased`:
+read the tip, build the frames on it, commit with ``parent=tip``; on a conflict re-read
+and rebuild on the new tip, a bounded number of times. No writer silently replaces
+another's commit.
 """
 
 from __future__ import annotations
@@ -24,7 +34,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -33,8 +43,9 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from quantlib.errors import SnapshotNotFoundError, StoreError
+from quantlib.errors import SnapshotNotFoundError, StoreError, WriteConflictError
 from quantlib.store import parquet
+from quantlib.store.cas import commit_lock
 from quantlib.store.location import StoreLocation, resolve_location
 from quantlib.store.panels import (
     fx_to_panel,
@@ -241,14 +252,23 @@ class CuratedStore:
             tag, n = f"{base}-{n}", n + 1
         return tag
 
-    def _previous(self) -> zarr.Group | None:
-        tip = self.repo.lookup_branch("main")
-        if self.repo.lookup_snapshot(tip).parent_id is None:
+    def tip(self) -> str:
+        """Snapshot id at the tip of ``main``, as stored now (the repository's empty
+        initial commit for a store without data)."""
+        return self.repo.lookup_branch("main")
+
+    def is_initial(self, snapshot_id: str) -> bool:
+        """Whether ``snapshot_id`` is the repository's empty initial commit."""
+        return self.repo.lookup_snapshot(snapshot_id).parent_id is None
+
+    def _base(self, snapshot_id: str) -> zarr.Group | None:
+        if self.is_initial(snapshot_id):
             return None
-        return zarr.open_group(self.repo.readonly_session(snapshot_id=tip).store, mode="r")
+        return zarr.open_group(self.repo.readonly_session(snapshot_id=snapshot_id).store,
+                               mode="r")
 
     def commit(self, frames: Mapping[str, pd.DataFrame], *, message: str,
-               tag: str | None = None) -> str:
+               tag: str | None = None, parent: str | None = None) -> str:
         """Write a whole refresh as ONE atomic, tagged commit; return its snapshot id.
 
         Parameters
@@ -261,9 +281,15 @@ class CuratedStore:
             Commit message.
         tag : str, optional
             Tag for the new snapshot (default ``refresh-YYYYMMDDTHHMMSSZ``).
+        parent : str, optional
+            The snapshot id (:meth:`tip`) the frames were built from. The commit is
+            refused if ``main`` is no longer there.
 
         Raises
         ------
+        WriteConflictError
+            ``main`` moved away from ``parent``, or another writer committed while this
+            one was writing. Nothing is committed then; rebuild on the new tip.
         StoreError
             Unknown frame names, a tag that already exists, prices for an asset not in
             the assets table, or a failed write. Nothing is committed then.
@@ -272,24 +298,95 @@ class CuratedStore:
         if unknown:
             raise StoreError(f"frames must be named {', '.join(FRAME_NAMES)}",
                              found=", ".join(unknown), fix="rename or drop those frames")
-        if tag is not None and tag in self.repo.list_tags():
-            raise StoreError("tag must be new", found=f"tag {tag!r} exists",
-                             fix="choose another tag or leave it to the default",
-                             snapshot=tag)
-        tag = tag or self._default_tag()
-        previous = self._previous()
+        self._check_new_tag(tag)
         session = self.repo.writable_session("main")
+        if parent is not None and session.snapshot_id != parent:
+            raise self._conflict(parent, session.snapshot_id)
         try:
-            rows = self._write_all(session, frames, previous)
-            snapshot_id = session.commit(message, metadata={"tag": tag, "rows": rows})
+            rows = self._write_all(session, frames, self._base(session.snapshot_id))
+            with commit_lock(self.location):
+                self._check_new_tag(tag)
+                name = tag or self._default_tag()
+                snapshot_id = session.commit(message, metadata={"tag": name, "rows": rows})
+                self._create_tag(name, snapshot_id, default=tag is None)
+        except icechunk.ConflictError as exc:
+            raise self._conflict(session.snapshot_id, self.tip()) from exc
         except icechunk.IcechunkError as exc:
             raise StoreError("commit to the curated store must succeed", found=str(exc),
                              fix="check the store and rerun the refresh; the previous "
                              "version is intact", file=self.location.join("curated")) from exc
-        self.repo.create_tag(tag, snapshot_id)
         statements = self.read_table("statements", snapshot_id)
         parquet.write_table_file(self.location, "statements", snapshot_id, statements)
         return snapshot_id
+
+    def _check_new_tag(self, tag: str | None) -> None:
+        if tag is not None and tag in self.repo.list_tags():
+            raise StoreError("tag must be new", found=f"tag {tag!r} exists",
+                             fix="choose another tag or leave it to the default",
+                             snapshot=tag)
+
+    def _conflict(self, based_on: str, tip: str) -> WriteConflictError:
+        return WriteConflictError(
+            "a commit must be based on the latest version of main",
+            found=f"it was built on {based_on} but another writer committed {tip} first",
+            fix="nothing of this write was committed; rerun it (refresh and ingest "
+            "rebase on the new version by themselves)", file=self.location.join("curated"))
+
+    def _create_tag(self, tag: str, snapshot_id: str, *, default: bool) -> None:
+        """Tag a new commit. On S3 (no commit lock) a default tag taken by a concurrent
+        writer in the same second gets the next free suffix; an explicit one fails."""
+        for n in range(50):
+            name = f"{tag}-{n}" if n else tag
+            try:
+                self.repo.create_tag(name, snapshot_id)
+                return
+            except icechunk.IcechunkError as exc:
+                if name not in self.repo.list_tags():
+                    raise
+                if not default:
+                    raise StoreError("tag must be new", found=f"another writer created "
+                                     f"{name!r} first; commit {snapshot_id} is on main "
+                                     "untagged", fix="tag it with another name",
+                                     snapshot=snapshot_id) from exc
+        raise StoreError("a commit must get a free tag", found=f"{tag!r} and its suffixes "
+                         "are taken", fix="pass an explicit tag", snapshot=snapshot_id)
+
+    def commit_rebased(self, build: Callable[[str | None], Mapping[str, pd.DataFrame]], *,
+                       message: str, tag: str | None = None, attempts: int = 5
+                       ) -> tuple[str, int]:
+        """Commit frames built on the latest version; rebuild and retry on a conflict.
+
+        Parameters
+        ----------
+        build : callable
+            ``build(base)`` returns the frames to commit, built on snapshot ``base``
+            (``None`` for an empty store). Called again on the new tip after a conflict.
+        message, tag
+            As for :meth:`commit`.
+        attempts : int
+            Commits tried before giving up.
+
+        Returns
+        -------
+        (str, int)
+            The new snapshot id and how many times it was rebased (0: no conflict).
+
+        Raises
+        ------
+        WriteConflictError
+            Other writers won all ``attempts``; nothing of this write was committed.
+        """
+        for attempt in range(attempts):
+            tip = self.tip()
+            frames = build(None if self.is_initial(tip) else tip)
+            try:
+                return self.commit(frames, message=message, tag=tag, parent=tip), attempt
+            except WriteConflictError as exc:
+                last = exc
+        raise WriteConflictError(
+            last.what, found=f"{last.found}; gave up after {attempts} attempts",
+            fix="nothing of this write was committed; rerun it when fewer writers are "
+            "committing", file=self.location.join("curated"))
 
     def _write_all(self, session: icechunk.Session, frames: Mapping[str, pd.DataFrame],
                    previous: zarr.Group | None) -> dict[str, int]:

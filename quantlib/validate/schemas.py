@@ -10,12 +10,12 @@ from __future__ import annotations
 import pandas as pd
 import pandera.pandas as pa
 
+from quantlib.markets import STATEMENT_FIELDS
 from quantlib.standardize import FRAME_COLUMNS
 
 __all__ = ["SCHEMAS", "STATEMENT_FIELDS", "ACTION_KINDS", "schema_issues", "ISSUE_COLUMNS"]
 
-STATEMENT_FIELDS = ("revenue", "net_income", "total_equity", "total_assets",
-                    "shares_outstanding", "operating_cash_flow")
+# STATEMENT_FIELDS: the canonical statement fields, defined once in quantlib/markets.yaml
 ACTION_KINDS = ("split", "dividend")
 ISSUE_COLUMNS = ["frame", "idx", "field", "value", "check", "reason", "severity"]
 

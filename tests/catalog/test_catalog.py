@@ -158,8 +158,8 @@ def test_catalog_file_is_the_declared_catalog_and_holds_no_credentials():
 
 
 @pytest.mark.parametrize("params, field, words", [
-    (dict(markets=["KR", "JP"]), "markets", "catalog parameter markets must be a list of KR, US,"
-     " EU; found 'JP'"),
+    (dict(markets=["KR", "CH"]), "markets", "catalog parameter markets must be a list of KR, US,"
+     " EU, JP; found 'CH'"),
     (dict(decision_clock="London"), "decision_clock", "must be one of own, KR, US, EU"),
     (dict(start="2025-13-01"), "start", "catalog parameter start must be a date YYYY-MM-DD"),
     (dict(start="2025-05-01", end="2025-04-01"), "start", "start must be on or before end"),

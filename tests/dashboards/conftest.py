@@ -90,3 +90,22 @@ def painted_canvases():
     def count(page) -> dict:
         return page.evaluate(PAINTED_CANVASES_JS)
     return count
+
+
+@pytest.fixture
+def login():
+    """Open a dashboards page, get sent to the hub login, log in, come back via OAuth.
+
+    Returns ``(context, page)``; the caller closes the context.
+    """
+    def go(browser, hub, user: str, path: str = "gallery"):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = ctx.new_page()
+        page.goto(hub.service_url("dashboards") + path)
+        assert "/hub/login" in page.url  # a logged-out user is sent to the hub's login
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", hub.password)
+        page.click("#login_submit")
+        page.wait_for_load_state()
+        return ctx, page
+    return go

@@ -11,25 +11,12 @@ from quantlib.serving.analytics import fmt_num, fmt_pct
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.slow]
 
-def login(browser, hub, user: str, path: str = "gallery"):
-    """Open a dashboards page, get sent to the hub login, log in, come back via OAuth."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    page.goto(hub.service_url("dashboards") + path)
-    assert "/hub/login" in page.url  # a logged-out user is sent to the hub's login
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", hub.password)
-    page.click("#login_submit")
-    page.wait_for_load_state()
-    return ctx, page
-
-
 def stored_metrics(store: str, rid: str) -> dict:
     with open(f"{store}/objects/{rid}/meta.json") as fh:
         return json.load(fh)["metrics"]
 
 
-def test_manager_gallery_tearsheet_metrics_and_plots(browser, hub, store, screenshot,
+def test_manager_gallery_tearsheet_metrics_and_plots(login, browser, hub, store, screenshot,
                                                       painted_canvases):
     url, ids = store
     ctx, page = login(browser, hub, "mo")
@@ -60,7 +47,7 @@ def test_manager_gallery_tearsheet_metrics_and_plots(browser, hub, store, screen
         ctx.close()
 
 
-def test_unpublished_visible_to_author_only(browser, hub, store, screenshot):
+def test_unpublished_visible_to_author_only(login, browser, hub, store, screenshot):
     _url, ids = store
     ctx, page = login(browser, hub, "ann")
     try:
@@ -79,7 +66,7 @@ def test_unpublished_visible_to_author_only(browser, hub, store, screenshot):
         ctx.close()
 
 
-def test_user_without_role_gets_403(browser, hub):
+def test_user_without_role_gets_403(login, browser, hub):
     ctx = browser.new_context()
     page = ctx.new_page()
     try:
@@ -94,7 +81,7 @@ def test_user_without_role_gets_403(browser, hub):
         ctx.close()
 
 
-def test_whatif_runs_on_cluster_then_answers_from_cache(browser, hub, store, screenshot):
+def test_whatif_runs_on_cluster_then_answers_from_cache(login, browser, hub, store, screenshot):
     url, ids = store
     ctx, page = login(browser, hub, "mo", path=f"whatif?id={ids[0]}")
     try:
@@ -128,7 +115,7 @@ def test_whatif_runs_on_cluster_then_answers_from_cache(browser, hub, store, scr
         ctx.close()
 
 
-def test_data_health_page(browser, hub, screenshot):
+def test_data_health_page(login, browser, hub, screenshot):
     ctx, page = login(browser, hub, "mo", path="health")
     try:
         page.wait_for_selector("#ql-health-rendered", state="attached", timeout=90_000)

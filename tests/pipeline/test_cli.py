@@ -37,9 +37,9 @@ def test_cli_refresh_ingest_status(tmp_path):
     assert ("US", "file-drop") in sources and ("EU", "ftp-eu") in sources
     text = _quantlib("data", "status", "--store", store)
     assert "versions: 2" in text.stdout
-    bad = _quantlib("data", "refresh", "--store", store, "--markets", "US,JP")
+    bad = _quantlib("data", "refresh", "--store", store, "--markets", "US,CH")
     assert bad.returncode == 2
-    assert "market must be one of KR, US, EU; found 'JP'" in bad.stderr
+    assert "market must be one of KR, US, EU, JP; found 'CH'" in bad.stderr
 
 
 def test_cli_rejected_refresh_exits_nonzero(tmp_path):

@@ -233,7 +233,7 @@ def test_build_fx_on_own_clock(truth):
 
 
 @pytest.mark.parametrize("kw, field, words", [
-    (dict(markets=["KR", "JP"]), "markets", "markets must be a list of KR, US, EU; found 'JP'"),
+    (dict(markets=["KR", "CH"]), "markets", "markets must be a list of KR, US, EU, JP; found 'CH'"),
     (dict(decision_clock="Asia"), "decision_clock", "decision_clock must be one of own"),
     (dict(start="2025-05-01", end="2025-04-01"), "start", "start must be on or before end"),
     (dict(start="yesterday-ish"), "start/end", "start and end must be dates"),

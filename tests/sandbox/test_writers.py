@@ -91,7 +91,7 @@ def test_kr_master_and_tickers(small_universe, tree):
     root, _ = tree
     master = pd.read_csv(root / "kr/master.csv", encoding="cp949", dtype=str,
                          keep_default_na=False)
-    assert list(master.columns) == KR_HEADERS["master"].split(",")
+    assert list(master.columns) == KR_HEADERS["assets"].split(",")
     truth = small_universe.market_assets("KR")
     assert (master["표준코드"].to_numpy() == truth["asset_id"].to_numpy()).all()
     assert (master["종목명"].to_numpy() == truth["name"].to_numpy()).all()

@@ -1,7 +1,7 @@
 """A real sandbox (FTP + HTTP servers on loopback) shared by the source tests.
 
-One small universe (20 assets per market, one year) is generated and served once per
-session; each test gets it with its faults cleared before and after.
+One small universe (20 assets per market of the registry, JP included, one year) is
+generated and served once per session; each test gets it with its faults cleared before and after.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ FAST = RetryPolicy(initial=0.01, maximum=0.05, jitter=0.01, max_attempts=6, max_
 
 @pytest.fixture(scope="session")
 def _session_sandbox(tmp_path_factory: pytest.TempPathFactory):
+    from quantlib.markets import MARKETS
     from quantlib.sandbox import start_sandbox
 
-    sb = start_sandbox(n_assets=20, years=1, seed=7, end="2025-12-31",
+    sb = start_sandbox(n_assets=20, years=1, seed=7, end="2025-12-31", markets=tuple(MARKETS),
                        root=tmp_path_factory.mktemp("vendor-tree"), write_state=False,
                        rate_limit=(500.0, 1000.0))
     yield sb

@@ -20,7 +20,7 @@ def _same(got: pd.DataFrame, truth: pd.DataFrame) -> None:
 
 def _fetch_all(sandbox, raw, fetch_id, retry, **kw):
     out = []
-    for m in ("KR", "EU", "US"):
+    for m in sandbox.universe.markets:     # every market of the registry, JP included
         out += fetch_market(m, raw=raw, connection=sandbox, fetch_id=fetch_id, retry=retry, **kw)
     out += fetch_fx(raw=raw, connection=sandbox, fetch_id=fetch_id, retry=retry, **kw)
     return out
@@ -34,10 +34,12 @@ def test_fetch_standardize_equals_truth(sandbox, fast_retry, tmp_path):
     got_kr = [d for d in deliveries if d.source == "ftp-kr"]
     assert sorted(d.file for d in got_kr) == sorted(f.path for f in kr_files)
     by_path = {f.path: f for f in sandbox.files}
-    for d in got_kr + [d for d in deliveries if d.source == "ftp-eu"]:
+    for d in got_kr + [d for d in deliveries if d.source in ("ftp-eu", "ftp-jp")]:
         assert (d.sha256, d.rows) == (by_path[d.file].sha256, by_path[d.file].rows)
-    assert {d.source for d in deliveries} == {"ftp-kr", "ftp-eu", "api-kr", "api-eu", "api-us",
-                                              "api-fx"}
+    assert {d.source for d in deliveries} == {"ftp-kr", "ftp-eu", "ftp-jp", "api-kr", "api-eu",
+                                              "api-jp", "api-us", "api-fx"}
+    assert {d.file.split("/")[1] for d in deliveries if d.source == "ftp-jp"} == {
+        "meigara.csv", "code_history.csv", "kenri.csv", "daily"}
     batch = standardize(deliveries, raw)
     for name, truth in u.frames().items():
         _same(batch.frames()[name], truth)
@@ -48,6 +50,13 @@ def test_fetch_standardize_equals_truth(sandbox, fast_retry, tmp_path):
     line = text.splitlines()[kr_row["row"]]
     assert line.split(",")[1] == kr_row["asset_id"]
     assert float(line.split(",")[7]) == kr_row["close"]
+    jp_row = p[p["source"] == "ftp-jp"].iloc[7]       # Shift_JIS file with Japanese headers
+    jp = raw.get(next(d.sha256 for d in deliveries if d.file == jp_row["file"]))
+    header, line = jp.decode("shift_jis").splitlines()[0], jp.decode("shift_jis").splitlines()[
+        jp_row["row"]]
+    assert header == "日付,銘柄コード,ISINコード,銘柄名,始値,高値,安値,終値,出来高"
+    assert line.split(",")[2] == jp_row["asset_id"] and float(line.split(",")[7]) == \
+        jp_row["close"]
     outcome = validate(batch, deliveries=deliveries)
     assert outcome.report["bad_rows"] == 0
     assert outcome.report["reconciliation"]["files"] == len(deliveries)
@@ -94,8 +103,8 @@ def test_window_limits_price_files_and_pages(sandbox, fast_retry, tmp_path):
 def test_unknown_market_fails_fast(sandbox, tmp_path):
     from quantlib.errors import PermanentSourceError
 
-    with pytest.raises(PermanentSourceError, match="market must be one of KR, EU, US, FX"):
-        fetch_market("JP", raw=RawZone(str(tmp_path)), connection=sandbox, fetch_id="x")
+    with pytest.raises(PermanentSourceError, match="market must be one of KR, US, EU, JP, FX"):
+        fetch_market("CH", raw=RawZone(str(tmp_path)), connection=sandbox, fetch_id="x")
 
 
 def test_connection_from_sandbox_state_file(sandbox, fast_retry, tmp_path):

@@ -30,6 +30,16 @@ EU_REF = ("ISIN;Ticker;Name;Sector;ListingDate;DelistingDate\n"
 EU_ACTIONS = ("ISIN;ExDate;Type;Value;AnnouncedAt\n"
               "DE0000000001;15.05.2025;DIVIDEND;1,25;2025-04-20T10:15:00+02:00\n")
 
+JP_PRICES = ("日付,銘柄コード,ISINコード,銘柄名,始値,高値,安値,終値,出来高\n"
+             "2025/03/03,7203,JP3720300007,東京自動車,2650,2700,2601,2688,1500300\n"
+             "2025/03/03,8301,JP3830100000,日本銀行,1020,1022,1001,1010,800\n")
+JP_MASTER = ("ISINコード,銘柄コード,銘柄名,業種,上場日,上場廃止日\n"
+             "JP3720300007,7203,東京自動車,Consumer Discretionary,1949/05/16,\n"
+             "JP3830100000,8301,日本銀行,Financials,2025/02/10,2025/09/30\n")
+JP_ACTIONS = ("ISINコード,権利落日,種別,値,公表日時\n"
+              "JP3720300007,2025/03/27,株式分割,5,2025/02/10 15:00\n"
+              "JP3830100000,2025/09/26,現金配当,25,2025/08/01 16:30\n")
+
 
 def _deliver(raw, text, file, fmt, market, source, encoding="utf-8"):
     return raw.put(text.encode(encoding), source=source, market=market, file=file,
@@ -159,6 +169,7 @@ def test_wrong_encoding_and_unknown_format(raw):
 SAMPLES = {
     "kr-ftp-csv": (KR_PRICES, "kr/prices/20250303.csv", "KR", "cp949"),
     "eu-ftp-csv": (EU_PRICES, "eu/prices/prices_202503.csv", "EU", "utf-8"),
+    "jp-ftp-csv": (JP_PRICES, "jp/daily/20250303.csv", "JP", "shift_jis"),
     "api-json": (_page([{"isin": "US1", "ticker": "A", "t": 1740960000000, "o": 1.0,
                          "h": 1.0, "l": 1.0, "c": 1.0, "v": 1}]),
                  "api/v1/prices?market=US&page=1", "US", "utf-8"),
@@ -177,12 +188,39 @@ def test_reader_contract(raw, fmt):
     many = entry.load_many()([(raw.get(d.sha256), d)])
     for b in (one, many):
         assert isinstance(b, CanonicalBatch)
-        assert len(b.prices) == (2 if fmt in ("kr-ftp-csv", "eu-ftp-csv") else 1)
+        assert len(b.prices) == (2 if fmt.endswith("-ftp-csv") else 1)
         for name, frame in b.frames().items():
             want = dict(FRAME_COLUMNS[name], **PROVENANCE)
             assert frame.dtypes.astype(str).to_dict() == want, name
         first = 0 if fmt == "api-json" else 1    # JSON: index in page; CSV: 1-based row
         assert b.prices[["source", "file", "row"]].values.tolist()[0] == ["contract", file, first]
+
+
+def test_jp_files_shift_jis_japanese_headers(raw):
+    """The JP spec: Shift_JIS, Japanese headers, YYYY/MM/DD, JST timestamps, 20 min lag."""
+    ds = [_deliver(raw, t, f, "jp-ftp-csv", "JP", "ftp-jp", "shift_jis") for t, f in [
+        (JP_PRICES, "jp/daily/20250303.csv"), (JP_MASTER, "jp/meigara.csv"),
+        (JP_ACTIONS, "jp/kenri.csv")]]
+    b = standardize(ds, raw)
+    p = b.prices
+    assert p[["asset_id", "open", "high", "low", "close", "volume"]].values.tolist() == [
+        ["JP3720300007", 2650.0, 2700.0, 2601.0, 2688.0, 1500300.0],
+        ["JP3830100000", 1020.0, 1022.0, 1001.0, 1010.0, 800.0]]
+    # XTKS closes 15:30 JST (since 2024-11-05) = 06:30 UTC, plus JP's 20 minute vendor lag
+    assert p["known_at"].iloc[0] == pd.Timestamp("2025-03-03 06:50", tz="UTC")
+    a = b.assets
+    assert a[["market", "mic", "currency", "name"]].values.tolist()[1] == [
+        "JP", "XTKS", "JPY", "日本銀行"]
+    assert a["listed"].iloc[0] == pd.Timestamp("1949-05-16")
+    assert a["delisted"].iloc[1] == pd.Timestamp("2025-09-30")
+    ca = b.corporate_actions
+    assert ca[["kind", "value"]].values.tolist() == [["split", 5.0], ["dividend", 25.0]]
+    # 15:00 JST on 2025-02-10 is 06:00 UTC
+    assert ca["known_at"].iloc[0] == pd.Timestamp("2025-02-10 06:00", tz="UTC")
+    assert b.unparsed.empty
+    with pytest.raises(StandardizeError, match="vendor file must be encoded as shift_jis"):
+        standardize([_deliver(raw, JP_MASTER, "jp/meigara.csv", "jp-ftp-csv", "JP", "ftp-jp",
+                              "utf-8")], raw)
 
 
 def test_ragged_and_quoted_rows_fall_back_to_pandas(raw):
