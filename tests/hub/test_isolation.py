@@ -318,6 +318,10 @@ HTTP_MATRIX = [  # (endpoint, method, path, {role: expected status})
      {"alice": 422}),
     ("results API: publish", "POST", API + "results",
      {None: 401, "mark": 403, "dana": 403}),
+    ("results API: docs page", "GET", "services/results-api/",
+     {None: 302, "alice": 200, "mark": 200, "dana": 200}),
+    ("results API: openapi.json", "GET", "services/results-api/openapi.json",
+     {None: 200, "alice": 200}),
     ("scheduler: jobs", "GET", "services/scheduler/api/jobs",
      {None: 403, "alice": 403, "mark": 403, "dana": 200}),
 ]
