@@ -104,7 +104,7 @@ def w1_ours(ds):
     from quantlib.backtest.sweep import sweep
 
     return sweep("ma_crossover", [{"fast": f, "slow": s} for f, s in PAIRS], ds,
-                 per_asset=True, costs=FEE * 1e4)
+                 per_asset=True, costs=f"flat:{FEE * 1e4}")
 
 
 def _w1_child(q):
@@ -120,7 +120,7 @@ def w2_ours(ds):
     from quantlib.backtest import run
 
     return run("xs_momentum", ds, window=252, skip=21, quantile=10, rebalance="M",
-               costs=FEE * 1e4 / 1.0)
+               costs=f"flat:{FEE * 1e4}")
 
 
 def run_peers(data_dir: Path, workloads: list[str], timeout: int) -> dict:
@@ -292,7 +292,7 @@ def dask_rows(ds, repeat: int = 3) -> list[tuple[str, str, str]]:
     from quantlib.backtest.sweep import sweep
 
     grid = [{"fast": f, "slow": s} for f in range(1, 101) for s in range(10, 510, 10) if f < s]
-    kw = {"per_asset": True, "costs": 10}
+    kw = {"per_asset": True, "costs": "flat:10"}
     sweep("ma_crossover", grid[:2], ds, **kw)
     t1s, t2s = [], []
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -91,7 +91,7 @@ def _cache() -> PlotCache:
 
 
 def _tables_cache() -> PlotCache:
-    return plot_cache(_cache().folder / "tables")
+    return plot_cache(_cache().folder / "tables", kind="tables")
 
 
 def cached_plots(rid: str) -> str:

@@ -19,6 +19,7 @@ through ``returns_base`` when present.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,18 +28,15 @@ import pandas as pd
 import xarray as xr
 
 from quantlib.backtest import kernels
-from quantlib.backtest.constraints import Constraints, apply_constraints, rebalance_mask
-from quantlib.backtest.costs import resolve_costs
+from quantlib.backtest.constraints import apply_constraints, rebalance_mask
 from quantlib.backtest.result import Result, to_jsonable
-from quantlib.errors import BacktestError
+from quantlib.backtest.settings import Settings, resolve_settings, split_settings
+from quantlib.errors import BacktestError, QuantlibWarning
 
-__all__ = ["simulate", "run", "as_dataset", "settings_dict", "SIM_DEFAULTS"]
+__all__ = ["simulate", "run", "as_dataset", "strategy_weights", "SIM_DEFAULTS"]
 
-SIM_DEFAULTS: dict[str, Any] = {
-    "rebalance": "D", "execution": "close", "costs": "default", "long_only": True,
-    "gross_leverage": 1.0, "net_leverage": None, "max_weight": None, "neutral": None,
-    "periods_per_year": 252, "risk_free": 0.0, "benchmark": None,
-}
+#: the platform's default simulation settings, by name (see :class:`Settings`)
+SIM_DEFAULTS: dict[str, Any] = {**Settings().as_params(), "costs": "default"}
 
 
 def as_dataset(data: Any) -> xr.Dataset:
@@ -53,6 +51,13 @@ def as_dataset(data: Any) -> xr.Dataset:
             raise BacktestError("backtest data must hold close and returns (date x asset)",
                                 found=f"variables {sorted(map(str, data.data_vars))}",
                                 fix="merge the catalog's prices entry", field=var)
+    if data.sizes.get("date", 0) == 0 or data.sizes.get("asset", 0) == 0:
+        attrs = {k: data.attrs[k] for k in ("markets", "start", "end") if k in data.attrs}
+        raise BacktestError("backtest data must hold at least one session and one asset",
+                            found=f"{data.sizes.get('date', 0)} dates x "
+                                  f"{data.sizes.get('asset', 0)} assets {attrs or ''}".strip(),
+                            fix="choose start/end (and markets) inside the store's history, "
+                                "e.g. quantlib.load_dataset(start=..., end=...)")
     return data.transpose("date", "asset", ...)
 
 
@@ -62,18 +67,9 @@ def _np(data: xr.Dataset, name: str) -> np.ndarray | None:
     return np.asarray(data[name].values, dtype=float)
 
 
-def settings_dict(**settings: Any) -> dict[str, Any]:
-    """Simulation settings merged over :data:`SIM_DEFAULTS` (unknown keys rejected)."""
-    unknown = sorted(set(settings) - set(SIM_DEFAULTS))
-    if unknown:
-        raise BacktestError("unknown simulation setting", found=", ".join(unknown),
-                            fix=f"use one of {sorted(SIM_DEFAULTS)}")
-    return {**SIM_DEFAULTS, **settings}
-
-
 def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom",
              source_hash: str | None = None, params: dict[str, Any] | None = None,
-             **settings: Any) -> Result:
+             settings: Settings | None = None, **kwargs: Any) -> Result:
     """Simulate a portfolio that trades to ``target_weights``; see the module docstring.
 
     Parameters
@@ -83,12 +79,16 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
     data : xarray.Dataset
         Per the backtest data contract (``close``, ``returns``; optional ``open``,
         ``volume``, ``in_universe``, ``returns_base``, coords ``market``/``sector``).
+    settings : Settings, optional
+        Resolved settings (:func:`~quantlib.backtest.settings.resolve_settings`);
+        otherwise the keyword settings below are resolved (platform defaults under them).
     rebalance : {"D", "W", "M", "Q"} or int, default "D"
     execution : {"close", "open"}, default "close"
-    costs : None, "default", bps, dict or CostModel, default "default"
+    costs : None, "default", "flat:<bps>", dict or CostModel, default "default"
         ``None`` is frictionless; the default model is
         :data:`quantlib.backtest.costs.DEFAULT_COSTS` (1 bp commission + 5 bps
-        half-spread, square-root impact, 50 bps/yr borrow).
+        half-spread, square-root impact, 50 bps/yr borrow); ``"flat:10"`` is 10 bps per
+        unit traded and nothing else; a dict changes fields of the default model.
     long_only, gross_leverage, net_leverage, max_weight, neutral
         See :class:`~quantlib.backtest.constraints.Constraints`.
     periods_per_year : int, default 252
@@ -107,30 +107,26 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
     (60, 1.0)
     """
     data = as_dataset(data)
-    s = settings_dict(**settings)
+    if settings is not None and kwargs:
+        raise BacktestError("pass settings as a Settings object or as keywords, not both",
+                            found=", ".join(sorted(kwargs)), fix="fold them into settings")
+    s = settings if settings is not None else resolve_settings(**kwargs)
     tw = target_weights.transpose("date", "asset")
     if tw.shape != data["close"].shape:
         raise BacktestError("target weights must be aligned with the data (date x asset)",
                             found=f"{tw.shape} vs data {data['close'].shape}",
                             fix="compute weights on the same Dataset")
-    cost_model = resolve_costs(s["costs"])
-    cons = Constraints(long_only=s["long_only"], gross_leverage=s["gross_leverage"],
-                       net_leverage=s["net_leverage"], max_weight=s["max_weight"],
-                       neutral=s["neutral"])
-    arrays = _prepare(np.asarray(tw.values, dtype=float), data, s, cons, cost_model)
+    arrays = kernel_args(np.asarray(tw.values, dtype=float), prepare_static(data, s))
     w, gross, net, costs, turnover, expo = kernels.simulate_kernel(*arrays)
     dates = pd.DatetimeIndex(data["date"].values, name="date")
     assets = [str(a) for a in data["asset"].values]
     returns = pd.DataFrame({"net": net, "gross": gross, "turnover": turnover, "costs": costs},
                            index=dates)
-    bench = _benchmark(s["benchmark"], data, dates)
+    bench = _benchmark(s.benchmark, data, dates)
     if bench is not None:
         returns["benchmark"] = bench
     weights = pd.DataFrame(w, index=dates, columns=pd.Index(assets, name="asset"), copy=False)
-    all_params = {**(params or {}), **{k: v for k, v in s.items() if k != "costs"},
-                  "costs": cost_model.as_dict()}
-    if isinstance(s["benchmark"], pd.Series):
-        all_params["benchmark"] = "series"
+    all_params = {**(params or {}), **s.as_params()}
     from quantlib import __version__
     from quantlib.backtest.metrics import summary
 
@@ -142,22 +138,66 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
     exposures = pd.DataFrame({"long": expo[:, 0], "short": expo[:, 1],
                               "gross": expo[:, 0] - expo[:, 1], "net": expo[:, 0] + expo[:, 1],
                               "n_holdings": expo[:, 2]}, index=dates)
+    warn_if_idle(w, data, strategy, params or {})
     res = Result(returns, weights, params=to_jsonable(all_params), provenance=prov,
                  exposures=exposures)
     res.metrics = summary(res.returns["net"], benchmark=res.returns.get("benchmark"),
                           turnover=res.returns["turnover"], exposures=res.exposures,
-                          periods_per_year=s["periods_per_year"], risk_free=s["risk_free"])
+                          periods_per_year=s.periods_per_year, risk_free=s.risk_free)
     return res
 
 
-def _prepare(target: np.ndarray, data: xr.Dataset, s: dict[str, Any], cons: Constraints,
-             cost_model: Any) -> tuple[Any, ...]:
-    return kernel_args(target, prepare_static(data, s, cons, cost_model))
+def warn_if_idle(weights: np.ndarray, data: xr.Dataset, strategy: str,
+                 params: dict[str, Any]) -> None:
+    """``QuantlibWarning`` naming cause and fix when a backtest cannot mean anything.
+
+    Causes: a lookback parameter (:class:`~quantlib.backtest.Param` ``lookback=True``) at
+    least as long as the data, a ``quantile`` larger than the assets with a bar on any
+    day, or a portfolio that never holds anything (``weights`` all 0).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> ds = xr.Dataset({"close": (("date", "asset"), np.ones((3, 2)))})
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_idle(np.zeros((3, 2)), ds, "xs_momentum", {"window": 10, "quantile": 5})
+    >>> print(seen[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    strategy 'xs_momentum' never holds anything: window=10 looks back at least as far as
+    the data reaches (3 sessions); fix: pass window < 3 or load more history. quantile=5
+    holds the top 1/5 of at most 2 assets a day, which is none; fix: pass quantile <= 2
+    or a wider universe.
+    """
+    from quantlib.backtest.strategies import STRATEGIES
+
+    T = data.sizes["date"]
+    strat = STRATEGIES.get(strategy)
+    causes = []
+    for name, p in (strat.params.items() if strat is not None else ()):
+        v = params.get(name)
+        if p.lookback and isinstance(v, int) and v >= T:
+            causes.append(f"{name}={v} looks back at least as far as the data reaches ({T} "
+                          f"sessions); fix: pass {name} < {T} or load more history")
+    q = params.get("quantile")
+    n_max = int(np.isfinite(np.asarray(data["close"].values, float)).sum(axis=1).max())
+    if isinstance(q, int) and q > n_max:
+        causes.append(f"quantile={q} holds the top 1/{q} of at most {n_max} assets a day, "
+                      f"which is none; fix: pass quantile <= {n_max} or a wider universe")
+    never = not np.any(np.nan_to_num(weights) != 0)
+    if not causes and not never:
+        return
+    if not causes:
+        causes.append("its target weights are 0 on every rebalance row; fix: check that "
+                      "the signal has values (lookbacks, fundamentals present) and that "
+                      "assets pass its filters")
+    head = "never holds anything" if never else "cannot mean what it says"
+    warnings.warn(f"strategy {strategy!r} {head}: " + ". ".join(causes) + ".",
+                  QuantlibWarning, stacklevel=3)
 
 
-def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_model: Any
-                   ) -> dict[str, Any]:
+def prepare_static(data: xr.Dataset, s: Settings) -> dict[str, Any]:
     """Everything the kernel needs that does not depend on the target weights."""
+    cons = s.constraints
     close = np.asarray(data["close"].values, dtype=float)
     r_local = np.asarray(data["returns"].values, dtype=float)
     rb = _np(data, "returns_base")
@@ -171,15 +211,15 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
         _, groups = np.unique(np.asarray(data[cons.neutral].values).astype(str),
                               return_inverse=True)
     uni = np.asarray(data["in_universe"].values, bool) if "in_universe" in data else None
-    rebalance = rebalance_mask(data["date"].values, s["rebalance"])
+    rebalance = rebalance_mask(data["date"].values, s.rebalance)
     decision = rebalance.copy()
     has_bar = np.isfinite(close)
     force_close = _delisting_mask(has_bar, data)
-    lin, impact, borrow = cost_model.arrays(close, _np(data, "volume"), r_local,
-                                            s["periods_per_year"], fx=_np(data, "fx_rate"))
-    if s["execution"] == "close":
+    lin, impact, borrow = s.costs.arrays(close, _np(data, "volume"), r_local,
+                                         s.periods_per_year, fx=_np(data, "fx_rate"))
+    if s.execution == "close":
         r_pre, r_post, tradable = r, np.broadcast_to(np.float64(0.0), r.shape), has_bar
-    elif s["execution"] == "open":
+    elif s.execution == "open":
         opn = _np(data, "open")
         if opn is None:
             raise BacktestError("execution='open' needs an open price variable",
@@ -193,13 +233,13 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
         tradable = np.isfinite(opn)
         rebalance = np.concatenate([[False], rebalance[:-1]])  # executed next open
     else:
-        raise BacktestError("execution must be 'close' or 'open'", found=repr(s["execution"]),
+        raise BacktestError("execution must be 'close' or 'open'", found=repr(s.execution),
                             fix="pass execution='close'")
     return {"r_pre": np.ascontiguousarray(r_pre), "r_post": r_post,
             "rebalance": rebalance, "tradable": tradable, "lin": lin, "impact": impact,
             "borrow": float(borrow), "force_close": force_close, "universe": uni,
             "force_rows": force_close.any(axis=1),
-            "groups": groups, "cons": cons, "execution": s["execution"],
+            "groups": groups, "cons": cons, "execution": s.execution,
             "rebalance_decision": decision}
 
 
@@ -314,25 +354,18 @@ def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -
 
     strat = get_strategy(strategy)
     data = as_dataset(data)
-    sim = {k: params.pop(k) for k in list(params) if k in SIM_DEFAULTS}
-    sim = {**strat.sim_defaults, **sim}
+    params, sim = split_settings(params)
     full = strat.resolve_params(params)
-    if full.get("long_short") and "long_only" not in sim:
-        sim["long_only"] = False  # a long-short strategy implies a long-short book
+    s = resolve_settings(strat, full, **sim)
     url = cache if isinstance(cache, str) else None
     if cache:
         from quantlib.results import has_result, load_result
 
-        probe = _request_id(strat, full, sim, data)
+        probe = _request_id(strat, full, s, data)
         if probe and has_result(probe, url):
             return load_result(probe, url)
-    from quantlib.backtest.signals import decision_rows
-
-    rows = rebalance_mask(data["date"].values, settings_dict(**sim)["rebalance"])
-    with decision_rows(None if rows.all() else rows):
-        weights = strat.weights(data, **full)
-    res = simulate(weights, data, strategy=strat.name, source_hash=strat.source_hash,
-                   params=full, **sim)
+    res = simulate(strategy_weights(strat, data, full, s), data, strategy=strat.name,
+                   source_hash=strat.source_hash, params=full, settings=s)
     if cache:
         from quantlib.results import save_result
 
@@ -340,17 +373,24 @@ def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -
     return res
 
 
-def _request_id(strat: Any, full: dict[str, Any], sim: dict[str, Any], data: xr.Dataset
+def strategy_weights(strat: Any, data: xr.Dataset, params: dict[str, Any], s: Settings
+                     ) -> xr.DataArray:
+    """Target weights of ``strat`` computed on the decision rows of ``s.rebalance`` only."""
+    from quantlib.backtest.signals import decision_rows
+
+    rows = rebalance_mask(data["date"].values, s.rebalance)
+    with decision_rows(None if rows.all() else rows):
+        return strat.weights(data, **params)
+
+
+def _request_id(strat: Any, full: dict[str, Any], s: Settings, data: xr.Dataset
                 ) -> str | None:
     from quantlib import __version__
     from quantlib.backtest.result import result_id_for
 
-    s = settings_dict(**sim)
-    if isinstance(s["benchmark"], pd.Series):
+    if isinstance(s.benchmark, pd.Series):
         return None
-    cost = resolve_costs(s["costs"]).as_dict()
-    params = to_jsonable({**full, **{k: v for k, v in s.items() if k != "costs"},
-                          "costs": cost})
+    params = to_jsonable({**full, **s.as_params()})
     snap = data.attrs.get("snapshot") or data_fingerprint(data)
     return result_id_for(strat.name, strat.source_hash, params, snap, __version__,
                          data_selection(data))

@@ -78,7 +78,7 @@ def patch_panel(root: str) -> None:
     template = notebook.AUTOLOAD_NB_JS
     if isinstance(template, _PrefixedTemplate):
         template = template.template
-    notebook.AUTOLOAD_NB_JS = _PrefixedTemplate(template, root)
+    notebook.AUTOLOAD_NB_JS = _PrefixedTemplate(template, root)  # type: ignore[assignment]
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

@@ -229,6 +229,7 @@ def configure(c: Any) -> None:
 
     c.JupyterHub.authenticator_class = "quantlib.platform.auth.HashedPasswordAuthenticator"
     c.HashedPasswordAuthenticator.users_file = str(paths.users_file)
+    c.Authenticator.manage_groups = True  # each login sets the groups platform.yaml gives
     c.Authenticator.allowed_users = set(spec.user_groups())
     c.Authenticator.admin_users = {spec.admin}
     c.JupyterHub.load_groups = {g: {"users": m} for g, m in spec.group_members().items()}

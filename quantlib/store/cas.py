@@ -177,14 +177,14 @@ def update_object(url: str, update: Callable[[bytes | None], bytes], *,
         return _local_update(path, update)
     if protocol not in ("s3", "s3a"):
         with _MEMORY_LOCK:  # one process only: memory:// and test filesystems
-            current = fs.cat(path) if fs.exists(path) else None
+            current: bytes | None = fs.cat(path) if fs.exists(path) else None
             data = update(current)
             fs.pipe(path, data)
             return data
     for attempt in range(attempts):
-        data = _s3_update_once(fs, path, update)
-        if data is not None:
-            return data
+        won = _s3_update_once(fs, path, update)
+        if won is not None:
+            return won
         time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
     raise WriteConflictError("the update of a shared object must win a compare-and-swap",
                              found=f"other writers replaced it {attempts} times in a row",

@@ -26,7 +26,7 @@ def test_manager_gallery_tearsheet_metrics_and_plots(login, browser, hub, store,
         assert page.locator("text=Work in progress").count() == 0
         screenshot(page, "gallery-manager")
         page.click(f"a[href='./tearsheet?id={ids[0]}']")
-        page.wait_for_selector("#ql-rendered", state="attached", timeout=60_000)
+        page.wait_for_selector("#ql-rendered", state="attached", timeout=180_000)
         page.wait_for_timeout(500)
         canvases = painted_canvases(page)
         assert canvases["painted"] >= 9, canvases

@@ -77,6 +77,7 @@ def lab_platform(tmp_path_factory, hub_prefix):
     raw = yaml.safe_load((HUB_CONFIG_DIR / "platform.yaml").read_text())
     for name in ("dashboards", "results-api", "scheduler", "idle-culler"):
         raw["services"][name]["enabled"] = False
+    raw["hub"]["spawn_timeout_s"] = 300  # the test machine is shared and loaded
     (home / "platform.yaml").write_text(yaml.safe_dump(raw))
     env = {**os.environ, "QUANTLIB_HOME": str(home), "QUANTLIB_CONFIG": str(home / "config.yaml"),
            "QUANTLIB_PLATFORM_CONFIG": str(home / "platform.yaml")}
@@ -119,7 +120,7 @@ def login_and_land(page, url: str) -> tuple[float, list[str]]:
     """Log in; follow the hub to JupyterLab. Returns (seconds, URLs the tab went through)."""
     seen: list[str] = []
     page.on("framenavigated", lambda f: seen.append(f.url) if f == page.main_frame else None)
-    page.goto(url)
+    page.goto(url + "hub/login")
     page.wait_for_selector("input[name=username]", timeout=60_000)
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", PASSWORD)
