@@ -182,7 +182,9 @@ def publish(result: Result, title: str, description: str = "", tags: list[str] |
         Ranges a what-if may change, e.g. ``{"fast": {"min": 5, "max": 50, "step": 5}}``
         or ``{"rebalance": {"choices": ["W", "M"]}}``.
     url : str, optional
-        Results store URL (default: the configured ``results``).
+        Results store URL (default: the configured ``results``). Without one, in a
+        notebook run by the hub (``QUANTLIB_RESULTS_API`` set), the result is sent to the
+        results service, which records the hub user as author (``author`` is ignored).
     replace : bool, default False
         Replace (and record) a different published result of the same title or id.
     allow_synthetic : bool, default False
@@ -208,6 +210,13 @@ def publish(result: Result, title: str, description: str = "", tags: list[str] |
     if not title or not isinstance(title, str):
         raise StoreError("a published result needs a title", found=repr(title),
                          fix="pass title='...'")
+    from quantlib.results.remote import publish_via_service, service_target
+
+    target = service_target(url)
+    if target is not None:  # in a hub's notebook: the results service writes, as this user
+        return publish_via_service(result, *target, title=title, description=description,
+                                   tags=tags, allowed_params=allowed_params, replace=replace,
+                                   allow_synthetic=allow_synthetic)
     if allowed_params is not None and not isinstance(allowed_params, dict):
         raise StoreError("allowed_params must be a dict of parameter -> range",
                          found=type(allowed_params).__name__,

@@ -71,7 +71,7 @@ PLOT_OUTPUTS_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def lab_platform(tmp_path_factory):
+def lab_platform(tmp_path_factory, hub_prefix):
     home = tmp_path_factory.mktemp("lab-home")
     (home / "config.yaml").write_text("sandbox:\n  n_assets: 8\n  years: 2\n")
     raw = yaml.safe_load((HUB_CONFIG_DIR / "platform.yaml").read_text())
@@ -84,14 +84,14 @@ def lab_platform(tmp_path_factory):
     for var in ("QUANTLIB_STORE", "QUANTLIB_RESULTS"):
         env.pop(var, None)
 
-    def cli(*args, stdin=None):
-        return subprocess.run([QUANTLIB, "platform", *args], env=env, input=stdin, text=True,
-                              capture_output=True, timeout=900)
+    def cli(*args, stdin=None, prefix=()):
+        return subprocess.run([*prefix, QUANTLIB, "platform", *args], env=env, input=stdin,
+                              text=True, capture_output=True, timeout=900)
 
     assert cli("users", "passwd", "alice", "--password-stdin",
                stdin=PASSWORD + "\n").returncode == 0
     port = free_port()
-    done = cli("up", "--port", str(port))  # with the first-start data refresh
+    done = cli("up", "--port", str(port), prefix=hub_prefix(home))  # + first refresh
     assert done.returncode == 0, done.stdout + done.stderr
     yield {"home": home, "url": f"http://127.0.0.1:{port}/"}
     cli("down")
