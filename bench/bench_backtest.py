@@ -121,8 +121,8 @@ def _step_fn(name: str, d: Path, n: int):
         per_asset = name != "w1_portfolio"
 
         def go(data=ds):
-            df = sweep("ma_crossover", grid, data, per_asset=per_asset, costs=FEE * 1e4,
-                       full_metrics=False)
+            df = sweep("ma_crossover", grid, data, per_asset=per_asset,
+                       costs=f"flat:{FEE * 1e4}", full_metrics=False)
             return df[["total_return", "max_drawdown", "sharpe"]].to_numpy()
         return go, lambda: go(ds.isel(asset=slice(0, 3))), 3
     if name.startswith("w1m"):
@@ -147,7 +147,7 @@ def _step_fn(name: str, d: Path, n: int):
 
         def go(data=ds):
             res = run("xs_momentum", data, window=252, skip=21, quantile=10, rebalance="M",
-                      costs=FEE * 1e4)
+                      costs=f"flat:{FEE * 1e4}")
             return res.returns["net"].to_numpy()
         return go, lambda: go(ds.isel(asset=slice(0, 50))), 3
     raise SystemExit(f"unknown step {name}")
@@ -166,9 +166,9 @@ def startup_step(d: Path) -> dict:
     t1 = time.perf_counter()
     ds = w2_dataset(d, 1000)
     t2 = time.perf_counter()
-    quantlib.backtest.run("xs_momentum", ds, window=252, skip=21, quantile=10, costs=10)
+    quantlib.backtest.run("xs_momentum", ds, window=252, skip=21, quantile=10, costs="flat:10")
     t3 = time.perf_counter()
-    quantlib.backtest.run("xs_momentum", ds, window=252, skip=21, quantile=10, costs=10)
+    quantlib.backtest.run("xs_momentum", ds, window=252, skip=21, quantile=10, costs="flat:10")
     t4 = time.perf_counter()
     return {"import_s": t1 - t0, "first_run_s": t3 - t2, "second_run_s": t4 - t3}
 
@@ -348,7 +348,7 @@ def dask_rows(d: Path, repeat: int) -> list[Row]:
                      "returns": (("date", "asset"), np.load(d / "w1_200_returns.npy"))},
                     coords={"date": pd.bdate_range("2000-01-03", periods=T)})
     grid = [{"fast": f, "slow": s} for f in range(1, 101) for s in range(10, 510, 10) if f < s]
-    kw = {"per_asset": True, "costs": 10}
+    kw = {"per_asset": True, "costs": "flat:10"}
     times: dict[int, list[float]] = {1: [], 2: []}
     outs = {}
     overhead = {}

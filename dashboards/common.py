@@ -7,12 +7,12 @@ from typing import Any
 
 import panel as pn
 
-from quantlib.serving.analytics import fmt_bps, fmt_num, fmt_pct
+from quantlib.backtest.metrics import format_metric
 from quantlib.serving.session import current_viewer
 from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
 
-__all__ = ["header", "header_html", "metric_cards", "metric_cards_html", "format_metric", "metrics_table_rows", "viewer_or_error",
-           "METRIC_FORMATS", "CSS"]
+__all__ = ["header", "header_html", "metric_cards", "metric_cards_html", "format_metric",
+           "metrics_table_rows", "viewer_or_error", "CSS"]
 
 CSS = """
 .ql-header {display:flex; align-items:baseline; gap:1.5em; border-bottom:1px solid #ddd;}
@@ -22,36 +22,14 @@ CSS = """
 .ql-card {border:1px solid #ddd; border-radius:6px; padding:0.4em 0.9em; min-width:8em;}
 .ql-card .label {color:#666; font-size:0.8em; text-transform:uppercase;}
 .ql-card .metric {font-size:1.4em; font-weight:600;}
+.ql-sample {color:#444; font-weight:600; margin-top:0.4em;}
 """
-
-#: how each metric is displayed (fraction -> %, ratio -> number, cost -> bps)
-METRIC_FORMATS: dict[str, Any] = {
-    "cagr": fmt_pct, "annual_return": fmt_pct, "annual_volatility": fmt_pct,
-    "volatility": fmt_pct, "max_drawdown": fmt_pct, "total_return": fmt_pct,
-    "sharpe": fmt_num, "sortino": fmt_num, "calmar": fmt_num, "avg_turnover": fmt_pct,
-    "total_costs": fmt_pct, "avg_cost": fmt_bps,
-}
 
 LABELS = {"cagr": "CAGR", "sharpe": "Sharpe", "max_drawdown": "Max drawdown",
           "volatility": "Volatility"}
 
-
-def format_metric(key: str, value: Any) -> str:
-    """Display text of one metric by its name.
-
-    Examples
-    --------
-    >>> format_metric("cagr", 0.1234), format_metric("sharpe", 1.5), format_metric("x", "a")
-    ('12.34%', '1.50', 'a')
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    for name, fmt in METRIC_FORMATS.items():
-        if key == name or key.endswith(name):
-            return fmt(float(value))
-    if "drawdown" in key or "return" in key or "vol" in key:
-        return fmt_pct(float(value))
-    return fmt_num(float(value), 4)
+#: headings of the KPI cards by ``meta["sample"]`` (walk-forward results are out of sample)
+SAMPLE_HEADINGS = {"out_of_sample": "Out of sample (walk-forward record)"}
 
 
 def viewer_or_error() -> tuple[Viewer | None, pn.viewable.Viewable | None]:
@@ -88,22 +66,42 @@ def metric_cards_html(meta: dict[str, Any]) -> str:
     """Cards for the key metrics, as stored in ``meta["metrics"]`` (never recomputed).
 
     Each value carries ``data-metric`` and the full-precision ``data-value`` so a browser
-    test can compare it to the store.
+    test can compare it to the store; values are formatted by their unit
+    (:func:`quantlib.backtest.metrics.format_metric`). A walk-forward result's cards are
+    its out-of-sample record and say so; its in-sample numbers (``meta["in_sample"]``,
+    the full-history rerun) follow as a second, labelled row.
 
     Examples
     --------
     >>> "data-metric='sharpe' data-value='1.5'>1.50<" in metric_cards_html(
     ...     {"metrics": {"sharpe": 1.5}})
     True
+    >>> "Out-of-sample Sharpe" in metric_cards_html({"metrics": {"sharpe": 1.5},
+    ...                                             "sample": "out_of_sample"})
+    True
     """
+    sample = meta.get("sample")
+    html_ = _cards(meta, "Out-of-sample " if sample == "out_of_sample" else "", "")
+    if sample in SAMPLE_HEADINGS:
+        html_ = f"<div class='ql-sample'>{SAMPLE_HEADINGS[sample]}</div>{html_}"
+    extra = meta.get("in_sample")
+    if isinstance(extra, dict) and extra.get("metrics"):
+        label = html.escape(str(extra.get("label") or "in sample"))
+        html_ += (f"<div class='ql-sample ql-in-sample'>{label[:1].upper() + label[1:]}</div>"
+                  + _cards({"metrics": extra["metrics"]}, "In-sample ", "in_sample:"))
+    return html_
+
+
+def _cards(meta: dict[str, Any], prefix: str, key_prefix: str) -> str:
     cards = []
     for key in KEY_METRICS:
         value = metric_value(meta, key)
         text = format_metric(key, value) if value is not None else "—"
         raw = "" if value is None else repr(value)
-        cards.append(f"<div class='ql-card'><div class='label'>{LABELS[key]}</div>"
-                     f"<div class='metric' data-metric='{key}' data-value='{raw}'>{text}</div>"
-                     "</div>")
+        label = prefix + LABELS[key] if prefix else LABELS[key]
+        cards.append(f"<div class='ql-card'><div class='label'>{label}</div>"
+                     f"<div class='metric' data-metric='{key_prefix}{key}' data-value='{raw}'>"
+                     f"{text}</div></div>")
     return "<div class='ql-cards'>" + "".join(cards) + "</div>"
 
 
@@ -113,11 +111,11 @@ def metric_cards(meta: dict[str, Any]) -> pn.pane.HTML:
 
 
 def metrics_table_rows(metrics: dict[str, Any]) -> list[dict[str, str]]:
-    """All stored metrics as display rows (name, value).
+    """All stored metrics as display rows (name, value formatted by its unit).
 
     Examples
     --------
-    >>> metrics_table_rows({"sharpe": 1.0, "cagr": 0.1})
-    [{'metric': 'cagr', 'value': '10.00%'}, {'metric': 'sharpe', 'value': '1.00'}]
+    >>> metrics_table_rows({"sharpe": 1.0, "cagr": 0.1, "max_drawdown_duration": 300})
+    [{'metric': 'cagr', 'value': '10.00%'}, {'metric': 'max_drawdown_duration', 'value': '300 days'}, {'metric': 'sharpe', 'value': '1.00'}]
     """
     return [{"metric": k, "value": format_metric(k, v)} for k, v in sorted(metrics.items())]

@@ -23,10 +23,10 @@ from tornado.web import authenticated
 from dashboards import plots
 from dashboards.common import format_metric
 from dashboards.glossary import hover_attr, label
-from dashboards.layout import bokeh_script, document, refusal_html
+from dashboards.layout import bokeh_script, document, page_viewer, refusal_html
 from quantlib.errors import QuantlibError
 from quantlib.serving.analytics import equity_curve
-from quantlib.serving.session import current_viewer, results_view
+from quantlib.serving.session import results_view
 from quantlib.serving.store import Viewer
 
 __all__ = ["CompareHandler", "compare_html", "picker_html", "metrics_side_by_side",
@@ -132,13 +132,8 @@ class CompareHandler(AuthRequestHandler):
     @authenticated
     async def get(self) -> None:
         """Answer the compare page (or the picker)."""
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
-        try:
-            viewer = current_viewer(self.current_user)
-        except QuantlibError as exc:
-            self.set_status(403)
-            self.finish(refusal_html("Compare", str(exc)))
+        viewer = page_viewer(self, "Compare")
+        if viewer is None:
             return
         ids = _ids(self)
         loop = IOLoop.current()

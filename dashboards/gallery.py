@@ -16,11 +16,20 @@ import pandas as pd
 import panel as pn
 
 from dashboards.common import format_metric, header, viewer_or_error
+from quantlib.backtest.metrics import metric_unit
 from quantlib.serving.analytics import equity_curve
 from quantlib.serving.session import results_view
 from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
 
 __all__ = ["page", "gallery_frame"]
+
+#: Tabulator display of a metric column by its unit (as metrics.UNIT_FORMATS)
+TABULATOR_FORMATS: dict[str, dict[str, Any]] = {
+    "fraction": {"type": "money", "symbol": "%", "symbolAfter": True, "precision": 2},
+    "ratio": {"type": "money", "precision": 2},
+    "days": {"type": "money", "symbol": " days", "symbolAfter": True, "precision": 0},
+    "count": {"type": "money", "precision": 0},
+}
 
 COLUMNS = ["title", "author", "date", "strategy", "parameters", "snapshot", "published",
            "cagr", "sharpe", "max_drawdown", "volatility"]
@@ -55,15 +64,16 @@ def _table(frame: pd.DataFrame) -> pn.widgets.Tabulator:
     shown = frame.copy()
     shown["title"] = [f"<a href='./tearsheet?id={rid}'>{html.escape(str(t))}</a>"
                       for rid, t in zip(shown.index, shown["title"], strict=True)]
-    pct = {"type": "money", "symbol": "%", "symbolAfter": True, "precision": 2}
-    for col in ("cagr", "max_drawdown", "volatility"):
-        shown[col] = shown[col] * 100
+    formatters: dict[str, Any] = {"title": {"type": "html"}, "published": {"type": "tickCross"}}
+    for col in KEY_METRICS:  # numbers stay numbers (sortable), shown by their unit
+        unit = metric_unit(col)
+        if unit == "fraction":
+            shown[col] = shown[col] * 100
+        formatters[col] = TABULATOR_FORMATS.get(unit, {"type": "money", "precision": 4})
     return pn.widgets.Tabulator(
         shown, selectable="checkbox", show_index=False, pagination="local", page_size=25,
         disabled=True, layout="fit_data_stretch", sizing_mode="stretch_width",
-        formatters={"title": {"type": "html"}, "cagr": pct, "max_drawdown": pct,
-                    "volatility": pct, "sharpe": {"type": "money", "precision": 2},
-                    "published": {"type": "tickCross"}},
+        formatters=formatters,
         titles={"cagr": "CAGR", "sharpe": "Sharpe", "max_drawdown": "Max DD",
                 "volatility": "Vol"})
 
@@ -75,13 +85,17 @@ def _compare(ids: list[str], metas: dict[str, dict[str, Any]]) -> list[Any]:
     curves = pd.DataFrame({metas[r].get("title") or r: equity_curve(view.returns(r)["net"])
                            for r in ids})
     chart = curves.hvplot.line(title="Equity curves (growth of 1)", height=320,
-                               responsive=True, grid=True)
+                               responsive=True, grid=True, xlabel="", ylabel="growth of 1",
+                               legend="top")
     keys = sorted({k for r in ids for k in (metas[r].get("metrics") or {})})
     table = pd.DataFrame({metas[r].get("title") or r: [
         format_metric(k, (metas[r].get("metrics") or {}).get(k)) for k in keys] for r in ids},
         index=keys)
     table.index.name = "metric"
-    return [pn.panel(chart), pn.pane.DataFrame(table, sizing_mode="stretch_width")]
+    link = (f"<a href='./compare?ids={','.join(ids[:5])}'>Open these in the compare view</a>"
+            if 2 <= len(ids) <= 5 else "")
+    return [pn.pane.HTML(link), pn.panel(chart),
+            pn.pane.DataFrame(table, sizing_mode="stretch_width")]
 
 
 def _load(body: pn.Column, viewer: Viewer) -> None:

@@ -24,7 +24,8 @@ LABELS: dict[str, str] = {
     "longest_drawdown_duration": "Longest drawdown", "turnover_annual": "Turnover (annual)",
     "avg_turnover": "Average daily turnover", "total_costs": "Total costs",
     "avg_holdings": "Average holdings", "avg_gross_exposure": "Average gross exposure",
-    "n_periods": "Sessions", "sharpe_ci_low": "Sharpe 95% CI (low)",
+    "n_periods": "Sessions", "warmup_periods": "Warm-up sessions", "start": "Start",
+    "end": "End", "sharpe_ci_low": "Sharpe 95% CI (low)",
     "sharpe_ci_high": "Sharpe 95% CI (high)",
 }
 
@@ -54,12 +55,16 @@ DEFINITIONS: dict[str, str] = {
     "max_drawdown_duration": "sessions: from the max drawdown's peak to its recovery",
     "max_drawdown_recovery": "sessions: from the max drawdown's trough to its recovery",
     "longest_drawdown_duration": "sessions: longest time spent below a previous peak",
-    "turnover_annual": "% of capital per year: mean daily turnover x 252",
+    "turnover_annual": "times per year: mean daily turnover x 252 (13.0x: the capital is "
+                       "traded 13 times a year)",
     "avg_turnover": "% of capital per day: mean of the traded fraction",
     "total_costs": "% of capital: sum of the daily trading costs",
     "avg_holdings": "count: mean number of positions held",
     "avg_gross_exposure": "% of capital: mean of long plus short exposure",
-    "n_periods": "count: sessions in the reported period",
+    "n_periods": "count: sessions in the reported period (from the first day with a position)",
+    "warmup_periods": "count: sessions before the first position, left out of every metric",
+    "start": "date: first day with a position, where the reported period starts",
+    "end": "date: last session of the reported period",
     "depth": "%: fall from the peak to the trough",
     "sessions": "sessions: from the peak to the recovery (or to the last date while under "
                 "water)",

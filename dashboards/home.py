@@ -26,10 +26,10 @@ from tornado.web import authenticated
 
 from dashboards.common import format_metric
 from dashboards.glossary import hover_attr
-from dashboards.layout import document, refusal_html
+from dashboards.layout import document, page_viewer
 from quantlib.errors import QuantlibError
 from quantlib.serving.analytics import equity_curve
-from quantlib.serving.session import current_viewer, results_view
+from quantlib.serving.session import results_view
 from quantlib.serving.store import Viewer, metric_value
 
 __all__ = ["HomeHandler", "home_html", "sparkline_svg", "freshness", "STALE_DAYS"]
@@ -199,13 +199,8 @@ class HomeHandler(AuthRequestHandler):
     @authenticated
     async def get(self) -> None:
         """Answer the home page of the logged-in viewer."""
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
-        try:
-            viewer = current_viewer(self.current_user)
-        except QuantlibError as exc:
-            self.set_status(403)
-            self.finish(refusal_html("quantlib", str(exc)))
+        viewer = page_viewer(self, "quantlib")
+        if viewer is None:
             return
         metas = await IOLoop.current().run_in_executor(
             None, lambda: results_view().list(viewer))

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import html
 import os
+from typing import Any
 
 from quantlib.serving.store import Viewer
 
 __all__ = ["BRAND_CSS", "LOGO_SVG", "nav_links", "nav_html", "document", "refusal_html",
-           "bokeh_script"]
+           "bokeh_script", "page_viewer"]
 
 #: the quantlib mark: a rising equity line in a rounded square (inline, no request)
 LOGO_SVG = ("<svg class='ql-logo' viewBox='0 0 32 32' width='28' height='28' aria-hidden='true'>"
@@ -125,3 +126,22 @@ def bokeh_script() -> str:
 
     prefix = settings().prefix.rstrip("/") + "/"
     return f"<script src='{prefix}static/{StaticHandler.append_version('js/bokeh.min.js')}'></script>"
+
+
+def page_viewer(handler: Any, title: str) -> Viewer | None:
+    """Start a per-viewer HTML answer: its headers, and the request's viewer.
+
+    Returns None after answering 403 with a friendly page when the request has no hub
+    user (the caller just returns).
+    """
+    from quantlib.errors import QuantlibError
+    from quantlib.serving.session import current_viewer
+
+    handler.set_header("Content-Type", "text/html; charset=utf-8")
+    handler.set_header("Cache-Control", "no-store")  # per-viewer pages
+    try:
+        return current_viewer(handler.current_user)
+    except QuantlibError as exc:
+        handler.set_status(403)
+        handler.finish(refusal_html(title, str(exc)))
+        return None

@@ -77,6 +77,8 @@ class PlotCache:
         How many results' JSON text stay in process memory (most recently used).
     version : str, optional
         Code version in the file names; default :data:`CODE_VERSION`.
+    kind : str
+        What the items are, in log lines (``plots``; ``tables`` for the HTML tables).
 
     Examples
     --------
@@ -89,7 +91,7 @@ class PlotCache:
     """
 
     def __init__(self, folder: str | os.PathLike[str], *, memory_items: int = 32,
-                 version: str | None = None) -> None:
+                 version: str | None = None, kind: str = "plots") -> None:
         self.folder = Path(folder).expanduser()
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -98,6 +100,7 @@ class PlotCache:
                               found=str(exc), fix="set QUANTLIB_HOME to a writable folder",
                               file=str(self.folder)) from exc
         self.version = version or CODE_VERSION
+        self.kind = kind  # what the log lines call the cached items
         self.memory_items = memory_items
         self.builds = 0
         self._memory: OrderedDict[str, str] = OrderedDict()
@@ -155,8 +158,8 @@ class PlotCache:
                 stale.unlink(missing_ok=True)
         self.builds += 1
         self._remember(result_id, text)
-        log.info("tear-sheet plots of %s built and cached in %.3f s (%d bytes)", result_id,
-                 time.perf_counter() - started, len(text))
+        log.info("tear-sheet %s of %s built and cached in %.3f s (%d bytes)", self.kind,
+                 result_id, time.perf_counter() - started, len(text))
         return text
 
     def _remember(self, result_id: str, text: str) -> None:
@@ -171,7 +174,7 @@ _CACHES: dict[str, PlotCache] = {}
 _CACHES_LOCK = threading.Lock()
 
 
-def plot_cache(folder: str | os.PathLike[str] | None = None) -> PlotCache:
+def plot_cache(folder: str | os.PathLike[str] | None = None, kind: str = "plots") -> PlotCache:
     """The process-wide cache for ``folder`` (default ``$QUANTLIB_HOME/cache/tearsheet``)."""
     if folder is None:
         from quantlib.config import quantlib_home
@@ -180,5 +183,5 @@ def plot_cache(folder: str | os.PathLike[str] | None = None) -> PlotCache:
     key = str(Path(folder).expanduser().resolve())
     with _CACHES_LOCK:
         if key not in _CACHES:
-            _CACHES[key] = PlotCache(key)
+            _CACHES[key] = PlotCache(key, kind=kind)
         return _CACHES[key]

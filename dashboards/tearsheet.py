@@ -91,7 +91,7 @@ def _cache() -> PlotCache:
 
 
 def _tables_cache() -> PlotCache:
-    return plot_cache(_cache().folder / "tables")
+    return plot_cache(_cache().folder / "tables", kind="tables")
 
 
 def cached_plots(rid: str) -> str:
@@ -152,7 +152,23 @@ def _meta_html(meta: dict[str, Any]) -> str:
     body = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v or '—'))}</td></tr>" for k, v in rows)
     desc = html.escape(meta.get("description") or "")
     return (f"<p>{desc}</p><div class='ql-row'><table class='ql-meta'>{body}</table>"
-            f"<div><h4>Parameters</h4>{params_html(meta.get('params') or {})}</div></div>")
+            f"<div><h4>Parameters</h4>{params_html(meta.get('params') or {})}</div></div>"
+            f"{_notes_html(meta)}")
+
+
+def _notes_html(meta: dict[str, Any]) -> str:
+    """How the numbers were measured: the warm-up rule, the sample, synthetic data."""
+    warmup = (meta.get("metrics") or {}).get("warmup_periods")
+    notes = ["Performance starts at the first day with a position: the period and every "
+             "metric leave out the warm-up sessions before it"
+             + (f" ({warmup} here)." if isinstance(warmup, int) else ".")]
+    if meta.get("sample") == "out_of_sample":
+        notes.append("Headline metrics are the walk-forward's stitched out-of-sample record; "
+                     "in-sample numbers, where shown, are the full-history rerun.")
+    if meta.get("synthetic"):
+        notes.append("Computed on SYNTHETIC data (generated prices), not market data.")
+    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return f"<ul class='ql-notes'>{items}</ul>"
 
 
 def _metrics_html(meta: dict[str, Any]) -> str:

@@ -3,8 +3,9 @@
 The user picks a published result whose author allowed what-ifs (``allowed_params``),
 moves the parameters within their ranges and presses Run. An identical request is
 answered from the results cache at once; otherwise the run goes to the Dask cluster and
-the page shows its progress (queued, running, done, elapsed time) until the result
-appears: its key metrics next to the original's and both equity curves.
+the page shows what it is doing (queued, loading data, running N of M, saving, done), the
+time so far and an estimate from the last runs, until the result appears: its key
+metrics next to the original's and both equity curves.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from quantlib.serving.analytics import equity_curve
 from quantlib.serving.session import results_view, settings
 from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
 
-__all__ = ["page", "param_widget"]
+__all__ = ["page", "param_widget", "status_html"]
 
 
 def param_widget(name: str, rule: dict[str, Any], current: Any) -> pn.widgets.Widget:
@@ -46,6 +47,31 @@ def param_widget(name: str, rule: dict[str, Any], current: Any) -> pn.widgets.Wi
     return pn.widgets.FloatSlider(name=name, start=float(lo), end=float(hi),
                                   step=float(step or (hi - lo) / 100),
                                   value=float(current if current is not None else lo))
+
+
+def status_html(posted: dict[str, Any] | None, elapsed: float, expected: float | None) -> str:
+    """What the what-if is doing: queued, loading data, running N of M, saving; with time.
+
+    Examples
+    --------
+    >>> status_html(None, 1.0, None)
+    "<span id='ql-whatif-status' data-stage='queued'>queued on the Dask cluster · 1.0 s</span>"
+    >>> "running 2 of 2" in status_html({"stage": "running", "step": 2, "total": 2}, 3.0, 8.0)
+    True
+    >>> "about 5 s left" in status_html({"stage": "running"}, 3.0, 8.0)
+    True
+    """
+    stage = (posted or {}).get("stage") or "queued on the Dask cluster"
+    step, total = (posted or {}).get("step"), (posted or {}).get("total")
+    text = f"{stage} {step} of {total}" if step and total and total > 1 else stage
+    if expected is not None:
+        left = expected - elapsed
+        text += (f" · {elapsed:.1f} s, about {left:.0f} s left" if left > 0.5
+                 else f" · {elapsed:.1f} s (usually {expected:.0f} s)")
+    else:
+        text += f" · {elapsed:.1f} s"
+    key = html.escape(stage.split(" on ")[0])
+    return f"<span id='ql-whatif-status' data-stage='{key}'>{html.escape(text)}</span>"
 
 
 def _comparison(original: dict[str, Any], rid: str, source: str) -> list[Any]:
@@ -92,20 +118,23 @@ def _runner(viewer: Viewer, meta: dict[str, Any]) -> pn.Column:
         future = whatif.submit(meta, changes, user=viewer.name,
                                results_url=settings().results_url)
         progress.visible, progress.active, progress.value = True, True, 0
+        expected = whatif.estimate(str(meta.get("strategy")))
         t0 = time.monotonic()
         out.objects = []
 
         def poll() -> None:
             state = future.status
-            status.object = (f"<span id='ql-whatif-status'>{state} on the Dask cluster, "
-                             f"{time.monotonic() - t0:.1f} s</span>")
+            elapsed = time.monotonic() - t0
             if state == "finished":
                 cb.stop()
-                show(future.result(), f"computed on the cluster in {time.monotonic() - t0:.1f} s")
+                whatif.record_duration(str(meta.get("strategy")), elapsed)
+                show(future.result(), f"computed on the cluster in {elapsed:.1f} s")
             elif state in ("error", "cancelled"):
                 cb.stop()
                 progress.active = False
                 status.object = f"<b>what-if failed: {html.escape(str(future.exception()))}</b>"
+            else:
+                status.object = status_html(whatif.progress(future.key), elapsed, expected)
         cb = pn.state.add_periodic_callback(poll, period=250)
 
     run.on_click(start)

@@ -35,8 +35,11 @@ def load_dataset(store: str | None = None, *, fundamentals: bool = True,
     Returns
     -------
     xarray.Dataset
-        Dims ``(date, asset)``; ``attrs["snapshot"]`` is the pinned snapshot id.
+        Dims ``(date, asset)``; ``attrs["snapshot"]`` is the pinned snapshot id and
+        ``attrs["read_fingerprint"]`` the content fingerprint of the read (see
+        :func:`quantlib.backtest.engine.data_address`).
     """
+    from quantlib.backtest.engine import data_fingerprint
     from quantlib.catalog import open_catalog
     from quantlib.store import CuratedStore
 
@@ -49,4 +52,8 @@ def load_dataset(store: str | None = None, *, fundamentals: bool = True,
         parts.append(cat["fundamentals"].read())
     ds = xr.merge(parts, combine_attrs="override", join="exact", compat="override")
     ds.attrs["snapshot"] = ds.attrs.get("snapshot_id", params["snapshot"])
-    return ds.load() if compute else ds
+    if compute:
+        ds = ds.load()
+    # what a backtest checks to know the data is still this read (no subset, no edit)
+    ds.attrs["read_fingerprint"] = data_fingerprint(ds)
+    return ds

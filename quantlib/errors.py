@@ -123,7 +123,27 @@ class ValidationError(QuantlibError):
 
 
 class BatchRejectedError(ValidationError):
-    """A batch had more bad rows than the configured threshold; nothing was published."""
+    """A batch had more bad rows than the configured threshold; nothing was published.
+
+    Parameters
+    ----------
+    what, found, fix, **context
+        As for :class:`QuantlibError`.
+    outcome : quantlib.validate.ValidationOutcome, optional
+        The rejected validation outcome (report, quarantine), so a caller can still write
+        the validation report; ``None`` when the error was rebuilt without it.
+
+    Examples
+    --------
+    >>> err = BatchRejectedError("bad rows must be at most 1%", found="3%", market="KR")
+    >>> err.outcome is None, err.context
+    (True, {'market': 'KR'})
+    """
+
+    def __init__(self, what: str, *, found: str | None = None, fix: str | None = None,
+                 outcome: Any = None, **context: Any) -> None:
+        super().__init__(what, found=found, fix=fix, **context)
+        self.outcome = outcome
 
 
 class StoreError(QuantlibError):

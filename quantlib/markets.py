@@ -16,11 +16,9 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from quantlib.errors import CatalogError
 
@@ -63,7 +61,7 @@ class Market:
     --------
     >>> m = market("JP")
     >>> m.mic, m.currency, m.tz, str(m.close), str(m.vendor_lag)
-    ('XTKS', 'JPY', 'Asia/Tokyo', '15:30:00', '0 days 00:20:00')
+    ('XTKS', 'JPY', 'Asia/Tokyo', '15:30:00', '0:20:00')
     """
 
     code: str
@@ -72,7 +70,7 @@ class Market:
     tz: str
     close: time
     calendar: str = ""
-    vendor_lag: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(minutes=15))
+    vendor_lag: timedelta = timedelta(minutes=15)
     sources: tuple[SourceSpec, ...] = ()
     sandbox: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -148,7 +146,7 @@ def _source(raw: dict[str, Any]) -> SourceSpec:
 def _market(code: str, raw: dict[str, Any]) -> Market:
     hh, mm = (int(x) for x in raw["close"].split(":"))
     return Market(code, raw["mic"], raw["currency"], raw["tz"], time(hh, mm), raw["calendar"],
-                  pd.Timedelta(minutes=raw["vendor_lag_minutes"]),
+                  timedelta(minutes=raw["vendor_lag_minutes"]),
                   tuple(_source(s) for s in raw["sources"]), raw.get("sandbox", {}))
 
 

@@ -31,8 +31,8 @@ def _ma_signal(data: xr.Dataset, fast: int, slow: int) -> xr.DataArray:
 
 
 @register_strategy("ma_crossover", params={
-    "fast": Param(20, "fast moving average window (sessions)", 1, 1000),
-    "slow": Param(100, "slow moving average window (sessions)", 2, 2000)},
+    "fast": Param(20, "fast moving average window (sessions)", 1, 1000, lookback=True),
+    "slow": Param(100, "slow moving average window (sessions)", 2, 2000, lookback=True)},
     check=_ma_check)
 def ma_crossover(data: xr.Dataset, fast: int, slow: int) -> xr.DataArray:
     """Per asset long/flat: long while the fast MA of the last known close is above the slow.
@@ -104,7 +104,7 @@ def _tsm_signal(data: xr.Dataset, window: int, skip: int, long_short: bool) -> x
 
 
 @register_strategy("ts_momentum", params={
-    "window": Param(252, "lookback in sessions", 2, 2000),
+    "window": Param(252, "lookback in sessions", 2, 2000, lookback=True),
     "skip": Param(0, "most recent sessions left out", 0, 500),
     "long_short": _LS}, check=lambda p: None if p["skip"] < p["window"] else "skip >= window")
 def ts_momentum(data: xr.Dataset, window: int, skip: int, long_short: bool) -> xr.DataArray:
@@ -116,7 +116,7 @@ ts_momentum.signal_func = _tsm_signal
 
 
 @register_strategy("xs_momentum", params={
-    "window": Param(252, "lookback in sessions (12 months)", 2, 2000),
+    "window": Param(252, "lookback in sessions (12 months)", 2, 2000, lookback=True),
     "skip": Param(21, "most recent sessions left out (1 month)", 0, 500),
     "quantile": _Q, "long_short": _LS}, sim_defaults={"rebalance": "M"},
     check=lambda p: None if p["skip"] < p["window"] else "skip >= window")
@@ -128,7 +128,8 @@ def xs_momentum(data: xr.Dataset, window: int, skip: int, quantile: int, long_sh
 
 
 @register_strategy("reversal", params={
-    "window": Param(5, "lookback in sessions", 1, 60), "quantile": _Q, "long_short": _LS},
+    "window": Param(5, "lookback in sessions", 1, 60, lookback=True), "quantile": _Q,
+    "long_short": _LS},
     sim_defaults={"rebalance": "W"})
 def reversal(data: xr.Dataset, window: int, quantile: int, long_short: bool) -> xr.DataArray:
     """Short-term reversal: hold the worst past ``window``-session performers."""
@@ -148,7 +149,8 @@ def value(data: xr.Dataset, quantile: int, long_short: bool) -> xr.DataArray:
 
 
 @register_strategy("low_volatility", params={
-    "window": Param(60, "volatility lookback in sessions", 5, 1000), "quantile": _Q,
+    "window": Param(60, "volatility lookback in sessions", 5, 1000, lookback=True),
+    "quantile": _Q,
     "long_short": _LS}, sim_defaults={"rebalance": "M"})
 def low_volatility(data: xr.Dataset, window: int, quantile: int, long_short: bool
                    ) -> xr.DataArray:

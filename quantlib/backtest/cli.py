@@ -1,4 +1,9 @@
-"""``quantlib backtest ...``: list strategies, run one, sweep a grid, publish a result."""
+"""``quantlib backtest ...``: list strategies, run one, sweep a grid, publish a result.
+
+``run`` and ``sweep`` read the catalog (``--store``, default the configured store) by
+default; ``--synthetic`` backtests a generated panel instead, and such a result is only
+published with ``--allow-synthetic``, its title marked ``[synthetic]``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from typing import Any
 import click
 import yaml
 
-from quantlib.errors import StrategyError
+from quantlib.backtest.result import to_jsonable
+from quantlib.errors import BacktestError, StrategyError
 
 __all__ = ["backtest"]
 
@@ -24,24 +30,40 @@ def _parse_params(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _data(assets: int, days: int, seed: int, markets: str, catalog: bool) -> Any:
-    if catalog:
-        import quantlib
+def _data(opts: dict[str, Any]) -> Any:
+    """The backtest data: the catalog (one pinned snapshot) unless ``--synthetic``."""
+    markets = [m for m in opts["markets"].split(",") if m]
+    if opts["synthetic"]:
+        from quantlib.backtest.synthetic import make_dataset
 
+        return make_dataset(opts["assets"], opts["days"], seed=opts["seed"],
+                            markets=tuple(markets))
+    import quantlib
+    from quantlib.errors import QuantlibError
+
+    params = {k: opts[k] for k in ("start", "end") if opts[k]}
+    try:
         # prices + universe + fundamentals from ONE pinned snapshot (attrs["snapshot"])
-        return quantlib.load_dataset(compute=True, markets=markets.split(","))
-    from quantlib.backtest.synthetic import make_dataset
-
-    return make_dataset(assets, days, seed=seed, markets=tuple(m for m in markets.split(",")
-                                                               if m))
+        return quantlib.load_dataset(opts["store"], compute=True, markets=markets, **params)
+    except QuantlibError as exc:
+        raise BacktestError("backtest data is read from the catalog's store by default",
+                            found=f"{type(exc).__name__}: {exc}",
+                            fix="pass --store URL (a refreshed store), or --synthetic for a "
+                                "generated panel") from exc
 
 
 _data_options = [
+    click.option("--store", default=None, help="store URL to read (default: the configured "
+                 "store)"),
+    click.option("--markets", default="US", show_default=True, help="comma separated"),
+    click.option("--start", default=None, help="first date (catalog)"),
+    click.option("--end", default=None, help="last date (catalog)"),
+    click.option("--synthetic", is_flag=True, help="backtest a generated panel instead of "
+                 "the catalog (results are marked synthetic)"),
     click.option("--assets", default=50, show_default=True, help="synthetic panel size"),
     click.option("--days", default=756, show_default=True, help="synthetic sessions"),
-    click.option("--seed", default=0, show_default=True),
-    click.option("--markets", default="US", show_default=True, help="comma separated"),
-    click.option("--catalog", is_flag=True, help="read the Intake catalog instead"),
+    click.option("--seed", default=0, show_default=True, help="synthetic generator seed"),
+    click.option("--catalog", is_flag=True, hidden=True, help="(the default now)"),
 ]
 
 
@@ -73,17 +95,31 @@ def list_cmd() -> None:
 @_with_data
 @click.option("--publish", "title", default=None, help="publish under this title")
 @click.option("--tag", "tags", multiple=True)
-def run_cmd(strategy: str, params: tuple[str, ...], assets: int, days: int, seed: int,
-            markets: str, catalog: bool, title: str | None, tags: tuple[str, ...]) -> None:
-    """Run STRATEGY and print its metrics as JSON (optionally publish it)."""
+@click.option("--allow-synthetic", is_flag=True,
+              help="allow publishing a result on synthetic data (its title is marked)")
+@click.option("--replace", is_flag=True,
+              help="replace a different published result of the same title")
+def run_cmd(strategy: str, params: tuple[str, ...], title: str | None, tags: tuple[str, ...],
+            allow_synthetic: bool, replace: bool, **opts: Any) -> None:
+    """Run STRATEGY on the catalog and print its metrics as JSON (optionally publish it).
+
+    ``metrics`` are raw numbers, ``units`` their units and ``display`` the same text the
+    dashboards show (quantlib.backtest.metrics.format_metric).
+    """
     from quantlib.backtest.engine import run
+    from quantlib.backtest.metrics import format_metric, metric_units
     from quantlib.results import publish
 
-    res = run(strategy, _data(assets, days, seed, markets, catalog), **_parse_params(params))
-    out = {"result_id": res.result_id, "metrics": res.metrics}
+    kwargs = _parse_params(params)  # a malformed -p fails before any data is read
+    res = run(strategy, _data(opts), **kwargs)
+    out: dict[str, Any] = {"result_id": res.result_id, "snapshot": res.provenance["snapshot"],
+                           "synthetic": bool(res.provenance.get("synthetic")),
+                           "metrics": res.metrics, "units": metric_units(res.metrics),
+                           "display": {k: format_metric(k, v) for k, v in res.metrics.items()}}
     if title:
-        out["published"] = publish(res, title, tags=list(tags))
-    click.echo(json.dumps(out, indent=1, default=str))
+        out["published"] = publish(res, title, tags=list(tags), replace=replace,
+                                   allow_synthetic=allow_synthetic)
+    click.echo(json.dumps(to_jsonable(out), indent=1, default=str))
 
 
 @backtest.command("sweep")
@@ -92,8 +128,8 @@ def run_cmd(strategy: str, params: tuple[str, ...], assets: int, days: int, seed
 @_with_data
 @click.option("--per-asset", is_flag=True)
 @click.option("--scheduler", default=None, help="Dask scheduler address")
-def sweep_cmd(strategy: str, grid: tuple[str, ...], assets: int, days: int, seed: int,
-              markets: str, catalog: bool, per_asset: bool, scheduler: str | None) -> None:
+def sweep_cmd(strategy: str, grid: tuple[str, ...], per_asset: bool, scheduler: str | None,
+              **opts: Any) -> None:
     """Sweep STRATEGY over a grid and print the metrics table."""
     from quantlib.backtest.sweep import sweep
 
@@ -103,6 +139,6 @@ def sweep_cmd(strategy: str, grid: tuple[str, ...], assets: int, days: int, seed
 
         client = Client(scheduler)
     g = {k: (v if isinstance(v, list) else [v]) for k, v in _parse_params(grid).items()}
-    df = sweep(strategy, g, _data(assets, days, seed, markets, catalog), client=client,
+    df = sweep(strategy, g, _data(opts), client=client,
                per_asset=per_asset)
     click.echo(df.to_string(index=False))

@@ -5,7 +5,8 @@ The default, :data:`DEFAULT_COSTS`, is meant to be realistic for liquid equities
 impact ``0.1 * sigma_daily * sqrt(traded value / ADV value)`` (sigma over 60
 sessions, ADV over 20 sessions in base currency through ``fx_rate``, on a portfolio of
 10 million in base currency)
-and a 50 bps/year borrow fee on short weight. ``costs=None`` is frictionless.
+and a 50 bps/year borrow fee on short weight. ``costs=None`` is frictionless;
+``costs="flat:10"`` is a flat 10 bps per unit traded and nothing else.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class CostModel:
 
     Examples
     --------
-    >>> CostModel.flat(10).linear_rate
+    >>> CostModel.flat(10).linear_rate   # same as costs="flat:10"
     0.001
     """
 
@@ -117,29 +118,57 @@ COST_MODELS: dict[str, CostModel] = {
 
 
 def resolve_costs(costs: Any) -> CostModel:
-    """``None`` -> frictionless, a name -> registered model, a number -> flat bps, a dict.
+    """The cost model a ``costs=`` setting names.
+
+    ``"default"`` (:data:`DEFAULT_COSTS`, the default everywhere), another registered
+    name, ``None`` (frictionless), ``"flat:<bps>"`` (only a flat fee of ``bps`` per unit
+    traded: :meth:`CostModel.flat`), a dict of :class:`CostModel` fields (the default
+    model with those fields changed) or a :class:`CostModel`. A bare number is refused:
+    it reads as either of the last two.
 
     Examples
     --------
-    >>> resolve_costs(None).linear_rate, resolve_costs(10).linear_rate
+    >>> resolve_costs(None).linear_rate, resolve_costs("flat:10").linear_rate
     (0.0, 0.001)
+    >>> resolve_costs({"commission_bps": 10}).linear_rate  # default model, 10 bps commission
+    0.0015
+    >>> resolve_costs(10)
+    Traceback (most recent call last):
+    ...
+    quantlib.errors.BacktestError: costs must name its model; found costs=10 [field=costs]. Fix: a flat 10 bps and nothing else: costs='flat:10' (or CostModel.flat(10)); the default model with 10 bps commission: costs={'commission_bps': 10}
     """
     if costs is None:
         return COST_MODELS["frictionless"]
     if isinstance(costs, CostModel):
         return costs
     if isinstance(costs, str):
-        if costs not in COST_MODELS:
-            raise BacktestError(f"cost model must be one of {sorted(COST_MODELS)}",
-                                found=repr(costs), fix="pass a registered name or a CostModel")
-        return COST_MODELS[costs]
+        return _named(costs)
     if isinstance(costs, (int, float)) and not isinstance(costs, bool):
-        return CostModel.flat(float(costs))
+        n = f"{costs:g}"
+        raise BacktestError("costs must name its model", found=f"costs={costs!r}",
+                            fix=f"a flat {n} bps and nothing else: costs='flat:{n}' (or "
+                                f"CostModel.flat({n})); the default model with {n} bps "
+                                f"commission: costs={{'commission_bps': {n}}}", field="costs")
     if isinstance(costs, dict):
         try:
             return CostModel(**costs)
         except TypeError as exc:
             raise BacktestError("cost settings must be CostModel fields", found=str(exc),
                                 fix="see quantlib.backtest.CostModel") from exc
-    raise BacktestError("costs must be None, a name, bps, a dict or a CostModel",
+    raise BacktestError("costs must be None, a name, 'flat:<bps>', a dict or a CostModel",
                         found=type(costs).__name__, fix="pass costs='default'")
+
+
+def _named(costs: str) -> CostModel:
+    kind, sep, bps = costs.partition(":")
+    if sep and kind.strip() == "flat":
+        try:
+            return CostModel.flat(float(bps))
+        except ValueError:
+            raise BacktestError("a flat cost names its bps as a number", found=repr(costs),
+                                fix="pass costs='flat:10'", field="costs") from None
+    if costs not in COST_MODELS:
+        raise BacktestError(f"cost model must be one of {sorted(COST_MODELS)} or 'flat:<bps>'",
+                            found=repr(costs), fix="pass a registered name or a CostModel",
+                            field="costs")
+    return COST_MODELS[costs]

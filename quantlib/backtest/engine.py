@@ -19,6 +19,7 @@ through ``returns_base`` when present.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,18 +28,16 @@ import pandas as pd
 import xarray as xr
 
 from quantlib.backtest import kernels
-from quantlib.backtest.constraints import Constraints, apply_constraints, rebalance_mask
-from quantlib.backtest.costs import resolve_costs
+from quantlib.backtest.constraints import apply_constraints, rebalance_mask
 from quantlib.backtest.result import Result, to_jsonable
-from quantlib.errors import BacktestError
+from quantlib.backtest.settings import Settings, resolve_settings, split_settings
+from quantlib.errors import BacktestError, QuantlibWarning
 
-__all__ = ["simulate", "run", "as_dataset", "settings_dict", "SIM_DEFAULTS"]
+__all__ = ["simulate", "run", "as_dataset", "strategy_weights", "data_address",
+           "data_fingerprint", "data_selection", "SIM_DEFAULTS"]
 
-SIM_DEFAULTS: dict[str, Any] = {
-    "rebalance": "D", "execution": "close", "costs": "default", "long_only": True,
-    "gross_leverage": 1.0, "net_leverage": None, "max_weight": None, "neutral": None,
-    "periods_per_year": 252, "risk_free": 0.0, "benchmark": None,
-}
+#: the platform's default simulation settings, by name (see :class:`Settings`)
+SIM_DEFAULTS: dict[str, Any] = {**Settings().as_params(), "costs": "default"}
 
 
 def as_dataset(data: Any) -> xr.Dataset:
@@ -53,6 +52,13 @@ def as_dataset(data: Any) -> xr.Dataset:
             raise BacktestError("backtest data must hold close and returns (date x asset)",
                                 found=f"variables {sorted(map(str, data.data_vars))}",
                                 fix="merge the catalog's prices entry", field=var)
+    if data.sizes.get("date", 0) == 0 or data.sizes.get("asset", 0) == 0:
+        attrs = {k: data.attrs[k] for k in ("markets", "start", "end") if k in data.attrs}
+        raise BacktestError("backtest data must hold at least one session and one asset",
+                            found=f"{data.sizes.get('date', 0)} dates x "
+                                  f"{data.sizes.get('asset', 0)} assets {attrs or ''}".strip(),
+                            fix="choose start/end (and markets) inside the store's history, "
+                                "e.g. quantlib.load_dataset(start=..., end=...)")
     return data.transpose("date", "asset", ...)
 
 
@@ -62,18 +68,9 @@ def _np(data: xr.Dataset, name: str) -> np.ndarray | None:
     return np.asarray(data[name].values, dtype=float)
 
 
-def settings_dict(**settings: Any) -> dict[str, Any]:
-    """Simulation settings merged over :data:`SIM_DEFAULTS` (unknown keys rejected)."""
-    unknown = sorted(set(settings) - set(SIM_DEFAULTS))
-    if unknown:
-        raise BacktestError("unknown simulation setting", found=", ".join(unknown),
-                            fix=f"use one of {sorted(SIM_DEFAULTS)}")
-    return {**SIM_DEFAULTS, **settings}
-
-
 def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom",
              source_hash: str | None = None, params: dict[str, Any] | None = None,
-             **settings: Any) -> Result:
+             settings: Settings | None = None, **kwargs: Any) -> Result:
     """Simulate a portfolio that trades to ``target_weights``; see the module docstring.
 
     Parameters
@@ -83,12 +80,16 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
     data : xarray.Dataset
         Per the backtest data contract (``close``, ``returns``; optional ``open``,
         ``volume``, ``in_universe``, ``returns_base``, coords ``market``/``sector``).
+    settings : Settings, optional
+        Resolved settings (:func:`~quantlib.backtest.settings.resolve_settings`);
+        otherwise the keyword settings below are resolved (platform defaults under them).
     rebalance : {"D", "W", "M", "Q"} or int, default "D"
     execution : {"close", "open"}, default "close"
-    costs : None, "default", bps, dict or CostModel, default "default"
+    costs : None, "default", "flat:<bps>", dict or CostModel, default "default"
         ``None`` is frictionless; the default model is
         :data:`quantlib.backtest.costs.DEFAULT_COSTS` (1 bp commission + 5 bps
-        half-spread, square-root impact, 50 bps/yr borrow).
+        half-spread, square-root impact, 50 bps/yr borrow); ``"flat:10"`` is 10 bps per
+        unit traded and nothing else; a dict changes fields of the default model.
     long_only, gross_leverage, net_leverage, max_weight, neutral
         See :class:`~quantlib.backtest.constraints.Constraints`.
     periods_per_year : int, default 252
@@ -107,57 +108,96 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
     (60, 1.0)
     """
     data = as_dataset(data)
-    s = settings_dict(**settings)
+    if settings is not None and kwargs:
+        raise BacktestError("pass settings as a Settings object or as keywords, not both",
+                            found=", ".join(sorted(kwargs)), fix="fold them into settings")
+    s = settings if settings is not None else resolve_settings(**kwargs)
     tw = target_weights.transpose("date", "asset")
     if tw.shape != data["close"].shape:
         raise BacktestError("target weights must be aligned with the data (date x asset)",
                             found=f"{tw.shape} vs data {data['close'].shape}",
                             fix="compute weights on the same Dataset")
-    cost_model = resolve_costs(s["costs"])
-    cons = Constraints(long_only=s["long_only"], gross_leverage=s["gross_leverage"],
-                       net_leverage=s["net_leverage"], max_weight=s["max_weight"],
-                       neutral=s["neutral"])
-    arrays = _prepare(np.asarray(tw.values, dtype=float), data, s, cons, cost_model)
+    arrays = kernel_args(np.asarray(tw.values, dtype=float), prepare_static(data, s))
     w, gross, net, costs, turnover, expo = kernels.simulate_kernel(*arrays)
     dates = pd.DatetimeIndex(data["date"].values, name="date")
     assets = [str(a) for a in data["asset"].values]
     returns = pd.DataFrame({"net": net, "gross": gross, "turnover": turnover, "costs": costs},
                            index=dates)
-    bench = _benchmark(s["benchmark"], data, dates)
+    bench = _benchmark(s.benchmark, data, dates)
     if bench is not None:
         returns["benchmark"] = bench
     weights = pd.DataFrame(w, index=dates, columns=pd.Index(assets, name="asset"), copy=False)
-    all_params = {**(params or {}), **{k: v for k, v in s.items() if k != "costs"},
-                  "costs": cost_model.as_dict()}
-    if isinstance(s["benchmark"], pd.Series):
-        all_params["benchmark"] = "series"
+    all_params = {**(params or {}), **s.as_params()}
     from quantlib import __version__
     from quantlib.backtest.metrics import summary
 
     prov = {"strategy": strategy, "source_hash": source_hash or _weights_hash(tw),
-            "snapshot": data.attrs.get("snapshot") or data_fingerprint(data),
-            "data": data_selection(data),
+            **data_address(data),
             "quantlib_version": __version__,
             "created_at": dt.datetime.now(dt.UTC).isoformat()}
     exposures = pd.DataFrame({"long": expo[:, 0], "short": expo[:, 1],
                               "gross": expo[:, 0] - expo[:, 1], "net": expo[:, 0] + expo[:, 1],
                               "n_holdings": expo[:, 2]}, index=dates)
+    warn_if_idle(w, data, strategy, params or {})
     res = Result(returns, weights, params=to_jsonable(all_params), provenance=prov,
                  exposures=exposures)
     res.metrics = summary(res.returns["net"], benchmark=res.returns.get("benchmark"),
                           turnover=res.returns["turnover"], exposures=res.exposures,
-                          periods_per_year=s["periods_per_year"], risk_free=s["risk_free"])
+                          periods_per_year=s.periods_per_year, risk_free=s.risk_free)
     return res
 
 
-def _prepare(target: np.ndarray, data: xr.Dataset, s: dict[str, Any], cons: Constraints,
-             cost_model: Any) -> tuple[Any, ...]:
-    return kernel_args(target, prepare_static(data, s, cons, cost_model))
+def warn_if_idle(weights: np.ndarray, data: xr.Dataset, strategy: str,
+                 params: dict[str, Any]) -> None:
+    """``QuantlibWarning`` naming cause and fix when a backtest cannot mean anything.
+
+    Causes: a lookback parameter (:class:`~quantlib.backtest.Param` ``lookback=True``) at
+    least as long as the data, a ``quantile`` larger than the assets with a bar on any
+    day, or a portfolio that never holds anything (``weights`` all 0).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> ds = xr.Dataset({"close": (("date", "asset"), np.ones((3, 2)))})
+    >>> with warnings.catch_warnings(record=True) as seen:
+    ...     warnings.simplefilter("always")
+    ...     warn_if_idle(np.zeros((3, 2)), ds, "xs_momentum", {"window": 10, "quantile": 5})
+    >>> print(seen[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    strategy 'xs_momentum' never holds anything: window=10 looks back at least as far as
+    the data reaches (3 sessions); fix: pass window < 3 or load more history. quantile=5
+    holds the top 1/5 of at most 2 assets a day, which is none; fix: pass quantile <= 2
+    or a wider universe.
+    """
+    from quantlib.backtest.strategies import STRATEGIES
+
+    T = data.sizes["date"]
+    strat = STRATEGIES.get(strategy)
+    causes = []
+    for name, p in (strat.params.items() if strat is not None else ()):
+        v = params.get(name)
+        if p.lookback and isinstance(v, int) and v >= T:
+            causes.append(f"{name}={v} looks back at least as far as the data reaches ({T} "
+                          f"sessions); fix: pass {name} < {T} or load more history")
+    q = params.get("quantile")
+    n_max = int(np.isfinite(np.asarray(data["close"].values, float)).sum(axis=1).max())
+    if isinstance(q, int) and q > n_max:
+        causes.append(f"quantile={q} holds the top 1/{q} of at most {n_max} assets a day, "
+                      f"which is none; fix: pass quantile <= {n_max} or a wider universe")
+    never = not np.any(np.nan_to_num(weights) != 0)
+    if not causes and not never:
+        return
+    if not causes:
+        causes.append("its target weights are 0 on every rebalance row; fix: check that "
+                      "the signal has values (lookbacks, fundamentals present) and that "
+                      "assets pass its filters")
+    head = "never holds anything" if never else "cannot mean what it says"
+    warnings.warn(f"strategy {strategy!r} {head}: " + ". ".join(causes) + ".",
+                  QuantlibWarning, stacklevel=3)
 
 
-def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_model: Any
-                   ) -> dict[str, Any]:
+def prepare_static(data: xr.Dataset, s: Settings) -> dict[str, Any]:
     """Everything the kernel needs that does not depend on the target weights."""
+    cons = s.constraints
     close = np.asarray(data["close"].values, dtype=float)
     r_local = np.asarray(data["returns"].values, dtype=float)
     rb = _np(data, "returns_base")
@@ -171,15 +211,15 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
         _, groups = np.unique(np.asarray(data[cons.neutral].values).astype(str),
                               return_inverse=True)
     uni = np.asarray(data["in_universe"].values, bool) if "in_universe" in data else None
-    rebalance = rebalance_mask(data["date"].values, s["rebalance"])
+    rebalance = rebalance_mask(data["date"].values, s.rebalance)
     decision = rebalance.copy()
     delist_row = _delisting_rows(close, data)
-    lin, impact, borrow = cost_model.arrays(close, _np(data, "volume"), r_local,
-                                            s["periods_per_year"], fx=_np(data, "fx_rate"))
-    if s["execution"] == "close":
+    lin, impact, borrow = s.costs.arrays(close, _np(data, "volume"), r_local,
+                                         s.periods_per_year, fx=_np(data, "fx_rate"))
+    if s.execution == "close":
         # tradable = a bar (finite close): the kernel tests the prices, no (T, N) mask
         r_pre, r_post, tradable = r, np.broadcast_to(np.float64(0.0), r.shape), close
-    elif s["execution"] == "open":
+    elif s.execution == "open":
         opn = _np(data, "open")
         if opn is None:
             raise BacktestError("execution='open' needs an open price variable",
@@ -193,13 +233,13 @@ def prepare_static(data: xr.Dataset, s: dict[str, Any], cons: Constraints, cost_
         tradable = opn
         rebalance = np.concatenate([[False], rebalance[:-1]])  # executed next open
     else:
-        raise BacktestError("execution must be 'close' or 'open'", found=repr(s["execution"]),
+        raise BacktestError("execution must be 'close' or 'open'", found=repr(s.execution),
                             fix="pass execution='close'")
     return {"r_pre": np.ascontiguousarray(r_pre), "r_post": r_post,
             "rebalance": rebalance, "tradable": tradable, "lin": lin, "impact": impact,
             "borrow": float(borrow), "delist_row": delist_row, "universe": uni,
             "force_rows": _force_rows(delist_row, len(rebalance)),
-            "groups": groups, "cons": cons, "execution": s["execution"],
+            "groups": groups, "cons": cons, "execution": s.execution,
             "rebalance_decision": decision}
 
 
@@ -286,16 +326,43 @@ def _weights_hash(tw: xr.DataArray) -> str:
 
 
 def data_fingerprint(data: xr.Dataset) -> str:
-    """Content hash of a dataset without a ``snapshot`` attribute (``content-<hex>``)."""
-    import hashlib
+    """Content hash of everything a backtest can read from ``data`` (``content-<hex>``).
 
-    h = hashlib.sha256()
-    for name in sorted(map(str, data.data_vars)):
-        h.update(name.encode())
-        h.update(np.ascontiguousarray(data[name].values).tobytes())
-    h.update(np.asarray(data["date"].values).tobytes())
-    h.update("|".join(map(str, data["asset"].values)).encode())
-    return "content-" + h.hexdigest()[:16]
+    Covers each data variable (name, dims, dtype, values), the ``date`` and ``asset``
+    labels and every other coordinate, so a subset (``isel``/``sel``), a dropped or added
+    variable, or a value edited in memory gives another fingerprint. Numpy values are
+    hashed (sha256, one thread per variable: about 0.1 s for a 1,000 x 2,520 panel of
+    ten variables, see bench/RESULTS.md); a dask-backed variable contributes its graph
+    name, which dask derives from the content it was built from, so a lazy read is not
+    computed.
+
+    Examples
+    --------
+    >>> from quantlib.backtest.synthetic import make_dataset
+    >>> ds = make_dataset(4, 30, seed=1, markets=())
+    >>> fp = data_fingerprint(ds)
+    >>> fp == data_fingerprint(ds.copy(deep=True)), fp == data_fingerprint(ds.isel(asset=[0, 1]))
+    (True, False)
+    """
+    import hashlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    def digest(item: tuple[str, Any]) -> bytes:
+        name, arr = item
+        h = hashlib.sha256(f"{name}|{arr.dims}|{arr.dtype}|{arr.shape}|".encode())
+        if hasattr(arr.data, "dask"):
+            h.update(str(arr.data.name).encode())
+        elif arr.dtype.kind in "OUS":
+            h.update("\x1f".join(map(str, np.ravel(arr.values))).encode())
+        else:
+            h.update(np.ascontiguousarray(arr.values).reshape(-1).view(np.uint8))
+        return h.digest()
+
+    items = [(f"var:{k}", data[k].variable) for k in sorted(map(str, data.data_vars))]
+    items += [(f"coord:{k}", data[k].variable) for k in sorted(map(str, data.coords))]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL
+        parts = list(pool.map(digest, items))
+    return "content-" + hashlib.sha256(b"".join(parts)).hexdigest()[:16]
 
 
 def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -> Result:
@@ -319,25 +386,18 @@ def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -
 
     strat = get_strategy(strategy)
     data = as_dataset(data)
-    sim = {k: params.pop(k) for k in list(params) if k in SIM_DEFAULTS}
-    sim = {**strat.sim_defaults, **sim}
+    params, sim = split_settings(params)
     full = strat.resolve_params(params)
-    if full.get("long_short") and "long_only" not in sim:
-        sim["long_only"] = False  # a long-short strategy implies a long-short book
+    s = resolve_settings(strat, full, **sim)
     url = cache if isinstance(cache, str) else None
     if cache:
         from quantlib.results import has_result, load_result
 
-        probe = _request_id(strat, full, sim, data)
+        probe = _request_id(strat, full, s, data)
         if probe and has_result(probe, url):
             return load_result(probe, url)
-    from quantlib.backtest.signals import decision_rows
-
-    rows = rebalance_mask(data["date"].values, settings_dict(**sim)["rebalance"])
-    with decision_rows(None if rows.all() else rows):
-        weights = strat.weights(data, **full)
-    res = simulate(weights, data, strategy=strat.name, source_hash=strat.source_hash,
-                   params=full, **sim)
+    res = simulate(strategy_weights(strat, data, full, s), data, strategy=strat.name,
+                   source_hash=strat.source_hash, params=full, settings=s)
     if cache:
         from quantlib.results import save_result
 
@@ -345,36 +405,80 @@ def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -
     return res
 
 
-def _request_id(strat: Any, full: dict[str, Any], sim: dict[str, Any], data: xr.Dataset
+def strategy_weights(strat: Any, data: xr.Dataset, params: dict[str, Any], s: Settings
+                     ) -> xr.DataArray:
+    """Target weights of ``strat`` computed on the decision rows of ``s.rebalance`` only."""
+    from quantlib.backtest.signals import decision_rows
+
+    rows = rebalance_mask(data["date"].values, s.rebalance)
+    with decision_rows(None if rows.all() else rows):
+        return strat.weights(data, **params)
+
+
+def _request_id(strat: Any, full: dict[str, Any], s: Settings, data: xr.Dataset
                 ) -> str | None:
     from quantlib import __version__
     from quantlib.backtest.result import result_id_for
 
-    s = settings_dict(**sim)
-    if isinstance(s["benchmark"], pd.Series):
+    if isinstance(s.benchmark, pd.Series):
         return None
-    cost = resolve_costs(s["costs"]).as_dict()
-    params = to_jsonable({**full, **{k: v for k, v in s.items() if k != "costs"},
-                          "costs": cost})
-    snap = data.attrs.get("snapshot") or data_fingerprint(data)
-    return result_id_for(strat.name, strat.source_hash, params, snap, __version__,
-                         data_selection(data))
+    params = to_jsonable({**full, **s.as_params()})
+    addr = data_address(data)
+    return result_id_for(strat.name, strat.source_hash, params, addr["snapshot"], __version__,
+                         addr["data"], addr["data_fingerprint"])
 
 
-def data_selection(data: xr.Dataset) -> dict[str, Any] | None:
-    """What a catalog read selected from its snapshot (``None`` for other datasets).
+def data_address(data: xr.Dataset) -> dict[str, Any]:
+    """What a result's content address says about the data it read.
 
-    Part of a result's content address, and what a rerun (what-if) reads again.
+    An untouched catalog read (``quantlib.load_dataset``, whose ``read_fingerprint``
+    attribute still equals :func:`data_fingerprint` of the data) is addressed by its
+    ``snapshot`` plus the ``data`` selection (markets, dates, decision clock) that a
+    rerun reads again; ``data_fingerprint`` is then ``None``. Anything else (a subset, an
+    edit in memory, a synthetic or hand-built panel) is addressed by its content:
+    ``data`` is ``None`` and ``data_fingerprint`` the content hash. ``synthetic`` is true
+    for panels of :func:`quantlib.backtest.synthetic.make_dataset`.
 
     Examples
     --------
-    >>> ds = xr.Dataset(coords={"date": pd.date_range("2024-01-01", periods=2)},
+    >>> from quantlib.backtest.synthetic import make_dataset
+    >>> ds = make_dataset(4, 30, seed=1, markets=())
+    >>> addr = data_address(ds)
+    >>> addr["data"], addr["data_fingerprint"] == data_fingerprint(ds), addr["synthetic"]
+    (None, True, True)
+    """
+    fp = data_fingerprint(data)
+    selection = data_selection(data, fingerprint=fp)
+    return {"snapshot": data.attrs.get("snapshot") or fp, "data": selection,
+            "data_fingerprint": None if selection is not None else fp,
+            "synthetic": bool(data.attrs.get("synthetic", False))}
+
+
+def data_selection(data: xr.Dataset, fingerprint: str | None = None) -> dict[str, Any] | None:
+    """What a catalog read selected from its snapshot, if ``data`` is that read untouched.
+
+    ``None`` for datasets that are not a :func:`quantlib.load_dataset` read, and for a
+    read changed since (subset, edited values, added or dropped variables): its
+    ``read_fingerprint`` attribute no longer equals :func:`data_fingerprint` (pass
+    ``fingerprint`` when already computed). Part of a result's content address, and what
+    a rerun (what-if) reads again.
+
+    Examples
+    --------
+    >>> ds = xr.Dataset({"close": (("date", "asset"), [[1.0], [2.0]])},
+    ...                 coords={"date": pd.date_range("2024-01-01", periods=2), "asset": ["A"]},
     ...                 attrs={"snapshot": "S1", "markets": ["US"], "decision_clock": "own",
     ...                        "start": "2024-01-01", "end": "2024-01-02"})
+    >>> ds.attrs["read_fingerprint"] = data_fingerprint(ds)
     >>> data_selection(ds)
     {'markets': ['US'], 'start': '2024-01-01', 'end': '2024-01-02', 'decision_clock': 'own'}
+    >>> data_selection(ds.isel(date=[0])) is None
+    True
     """
-    if "snapshot" not in data.attrs or "markets" not in data.attrs:
+    attrs = data.attrs
+    if not {"snapshot", "markets", "read_fingerprint"} <= set(attrs):
+        return None
+    if (fingerprint or data_fingerprint(data)) != attrs["read_fingerprint"]:
         return None
     keys = ("markets", "start", "end", "decision_clock")
-    return {k: to_jsonable(data.attrs[k]) for k in keys if k in data.attrs}
+    return {k: to_jsonable(attrs[k]) for k in keys if k in attrs}

@@ -21,6 +21,13 @@ Conventions (explicit parameters, documented defaults):
   interpolation) and the mean of returns at or below it (empyrical).
 - ``alpha`` / ``beta`` are empyrical's: OLS beta of excess returns on excess benchmark
   returns; alpha annualized as ``(1 + mean daily alpha) ** periods_per_year - 1``.
+- Warm-up days are not performance: :func:`summary` starts every metric (and the
+  reported period, ``start``) at the first day with a position (:func:`active_start`);
+  the zero-exposure sessions before it only count in ``warmup_periods``.
+- Every metric has a unit, declared once in :data:`METRIC_UNITS` (``fraction`` shown
+  as a percentage, ``ratio``, ``days`` = sessions of the series, ``count``, ``times``
+  per year, ``date``); :func:`format_metric` is the one formatter the CLI, the results
+  API (which returns the units with the values) and the dashboards use.
 """
 
 from __future__ import annotations
@@ -33,7 +40,88 @@ import pandas as pd
 __all__ = ["total_return", "cagr", "annual_volatility", "sharpe", "sortino", "max_drawdown",
            "drawdown_stats", "calmar", "hit_rate", "alpha_beta", "information_ratio",
            "value_at_risk", "conditional_value_at_risk", "monthly_returns", "yearly_returns",
-           "summary", "sweep_metrics", "sweep_metrics_numpy"]
+           "summary", "active_start", "sweep_metrics", "sweep_metrics_numpy", "METRIC_UNITS",
+           "UNIT_FORMATS", "metric_unit", "metric_units", "format_value", "format_metric"]
+
+#: the unit of every metric this package reports (one place; see the module docstring)
+METRIC_UNITS: dict[str, str] = {
+    "total_return": "fraction", "cagr": "fraction", "annual_return": "fraction",
+    "annual_volatility": "fraction", "volatility": "fraction", "max_drawdown": "fraction",
+    "hit_rate": "fraction", "var_95": "fraction", "cvar_95": "fraction",
+    "risk_free": "fraction", "alpha": "fraction", "avg_gross_exposure": "fraction",
+    "avg_turnover": "fraction", "total_costs": "fraction",
+    "sharpe": "ratio", "sortino": "ratio", "calmar": "ratio", "beta": "ratio",
+    "information_ratio": "ratio", "sharpe_ci_low": "ratio", "sharpe_ci_high": "ratio",
+    "max_drawdown_duration": "days", "max_drawdown_recovery": "days",
+    "longest_drawdown_duration": "days",
+    "n_periods": "count", "warmup_periods": "count", "periods_per_year": "count",
+    "avg_holdings": "count",
+    "turnover_annual": "times",
+    "start": "date", "end": "date",
+}
+
+#: display of a value by its unit (``None`` and NaN show as an em dash)
+UNIT_FORMATS: dict[str, Any] = {
+    "fraction": lambda x: f"{x * 100:.2f}%",
+    "ratio": lambda x: f"{x:.2f}",
+    "days": lambda x: f"{x:.0f} days",
+    "count": lambda x: f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}",
+    "times": lambda x: f"{x:.1f}x",
+    "number": lambda x: f"{x:.4g}",
+}
+
+
+def metric_unit(name: str) -> str:
+    """Unit of a metric by name (``number`` if it is not in :data:`METRIC_UNITS`).
+
+    Examples
+    --------
+    >>> metric_unit("max_drawdown_duration"), metric_unit("sharpe"), metric_unit("xyz")
+    ('days', 'ratio', 'number')
+    """
+    return METRIC_UNITS.get(name, "number")
+
+
+def metric_units(metrics: dict[str, Any]) -> dict[str, str]:
+    """``{name: unit}`` for every key of a metrics dict (what the results API returns).
+
+    Examples
+    --------
+    >>> metric_units({"cagr": 0.1, "n_periods": 10})
+    {'cagr': 'fraction', 'n_periods': 'count'}
+    """
+    return {k: metric_unit(k) for k in metrics}
+
+
+def format_value(value: Any, unit: str) -> str:
+    """Display text of ``value`` in ``unit`` (see :data:`UNIT_FORMATS`).
+
+    Examples
+    --------
+    >>> format_value(0.1234, "fraction"), format_value(300, "days"), format_value(None, "ratio")
+    ('12.34%', '300 days', '—')
+    """
+    if value is None or isinstance(value, bool):
+        return "—" if value is None else str(value)
+    if unit == "date" or isinstance(value, str):
+        return str(value)[:10] if unit == "date" else str(value)
+    x = float(value)
+    if not np.isfinite(x):
+        return "—"
+    return str(UNIT_FORMATS.get(unit, UNIT_FORMATS["number"])(x))
+
+
+def format_metric(name: str, value: Any) -> str:
+    """Display text of one metric: :func:`format_value` in :func:`metric_unit` of ``name``.
+
+    Examples
+    --------
+    >>> format_metric("cagr", 0.1234), format_metric("sharpe", 1.5)
+    ('12.34%', '1.50')
+    >>> format_metric("max_drawdown_duration", 300), format_metric("turnover_annual", 13.2)
+    ('300 days', '13.2x')
+    """
+    return format_value(value, metric_unit(name))
 
 
 def _a(r: Any) -> np.ndarray:
@@ -195,13 +283,92 @@ def yearly_returns(r: pd.Series) -> pd.Series:
     return g
 
 
+def active_start(net: Any, exposures: pd.DataFrame | None = None,
+                 turnover: Any = None) -> int | None:
+    """Row of the first day with a position, where performance starts (None: never).
+
+    The first row whose end-of-session gross exposure is non-zero; without
+    ``exposures``, the first row with turnover (a position is traded into); without
+    either, the first non-zero return. That day counts (it carries the cost of the
+    first trade); the warm-up rows before it do not.
+
+    Examples
+    --------
+    >>> active_start([0.0, 0.0, -0.001, 0.02], turnover=[0.0, 0.0, 1.0, 0.0])
+    2
+    >>> active_start([0.0, 0.0]) is None
+    True
+    """
+    if exposures is not None:
+        held = np.nan_to_num(exposures["gross"].to_numpy(dtype=float)) != 0
+    elif turnover is not None:
+        held = np.nan_to_num(_a(turnover)) != 0
+    else:
+        held = np.nan_to_num(_a(net)) != 0
+    return int(np.argmax(held)) if held.any() else None
+
+
 def summary(net: pd.Series, benchmark: pd.Series | None = None,
             turnover: pd.Series | None = None, exposures: pd.DataFrame | None = None,
             periods_per_year: int = 252, risk_free: float = 0.0) -> dict[str, Any]:
-    """All scalar metrics of a daily return series as a plain dict (``Result.metrics``)."""
+    """All scalar metrics of a daily return series as a plain dict (``Result.metrics``).
+
+    Warm-up days are not performance: every metric is computed from the first day
+    with a position (:func:`active_start`) to the end; ``start``/``end`` are that
+    period, ``warmup_periods`` the sessions left out before it. A series that never
+    holds a position has NaN metrics and ``n_periods == 0``. Each key's unit is in
+    :data:`METRIC_UNITS`.
+
+    Examples
+    --------
+    >>> idx = pd.date_range("2024-01-01", periods=5, name="date")
+    >>> net = pd.Series([0.0, 0.0, -0.001, 0.02, -0.01], index=idx)
+    >>> m = summary(net, turnover=pd.Series([0, 0, 1.0, 0, 0], index=idx))
+    >>> m["start"], m["warmup_periods"], m["n_periods"], round(m["total_return"], 4)
+    ('2024-01-03', 2, 3, 0.0088)
+    """
+    first = active_start(net, exposures, turnover)
+    cut = len(net) if first is None else first
+    net = net.iloc[cut:]
     r = net.to_numpy(dtype=float)
-    dd = drawdown_stats(r)
+    idx = net.index
     m: dict[str, Any] = {
+        "start": _day(idx[0]) if len(idx) else None, "end": _day(idx[-1]) if len(idx) else None,
+        "warmup_periods": int(cut), "n_periods": int(len(r)),
+        "periods_per_year": periods_per_year, "risk_free": risk_free,
+    }
+    m.update(_return_metrics(r, periods_per_year, risk_free) if len(r) else
+             dict.fromkeys(RETURN_METRICS, float("nan")))
+    if turnover is not None:
+        t = _a(turnover)[cut:]
+        m["turnover_annual"] = float(np.nanmean(t) * periods_per_year) if len(t) else np.nan
+    if exposures is not None:
+        e = exposures.iloc[cut:]
+        m["avg_holdings"] = float(e["n_holdings"].mean())
+        m["avg_gross_exposure"] = float(e["gross"].mean())
+    if benchmark is not None:
+        b = _a(benchmark)[cut:]
+        alpha, beta = alpha_beta(r, b, risk_free, periods_per_year) if len(r) > 1 else (
+            np.nan, np.nan)
+        m.update(alpha=alpha, beta=beta, information_ratio=information_ratio(
+            r, b, periods_per_year) if len(r) > 1 else np.nan)
+    return m
+
+
+def _day(ts: Any) -> str:
+    return pd.Timestamp(ts).date().isoformat() if isinstance(ts, (pd.Timestamp, np.datetime64)
+                                                          ) else str(ts)
+
+
+#: the metrics of :func:`_return_metrics` (NaN when there is no period with a position)
+RETURN_METRICS = ("total_return", "cagr", "annual_return", "annual_volatility", "sharpe",
+                  "sortino", "max_drawdown", "max_drawdown_duration", "max_drawdown_recovery",
+                  "longest_drawdown_duration", "calmar", "hit_rate", "var_95", "cvar_95")
+
+
+def _return_metrics(r: np.ndarray, periods_per_year: int, risk_free: float) -> dict[str, Any]:
+    dd = drawdown_stats(r)
+    return {
         "total_return": float(total_return(r)), "cagr": float(cagr(r, periods_per_year)),
         "annual_return": float(cagr(r, periods_per_year)),
         "annual_volatility": float(annual_volatility(r, periods_per_year)),
@@ -212,20 +379,7 @@ def summary(net: pd.Series, benchmark: pd.Series | None = None,
         "longest_drawdown_duration": dd["longest_duration"],
         "calmar": float(calmar(r, periods_per_year)), "hit_rate": float(hit_rate(r)),
         "var_95": value_at_risk(r), "cvar_95": conditional_value_at_risk(r),
-        "n_periods": int(len(r)), "periods_per_year": periods_per_year,
-        "risk_free": risk_free,
     }
-    if turnover is not None:
-        m["turnover_annual"] = float(np.nanmean(turnover.to_numpy(float)) * periods_per_year)
-    if exposures is not None:
-        m["avg_holdings"] = float(exposures["n_holdings"].mean())
-        m["avg_gross_exposure"] = float(exposures["gross"].mean())
-    if benchmark is not None:
-        b = benchmark.to_numpy(dtype=float)
-        alpha, beta = alpha_beta(r, b, risk_free, periods_per_year)
-        m.update(alpha=alpha, beta=beta, information_ratio=information_ratio(r, b,
-                                                                           periods_per_year))
-    return m
 
 
 def sweep_metrics(r: np.ndarray, periods_per_year: int = 252) -> np.ndarray:

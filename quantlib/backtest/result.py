@@ -63,12 +63,15 @@ def canonical_json(obj: Any) -> str:
 
 def result_id_for(strategy: str, source_hash: str, params: dict[str, Any],
                   snapshot: str | None, quantlib_version: str,
-                  data: dict[str, Any] | None = None) -> str:
+                  data: dict[str, Any] | None = None, data_fingerprint: str | None = None
+                  ) -> str:
     """Content address of a backtest request: sha256 of its canonical JSON, 16 hex digits.
 
     ``data`` is the selection read from the snapshot (markets, start, end, decision
     clock; see :func:`quantlib.load_dataset`): the same snapshot read for other markets
-    or dates is another request.
+    or dates is another request. ``data_fingerprint`` is the content hash of data that
+    is not an untouched catalog read (a subset, values edited in memory, a hand-built
+    panel; see :func:`quantlib.backtest.engine.data_address`).
 
     Examples
     --------
@@ -80,6 +83,8 @@ def result_id_for(strategy: str, source_hash: str, params: dict[str, Any],
            "snapshot": snapshot, "quantlib_version": quantlib_version}
     if data:
         key["data"] = data
+    if data_fingerprint:
+        key["data_fingerprint"] = data_fingerprint
     return hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]
 
 
@@ -103,12 +108,16 @@ class Result:
     params : dict
         The strategy parameters and simulation settings.
     provenance : dict
-        ``strategy``, ``source_hash``, ``snapshot``, ``quantlib_version``, ``created_at``.
+        ``strategy``, ``source_hash``, ``snapshot``, ``quantlib_version``, ``created_at``;
+        the data read: ``data`` (catalog selection) or ``data_fingerprint`` (content hash),
+        and ``synthetic`` (generated data, see :func:`quantlib.backtest.engine.data_address`);
+        ``sample="out_of_sample"`` for a walk-forward's stitched record.
     metrics : dict
         Summary statistics (see :func:`quantlib.backtest.metrics.summary`).
     info : dict
         Publication fields: ``author``, ``published``, ``title``, ``description``,
-        ``tags``, ``allowed_params``.
+        ``tags``, ``allowed_params``, ``replaces`` (results this one replaced on publish),
+        ``in_sample`` (secondary in-sample metrics, see :meth:`attach_in_sample`).
 
     Examples
     --------
@@ -146,11 +155,15 @@ class Result:
     # -- identity ---------------------------------------------------------------------
     @property
     def result_id(self) -> str:
-        """Content address: strategy, its source hash, params, snapshot, quantlib version."""
+        """Content address: strategy, its source hash, params, the data read, quantlib version.
+
+        The data part is the snapshot plus the selection for an untouched catalog read,
+        and the content fingerprint otherwise (``provenance["data_fingerprint"]``).
+        """
         p = self.provenance
         return result_id_for(p.get("strategy", "custom"), p.get("source_hash", ""),
                              self.params, p.get("snapshot"), p.get("quantlib_version", ""),
-                             p.get("data"))
+                             p.get("data"), p.get("data_fingerprint"))
 
     @property
     def net(self) -> pd.Series:
@@ -173,10 +186,16 @@ class Result:
             "params": self.params,
             "snapshot": p.get("snapshot"),
             "data": p.get("data"),
+            "data_fingerprint": p.get("data_fingerprint"),
+            "synthetic": bool(p.get("synthetic", False)),
             "quantlib_version": p.get("quantlib_version", ""),
             "created_at": p.get("created_at"),
-            "start": idx[0].isoformat() if len(idx) else None,
-            "end": idx[-1].isoformat() if len(idx) else None,
+            # the reported period starts at the first day with a position (metrics.summary)
+            "start": _period_bound(self.metrics.get("start"), idx, 0),
+            "end": _period_bound(self.metrics.get("end"), idx, -1),
+            "data_start": idx[0].isoformat() if len(idx) else None,
+            "sample": p.get("sample"),
+            "in_sample": self.info.get("in_sample"),
             "n_assets": int(self.weights.shape[1]),
             "metrics": self.metrics,
             "author": self.info.get("author"),
@@ -186,8 +205,34 @@ class Result:
             "description": self.info.get("description"),
             "tags": list(self.info.get("tags", [])),
             "allowed_params": self.info.get("allowed_params"),
+            "replaces": self.info.get("replaces"),
         }
         return to_jsonable(doc)
+
+    def attach_in_sample(self, other: Result,
+                         label: str = "in sample: full-history rerun") -> Result:
+        """Record ``other``'s metrics as this result's secondary, in-sample numbers.
+
+        For a walk-forward result (``provenance["sample"] == "out_of_sample"``): its own
+        metrics stay the headline; the full-history rerun with the chosen parameters is
+        shown beside them, labelled ``label``. Returns ``self``.
+
+        Examples
+        --------
+        >>> idx = pd.date_range("2024-01-01", periods=2, name="date")
+        >>> def one(x):
+        ...     return Result(pd.DataFrame({"net": [0.0, x], "gross": [0.0, x], "turnover": [1.0, 0],
+        ...                   "costs": [0.0, 0]}, index=idx), pd.DataFrame({"A": [1.0, 1.0]}, index=idx),
+        ...                   provenance={"strategy": "s", "sample": "out_of_sample"},
+        ...                   metrics={"sharpe": x})
+        >>> meta = one(0.1).attach_in_sample(one(0.2)).meta()
+        >>> meta["sample"], meta["metrics"]["sharpe"], meta["in_sample"]["metrics"]["sharpe"]
+        ('out_of_sample', 0.1, 0.2)
+        """
+        self.info["in_sample"] = to_jsonable({"label": label, "result_id": other.result_id,
+                                              "params": other.params,
+                                              "metrics": other.metrics})
+        return self
 
     # -- display (quantlib.backtest.display) -------------------------------------------
     def plot(self, **kwargs: Any) -> Any:
@@ -231,17 +276,26 @@ class Result:
                              fix="check the URL or result id", file=f"{url}/meta.json")
         meta = json.loads(fs.cat(f"{root}/meta.json"))
         prov = {k: meta.get(k) for k in ("strategy", "source_hash", "snapshot", "data",
-                                        "quantlib_version", "created_at")}
-        if prov["data"] is None:  # results of in-memory datasets carry no selection
-            del prov["data"]
+                                        "data_fingerprint", "synthetic", "quantlib_version",
+                                        "created_at", "sample")}
+        for key in ("data", "data_fingerprint", "synthetic", "sample"):  # absent in older results
+            if not prov[key]:
+                del prov[key]
         info = {k: meta.get(k) for k in ("author", "published", "published_at", "title",
-                                        "description", "tags", "allowed_params")}
+                                        "description", "tags", "allowed_params", "replaces",
+                                        "in_sample")}
         info = {k: v for k, v in info.items() if v is not None}
         return cls(returns=_read_parquet(fs, f"{root}/returns.parquet"),
                    weights=_read_parquet(fs, f"{root}/weights.parquet"),
                    exposures=_read_parquet(fs, f"{root}/exposures.parquet"),
                    params=meta["params"], provenance=prov,
                    metrics=_metrics_from_json(meta.get("metrics", {})), info=info)
+
+
+def _period_bound(day: Any, idx: pd.Index, pos: int) -> str | None:
+    if isinstance(day, str) and day:
+        return pd.Timestamp(day).isoformat()
+    return idx[pos].isoformat() if len(idx) else None
 
 
 def exposures_from_weights(weights: pd.DataFrame) -> pd.DataFrame:

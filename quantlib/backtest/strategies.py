@@ -24,20 +24,58 @@ from quantlib.backtest import signals as sg
 from quantlib.errors import StrategyError
 
 __all__ = ["Param", "Strategy", "register_strategy", "get_strategy", "list_strategies",
-           "STRATEGIES"]
+           "STRATEGIES", "HIDDEN_VARIABLES"]
+
+#: variables strategies never see, and why (they hold information from after each row)
+HIDDEN_VARIABLES: dict[str, str] = {
+    "adj_close": "it is back-adjusted with every split and dividend up to the end of the "
+                 "panel, so each row knows future corporate actions",
+}
 
 
 @dataclass(frozen=True)
 class Param:
-    """One documented strategy parameter (default, range, meaning)."""
+    """One documented strategy parameter (default, range, meaning).
+
+    The default's type is the parameter's declared type: a value is coerced to it
+    (``"126"`` -> 126 for an ``int``, ``"true"`` -> True for a ``bool``) or refused with
+    an error naming the parameter.
+
+    Examples
+    --------
+    >>> Param(252, "lookback", 2, 2000).check("window", "126", "xs_momentum")
+    126
+    >>> Param(252, "lookback", 2, 2000).check("window", "abc", "xs_momentum")
+    Traceback (most recent call last):
+    ...
+    quantlib.errors.StrategyError: parameter window must be a whole number (int); found window='abc' [field=window, job=xs_momentum]. Fix: pass e.g. window=252 (see xs_momentum's params)
+    """
 
     default: Any
     doc: str = ""
     min: float | None = None
     max: float | None = None
     choices: tuple[Any, ...] | None = None
+    #: sessions of history the signal needs before its first value (a lookback window)
+    lookback: bool = False
+
+    def coerce(self, name: str, value: Any, strategy: str) -> Any:
+        """``value`` converted to the type of the default (see the class docstring)."""
+        kind = type(self.default)
+        if value is None or self.default is None or kind not in (bool, int, float):
+            return value
+        ok, out = _convert(value, kind)
+        if not ok:
+            what = {bool: "True or False", int: "a whole number (int)",
+                    float: "a number (float)"}[kind]
+            raise StrategyError(f"parameter {name} must be {what}", found=f"{name}={value!r}",
+                                fix=f"pass e.g. {name}={self.default!r} (see {strategy}'s "
+                                    f"params)", field=name, job=strategy)
+        return out
 
     def check(self, name: str, value: Any, strategy: str) -> Any:
+        """The coerced ``value`` if it is a valid choice / inside the range, else raise."""
+        value = self.coerce(name, value, strategy)
         if self.choices is not None and value not in self.choices:
             raise StrategyError(f"parameter {name} must be one of {list(self.choices)}",
                                 found=repr(value), fix=f"see {strategy}'s params",
@@ -88,8 +126,7 @@ class Strategy:
                                 fix=f"use one of {sorted(self.params)}", job=self.name)
         full = {k: p.default for k, p in self.params.items()}
         full.update(params)
-        for k, v in full.items():
-            self.params[k].check(k, v, self.name)
+        full = {k: self.params[k].check(k, v, self.name) for k, v in full.items()}
         if self.check is not None:
             msg = self.check(full)
             if msg:
@@ -98,10 +135,24 @@ class Strategy:
         return full
 
     def weights(self, data: xr.Dataset, **params: Any) -> xr.DataArray:
-        """Target weights for ``params`` (validated)."""
+        """Target weights for ``params`` (validated), from the variables strategies may
+        read (:data:`HIDDEN_VARIABLES` removed)."""
         full = self.resolve_params(params)
-        out = self.func(data, **full)
+        out = self._call(self.func, data, **full)
         return out.transpose("date", "asset").rename("target_weights")
+
+    def _call(self, fn: Callable[..., Any], data: xr.Dataset, *args: Any, **kw: Any) -> Any:
+        hidden = [v for v in HIDDEN_VARIABLES if v in data]
+        try:
+            return fn(data.drop_vars(hidden) if hidden else data, *args, **kw)
+        except KeyError as exc:
+            name = next((v for v in HIDDEN_VARIABLES if v in str(exc)), None)
+            if name is None:
+                raise
+            raise StrategyError(f"strategies cannot read {name}: {HIDDEN_VARIABLES[name]}",
+                                found=f"strategy {self.name!r} reads data[{name!r}]",
+                                fix="use returns (total return) or close", field=name,
+                                job=self.name) from exc
 
     def batch(self, data: xr.Dataset, param_sets: list[dict[str, Any]],
               per_asset: bool = False) -> np.ndarray:
@@ -112,14 +163,14 @@ class Strategy:
         """
         full = [self.resolve_params(p) for p in param_sets]
         if self.batch_func is not None:
-            return self.batch_func(data, full, per_asset=per_asset)
+            return self._call(self.batch_func, data, full, per_asset=per_asset)
         fn = self.signal_func if per_asset else self.func
         if fn is None:
             raise StrategyError(f"strategy {self.name!r} has no per-asset signal",
                                 found="per_asset=True", fix="use per_asset=False",
                                 job=self.name)
-        return np.stack([np.asarray(fn(data, **p).transpose("date", "asset").values, float)
-                         for p in full])
+        return np.stack([np.asarray(self._call(fn, data, **p).transpose("date", "asset").values,
+                                    float) for p in full])
 
     def describe(self) -> dict[str, Any]:
         """Name, doc and parameter table (for dashboards and the CLI)."""
@@ -130,6 +181,24 @@ class Strategy:
 
 
 STRATEGIES: dict[str, Strategy] = {}
+
+
+def _convert(value: Any, kind: type) -> tuple[bool, Any]:
+    """``(ok, value as kind)`` for bool/int/float parameters."""
+    if kind is bool:
+        if isinstance(value, (bool, np.bool_)):
+            return True, bool(value)
+        text = str(value).strip().lower()
+        return text in ("true", "false", "1", "0"), text in ("true", "1")
+    if isinstance(value, (bool, np.bool_)):
+        return False, value
+    try:
+        num = float(value)
+    except (TypeError, ValueError):
+        return False, value
+    if kind is int:
+        return num.is_integer(), int(num) if num.is_integer() else value
+    return True, num
 
 
 def register_strategy(name: str, params: dict[str, Param] | None = None,
@@ -175,7 +244,8 @@ def list_strategies() -> list[str]:
 
     Examples
     --------
-    >>> "xs_momentum" in list_strategies()
+    >>> from quantlib import backtest
+    >>> "xs_momentum" in backtest.list_strategies()
     True
     """
     return sorted(STRATEGIES)

@@ -30,17 +30,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlib.backtest.constraints import Constraints, rebalance_mask
-from quantlib.backtest.costs import resolve_costs
-from quantlib.backtest.engine import (
-    SIM_DEFAULTS,
-    as_dataset,
-    kernel_args,
-    prepare_static,
-    settings_dict,
-)
+from quantlib.backtest.constraints import rebalance_mask
+from quantlib.backtest.engine import SIM_DEFAULTS, as_dataset, kernel_args, prepare_static
 from quantlib.backtest.metrics import summary, sweep_metrics
 from quantlib.backtest.parallel import long_flat_metrics_kernel, simulate_batch
+from quantlib.backtest.settings import resolve_settings
 from quantlib.backtest.strategies import Strategy, get_strategy
 from quantlib.errors import BacktestError, StrategyError
 
@@ -130,17 +124,14 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
                 per_asset: bool = False, settings: dict[str, Any] | None = None,
                 full_metrics: bool = True) -> pd.DataFrame | np.ndarray:
     """A batch's metrics: ``(P, N, 3)`` per asset (compact to send back), else a frame."""
-    s = settings_dict(**{**strategy.sim_defaults, **(settings or {})})
-    ppy = s["periods_per_year"]
+    long_short = {"long_short": any(p.get("long_short") for p in param_sets)}
+    s = resolve_settings(strategy, long_short, **(settings or {}))
+    ppy = s.periods_per_year
     if per_asset:
-        return _per_asset_metrics(strategy, data, param_sets,
-                                  resolve_costs(s["costs"]).linear_rate, ppy,
-                                  rebalance_mask(data["date"].values, s["rebalance"]))
+        return _per_asset_metrics(strategy, data, param_sets, s.costs.linear_rate, ppy,
+                                  rebalance_mask(data["date"].values, s.rebalance))
     arr = strategy.batch(data, param_sets)
-    cons = Constraints(long_only=s["long_only"] and not any(
-        p.get("long_short") for p in param_sets), gross_leverage=s["gross_leverage"],
-        net_leverage=s["net_leverage"], max_weight=s["max_weight"], neutral=s["neutral"])
-    static = prepare_static(data, s, cons, resolve_costs(s["costs"]))
+    static = prepare_static(data, s)
     # constrained rebalance-row targets of every set, then one parallel kernel for all
     args = [kernel_args(arr[j], static) for j in range(len(param_sets))]
     pn, pt = simulate_batch(np.stack([a[2] for a in args]), args[0])
@@ -153,7 +144,7 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
         return rows
     idx = pd.DatetimeIndex(data["date"].values)
     mets = [summary(pd.Series(nets[:, j], index=idx), turnover=pd.Series(turns[:, j]),
-                    periods_per_year=ppy, risk_free=s["risk_free"])
+                    periods_per_year=ppy, risk_free=s.risk_free)
             for j in range(len(param_sets))]
     return pd.concat([rows, pd.DataFrame(mets)], axis=1)
 
@@ -260,7 +251,7 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
     """
     strat = get_strategy(strategy)
     data = as_dataset(data)
-    settings_dict(**settings)  # validate early, on the client side
+    resolve_settings(strat, None, **settings)  # validate early, on the client side
     if per_asset:
         _check_per_asset_settings(settings)
     sets, skipped = expand_grid(strat, grid)

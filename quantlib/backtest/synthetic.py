@@ -67,7 +67,8 @@ def make_dataset(n_assets: int = 50, n_days: int = 504, seed: int = 0,
     xarray.Dataset
         Variables ``close open volume returns returns_base fx_rate in_universe total_equity
         net_income shares_outstanding``; coords ``market sector currency symbol``;
-        ``attrs["snapshot"]`` identifies the generator inputs.
+        ``attrs["snapshot"]`` identifies the generator inputs; ``attrs["synthetic"]`` is
+        true, so results on it are marked synthetic (and not published by default).
 
     Examples
     --------
@@ -128,7 +129,7 @@ def make_dataset(n_assets: int = 50, n_days: int = 504, seed: int = 0,
     key = f"{n_assets}|{n_days}|{seed}|{tuple(markets)}|{start}|{delist_fraction}|{list_fraction}"
     snap = "synthetic-" + hashlib.sha256(key.encode()).hexdigest()[:12]
     return xr.Dataset({k: (("date", "asset"), v) for k, v in dv.items()}, coords=coords,
-                      attrs={"snapshot": snap, "base_currency": "USD"})
+                      attrs={"snapshot": snap, "base_currency": "USD", "synthetic": True})
 
 
 def _fundamentals(rng: np.random.Generator, T: int, N: int, level: np.ndarray,

@@ -5,7 +5,11 @@ the ``train`` sessions just before each test window; ``"expanding"`` trains on
 everything before it. In each fold the grid is swept on the training window
 (with the Dask client, if given), the best set by ``metric`` is simulated on all
 data up to the test window's end (its signals only read the past), and the test
-window's returns are kept. The stitched out-of-sample returns form a
+window's returns are kept. In-sample and out-of-sample alike use the settings
+:func:`~quantlib.backtest.settings.resolve_settings` gives (the strategy's own
+``sim_defaults`` under the caller's settings, as :func:`~quantlib.backtest.run` does), so
+each fold's out-of-sample returns equal ``run(strategy, data[:test_end], **chosen,
+**settings)`` on the test window; the result records those settings. The stitched out-of-sample returns form a
 :class:`~quantlib.backtest.Result`; a circular block bootstrap gives a
 confidence interval for its Sharpe ratio.
 """
@@ -19,9 +23,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantlib.backtest.engine import as_dataset, settings_dict, simulate
+from quantlib.backtest.engine import as_dataset, simulate, strategy_weights
 from quantlib.backtest.metrics import summary
 from quantlib.backtest.result import Result
+from quantlib.backtest.settings import resolve_settings
 from quantlib.backtest.strategies import get_strategy
 from quantlib.backtest.sweep import sweep
 from quantlib.errors import BacktestError
@@ -110,7 +115,7 @@ def walk_forward(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[st
     """
     strat = get_strategy(strategy)
     data = as_dataset(data)
-    s = settings_dict(**{**strat.sim_defaults, **settings})
+    s = resolve_settings(strat, None, **settings)
     bounds = fold_bounds(data.sizes["date"], train, test, mode)
     dates = pd.DatetimeIndex(data["date"].values)
     rows, pieces, weights = [], [], []
@@ -126,15 +131,18 @@ def walk_forward(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[st
         # column-wise, so integer parameters stay integers
         params = {key: _py(ins[key].loc[best_row]) for key in ins.columns
                   if key in strat.params}
-        res = simulate(strat.weights(data.isel(date=slice(0, d)), **params),
-                       data.isel(date=slice(0, d)), strategy=strat.name,
-                       source_hash=strat.source_hash, params=params, **settings)
+        s_fold = resolve_settings(strat, params, **settings)
+        upto = data.isel(date=slice(0, d))
+        res = simulate(strategy_weights(strat, upto, strat.resolve_params(params), s_fold),
+                       upto, strategy=strat.name, source_hash=strat.source_hash,
+                       params=params, settings=s_fold)
         pieces.append(res.returns.iloc[c:d])
         weights.append(res.weights.iloc[c:d])
-        oos_metric = summary(res.returns["net"].iloc[c:d], periods_per_year=s[
-            "periods_per_year"]).get(metric, float("nan"))
+        oos_metric = summary(res.returns["net"].iloc[c:d],
+                             periods_per_year=s.periods_per_year).get(metric, float("nan"))
         rows.append({"fold": k, "train_start": dates[a], "train_end": dates[b - 1],
                      "test_start": dates[c], "test_end": dates[d - 1], "params": params,
+                     "long_only": s_fold.long_only,
                      f"in_sample_{metric}": float(best[metric]),
                      f"oos_{metric}": float(oos_metric)})
     returns, w = pd.concat(pieces), pd.concat(weights)
@@ -142,13 +150,13 @@ def walk_forward(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[st
     oos = Result(returns, w, params={"grid": grid if isinstance(grid, list) else
                                      {k: list(v) for k, v in grid.items()},
                                      "train": train, "test": test, "mode": mode,
-                                     "metric": metric, **{k: v for k, v in s.items()
-                                                          if k != "benchmark"}},
-                 provenance={**first, "strategy": f"walk_forward:{strat.name}"})
+                                     "metric": metric, **s.as_params()},
+                 provenance={**first, "strategy": f"walk_forward:{strat.name}",
+                             "sample": "out_of_sample"})  # its metrics are the OOS record
     oos.metrics = summary(returns["net"], turnover=returns["turnover"], exposures=oos.exposures,
-                          periods_per_year=s["periods_per_year"], risk_free=s["risk_free"])
+                          periods_per_year=s.periods_per_year, risk_free=s.risk_free)
     ci = bootstrap_sharpe_ci(returns["net"].to_numpy(), n_boot, block, seed=seed,
-                             periods_per_year=s["periods_per_year"])
+                             periods_per_year=s.periods_per_year)
     oos.metrics.update(sharpe_ci_low=ci[0], sharpe_ci_high=ci[1])
     return WalkForward(pd.DataFrame(rows), oos, ci)
 

@@ -1,9 +1,10 @@
 """The Intake catalog of PIT datasets: the catalog file and :func:`open_catalog`.
 
-``catalogs/quantlib.yaml`` is the catalog as data (an Intake 2 catalog: one entry per
-reader of :data:`quantlib.catalog.readers.READERS`, the parameters of
-:data:`quantlib.catalog.params.PARAMETERS`). :func:`build_catalog` builds the same
-catalog in code; a test keeps the two identical.
+``catalogs/quantlib.yaml`` is the catalog as data, written by hand by the data team (an
+Intake 2 catalog: one entry per reader of :data:`quantlib.catalog.readers.READERS`, the
+parameters of :data:`quantlib.catalog.params.PARAMETERS`); tests/catalog checks what the
+code relies on against it. :func:`build_catalog` builds an equivalent catalog in code,
+used only where the file is absent (an installed package without the repository).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from quantlib.catalog.params import PARAMETERS, check_store_url, validate_params
 from quantlib.errors import CatalogError
+from quantlib.markets import STATEMENT_FIELDS
 
 __all__ = ["CATALOG_FILE", "ENTRIES", "build_catalog", "catalog_dict", "open_catalog"]
 
@@ -36,8 +38,7 @@ ENTRIES: dict[str, tuple[str, str, list[str], list[str]]] = {
     "fundamentals": ("quantlib.catalog.readers:FundamentalsReader",
                      "PIT financial statements: the latest fiscal period announced by the "
                      "decision time, in its latest revision known by then",
-                     ["revenue", "net_income", "total_equity", "total_assets",
-                      "shares_outstanding", "operating_cash_flow", "period_end"],
+                     [*STATEMENT_FIELDS, "period_end"],
                      ["date", "asset"]),
     "universe": ("quantlib.catalog.readers:UniverseReader",
                  "PIT universe: listed on or before the date and not yet delisted",
@@ -49,7 +50,7 @@ ENTRIES: dict[str, tuple[str, str, list[str], list[str]]] = {
 
 
 def catalog_dict() -> dict[str, Any]:
-    """The catalog as plain data, exactly what ``catalogs/quantlib.yaml`` holds.
+    """The catalog as plain data: the fallback when ``catalogs/quantlib.yaml`` is absent.
 
     Examples
     --------
@@ -105,8 +106,8 @@ def open_catalog(store: str | None = None, **params: Any):
         come from the standard AWS environment variables.
     **params
         Catalog parameters: ``markets`` (list, default all), ``start`` / ``end``
-        (``YYYY-MM-DD``, default the store's range), ``decision_clock`` (``"own"``,
-        ``"KR"``, ``"US"``, ``"EU"``), ``snapshot`` (tag, id or ``"latest"``).
+        (``YYYY-MM-DD``, default the store's range), ``decision_clock`` (``"own"`` or a
+        market code of ``quantlib/markets.yaml``), ``snapshot`` (tag, id or ``"latest"``).
 
     Returns
     -------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from distributed import Client
@@ -38,7 +39,7 @@ class ClusterClient(Client):
     client is open (:mod:`quantlib.lab.clusters`).
     """
 
-    _lab_registration: Any = None
+    _lab_registration: Path | None = None
 
     def close(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
         cluster = getattr(self, "cluster", None)

@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from quantlib.markets import DEFAULT_MARKETS
+
 __all__ = ["refresh", "ingest", "status"]
 
 _STORE = click.option("--store", "store", default=None, metavar="URL",
@@ -28,14 +30,14 @@ def _markets(value: str) -> tuple[str, ...]:
 
 @click.command()
 @_STORE
-@click.option("--markets", default="KR,US,EU", show_default=True,
+@click.option("--markets", default=",".join(DEFAULT_MARKETS), show_default=True,
               help="Comma-separated markets to refresh (FX always comes along).")
 @click.option("--sandbox", is_flag=True, help="Start the vendor sandbox for this refresh.")
 @click.option("--assets", "n_assets", type=int, default=None,
               help="Sandbox assets per market (default: config sandbox.n_assets).")
 @click.option("--years", type=float, default=None,
               help="Sandbox years of history (default: config sandbox.years).")
-@click.option("--max-bad-fraction", type=float, default=None,
+@click.option("--max-bad-fraction", type=click.FloatRange(0.0, 1.0), default=None,
               help="Per-market bad-row limit (default: config validation.max_bad_row_fraction).")
 @click.option("--tag", default=None, help="Tag for the new version.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
@@ -57,13 +59,17 @@ def refresh(store: str | None, markets: str, sandbox: bool, n_assets: int | None
               help="Reader of the drop's files.")
 @click.option("--market", default="US", show_default=True)
 @_STORE
+@click.option("--max-bad-fraction", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Bad-row limit (default: config validation.max_bad_row_fraction).")
 @click.option("--tag", default=None, help="Tag for the new version.")
-def ingest(path: str, fmt: str, market: str, store: str | None, tag: str | None) -> None:
+def ingest(path: str, fmt: str, market: str, store: str | None,
+           max_bad_fraction: float | None, tag: str | None) -> None:
     """Ingest a file drop (file or folder, e.g. bokeh-sampledata stocks) as a new version."""
     from quantlib.pipeline.ingest import ingest as run_ingest
 
     market = _markets(market)[0]
-    click.echo(str(run_ingest(path, fmt, market, store, tag=tag)))
+    click.echo(str(run_ingest(path, fmt, market, store, tag=tag,
+                              max_bad_row_fraction=max_bad_fraction)))
 
 
 @click.command()

@@ -169,6 +169,7 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
     """
     t_start = time.perf_counter()
     curated = CuratedStore(store)
+    curated.location.check_writable()
     refresh_id = new_refresh_id()
     targets = [*dict.fromkeys(markets), FX]
     result = RefreshResult(refresh_id, markets=targets)

@@ -34,6 +34,8 @@ class RefreshResult:
         The validation summary.
     per_market : dict
         ``{market: {"rows": {...}, "seconds": {...}}}`` for each fan-out task.
+    note : str
+        Why nothing was committed, when nothing was (e.g. a drop with no data rows).
     rebases : int
         Times the commit was rebuilt on a newer version because another writer committed
         first (0: no conflict).
@@ -50,6 +52,7 @@ class RefreshResult:
     summary: str = ""
     per_market: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     rebases: int = 0
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -63,6 +66,8 @@ class RefreshResult:
                 secs = self.seconds.get(stage, float("nan"))
                 lines.append(f"  {stage:<12} {self.rows[stage]:>10} rows  {secs:8.2f} s")
         lines.append(f"  total        {self.seconds.get('total', float('nan')):8.2f} s")
+        if self.note:
+            lines.append(self.note)
         if self.rebases:
             lines.append(f"rebased {self.rebases} time(s) on versions other writers "
                          "committed meanwhile")

@@ -5,10 +5,19 @@ process they share its GIL with the fetch, standardize and validate work and slo
 down (a real vendor never does). :func:`sandbox_process` starts ``quantlib data
 sandbox`` as a child process with a private ``QUANTLIB_HOME`` (so it never overwrites
 the user's sandbox state file), waits for its state file and stops it with SIGTERM.
+
+The child dies with its parent even when the parent is SIGKILLed: it starts through this
+module's ``__main__``, which asks the kernel for a parent-death signal
+(``prctl(PR_SET_PDEATHSIG, SIGTERM)`` on Linux) before running the sandbox, and exits
+at once if its parent is already gone. The private home (a temporary folder named
+``quantlib-sandbox-home-*`` holding ``owner.pid``) cannot be removed by a killed parent,
+so every start first removes the homes whose owner is dead (:func:`clean_leftovers`),
+stopping a sandbox still running from one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,7 +31,95 @@ from pathlib import Path
 
 from quantlib.errors import SourceError
 
-__all__ = ["sandbox_process"]
+__all__ = ["sandbox_process", "clean_leftovers", "HOME_PREFIX"]
+
+HOME_PREFIX = "quantlib-sandbox-home-"
+_PR_SET_PDEATHSIG = 1
+_YOUNG_S = 60.0  # a home this young without owner.pid may be being created right now
+
+
+def _alive(pid: int | None) -> bool:
+    """Whether ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _read_pid(path: Path, key: str | None = None) -> int | None:
+    try:
+        text = path.read_text()
+        return int(json.loads(text)[key]) if key else int(text.strip())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def clean_leftovers(tmpdir: str | None = None) -> list[Path]:
+    """Remove sandbox homes left by killed refreshes; stop their sandboxes if running.
+
+    A home is left over when its ``owner.pid`` process is dead (or, for a home without
+    one older than a minute, when its sandbox is not running). Homes of other users and
+    of live owners are not touched.
+
+    Returns
+    -------
+    list of Path
+        The homes removed.
+    """
+    removed = []
+    for home in sorted(Path(tmpdir or tempfile.gettempdir()).glob(HOME_PREFIX + "*")):
+        try:
+            st = home.stat()
+        except OSError:
+            continue
+        if st.st_uid != os.getuid() or not home.is_dir():
+            continue
+        owner = _read_pid(home / "owner.pid")
+        child = _read_pid(home / "run" / "sandbox.json", "pid")
+        if owner is None and time.time() - st.st_mtime < _YOUNG_S:
+            continue
+        if _alive(owner) or (owner is None and child is not None and _alive(child)
+                             and _read_ppid(child) not in (None, 1)):
+            continue
+        if child is not None and _alive(child) and "quantlib" in _cmdline(child):
+            os.kill(child, signal.SIGKILL)  # an orphan from before children died with us
+        shutil.rmtree(home, ignore_errors=True)
+        removed.append(home)
+    return removed
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _read_ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child: get SIGTERM when the parent dies; exit if it is already gone."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:
+        sys.exit(0)
 
 
 @contextmanager
@@ -38,11 +135,14 @@ def sandbox_process(*, n_assets: int, years: float, seed: int, end: str,
     """
     from quantlib.sandbox import SandboxConnection
 
-    home = Path(tempfile.mkdtemp(prefix="quantlib-sandbox-home-"))
+    clean_leftovers()
+    home = Path(tempfile.mkdtemp(prefix=HOME_PREFIX))
+    (home / "owner.pid").write_text(str(os.getpid()))
     state = home / "run" / "sandbox.json"
     log = open(home / "sandbox.log", "w+b")  # noqa: SIM115 - closed in finally
     env = dict(os.environ, QUANTLIB_HOME=str(home))
-    cmd = [sys.executable, "-m", "quantlib.cli", "data", "sandbox", "--assets", str(n_assets),
+    cmd = [sys.executable, "-m", "quantlib.pipeline.sandboxproc", str(os.getpid()),
+           "data", "sandbox", "--assets", str(n_assets),
            "--years", str(years), "--seed", str(seed), "--end", end,
            "--markets", ",".join(markets)]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -69,3 +169,10 @@ def sandbox_process(*, n_assets: int, years: float, seed: int, end: str,
                 proc.wait()
         log.close()
         shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":  # the sandbox child: ``<parent pid> data sandbox ...``
+    _die_with_parent(int(sys.argv[1]))
+    from quantlib.cli import main
+
+    sys.exit(main(sys.argv[2:]))

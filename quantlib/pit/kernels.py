@@ -51,6 +51,7 @@ __all__ = [
     "scatter_rows",
     "previous_valid_index",
     "total_returns",
+    "RETURNS_CONVENTIONS",
     "adjustment_factor",
     "base_returns",
     "listed_mask",
@@ -362,15 +363,28 @@ def previous_valid_index(valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def total_returns(close: np.ndarray, split: np.ndarray, dividend: np.ndarray) -> np.ndarray:
+#: the dividend conventions :func:`total_returns` knows, and their formulas
+RETURNS_CONVENTIONS: dict[str, str] = {
+    "total_return": "split * (close + dividend) / prev_close - 1",
+    "adj_close": "split * close / (prev_close - split * dividend) - 1",
+}
+
+
+def total_returns(close: np.ndarray, split: np.ndarray, dividend: np.ndarray,
+                  convention: str = "total_return") -> np.ndarray:
     """Total return of each bar from the same asset's previous bar (local currency).
 
-    Convention: on an ex date ``t``, ``split[t]`` new shares replace each old share and
-    ``dividend[t]`` is cash per share outstanding on ``t`` (after any split that day), so
-    one share held at the previous bar ``p`` is worth ``close[t] * split[t] +
-    dividend[t] * split[t]`` at ``t``:
+    Convention ``"total_return"`` (quantlib's default): on an ex date ``t``, ``split[t]``
+    new shares replace each old share and ``dividend[t]`` is cash per share outstanding
+    on ``t`` (after any split that day), so one share held at the previous bar ``p`` is
+    worth ``close[t] * split[t] + dividend[t] * split[t]`` at ``t``:
 
     ``r[t] = split[t] * (close[t] + dividend[t]) / close[p] - 1``.
+
+    Convention ``"adj_close"`` is the vendors' adjusted close (Yahoo, CRSP-style factor
+    ``1 - dividend / prev_close``): the dividend is taken off the previous close,
+    ``r[t] = split[t] * close[t] / (close[p] - split[t] * dividend[t]) - 1``, slightly
+    larger (MSFT's 3.08 dividend on 2004-11-15: 1.859 % against 1.668 %).
 
     Events on sessions with no bar (a halt) are carried into the next bar: splits
     multiply, dividends are paid on the share count of their own ex date. Rows are the
@@ -386,7 +400,20 @@ def total_returns(close: np.ndarray, split: np.ndarray, dividend: np.ndarray) ->
     >>> div = np.array([[0.0], [0.0], [1.0], [0.0], [0.0]])
     >>> np.round(total_returns(close, split, div)[:, 0], 6)
     array([ nan, 0.02, 0.  ,  nan, 0.1 ])
+
+    MSFT's 3.08 dividend on 2004-11-15 under both conventions:
+
+    >>> msft, one, d = np.array([[29.97], [27.39]]), np.ones((2, 1)), np.array([[0], [3.08]])
+    >>> [round(float(total_returns(msft, one, d, c)[1, 0]), 6)
+    ...  for c in ("total_return", "adj_close")]
+    [0.016683, 0.018594]
     """
+    if convention not in RETURNS_CONVENTIONS:
+        from quantlib.errors import CatalogError
+
+        raise CatalogError("returns convention must be one of "
+                            f"{sorted(RETURNS_CONVENTIONS)}", found=repr(convention),
+                            fix="pass convention='total_return'")
     split = np.where(np.isfinite(split) & (split > 0), split, 1.0)
     dividend = np.where(np.isfinite(dividend), dividend, 0.0)
     shares = np.cumprod(split, axis=0)                     # shares per original share
@@ -395,8 +422,12 @@ def total_returns(close: np.ndarray, split: np.ndarray, dividend: np.ndarray) ->
     prev = previous_valid_index(valid)
     cols = np.broadcast_to(np.arange(close.shape[1]), close.shape)
     p = np.where(prev >= 0, prev, 0)
+    paid = cash - cash[p, cols]                            # per original share, since p
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = (close * shares + cash - cash[p, cols]) / (close[p, cols] * shares[p, cols]) - 1.0
+        if convention == "adj_close":
+            out = close * shares / (close[p, cols] * shares[p, cols] - paid) - 1.0
+        else:
+            out = (close * shares + paid) / (close[p, cols] * shares[p, cols]) - 1.0
     return np.where(valid & (prev >= 0), out, np.nan)
 
 

@@ -99,8 +99,8 @@ def build_fx(fx: pd.DataFrame | xr.Dataset, assets: pd.DataFrame, *,
     return ds
 
 
-def _market_block(panel: xr.Dataset, grid: Grid, end: pd.Timestamp
-                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _market_block(panel: xr.Dataset, grid: Grid, end: pd.Timestamp,
+                  convention: str = "total_return") -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Columns of ``grid.assets`` this market fills, and its re-stamped variables."""
     panel = panel.sel(date=panel["date"] <= np.datetime64(end, "ns"))
     ids = [str(a) for a in panel["asset"].values]
@@ -109,7 +109,8 @@ def _market_block(panel: xr.Dataset, grid: Grid, end: pd.Timestamp
     take = {v: np.asarray(panel[v].values)[:, sel] for v in (*PRICE_VARS, "split", "dividend")}
     known = np.asarray(panel["known_at"].values).astype(np.int64)[:, sel]
     known = np.where(np.isfinite(take["close"]), known, K.NAT)
-    take["returns"] = K.total_returns(take["close"], take["split"], take["dividend"])
+    take["returns"] = K.total_returns(take["close"], take["split"], take["dividend"],
+                                      convention)
     take["adj_close"] = take["close"] * K.adjustment_factor(take["close"], take["split"],
                                                              take["dividend"])
     target = K.restamp_index(known, grid.decision_times, grid.asset_clock[cols[sel]])
@@ -122,7 +123,8 @@ def build_prices(prices: pd.DataFrame | Mapping[str, xr.Dataset], assets: pd.Dat
                  fx: pd.DataFrame | xr.Dataset, *, corporate_actions: pd.DataFrame | None = None,
                  symbols: pd.DataFrame | None = None, markets=DEFAULT_MARKETS, start=None,
                  end=None, decision_clock: str = "own", offset_minutes: int | None = None,
-                 base_currency: str | None = None) -> xr.Dataset:
+                 base_currency: str | None = None, returns_convention: str = "total_return"
+                 ) -> xr.Dataset:
     """PIT prices on the global session grid, dims ``(date, asset)``.
 
     Parameters
@@ -138,6 +140,10 @@ def build_prices(prices: pd.DataFrame | Mapping[str, xr.Dataset], assets: pd.Dat
     markets, start, end, decision_clock, offset_minutes, base_currency
         The panel's markets, date range (inclusive), clock (``"own"``, ``"KR"``, ``"US"``,
         ``"EU"``), decision offset after the close (config default) and base currency.
+    returns_convention : {"total_return", "adj_close"}
+        How a dividend enters ``returns`` (:data:`~quantlib.pit.kernels.RETURNS_CONVENTIONS`):
+        ``(close + dividend) / prev_close - 1`` (default) or the vendors' adjusted-close
+        ``close / (prev_close - dividend) - 1``; recorded in ``returns.attrs``.
 
     Returns
     -------
@@ -180,7 +186,7 @@ def build_prices(prices: pd.DataFrame | Mapping[str, xr.Dataset], assets: pd.Dat
     data = {v: np.full(shape, np.nan) for v in names}
     end_ts = grid.dates[-1] if len(grid.dates) else pd.Timestamp(end)
     for m in grid.markets:
-        cols, block = _market_block(panels[m], grid, end_ts)
+        cols, block = _market_block(panels[m], grid, end_ts, returns_convention)
         for v in names:
             data[v][:, cols] = block[v]
     cur = grid.assets["currency"].astype(str).to_numpy()
@@ -193,7 +199,12 @@ def build_prices(prices: pd.DataFrame | Mapping[str, xr.Dataset], assets: pd.Dat
     has_bar = np.isfinite(data["close"])
     data["returns_base"] = K.base_returns(data["returns"], fx_grid, has_bar)
     data["fx_rate"] = fx_grid.astype(float)  # base currency per unit, known at the decision
-    return finish(data, grid, decision_clock=decision_clock, base_currency=base_currency)
+    ds = finish(data, grid, decision_clock=decision_clock, base_currency=base_currency)
+    ds["returns"].attrs.update(
+        convention=returns_convention, formula=K.RETURNS_CONVENTIONS[returns_convention],
+        description="total return in local currency from the asset's previous bar; splits "
+                    "and cash dividends on the ex date (docs/conventions.md)")
+    return ds
 
 
 def finish(data: dict[str, np.ndarray], grid: Grid, **attrs) -> xr.Dataset:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import click
 
@@ -104,9 +105,11 @@ def down() -> None:
         click.echo("the platform is not running")
         core.down()  # clears stale state files, ends stragglers of a crashed hub
         return
-    leftovers = core.down()
-    extra = f" (ended {len(leftovers)} leftover processes)" if leftovers else ""
-    click.echo(f"the platform at {info.url} is stopped{extra}")
+    started = time.perf_counter()
+    leftovers = core.down(click.echo)
+    extra = f", ended {len(leftovers)} leftover processes" if leftovers else ""
+    click.echo(f"the platform at {info.url} is stopped ({time.perf_counter() - started:.1f} s"
+               f"{extra})")
 
 
 @platform.command()
@@ -140,6 +143,32 @@ def users(ctx: click.Context, config: str | None) -> None:
 
 @users.command()
 @click.argument("name")
+@click.option("--group", "groups", multiple=True, required=True,
+              help="A configured group (repeat for several).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+@click.pass_obj
+def add(config: str | None, name: str, groups: tuple[str, ...], password_stdin: bool) -> None:
+    """Add user NAME in the given groups with a password; they can log in at once."""
+    from quantlib.platform.settings import add_user
+
+    add_user(name, list(groups), config)
+    password = _read_password() if password_stdin else generate_password()
+    PasswordFile(platform_paths().users_file).set_password(name, password)
+    shown = "" if password_stdin else f" with password {password}"
+    click.echo(f"user {name!r} added to {', '.join(groups)}{shown}")
+
+
+def _read_password() -> str:
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise ConfigError("a password must have at least 8 characters",
+                          found=f"{len(password)} characters", fix="choose a longer one",
+                          field="password")
+    return password
+
+
+@users.command()
+@click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
 @click.pass_obj
 def passwd(config: str | None, name: str, password_stdin: bool) -> None:
@@ -149,14 +178,7 @@ def passwd(config: str | None, name: str, password_stdin: bool) -> None:
         raise ConfigError("the user must be listed in the platform configuration",
                           found=repr(name), fix=f"add them under 'users' in {spec.path}",
                           file=str(spec.path), field="users")
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-        if len(password) < 8:
-            raise ConfigError("a password must have at least 8 characters",
-                              found=f"{len(password)} characters", fix="choose a longer one",
-                              field="password")
-    else:
-        password = generate_password()
+    password = _read_password() if password_stdin else generate_password()
     PasswordFile(platform_paths().users_file).set_password(name, password)
     if password_stdin:
         click.echo(f"password of {name!r} set")

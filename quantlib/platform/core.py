@@ -11,9 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,29 @@ from quantlib.platform.process import (
 )
 from quantlib.platform.settings import PlatformPaths, load_spec, platform_paths
 
-__all__ = ["PlatformInfo", "up", "down", "status", "ensure_admin", "has_data", "refresh_data"]
+__all__ = ["PlatformInfo", "up", "down", "status", "ensure_admin", "has_data", "refresh_data",
+           "step"]
+
+
+@contextlib.contextmanager
+def step(echo: Callable[[str], None], what: str) -> Iterator[None]:
+    """Print ``what`` as it starts and ``... done in N s`` (or ``failed``) as it ends.
+
+    Examples
+    --------
+    >>> with step(print, "checking"):
+    ...     pass  # doctest: +ELLIPSIS
+    checking ...
+      checking: done in 0.0 s
+    """
+    echo(f"{what} ...")
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        echo(f"  {what}: FAILED after {time.perf_counter() - started:.1f} s")
+        raise
+    echo(f"  {what}: done in {time.perf_counter() - started:.1f} s")
 
 
 @dataclass
@@ -112,24 +135,36 @@ def up(*, port: int | None = None, config: str | Path | None = None, refresh: bo
     paths = platform_paths()
     known = PasswordFile(paths.users_file).names()
     missing = [u for u in spec.user_groups() if u not in known and u != spec.admin]
-    current = running_hub(paths)
-    if current is not None and healthy(current.url):
+    with step(echo, "looking for a running hub"):
+        current = running_hub(paths)
+        alive = current is not None and healthy(current.url)
+    if current is not None and alive:
         return PlatformInfo(True, current.url, current.pid, reused=True, admin=spec.admin,
                             users_without_password=missing, state=current)
     if current is not None:  # alive but not answering: start over
-        stop_hub(paths)
+        with step(echo, f"stopping the unhealthy hub (pid {current.pid})"):
+            stop_hub(paths)
     if refresh and not has_data():
-        refresh_data(echo)
+        with step(echo, "refreshing data from the vendor sandbox"):
+            refresh_data(echo)
     password = ensure_admin(paths, spec.admin)
-    state = start_hub(paths, port=port or spec.hub["port"], config=spec.path, wait_s=wait_s)
+    services = ", ".join(n for n, svc in spec.services.items() if svc.get("command"))
+    with step(echo, f"starting the hub, its proxy and services in parallel ({services})"):
+        state = start_hub(paths, port=port or spec.hub["port"], config=spec.path, wait_s=wait_s)
     return PlatformInfo(True, state.url, state.pid, admin=spec.admin, admin_password=password,
                         start_s=time.time() - state.started_at,
                         users_without_password=missing, state=state)
 
 
-def down() -> list[int]:
-    """Stop the hub and everything it started; returns stragglers' pids that were ended."""
-    return stop_hub(platform_paths())
+def down(echo: Callable[[str], None] | None = None) -> list[int]:
+    """Stop the hub and everything it started; returns stragglers' pids that were ended.
+
+    With ``echo``, each step is printed with its time.
+    """
+    if echo is None:
+        return stop_hub(platform_paths())
+    with step(echo, "stopping the hub, its proxy, services and servers"):
+        return stop_hub(platform_paths())
 
 
 def status() -> PlatformInfo:

@@ -34,6 +34,7 @@ from typing import Any
 
 from quantlib.config import load_config, quantlib_home
 from quantlib.errors import ConfigError
+from quantlib.platform.accounts import accounts_enabled, secure_results_root, secure_state
 from quantlib.platform.settings import HUB_CONFIG_DIR, PlatformSpec, load_spec, platform_paths
 
 __all__ = ["configure", "proxy_command", "free_port", "base_environment", "service_specs",
@@ -126,6 +127,8 @@ def service_specs(spec: PlatformSpec, env: dict[str, str],
     for name, svc in spec.services.items():
         http = svc.get("http", True)
         wrapped = [sys.executable, "-m", "quantlib.platform.supervise", "--name", name]
+        if svc.get("umask"):
+            wrapped += ["--umask", svc["umask"]]
         entry: dict[str, Any] = {
             "name": name,
             "command": [*wrapped, "--", *_resolve(svc["command"])],
@@ -173,11 +176,37 @@ def _spawners(spec: PlatformSpec) -> set[str]:
     return {u for u, groups in spec.user_groups().items() if granting & set(groups)}
 
 
+def _isolation(c: Any, spec: PlatformSpec, results: str,
+               services: list[dict[str, Any]]) -> None:
+    """Per-user accounts, the private results folders and the results service for notebooks.
+
+    The server's hub token may reach the results service and publish there (a subset of the
+    user's own scopes: a user without ``custom:results:publish`` still cannot).
+    """
+    mode = spec.hub.get("user_accounts", "auto")
+    c.PlatformSpawner.user_accounts = mode
+    c.PlatformSpawner.account_prefix = spec.hub.get("account_prefix", "ql-")
+    local = "://" not in results or results.startswith("file://")
+    if local and accounts_enabled(mode):
+        root = Path(results.removeprefix("file://"))
+        secure_results_root(root)
+        c.PlatformSpawner.results_root = str(root)
+    api_url = ""
+    if any(s["name"] == "results-api" for s in services):
+        api_url = f"http://127.0.0.1:{c.JupyterHub.port}/services/results-api/"
+        c.PlatformSpawner.results_api_url = api_url
+    c.Spawner.server_token_scopes = [
+        "users:activity!user", "access:servers!server", "read:users:name!user",
+        "read:users:groups!user", "access:services!service=results-api",
+        "custom:results:publish",
+    ]
+
+
 def configure(c: Any) -> None:
     """Fill the JupyterHub config object ``c`` from the platform configuration."""
     spec = load_spec()
     paths = platform_paths()
-    paths.root.mkdir(parents=True, exist_ok=True)
+    secure_state(paths.root)
     run_id = os.environ.get("QUANTLIB_PLATFORM_RUN", "foreground")
     env = base_environment(run_id)
     hub = spec.hub
@@ -200,6 +229,7 @@ def configure(c: Any) -> None:
 
     c.JupyterHub.authenticator_class = "quantlib.platform.auth.HashedPasswordAuthenticator"
     c.HashedPasswordAuthenticator.users_file = str(paths.users_file)
+    c.Authenticator.manage_groups = True  # each login sets the groups platform.yaml gives
     c.Authenticator.allowed_users = set(spec.user_groups())
     c.Authenticator.admin_users = {spec.admin}
     c.JupyterHub.load_groups = {g: {"users": m} for g, m in spec.group_members().items()}
@@ -217,6 +247,7 @@ def configure(c: Any) -> None:
     user_env.update(lab_environment(spec.data.get("lab", {})))
     c.JupyterHub.spawner_class = "quantlib.platform.spawner.PlatformSpawner"
     c.PlatformSpawner.user_root = str(paths.root / "users")
+    _isolation(c, spec, env["QUANTLIB_RESULTS"], services)
     c.Spawner.cmd = [str(_VENV_BIN / "jupyterhub-singleuser")]
     c.Spawner.ip = "127.0.0.1"
     c.Spawner.default_url = hub["single_user_default_url"]

@@ -25,6 +25,7 @@ import psutil
 import requests
 
 from quantlib.errors import ConfigError, QuantlibError
+from quantlib.platform.accounts import secure_state
 from quantlib.platform.hubconfig import proxy_command
 from quantlib.platform.settings import HUB_CONFIG_DIR, PlatformPaths, load_spec
 
@@ -139,7 +140,8 @@ def start_hub(paths: PlatformPaths, *, port: int, config: Path | None = None,
     run_id = secrets.token_hex(8)
     host = "127.0.0.1" if ip in ("0.0.0.0", "::", "localhost") else ip
     url = f"http://{host}:{port}/" if ":" not in host else f"http://[{host}]:{port}/"
-    log = open(paths.log_file, "ab")  # noqa: SIM115 (handed to the child)
+    secure_state(paths.root)  # hub state: the hub's account only (docs/security.md)
+    log = os.fdopen(os.open(paths.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
     try:
         proc = subprocess.Popen(hub_command(), cwd=paths.root, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

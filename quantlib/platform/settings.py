@@ -15,6 +15,7 @@ is ``$QUANTLIB_HOME/platform``::
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -26,7 +27,8 @@ from quantlib.config import quantlib_home
 from quantlib.errors import ConfigError
 from quantlib.yamlfile import load_schema, load_yaml
 
-__all__ = ["HUB_CONFIG_DIR", "PlatformPaths", "PlatformSpec", "load_spec", "platform_paths"]
+__all__ = ["HUB_CONFIG_DIR", "PlatformPaths", "PlatformSpec", "load_spec", "platform_paths",
+           "add_user", "added_users", "added_users_file"]
 
 HUB_CONFIG_DIR = Path(__file__).resolve().parents[2] / "hub-config"
 _SCHEMA_FILE = HUB_CONFIG_DIR / "platform.schema.json"
@@ -156,8 +158,56 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> PlatformSpec:
     raw = load_yaml(chosen, _schema(), what="the platform configuration",
                     fix=f"see {_SCHEMA_FILE}",
                     fix_missing="pass --config or unset QUANTLIB_PLATFORM_CONFIG")
+    raw["users"] = raw["users"] + added_users(raw)
     _check_consistency(raw, str(chosen))
     return PlatformSpec(raw, chosen)
+
+
+def added_users_file() -> Path:
+    """Where ``quantlib platform users add`` keeps the users it added (``$QUANTLIB_HOME``)."""
+    return platform_paths().root / "added_users.json"
+
+
+def added_users(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """Users added with ``quantlib platform users add`` that the configuration lacks.
+
+    A name the configuration file lists wins over an added entry of the same name.
+    """
+    path = added_users_file()
+    if not path.exists():
+        return []
+    listed = {u["name"] for u in raw["users"]}
+    entries = json.loads(path.read_text())
+    return [{"name": str(e["name"]), "groups": [str(g) for g in e["groups"]]}
+            for e in entries if e["name"] not in listed]
+
+
+def add_user(name: str, groups: list[str], config: str | os.PathLike[str] | None = None) -> None:
+    """Record ``name`` in ``groups`` as a platform user (validated like the file's users).
+
+    Raises
+    ------
+    ConfigError
+        If a group is not configured or the name is not a valid user name.
+    """
+    spec = load_spec(config)
+    unknown = [g for g in groups if g not in spec.groups]
+    if unknown or not groups:
+        raise ConfigError("a new user's groups must be configured groups",
+                          found=", ".join(unknown) or "no group",
+                          fix="use --group with one of " + ", ".join(sorted(spec.groups)),
+                          file=str(spec.path), field="groups")
+    if not re.fullmatch(r"[a-z][a-z0-9._-]{0,31}", name):
+        raise ConfigError("a user name must be lower-case letters, digits, '.', '_' or '-'",
+                          found=repr(name), fix="choose another name", field="name")
+    path = added_users_file()
+    entries = json.loads(path.read_text()) if path.exists() else []
+    entries = [e for e in entries if e["name"] != name] + [{"name": name, "groups": groups}]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries, indent=1))
+    tmp.chmod(0o600)
+    tmp.replace(path)
 
 
 _SERVICE_FILTER = re.compile(r"!service=([A-Za-z0-9._-]+)$")

@@ -142,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry: ``--name NAME -- COMMAND...``."""
     parser = argparse.ArgumentParser(prog="python -m quantlib.platform.supervise")
     parser.add_argument("--name", required=True)
+    parser.add_argument("--umask", default=None, help="octal file-creation mask, e.g. 0077")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if args.umask:
+        os.umask(int(args.umask, 8))
     if not command:
         parser.error("a command to run is required after --")
     sup = Supervisor(args.name, command, os.environ.get("JUPYTERHUB_SERVICE_URL"))

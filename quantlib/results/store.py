@@ -24,6 +24,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import fsspec
+import pandas as pd
 
 from quantlib.config import load_config
 from quantlib.errors import StoreError
@@ -33,9 +34,11 @@ if TYPE_CHECKING:
     from quantlib.backtest.result import Result
 
 __all__ = ["results_url", "save_result", "load_result", "load_meta", "has_result",
-           "publish", "list_results", "read_index"]
+           "publish", "list_results", "read_index", "SYNTHETIC_MARK"]
 
 INDEX_PATH = "index/published.json"
+#: prefix of the title of a result published from synthetic data
+SYNTHETIC_MARK = "[synthetic]"
 
 
 def results_url(url: str | None = None) -> str:
@@ -125,15 +128,27 @@ def read_index(url: str | None = None) -> list[dict[str, Any]]:
                          fix="republish a result to rewrite it", file=path) from exc
 
 
-def _index_with(meta: dict[str, Any], path: str) -> Any:
-    """The update that puts ``meta`` first in an index (replacing its old entry)."""
+def _index_with(meta: dict[str, Any], path: str, gone: set[str] | None = None) -> Any:
+    """The update that puts ``meta`` first in an index (replacing its old entry).
+
+    ``gone`` are the ids this publish replaces (removed). A different result of the same
+    title that appeared since the publish checked (a concurrent publisher) is an error.
+    """
+    gone = gone or set()
+
     def update(current: bytes | None) -> bytes:
         try:
             entries = list(json.loads(current)) if current else []
         except json.JSONDecodeError as exc:
             raise StoreError("published index must be JSON", found=str(exc),
                              fix="remove the broken index and republish", file=path) from exc
-        entries = [e for e in entries if e.get("result_id") != meta.get("result_id")]
+        entries = [e for e in entries if e.get("result_id") not in {meta.get("result_id"), *gone}]
+        clash = [e["result_id"] for e in entries if e.get("title") == meta.get("title")]
+        if clash:
+            raise StoreError("publish must not replace a different result silently",
+                             found=f"{', '.join(clash)} was published meanwhile under the "
+                                   f"title {meta.get('title')!r}",
+                             fix="publish again (replace=True to replace it)", file=path)
         return json.dumps([meta, *entries], indent=1, sort_keys=True,
                           allow_nan=False).encode()
     return update
@@ -141,8 +156,17 @@ def _index_with(meta: dict[str, Any], path: str) -> Any:
 
 def publish(result: Result, title: str, description: str = "", tags: list[str] | None = None,
             author: str | None = None, allowed_params: dict[str, Any] | None = None,
-            url: str | None = None) -> str:
+            url: str | None = None, *, replace: bool = False,
+            allow_synthetic: bool = False) -> str:
     """Store ``result`` and list it in the published index the dashboards read.
+
+    Publishing never replaces a different result silently: if another published result
+    has the same ``title``, or a different result is stored under the same id, it raises
+    :class:`~quantlib.errors.StoreError` unless ``replace=True``; then the replaced
+    result leaves the index (its object stays in the store) and the new meta records it
+    under ``replaces``. Republishing the same result (same id and content) updates its
+    publication fields. A result on synthetic data (``meta["synthetic"]``) is refused
+    unless ``allow_synthetic=True``; its title then starts with ``[synthetic]``.
 
     Parameters
     ----------
@@ -158,7 +182,13 @@ def publish(result: Result, title: str, description: str = "", tags: list[str] |
         Ranges a what-if may change, e.g. ``{"fast": {"min": 5, "max": 50, "step": 5}}``
         or ``{"rebalance": {"choices": ["W", "M"]}}``.
     url : str, optional
-        Results store URL (default: the configured ``results``).
+        Results store URL (default: the configured ``results``). Without one, in a
+        notebook run by the hub (``QUANTLIB_RESULTS_API`` set), the result is sent to the
+        results service, which records the hub user as author (``author`` is ignored).
+    replace : bool, default False
+        Replace (and record) a different published result of the same title or id.
+    allow_synthetic : bool, default False
+        Publish a result computed on synthetic data (marked as such).
 
     Returns
     -------
@@ -180,22 +210,82 @@ def publish(result: Result, title: str, description: str = "", tags: list[str] |
     if not title or not isinstance(title, str):
         raise StoreError("a published result needs a title", found=repr(title),
                          fix="pass title='...'")
+    from quantlib.results.remote import publish_via_service, service_target
+
+    target = service_target(url)
+    if target is not None:  # in a hub's notebook: the results service writes, as this user
+        return publish_via_service(result, *target, title=title, description=description,
+                                   tags=tags, allowed_params=allowed_params, replace=replace,
+                                   allow_synthetic=allow_synthetic)
     if allowed_params is not None and not isinstance(allowed_params, dict):
         raise StoreError("allowed_params must be a dict of parameter -> range",
                          found=type(allowed_params).__name__,
                          fix='pass e.g. {"fast": {"min": 5, "max": 50}}')
+    title = _synthetic_title(result, title, allow_synthetic)
+    now = dt.datetime.now(dt.UTC).isoformat()
+    rid = result.result_id
+    index = read_index(url)
+    replaced = _conflicts(result, title, index, url)
+    if replaced and not replace:
+        raise StoreError("publish must not replace a different result silently",
+                         found="; ".join(f"{r['result_id']} ({r['title']!r}): {r['why']}"
+                                         for r in replaced),
+                         fix="choose another title, or pass replace=True to replace it "
+                             "(recorded in the new result's meta as 'replaces')")
     result.info.update({
         "author": author or os.environ.get("JUPYTERHUB_USER") or os.environ.get("USER"),
-        "published": True,
-        "published_at": dt.datetime.now(dt.UTC).isoformat(),
+        "published": True, "published_at": now,
         "title": title, "description": description, "tags": list(tags or []),
         "allowed_params": allowed_params,
+        "replaces": [*(result.info.get("replaces") or []),
+                     *({**r, "replaced_at": now} for r in replaced)] or None,
     })
-    rid = save_result(result, url)
+    save_result(result, url)
     meta = load_meta(rid, url)
-    index = f"{results_url(url).rstrip('/')}/{INDEX_PATH}"
-    update_object(index, _index_with(meta, index))
+    path = f"{results_url(url).rstrip('/')}/{INDEX_PATH}"
+    update_object(path, _index_with(meta, path, {r["result_id"] for r in replaced}))
     return rid
+
+
+def _synthetic_title(result: Result, title: str, allow_synthetic: bool) -> str:
+    if not result.provenance.get("synthetic"):
+        return title
+    if not allow_synthetic:
+        raise StoreError("a published result must be computed on real data",
+                         found=f"result {result.result_id} ran on synthetic data "
+                               f"(snapshot {result.provenance.get('snapshot')})",
+                         fix="backtest catalog data (quantlib.load_dataset), or pass "
+                             "allow_synthetic=True (CLI: --allow-synthetic) to publish it "
+                             "marked as synthetic")
+    return title if title.startswith(SYNTHETIC_MARK) else f"{SYNTHETIC_MARK} {title}"
+
+
+def _conflicts(result: Result, title: str, index: list[dict[str, Any]], url: str | None
+               ) -> list[dict[str, Any]]:
+    """Different results this publish would replace: same title, or same id, other content."""
+    rid = result.result_id
+    out = [{"result_id": e["result_id"], "title": e.get("title"),
+            "published_at": e.get("published_at"), "why": "same title"}
+           for e in index if e.get("title") == title and e.get("result_id") != rid]
+    if has_result(rid, url):
+        stored = load_result(rid, url)
+        same = all(_frames_equal(getattr(stored, k), getattr(result, k))
+                   for k in ("returns", "weights"))
+        if not same:
+            meta = load_meta(rid, url)
+            out.append({"result_id": rid, "title": meta.get("title"),
+                        "published_at": meta.get("published_at"),
+                        "why": "same id, different returns or weights"})
+    return out
+
+
+def _frames_equal(a: Any, b: Any) -> bool:
+    try:
+        pd.testing.assert_frame_equal(a, b, check_exact=True, check_freq=False,
+                                      check_column_type=False, check_index_type=False)
+    except AssertionError:
+        return False
+    return True
 
 
 def list_results(published_only: bool = True, author: str | None = None,

@@ -9,6 +9,7 @@ from types import FrameType
 import click
 
 from quantlib.config import load_config
+from quantlib.markets import DEFAULT_MARKETS
 from quantlib.sandbox.faults import parse_fault_spec
 from quantlib.sandbox.server import start_sandbox
 
@@ -25,7 +26,8 @@ def _markets(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[
 @click.option("--years", type=float, default=None, help="Years of history [config, 10].")
 @click.option("--seed", type=int, default=None, help="Random seed [config, 42].")
 @click.option("--end", default=None, help="Last date YYYY-MM-DD [config, 2025-12-31].")
-@click.option("--markets", default="KR,US,EU", callback=_markets, show_default=True,
+@click.option("--markets", default=",".join(DEFAULT_MARKETS), callback=_markets,
+              show_default=True,
               help="Comma-separated market codes.")
 @click.option("--fault", "faults", multiple=True, metavar="KIND[:GLOB[:TIMES]]",
               help="Arm a fault at start (repeatable), e.g. truncate:kr/prices/*:2.")

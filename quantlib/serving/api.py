@@ -10,11 +10,15 @@ Routes (under the service prefix, e.g. ``/services/results-api/`` behind the hub
 ``GET /api/v1/whoami``                           the caller as the API sees them
 ``GET /api/v1/results?q=&strategy=&author=&tag=``  results the caller may see, newest first
 ``GET /api/v1/results/{id}``                     one result's metadata
-``GET /api/v1/results/{id}/metrics``             its metrics
+``GET /api/v1/results/{id}/metrics``             its metrics and each one's ``units``
 ``GET /api/v1/results/{id}/returns?format=``     daily returns: ``json`` | ``csv`` | ``arrow``
 ``GET /api/v1/results/{id}/weights?format=``     end-of-day weights, same formats
 ``GET /api/v1/results/{id}/snapshot``            the data snapshot it used
+``POST /api/v1/results``                         publish (:mod:`quantlib.serving.publishing`)
 ===============================================  ============================================
+
+A result id is 1-64 letters, digits, ``-`` or ``_`` (:data:`RESULT_ID_PATTERN`); any other
+``{id}`` answers 422 before the store is touched.
 
 Every ``/api`` route needs a JupyterHub token (see :mod:`quantlib.serving.auth`): in the
 ``Authorization`` header, or, in a browser, the API's cookie set by the hub login
@@ -35,18 +39,21 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+# imported with the app (not in a request): the backtest package takes seconds to import
+from quantlib.backtest.metrics import metric_units
 from quantlib.errors import AccessDeniedError, StoreError
 from quantlib.serving import api_oauth
 from quantlib.serving.api_docs import docs_html, token_html
 from quantlib.serving.auth import Authenticator, HubTokenAuth, NotAuthenticated
 from quantlib.serving.cache import ResponseCache, make_cache
+from quantlib.serving.publishing import add_publish_route
 from quantlib.serving.store import ResultsView, Viewer
 
-__all__ = ["create_app", "frame_bytes", "MEDIA_TYPES"]
+__all__ = ["create_app", "frame_bytes", "MEDIA_TYPES", "RESULT_ID_PATTERN"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,11 @@ MEDIA_TYPES = {
 }
 
 Fmt = Literal["json", "csv", "arrow"]
+
+#: What a result id may look like (content ids are 16 hex digits); checked before storage.
+RESULT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+ResultId = Annotated[str, Path(pattern=RESULT_ID_PATTERN, max_length=64,
+                               description="a result id (16 hex digits for stored results)")]
 
 SUMMARY_FIELDS = ("result_id", "title", "author", "created_at", "strategy", "params",
                   "snapshot", "metrics", "published", "tags", "description")
@@ -90,7 +102,12 @@ def frame_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
 
 
 def _summary(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: meta.get(k) for k in SUMMARY_FIELDS}
+    return {**{k: meta.get(k) for k in SUMMARY_FIELDS}, "units": _units(meta)}
+
+
+def _units(meta: dict[str, Any]) -> dict[str, str]:
+    """Unit of each metric (``fraction``, ``ratio``, ``days``, ...; metrics.METRIC_UNITS)."""
+    return metric_units(meta.get("metrics") or {})
 
 
 def _browser_routes(app: FastAPI, identify: Callable[..., Any],
@@ -171,7 +188,7 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
     >>> import tempfile
     >>> from quantlib.serving.auth import DevAuth
     >>> app = create_app(ResultsView(tempfile.mkdtemp()), DevAuth())
-    >>> sorted(r.path for r in app.routes if "results" in getattr(r, "path", ""))[:2]
+    >>> sorted({r.path for r in app.routes if "results" in getattr(r, "path", "")})[:2]
     ['/api/v1/results', '/api/v1/results/{result_id}']
     """
     cache = cache or make_cache()
@@ -247,18 +264,20 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
         return Response(body, media_type=MEDIA_TYPES["json"])
 
     @app.get("/api/v1/results/{result_id}", tags=["results"])
-    async def get_meta(result_id: str, who: Caller) -> dict[str, Any]:
-        """One result's stored metadata (``meta.json``): strategy, params, snapshot, metrics."""
-        return await visible_meta(who, result_id)
+    async def get_meta(result_id: ResultId, who: Caller) -> dict[str, Any]:
+        """One result's stored metadata (``meta.json``) plus each metric's ``units``."""
+        meta = await visible_meta(who, result_id)
+        return {**meta, "units": _units(meta)}
 
     @app.get("/api/v1/results/{result_id}/metrics", tags=["results"])
-    async def get_metrics(result_id: str, who: Caller) -> dict[str, Any]:
-        """One result's stored metrics (fractions: 0.12 is 12%)."""
+    async def get_metrics(result_id: ResultId, who: Caller) -> dict[str, Any]:
+        """One result's stored metrics and their ``units`` (a fraction 0.12 is 12%)."""
         meta = await visible_meta(who, result_id)
-        return {"result_id": result_id, "metrics": meta.get("metrics") or {}}
+        return {"result_id": result_id, "metrics": meta.get("metrics") or {},
+                "units": _units(meta)}
 
     @app.get("/api/v1/results/{result_id}/snapshot", tags=["results"])
-    async def get_snapshot(result_id: str, who: Caller) -> dict[str, Any]:
+    async def get_snapshot(result_id: ResultId, who: Caller) -> dict[str, Any]:
         """The data version (snapshot) and selection the result was computed on."""
         meta = await visible_meta(who, result_id)
         return {"result_id": result_id, "snapshot": meta.get("snapshot"),
@@ -268,7 +287,7 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
     def frame_route(name: str, loader: Callable[[str], pd.DataFrame]) -> None:
         @app.get(f"/api/v1/results/{{result_id}}/{name}", tags=["results"], name=name,
                  responses={200: {"content": {v: {} for v in MEDIA_TYPES.values()}}})
-        async def get_frame(result_id: str, who: Caller,
+        async def get_frame(result_id: ResultId, who: Caller,
                             format: Annotated[Fmt, Query()] = "json") -> Response:  # noqa: A002
             """Daily series of one result (returns: net, gross, benchmark, turnover, costs;
             weights: date x asset) as JSON records, CSV or Arrow IPC."""
@@ -283,6 +302,7 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
 
     frame_route("returns", view.returns)
     frame_route("weights", view.weights)
+    add_publish_route(app, view, Depends(viewer))
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> Response:

@@ -102,7 +102,7 @@ def docs_html(schema: dict[str, Any], base: str, who: str | None = None) -> str:
     >>> s = {"info": {"title": "T", "version": "1"}, "paths": {"/api/v1/x": {"get": {
     ...      "summary": "X", "operationId": "x", "responses": {}}}}}
     >>> page = docs_html(s, "/services/results-api/", "mo")
-    >>> "<span class='ql-method'>GET</span>/api/v1/x" in page, "logged in as mo" in page
+    >>> "<span class='ql-method'>GET</span>/api/v1/x" in page, "logged in as <b>mo</b>" in page
     (True, True)
     """
     info = schema.get("info", {})

@@ -2,10 +2,10 @@
 
 A request carries ``Authorization: token <t>`` (or ``Bearer <t>``). The token is checked
 against the hub (``GET <JUPYTERHUB_API_URL>/user`` with that token) through
-:class:`jupyterhub.services.auth.HubAuth`, which caches the answer briefly
-(``cache_max_age``). The user must hold the service's access scope
-(``access:services!service=<name>``, from ``JUPYTERHUB_OAUTH_ACCESS_SCOPES``), exactly as
-for the dashboards; otherwise 403.
+:class:`jupyterhub.services.auth.HubAuth`, which caches the answer for ``cache_max_age``
+seconds (default 5): a token revoked at the hub stops working here within 5 s. The user
+must hold the service's access scope (``access:services!service=<name>``, from
+``JUPYTERHUB_OAUTH_ACCESS_SCOPES``), exactly as for the dashboards; otherwise 403.
 
 Dev mode (``--no-auth``) identifies every caller as one configured user. It only binds to
 loopback and logs a warning on every start.
@@ -81,10 +81,11 @@ class HubTokenAuth:
     service_name : str
         This service's name in the hub (for the default access scope).
     cache_max_age : float
-        Seconds a token's answer from the hub is reused.
+        Seconds a token's answer from the hub is reused: the window in which a revoked
+        token still works (docs/security.md).
     """
 
-    def __init__(self, service_name: str = "results-api", *, cache_max_age: float = 30.0) -> None:
+    def __init__(self, service_name: str = "results-api", *, cache_max_age: float = 5.0) -> None:
         from jupyterhub.services.auth import HubAuth
 
         if not hub_env_present():

@@ -5,7 +5,7 @@ wanted. It writes a JSON traitlets config (data, not code), starts ``jupyterhub`
 ``configurable-http-proxy`` from ``hub-config/node_modules``, and registers:
 
 - groups ``researchers``, ``managers`` and ``nobody`` with the platform's roles for the
-  two services (``access:services!service=dashboards`` / ``results-api``); the default
+  two services (researchers also hold ``custom:results:publish``) (``access:services!service=dashboards`` / ``results-api``); the default
   ``user`` role is trimmed so a user outside these groups reaches neither service;
 - the managed services ``dashboards`` (``quantlib dashboards serve --hub``) and
   ``results-api`` (``quantlib dashboards api --hub``);
@@ -154,9 +154,12 @@ def _config(workdir: Path, port: int, password: str, admin_token: str,
             "cleanup_servers": True, "cleanup_proxy": True,
             "template_paths": [str(REPO / "hub-config" / "templates")],
             "load_groups": {g: {"users": u} for g, u in USERS.items()},
+            "custom_scopes": {"custom:results:publish": {
+                "description": "Publish a backtest result through the results API."}},
             "load_roles": [
                 {"name": "user", "scopes": ["read:users:name!user", "read:users:groups!user"]},
-                {"name": "researcher", "groups": ["researchers"], "scopes": ["self", *access]},
+                {"name": "researcher", "groups": ["researchers"],
+                 "scopes": ["self", *access, "custom:results:publish"]},
                 {"name": "manager", "groups": ["managers"], "scopes": access},
                 {"name": "test-admin", "services": ["test-admin"],
                  "scopes": ["admin:users", "tokens", "read:users", "admin:groups"]},

@@ -19,7 +19,10 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["DataHealth", "data_health", "refresh_runs", "quarantine_reasons",
-           "latest_report", "schedule_runs"]
+           "latest_report", "schedule_runs", "calendar_freshness", "STALE_AFTER_SESSIONS"]
+
+#: a market is stale when this many of its sessions, known by now, are missing
+STALE_AFTER_SESSIONS = 1
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ class DataHealth:
     reasons: pd.DataFrame
     report: tuple[str, str] | None
     schedule: pd.DataFrame
+    markets: pd.DataFrame = field(default_factory=pd.DataFrame)
+    quarantine_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     errors: list[str] = field(default_factory=list)
 
 
@@ -67,6 +72,49 @@ def refresh_runs(manifest: pd.DataFrame, last: int = 5) -> pd.DataFrame:
     runs = runs.sort_values("fetched_at", ascending=False)
     runs = runs.groupby(["market", "source"], group_keys=False).head(last)
     return runs[cols].reset_index(drop=True)
+
+
+def calendar_freshness(freshness: pd.DataFrame, now: datetime | None = None,
+                       lag_minutes: int = 15) -> pd.DataFrame:
+    """Per market: the last session the exchange calendar says is known by ``now``
+    (its close plus the vendor lag, ``lag_minutes``) against the last session the store holds.
+
+    ``freshness`` is :func:`quantlib.pipeline.status.status`'s frame (``market``,
+    ``latest_known_at``); markets the calendar registry does not know (e.g. FX) are left
+    out. ``sessions_behind`` counts the sessions known by now but not held; ``stale``
+    is true from :data:`STALE_AFTER_SESSIONS` of them.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"market": ["US"], "latest_known_at":
+    ...                   [pd.Timestamp("2024-12-23 21:15", tz="UTC")]})
+    >>> out = calendar_freshness(f, datetime(2024, 12, 27, 23, 0, tzinfo=UTC))
+    >>> out[["market", "expected_session", "held_session", "sessions_behind", "stale"]
+    ...     ].values.tolist()
+    [['US', '2024-12-27', '2024-12-23', 3, True]]
+    """
+    from quantlib.calendars import MARKETS, session_closes, sessions
+
+    now_ts = pd.Timestamp(now or datetime.now(UTC))
+    rows = []
+    held_by_market = freshness.groupby("market")["latest_known_at"].max() \
+        if not freshness.empty else pd.Series(dtype="datetime64[ns, UTC]")
+    for code, held in held_by_market.items():
+        if code not in MARKETS:
+            continue
+        days = sessions(str(code), now_ts - pd.Timedelta(days=60), now_ts)
+        known = pd.Series(session_closes(str(code), days) + pd.Timedelta(minutes=lag_minutes),
+                          index=days)
+        known = known[known <= now_ts]
+        if known.empty:
+            continue
+        held_days = known[known <= held].index if pd.notna(held) else known.index[:0]
+        behind = int((known > held).sum()) if pd.notna(held) else len(known)
+        rows.append({"market": code, "expected_session": str(known.index[-1].date()),
+                     "held_session": str(held_days[-1].date()) if len(held_days) else "none",
+                     "sessions_behind": behind, "stale": behind >= STALE_AFTER_SESSIONS})
+    return pd.DataFrame(rows, columns=["market", "expected_session", "held_session",
+                                       "sessions_behind", "stale"])
 
 
 def quarantine_reasons(quarantine: pd.DataFrame) -> pd.DataFrame:
@@ -163,7 +211,13 @@ def data_health(store: str | None = None) -> DataHealth:
     except Exception as exc:  # noqa: BLE001 - shown on the page, the rest still renders
         errors.append(f"schedule: {exc}")
         schedule = pd.DataFrame()
+    try:
+        markets = calendar_freshness(st.freshness)
+    except Exception as exc:  # noqa: BLE001 - shown on the page, the rest still renders
+        errors.append(f"calendar freshness: {exc}")
+        markets = pd.DataFrame()
     return DataHealth(store=url, versions=st.versions, freshness=st.freshness,
                       runs=refresh_runs(manifest), quarantine=st.quarantine,
                       reasons=quarantine_reasons(quarantine), report=latest_report(url),
-                      schedule=schedule, errors=errors)
+                      schedule=schedule, markets=markets, errors=errors,
+                      quarantine_rows=quarantine)

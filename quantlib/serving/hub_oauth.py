@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlparse
 
 from bokeh.server.auth_provider import AuthProvider
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
@@ -31,6 +30,7 @@ from tornado.httputil import url_concat
 from tornado.web import Finish, HTTPError, RequestHandler
 from tornado.websocket import WebSocketHandler
 
+from quantlib.serving.api_oauth import safe_next
 from quantlib.serving.auth import viewer_from_model
 from quantlib.serving.store import Viewer
 
@@ -50,30 +50,12 @@ def hub_oauth() -> HubOAuth:
     return HubOAuth.instance(cache_max_age=60)
 
 
-def _safe_next(next_url: str | None, prefix: str) -> str:
-    """Only same-site paths under the service prefix may be redirected to.
-
-    Examples
-    --------
-    >>> _safe_next("https://evil.example/x", "/services/dashboards/")
-    '/services/dashboards/'
-    >>> _safe_next("/services/dashboards/tearsheet?id=1", "/services/dashboards/")
-    '/services/dashboards/tearsheet?id=1'
-    """
-    if not next_url:
-        return prefix
-    parsed = urlparse(next_url)
-    if parsed.scheme or parsed.netloc or not parsed.path.startswith(prefix.rstrip("/")):
-        return prefix
-    return next_url
-
-
 class HubLoginHandler(RequestHandler):
     """Start the hub's OAuth flow, remembering the page to come back to."""
 
     def get(self) -> None:
         auth = hub_oauth()
-        next_url = _safe_next(self.get_argument("next", None), auth.base_url)
+        next_url = safe_next(self.get_argument("next", None), auth.base_url)
         params: dict[str, str] = {}
         code_verifier = None
         if auth.pkce_enabled:
@@ -106,7 +88,7 @@ class HubCallbackHandler(HubOAuthCallbackHandler):
             if model:
                 self.set_signed_cookie(USER_COOKIE, model["name"], httponly=True,
                                        path=self.hub_auth.base_url)
-        super().redirect(_safe_next(self._next, self.hub_auth.base_url))
+        super().redirect(safe_next(self._next, self.hub_auth.base_url))
 
 
 def refused(handler: RequestHandler, message: str) -> None:

@@ -10,23 +10,94 @@
    reruns the strategy (demo results through :func:`quantlib.serving.demo.rerun_demo`,
    registered strategies through :func:`quantlib.backtest.run` on the pinned snapshot),
    saves the result unpublished with the requesting user as author and returns its id.
+4. While it runs, the worker posts its stage to a Dask ``Variable`` named after the
+   task (:func:`progress_key`): ``loading data``, ``running`` (step N of M), ``saving``;
+   the page reads it with :func:`progress` and shows it with an estimate from the last
+   runs (:func:`estimate`).
+5. A worker keeps the last catalog panels it loaded (:data:`_DATA`, by snapshot and
+   selection), so on a warm cluster a new what-if on a published result's data skips
+   the data load: the ``<= 10 s`` floor of issue #14 (``bench/bench_whatif.py``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 from quantlib.errors import StrategyError
 
-__all__ = ["check_params", "request_id", "execute", "submit", "cluster_client"]
+__all__ = ["check_params", "request_id", "execute", "submit", "cluster_client", "progress_key",
+           "progress", "estimate", "record_duration"]
 
 log = logging.getLogger(__name__)
 
 _CLIENT: Any = None
 _LOCK = threading.Lock()
+#: per worker process: (snapshot, selection) -> the loaded panel (the last few)
+_DATA: OrderedDict[str, Any] = OrderedDict()
+_DATA_LOCK = threading.Lock()
+#: strategy -> seconds the last what-ifs took (this server process)
+_DURATIONS: dict[str, list[float]] = {}
+
+
+def progress_key(meta: dict[str, Any], changes: dict[str, Any], user: str) -> str:
+    """The Dask key (and progress variable name) of a what-if request.
+
+    Examples
+    --------
+    >>> meta = {"strategy": "s", "source_hash": "h", "params": {}, "snapshot": "x",
+    ...         "quantlib_version": "0"}
+    >>> progress_key(meta, {}, "mo").startswith("whatif-") and progress_key(meta, {}, "mo").endswith("-mo")
+    True
+    """
+    return f"whatif-{request_id(meta, changes)}-{user}"
+
+
+def _post(key: str | None, stage: str, step: int = 0, total: int = 0) -> None:
+    """Post the worker's stage of ``key`` (no-op outside a Dask worker)."""
+    if not key:
+        return
+    try:
+        from distributed import Variable, get_client
+
+        Variable(key, client=get_client()).set(
+            json.dumps({"stage": stage, "step": step, "total": total, "at": time.time()}))
+    except (ValueError, RuntimeError, OSError):  # not on a worker: nothing to tell
+        return
+
+
+def progress(key: str, client: Any = None) -> dict[str, Any] | None:
+    """The latest stage a worker posted for ``key`` (None before the first post)."""
+    from distributed import Variable
+
+    try:
+        return dict(json.loads(Variable(key, client=client or cluster_client()).get(timeout=0.2)))
+    except (TimeoutError, OSError, ValueError):
+        return None
+
+
+def record_duration(strategy: str, seconds: float) -> None:
+    """Remember how long a what-if of ``strategy`` took (for :func:`estimate`)."""
+    _DURATIONS.setdefault(strategy, []).append(seconds)
+    del _DURATIONS[strategy][:-5]
+
+
+def estimate(strategy: str) -> float | None:
+    """Seconds the next what-if of ``strategy`` should take: median of the last runs.
+
+    Examples
+    --------
+    >>> record_duration("doc", 4.0); record_duration("doc", 2.0); record_duration("doc", 3.0)
+    >>> estimate("doc"), estimate("never-ran")
+    (3.0, None)
+    """
+    runs = sorted(_DURATIONS.get(strategy, []))
+    return runs[len(runs) // 2] if runs else None
 
 
 def check_params(allowed: dict[str, Any] | None, changes: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +153,7 @@ def request_id(meta: dict[str, Any], changes: dict[str, Any]) -> str:
     params = {**(meta.get("params") or {}), **changes}
     return result_id_for(meta.get("strategy", "custom"), meta.get("source_hash", ""), params,
                          meta.get("snapshot"), meta.get("quantlib_version", ""),
-                         meta.get("data"))
+                         meta.get("data"), meta.get("data_fingerprint"))
 
 
 def execute(spec: dict[str, Any]) -> str:
@@ -90,6 +161,7 @@ def execute(spec: dict[str, Any]) -> str:
     from quantlib.results import has_result, save_result
 
     meta, changes, url = spec["meta"], spec["changes"], spec["results_url"]
+    key = spec.get("progress_key")
     rid = request_id(meta, changes)
     if has_result(rid, url):
         return rid
@@ -97,10 +169,12 @@ def execute(spec: dict[str, Any]) -> str:
     if meta.get("source_hash") == "demo":
         from quantlib.serving.demo import rerun_demo
 
+        _post(key, "running", 1, 1)
         result = rerun_demo(params, strategy=meta["strategy"],
                             snapshot=meta.get("snapshot") or "demo-snapshot")
     else:
-        result = _run_registered(meta, params)
+        result = _run_registered(meta, params, key)
+    _post(key, "saving the result")
     result.info.update({"author": spec["user"], "published": False,
                         "title": f"What-if: {meta.get('title') or meta.get('strategy')}",
                         "description": f"what-if of {meta.get('result_id')} with {changes}",
@@ -108,9 +182,26 @@ def execute(spec: dict[str, Any]) -> str:
     return save_result(result, url)
 
 
-def _run_registered(meta: dict[str, Any], params: dict[str, Any]) -> Any:
-    from quantlib.backtest import run
+def _dataset(snapshot: str, selection: dict[str, Any]) -> Any:
+    """The catalog panel of ``snapshot`` + ``selection``, loaded once per worker process."""
     from quantlib.datasets import load_dataset
+
+    key = json.dumps([snapshot, selection], sort_keys=True, default=str)
+    with _DATA_LOCK:
+        if key in _DATA:
+            _DATA.move_to_end(key)
+            return _DATA[key]
+    data = load_dataset(snapshot=snapshot, compute=True, **selection)
+    with _DATA_LOCK:
+        _DATA[key] = data
+        while len(_DATA) > 2:
+            _DATA.popitem(last=False)
+    return data
+
+
+def _run_registered(meta: dict[str, Any], params: dict[str, Any], key: str | None = None
+                    ) -> Any:
+    from quantlib.backtest import run
 
     snapshot = meta.get("snapshot")
     selection = meta.get("data")
@@ -119,7 +210,9 @@ def _run_registered(meta: dict[str, Any], params: dict[str, Any]) -> Any:
                             found=f"snapshot={snapshot!r}, data={selection!r}",
                             fix="publish a result computed on quantlib.load_dataset(...)",
                             snapshot=snapshot)
-    data = load_dataset(snapshot=snapshot, compute=True, **selection)
+    _post(key, "loading data", 1, 2)
+    data = _dataset(snapshot, selection)
+    _post(key, "running", 2, 2)
     return run(meta["strategy"], data, **params)
 
 
@@ -145,6 +238,7 @@ def cluster_client() -> Any:
 def submit(meta: dict[str, Any], changes: dict[str, Any], *, user: str, results_url: str) -> Any:
     """Send a what-if to the cluster; return the Dask future (its result: the result id)."""
     check_params(meta.get("allowed_params"), changes)
-    spec = {"meta": meta, "changes": changes, "user": user, "results_url": results_url}
-    return cluster_client().submit(execute, spec, pure=False, retries=1,
-                                   key=f"whatif-{request_id(meta, changes)}-{user}")
+    key = progress_key(meta, changes, user)
+    spec = {"meta": meta, "changes": changes, "user": user, "results_url": results_url,
+            "progress_key": key}
+    return cluster_client().submit(execute, spec, pure=False, retries=1, key=key)

@@ -10,10 +10,23 @@ on each date the ratio ``r = f_t / f_{t-1}`` differs from 1 an action went ex th
 1. ``r`` near a standard split ratio (2, 3, 3/2, 7, ... or their inverses) or
    ``r > 1.5`` / ``r < 1/1.5``: a split of ``r`` new shares per old share (rounded to the
    nearest fraction with a denominator of at most 10);
-2. otherwise, when ``|r - 1| > DIVIDEND_TOLERANCE``: a cash dividend of
-   ``close_{t-1} * (1 - f_{t-1} / f_t)``.
+2. otherwise, when ``|r - 1| > DIVIDEND_TOLERANCE``: a cash dividend, inverted from the
+   file's adjustment convention (:data:`ADJ_CONVENTION`):
+
+   - ``"total_return"`` (the bokeh-sampledata / Quandl WIKI file): the Adj Close ratio is
+     ``(close_t + dividend) / close_{t-1}``, so ``dividend = close_t * (r - 1)``
+     (MSFT 2004-11-15: 3.08, its 3.00 special + 0.08 regular dividend);
+   - ``"adj_close"`` (Yahoo's own factor ``1 - dividend / close_{t-1}``): the ratio is
+     ``close_t / (close_{t-1} - dividend)``, so ``dividend = close_{t-1} * (1 - 1 / r)``.
 
 Derived actions are known from the start of the ex date (local midnight, as UTC).
+
+Returns: the PIT panels book the total return ``(close + dividend) / prev_close - 1`` on
+the ex date (:func:`quantlib.pit.kernels.total_returns`, recorded in the ``returns``
+variable's ``attrs``). With this file that equals the vendor's Adj Close returns. A user
+who wants returns that match a Yahoo-style Adj Close, ``close / (prev_close - dividend) -
+1`` (0.19 % more on MSFT's 3.08), builds prices with
+``build_prices(..., returns_convention="adj_close")``. docs/conventions.md lists both.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from quantlib.calendars import market as market_info
+from quantlib.errors import StandardizeError
 from quantlib.raw import Delivery
 from quantlib.standardize.batch import CanonicalBatch, conform
 from quantlib.standardize.common import (
@@ -38,12 +52,14 @@ from quantlib.standardize.common import (
 )
 
 __all__ = ["read_yahoo", "derive_actions", "YAHOO_COLUMNS", "SPLIT_RATIOS",
-           "DIVIDEND_TOLERANCE", "ASSET_PREFIX"]
+           "DIVIDEND_TOLERANCE", "ASSET_PREFIX", "ADJ_CONVENTION"]
 
 YAHOO_COLUMNS = ["Date", "Open", "High", "Low", "Close", "Volume", "Adj Close"]
 SPLIT_RATIOS = (5 / 4, 4 / 3, 3 / 2, 2.0, 3.0, 4.0, 5.0, 7.0, 8.0, 10.0)
 DIVIDEND_TOLERANCE = 1e-5
 ASSET_PREFIX = "YAHOO:"
+#: how the files' Adj Close folds in a dividend (see the module docstring)
+ADJ_CONVENTION = "total_return"
 
 
 def read_yahoo(data: bytes, d: Delivery) -> CanonicalBatch:
@@ -115,7 +131,8 @@ def _split_value(r: float) -> float | None:
     return None
 
 
-def derive_actions(prices: pd.DataFrame, adj_close: pd.Series) -> pd.DataFrame:
+def derive_actions(prices: pd.DataFrame, adj_close: pd.Series,
+                   convention: str = ADJ_CONVENTION) -> pd.DataFrame:
     """Splits and cash dividends of one asset from its close and adjusted close.
 
     Parameters
@@ -124,6 +141,8 @@ def derive_actions(prices: pd.DataFrame, adj_close: pd.Series) -> pd.DataFrame:
         Canonical prices of one asset (with provenance), in date order.
     adj_close : Series
         Adjusted closes aligned with ``prices``.
+    convention : {"total_return", "adj_close"}
+        How the vendor's Adj Close folds in a dividend (see the module docstring).
 
     Examples
     --------
@@ -133,7 +152,17 @@ def derive_actions(prices: pd.DataFrame, adj_close: pd.Series) -> pd.DataFrame:
     >>> a = derive_actions(p, pd.Series([49.5, 49.5, 50.0]))
     >>> a[["kind", "value", "row"]].values.tolist()
     [['dividend', 1.0, 2], ['split', 2.0, 3]]
+
+    A dividend of 10 (close 100 -> 95) as each convention adjusts it:
+
+    >>> q = p.iloc[:2].assign(close=[100.0, 95.0])
+    >>> [derive_actions(q, pd.Series(adj), c)["value"].tolist() for adj, c in
+    ...  (([95 / 1.05, 95.0], "total_return"), ([90.0, 95.0], "adj_close"))]
+    [[10.0], [10.0]]
     """
+    if convention not in ("total_return", "adj_close"):
+        raise StandardizeError("Adj Close convention must be 'total_return' or 'adj_close'",
+                               found=repr(convention), fix="see quantlib.standardize.yahoo")
     order = prices.sort_values("date", kind="stable").index
     p = prices.loc[order]
     close = p["close"].to_numpy(dtype="float64")
@@ -144,8 +173,9 @@ def derive_actions(prices: pd.DataFrame, adj_close: pd.Series) -> pd.DataFrame:
     for i in np.flatnonzero(np.isfinite(ratio) & (np.abs(ratio - 1) > DIVIDEND_TOLERANCE)):
         r = float(ratio[i])
         split = _split_value(r)
-        kind, value = ("split", split) if split is not None else (
-            "dividend", round(float(close[i] * (1 - 1 / r)), 6))
+        paid = close[i + 1] * (r - 1) if convention == "total_return" else close[i] * (1 - 1 / r)
+        kind, value = ("split", split) if split is not None else ("dividend",
+                                                                  round(float(paid), 6))
         rows.append((i + 1, kind, value))
     idx = [p.index[j] for j, _, _ in rows]
     ex = p.loc[idx, "date"]

@@ -80,11 +80,45 @@ class StoreLocation:
             "token": os.environ.get("AWS_SESSION_TOKEN"),
         }
 
+    def check_writable(self) -> None:
+        """Create a local store folder if needed and check it can be written.
+
+        A no-op for S3 (the first write reports a missing bucket or permission).
+
+        Raises
+        ------
+        StoreError
+            The folder cannot be created (a file in the way, no permission) or written.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> blocker = os.path.join(tempfile.mkdtemp(), "a-file")
+        >>> open(blocker, "w").close()
+        >>> resolve_location(os.path.join(blocker, "store")).check_writable()
+        Traceback (most recent call last):
+        ...
+        quantlib.errors.StoreError: store must be a writable folder; found Not a directory: ...
+        """
+        if self.protocol == "file":
+            self._ensure_folder(writable=True)
+
+    def _ensure_folder(self, writable: bool = False) -> None:
+        try:
+            os.makedirs(self.prefix, exist_ok=True)
+            if writable and not os.access(self.prefix, os.W_OK | os.X_OK):
+                raise PermissionError(13, "Permission denied", self.prefix)
+        except OSError as exc:
+            raise StoreError("store must be a writable folder",
+                             found=f"{exc.strerror}: {exc.filename or self.prefix}",
+                             fix="pass --store (or set QUANTLIB_STORE) to a folder you can "
+                             "write, or fix its permissions", file=self.prefix) from exc
+
     def icechunk_storage(self) -> icechunk.Storage:
         """Icechunk storage for the curated repository at ``<url>/curated``."""
         _quiet_icechunk_logs()
         if self.protocol == "file":
-            os.makedirs(self.prefix, exist_ok=True)
+            self._ensure_folder()  # readers of a shared store need not write it
             return icechunk.local_filesystem_storage(os.path.join(self.prefix, "curated"))
         opts = self.s3_options()
         creds: dict[str, Any] = {}

@@ -203,9 +203,7 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
                                   list(deliveries) if deliveries is not None else None)
     outcome.summary = summarize(outcome)
     if outcome.rejected:
-        err = _rejection(outcome, limit)
-        err.outcome = outcome  # type: ignore[attr-defined]
-        raise err
+        raise _rejection(outcome, limit)
     return outcome
 
 
@@ -219,11 +217,13 @@ def _rejection(outcome: ValidationOutcome, limit: float) -> BatchRejectedError:
     listing = "; ".join(f"{b.source}:{b.file} row {b.row} field {b.field} ({b.check})"
                         for b in bad.itertuples())
     return BatchRejectedError(
-        f"bad rows of market {worst} must be at most {limit:.2%} of its rows",
+        f"bad rows of market {worst} must be at most {limit:.2%} of its rows", outcome=outcome,
         found=(f"{stats['bad_rows']} bad of {stats['rows_in']} rows "
                f"({stats['bad_fraction']:.2%} > {limit:.2%}); first: {listing}"),
-        fix=("fix or re-deliver the named files, or raise validation.max_bad_row_fraction "
-             "(max_bad_row_fraction=) if the data are acceptable; see the quarantine table"),
+        fix=("fix or re-deliver the named files, or raise the limit if the data are "
+             "acceptable (--max-bad-fraction of `quantlib data refresh|ingest`, "
+             "max_bad_row_fraction=, or config validation.max_bad_row_fraction); "
+             "nothing was published; see the quarantine table"),
         market=worst,
         source=None if first is None else first["source"],
         file=None if first is None else first["file"],

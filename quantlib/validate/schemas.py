@@ -13,7 +13,8 @@ import pandera.pandas as pa
 from quantlib.markets import STATEMENT_FIELDS
 from quantlib.standardize import FRAME_COLUMNS
 
-__all__ = ["SCHEMAS", "STATEMENT_FIELDS", "ACTION_KINDS", "schema_issues", "ISSUE_COLUMNS"]
+__all__ = ["SCHEMAS", "STATEMENT_FIELDS", "ACTION_KINDS", "schema_issues", "ISSUE_COLUMNS",
+           "ASSET_ID_PATTERN", "SYMBOL_PATTERN", "ISIN_PATTERN", "is_identifier"]
 
 # STATEMENT_FIELDS: the canonical statement fields, defined once in quantlib/markets.yaml
 ACTION_KINDS = ("split", "dividend")
@@ -32,8 +33,47 @@ def _col(dtype: str | None, *checks: pa.Check, nullable: bool = False) -> pa.Col
     return pa.Column(dtype, list(checks), nullable=nullable, coerce=False)
 
 
+#: Declared identifier patterns. Identifiers come from vendor files and end up in
+#: paths, URLs, SQL and dashboards, so anything else (``../../etc/passwd``, spaces,
+#: control characters, 200-character strings) is quarantined with the pattern as reason.
+ISIN_PATTERN = r"[A-Z]{2}[A-Z0-9]{9}[0-9]"
+#: A ticker: letters, digits and ``. = _ -`` (``BRK.B``, ``005930``), or an index like
+#: ``^GSPC``; at most 32 characters, never a path separator.
+SYMBOL_PATTERN = r"[A-Za-z0-9^][A-Za-z0-9.=_-]{0,31}"
+#: An ISIN, or ``NAMESPACE:SYMBOL`` for sources without ISINs (``YAHOO:AAPL``).
+ASSET_ID_PATTERN = rf"(?:{ISIN_PATTERN}|[A-Z][A-Z0-9_]{{0,15}}:{SYMBOL_PATTERN})"
+_PATTERN_REASONS = {
+    "asset_id_pattern": f"asset_id must be an ISIN or NAMESPACE:SYMBOL (pattern "
+                        f"{ASSET_ID_PATTERN})",
+    "symbol_pattern": f"ticker must match {SYMBOL_PATTERN} (letters, digits, . = _ -)",
+}
+
+
+def is_identifier(values: pd.Series, pattern: str) -> pd.Series:
+    """Whether each value matches ``pattern`` whole (missing values count as matching:
+    the null checks report them).
+
+    Examples
+    --------
+    >>> ids = pd.Series(["KR7005930003", "YAHOO:AAPL", "YAHOO:../../etc/passwd", "a b"])
+    >>> is_identifier(ids, ASSET_ID_PATTERN).tolist()
+    [True, True, False, False]
+    >>> is_identifier(pd.Series(["BRK.B", "^GSPC", "005930", "../x", "A\\n"]),
+    ...               SYMBOL_PATTERN).tolist()
+    [True, True, True, False, False]
+    """
+    text = values.astype("string")
+    return (text.str.fullmatch(pattern) | text.isna()).fillna(True).astype(bool)
+
+
+def _pattern(name: str, pattern: str) -> pa.Check:
+    return pa.Check(lambda s: is_identifier(s, pattern), element_wise=False, name=name,
+                    error=name)
+
+
 _POS = pa.Check.gt(0)
-_ID = pa.Check.str_length(min_value=1)
+_ID = _pattern("asset_id_pattern", ASSET_ID_PATTERN)
+_SYMBOL = _pattern("symbol_pattern", SYMBOL_PATTERN)
 _CCY = pa.Check.str_matches(r"^[A-Z]{3}$")
 
 SCHEMAS: dict[str, pa.DataFrameSchema] = {
@@ -43,7 +83,7 @@ SCHEMAS: dict[str, pa.DataFrameSchema] = {
         "name": _col(None, nullable=True), "listed": _col(None),
         "delisted": _col(None, nullable=True), "known_at": _col(None)}),
     "symbols": pa.DataFrameSchema({
-        "asset_id": _col(None, _ID), "symbol": _col(None, _ID), "valid_from": _col(None),
+        "asset_id": _col(None, _ID), "symbol": _col(None, _SYMBOL), "valid_from": _col(None),
         "valid_to": _col(None, nullable=True)}),
     "prices": pa.DataFrameSchema({
         "asset_id": _col(None, _ID), "date": _col(None),
@@ -90,7 +130,7 @@ def schema_issues(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({
         "frame": name, "idx": fc["index"].to_numpy(), "field": fc["column"].astype(str),
         "value": fc["failure_case"].astype(str).to_numpy(), "check": check.to_numpy(),
-        "reason": [_REASONS.get(c, f"failed {raw}") for c, raw in zip(check, fc["check"],
+        "reason": [_REASONS.get(c) or _PATTERN_REASONS.get(c, f"failed {raw}") for c, raw in zip(check, fc["check"],
                                                                          strict=True)],
         "severity": "bad"})
     return out.sort_values(["idx", "field"], kind="stable", ignore_index=True)

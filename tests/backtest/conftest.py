@@ -70,3 +70,17 @@ def real_panel() -> xr.Dataset:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def catalog_store(tmp_path_factory) -> str:
+    """A real Icechunk store holding one sandbox delivery (as tests/catalog builds it)."""
+    from quantlib.sandbox import generate
+    from quantlib.store import CuratedStore
+
+    truth = generate(n_assets=24, years=2, seed=11)
+    url = str(tmp_path_factory.mktemp("catalog-store"))
+    CuratedStore(url).commit({k: getattr(truth, k) for k in (
+        "assets", "symbols", "prices", "corporate_actions", "fx", "statements")},
+        message="sandbox truth", tag="v1")
+    return url

@@ -28,7 +28,8 @@ def listed_panel():
 
 def test_w2_equals_the_vectorized_reference_with_delistings(listed_panel):
     ds = listed_panel
-    res = run("xs_momentum", ds, window=252, skip=21, quantile=10, rebalance="M", costs=10)
+    res = run("xs_momentum", ds, window=252, skip=21, quantile=10, rebalance="M",
+              costs="flat:10")
     uni = np.asarray(ds["in_universe"].values, bool)
     net = ref.w2_reference(ds["returns"].values, uni, ds["date"].values)
     got = res.returns["net"].to_numpy()
@@ -44,7 +45,7 @@ def test_w1_sweep_equals_the_cached_means_reference(listed_panel):
     ds = listed_panel.isel(asset=slice(0, 40))
     pairs = [(5, 20), (10, 20), (20, 60), (5, 60)]
     df = sweep("ma_crossover", [{"fast": f, "slow": s} for f, s in pairs], ds,
-               per_asset=True, costs=10)
+               per_asset=True, costs="flat:10")
     close = ds["close"].ffill("date").values
     want = ref.w1_reference(close, np.nan_to_num(ds["returns"].values), pairs)
     got = df[["total_return", "max_drawdown", "sharpe"]].to_numpy().reshape(want.shape)

@@ -141,3 +141,53 @@ def test_summary_holds_every_metric(real_returns):
         assert key in s
     assert s["turnover_annual"] == pytest.approx(25.2)
     assert s["sharpe"] == pytest.approx(ep.sharpe_ratio(r), rel=1e-10)
+
+
+def test_warmup_days_are_not_performance(real_panel):
+    """Months without a position used to enter vol, Sharpe, CAGR and the period."""
+    from quantlib.backtest import run
+
+    res = run("ma_crossover", real_panel, fast=20, slow=100, costs=None)
+    first = int(np.argmax(res.exposures["gross"].to_numpy() > 0))
+    assert first >= 99  # no position before the slow average is full (FB lists late)
+    assert (res.returns["net"].iloc[:first] == 0).all()
+    live = res.returns["net"].iloc[first:]
+    s = res.metrics
+    assert s["warmup_periods"] == first and s["n_periods"] == len(live)
+    assert s["start"] == res.returns.index[first].date().isoformat()
+    assert res.meta()["start"].startswith(s["start"])
+    assert s["sharpe"] == pytest.approx(ep.sharpe_ratio(live), rel=1e-10)
+    assert s["cagr"] == pytest.approx(ep.annual_return(live), rel=1e-10)
+    assert s["annual_volatility"] == pytest.approx(ep.annual_volatility(live), rel=1e-10)
+    assert s["cagr"] == pytest.approx(qs.stats.cagr(live), rel=1e-9)
+    assert s["max_drawdown"] == pytest.approx(ep.max_drawdown(live), rel=1e-10)
+    full = res.returns["net"]
+    assert s["annual_volatility"] > ep.annual_volatility(full) * 1.01  # zeros diluted it
+    assert s["turnover_annual"] == pytest.approx(
+        res.returns["turnover"].iloc[first:].mean() * 252, rel=1e-12)
+
+
+def test_a_series_that_never_holds_has_no_performance():
+    idx = pd.bdate_range("2020-01-01", periods=5)
+    s = m.summary(pd.Series(0.0, index=idx), turnover=pd.Series(0.0, index=idx))
+    assert s["n_periods"] == 0 and s["warmup_periods"] == 5 and s["start"] is None
+    assert np.isnan(s["sharpe"]) and np.isnan(s["cagr"])
+
+
+def test_every_metric_has_a_unit_and_is_formatted_by_it(real_returns):
+    r = real_returns["GOOG"].dropna()
+    b = real_returns["IBM"].reindex(r.index).fillna(0)
+    expo = pd.DataFrame({"gross": 1.0, "n_holdings": 3.0}, index=r.index)
+    s = m.summary(r, benchmark=b, turnover=r * 0 + 0.1, exposures=expo)
+    assert {k for k in s if k not in m.METRIC_UNITS} == set()
+    assert set(m.METRIC_UNITS.values()) <= {*m.UNIT_FORMATS, "date"}
+    dur = s["max_drawdown_duration"]
+    assert m.metric_unit("max_drawdown_duration") == "days"
+    assert m.format_metric("max_drawdown_duration", dur) == f"{dur} days"  # not 30000.00%
+    assert m.format_metric("longest_drawdown_duration", 300) == "300 days"
+    assert m.format_metric("cagr", 0.1234) == "12.34%"
+    assert m.format_metric("sharpe", s["sharpe"]) == f"{s['sharpe']:.2f}"
+    assert m.format_metric("turnover_annual", 25.2) == "25.2x"
+    assert m.format_metric("n_periods", 1500) == "1500"
+    assert m.format_metric("start", s["start"]) == s["start"]
+    assert m.format_metric("sharpe", float("nan")) == "—"

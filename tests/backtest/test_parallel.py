@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from quantlib.backtest import parallel as par
-from quantlib.backtest.engine import kernel_args, prepare_static, settings_dict
+from quantlib.backtest.engine import kernel_args, prepare_static
 from quantlib.backtest.kernels import long_flat_pnl, simulate_kernel
 from quantlib.backtest.metrics import sweep_metrics_numpy
 from quantlib.backtest.signals import rolling_mean_np, zero_cumsum
@@ -79,11 +79,9 @@ def test_metrics_kernel_both_layouts_equal(order):
 
 
 def test_portfolio_batch_kernel_equals_one_kernel_per_set(panel):
-    from quantlib.backtest.constraints import Constraints
-    from quantlib.backtest.costs import resolve_costs
+    from quantlib.backtest.settings import resolve_settings
 
-    s = settings_dict(rebalance="W")
-    static = prepare_static(panel, s, Constraints(), resolve_costs("default"))
+    static = prepare_static(panel, resolve_settings(rebalance="W"))
     rng = np.random.default_rng(5)
     tw = rng.random((4,) + panel["close"].shape) / panel.sizes["asset"]
     args = [kernel_args(t, static) for t in tw]

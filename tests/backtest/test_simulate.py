@@ -40,7 +40,7 @@ def test_wrapper_matches_numpy_reference(small_panel):
     rng = np.random.default_rng(0)
     target = rng.random(ds["close"].shape)
     target /= target.sum(axis=1, keepdims=True)
-    res = simulate(tw_like(ds, target), ds, rebalance="M", costs=10)
+    res = simulate(tw_like(ds, target), ds, rebalance="M", costs="flat:10")
     from quantlib.backtest.constraints import rebalance_mask
 
     w, net = simulate_kernel_numpy_reference(ds["returns"].values, target,
@@ -123,7 +123,7 @@ def test_flat_costs_and_cost_accounting():
     target = rng.random((50, 4))
     target /= target.sum(1, keepdims=True)
     free = simulate(tw_like(ds, target), ds, costs=None)
-    paid = simulate(tw_like(ds, target), ds, costs=10)
+    paid = simulate(tw_like(ds, target), ds, costs="flat:10")
     np.testing.assert_allclose(paid.returns["costs"], 0.001 * paid.returns["turnover"])
     np.testing.assert_allclose(paid.returns["net"], (1 + paid.returns["gross"]) *
                                (1 - paid.returns["costs"]) - 1)

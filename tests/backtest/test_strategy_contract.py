@@ -92,6 +92,55 @@ def test_leak_through_fundamentals_is_named(panel):
         STRATEGIES.pop("test_leaky_fund")
 
 
+def _month_end_peek(data):
+    """Legit 20-session momentum, except on month ends: tomorrow's return (a leak)."""
+    from quantlib.backtest.constraints import rebalance_mask
+
+    month_end = xr.DataArray(rebalance_mask(data["date"].values, "M"), dims="date",
+                             coords={"date": data["date"]})
+    score = xr.where(month_end, data["returns"].shift(date=-1),
+                     sg.returns_over(data["returns"], 20))
+    return sg.equal_weight(sg.top_k(score.where(data["in_universe"]), 5))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_leak_only_on_month_end_decision_rows_is_caught(panel, seed):
+    """Monthly rebalancing: every month-end decision row is cut, whatever the seed."""
+    register_strategy("test_month_end_peek", params={}, sim_defaults={"rebalance": "M"},
+                      replace=True)(_month_end_peek)
+    try:
+        with pytest.raises(LookaheadError) as info:
+            check_lookahead("test_month_end_peek", panel, seed=seed)
+        assert info.value.context["field"] == "returns"
+        # daily rebalancing draws 100 of ~600 decision rows: caught as well
+        with pytest.raises(LookaheadError):
+            check_lookahead("test_month_end_peek", panel, seed=seed, rebalance="D")
+    finally:
+        STRATEGIES.pop("test_month_end_peek")
+
+
+def test_strategies_cannot_read_the_back_adjusted_close(real_panel):
+    """adj_close / close knows every later split and dividend: strategies never see it."""
+    @register_strategy("test_adj_ratio", params={}, replace=True)
+    def adj_ratio(data):
+        """Holds the 2 assets whose adj_close / close is lowest (future splits ahead)."""
+        return sg.equal_weight(sg.top_k(-(data["adj_close"] / data["close"]), 2))
+
+    growth = (1 + real_panel["returns"].fillna(0.0)).cumprod("date")
+    data = real_panel.assign(adj_close=(growth / growth.isel(date=-1)
+                                        * real_panel["close"].ffill("date").isel(date=-1))
+                             .where(real_panel["close"].notnull()))
+    want = (r"strategies cannot read adj_close: it is back-adjusted with every split and "
+            r"dividend up to the end of the panel.*Fix: use returns \(total return\) or close")
+    try:
+        with pytest.raises(StrategyError, match=want):
+            check_lookahead("test_adj_ratio", data)
+        with pytest.raises(StrategyError, match=want):
+            run("test_adj_ratio", data)
+    finally:
+        STRATEGIES.pop("test_adj_ratio")
+
+
 def test_value_and_quality_use_the_documented_formulas(panel):
     from quantlib.backtest.builtins import _book_to_price, _roe
 

@@ -39,7 +39,7 @@ def test_sweep_without_batch_function_loops(small_panel):
 
 
 def test_per_asset_sweep_matches_plain_numpy(small_panel):
-    df = sweep("ma_crossover", GRID, small_panel, per_asset=True, costs=10)
+    df = sweep("ma_crossover", GRID, small_panel, per_asset=True, costs="flat:10")
     N = small_panel.sizes["asset"]
     assert len(df) == 8 * N
     close = small_panel["close"].ffill("date").values
@@ -73,10 +73,10 @@ def test_fused_ma_metrics_equal_materialized_positions(small_panel):
     assert strat.metrics_func is not None
     plain = dataclasses.replace(strat, metrics_func=None)
     sets, _ = expand_grid(strat, {"fast": [1, 3, 5, 17], "slow": [2, 20, 61, 250]})
-    fused = run_batch(strat, small_panel, sets, per_asset=True, settings={"costs": 10})
-    ref = run_batch(plain, small_panel, sets, per_asset=True, settings={"costs": 10})
+    fused = run_batch(strat, small_panel, sets, per_asset=True, settings={"costs": "flat:10"})
+    ref = run_batch(plain, small_panel, sets, per_asset=True, settings={"costs": "flat:10"})
     for rule in ("W", 7):  # a rebalance calendar: positions held between rebalances
-        kw = {"costs": 10, "rebalance": rule}
+        kw = {"costs": "flat:10", "rebalance": rule}
         pd.testing.assert_frame_equal(run_batch(strat, small_panel, sets, True, kw),
                                       run_batch(plain, small_panel, sets, True, kw),
                                       check_exact=True)
@@ -91,9 +91,9 @@ def test_per_asset_sweep_on_a_rebalance_calendar_matches_plain_numpy(small_panel
     from quantlib.backtest.constraints import rebalance_mask
 
     df = sweep("ma_crossover", {"fast": [5], "slow": [40]}, small_panel, per_asset=True,
-               costs=10, rebalance="M")
+               costs="flat:10", rebalance="M")
     daily = sweep("ma_crossover", {"fast": [5], "slow": [40]}, small_panel, per_asset=True,
-                  costs=10)
+                  costs="flat:10")
     close = small_panel["close"].ffill("date").values
     r = np.nan_to_num(small_panel["returns"].values)
     pos = (rolling_mean_np(close, 5) > rolling_mean_np(close, 40)).astype(float)

@@ -136,14 +136,14 @@ def test_panel_is_sent_once_per_dataset_and_resent_when_it_changes(cluster, smal
     client, _ = cluster
     grid = {"fast": [3, 5, 8], "slow": [20, 40]}
     data = small_panel.copy(deep=True)
-    first = sweep("ma_crossover", grid, data, client=client, per_asset=True, costs=10)
-    again = sweep("ma_crossover", grid, data, client=client, per_asset=True, costs=10)
+    first = sweep("ma_crossover", grid, data, client=client, per_asset=True, costs="flat:10")
+    again = sweep("ma_crossover", grid, data, client=client, per_asset=True, costs="flat:10")
     assert first.attrs["bytes_scattered"] > data.nbytes * 0.5
     assert again.attrs["bytes_scattered"] == 0  # reused on the workers
     pd.testing.assert_frame_equal(first, again)
     changed = data.copy(deep=True)
     changed["close"][:, 0] = changed["close"][:, 0] * 2  # same shape, other content
-    moved = sweep("ma_crossover", grid, changed, client=client, per_asset=True, costs=10)
+    moved = sweep("ma_crossover", grid, changed, client=client, per_asset=True, costs="flat:10")
     assert moved.attrs["bytes_scattered"] > 0
-    local = sweep("ma_crossover", grid, changed, per_asset=True, costs=10)
+    local = sweep("ma_crossover", grid, changed, per_asset=True, costs="flat:10")
     pd.testing.assert_frame_equal(moved, local)

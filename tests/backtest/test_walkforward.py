@@ -53,3 +53,23 @@ def test_fold_errors():
         fold_bounds(100, 90, 20)
     with pytest.raises(BacktestError, match="mode must be 'rolling' or 'expanding'"):
         fold_bounds(100, 50, 10, "anchored")
+
+
+def test_walk_forward_uses_and_records_the_strategy_default_settings(panel):
+    """xs_momentum rebalances monthly (its sim_defaults): in-sample, out-of-sample and in
+    the record; each OOS segment equals ``run`` with the chosen parameters."""
+    grid = {"window": [40, 80], "skip": [5]}
+    wf = walk_forward("xs_momentum", grid, panel, train=200, test=100, n_boot=100)
+    assert wf.oos.params["rebalance"] == "M"
+    dates = pd.DatetimeIndex(panel["date"].values)
+    month_end = pd.Series(dates.month, index=dates).diff().shift(-1).fillna(0).ne(0)
+    for k, fold in wf.folds.iterrows():
+        _, _, c, d = fold_bounds(len(dates), 200, 100)[k]
+        res = run("xs_momentum", panel.isel(date=slice(0, d)), **fold["params"])
+        assert res.params["rebalance"] == "M"
+        np.testing.assert_allclose(wf.oos.returns["net"].iloc[k * 100:(k + 1) * 100],
+                                   res.returns["net"].iloc[c:d], rtol=0, atol=1e-14)
+    # trades only happen at month ends (plus forced delisting sales), never daily
+    traded = wf.oos.returns["turnover"] > 1e-12
+    assert traded.sum() <= month_end.loc[traded.index].sum() + 3
+    assert traded.sum() < 0.2 * len(traded)

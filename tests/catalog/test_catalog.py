@@ -10,8 +10,9 @@ import yaml
 
 import quantlib
 from quantlib import calendars
-from quantlib.catalog import CATALOG_FILE, ENTRIES, catalog_dict, open_catalog
+from quantlib.catalog import CATALOG_FILE, ENTRIES, open_catalog
 from quantlib.errors import CatalogError
+from quantlib.markets import DEFAULT_MARKETS
 from quantlib.sandbox import generate
 from quantlib.store import CuratedStore
 
@@ -95,7 +96,8 @@ DTYPES = {"in_universe": np.bool_, "period_end": np.dtype("datetime64[ns]")}
 
 @pytest.mark.parametrize("entry", sorted(ENTRIES))
 def test_entry_contract(entry, store, truth):
-    reader, _, variables, dims = ENTRIES[entry]
+    declared = yaml.safe_load(CATALOG_FILE.read_text())["entries"][entry]["metadata"]
+    variables, dims = declared["variables"], declared["dims"]     # the hand-written file
     cat = quantlib.open_catalog(store, start=START, end=END, snapshot="v1")
     ds = cat[entry].read()
     assert sorted(ds.data_vars) == sorted(variables)
@@ -105,7 +107,7 @@ def test_entry_contract(entry, store, truth):
         assert ds[v].dtype == DTYPES.get(v, np.float64), v
     dates = pd.DatetimeIndex(ds["date"].values)
     assert dates[0] == pd.Timestamp(START) and dates[-1] <= pd.Timestamp(END)
-    assert dates.equals(calendars.global_sessions(["KR", "US", "EU"], START, END))
+    assert dates.equals(calendars.global_sessions(list(DEFAULT_MARKETS), START, END))
     if "asset" in dims:
         for c in ("market", "currency", "sector", "symbol"):
             assert c in ds.coords and ds[c].dims == ("asset",)
@@ -150,9 +152,37 @@ def test_store_defaults_to_config(store, monkeypatch):
     assert set(ds["market"].values) == {"EU"} and ds["in_universe"].values.any()
 
 
-def test_catalog_file_is_the_declared_catalog_and_holds_no_credentials():
+def test_hand_written_catalog_file_matches_the_code_and_holds_no_credentials():
+    """catalogs/quantlib.yaml is the data team's file (written by hand, comments and
+    descriptions theirs); what the code relies on must agree with it."""
+    from quantlib.catalog import PARAMETERS
+    from quantlib.catalog.readers import READERS as CATALOG_READERS
+    from quantlib.markets import DEFAULT_MARKETS, STATEMENT_FIELDS
+
     text = CATALOG_FILE.read_text()
-    assert yaml.safe_load(text) == catalog_dict()
+    doc = yaml.safe_load(text)
+    assert doc["version"] == 2
+    # parameters: the names, defaults and the Intake "params:" indirection of the code
+    params = doc["user_parameters"]
+    assert list(params) == list(PARAMETERS)
+    assert {k: v["default"] for k, v in params.items()} == {
+        k: default for k, (default, _) in PARAMETERS.items()}
+    assert params["markets"]["default"] == list(DEFAULT_MARKETS)
+    assert all(v["description"].strip() for v in params.values())
+    # entries: one per catalog reader, declared variables/dims are the readers' (the entry
+    # contract test reads each entry and compares with these declarations)
+    entries = doc["entries"]
+    assert sorted(entries) == sorted(CATALOG_READERS) == sorted(doc["aliases"])
+    for name, entry in entries.items():
+        module, cls = entry["reader"].split(":")
+        assert module == "quantlib.catalog.readers" and CATALOG_READERS[name].__name__ == cls
+        assert entry["kwargs"] == {"params": {p: "{" + p + "}" for p in PARAMETERS}}
+        assert entry["output_instance"] == "xarray:Dataset"
+        _, _, variables, dims = ENTRIES[name]
+        assert entry["metadata"]["variables"] == variables, name
+        assert entry["metadata"]["dims"] == dims, name
+        assert entry["metadata"]["description"].strip()
+    assert entries["fundamentals"]["metadata"]["variables"] == [*STATEMENT_FIELDS, "period_end"]
     for word in ("secret", "password", "aws_access_key", "api_key", "token:"):
         assert word not in text.lower()
 
@@ -199,7 +229,7 @@ def test_store_panels_and_canonical_frames_build_identical_prices(store, truth, 
     from quantlib import pit
 
     st = CuratedStore(store)
-    panels = {m: st.open_prices(m, "v1") for m in ("KR", "US", "EU")}
+    panels = {m: st.open_prices(m, "v1") for m in DEFAULT_MARKETS}
     kw = dict(start=START, end=END, decision_clock=clock, symbols=truth.symbols)
     from_store = pit.build_prices(panels, truth.assets, st.open_fx("v1"), **kw)
     from_frames = pit.build_prices(truth.prices, truth.assets, truth.fx,

@@ -26,7 +26,7 @@ def test_manager_gallery_tearsheet_metrics_and_plots(login, browser, hub, store,
         assert page.locator("text=Work in progress").count() == 0
         screenshot(page, "gallery-manager")
         page.click(f"a[href='./tearsheet?id={ids[0]}']")
-        page.wait_for_selector("#ql-rendered", state="attached", timeout=60_000)
+        page.wait_for_selector("#ql-rendered", state="attached", timeout=180_000)
         page.wait_for_timeout(500)
         canvases = painted_canvases(page)
         assert canvases["painted"] >= 9, canvases
@@ -125,6 +125,13 @@ def test_data_health_page(login, browser, hub, screenshot):
         assert page.locator("text=high < low").count() >= 1
         assert page.locator("text=KR: 2 bad rows (ohlc_order)").count() == 1
         assert page.locator("text=refresh-data").count() >= 1  # the schedule's jobs
+        # the fixture's store holds no bars: both markets are behind their calendars, in red
+        for market in ("KR", "US"):
+            card = page.locator(f".ql-card[data-freshness={market}]")
+            assert card.get_attribute("data-stale") == "true"
+            assert "sessions behind" in card.inner_text()
+        assert page.locator("th:text-is('Last session expected')").count() >= 1
+        assert page.locator("th:text-is('fetched_at')").count() == 0  # headers in words
         screenshot(page, "data-health")
     finally:
         ctx.close()

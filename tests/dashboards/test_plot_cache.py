@@ -109,10 +109,11 @@ def test_layout_holds_every_section_with_the_stored_numbers(demo):
     assert set(plots) == {
         "Equity vs benchmark", "Equity vs benchmark (log scale)", "Underwater (drawdown)",
         "Yearly returns", "Monthly returns", "Rolling Sharpe (6 months)",
+        "Distribution of daily returns", "Rolling beta to the benchmark (6 months)",
         "Rolling volatility (6 months, annualized)", "Exposure", "Turnover (21-day average)",
         "Top 10 holdings (month end)",
         "Costs (cumulative, fraction of capital)"}
-    assert plot_count(layout) == 10  # the log figure starts hidden
+    assert plot_count(layout) == 12  # the log figure starts hidden
     lin, log = plots["Equity vs benchmark"], plots["Equity vs benchmark (log scale)"]
     assert lin.renderers[0].data_source is log.renderers[0].data_source
     assert lin.x_range is log.x_range and log.y_scale.__class__.__name__ == "LogScale"

@@ -44,3 +44,45 @@ def test_gallery_rows_carry_stored_metrics(tmp_path):
     for m in metas:
         assert frame.loc[m["result_id"], "sharpe"] == m["metrics"]["sharpe"]
         assert frame.loc[m["result_id"], "cagr"] == m["metrics"]["cagr"]
+
+
+def test_walk_forward_headline_is_out_of_sample_and_labelled(tmp_path):
+    """The KPI cards used to show the full-history rerun (in-sample) of a walk-forward."""
+    import re
+
+    from quantlib.backtest import run, walk_forward
+    from quantlib.backtest.synthetic import make_dataset
+    from quantlib.results import publish
+    from quantlib.serving.session import results_view
+
+    data = make_dataset(20, 600, seed=4, markets=())
+    wf = walk_forward("ma_crossover", {"fast": [5, 10], "slow": [40, 80]}, data, train=200,
+                      test=100, costs=None, n_boot=100)
+    final = run("ma_crossover", data, costs=None, **wf.folds.iloc[-1]["params"])
+    rid = publish(wf.oos.attach_in_sample(final), "WF", url=str(tmp_path),
+                  allow_synthetic=True)
+    configure(str(tmp_path), dev_viewer=Viewer("mo", ("managers",)))
+    meta = results_view().meta(rid)
+    assert meta["sample"] == "out_of_sample"
+    assert meta["metrics"]["sharpe"] == wf.oos.metrics["sharpe"]
+    assert meta["in_sample"]["metrics"]["sharpe"] == final.metrics["sharpe"]
+    page = tearsheet.page_top(meta, bokeh_js="")
+    cards = dict(re.findall(r"data-metric='([\w:]+)' data-value='([^']*)'", page))
+    assert float(cards["sharpe"]) == wf.oos.metrics["sharpe"]
+    assert float(cards["in_sample:sharpe"]) == final.metrics["sharpe"]
+    assert wf.oos.metrics["sharpe"] != final.metrics["sharpe"]
+    assert "Out of sample (walk-forward record)" in page and "Out-of-sample Sharpe" in page
+    assert "In sample: full-history rerun" in page and "In-sample Sharpe" in page
+    # notes: the warm-up rule, the sample, and the synthetic data are stated
+    assert "first day with a position" in page and "SYNTHETIC data" in page
+    assert "<h2>[synthetic] WF</h2>" in page
+    assert gallery_frame([meta]).loc[rid, "title"] == "[synthetic] WF"
+
+
+def test_durations_show_as_days_in_the_metrics_table(tmp_path):
+    import re
+
+    page = tearsheet.page_top({"result_id": "x", "metrics": {
+        "max_drawdown_duration": 300, "cagr": 0.1, "turnover_annual": 13.0}}, bokeh_js="")
+    assert re.search(r">max_drawdown_duration</td><td>300 days</td>", page)
+    assert "30000.00%" not in page and re.search(r">turnover_annual</td><td>13.0x</td>", page)

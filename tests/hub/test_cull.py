@@ -25,13 +25,13 @@ pytestmark = [pytest.mark.hub, pytest.mark.slow]
 QUANTLIB = str(Path(sys.executable).parent / "quantlib")
 
 
-def _cli(env, *args, stdin=None):
-    return subprocess.run([QUANTLIB, "platform", *args], env=env, input=stdin, text=True,
-                          capture_output=True, timeout=600)
+def _cli(env, *args, stdin=None, prefix=()):
+    return subprocess.run([*prefix, QUANTLIB, "platform", *args], env=env, input=stdin,
+                          text=True, capture_output=True, timeout=600)
 
 
 @pytest.mark.timeout(900)
-def test_idle_server_is_culled(tmp_path):
+def test_idle_server_is_culled(tmp_path, hub_prefix):
     spec = yaml.safe_load((HUB_CONFIG_DIR / "platform.yaml").read_text())
     culler = spec["services"]["idle-culler"]["command"]
     assert any(a.startswith("--timeout=") for a in culler)  # the shipped culler is on
@@ -44,7 +44,8 @@ def test_idle_server_is_culled(tmp_path):
     assert _cli(env, "users", "passwd", "alice", "--password-stdin",
                 stdin="alice-pass-1234\n").returncode == 0
     port = free_port()
-    up = _cli(env, "up", "--port", str(port), "--no-refresh")
+    up = _cli(env, "up", "--port", str(port), "--no-refresh",
+              prefix=hub_prefix(tmp_path / "home"))
     url = f"http://127.0.0.1:{port}/"
     try:
         assert up.returncode == 0, up.stdout + up.stderr

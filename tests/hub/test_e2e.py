@@ -76,9 +76,9 @@ def notebook_cells() -> tuple[list[str], list[str]]:
     return cells[:at] + [PUBLISH], cells[at:]
 
 
-def cli(env, *args, stdin=None, timeout=600):
-    return subprocess.run([QUANTLIB, "platform", *args], env=env, input=stdin, text=True,
-                          capture_output=True, timeout=timeout)
+def cli(env, *args, stdin=None, timeout=600, prefix=()):
+    return subprocess.run([*prefix, QUANTLIB, "platform", *args], env=env, input=stdin,
+                          text=True, capture_output=True, timeout=timeout)
 
 
 def xsrf(session: requests.Session) -> str:
@@ -134,7 +134,7 @@ async def _execute(ws_url: str, token: str, code: str, timeout: float) -> tuple[
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def platform(tmp_path_factory, hub_prefix):
     home = tmp_path_factory.mktemp("e2e-home")
     config = home / "config.yaml"
     config.write_text("sandbox:\n  n_assets: 8\n  years: 2\n")
@@ -156,7 +156,7 @@ def platform(tmp_path_factory):
                    stdin=password + "\n").returncode == 0
     port = free_port()
     started = time.perf_counter()
-    done = cli(env, "up", "--port", str(port))  # with the first-start data refresh
+    done = cli(env, "up", "--port", str(port), prefix=hub_prefix(home))  # + first refresh
     up_s = time.perf_counter() - started
     assert done.returncode == 0, done.stdout + done.stderr
     state = HubState.load(platform_paths(home))

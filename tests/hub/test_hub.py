@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import socket
 import stat
@@ -34,9 +35,10 @@ PASSWORDS = {"alice": "alice-pass-1234", "mark": "mark-pass-1234", "dana": "dana
 
 
 def cli(env: dict[str, str], *args: str, stdin: str | None = None,
-        timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([QUANTLIB, "platform", *args], env=env, input=stdin, text=True,
-                          capture_output=True, timeout=timeout)
+        timeout: float = 240, prefix: list[str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*(prefix or []), QUANTLIB, "platform", *args], env=env, input=stdin,
+                          text=True, capture_output=True, timeout=timeout)
 
 
 class Platform:
@@ -70,7 +72,7 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory) -> Platform:
+def platform(tmp_path_factory, hub_prefix) -> Platform:
     home = tmp_path_factory.mktemp("platform-home")
     env = {**os.environ, "QUANTLIB_HOME": str(home)}
     for var in ("QUANTLIB_STORE", "QUANTLIB_RESULTS", "QUANTLIB_CONFIG",
@@ -81,7 +83,7 @@ def platform(tmp_path_factory) -> Platform:
         assert done.returncode == 0, done.stderr
     port = free_port()
     started = time.perf_counter()
-    done = cli(env, "up", "--port", str(port), "--no-refresh")
+    done = cli(env, "up", "--port", str(port), "--no-refresh", prefix=hub_prefix(home))
     start_s = time.perf_counter() - started
     assert done.returncode == 0, done.stdout + done.stderr
     print(f"\nhub start (quantlib platform up, 4 services): {start_s:.1f} s")
@@ -148,15 +150,19 @@ def test_researcher_gets_a_server_with_the_platform_environment(platform):
                        json={"type": "file", "format": "text", "content": "hi"}, timeout=10)
     assert put.status_code in (200, 201), put.text
     assert (platform.home / "platform" / "users" / "alice" / "hello.txt").read_text() == "hi"
-    # the server process: loopback, --allow-root exactly when root, catalog env set
+    # the server process: loopback, never root (its own account when the hub is root,
+    # docs/security.md), catalog env set
     server = [p for p in platform_processes(platform.state.run_id)
               if "jupyterhub-singleuser" in " ".join(p.cmdline())
               and p.environ().get("JUPYTERHUB_USER") == "alice"]
     assert len(server) == 1
     env, cmdline = server[0].environ(), server[0].cmdline()
-    assert ("--allow-root" in cmdline) == (os.geteuid() == 0)
+    assert "--allow-root" not in cmdline
+    assert server[0].uids().real == (pwd.getpwnam("ql-alice").pw_uid if os.geteuid() == 0
+                                     else os.getuid())
     assert env["QUANTLIB_STORE"] == str(platform.home / "store")
-    assert env["QUANTLIB_RESULTS"] == str(platform.home / "results")
+    private = platform.home / "results" / "users" / "alice"
+    assert env["QUANTLIB_RESULTS"] == str(private if os.geteuid() == 0 else platform.home / "results")
     assert env["HOME"] == str(platform.home / "platform" / "users" / "alice")
     assert env["VIRTUAL_ENV"] == str(Path(sys.executable).parent.parent)
     listening = {c.laddr.ip for c in server[0].net_connections("inet") if c.status == "LISTEN"}

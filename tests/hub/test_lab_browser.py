@@ -71,26 +71,27 @@ PLOT_OUTPUTS_JS = """() => {
 
 
 @pytest.fixture(scope="module")
-def lab_platform(tmp_path_factory):
+def lab_platform(tmp_path_factory, hub_prefix):
     home = tmp_path_factory.mktemp("lab-home")
     (home / "config.yaml").write_text("sandbox:\n  n_assets: 8\n  years: 2\n")
     raw = yaml.safe_load((HUB_CONFIG_DIR / "platform.yaml").read_text())
     for name in ("dashboards", "results-api", "scheduler", "idle-culler"):
         raw["services"][name]["enabled"] = False
+    raw["hub"]["spawn_timeout_s"] = 300  # the test machine is shared and loaded
     (home / "platform.yaml").write_text(yaml.safe_dump(raw))
     env = {**os.environ, "QUANTLIB_HOME": str(home), "QUANTLIB_CONFIG": str(home / "config.yaml"),
            "QUANTLIB_PLATFORM_CONFIG": str(home / "platform.yaml")}
     for var in ("QUANTLIB_STORE", "QUANTLIB_RESULTS"):
         env.pop(var, None)
 
-    def cli(*args, stdin=None):
-        return subprocess.run([QUANTLIB, "platform", *args], env=env, input=stdin, text=True,
-                              capture_output=True, timeout=900)
+    def cli(*args, stdin=None, prefix=()):
+        return subprocess.run([*prefix, QUANTLIB, "platform", *args], env=env, input=stdin,
+                              text=True, capture_output=True, timeout=900)
 
     assert cli("users", "passwd", "alice", "--password-stdin",
                stdin=PASSWORD + "\n").returncode == 0
     port = free_port()
-    done = cli("up", "--port", str(port))  # with the first-start data refresh
+    done = cli("up", "--port", str(port), prefix=hub_prefix(home))  # + first refresh
     assert done.returncode == 0, done.stdout + done.stderr
     yield {"home": home, "url": f"http://127.0.0.1:{port}/"}
     cli("down")
@@ -119,7 +120,7 @@ def login_and_land(page, url: str) -> tuple[float, list[str]]:
     """Log in; follow the hub to JupyterLab. Returns (seconds, URLs the tab went through)."""
     seen: list[str] = []
     page.on("framenavigated", lambda f: seen.append(f.url) if f == page.main_frame else None)
-    page.goto(url)
+    page.goto(url + "hub/login")
     page.wait_for_selector("input[name=username]", timeout=60_000)
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", PASSWORD)
@@ -169,6 +170,13 @@ def test_researcher_lands_in_lab_runs_start_here_and_sees_plots_and_cluster(lab_
         shot(page, "2-landed")
 
         listing.get_by_text("start_here.ipynb", exact=True).dblclick()
+        page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
+        page.wait_for_timeout(3000)
+        # autoStartDefaultKernel (hub-config/lab/settings) starts the notebook's kernel
+        # without asking; should JupyterLab still ask, take its preferred kernel
+        select = page.locator(".jp-Dialog button", has_text="Select")
+        if select.count():
+            select.first.click()
         page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator"
                                "[data-status='idle']", timeout=180_000)
         run_all(page, timeout_s=900)

@@ -23,7 +23,7 @@ from quantlib.schedule.render import DEFAULT_IMAGE, IMAGE_REPO_ROOT
 ROOT = Path(__file__).parents[2]
 K8S = ROOT / "hub-config" / "k8s"
 K8S_VERSION = "1.31"
-MANIFEST_DIRS = ["rbac", "network-policy", "storage", "rendered"]
+MANIFEST_DIRS = ["rbac", "network-policy", "storage", "rendered", "services"]
 OPERATOR_CHART = (Path(dask_kubernetes.__file__).parent / "operator" / "deployment" / "helm"
                   / "dask-kubernetes-operator")
 

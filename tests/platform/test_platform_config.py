@@ -6,6 +6,7 @@ No hub here (see tests/hub); these check what the hub will be told.
 from __future__ import annotations
 
 import copy
+import json
 import stat
 from pathlib import Path
 
@@ -171,3 +172,21 @@ def test_schema_rejects_copying_mistakes_in_the_shipped_file(tmp_path):
     path.write_text(yaml.safe_dump(broken))
     with pytest.raises(ConfigError, match="field=hub.ip"):
         load_spec(path)
+
+
+def test_single_user_servers_get_the_lab_set_up(monkeypatch, tmp_path):
+    c = hub_config(monkeypatch, tmp_path)
+    env, lab = c.Spawner.environment, HUB_CONFIG_DIR / "lab"
+    assert env["JUPYTER_CONFIG_PATH"] == str(lab / "config")
+    assert env["JUPYTER_PATH"] == str(lab / "share")
+    assert env["DASK_LOGGING__DISTRIBUTED"] == "warning"
+    assert Path(env["QUANTLIB_EXAMPLES"]) == HUB_CONFIG_DIR.parent / "notebooks"
+    assert f"--LabApp.app_settings_dir={lab / 'settings'}" in c.Spawner.args
+    assert c.JupyterHub.implicit_spawn_seconds == 1.0  # lab.auto_spawn_s: land in JupyterLab
+    server = json.loads((lab / "config" / "jupyter_server_config.json").read_text())
+    assert server["ServerApp"]["jpserver_extensions"] == {"quantlib.lab.server": True}
+    overrides = json.loads((lab / "settings" / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert overrides["@jupyterlab/notebook-extension:tracker"]["autoStartDefaultKernel"] is True
+    kernel = json.loads((lab / "share" / "kernels" / "python3" / "kernel.json").read_text())
+    assert "--InteractiveShellApp.extensions=quantlib.lab.startup" in kernel["argv"]

@@ -181,3 +181,31 @@ def test_roundtrip_and_publish_on_real_s3_server(moto_s3, monkeypatch):
     assert_same(r, load_result(rid, url))
     assert [m["result_id"] for m in list_results(url=url)] == [rid]
     assert [m["result_id"] for m in list_results(published_only=False, url=url)] == [rid]
+
+
+def test_publish_never_replaces_a_different_result_under_the_same_id(tmp_path):
+    url = str(tmp_path)
+    a = make_result(0)
+    rid = publish(a, "Alpha", author="ann", url=url)
+    forged = make_result(0)  # same request (same id), other returns: e.g. a changed engine
+    forged.returns.loc[forged.returns.index[5], "net"] += 0.01
+    assert forged.result_id == rid
+    with pytest.raises(StoreError, match="same id, different returns or weights"):
+        publish(forged, "Alpha", author="ann", url=url)
+    assert load_result(rid, url).returns.equals(a.returns)
+    publish(forged, "Alpha", author="ann", url=url, replace=True)
+    meta = load_meta(rid, url)
+    assert meta["replaces"][0]["why"] == "same id, different returns or weights"
+    assert [m["result_id"] for m in list_results(url=url)] == [rid]
+
+
+def test_publish_refuses_synthetic_data_unless_allowed(tmp_path):
+    url = str(tmp_path)
+    r = make_result(4)
+    r.provenance["synthetic"] = True
+    with pytest.raises(StoreError, match=r"must be computed on real data.*allow-synthetic"):
+        publish(r, "Looks real", url=url)
+    assert list_results(url=url) == []
+    rid = publish(r, "Looks real", url=url, allow_synthetic=True)
+    meta = load_meta(rid, url)
+    assert meta["title"] == "[synthetic] Looks real" and meta["synthetic"] is True

@@ -51,3 +51,20 @@ def test_dashboards_serve_needs_hub_or_no_auth():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "--hub and --no-auth exclude each other" in r.stderr
+
+
+def test_api_returns_each_metrics_unit(dev_api, results_store):
+    """Units travel with the numbers (a duration is days, not a fraction)."""
+    store, _ = results_store
+    res = demo_result(seed=12, years=1, strategy="dev_units")
+    res.metrics.update(max_drawdown_duration=120, n_periods=252)
+    rid = publish(res, title="Units", author="ann", url=store)
+    body = requests.get(f"{dev_api}/api/v1/results/{rid}/metrics", timeout=10).json()
+    units = body["units"]
+    assert set(units) == set(body["metrics"])
+    assert (units["max_drawdown_duration"], units["n_periods"], units["cagr"],
+            units["sharpe"]) == ("days", "count", "fraction", "ratio")
+    meta = requests.get(f"{dev_api}/api/v1/results/{rid}", timeout=10).json()
+    assert meta["units"] == units
+    listed = requests.get(f"{dev_api}/api/v1/results", timeout=10).json()
+    assert next(m for m in listed if m["result_id"] == rid)["units"] == units

@@ -73,3 +73,37 @@ def test_yahoo_batch_validates(yahoo):
     # every big move in the sample is explained by a detected split
     assert r["by_check"].get("unexplained_jump", 0) == 0
     assert r["markets"]["US"]["bad_fraction"] < 0.01
+
+
+@pytest.mark.parametrize(("convention", "expected"), [
+    ("total_return", (27.39 + 3.08) / 29.97 - 1), ("adj_close", 27.39 / (29.97 - 3.08) - 1)])
+def test_returns_conventions_on_msft_special_dividend(yahoo, convention, expected):
+    """MSFT paid 3.08 (3.00 special + 0.08) on 2004-11-15. quantlib books
+    (close + dividend) / prev_close - 1, which is this file's Adj Close convention too;
+    the Yahoo-style option close / (prev_close - dividend) - 1 books 0.19 % more."""
+    import numpy as np
+
+    from quantlib.pit import build_prices
+    from quantlib.standardize import CanonicalBatch
+
+    _, _, b = yahoo
+    ca = b.corporate_actions
+    div = ca[(ca["asset_id"] == "YAHOO:MSFT") & (ca["ex_date"] == "2004-11-15")]
+    assert div["value"].tolist() == [pytest.approx(3.08, abs=5e-3)]  # was 3.03 before
+    ds = build_prices(b.prices, b.assets, CanonicalBatch.empty().fx, markets=["US"],
+                      corporate_actions=ca, start="2000-03-01", end="2013-03-01",
+                      base_currency="USD", returns_convention=convention)
+    r = ds["returns"].sel(asset="YAHOO:MSFT").to_series()
+    assert r.loc["2004-11-15"] == pytest.approx(expected, abs=2e-5)
+    assert ds["returns"].attrs["convention"] == convention
+    assert "prev_close" in ds["returns"].attrs["formula"]
+    text = gzip.decompress(STOCKS.read_bytes()).decode()
+    rows = [line.split(",") for line in text.splitlines()[1:] if line.startswith("MSFT,")]
+    vendor = pd.Series([float(x[-1]) for x in rows],
+                       index=pd.DatetimeIndex([x[1] for x in rows])).sort_index().pct_change()
+    gap = (r - vendor.reindex(r.index)).abs()
+    if convention == "total_return":   # the vendor's Adj Close returns, every day
+        assert gap.max() < 5e-5
+    else:
+        assert gap.loc["2004-11-15"] == pytest.approx(0.0019, abs=1e-4)
+    assert np.isfinite(r.iloc[1:]).all()

@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 
 from quantlib import calendars
+from quantlib.markets import DEFAULT_MARKETS, MARKETS
 
-_CCY = {"KR": "KRW", "US": "USD", "EU": "EUR"}
-_MIC = {"KR": "XKRX", "US": "XNYS", "EU": "XETR"}
+_CCY = {code: m.currency for code, m in MARKETS.items()}
+_MIC = {code: m.mic for code, m in MARKETS.items()}
 
 
 def make_frames(n_assets: int = 4, start: str = "2024-01-02", end: str = "2024-03-29",
-                seed: int = 0, markets: tuple[str, ...] = ("KR", "US", "EU"),
+                seed: int = 0, markets: tuple[str, ...] = DEFAULT_MARKETS,
                 statement_offset_days: int = 0) -> dict[str, pd.DataFrame]:
     """Canonical frames with random but exact values (one bar per session per asset)."""
     rng = np.random.default_rng(seed)
