@@ -32,7 +32,7 @@ import xarray as xr
 
 from quantlib.backtest.constraints import rebalance_mask
 from quantlib.backtest.engine import SIM_DEFAULTS, as_dataset, kernel_args, prepare_static
-from quantlib.backtest.metrics import summary, sweep_metrics
+from quantlib.backtest.metrics import active_start, summary, sweep_metrics
 from quantlib.backtest.parallel import long_flat_metrics_kernel, simulate_batch
 from quantlib.backtest.settings import resolve_settings
 from quantlib.backtest.strategies import Strategy, get_strategy
@@ -138,7 +138,7 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
     nets, turns = pn.T, pt.T
     rows = pd.DataFrame(param_sets)
     if not full_metrics:
-        m = sweep_metrics(nets, ppy)
+        m = _active_sweep_metrics(nets, turns, ppy)
         for k, name in enumerate(SWEEP_METRICS):
             rows[name] = m[:, k]
         return rows
@@ -147,6 +147,20 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
                     periods_per_year=ppy, risk_free=s.risk_free)
             for j in range(len(param_sets))]
     return pd.concat([rows, pd.DataFrame(mets)], axis=1)
+
+
+def _active_sweep_metrics(nets: np.ndarray, turns: np.ndarray, ppy: int) -> np.ndarray:
+    """Fused metrics of each column from its first day with a position (as ``summary``).
+
+    Columns are grouped by that first day so the kernel still runs on blocks; a set
+    that never holds anything gets NaN metrics, as :func:`summary` gives it.
+    """
+    m = np.full((nets.shape[1], len(SWEEP_METRICS)), np.nan)
+    starts = [active_start(None, turnover=turns[:, j]) for j in range(nets.shape[1])]
+    for first in {st for st in starts if st is not None}:
+        cols = [j for j, st in enumerate(starts) if st == first]
+        m[cols] = sweep_metrics(np.ascontiguousarray(nets[first:, cols]), ppy)
+    return m
 
 
 def _per_asset_metrics(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str, Any]],
