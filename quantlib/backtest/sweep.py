@@ -260,8 +260,8 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
     >>> from quantlib.backtest.synthetic import make_dataset
     >>> ds = make_dataset(10, 200, seed=1, markets=())
     >>> df = sweep("ma_crossover", {"fast": [5, 10], "slow": [20, 40]}, ds, costs=None)
-    >>> len(df), list(df.columns[:3])
-    (4, ['fast', 'slow', 'total_return'])
+    >>> len(df), list(df.columns[:2]), {"start", "total_return", "sharpe"} <= set(df.columns)
+    (4, ['fast', 'slow'], True)
     """
     strat = get_strategy(strategy)
     data = as_dataset(data)

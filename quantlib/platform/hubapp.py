@@ -28,6 +28,22 @@ class ParallelServicesHub(JupyterHub):
 
     _ql_started: dict[str, bool] | None = None
 
+    async def init_groups(self) -> None:
+        """Seed platform.yaml's groups at start although logins also set them.
+
+        The platform's authenticator returns each user's groups at login
+        (``manage_groups``), so ``quantlib platform users add`` takes effect without a
+        restart; JupyterHub refuses ``load_groups`` in that mode, but the hub still needs
+        the groups before anyone logs in (tokens, services, the admin page). Seeding them
+        here gives both.
+        """
+        managed = self.authenticator.manage_groups
+        self.authenticator.manage_groups = False
+        try:
+            await super().init_groups()
+        finally:
+            self.authenticator.manage_groups = managed
+
     async def start_service(self, service_name: str, service: Any,
                             ssl_context: Any = None) -> bool:
         """Start every service at once on the first call; answer each from that run."""

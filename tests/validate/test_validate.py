@@ -151,8 +151,9 @@ def test_threshold_rejects_batch_with_first_bad_rows(truth):
            f"(missing_or_garbage)" in msg
     assert f"[source=truth-prices, market=KR, file=prices.csv, row={first['row']}, " \
            f"field=close]" in msg
-    assert "Fix: fix or re-deliver the named files, or raise " \
-           "validation.max_bad_row_fraction" in msg
+    assert "Fix: fix or re-deliver the named files, or raise the limit" in msg
+    assert "--max-bad-fraction of `quantlib data refresh|ingest`" in msg
+    assert "config validation.max_bad_row_fraction" in msg
     assert err.value.outcome.report["rejected_markets"] == ["KR"]
     # the same batch passes a looser limit, with those rows quarantined
     assert len(validate(b, max_bad_row_fraction=0.5).clean.prices) == len(p) - 60
