@@ -59,9 +59,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory, store, data_store):
     h.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's chromium driven by Playwright (never `playwright install`)."""
+    """Debian's chromium driven by Playwright (never `playwright install`).
+
+    Module-scoped: Playwright's sync API keeps an event loop running in the main thread
+    while it is open, which would break ``asyncio.run`` (and a second sync Playwright) in
+    any later test file that lands on the same xdist worker.
+    """
     if not os.path.exists(CHROMIUM):
         pytest.fail("chromium is missing: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright

@@ -12,6 +12,14 @@ from quantlib.errors import ClusterError
 from quantlib.lab.clusters import ENV_VAR, LabClusterSync, register_cluster, unregister_cluster
 
 
+def run_async(coro):
+    """``asyncio.run`` on a fresh thread: the main thread may hold a running loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 async def _scenario(folder):
     from dask_labextension.manager import DaskClusterManager
 
@@ -38,7 +46,7 @@ async def _scenario(folder):
 
 
 def test_registered_cluster_is_listed_then_dropped(tmp_path):
-    assert asyncio.run(_scenario(tmp_path))
+    assert run_async(_scenario(tmp_path))
 
 
 async def _gone(folder):
@@ -65,7 +73,7 @@ async def _gone(folder):
 
 
 def test_sidebar_shutdown_stops_the_scheduler_and_dead_ones_are_dropped(tmp_path):
-    assert asyncio.run(_gone(tmp_path))
+    assert run_async(_gone(tmp_path))
 
 
 def test_connect_registers_only_inside_a_lab_server(tmp_path, monkeypatch):

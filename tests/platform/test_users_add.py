@@ -15,6 +15,14 @@ from quantlib.platform import load_spec, platform_paths
 from quantlib.platform.auth import HashedPasswordAuthenticator
 
 
+def run_async(coro):
+    """``asyncio.run`` on a fresh thread: the main thread may hold a running loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 @pytest.fixture
 def home(monkeypatch, tmp_path):
     monkeypatch.setenv("QUANTLIB_HOME", str(tmp_path))
@@ -25,7 +33,7 @@ def home(monkeypatch, tmp_path):
 def login(name: str, password: str):
     auth = HashedPasswordAuthenticator(users_file=str(platform_paths().users_file),
                                        admin_users={"admin"})
-    return asyncio.run(auth.authenticate(None, {"username": name, "password": password})), auth
+    return run_async(auth.authenticate(None, {"username": name, "password": password})), auth
 
 
 def test_users_add_creates_a_user_who_can_log_in(home, capsys, monkeypatch):

@@ -152,9 +152,9 @@ def moto_s3():
     import requests
     for _ in range(600):
         try:
-            requests.get(endpoint, timeout=1)
+            requests.get(endpoint, timeout=5)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy to answer
             time.sleep(0.1)
     try:
         yield endpoint
