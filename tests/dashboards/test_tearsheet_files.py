@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dashboards import tearsheet  # noqa: E402
 from dashboards.gallery import gallery_frame  # noqa: E402
-from quantlib.serving.demo import populate_demo_store  # noqa: E402
 from quantlib.serving.session import configure  # noqa: E402
 from quantlib.serving.store import Viewer  # noqa: E402
+from quantlib.testing.demo import populate_demo_store  # noqa: E402
 
 
 def test_downloads_match_the_store(tmp_path):
@@ -26,7 +26,7 @@ def test_downloads_match_the_store(tmp_path):
     assert len(csv) == len(truth)
     assert abs(csv["net"] - truth["net"].to_numpy()).max() < 1e-11
     page = tearsheet.tear_sheet_html(ids[0]).getvalue().decode()
-    assert "<title>Demo demo_momentum #0</title>" in page
+    assert "<title>[synthetic] Demo demo_momentum #0</title>" in page
     assert "cdn.bokeh.org" not in page  # standalone: Bokeh's JS is inlined
     assert "Monthly returns" in page and "Underwater (drawdown)" in page
     assert "Bokeh.embed.embed_item" in page and "data-metric='sharpe'" in page
