@@ -33,9 +33,7 @@ from pathlib import Path
 import psutil
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from quantlib.testing.browser import CHROMIUM, CHROMIUM_ARGS, painted_at_least  # noqa: E402
+from quantlib.testing.browser import CHROMIUM, CHROMIUM_ARGS, painted_at_least
 
 PLOTS = 12  # figures painted at first view of a tear sheet without factor sections
 

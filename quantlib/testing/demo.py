@@ -7,7 +7,7 @@ publishes a handful of them through :mod:`quantlib.results`, so the store layout
 the real one. Every demo result is marked synthetic (``meta["synthetic"]``), so it is
 published only with ``allow_synthetic=True`` and its title starts with ``[synthetic]``.
 
-:func:`rerun_demo` is a what-if runner (see :mod:`quantlib.serving.whatif`): a dev hub
+:func:`rerun_demo` is a what-if runner (see :mod:`quantlib.serving.views.whatif`): a dev hub
 whose dashboards service has ``QUANTLIB_WHATIF_RUNNER=quantlib.testing.demo:rerun_demo``
 reruns demo results with it; the product's own runner reruns registered strategies on
 the catalog.

@@ -176,7 +176,7 @@ def _start_once(workdir: str | os.PathLike[str], *, results_url: str,
                 env: dict[str, str] | None = None,
                 services: tuple[str, ...] = ("dashboards", "results-api"),
                 wait_services: tuple[str, ...] = ("results-api",),
-                timeout: float = 90.0) -> DevHub:
+                timeout: float = 180.0) -> DevHub:
     """Start a development hub in ``workdir``; return once it and ``wait_services`` answer.
 
     Parameters

@@ -55,7 +55,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory, store, data_store):
     env = {"QUANTLIB_HOME": str(wd / "home"), "QUANTLIB_STORE": data_store,
            "QUANTLIB_WHATIF_RUNNER": "quantlib.testing.demo:rerun_demo"}
     h = start_dev_hub(wd, results_url=url, env=env,
-                      wait_services=("results-api", "dashboards"), timeout=120)
+                      wait_services=("results-api", "dashboards"), timeout=240)
     yield h
     h.stop()
 

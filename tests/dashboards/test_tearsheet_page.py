@@ -21,13 +21,11 @@ import pandas as pd
 import pytest
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from dashboards.plot_cache import CODE_VERSION  # noqa: E402
-from quantlib.platform.hubconfig import free_port  # noqa: E402
-from quantlib.results import publish  # noqa: E402
-from quantlib.serving.analytics import fmt_pct  # noqa: E402
-from quantlib.testing.demo import demo_result, populate_demo_store  # noqa: E402
+from dashboards.plot_cache import CODE_VERSION
+from quantlib.platform.hubconfig import free_port
+from quantlib.results import publish
+from quantlib.serving.analytics import fmt_pct
+from quantlib.testing.demo import demo_result, populate_demo_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -52,7 +52,7 @@ def test_publish_records_the_token_user_not_a_claimed_author(hub, tokens, result
                               allow_synthetic=True)
     meta = stored_meta(store, rid)
     assert meta["author"] == "ann" and meta["published"] is True
-    assert meta["title"] == "Ann's, claiming bob"
+    assert meta["title"] == "[synthetic] Ann's, claiming bob"  # demo results are synthetic
     listed = requests.get(f"{api(hub)}/results", params={"author": "ann"}, timeout=30,
                           headers={"Authorization": f"token {tokens['mo']}"}).json()
     assert rid in {m["result_id"] for m in listed}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from quantlib.raw import RawZone
-from quantlib.serving.health import data_health, schedule_runs
+from quantlib.serving.views.health import data_health, schedule_runs
 from quantlib.store import write_table_file
 
 

@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 from quantlib.errors import ConfigError
-from quantlib.serving.tearstats import (
+from quantlib.serving.views.tearstats import (
     default_benchmark,
     equal_weight_index,
     market_index,

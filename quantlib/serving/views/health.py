@@ -204,7 +204,7 @@ def schedule_runs(now: datetime | None = None) -> pd.DataFrame:
 
     path = default_schedules_path()
     if not path.exists():  # a service's working directory is not the checkout
-        path = Path(__file__).resolve().parents[2] / "catalogs" / "schedules.yaml"
+        path = Path(__file__).resolve().parents[3] / "catalogs" / "schedules.yaml"
     now = now or datetime.now(UTC)
     rows = [{"job": name, "owner": job.owner, "cron": job.cron, "last_run": None,
              "outcome": None, "next_run": next_tick(job.cron, now).isoformat(),

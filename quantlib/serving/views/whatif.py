@@ -49,7 +49,7 @@ _DATA_LOCK = threading.Lock()
 #: strategy -> seconds the last what-ifs took (this server process)
 _DURATIONS: dict[str, list[float]] = {}
 #: how a what-if reruns a result unless ``QUANTLIB_WHATIF_RUNNER`` names another runner
-DEFAULT_RUNNER = "quantlib.serving.whatif:rerun_on_catalog"
+DEFAULT_RUNNER = "quantlib.serving.views.whatif:rerun_on_catalog"
 
 
 def progress_key(meta: dict[str, Any], changes: dict[str, Any], user: str) -> str:
