@@ -12,7 +12,7 @@ What the test suite, the benchmarks and the hub tests' notebook kernels share:
 It lives under ``quantlib/`` (not ``tests/``) because processes outside pytest import it:
 the benchmarks in ``bench/``, the dev hub's render subprocess, and the scripts the hub
 tests run in a user's kernel under that user's own Unix account. No module of the product
-imports it (``tests/serving/test_packaging.py`` checks both this and that the wheel
+imports it (``tests/dashboards/test_packaging.py`` checks both this and that the wheel
 leaves it out).
 """
 
