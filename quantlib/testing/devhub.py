@@ -19,6 +19,7 @@ rendered configuration is written as JSON (data) and started with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -73,6 +74,7 @@ class DevHub:
     workdir: Path
     proc: subprocess.Popen[bytes]
     service_ports: dict[str, int] = field(default_factory=dict)
+    run_id: str = ""
 
     def api(self, method: str, path: str, **kw: Any) -> requests.Response:
         """Call the hub REST API (``/hub/api/<path>``) as the admin service."""
@@ -96,7 +98,12 @@ class DevHub:
         return (self.workdir / "jupyterhub.log").read_text(errors="replace")
 
     def stop(self) -> None:
-        """Stop the hub and its managed services."""
+        """Stop the hub and its managed services, then any process of this run left over.
+
+        The hub stops its proxy and services itself, except when it is stopped while
+        still starting them; every one of them carries this start's
+        ``QUANTLIB_PLATFORM_RUN``, which finds the stragglers (as ``platform down`` does).
+        """
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -104,6 +111,18 @@ class DevHub:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        if self.run_id:
+            import psutil
+
+            from quantlib.platform.process import platform_processes
+
+            left = platform_processes(self.run_id)
+            for proc in left:
+                with contextlib.suppress(psutil.Error):
+                    proc.terminate()
+            for proc in psutil.wait_procs(left, timeout=10)[1]:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
 
 
 def render(services: tuple[str, ...], admin_token: str, password: str,
@@ -217,7 +236,8 @@ def _start_once(workdir: str | os.PathLike[str], *, results_url: str,
                              str(cfg_path)],
                             cwd=wd, stdout=log, stderr=subprocess.STDOUT, env=hub_env,
                             start_new_session=True)
-    hub = DevHub(f"http://127.0.0.1:{port}", password, admin_token, wd, proc, service_ports)
+    hub = DevHub(f"http://127.0.0.1:{port}", password, admin_token, wd, proc, service_ports,
+                 hub_env["QUANTLIB_PLATFORM_RUN"])
     try:
         wait_http(f"{hub.url}/hub/api/", timeout=timeout, proc=proc)
         for name in wait_services:
