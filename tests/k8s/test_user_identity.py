@@ -218,3 +218,18 @@ def test_settings_are_validated(tmp_path: Path) -> None:
     bad.write_text(yaml.safe_dump({**raw, "aws_account_id": "12345"}))
     with pytest.raises(ConfigError, match="aws_account_id"):
         load_identity_settings(bad)
+
+
+def test_the_hub_may_create_identities_and_grant_nothing_it_lacks() -> None:
+    docs = {d["kind"]: d for d in _docs(K8S / "rbac" / "hub-identities.yaml")}
+    held = _granted(docs["Role"]["rules"])
+    for doc in identity_manifests("alice", SETTINGS):  # apply_manifests: get, then create/patch
+        group = doc["apiVersion"].rpartition("/")[0]
+        resource = doc["kind"].lower() + "s"
+        for verb in ("get", "create", "patch"):
+            assert (verb, group, resource) in held, (verb, group, resource)
+    assert _granted(list(DASK_RULES)) <= held  # RBAC refuses to grant what one lacks
+    assert not any(v in {"escalate", "bind", "impersonate", "*"} for v, _g, _r in held)
+    assert ("get", "", "secrets") not in held
+    assert docs["RoleBinding"]["subjects"] == [{"kind": "ServiceAccount", "name": "hub",
+                                                "namespace": SETTINGS.namespace}]
