@@ -4,8 +4,11 @@
 output to ``hub.log``, and records ``hub.json`` (pid, port, URL, run id, start time).
 Every process the platform starts (proxy, services, single-user servers, their kernels
 and Dask workers) carries ``QUANTLIB_PLATFORM_RUN=<run id>`` in its environment, so
-``stop_hub`` can first let the hub shut down what it started and then end whatever is
-left, by that id and nothing broader.
+``stop_hub`` finds them by that id and nothing broader. It ends the services, servers,
+kernels and workers all at once (SIGTERM, a 3 s grace, SIGKILL) while the hub is paused
+(JupyterHub restarts a managed service it sees exit, and stops its services one after
+another, each with up to 20 s of signal time-outs), then stops the hub, which stops its
+proxy, then ends any straggler; each step is printed with its time.
 """
 
 from __future__ import annotations

@@ -253,6 +253,10 @@ def test_other_accounts_meet_permission_errors(nonroot_hub, cell):
 
 
 def test_the_non_root_account_stops_it(nonroot_hub):
+    started = time.perf_counter()
     done = nonroot_hub.cli("down")
+    print(f"\nplatform down as {HUB_ACCOUNT}: {time.perf_counter() - started:.1f} s\n"
+          f"{done.stdout}")
     assert done.returncode == 0 and "is stopped" in done.stdout, done.stdout + done.stderr
+    assert "in parallel (server of alice, service idle-culler)" in done.stdout
     assert platform_processes(nonroot_hub.state.run_id) == []
