@@ -270,7 +270,7 @@ def _stop_children(state: HubState, echo: Callable[[str], None], grace_s: float)
     The hub restarts a managed service it sees exit, so it is paused (SIGSTOP) while its
     children go and resumed afterwards; the proxy stays for the hub to stop.
     """
-    frozen = pid_alive(state.pid)
+    frozen = _is_hub(state)
     if frozen:
         os.kill(state.pid, signal.SIGSTOP)
     try:
@@ -287,6 +287,16 @@ def _stop_children(state: HubState, echo: Callable[[str], None], grace_s: float)
     finally:
         if frozen:
             os.kill(state.pid, signal.SIGCONT)
+
+
+def _is_hub(state: HubState) -> bool:
+    """Whether ``state.pid`` is still that hub (not a reused pid): alive, with its run id."""
+    try:
+        proc = psutil.Process(state.pid)
+        return (proc.status() != psutil.STATUS_ZOMBIE
+                and proc.environ().get(RUN_VAR) == state.run_id)
+    except psutil.Error:
+        return False
 
 
 def _cmdline(proc: psutil.Process) -> list[str]:
@@ -309,7 +319,7 @@ def stop_hub(paths: PlatformPaths, timeout: float = 10.0, *, grace_s: float = 3.
     if state is None:
         return []
     _stop_children(state, echo, grace_s)
-    if pid_alive(state.pid):
+    if _is_hub(state):
         with step(echo, f"stopping the hub (pid {state.pid}) and its proxy"):
             os.kill(state.pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
