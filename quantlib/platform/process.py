@@ -278,12 +278,14 @@ def _stop_children(state: HubState, echo: Callable[[str], None], grace_s: float)
                  and "configurable-http-proxy" not in " ".join(_cmdline(p))]
         if not procs:
             return
-        named = sorted(filter(None, (_label(p, state.pid) for p in procs)))
+        labels = {p.pid: _label(p, state.pid) for p in procs}
+        named = sorted(filter(None, labels.values()))
         what = ", ".join(named) if named else "no service or server"
+        shown = {p.pid: labels[p.pid] or " ".join(_cmdline(p))[-60:] for p in procs}
         with step(echo, f"stopping {len(procs)} processes in parallel ({what})"):
             killed = _end(procs, grace_s)
             if killed:
-                echo(f"  {len(killed)} did not stop within {grace_s:g} s: killed")
+                echo(f"  killed after {grace_s:g} s: " + "; ".join(shown[p.pid] for p in killed))
     finally:
         if frozen:
             os.kill(state.pid, signal.SIGCONT)
