@@ -108,8 +108,12 @@ def _die_with_parent(parent: int) -> None:
 
 @contextmanager
 def sandbox_process(*, n_assets: int, years: float, seed: int, end: str,
-                    markets: tuple[str, ...], timeout_s: float = 600.0) -> Iterator[object]:
+                    markets: tuple[str, ...], timeout_s: float = 600.0,
+                    start: str | None = None) -> Iterator[object]:
     """Start a sandbox child process; yield its :class:`SandboxConnection`; stop it.
+
+    ``start`` pins the first date (default ``end - years``); the connection's
+    :meth:`~quantlib.sandbox.SandboxConnection.advance` moves the child's vendor clock.
 
     Raises
     ------
@@ -128,7 +132,7 @@ def sandbox_process(*, n_assets: int, years: float, seed: int, end: str,
     cmd = [sys.executable, "-m", "quantlib.pipeline.sandboxproc", str(os.getpid()),
            "data", "sandbox", "--assets", str(n_assets),
            "--years", str(years), "--seed", str(seed), "--end", end,
-           "--markets", ",".join(markets)]
+           "--markets", ",".join(markets)] + (["--start", start] if start else [])
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout_s
