@@ -422,7 +422,7 @@ def _fingerprint(data: xr.Dataset) -> tuple[str, dict[str, tuple[np.ndarray, int
     else:
         parts = [_variable_digest(item) for item in items]
     fp = "content-" + hashlib.sha256(b"".join(d for d, _ in parts)).hexdigest()[:16]
-    values = {name[4:]: (var.values, vh) for (name, var), (_, vh) in zip(items, parts)
+    values = {name[4:]: (var.values, vh) for (name, var), (_, vh) in zip(items, parts, strict=True)
               if vh is not None and name.startswith("var:")}
     return fp, values
 

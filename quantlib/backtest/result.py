@@ -162,7 +162,7 @@ class Result:
         source = self.__dict__.pop("_lazy_" + name, None) if name in _LAZY else None
         if source is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        value = source()
+        value = source() if callable(source) else source  # unpickled: the value itself
         if name == "weights":
             _date_index(value)
         self.__dict__[name] = value
