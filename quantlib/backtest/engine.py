@@ -118,7 +118,8 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
                             found=f"{tw.shape} vs data {data['close'].shape}",
                             fix="compute weights on the same Dataset")
     arrays = kernel_args(np.asarray(tw.values, dtype=float), prepare_static(data, s))
-    _, gross, net, costs, turnover, expo = kernels.simulate_kernel(*arrays, False)
+    no_weights = (*arrays, False)  # keep_weights=False: Result.weights is lazy
+    _, gross, net, costs, turnover, expo = kernels.simulate_kernel(*no_weights)
     dates = pd.DatetimeIndex(data["date"].values, name="date")
     assets = pd.Index([str(a) for a in data["asset"].values], name="asset")
     returns = pd.DataFrame({"net": net, "gross": gross, "turnover": turnover, "costs": costs},
@@ -171,7 +172,7 @@ class LazyWeights:
                                     found="a variable it read was edited in place since",
                                     fix="rerun the backtest (or read res.weights before "
                                         "editing the data)")
-        w = kernels.simulate_kernel(*self.args, True)[0]
+        w = kernels.simulate_kernel(*(*self.args, True))[0]
         return pd.DataFrame(w, index=self.dates, columns=self.assets, copy=False)
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickled as the frame itself
