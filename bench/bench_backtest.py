@@ -10,7 +10,11 @@ precedes the timed calls, best of N. Peers run in their own environment::
     uv venv bench/.venv-peers --python 3.12
     uv pip install --python bench/.venv-peers -r bench/peers/requirements.txt
     uv run python bench/bench_backtest.py                # --no-peers, --no-dask to skip
-    uv run python bench/bench_backtest.py --w2-assets 1000,5000,20000 --w1-assets 200,1000
+    # the whole bench, scaling table included, written into bench/RESULTS.md:
+    uv run python bench/bench_backtest.py --w1-assets 200,1000 --w2-assets 1000,5000,20000 --write
+
+The report starts with issue #15's floors (measured / met?) and then lists every row; W2
+rows give time and peak working memory against the reference at each size.
 
 References: bench/references.py (pinned to quantlib by tests/backtest/test_bench_references.py).
 """
