@@ -512,7 +512,8 @@ def floors() -> list[Row]:
 
 def _table(header: Row, rows: list[Row]) -> str:
     lines = ["| " + " | ".join(header) + " |", "| --- | --- | --- |"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    cells = [[c.replace("|", "\\|") for c in r] for r in rows]  # "max |diff|" in a cell
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
 
 
 def report(rows: list[Row], load0: tuple[float, ...], seconds: float, argv: str) -> str:
