@@ -102,7 +102,9 @@ class Result:
         Indexed by ``date``; columns ``net``, ``gross``, ``turnover``, ``costs``
         (fractions of portfolio value per session) and optionally ``benchmark``.
     weights : pandas.DataFrame
-        End-of-session weights, ``date`` x asset (after drift, after trading).
+        End-of-session weights, ``date`` x asset (after drift, after trading). May be
+        given as a callable that returns them (``simulate`` does: they are computed on
+        first access, and ``metrics`` likewise).
     exposures : pandas.DataFrame
         Per session: ``long``, ``short``, ``gross``, ``net``, ``n_holdings``.
     params : dict
@@ -145,12 +147,26 @@ class Result:
             raise StoreError("result returns must have net, gross, turnover, costs columns",
                              found=f"missing {missing}", fix="build results with simulate()")
         self.params = json.loads(canonical_json(self.params))
+        for name in _LAZY:  # computed on first access (see __getattr__)
+            if callable(self.__dict__[name]):
+                self.__dict__["_lazy_" + name] = self.__dict__.pop(name)
         if self.exposures is None:
             self.exposures = exposures_from_weights(self.weights)
-        for frame in (self.returns, self.weights, self.exposures):
-            if isinstance(frame.index, pd.DatetimeIndex) and frame.index.freq is not None:
-                frame.index = frame.index._with_freq(None)
-            frame.index.name = "date"
+        for frame in (self.returns, self.__dict__.get("weights"), self.exposures):
+            if frame is not None:
+                _date_index(frame)
+
+    def __getattr__(self, name: str) -> Any:
+        """``weights`` and ``metrics`` given as callables (the engine's lazy ones) are
+        computed on first access and kept."""
+        source = self.__dict__.pop("_lazy_" + name, None) if name in _LAZY else None
+        if source is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = source() if callable(source) else source  # unpickled: the value itself
+        if name == "weights":
+            _date_index(value)
+        self.__dict__[name] = value
+        return value
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -175,6 +191,12 @@ class Result:
         """Daily gross returns (before costs)."""
         return self.returns["gross"]
 
+    @property
+    def n_assets(self) -> int:
+        """Number of assets (columns of ``weights``; read without computing lazy weights)."""
+        lazy = self.__dict__.get("_lazy_weights")
+        return int(lazy.shape[1] if lazy is not None else self.weights.shape[1])
+
     def meta(self) -> dict[str, Any]:
         """The ``meta.json`` document (JSON types only)."""
         p = self.provenance
@@ -196,7 +218,7 @@ class Result:
             "data_start": idx[0].isoformat() if len(idx) else None,
             "sample": p.get("sample"),
             "in_sample": self.info.get("in_sample"),
-            "n_assets": int(self.weights.shape[1]),
+            "n_assets": int(self.n_assets),
             "metrics": self.metrics,
             "author": self.info.get("author"),
             "published": bool(self.info.get("published", False)),
@@ -290,6 +312,15 @@ class Result:
                    exposures=_read_parquet(fs, f"{root}/exposures.parquet"),
                    params=meta["params"], provenance=prov,
                    metrics=_metrics_from_json(meta.get("metrics", {})), info=info)
+
+
+_LAZY = ("weights", "metrics")
+
+
+def _date_index(frame: pd.DataFrame) -> None:
+    if isinstance(frame.index, pd.DatetimeIndex) and frame.index.freq is not None:
+        frame.index = frame.index._with_freq(None)
+    frame.index.name = "date"
 
 
 def _period_bound(day: Any, idx: pd.Index, pos: int) -> str | None:
