@@ -12,7 +12,7 @@ import html
 import os
 from typing import Any
 
-from quantlib.serving.store import Viewer
+from quantlib.results.view import Viewer
 
 __all__ = ["BRAND_CSS", "LOGO_SVG", "nav_links", "nav_html", "document", "refusal_html",
            "bokeh_script", "page_viewer"]

@@ -3,6 +3,6 @@
 The Panel apps themselves live in the top-level ``dashboards/`` folder.
 """
 
-from quantlib.serving.store import ResultsView, Viewer, can_view
+from quantlib.results.view import ResultsView, Viewer, can_view
 
 __all__ = ["ResultsView", "Viewer", "can_view"]

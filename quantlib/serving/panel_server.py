@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from quantlib.errors import ConfigError
-from quantlib.serving.store import Viewer
+from quantlib.results.view import Viewer
 
 __all__ = ["serve_dashboards", "load_apps", "load_handlers", "APP_NAMES", "HANDLER_ROUTES",
            "BACKGROUND", "dashboards_dir", "websocket_origins"]

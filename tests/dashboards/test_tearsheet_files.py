@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dashboards import tearsheet  # noqa: E402
 from dashboards.gallery import gallery_frame  # noqa: E402
+from quantlib.results.view import Viewer  # noqa: E402
 from quantlib.serving.demo import populate_demo_store  # noqa: E402
 from quantlib.serving.session import configure  # noqa: E402
-from quantlib.serving.store import Viewer  # noqa: E402
 
 
 def test_downloads_match_the_store(tmp_path):
