@@ -16,9 +16,8 @@ import pandas as pd
 import panel as pn
 
 from dashboards.common import format_metric, header, viewer_or_error
-from quantlib.backtest.metrics import metric_unit
+from quantlib.backtest.metrics import equity_curve, metric_unit
 from quantlib.results.view import KEY_METRICS, Viewer, metric_value
-from quantlib.serving.analytics import equity_curve
 from quantlib.serving.session import results_view
 
 __all__ = ["page", "gallery_frame"]

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dashboards.figures import plot_count, tear_sheet_layout  # noqa: E402
 from dashboards.plot_cache import CODE_VERSION, PlotCache, plot_cache  # noqa: E402
+from quantlib.backtest.metrics import equity_curve  # noqa: E402
 from quantlib.results.view import ResultsView  # noqa: E402
-from quantlib.serving.analytics import equity_curve  # noqa: E402
 from quantlib.serving.demo import populate_demo_store  # noqa: E402
 
 

@@ -24,8 +24,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dashboards.plot_cache import CODE_VERSION  # noqa: E402
+from quantlib.backtest.metrics import format_metric  # noqa: E402
 from quantlib.results import publish  # noqa: E402
-from quantlib.serving.analytics import fmt_pct  # noqa: E402
 from quantlib.serving.demo import demo_result, populate_demo_store  # noqa: E402
 from quantlib.serving.devhub import free_port  # noqa: E402
 
@@ -103,7 +103,7 @@ def test_page_shows_stored_metrics_and_plots_built_once(server):
     assert log_path.read_text().count(f"plots of {ids[0]} built and cached") == 1
     meta = json.loads((store / "objects" / ids[0] / "meta.json").read_text())
     cagr = meta["metrics"]["cagr"]
-    assert f"data-metric='cagr' data-value='{cagr!r}'>{fmt_pct(cagr)}<" in second.text
+    assert f"data-metric='cagr' data-value='{cagr!r}'>{format_metric('cagr', cagr)}<" in second.text
     assert "static/js/bokeh.min.js?v=" in second.text
 
 
