@@ -31,10 +31,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import fsspec
-
 from quantlib.errors import StoreError, WriteConflictError
-from quantlib.store.location import StoreLocation
+from quantlib.storage import StoreLocation, resolve_location
 
 __all__ = ["commit_lock", "file_lock", "update_object"]
 
@@ -171,7 +169,8 @@ def update_object(url: str, update: Callable[[bytes | None], bytes], *,
     >>> _ = update_object(url, add("a")); update_object(url, add("b"))
     b'["a", "b"]'
     """
-    fs, path = fsspec.core.url_to_fs(url)
+    loc = resolve_location(url)
+    fs, path = loc.open_fs()
     protocol = _protocol(fs)
     if protocol in ("file", "local"):
         return _local_update(path, update)
