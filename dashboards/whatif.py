@@ -112,7 +112,7 @@ def _runner(viewer: Viewer, meta: dict[str, Any]) -> pn.Column:
             status.object = f"<b>{html.escape(str(exc))}</b>"
             return
         rid = whatif.request_id(meta, changes)
-        if results_view().fs.exists(f"{results_view().root}/objects/{rid}/meta.json"):
+        if results_view().exists(rid):
             show(rid, "from the results cache")
             return
         future = whatif.submit(meta, changes, user=viewer.name,

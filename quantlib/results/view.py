@@ -10,8 +10,9 @@ a result's author also sees it unpublished. Nobody sees another user's unpublish
 result.
 
 The URL becomes a filesystem through :func:`quantlib.storage.resolve_location`, so an
-``s3://`` results URL (with the configured endpoint) works as a local folder does. :meth:`ResultsView.version` is a cheap token (the index's modification time and
-size) that changes whenever a publish replaces the index; caches key on it.
+``s3://`` results URL (with the configured endpoint) works as a local folder does.
+:meth:`ResultsView.version` is a cheap token (the index's modification time and size)
+that changes whenever a publish replaces the index; caches key on it.
 """
 
 from __future__ import annotations
@@ -30,13 +31,12 @@ from quantlib.storage import resolve_location
 
 __all__ = ["ResultsView", "Viewer", "can_view", "metric_value", "KEY_METRICS"]
 
-#: Metrics shown in the gallery and compared in the browser tests, with their aliases
-#: (the backtest engine names them; the first alias found in ``meta["metrics"]`` wins).
+#: Metrics shown in the gallery and compared in the browser tests -> their name in
+#: ``meta["metrics"]`` (as :func:`quantlib.backtest.metrics.summary` names them; the
+#: meta schema is one, so there are no aliases to try).
 KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "cagr": ("cagr", "CAGR", "annual_return"),
-    "sharpe": ("sharpe", "sharpe_ratio", "Sharpe"),
-    "max_drawdown": ("max_drawdown", "max_dd", "MaxDD"),
-    "volatility": ("annual_volatility", "volatility", "annual_vol"),
+    "cagr": ("cagr",), "sharpe": ("sharpe",), "max_drawdown": ("max_drawdown",),
+    "volatility": ("annual_volatility",),
 }
 
 
@@ -89,8 +89,10 @@ def metric_value(meta: dict[str, Any], key: str) -> float | None:
 
     Examples
     --------
-    >>> metric_value({"metrics": {"sharpe_ratio": 1.5}}, "sharpe")
+    >>> metric_value({"metrics": {"sharpe": 1.5}}, "sharpe")
     1.5
+    >>> metric_value({"metrics": {"annual_volatility": 0.2}}, "volatility")
+    0.2
     >>> metric_value({"metrics": {}}, "cagr") is None
     True
     """
@@ -197,6 +199,17 @@ class ResultsView:
                and _matches(m, query=query, strategy=strategy, author=author, tag=tag)]
         out.sort(key=lambda m: str(m.get("created_at", "")), reverse=True)
         return out
+
+    def exists(self, result_id: str) -> bool:
+        """Whether a complete result (its ``meta.json``) is stored under ``result_id``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> ResultsView(tempfile.mkdtemp()).exists("abc")
+        False
+        """
+        return bool(self.fs.exists(object_path(self.root, result_id, "meta.json")))
 
     def meta(self, result_id: str) -> dict[str, Any]:
         """A result's ``meta.json`` (current schema, any stored version), unfiltered."""

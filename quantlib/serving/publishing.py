@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from quantlib.errors import StoreError
-from quantlib.results.layout import RESULT_FILES, result_from_files
+from quantlib.results.layout import INDEX_PATH, RESULT_FILES, object_path, result_from_files
 from quantlib.results.view import ResultsView, Viewer
 
 __all__ = ["PublishRequest", "add_publish_route", "PUBLISH_SCOPE", "RESULT_FILES",
@@ -69,8 +69,8 @@ def _secure_local(view: ResultsView, result_id: str) -> None:
         return
     from quantlib.platform.accounts import share_index, share_result_dir
 
-    share_result_dir(Path(view.root) / "objects" / result_id, published=True)
-    share_index(Path(view.root) / "index" / "published.json")
+    share_result_dir(Path(object_path(view.root, result_id)), published=True)
+    share_index(Path(view.root) / INDEX_PATH)
 
 
 def add_publish_route(app: FastAPI, view: ResultsView, caller: Any) -> None:
