@@ -79,10 +79,6 @@ def commit_lock(location: StoreLocation) -> contextlib.AbstractContextManager[No
     return contextlib.nullcontext()
 
 
-def _protocol(fs: Any) -> str:
-    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-
-
 def _local_update(path: str, update: Callable[[bytes | None], bytes]) -> bytes:
     folder = os.path.dirname(path)
     with file_lock(os.path.join(folder, f".{os.path.basename(path)}.lock")):
@@ -171,10 +167,9 @@ def update_object(url: str, update: Callable[[bytes | None], bytes], *,
     """
     loc = resolve_location(url)
     fs, path = loc.open_fs()
-    protocol = _protocol(fs)
-    if protocol in ("file", "local"):
+    if loc.protocol == "file":
         return _local_update(path, update)
-    if protocol not in ("s3", "s3a"):
+    if loc.protocol != "s3":
         with _MEMORY_LOCK:  # one process only: memory:// and test filesystems
             current: bytes | None = fs.cat(path) if fs.exists(path) else None
             data = update(current)
