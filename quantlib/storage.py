@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
-import icechunk
 
 from quantlib.config import load_config
 from quantlib.errors import StoreError
+
+if TYPE_CHECKING:  # icechunk loads on first use: results and the dashboards never need it
+    import icechunk
 
 __all__ = ["StoreLocation", "resolve_location"]
 
@@ -35,6 +37,8 @@ _LOGS_QUIET = False
 def _quiet_icechunk_logs() -> None:
     """Silence icechunk's Rust warnings (local-filesystem concurrency notes) once."""
     global _LOGS_QUIET
+    import icechunk
+
     if not _LOGS_QUIET and "ICECHUNK_LOG" not in os.environ:
         icechunk.set_logs_filter("error")
         _LOGS_QUIET = True
@@ -149,6 +153,8 @@ class StoreLocation:
         StoreError
             For a ``memory://`` location (a curated store must outlive the process).
         """
+        import icechunk
+
         _quiet_icechunk_logs()
         if self.protocol == "memory":
             raise StoreError("a curated store must be a local folder or s3://bucket/prefix",

@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from quantlib.backtest.result import Result, to_jsonable
 from quantlib.errors import StoreError
 from quantlib.yamlfile import check_schema
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # quantlib.backtest (numba) loads when a result is built or read
     import fsspec
+
+    from quantlib.backtest.result import Result
 
 __all__ = ["SCHEMA_VERSION", "META_SCHEMA", "OBJECTS", "INDEX_PATH", "RESULT_FILES",
            "object_path", "check_id", "meta_of", "upgrade_meta", "parse_meta", "parse_index",
@@ -114,6 +115,7 @@ def meta_of(result: Result) -> dict[str, Any]:
 
     Examples
     --------
+    >>> from quantlib.backtest.result import Result
     >>> idx = pd.date_range("2024-01-01", periods=2, name="date")
     >>> r = Result(pd.DataFrame({"net": [0.0, 0.1], "gross": [0.0, 0.1], "turnover": [1.0, 0],
     ...            "costs": [0.0, 0]}, index=idx), pd.DataFrame({"A": [1.0, 1.0]}, index=idx))
@@ -121,6 +123,8 @@ def meta_of(result: Result) -> dict[str, Any]:
     >>> m["schema_version"], m["result_id"] == r.result_id, m["start"][:10]
     (2, True, '2024-01-01')
     """
+    from quantlib.backtest.result import to_jsonable
+
     p, info, idx = result.provenance, result.info, result.returns.index
     doc = {
         "schema_version": SCHEMA_VERSION, "result_id": result.result_id,
@@ -229,6 +233,8 @@ def result_from_files(files: Mapping[str, bytes], source: str = "<result>") -> R
     StoreError
         If a required file is missing or ``meta.json`` breaks the schema.
     """
+    from quantlib.backtest.result import Result
+
     missing = [n for n in RESULT_FILES if n not in files and n != "exposures.parquet"]
     if missing:
         raise StoreError("a saved result must hold meta.json, returns and weights",
@@ -254,6 +260,7 @@ def result_files(result: Result) -> dict[str, bytes]:
 
     Examples
     --------
+    >>> from quantlib.backtest.result import Result
     >>> idx = pd.date_range("2024-01-01", periods=2, name="date")
     >>> r = Result(pd.DataFrame({"net": [0.0, 0.1], "gross": [0.0, 0.1], "turnover": [1.0, 0],
     ...            "costs": [0.0, 0]}, index=idx), pd.DataFrame({"A": [1.0, 1.0]}, index=idx))

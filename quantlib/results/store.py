@@ -19,11 +19,10 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from quantlib.backtest.result import Result
 from quantlib.config import load_config
 from quantlib.errors import StoreError
 from quantlib.results.layout import (
@@ -36,7 +35,9 @@ from quantlib.results.layout import (
     write_result,
 )
 from quantlib.storage import resolve_location
-from quantlib.store.cas import update_object
+
+if TYPE_CHECKING:  # backtest (numba) and the curated store package load on first use
+    from quantlib.backtest.result import Result
 
 __all__ = ["results_url", "save_result", "load_result", "load_meta", "has_result",
            "publish", "list_results", "read_index", "ResultStore", "SYNTHETIC_MARK"]
@@ -201,6 +202,7 @@ def publish(result: Result, title: str, description: str = "", tags: list[str] |
         raise StoreError("a published result needs a title", found=repr(title),
                          fix="pass title='...'")
     from quantlib.results.remote import publish_via_service, service_target
+    from quantlib.store.cas import update_object
 
     target = service_target(url)
     if target is not None:  # in a hub's notebook: the results service writes, as this user
