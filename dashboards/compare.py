@@ -27,7 +27,7 @@ from dashboards.layout import bokeh_script, document, page_viewer, refusal_html
 from quantlib.backtest.metrics import equity_curve
 from quantlib.errors import QuantlibError
 from quantlib.results.view import Viewer
-from quantlib.serving.session import results_view
+from quantlib.serving.server.session import results_view
 
 __all__ = ["CompareHandler", "compare_html", "picker_html", "metrics_side_by_side",
            "MAX_RESULTS"]

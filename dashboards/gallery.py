@@ -18,7 +18,7 @@ import panel as pn
 from dashboards.common import format_metric, header, viewer_or_error
 from quantlib.backtest.metrics import equity_curve, metric_unit
 from quantlib.results.view import KEY_METRICS, Viewer, metric_value
-from quantlib.serving.session import results_view
+from quantlib.serving.server.session import results_view
 
 __all__ = ["page", "gallery_frame"]
 

@@ -30,7 +30,7 @@ from dashboards.layout import document, page_viewer
 from quantlib.backtest.metrics import equity_curve
 from quantlib.errors import QuantlibError
 from quantlib.results.view import Viewer, metric_value
-from quantlib.serving.session import results_view
+from quantlib.serving.server.session import results_view
 
 __all__ = ["HomeHandler", "home_html", "sparkline_svg", "freshness", "STALE_DAYS"]
 

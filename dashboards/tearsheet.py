@@ -40,7 +40,7 @@ from dashboards.plot_cache import PlotCache, plot_cache
 from dashboards.sections import params_html, tables_html
 from quantlib.errors import QuantlibError
 from quantlib.results.view import Viewer
-from quantlib.serving.session import current_viewer, results_view, settings
+from quantlib.serving.server.session import current_viewer, results_view, settings
 
 __all__ = ["TearSheetHandler", "cached_plots", "cached_tables", "prebuild_published", "tear_sheet_html", "render_page", "page_top",
            "page_bottom"]

@@ -21,8 +21,8 @@ from dashboards import plots
 from dashboards.common import format_metric, header, metric_cards, viewer_or_error
 from quantlib.backtest.metrics import equity_curve
 from quantlib.results.view import KEY_METRICS, Viewer, metric_value
-from quantlib.serving import whatif
-from quantlib.serving.session import results_view, settings
+from quantlib.serving.server.session import results_view, settings
+from quantlib.serving.views import whatif
 
 __all__ = ["page", "param_widget", "status_html"]
 
@@ -112,7 +112,7 @@ def _runner(viewer: Viewer, meta: dict[str, Any]) -> pn.Column:
             status.object = f"<b>{html.escape(str(exc))}</b>"
             return
         rid = whatif.request_id(meta, changes)
-        if results_view().exists(rid):
+        if results_view().fs.exists(f"{results_view().root}/objects/{rid}/meta.json"):
             show(rid, "from the results cache")
             return
         future = whatif.submit(meta, changes, user=viewer.name,

@@ -20,7 +20,7 @@ from quantlib.backtest.result import Result
 from quantlib.raw import RawZone
 from quantlib.results import ResultStore, load_result, publish, read_index
 from quantlib.results.view import ResultsView, Viewer
-from quantlib.serving.health import data_health
+from quantlib.serving.views.health import data_health
 from quantlib.storage import resolve_location
 from quantlib.store import CuratedStore
 from quantlib.validate import validate
