@@ -22,8 +22,8 @@ import pandas as pd
 from bokeh.layouts import column, row
 
 from dashboards import plots
-from quantlib.serving import analytics as an
-from quantlib.serving.store import ResultsView
+from quantlib.backtest import metrics as an
+from quantlib.results.view import ResultsView
 from quantlib.serving.views import tearstats as ts
 
 __all__ = ["tear_sheet_layout", "tear_sheet_inputs", "benchmark_kind", "plot_count"]

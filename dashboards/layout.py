@@ -12,8 +12,8 @@ import html
 import os
 from typing import Any
 
+from quantlib.results.view import Viewer
 from quantlib.serving.server.pages import pages
-from quantlib.serving.store import Viewer
 
 __all__ = ["BRAND_CSS", "LOGO_SVG", "nav_links", "nav_html", "document", "refusal_html",
            "bokeh_script", "page_viewer"]

@@ -29,7 +29,7 @@ import xarray as xr
 
 from quantlib.backtest import kernels
 from quantlib.backtest.constraints import apply_constraints, rebalance_mask
-from quantlib.backtest.result import Result, to_jsonable
+from quantlib.backtest.result import Result, ResultCache, to_jsonable
 from quantlib.backtest.settings import Settings, resolve_settings, split_settings
 from quantlib.errors import BacktestError, QuantlibWarning
 
@@ -446,14 +446,20 @@ def _variable_digest(item: tuple[str, Any]) -> tuple[bytes, int | None]:
     return h.digest(), vh
 
 
-def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -> Result:
+def run(strategy: Any, data: Any, *, cache: ResultCache | None = None, **params: Any
+        ) -> Result:
     """Run a registered (or decorated) strategy and simulate it.
 
     Keyword arguments that are simulation settings (see :func:`simulate`) go to the
-    engine; the rest are strategy parameters. ``cache=True`` (or a results URL) serves
-    an identical request (same strategy source, params, settings, data snapshot,
-    quantlib version) from the results store without recomputation, and stores new
-    results there.
+    engine; the rest are strategy parameters. ``cache`` (a :class:`ResultCache`, e.g.
+    ``quantlib.results.ResultStore(url)``) serves an identical request (same strategy
+    source, params, settings, data snapshot, quantlib version) without recomputation,
+    and keeps new results there.
+
+    Raises
+    ------
+    BacktestError
+        If ``cache`` is not a :class:`ResultCache` (a URL or ``True`` from older code).
 
     Examples
     --------
@@ -465,24 +471,24 @@ def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -
     """
     from quantlib.backtest.strategies import get_strategy
 
+    if cache is not None and not isinstance(cache, ResultCache):
+        raise BacktestError("cache must be a result cache (get/put)", found=repr(cache),
+                            fix="pass cache=quantlib.results.ResultStore(url), or "
+                                "ResultStore() for the configured results store")
     strat = get_strategy(strategy)
     data = as_dataset(data)
     params, sim = split_settings(params)
     full = strat.resolve_params(params)
     s = resolve_settings(strat, full, **sim)
-    url = cache if isinstance(cache, str) else None
-    if cache:
-        from quantlib.results import has_result, load_result
-
+    if cache is not None:
         probe = _request_id(strat, full, s, data)
-        if probe and has_result(probe, url):
-            return load_result(probe, url)
+        hit = cache.get(probe) if probe else None
+        if hit is not None:
+            return hit
     res = simulate(strategy_weights(strat, data, full, s), data, strategy=strat.name,
                    source_hash=strat.source_hash, params=full, settings=s)
-    if cache:
-        from quantlib.results import save_result
-
-        save_result(res, url)
+    if cache is not None:
+        cache.put(res)
     return res
 
 

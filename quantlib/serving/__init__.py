@@ -13,6 +13,6 @@
 The pages themselves live in the top-level ``dashboards`` package (``dashboards/pages.yaml``).
 """
 
-from quantlib.serving.store import ResultsView, Viewer, can_view
+from quantlib.results.view import ResultsView, Viewer, can_view
 
 __all__ = ["ResultsView", "Viewer", "can_view"]

@@ -84,10 +84,10 @@ def api(hub: bool, no_auth: bool, host: str, port: int, prefix: str, results_url
     import uvicorn
 
     from quantlib.config import load_config
+    from quantlib.results.view import ResultsView
     from quantlib.serving.api.app import create_app
     from quantlib.serving.api.cache import make_cache
     from quantlib.serving.auth.tokens import DevAuth, HubTokenAuth, hub_env_present
-    from quantlib.serving.store import ResultsView
 
     host, port, prefix = _resolve(hub, no_auth, host, port, prefix, 8766)
     if no_auth:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quantlib.serving.analytics import summary_metrics
+from quantlib.backtest.metrics import summary
 
 __all__ = ["demo_result", "rerun_demo", "populate_demo_store", "DEMO_ALLOWED_PARAMS"]
 
@@ -89,7 +89,7 @@ def demo_result(*, seed: int = 0, years: float = 10.0, n_assets: int = 30,
     returns = pd.DataFrame({"net": gross - costs, "gross": gross, "turnover": turnover,
                             "costs": costs, "benchmark": market}, index=dates)
     weights = pd.DataFrame(w, index=dates, columns=assets)
-    metrics = summary_metrics(returns["net"])
+    metrics = summary(returns["net"], turnover=returns["turnover"])
     metrics["avg_turnover"] = float(turnover.mean())
     metrics["total_costs"] = float(costs.sum())
     return Result(returns=returns, weights=weights, params=params, metrics=metrics,

@@ -12,8 +12,8 @@ from bokeh.models import ColumnDataSource, Plot
 
 from dashboards.figures import plot_count, tear_sheet_layout
 from dashboards.plot_cache import CODE_VERSION, PlotCache, plot_cache
-from quantlib.serving.analytics import equity_curve
-from quantlib.serving.store import ResultsView
+from quantlib.backtest.metrics import equity_curve
+from quantlib.results.view import ResultsView
 from quantlib.testing.demo import populate_demo_store
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 
 from dashboards import tearsheet
 from dashboards.gallery import gallery_frame
+from quantlib.results.view import Viewer
 from quantlib.serving.server.session import configure
-from quantlib.serving.store import Viewer
 from quantlib.testing.demo import populate_demo_store
 
 

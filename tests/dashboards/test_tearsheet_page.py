@@ -22,9 +22,9 @@ import pytest
 import requests
 
 from dashboards.plot_cache import CODE_VERSION
+from quantlib.backtest.metrics import format_metric
 from quantlib.platform.hubconfig import free_port
 from quantlib.results import publish
-from quantlib.serving.analytics import fmt_pct
 from quantlib.testing.demo import demo_result, populate_demo_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -102,7 +102,7 @@ def test_page_shows_stored_metrics_and_plots_built_once(server):
     assert log_path.read_text().count(f"plots of {ids[0]} built and cached") == 1
     meta = json.loads((store / "objects" / ids[0] / "meta.json").read_text())
     cagr = meta["metrics"]["cagr"]
-    assert f"data-metric='cagr' data-value='{cagr!r}'>{fmt_pct(cagr)}<" in second.text
+    assert f"data-metric='cagr' data-value='{cagr!r}'>{format_metric('cagr', cagr)}<" in second.text
     assert "static/js/bokeh.min.js?v=" in second.text
 
 

@@ -74,14 +74,10 @@ def test_publish_refused_without_the_publish_scope(hub, tokens, results_store, w
 def test_publish_refuses_files_whose_id_is_not_their_content(hub, tokens):
     res = demo_result(seed=51, years=1, strategy="tampered")
     import base64
-    import uuid
 
-    import fsspec
+    from quantlib.results.layout import result_files
 
-    folder = f"memory://t-{uuid.uuid4().hex}"
-    res.save(folder)
-    fs, root = fsspec.core.url_to_fs(folder)
-    files = {p.rsplit("/", 1)[-1]: fs.cat(p) for p in fs.ls(root, detail=False)}
+    files = result_files(res)
     meta = json.loads(files["meta.json"])
     meta["result_id"] = "0123456789abcdef"  # would overwrite another result's folder
     files["meta.json"] = json.dumps(meta).encode()

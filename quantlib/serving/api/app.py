@@ -46,12 +46,12 @@ from starlette.concurrency import run_in_threadpool
 # imported with the app (not in a request): the backtest package takes seconds to import
 from quantlib.backtest.metrics import metric_units
 from quantlib.errors import AccessDeniedError, StoreError
+from quantlib.results.view import ResultsView, Viewer
 from quantlib.serving.api.cache import ResponseCache, make_cache
 from quantlib.serving.api.docs import docs_html, token_html
 from quantlib.serving.api.publishing import add_publish_route
 from quantlib.serving.auth import api_oauth
 from quantlib.serving.auth.tokens import Authenticator, HubTokenAuth, NotAuthenticated
-from quantlib.serving.store import ResultsView, Viewer
 
 __all__ = ["create_app", "frame_bytes", "MEDIA_TYPES", "RESULT_ID_PATTERN"]
 

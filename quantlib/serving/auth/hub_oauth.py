@@ -30,9 +30,9 @@ from tornado.httputil import url_concat
 from tornado.web import Finish, HTTPError, RequestHandler
 from tornado.websocket import WebSocketHandler
 
+from quantlib.results.view import Viewer
 from quantlib.serving.auth.api_oauth import safe_next
 from quantlib.serving.auth.tokens import viewer_from_model
-from quantlib.serving.store import Viewer
 
 __all__ = ["HubAuthProvider", "HubLoginHandler", "HubCallbackHandler", "VIEWERS", "hub_oauth",
            "refused"]

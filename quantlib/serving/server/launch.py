@@ -22,8 +22,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
+from quantlib.results.view import Viewer
 from quantlib.serving.server.pages import load, pages, registry
-from quantlib.serving.store import Viewer
 
 __all__ = ["serve_dashboards", "load_apps", "load_handlers", "websocket_origins"]
 

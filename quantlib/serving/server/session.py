@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantlib.errors import AccessDeniedError
-from quantlib.serving.store import ResultsView, Viewer
+from quantlib.results.view import ResultsView, Viewer
 
 __all__ = ["DashboardSettings", "configure", "settings", "current_viewer", "results_view"]
 

@@ -176,11 +176,11 @@ def quarantine_reasons(quarantine: pd.DataFrame) -> pd.DataFrame:
 
 def latest_report(store: str) -> tuple[str, str] | None:
     """``(refresh_id, markdown)`` of the newest validation report, or None."""
-    import fsspec
+    from quantlib.storage import resolve_location
 
-    fs, root = fsspec.core.url_to_fs(store)
+    fs, reports = resolve_location(store).open_fs("reports")
     try:
-        paths = [p for p in fs.ls(f"{root.rstrip('/')}/reports", detail=False)
+        paths = [p for p in fs.ls(reports, detail=False)
                  if str(p).endswith(".md")]
     except FileNotFoundError:
         return None
