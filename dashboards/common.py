@@ -8,7 +8,7 @@ from typing import Any
 import panel as pn
 
 from quantlib.backtest.metrics import format_metric
-from quantlib.serving.session import current_viewer
+from quantlib.serving.server.session import current_viewer
 from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
 
 __all__ = ["header", "header_html", "metric_cards", "metric_cards_html", "format_metric",

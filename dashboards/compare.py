@@ -26,7 +26,7 @@ from dashboards.glossary import hover_attr, label
 from dashboards.layout import bokeh_script, document, page_viewer, refusal_html
 from quantlib.errors import QuantlibError
 from quantlib.serving.analytics import equity_curve
-from quantlib.serving.session import results_view
+from quantlib.serving.server.session import results_view
 from quantlib.serving.store import Viewer
 
 __all__ = ["CompareHandler", "compare_html", "picker_html", "metrics_side_by_side",

@@ -29,7 +29,7 @@ from dashboards.glossary import hover_attr
 from dashboards.layout import document, page_viewer
 from quantlib.errors import QuantlibError
 from quantlib.serving.analytics import equity_curve
-from quantlib.serving.session import results_view
+from quantlib.serving.server.session import results_view
 from quantlib.serving.store import Viewer, metric_value
 
 __all__ = ["HomeHandler", "home_html", "sparkline_svg", "freshness", "STALE_DAYS"]

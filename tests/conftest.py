@@ -42,7 +42,7 @@ def browser():
     while it is open, which would break ``asyncio.run`` (and a second sync Playwright) in
     any later test file that lands on the same xdist worker.
     """
-    from dashboards.browser import CHROMIUM, CHROMIUM_ARGS
+    from quantlib.testing.browser import CHROMIUM, CHROMIUM_ARGS
 
     if not os.path.exists(CHROMIUM):
         pytest.fail("chromium is missing: apt-get install -y chromium")

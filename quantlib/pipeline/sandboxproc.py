@@ -30,29 +30,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from quantlib.errors import SourceError
+from quantlib.platform.process import pid_alive as _alive
 
 __all__ = ["sandbox_process", "clean_leftovers", "HOME_PREFIX"]
 
 HOME_PREFIX = "quantlib-sandbox-home-"
 _PR_SET_PDEATHSIG = 1
 _YOUNG_S = 60.0  # a home this young without owner.pid may be being created right now
-
-
-def _alive(pid: int | None) -> bool:
-    """Whether ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _read_pid(path: Path, key: str | None = None) -> int | None:
@@ -124,8 +108,12 @@ def _die_with_parent(parent: int) -> None:
 
 @contextmanager
 def sandbox_process(*, n_assets: int, years: float, seed: int, end: str,
-                    markets: tuple[str, ...], timeout_s: float = 600.0) -> Iterator[object]:
+                    markets: tuple[str, ...], timeout_s: float = 600.0,
+                    start: str | None = None) -> Iterator[object]:
     """Start a sandbox child process; yield its :class:`SandboxConnection`; stop it.
+
+    ``start`` pins the first date (default ``end - years``); the connection's
+    :meth:`~quantlib.sandbox.SandboxConnection.advance` moves the child's vendor clock.
 
     Raises
     ------
@@ -144,7 +132,7 @@ def sandbox_process(*, n_assets: int, years: float, seed: int, end: str,
     cmd = [sys.executable, "-m", "quantlib.pipeline.sandboxproc", str(os.getpid()),
            "data", "sandbox", "--assets", str(n_assets),
            "--years", str(years), "--seed", str(seed), "--end", end,
-           "--markets", ",".join(markets)]
+           "--markets", ",".join(markets)] + (["--start", start] if start else [])
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout_s

@@ -3,6 +3,14 @@
 :class:`ApiData` precomputes, once, every endpoint's rows as numpy columns sorted the way
 pages are served (time first where the endpoint filters on time), so answering a page is a
 ``searchsorted`` plus a slice plus ``tolist``.
+
+Query parameters: ``market`` (all but ``fx``), ``page``, ``page_size``; ``start`` and
+``end`` (``YYYY-MM-DD``, inclusive) on the dated endpoints ``prices`` and ``fx``;
+``updated_since`` (``YYYY-MM-DD`` or an ISO instant, UTC when naive) on ``prices``,
+``corporate_actions`` and ``fundamentals``: only rows the vendor published or
+re-published at or after that instant (each price row carries its ``updated_ms``; an
+action its ``announced_ms``; a filing its ``published_ms``). A client that polls with
+``updated_since`` = its last poll gets new sessions, corrections and late actions.
 """
 
 from __future__ import annotations
@@ -27,12 +35,15 @@ if TYPE_CHECKING:
     from quantlib.sandbox.universe import SandboxUniverse
 
 __all__ = ["ApiData", "Table", "Coded", "ApiRequestError", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE",
-           "ENDPOINTS"]
+           "ENDPOINTS", "UPDATED"]
 
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 50_000
 ENDPOINTS = ("securities", "tickers", "prices", "corporate_actions", "fundamentals", "fx")
 _TIMED = {"prices", "fx"}
+#: the column each endpoint's ``updated_since`` filters on
+UPDATED = {"prices": "updated_ms", "corporate_actions": "announced_ms",
+           "fundamentals": "published_ms"}
 
 
 class ApiRequestError(QuantlibError):
@@ -74,12 +85,20 @@ class Table:
     def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
-    def records(self, lo: int, hi: int) -> list[dict[str, Any]]:
-        """Rows ``lo:hi`` as JSON-ready dicts (``-1`` in nullable ms columns -> None)."""
+    def records(self, lo: int, hi: int, rows: np.ndarray | None = None
+                ) -> list[dict[str, Any]]:
+        """Rows ``lo:hi`` (of ``rows``, the selected row positions, when given) as
+        JSON-ready dicts (``-1`` in nullable ms columns -> None)."""
         keys = list(self.columns)
         cols = []
         for k in keys:
-            vals = self.columns[k][lo:hi].tolist()
+            col = self.columns[k]
+            if rows is None:
+                vals = col[lo:hi].tolist()
+            elif isinstance(col, Coded):
+                vals = col.categories[col.codes[rows[lo:hi]]].tolist()
+            else:
+                vals = col[rows[lo:hi]].tolist()
             if k in self.nullable:
                 vals = [None if v == -1 else v for v in vals]
             cols.append(vals)
@@ -99,7 +118,7 @@ class ApiData:
     >>> api = ApiData(generate(n_assets=5, years=0.25, seed=1, markets=("US",)))
     >>> page = api.page("securities", {"market": "US"})
     >>> page["total_rows"], page["next_page"], sorted(page["data"][0])[:3]
-    (5, None, ['currency', 'delisted_ms', 'isin'])
+    (3, None, ['currency', 'delisted_ms', 'isin'])
     """
 
     def __init__(self, universe: SandboxUniverse) -> None:
@@ -141,7 +160,8 @@ class ApiData:
                           "asset_id"]),
                       "ticker": ticker, "t": t, "o": px["open"].to_numpy(), "h": px["high"].to_numpy(),
                       "l": px["low"].to_numpy(), "c": px["close"].to_numpy(),
-                      "v": px["volume"].to_numpy().astype(np.int64)}, t=t)
+                      "v": px["volume"].to_numpy().astype(np.int64),
+                      "updated_ms": epoch_ms(px["known_at"])}, t=t)
 
     def _actions(self, m: str) -> Table:
         ca = self.universe.market_frame("corporate_actions", m)
@@ -189,12 +209,22 @@ class ApiData:
         if endpoint in _TIMED and table.t is not None:
             lo = int(np.searchsorted(table.t, _ms_param(params, "start", 0), side="left"))
             hi = int(np.searchsorted(table.t, _ms_param(params, "end", 2**62), side="right"))
+        rows = None
+        if "updated_since" in params:
+            if endpoint not in UPDATED:
+                raise ApiRequestError("query parameter updated_since applies to "
+                                      + ", ".join(UPDATED) + " only", found=endpoint,
+                                      fix="drop updated_since", field="updated_since")
+            since = _ms_param(params, "updated_since", 0, instant=True)
+            col = table.columns[UPDATED[endpoint]]
+            rows = lo + np.flatnonzero(np.asarray(col[lo:hi]) >= since)
+            lo, hi = 0, len(rows)
         page = _int_param(params, "page", 1, 1, 10**9)
         size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
         total = max(hi - lo, 0)
         a = min(lo + (page - 1) * size, hi)
         b = min(a + size, hi)
-        return {"data": table.records(a, b), "page": page,
+        return {"data": table.records(a, b, rows), "page": page,
                 "next_page": page + 1 if b < hi else None, "total_rows": total}
 
 
@@ -208,7 +238,7 @@ def _int_param(params: dict[str, str], name: str, default: int, lo: int, hi: int
     return int(raw)
 
 
-def _ms_param(params: dict[str, str], name: str, default: int) -> int:
+def _ms_param(params: dict[str, str], name: str, default: int, instant: bool = False) -> int:
     raw = params.get(name)
     if raw is None:
         return default
@@ -217,6 +247,7 @@ def _ms_param(params: dict[str, str], name: str, default: int) -> int:
     except ValueError:
         ts = pd.NaT
     if pd.isna(ts):
-        raise ApiRequestError(f"query parameter {name} must be a date YYYY-MM-DD",
+        what = "a date YYYY-MM-DD or an ISO instant" if instant else "a date YYYY-MM-DD"
+        raise ApiRequestError(f"query parameter {name} must be {what}",
                               found=repr(raw), fix=f"e.g. {name}=2024-01-31", field=name)
     return int(epoch_ms(pd.DatetimeIndex([ts]))[0])

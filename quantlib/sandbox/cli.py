@@ -1,4 +1,9 @@
-"""``quantlib data sandbox``: run the vendor sandbox until Ctrl-C or SIGTERM."""
+"""``quantlib data sandbox``: run the vendor sandbox until Ctrl-C or SIGTERM.
+
+``quantlib data sandbox --advance DATE`` instead moves the clock of the sandbox already
+running (found through its state file) to ``DATE``, prints the files it delivered and
+exits.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import click
 from quantlib.config import load_config
 from quantlib.markets import DEFAULT_MARKETS
 from quantlib.sandbox.faults import parse_fault_spec
-from quantlib.sandbox.server import start_sandbox
+from quantlib.sandbox.server import SandboxConnection, start_sandbox
 
 __all__ = ["sandbox"]
 
@@ -25,7 +30,11 @@ def _markets(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[
               help="Assets per market [config sandbox.n_assets, 300].")
 @click.option("--years", type=float, default=None, help="Years of history [config, 10].")
 @click.option("--seed", type=int, default=None, help="Random seed [config, 42].")
-@click.option("--end", default=None, help="Last date YYYY-MM-DD [config, 2025-12-31].")
+@click.option("--end", default=None, help="Last date YYYY-MM-DD: the vendor's clock "
+              "[config, 2025-12-31].")
+@click.option("--start", default=None, help="First date YYYY-MM-DD [--end minus --years].")
+@click.option("--advance", "advance_to", default=None, metavar="DATE",
+              help="Move the running sandbox's clock to DATE and exit.")
 @click.option("--markets", default=",".join(DEFAULT_MARKETS), callback=_markets,
               show_default=True,
               help="Comma-separated market codes.")
@@ -41,16 +50,20 @@ def _markets(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[
               help="Write the FTP tree here (default: a temporary folder).")
 @click.option("--show-secrets", is_flag=True, help="Print the FTP password and API key.")
 def sandbox(n_assets: int | None, years: float | None, seed: int | None, end: str | None,
-            markets: tuple[str, ...], faults: tuple[str, ...], ftp_port: int, http_port: int,
-            rate: float, burst: float, root: str | None, show_secrets: bool) -> None:
+            start: str | None, advance_to: str | None, markets: tuple[str, ...],
+            faults: tuple[str, ...], ftp_port: int, http_port: int, rate: float, burst: float,
+            root: str | None, show_secrets: bool) -> None:
     """Start the vendor sandbox (FTP + HTTP JSON API) on 127.0.0.1 until interrupted."""
+    if advance_to is not None:
+        _advance(advance_to)
+        return
     specs = [parse_fault_spec(f) for f in faults]
     cfg = load_config()["sandbox"]
     sb = start_sandbox(
         n_assets=n_assets or cfg["n_assets"], years=years or cfg["years"],
         seed=cfg["seed"] if seed is None else seed, end=end or cfg["end"], markets=markets,
-        rate_limit=(rate, burst), ftp_port=ftp_port, http_port=http_port, root=root,
-        progress=True)
+        start=start, rate_limit=(rate, burst), ftp_port=ftp_port, http_port=http_port,
+        root=root, progress=True)
     try:
         for spec in specs:
             sb.faults.add(**spec)
@@ -59,6 +72,14 @@ def sandbox(n_assets: int | None, years: float | None, seed: int | None, end: st
     finally:
         sb.stop()
         click.echo("sandbox stopped")
+
+
+def _advance(to: str) -> None:
+    answer = SandboxConnection.load().advance(to)
+    files = answer.get("files", [])
+    click.echo(f"clock:    {answer['start']}..{answer['end']} ({len(files)} files delivered)")
+    for f in files:
+        click.echo(f"file:     {f['path']} ({f['rows']} rows)")
 
 
 def _print_info(sb, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]

@@ -1,25 +1,27 @@
 """Corporate actions, FX rates and bitemporal financial statements of the sandbox.
 
-Called by :func:`quantlib.sandbox.generate` once the price grid of a market exists
-(dividends are sized from the previous close).
+Like the bars, every draw is made over the whole calendar span with shapes fixed by the
+pool (:mod:`quantlib.sandbox.pool`), so a period's events are a selection that does not
+depend on where the period ends. Dividends are sized from the previous close, so their
+values are filled in month by month (:func:`dividend_values`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from quantlib.calendars import global_sessions
-from quantlib.errors import QuantlibError
 from quantlib.markets import MARKETS, STATEMENT_FIELDS
+from quantlib.sandbox.bars import MonthBars
+from quantlib.sandbox.pool import EPOCH, HORIZON, NEVER, Pool, all_sessions
 
-if TYPE_CHECKING:
-    from quantlib.sandbox.universe import _Market
-
-__all__ = ["corporate_actions", "statements", "fx", "STATEMENT_FIELDS", "FX_KNOWN_AT_UTC",
-           "FX_DECIMALS", "FX_CENTER"]
+__all__ = ["Dividends", "dividend_schedule", "dividend_values", "splits", "statements",
+           "fx", "STATEMENT_FIELDS", "FX_KNOWN_AT_UTC", "FX_DECIMALS", "FX_CENTER",
+           "round_cash"]
 
 FX_KNOWN_AT_UTC = pd.Timedelta(hours=21, minutes=15)
 #: units per USD around which each non-base currency wanders (registry ``sandbox.fx``)
@@ -31,16 +33,28 @@ FX_DECIMALS = {m.currency: int(m.sandbox["fx"]["decimals"]) for m in MARKETS.val
 _NAT = np.datetime64("NaT", "ns")
 
 
-def _announce(ex_dates: np.ndarray, tz: str, rng: np.random.Generator,
-              lo: int, hi: int) -> pd.DatetimeIndex:
-    """Announcement instants ``lo..hi`` days before ``ex_dates`` in local office hours."""
-    days = pd.to_timedelta(rng.integers(lo, hi + 1, len(ex_dates)), unit="D")
-    minutes = pd.to_timedelta(rng.integers(8 * 60, 18 * 60, len(ex_dates)), unit="min")
-    local = pd.DatetimeIndex(ex_dates) - days + minutes
-    return local.tz_localize(tz, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
+def _rng(pool: Pool, seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, MARKETS[pool.code].sandbox["seed"], stream])
 
 
-def _round_cash(x: np.ndarray, code: str) -> np.ndarray:
+def _announce(ex_dates: np.ndarray, tz: str, days: np.ndarray,
+              minutes: np.ndarray) -> np.ndarray:
+    """Announcement instants (UTC ns) ``days`` before ``ex_dates`` at ``minutes`` local."""
+    local = pd.DatetimeIndex(ex_dates) - pd.to_timedelta(days, unit="D") + pd.to_timedelta(
+        minutes, unit="min")
+    utc = local.tz_localize(tz, nonexistent="shift_forward", ambiguous=False).tz_convert(
+        "UTC")
+    return utc.as_unit("ns").asi8
+
+
+def round_cash(x: np.ndarray, code: str) -> np.ndarray:
+    """Cash amounts at the market's price precision, at least one tick.
+
+    Examples
+    --------
+    >>> round_cash(np.array([1234.4]), "KR").tolist()
+    [1234.0]
+    """
     decimals = MARKETS[code].sandbox["price"]["decimals"]
     if decimals == 0:
         return np.maximum(np.rint(x), 1.0)
@@ -48,57 +62,79 @@ def _round_cash(x: np.ndarray, code: str) -> np.ndarray:
     return np.maximum(np.rint(x * scale), 1.0) / scale
 
 
-def _dividend_dates(mk: _Market, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """(N, K) candidate ex-date indexes into the sessions (-1 where none) and payouts/year."""
-    sess = mk.sessions
-    n = len(mk.isin)
-    years = np.arange(sess[0].year, sess[-1].year + 1)
-    spec = MARKETS[mk.code].sandbox["dividends"]
-    base = np.array([pd.Timestamp(y, m, spec["day"]) for y in years for m in spec["months"]],
-                    dtype="datetime64[ns]")
+def splits(pool: Pool, seed: int, g0: int, in_window: np.ndarray,
+           cut_ns: int) -> pd.DataFrame:
+    """Splits with their ex date from session ``g0`` on, announced (20-45 days before the
+    ex date) before ``cut_ns``, of the pool assets flagged ``in_window``."""
+    rng = _rng(pool, seed, 9)
+    days, minutes = rng.integers(20, 46, len(pool)), rng.integers(8 * 60, 18 * 60, len(pool))
+    s = np.flatnonzero((pool.split_g >= g0) & (pool.split_g < NEVER) & in_window)
+    dates = all_sessions(pool.code).to_numpy()[pool.split_g[s]]
+    known = _announce(dates, MARKETS[pool.code].tz, days[s], minutes[s])
+    ok = known < cut_ns
+    return pd.DataFrame({"asset_id": pool.isin[s][ok], "ex_date": dates[ok], "kind": "split",
+                         "value": pool.split_ratio[s][ok],
+                         "known_at": pd.DatetimeIndex(known[ok]).tz_localize("UTC")})
+
+
+@dataclass
+class Dividends:
+    """Every dividend a market's pool ever pays: pool index, ex-date session, yield per
+    payment and announcement instant (UTC ns), sorted by ex-date session."""
+
+    j: np.ndarray
+    g: np.ndarray
+    rate: np.ndarray
+    known_ns: np.ndarray
+
+
+@functools.lru_cache(maxsize=8)
+def dividend_schedule(pool: Pool, seed: int) -> Dividends:
+    """Ex dates from the registry's ``sandbox.dividends`` (months, day, per-asset offset),
+    for payers only and at least 5 sessions after the first bar; announced 10-40 days
+    before."""
+    rng = _rng(pool, seed, 8)
+    sess = all_sessions(pool.code)
+    spec = MARKETS[pool.code].sandbox["dividends"]
+    n, freq = len(pool), len(spec["months"])
+    base = np.array([pd.Timestamp(y, m, spec["day"]) for y in range(EPOCH.year, HORIZON.year + 1)
+                     for m in spec["months"]], dtype="datetime64[ns]")
     lo, hi = spec["offset_days"]
-    offset, freq = rng.integers(lo, hi, n), len(spec["months"])
-    dates = base[None, :] + offset[:, None].astype("timedelta64[D]")
-    idx = np.searchsorted(sess.to_numpy(), dates.ravel()).reshape(dates.shape)
+    offset = rng.integers(lo, hi, n)
     payer = rng.random(n) < spec["payer_fraction"]
-    ok = (idx >= 1) & (idx < len(sess)) & (idx >= mk.first[:, None] + 5) & (
-        idx <= mk.last[:, None]) & payer[:, None]
-    return np.where(ok, idx, -1), freq
+    yld = rng.uniform(0.01, 0.04, n)
+    days = rng.integers(10, 41, (n, len(base)))
+    minutes = rng.integers(8 * 60, 18 * 60, (n, len(base)))
+    idx = np.searchsorted(sess.to_numpy(), base[None, :] + offset[:, None].astype(
+        "timedelta64[D]"))
+    ok = (idx < len(sess)) & (idx >= pool.first[:, None] + 5) & (
+        idx <= pool.last[:, None]) & payer[:, None]
+    j, k = np.nonzero(ok)
+    g = idx[j, k]
+    known = _announce(sess.to_numpy()[g], MARKETS[pool.code].tz, days[j, k], minutes[j, k])
+    order = np.argsort(g, kind="stable")
+    return Dividends(j[order], g[order], (yld / freq)[j[order]], known[order])
 
 
-def corporate_actions(mk: _Market, rng: np.random.Generator) -> pd.DataFrame:
-    """Splits (from the price grid) and cash dividends of one market."""
-    tz = MARKETS[mk.code].tz
-    sess_v = mk.sessions.to_numpy()
-    s = np.flatnonzero(mk.split_idx >= 0)
-    split_dates = sess_v[mk.split_idx[s]]
-    splits = pd.DataFrame({"asset_id": mk.isin[s], "ex_date": split_dates, "kind": "split",
-                           "value": mk.split_ratio[s],
-                           "known_at": _announce(split_dates, tz, rng, 20, 45)})
-    idx, freq = _dividend_dates(mk, rng)
-    yld = rng.uniform(0.01, 0.04, len(mk.isin))
-    ai, ki = np.nonzero(idx >= 0)
-    ti = idx[ai, ki]
-    if mk.close is None:
-        raise QuantlibError("the price grid must exist before corporate actions",
-                            fix="call _make_prices first", market=mk.code)
-    prev_close = mk.close[ti - 1, ai]
-    value = _round_cash(yld[ai] / freq * prev_close, mk.code)
-    div_dates = sess_v[ti]
-    divs = pd.DataFrame({"asset_id": mk.isin[ai], "ex_date": div_dates, "kind": "dividend",
-                         "value": value, "known_at": _announce(div_dates, tz, rng, 10, 40)})
-    out = pd.concat([splits, divs], ignore_index=True)
-    return out.sort_values(["asset_id", "ex_date", "kind"], ignore_index=True)
+def dividend_values(divs: Dividends, month: MonthBars, g0: int, in_window: np.ndarray,
+                    cut_ns: int, code: str) -> dict[str, np.ndarray]:
+    """The month's dividends with ex date from session ``g0`` on, announced before
+    ``cut_ns``, of pool assets flagged ``in_window``, valued off the previous close:
+    pool index ``j``, session ``g``, ``value``, ``known_ns``."""
+    a, b = np.searchsorted(divs.g, [max(month.lo, g0), month.hi])
+    ok = a + np.flatnonzero((divs.known_ns[a:b] < cut_ns) & in_window[divs.j[a:b]])
+    j, g = divs.j[ok], divs.g[ok]
+    row = g - 1 - month.lo
+    prev = np.where(row >= 0, month.close_unadj[np.maximum(row, 0), j], month.prev_close[j])
+    return {"j": j, "g": g, "value": round_cash(divs.rate[ok] * prev, code),
+            "known_ns": divs.known_ns[ok]}
 
 
-def _fundamental_levels(mk: _Market, q: int, rng: np.random.Generator) -> np.ndarray:
+def _fundamental_levels(pool: Pool, q: int, rng: np.random.Generator) -> np.ndarray:
     """(N, Q, 6) statement values before rounding, fields in STATEMENT_FIELDS order."""
-    n = len(mk.isin)
+    n = len(pool)
     shares = np.rint(np.exp(rng.normal(np.log(5e7), 0.8, n)))
-    if mk.close is None:
-        raise QuantlibError("the price grid must exist before statements",
-                            fix="call _make_prices first", market=mk.code)
-    price0 = mk.close[mk.first, np.arange(n)]
+    price0 = np.exp(pool.log_p0) * pool.split_ratio
     rev0 = shares * price0 * rng.uniform(0.03, 0.15, n)
     growth = np.cumsum(rng.normal(0.01, 0.05, (n, q)), axis=1)
     season = 0.05 * np.sin(np.arange(q) * np.pi / 2)[None, :]
@@ -111,31 +147,57 @@ def _fundamental_levels(mk: _Market, q: int, rng: np.random.Generator) -> np.nda
     return np.stack([rev, ni, te, ta, so, ocf], axis=-1)
 
 
-def statements(mk: _Market, rng: np.random.Generator, end: pd.Timestamp) -> pd.DataFrame:
-    """Quarterly statements, announced 20-90 days after period end, ~10 % restated later."""
-    qe = pd.date_range(mk.sessions[0] - pd.Timedelta(days=92), end, freq="QE")
-    q, n = len(qe), len(mk.isin)
-    levels = _fundamental_levels(mk, q, rng)
-    qe_v = qe.to_numpy().astype("datetime64[ns]")
-    split_date = np.where(mk.split_idx >= 0, mk.sessions.to_numpy()[mk.split_idx], _NAT)
-    after = (qe_v[None, :] >= split_date[:, None]) & (mk.split_idx >= 0)[:, None]
-    levels[..., 4] *= np.where(after, mk.split_ratio[:, None], 1.0)
-    stop = np.where(np.isnat(mk.delisted), end.to_datetime64(), mk.delisted)
-    lag = rng.integers(20, 90, (n, q)).astype("timedelta64[D]") + rng.integers(
-        0, 86_400, (n, q)).astype("timedelta64[s]")
-    known = qe_v[None, :] + lag
+@dataclass
+class _Filings:
+    qe: np.ndarray          # (Q,) quarter ends
+    values: np.ndarray      # (N, Q, 6) first filing, rounded
+    known: np.ndarray       # (N, Q) first filing instant
+    restate: np.ndarray     # (N, Q, 6) which fields are restated
+    later: np.ndarray       # (N, Q) restatement instant
+    change: np.ndarray      # (N, Q, 6) restated / first
+
+
+@functools.lru_cache(maxsize=8)
+def _filings(pool: Pool, seed: int) -> _Filings:
+    rng = _rng(pool, seed, 10)
+    qe = pd.date_range(EPOCH - pd.Timedelta(days=92), HORIZON, freq="QE").to_numpy().astype(
+        "datetime64[ns]")
+    n, q = len(pool), len(qe)
+    levels = _fundamental_levels(pool, q, rng)
+    split_date = np.where(pool.split_g < NEVER, all_sessions(pool.code).to_numpy()[
+        np.minimum(pool.split_g, len(all_sessions(pool.code)) - 1)], _NAT)
+    after = (qe[None, :] >= split_date[:, None]) & (pool.split_g < NEVER)[:, None]
+    levels[..., 4] *= np.where(after, pool.split_ratio[:, None], 1.0)
+    known = qe[None, :] + rng.integers(20, 90, (n, q)).astype("timedelta64[D]") + \
+        rng.integers(0, 86_400, (n, q)).astype("timedelta64[s]")
+    restate = (rng.random((n, q)) < 0.115)[..., None] & (rng.random((n, q, 6)) < 0.35)
+    pick = rng.integers(0, 6, (n, q))
+    np.put_along_axis(restate, pick[..., None], restate.any(axis=2, keepdims=True) | (
+        np.take_along_axis(restate, pick[..., None], axis=2)), axis=2)
+    later = known + rng.integers(30, 301, (n, q)).astype("timedelta64[D]")
+    change = 1 + rng.choice([-1.0, 1.0], (n, q, 6)) * rng.uniform(0.01, 0.05, (n, q, 6))
+    return _Filings(qe, np.rint(levels), known, restate, later, change)
+
+
+def statements(pool: Pool, seed: int, sel: np.ndarray, first_session: pd.Timestamp,
+               end: pd.Timestamp, delisted: np.ndarray) -> pd.DataFrame:
+    """Quarterly statements of the pool assets ``sel``: announced 20-90 days after the
+    period end, ~10 % restated 30-300 days later; only what is published by ``end``
+    (and before the delisting) and for quarters from the one before ``first_session``."""
+    f = _filings(pool, seed)
+    stop = np.where(np.isnat(delisted), end.to_datetime64(), delisted)
     cutoff = (stop + np.timedelta64(1, "D"))[:, None]
-    keep = (qe_v[None, :] >= (mk.listed - np.timedelta64(365, "D"))[:, None]) & (
-        qe_v[None, :] <= stop[:, None]) & (known < cutoff)
+    qe = f.qe[None, :]
+    listed = pool.listed[sel]
+    keep = (qe >= (listed - np.timedelta64(365, "D"))[:, None]) & (qe <= stop[:, None]) & (
+        f.known[sel] < cutoff) & (qe >= (first_session - pd.Timedelta(days=92)).to_datetime64())
     ai, qi = np.nonzero(keep)
-    vals = np.rint(levels[ai, qi])                       # (P, 6)
-    first = _statement_rows(mk.isin[ai], qe_v[qi], vals, known[ai, qi])
-    restate = (rng.random(len(ai)) < 0.115)[:, None] & (rng.random((len(ai), 6)) < 0.35)
-    restate[np.arange(len(ai)), rng.integers(0, 6, len(ai))] |= restate.any(axis=1)
-    later = known[ai, qi] + rng.integers(30, 301, len(ai)).astype("timedelta64[D]")
-    change = 1 + rng.choice([-1.0, 1.0], vals.shape) * rng.uniform(0.01, 0.05, vals.shape)
-    second = _statement_rows(mk.isin[ai], qe_v[qi], np.rint(vals * change), later)
-    fits = (restate & (later < cutoff[ai, 0])[:, None]).ravel()
+    si = sel[ai]
+    vals = f.values[si, qi]
+    first = _statement_rows(pool.isin[si], f.qe[qi], vals, f.known[si, qi])
+    fits = (f.restate[si, qi] & (f.later[si, qi] < cutoff[ai, 0])[:, None]).ravel()
+    second = _statement_rows(pool.isin[si], f.qe[qi], np.rint(vals * f.change[si, qi]),
+                             f.later[si, qi])
     out = pd.concat([first, second[fits]], ignore_index=True)
     return out.sort_values(["asset_id", "field", "period_end", "known_at"], ignore_index=True)
 
@@ -153,8 +215,21 @@ def _statement_rows(isin: np.ndarray, period_end: np.ndarray, vals: np.ndarray,
     })
 
 
+@functools.lru_cache(maxsize=8)
+def _fx_path(seed: int, currency: str) -> pd.Series:
+    """Units per USD on every calendar day of the span: AR(1) around the center."""
+    days = pd.date_range(EPOCH, HORIZON, freq="D")
+    k = list(FX_CENTER).index(currency)
+    shocks = np.random.default_rng([seed, 99, k]).normal(0.0, 0.005, len(days))
+    x = np.zeros(len(days))
+    for i in range(1, len(days)):   # AR(1) recursion, ~11,000 steps
+        x[i] = 0.995 * x[i - 1] + shocks[i]
+    return pd.Series(np.round(FX_CENTER[currency] * np.exp(x), FX_DECIMALS[currency]),
+                     index=days)
+
+
 def fx(markets: tuple[str, ...], start: pd.Timestamp, end: pd.Timestamp,
-       rng: np.random.Generator) -> pd.DataFrame:
+       seed: int) -> pd.DataFrame:
     """Daily USD rates of the markets' currencies on the union of their sessions.
 
     ``rate`` is USD per unit of the currency, ``1 / per_usd`` where ``per_usd`` (what
@@ -163,14 +238,10 @@ def fx(markets: tuple[str, ...], start: pd.Timestamp, end: pd.Timestamp,
     dates = global_sessions(list(markets), start, end)
     wanted = [MARKETS[m].currency for m in markets]
     frames = []
-    for cur in FX_CENTER:   # one shock stream per registry currency, used or not
-        shocks = rng.normal(0.0, 0.005, len(dates))
+    for cur in FX_CENTER:
         if cur not in wanted:
             continue
-        x = np.zeros(len(dates))
-        for i in range(1, len(dates)):   # AR(1) recursion, a few thousand steps
-            x[i] = 0.995 * x[i - 1] + shocks[i]
-        per_usd = np.round(FX_CENTER[cur] * np.exp(x), FX_DECIMALS[cur])
+        per_usd = _fx_path(seed, cur).reindex(dates).to_numpy()
         frames.append(pd.DataFrame({
             "date": dates.to_numpy(), "currency": cur, "rate": 1.0 / per_usd,
             "known_at": (dates + FX_KNOWN_AT_UTC).tz_localize("UTC")}))

@@ -6,6 +6,10 @@ keep-alive). Routes:
 - ``GET /v1/health`` (no key) -> ``{"ok": true}``
 - ``GET /v1/<endpoint>?...`` (``X-API-Key``) -> one page, see :mod:`quantlib.sandbox.api`
 - ``GET|POST|DELETE /_sandbox/faults`` (``X-API-Key``) -> list, arm, clear faults
+- ``GET /_sandbox/clock`` (``X-API-Key``) -> ``{"start", "end"}``: the vendor's clock
+- ``POST /_sandbox/clock`` (``X-API-Key``) with ``{"end": "YYYY-MM-DD"}`` -> move the
+  clock forward: ``{"start", "end", "files": [{"path", "rows", "sha256"}, ...]}`` (the FTP
+  files written: new days, the re-delivered month, changed reference files)
 
 Every keyed request spends one token of its key's bucket; an empty bucket answers
 ``429`` with ``Retry-After`` (whole seconds).
@@ -18,6 +22,7 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -66,6 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
     api_key: str
     bucket: TokenBucket
     faults: FaultRegistry
+    clock: Callable[[str | None], dict[str, Any]] | None = None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Quiet: the sandbox does not log each request."""
@@ -120,6 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/_sandbox/faults":
             self._send_json(200, {"faults": [f.to_dict() for f in self.faults.list()]})
             return
+        if url.path == "/_sandbox/clock":
+            self._clock(None)
+            return
         if not url.path.startswith("/v1/"):
             self._error(404, f"no such path {url.path}")
             return
@@ -142,8 +151,26 @@ class _Handler(BaseHTTPRequestHandler):
             page["data"] = corrupt_records(page["data"], fault)
         self._send_json(200, page, drop=fault is not None and fault.kind == "drop_connection")
 
+    def _clock(self, end: str | None) -> None:
+        if self.clock is None:
+            self._error(404, "this server has no vendor clock; start it with start_sandbox")
+            return
+        try:
+            self._send_json(200, self.clock(end))
+        except QuantlibError as exc:
+            self._error(400, exc)
+
     def do_POST(self) -> None:  # noqa: N802
         if not self._guard():
+            return
+        if urlsplit(self.path).path == "/_sandbox/clock":
+            try:
+                end = json.loads(self._read_body() or b"{}")["end"]
+            except (ValueError, KeyError, TypeError) as exc:
+                self._error(400, f"clock request must be JSON like {{\"end\": \"2026-01-05\"}}; "
+                                 f"found {exc!r}")
+                return
+            self._clock(str(end))
             return
         if urlsplit(self.path).path != "/_sandbox/faults":
             self._error(404, f"no such path {self.path}")
@@ -185,11 +212,14 @@ class HttpServer:
 
     def __init__(self, api: ApiData, *, api_key: str, faults: FaultRegistry | None = None,
                  rate_limit: tuple[float, float] = (50.0, 100.0), host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0,
+                 clock: Callable[[str | None], dict[str, Any]] | None = None) -> None:
         self.faults = faults if faults is not None else FaultRegistry()
         handler = type("SandboxHTTPHandler", (_Handler,), {
             "api": api, "api_key": api_key, "faults": self.faults,
-            "bucket": TokenBucket(*rate_limit)})
+            "bucket": TokenBucket(*rate_limit), "clock": staticmethod(clock) if clock
+            else None})
+        self._handler: type[_Handler] = handler
         try:
             self._server = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
@@ -203,6 +233,10 @@ class HttpServer:
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.1},
                                         name="sandbox-http", daemon=True)
+
+    def set_api(self, api: ApiData) -> None:
+        """Serve ``api`` from the next request on (requests in flight finish on the old)."""
+        self._handler.api = api
 
     def start(self) -> HttpServer:
         """Start serving in a background thread; returns self."""

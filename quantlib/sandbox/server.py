@@ -3,6 +3,15 @@
 :func:`start_sandbox` generates (or takes) a universe, writes the vendor tree, starts both
 servers with fresh random credentials and writes ``$QUANTLIB_HOME/run/sandbox.json``
 (mode 0600). Sources read it back with :meth:`SandboxConnection.load`.
+
+The vendor clock: :meth:`Sandbox.advance` (or ``POST /_sandbox/clock``, or
+:meth:`SandboxConnection.advance` from another process, or ``quantlib data sandbox
+--advance DATE``) moves the running vendor to a later ``end``. The universe is
+regenerated with the same start (generation is prefix-stable, see
+:mod:`quantlib.sandbox.universe`), the FTP tree is rewritten where a file changed (a new
+daily KR file per new session, the EU current month's file re-delivered with the new days
+and a new sidecar, master/ticker/action files when they changed; unchanged files keep
+their bytes and sidecars) and the API serves the new rows (``updated_since`` finds them).
 """
 
 from __future__ import annotations
@@ -12,12 +21,17 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
+import urllib.error
+import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from quantlib.config import quantlib_home
-from quantlib.errors import PermanentSourceError
+from quantlib.errors import ConfigError, PermanentSourceError, SourceError
 from quantlib.markets import DEFAULT_MARKETS
 from quantlib.sandbox.api import ApiData
 from quantlib.sandbox.faults import FaultRegistry
@@ -65,6 +79,26 @@ class SandboxConnection:
     def ftp_url(self) -> str:
         """``ftp://user:password@host:port``."""
         return f"ftp://{self.ftp_user}:{self.ftp_password}@{self.ftp_host}:{self.ftp_port}"
+
+    def advance(self, end: str | pd.Timestamp, timeout: float = 600.0) -> dict[str, Any]:
+        """Move the running sandbox's vendor clock to ``end`` (``POST /_sandbox/clock``).
+
+        Returns the server's answer: ``{"start", "end", "files": [...]}`` (the FTP files
+        written by the move).
+        """
+        body = json.dumps({"end": str(pd.Timestamp(end).date())}).encode()
+        req = urllib.request.Request(self.http_url + "/_sandbox/clock", data=body,
+                                     method="POST", headers={"X-API-Key": self.api_key,
+                                                             "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+                out: dict[str, Any] = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            raise SourceError("the sandbox must accept the clock move",
+                              found=f"HTTP {exc.code}: {exc.read().decode(errors='replace')}",
+                              fix="pass a date on or after the clock's end",
+                              source="sandbox", file="/_sandbox/clock") from None
+        return out
 
     def to_env(self) -> dict[str, str]:
         """The ``QUANTLIB_FTP_URL``, ``QUANTLIB_API_URL``, ``QUANTLIB_API_KEY`` variables."""
@@ -129,6 +163,49 @@ class Sandbox:
         self.state_file = state_file
         self._owns_root = owns_root
         self._stopped = False
+        self._lock = threading.Lock()
+
+    def advance(self, end: str | pd.Timestamp) -> list[WrittenFile]:
+        """Move the vendor clock forward to ``end``; returns the FTP files written.
+
+        The universe is regenerated with the same parameters and start (prefix-stable:
+        the history served so far does not change, except where the vendor corrects it),
+        changed files are rewritten atomically with new sidecars, and the API serves
+        the new universe from the next request on.
+
+        Raises
+        ------
+        ConfigError
+            If ``end`` is before the current clock or past the calendars' span.
+        """
+        end_ts = pd.Timestamp(end).normalize()
+        with self._lock:
+            u = self.universe
+            if end_ts < u.end:
+                raise ConfigError("the vendor clock only moves forward",
+                                  found=f"{end_ts.date()} before the clock {u.end.date()}",
+                                  fix="start a new sandbox for an earlier end", field="end")
+            if end_ts == u.end:
+                return []
+            new = generate(n_assets=u.n_assets, years=u.years, seed=u.seed, end=str(
+                end_ts.date()), markets=u.markets, start=u.start)
+            written = write_ftp_tree(new, self.root, only_changed=True)
+            self._http.set_api(ApiData(new))
+            self.universe = new
+            paths = {f.path for f in written}
+            self.files = [f for f in self.files if f.path not in paths] + written
+            return written
+
+    def clock(self, end: str | None = None) -> dict[str, Any]:
+        """``{"start", "end"}`` of the clock, after advancing it to ``end`` if given (plus
+        ``"files"``: the FTP files written); the HTTP ``/_sandbox/clock`` answer."""
+        written = self.advance(end) if end is not None else None
+        out: dict[str, Any] = {"start": str(self.universe.start.date()),
+                               "end": str(self.universe.end.date())}
+        if written is not None:
+            out["files"] = [{"path": f.path, "rows": f.rows, "sha256": f.sha256}
+                            for f in written]
+        return out
 
     def connection(self) -> SandboxConnection:
         """Connection info as written to the state file."""
@@ -161,6 +238,7 @@ class Sandbox:
 def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.PathLike[str] |
                   None = None, n_assets: int = 300, years: float = 10, seed: int = 42,
                   end: str = "2025-12-31", markets: tuple[str, ...] = DEFAULT_MARKETS,
+                  start: str | None = None,
                   rate_limit: tuple[float, float] = (50.0, 100.0), ftp_port: int = 0,
                   http_port: int = 0, write_state: bool = True,
                   progress: bool = False) -> Sandbox:
@@ -169,7 +247,8 @@ def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.Pat
     Parameters
     ----------
     universe : SandboxUniverse, optional
-        The truth to serve; generated from ``n_assets, years, seed, end, markets`` if None.
+        The truth to serve; generated from ``n_assets, years, seed, end, markets, start``
+        if None. :meth:`Sandbox.advance` regenerates from the universe's parameters.
     root : path, optional
         Where to write the FTP tree; a temporary folder (removed on stop) if None.
     rate_limit : (float, float)
@@ -191,12 +270,14 @@ def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.Pat
     >>> with start_sandbox(n_assets=5, years=0.25, markets=("US", "EU"), write_state=False) as sb:
     ...     req = urllib.request.Request(sb.http_url + "/v1/securities?market=US",
     ...                                  headers={"X-API-Key": sb.api_key})
-    ...     json.load(urllib.request.urlopen(req))["total_rows"]
-    5
+    ...     n = json.load(urllib.request.urlopen(req))["total_rows"]
+    ...     later = sb.advance("2026-01-07")
+    >>> n, len(sb.universe.market_assets("US")), [f.path for f in later]
+    (3, 3, ['eu/prices/prices_202601.csv'])
     """
     if universe is None:
         universe = generate(n_assets=n_assets, years=years, seed=seed, end=end,
-                            markets=markets)
+                            markets=markets, start=start)
     owns_root = root is None
     tree = Path(tempfile.mkdtemp(prefix="quantlib-sandbox-")) if root is None else Path(root)
     files = write_ftp_tree(universe, tree, progress=progress)
@@ -204,14 +285,17 @@ def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.Pat
     password, api_key = secrets.token_urlsafe(16), secrets.token_urlsafe(24)
     user = "vendor"
     ftp = FtpServer(tree, user=user, password=password, faults=faults, port=ftp_port).start()
+    holder: list[Sandbox] = []
     try:
         http = HttpServer(ApiData(universe), api_key=api_key, faults=faults,
-                          rate_limit=rate_limit, port=http_port).start()
+                          rate_limit=rate_limit, port=http_port,
+                          clock=lambda end: holder[0].clock(end)).start()
     except BaseException:
         ftp.stop()
         raise
     sandbox = Sandbox(universe, tree, files, ftp, http, password, api_key, faults, owns_root,
                       None)
+    holder.append(sandbox)
     if write_state:
         sandbox.state_file = sandbox.connection().save()
     return sandbox

@@ -112,17 +112,32 @@ def _large_str(col: pd.Series | pa.Array | np.ndarray) -> pa.Array:
 
 
 def _write(root: Path, rel: str, header: str, lines: _Lines, lo: int, hi: int,
-           encoding: str) -> WrittenFile:
+           encoding: str, only_changed: bool = False) -> WrittenFile | None:
+    """Write one file and its sidecar (each atomically: a reader never sees half a file).
+
+    With ``only_changed``, a file whose sidecar already says the same sha256 and row
+    count is left alone and None is returned.
+    """
     body = lines.body(lo, hi)
     if encoding != "utf-8":
         body = body.decode("utf-8").encode(encoding)
     data = header.encode(encoding) + b"\n" + body
+    digest = hashlib.sha256(data).hexdigest()
+    sidecar = root / (rel + ".sha256")
+    text = f"{digest} {hi - lo}\n"
+    if only_changed and sidecar.exists() and sidecar.read_text() == text:
+        return None
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    digest = hashlib.sha256(data).hexdigest()
-    (root / (rel + ".sha256")).write_text(f"{digest} {hi - lo}\n")
+    _replace(path, data)
+    _replace(sidecar, text.encode())
     return WrittenFile(rel, hi - lo, digest)
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def _groups(keys: np.ndarray) -> Iterator[tuple[object, int, int]]:
@@ -221,7 +236,8 @@ def _market_files(u: SandboxUniverse, market: str, source: SourceSpec) -> Iterat
 
 def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
                    progress: bool = False,
-                   on_file: Callable[[WrittenFile], None] | None = None) -> list[WrittenFile]:
+                   on_file: Callable[[WrittenFile], None] | None = None,
+                   only_changed: bool = False) -> list[WrittenFile]:
     """Write the vendor FTP trees of the universe's markets (with ``.sha256`` sidecars).
 
     Each FTP source of a market (``quantlib/markets.yaml``) is written under its root in
@@ -238,6 +254,9 @@ def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
         Show a tqdm progress bar.
     on_file : callable, optional
         Called with each :class:`WrittenFile` as it is written.
+    only_changed : bool
+        Leave files whose content is unchanged alone (the vendor clock advancing: only
+        new days, the re-delivered month and changed reference files are written).
 
     Returns
     -------
@@ -263,7 +282,9 @@ def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
     with tqdm(desc="writing vendor files", unit="file", disable=not progress) as bar:
         for files, encoding in jobs:
             for rel, header, lines, lo, hi in files:
-                wf = _write(root, rel, header, lines, lo, hi, encoding)
+                wf = _write(root, rel, header, lines, lo, hi, encoding, only_changed)
+                if wf is None:
+                    continue
                 written.append(wf)
                 if on_file is not None:
                     on_file(wf)
