@@ -6,6 +6,12 @@ reach. :func:`serve` starts the same server behind jupyter-server-proxy's
 ``<prefix>proxy/absolute/<port>/`` (the path is passed on unchanged, so the Bokeh server is
 given it as its ``prefix`` and every URL it writes is right), and shows the link.
 
+In a hub's kernel, Panel's own ``.show()`` and ``pn.serve(..., show=True)`` (HoloViews
+and hvplot objects go through ``pn.panel(obj).show()``) take the same path:
+:func:`route_show` (installed by :mod:`quantlib.lab.startup` when Panel is imported)
+hands them to :func:`serve`, which displays the app's link under the hub in the cell's
+output instead of opening a browser on the server's machine.
+
 jupyter-server-proxy checks the websocket's origin against the page (same origin only),
 so the Bokeh server itself accepts any origin: the browser's is the hub's public address,
 which the kernel does not know.
@@ -18,7 +24,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["serve", "Served", "proxied_prefix"]
+__all__ = ["serve", "Served", "proxied_prefix", "route_show"]
 
 
 def proxied_prefix(port: int, environ: dict[str, str] | None = None) -> str:
@@ -74,3 +80,38 @@ def serve(obj: Any, *, port: int | None = None, title: str | None = None,
     server = pn.serve(obj, port=port, address="127.0.0.1", show=False, threaded=True,
                       title=title, websocket_origin="*", prefix=prefix, verbose=False)
     return Served(f"{prefix}/" if prefix else f"http://127.0.0.1:{port}/", server)
+
+
+def _shown_through_the_hub(original: Any, environ: dict[str, str] | None) -> Any:
+    """``pn.serve`` that, asked to ``show``, serves behind the hub and displays the link."""
+    def serve_or_show(panels: Any, port: int = 0, *args: Any, show: bool = True,
+                      **kwargs: Any) -> Any:
+        if not show or args or not proxied_prefix(1, environ):
+            return original(panels, port, *args, show=show, **kwargs)
+        from IPython.display import display
+
+        served = serve(panels, port=port or None, title=kwargs.get("title"), environ=environ)
+        display(served)
+        return served.server
+
+    serve_or_show.__wrapped__ = original  # type: ignore[attr-defined]
+    return serve_or_show
+
+
+def route_show(environ: dict[str, str] | None = None) -> None:
+    """Make Panel's ``.show()``/``pn.serve(show=True)`` serve behind the hub (no-op outside).
+
+    The app is served by :func:`serve` (threaded, under
+    ``<prefix>proxy/absolute/<port>/``) and its link is displayed where ``show()`` was
+    called; ``show()`` returns the server (``.stop()`` stops it).
+    """
+    import panel
+    import panel.io
+    import panel.io.server
+    import panel.viewable
+
+    current = panel.io.server.serve
+    original = getattr(current, "__wrapped__", current)
+    routed = _shown_through_the_hub(original, environ)
+    for module in (panel, panel.io, panel.io.server, panel.viewable):
+        module.serve = routed  # type: ignore[attr-defined]

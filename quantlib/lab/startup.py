@@ -1,7 +1,7 @@
 """IPython extension loaded in every kernel of a hub-spawned JupyterLab.
 
 The platform's kernelspec (``hub-config/lab/share/kernels/python3/kernel.json``) starts
-ipykernel with ``--InteractiveShellApp.extensions=quantlib.lab.startup``. It does two
+ipykernel with ``--InteractiveShellApp.extensions=quantlib.lab.startup``. It does three
 things, both no-ops outside a hub session:
 
 - **Panel behind the hub's prefix.** Panel's Jupyter server extension serves its
@@ -11,6 +11,9 @@ things, both no-ops outside a hub session:
   When ``panel.io.notebook`` is imported, the endpoint root is rewritten to
   ``$JUPYTERHUB_SERVICE_PREFIX/panel-preview/`` in both the resource URLs Panel computes
   in Python and the bootstrap's own check of the endpoint.
+- **``.show()`` behind the hub.** Panel's ``.show()``/``pn.serve(show=True)`` serve the
+  app under ``$JUPYTERHUB_SERVICE_PREFIX/proxy/absolute/<port>/`` and display its link
+  (:func:`quantlib.lab.serve.route_show`) instead of opening a browser on the server.
 - **Quiet logs.** ``distributed``'s loggers are set to WARNING (the server's environment
   also sets ``DASK_LOGGING__DISTRIBUTED=warning`` for the cluster's processes).
 """
@@ -23,7 +26,10 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
+
+from quantlib.lab.serve import route_show
 
 __all__ = ["load_ipython_extension", "patch_panel", "panel_endpoint"]
 
@@ -82,26 +88,27 @@ def patch_panel(root: str) -> None:
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """Run ``patch_panel`` right after ``panel.io.notebook`` is first imported."""
+    """Run each hook right after its module is first imported (module name -> hook)."""
 
-    def __init__(self, root: str) -> None:
-        self.root = root
+    def __init__(self, hooks: dict[str, Callable[[], None]]) -> None:
+        self.hooks = hooks
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "panel.io.notebook":
+        hook = self.hooks.pop(name, None)
+        if hook is None:
             return None
-        sys.meta_path.remove(self)  # one shot; also keeps find_spec below from recursing
-        spec = importlib.util.find_spec(name)
+        if not self.hooks:
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)  # the hook is gone: no recursion
         if spec is None or spec.loader is None:
             return spec
-        loader, root = spec.loader, self.root
-        execute = loader.exec_module
+        execute = spec.loader.exec_module
 
         def exec_module(module: Any) -> None:
             execute(module)
-            patch_panel(root)
+            hook()
 
-        loader.exec_module = exec_module  # type: ignore[method-assign]
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
 
 
@@ -113,7 +120,11 @@ def load_ipython_extension(ipython: Any = None) -> None:
     root = panel_endpoint()
     if root is None:
         return
-    if "panel.io.notebook" in sys.modules:
-        patch_panel(root)
-    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport(root))
+    hooks: dict[str, Callable[[], None]] = {
+        "panel.io.notebook": lambda: patch_panel(root),
+        "panel": route_show,  # runs once the whole package is imported
+    }
+    for name in [n for n in hooks if n in sys.modules]:
+        hooks.pop(name)()
+    if hooks and not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(hooks))

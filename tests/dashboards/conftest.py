@@ -1,13 +1,13 @@
-"""Real components for the browser tests: a JupyterHub with both services, Debian chromium."""
+"""Real components for the browser tests: a JupyterHub with both services (Debian chromium
+is ``tests/conftest.py``'s ``browser``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from quantlib.testing.browser import CHROMIUM, CHROMIUM_ARGS, PAINTED_CANVASES_JS
+from quantlib.testing.browser import PAINTED_CANVASES_JS
 from quantlib.testing.demo import populate_demo_store
 from quantlib.testing.devhub import start_dev_hub
 
@@ -58,24 +58,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory, store, data_store):
                       wait_services=("results-api", "dashboards"), timeout=240)
     yield h
     h.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's chromium driven by Playwright (never `playwright install`).
-
-    Module-scoped: Playwright's sync API keeps an event loop running in the main thread
-    while it is open, which would break ``asyncio.run`` (and a second sync Playwright) in
-    any later test file that lands on the same xdist worker.
-    """
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("chromium is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -12,17 +12,23 @@ driven by Playwright then does what a new researcher does:
 3. every output holding a plot has a painted canvas (``quantlib/testing/browser.py``'s check:
    Panel's resources loaded behind ``/user/alice/``), no output is an error or on stderr
    (no "could not load resources", no ``distributed`` log lines), and no request for
-   Panel's or Bokeh's files failed;
-4. the Dask sidebar lists the notebook's running cluster (the scheduler address its kernel
-   registered) and its dashboard is connected (the pane buttons are offered).
+   Panel's or Bokeh's files failed; "Run All" stops waiting at the first failed cell and
+   reports every cell's prompt and output, the hub log's tail and the run's processes;
+4. a cell typed at the end calls a HoloViews plot's ``.show()``: its output links to
+   ``/user/alice/proxy/absolute/<port>/``, where the app renders with a painted canvas;
+5. the Dask sidebar lists the notebook's running cluster (the scheduler address its kernel
+   registered), its dashboard is connected, and its task-stream and progress panes open
+   with the dashboard's Bokeh plots in them.
 
 Screenshots are kept in ``artifacts/screenshots/lab-*.png``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,10 +36,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from playwright.sync_api import Error as PlaywrightError
 
 from quantlib.platform.hubconfig import free_port
+from quantlib.platform.process import platform_processes
 from quantlib.platform.settings import HUB_CONFIG_DIR
-from quantlib.testing.browser import CHROMIUM, CHROMIUM_ARGS
+from quantlib.testing.browser import painted_at_least
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.slow]
 
@@ -97,18 +105,6 @@ def lab_platform(tmp_path_factory, hub_prefix):
     cli("down")
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("chromium is missing: apt-get install -y chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 def shot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"lab-{name}.png"
@@ -133,22 +129,132 @@ def login_and_land(page, url: str) -> tuple[float, list[str]]:
     return time.perf_counter() - started, seen
 
 
-def run_all(page, timeout_s: float) -> None:
+#: per code cell: its prompt, whether an output is an error or on stderr, its output text
+CELLS_JS = """() => [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')].map((c) => ({
+  prompt: (c.querySelector('.jp-InputPrompt') || {}).textContent?.trim() ?? '',
+  failed: !!c.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"],'
+                            + ' .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]'),
+  text: [...c.querySelectorAll('.jp-OutputArea-output')].map((o) => o.innerText).join('\\n')
+}))"""
+
+
+def diagnosis(page, home: Path, cells: list[dict]) -> str:
+    """Every cell's prompt and output, a screenshot, the hub log's tail, the user's processes."""
+    import psutil
+
+    lines = [f"cell {i}: {c['prompt'] or '(no prompt)'}\n    "
+             + (c["text"][-1500:].replace("\n", "\n    ") or "(no output)")
+             for i, c in enumerate(cells)]
+    lines.append(f"screenshot: {shot(page, 'failure')}")
+    log = home / "platform" / "hub.log"
+    text = log.read_text(errors="replace").splitlines() if log.exists() else ["(no log)"]
+    tail = [t for t in text if not re.search(r"ConfigProxy|/hub/api/user|/activity", t)][-80:]
+    lines += ["--- hub.log tail (the single-user server and its kernels write there too):",
+              *tail]
+    state = json.loads((home / "platform" / "hub.json").read_text())
+    lines.append("--- processes of this platform run:")
+    for proc in platform_processes(state["run_id"]):
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            lines.append(f"{proc.pid} {proc.username()} {proc.status()} cpu {t.user + t.system:.1f}s "
+                         f"{' '.join(proc.cmdline())[:160]}")
+    return "\n".join(lines)
+
+
+def open_notebook(page, name: str, attempts: int = 3) -> None:
+    """Open ``name`` from the file browser; return once its kernel is idle.
+
+    ``autoStartDefaultKernel`` (hub-config/lab/settings) starts the kernel without asking.
+    On a loaded machine JupyterLab may still show its "Select Kernel" dialog (its session
+    request came back late, or before the kernel specs) while the server has started a
+    kernel. Choosing a kernel there replaces the one starting and can leave the notebook
+    connected to the one shut down, idle, so that "Run All" runs nothing (CI's 900 s
+    time-out). The dialog is cancelled instead and the page reloaded: JupyterLab then
+    reopens the notebook on the session the server holds.
+    """
+    page.locator(".jp-LauncherCard").first.wait_for(timeout=120_000)  # kernel specs loaded
+    page.locator(".jp-DirListing-content").get_by_text(name, exact=True).dblclick()
+    idle = ".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']"
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    for attempt in range(attempts):
+        page.wait_for_selector(f"{idle}, .jp-Dialog", timeout=240_000)
+        page.wait_for_timeout(2000)  # a dialog that comes late
+        if not dialog.count():
+            if page.locator(idle).count():
+                return
+            other = page.locator(".jp-Dialog").all_inner_texts()
+            pytest.fail(f"{name}: the kernel is not idle; dialogs: {other}", pytrace=False)
+        print(f"JupyterLab asked for a kernel (attempt {attempt + 1}): cancel, reload")
+        shot(page, f"kernel-dialog-{attempt + 1}")
+        dialog.locator("button.jp-mod-reject").click()
+        page.reload()
+        try:
+            page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
+        except PlaywrightError:  # the layout was not restored: open it again
+            page.locator(".jp-DirListing-content").get_by_text(name, exact=True).dblclick()
+    pytest.fail(f"{name}: JupyterLab kept asking for a kernel", pytrace=False)
+
+
+def run_all(page, home: Path, timeout_s: float) -> None:
+    """Run All Cells from the Run menu; wait until every code cell has run.
+
+    Stops at the first error or stderr output, or when no cell started within a minute;
+    on failure the message holds :func:`diagnosis`.
+    """
+    page.locator(".jp-NotebookPanel .jp-Cell").first.click()  # the notebook is current
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    done = """() => {
-      const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-        .map((e) => e.textContent.trim());
-      return p.length > 0 && p.every((t) => /^\\[\\d+\\]:$/.test(t));
-    }"""
-    page.wait_for_function(done, timeout=timeout_s * 1000, polling=1000)
+    started = time.monotonic()
+    deadline, problem = started + timeout_s, "time-out"
+    while True:
+        cells = page.evaluate(CELLS_JS)
+        if any(c["failed"] for c in cells):
+            problem = "a cell failed"
+            break
+        if cells and all(re.fullmatch(r"\[\d+\]:", c["prompt"]) for c in cells):
+            return
+        if time.monotonic() > deadline:
+            break
+        if time.monotonic() - started > 60 and all(c["prompt"] == "[ ]:" for c in cells):
+            problem = "no cell started"
+            break
+        page.wait_for_timeout(1000)
+    pytest.fail(f"Run All Cells: {problem} after {timeout_s - deadline + time.monotonic():.0f} s"
+                f"\n{diagnosis(page, home, cells)}", pytrace=False)
+
+
+#: a Dask dashboard pane's Bokeh views (elements, in shadow roots too) and canvases
+PANE_JS = """() => {
+  let views = 0, canvases = 0;
+  const walk = (r) => r.querySelectorAll('*').forEach((el) => {
+    if (typeof el.className === 'string' && el.className.includes('bk-')) views += 1;
+    if (el.tagName === 'CANVAS') canvases += 1;
+    if (el.shadowRoot) walk(el.shadowRoot);
+  });
+  walk(document);
+  return {views, canvases};
+}"""
+
+
+def dashboard_pane(page, name: str, path: str, timeout_s: float = 60) -> dict:
+    """Open the Dask sidebar's ``name`` pane; its Bokeh views once it has any."""
+    page.locator(".dask-DashboardListing-item").get_by_text(name, exact=True).click()
+    deadline, found = time.monotonic() + timeout_s, {"views": 0, "canvases": 0}
+    while time.monotonic() < deadline:
+        for frame in [f for f in page.frames if f.url.rstrip("/").endswith(path)]:
+            with contextlib.suppress(PlaywrightError):  # the frame is still loading
+                found = frame.evaluate(PANE_JS)
+        if found["views"]:
+            break
+        page.wait_for_timeout(1000)
+    return found
 
 
 @pytest.mark.timeout(1800)
 def test_researcher_lands_in_lab_runs_start_here_and_sees_plots_and_cluster(lab_platform,
-                                                                            chromium):
+                                                                            browser):
     url, home = lab_platform["url"], lab_platform["home"]
-    ctx = chromium.new_context(viewport={"width": 1500, "height": 1000})
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
     page = ctx.new_page()
     bad_responses: list[str] = []
     page.on("response", lambda r: bad_responses.append(f"{r.status} {r.url}")
@@ -169,17 +275,8 @@ def test_researcher_lands_in_lab_runs_start_here_and_sees_plots_and_cluster(lab_
                             ).count() == 0
         shot(page, "2-landed")
 
-        listing.get_by_text("start_here.ipynb", exact=True).dblclick()
-        page.wait_for_selector(".jp-NotebookPanel", timeout=120_000)
-        page.wait_for_timeout(3000)
-        # autoStartDefaultKernel (hub-config/lab/settings) starts the notebook's kernel
-        # without asking; should JupyterLab still ask, take its preferred kernel
-        select = page.locator(".jp-Dialog button", has_text="Select")
-        if select.count():
-            select.first.click()
-        page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator"
-                               "[data-status='idle']", timeout=180_000)
-        run_all(page, timeout_s=900)
+        open_notebook(page, "start_here.ipynb")
+        run_all(page, home, timeout_s=600)
         page.wait_for_timeout(3000)  # the last plots' first paint
         page.wait_for_function(
             f"() => ({PLOT_OUTPUTS_JS})().filter((c) => c.painted > 0).length >= {PLOT_OUTPUTS}",
@@ -198,6 +295,28 @@ def test_researcher_lands_in_lab_runs_start_here_and_sees_plots_and_cluster(lab_
             assert bad not in text, text[:3000]
         assert bad_responses == [], bad_responses
 
+        # a researcher's own `.show()` (here of a HoloViews heatmap) gives a link under
+        # the hub, not a localhost port, and the app behind it renders
+        shown_s = time.perf_counter()
+        page.locator(".jp-NotebookPanel .jp-Cell").last.click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("b")  # a new code cell below, then edit it
+        page.keyboard.press("Enter")
+        page.keyboard.insert_text(
+            'pn.panel(display.sweep_heatmap(table, "window", "skip", "sharpe")).show(title="sweep")')
+        page.keyboard.press("Shift+Enter")
+        link = page.locator(".jp-OutputArea-output a[href*='/proxy/']").last
+        link.wait_for(timeout=120_000)
+        href = link.get_attribute("href")
+        assert re.fullmatch(r"/user/alice/proxy/absolute/\d+/", href or ""), href
+        app = ctx.new_page()
+        app.goto(url.rstrip("/") + href)
+        app.wait_for_function(painted_at_least(1), timeout=120_000, polling=1000)
+        assert "<title>sweep</title>" in app.content()
+        shot(app, "4-show")
+        app.close()
+        print(f".show() -> app painted: {time.perf_counter() - shown_s:.1f} s")
+
         # the Dask sidebar: the kernel's cluster is listed and the dashboard is connected
         registered = list((user_home / ".local" / "share" / "jupyter" / "runtime"
                            / "quantlib-dask").glob("*.json"))
@@ -209,7 +328,14 @@ def test_researcher_lands_in_lab_runs_start_here_and_sees_plots_and_cluster(lab_
         assert address in item.first.inner_text()
         page.wait_for_selector(".dask-DashboardListing-item", timeout=60_000)
         assert page.locator(".dask-DashboardListing-inactive").count() == 0
-        shot(page, "4-dask-sidebar")
+        for name, path in (("Task Stream", "individual-task-stream"),
+                           ("Progress", "individual-progress")):
+            found = dashboard_pane(page, name, path)
+            assert found["views"] >= 1, (name, found)  # the dashboard's plot is there
+            if name == "Task Stream":  # the sweep's tasks are drawn
+                assert found["canvases"] >= 1, (name, found)
+        assert page.locator(".dask-DaskDashboard-inactive:visible").count() == 0
+        shot(page, "5-dask-sidebar")
     except Exception:
         shot(page, "failure")
         raise
