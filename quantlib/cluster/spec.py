@@ -63,7 +63,8 @@ def _drop_none(container: dict[str, Any]) -> None:
 def make_cluster_spec(profile: str | dict[str, Any], image: str, *, name: str | None = None,
                       n_workers: int | None = None, idle_timeout_s: int | None = None,
                       env: dict[str, str] | None = None, owner: str | None = None,
-                      profiles_path: str | None = None) -> dict[str, Any]:
+                      profiles_path: str | None = None,
+                      service_account: str | None = None) -> dict[str, Any]:
     """Build a ``kubernetes.dask.org/v1`` ``DaskCluster`` resource from a profile.
 
     Parameters
@@ -84,7 +85,11 @@ def make_cluster_spec(profile: str | dict[str, Any], image: str, *, name: str | 
     env : dict, optional
         Extra environment for scheduler and workers.
     owner : str, optional
-        Value of the ``quantlib.io/owner`` label (default ``JUPYTERHUB_USER``).
+        Value of the ``quantlib.io/owner`` label (default ``QUANTLIB_K8S_OWNER``, then
+        ``JUPYTERHUB_USER``).
+    service_account : str, optional
+        ServiceAccount of the scheduler and worker pods (default
+        ``QUANTLIB_K8S_SERVICE_ACCOUNT``, set in a hub user's pod: the user's own account).
 
     Examples
     --------
@@ -115,9 +120,9 @@ def make_cluster_spec(profile: str | dict[str, Any], image: str, *, name: str | 
         n_workers=prof["min_workers"] if n_workers is None else n_workers,
         resources=_resources(worker), env=env or None, worker_command=command,
         idle_timeout=prof["idle_timeout_s"] if idle_timeout_s is None else idle_timeout_s)
+    owner = owner or os.environ.get("QUANTLIB_K8S_OWNER") or os.environ.get("JUPYTERHUB_USER")
     labels = {"app.kubernetes.io/part-of": "quantlib",
-              "quantlib.io/owner": re.sub(r"[^A-Za-z0-9_.-]", "-",
-                                          owner or os.environ.get("JUPYTERHUB_USER", "unknown"))[:63]}
+              "quantlib.io/owner": re.sub(r"[^A-Za-z0-9_.-]", "-", owner or "unknown")[:63]}
     spec["metadata"]["labels"] = labels
     wspec = spec["spec"]["worker"]["spec"]
     _place(wspec, prof)
@@ -125,7 +130,10 @@ def make_cluster_spec(profile: str | dict[str, Any], image: str, *, name: str | 
     sspec["containers"][0]["resources"] = _resources(
         prof.get("scheduler") or {"requests": {"cpu": "500m", "memory": "1Gi"}})
     _place(sspec, prof)
+    account = service_account or os.environ.get("QUANTLIB_K8S_SERVICE_ACCOUNT")
     for pod in (wspec, sspec):
+        if account:  # the notebook's own identity (quantlib.platform.kubeusers)
+            pod["serviceAccountName"] = account
         for container in pod["containers"]:
             _drop_none(container)
     for part in ("worker", "scheduler"):

@@ -30,29 +30,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from quantlib.errors import SourceError
+from quantlib.platform.process import pid_alive as _alive
 
 __all__ = ["sandbox_process", "clean_leftovers", "HOME_PREFIX"]
 
 HOME_PREFIX = "quantlib-sandbox-home-"
 _PR_SET_PDEATHSIG = 1
 _YOUNG_S = 60.0  # a home this young without owner.pid may be being created right now
-
-
-def _alive(pid: int | None) -> bool:
-    """Whether ``pid`` runs (a zombie waiting to be reaped counts as dead)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _read_pid(path: Path, key: str | None = None) -> int | None:

@@ -184,3 +184,28 @@ def passwd(config: str | None, name: str, password_stdin: bool) -> None:
         click.echo(f"password of {name!r} set")
     else:
         click.echo(f"password of {name!r} set to {password}")
+
+
+@platform.command("k8s-identity")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--settings", type=click.Path(dir_okay=False), default=None,
+              help="Identity settings [default: hub-config/k8s/identity/identity.yaml].")
+@click.option("--iam", is_flag=True, help="Print each user's IAM role (JSON) instead.")
+def k8s_identity(names: tuple[str, ...], settings: str | None, iam: bool) -> None:
+    """Print the Kubernetes ServiceAccount, Role and RoleBinding of hub users NAMES.
+
+    The hub applies them itself before a spawn; this shows them for review, and with
+    --iam the IAM role (trust, tag, permissions) an administrator creates per user.
+    """
+    import json
+
+    import yaml
+
+    from quantlib.platform.kubeusers import iam_role, identity_manifests, load_identity_settings
+
+    config = load_identity_settings(settings)
+    if iam:
+        click.echo(json.dumps([iam_role(n, config) for n in names], indent=2))
+        return
+    docs = [doc for n in names for doc in identity_manifests(n, config)]
+    click.echo(yaml.safe_dump_all(docs, sort_keys=False), nl=False)

@@ -11,10 +11,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,33 +28,13 @@ from quantlib.platform.process import (
     platform_processes,
     running_hub,
     start_hub,
+    step,
     stop_hub,
 )
 from quantlib.platform.settings import PlatformPaths, load_spec, platform_paths
 
 __all__ = ["PlatformInfo", "up", "down", "status", "ensure_admin", "has_data", "refresh_data",
            "step"]
-
-
-@contextlib.contextmanager
-def step(echo: Callable[[str], None], what: str) -> Iterator[None]:
-    """Print ``what`` as it starts and ``... done in N s`` (or ``failed``) as it ends.
-
-    Examples
-    --------
-    >>> with step(print, "checking"):
-    ...     pass  # doctest: +ELLIPSIS
-    checking ...
-      checking: done in 0.0 s
-    """
-    echo(f"{what} ...")
-    started = time.perf_counter()
-    try:
-        yield
-    except BaseException:
-        echo(f"  {what}: FAILED after {time.perf_counter() - started:.1f} s")
-        raise
-    echo(f"  {what}: done in {time.perf_counter() - started:.1f} s")
 
 
 @dataclass
@@ -161,10 +140,7 @@ def down(echo: Callable[[str], None] | None = None) -> list[int]:
 
     With ``echo``, each step is printed with its time.
     """
-    if echo is None:
-        return stop_hub(platform_paths())
-    with step(echo, "stopping the hub, its proxy, services and servers"):
-        return stop_hub(platform_paths())
+    return stop_hub(platform_paths(), echo=echo)
 
 
 def status() -> PlatformInfo:

@@ -4,12 +4,16 @@
 output to ``hub.log``, and records ``hub.json`` (pid, port, URL, run id, start time).
 Every process the platform starts (proxy, services, single-user servers, their kernels
 and Dask workers) carries ``QUANTLIB_PLATFORM_RUN=<run id>`` in its environment, so
-``stop_hub`` can first let the hub shut down what it started and then end whatever is
-left, by that id and nothing broader.
+``stop_hub`` finds them by that id and nothing broader. It ends the services, servers,
+kernels and workers all at once (SIGTERM, a 3 s grace, SIGKILL) while the hub is paused
+(JupyterHub restarts a managed service it sees exit, and stops its services one after
+another, each with up to 20 s of signal time-outs), then stops the hub, which stops its
+proxy, then ends any straggler; each step is printed with its time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -18,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,7 +35,7 @@ from quantlib.platform.hubconfig import proxy_command
 from quantlib.platform.settings import HUB_CONFIG_DIR, PlatformPaths, load_spec
 
 __all__ = ["HubState", "running_hub", "healthy", "start_hub", "stop_hub", "platform_processes",
-           "hub_command", "hub_environment"]
+           "hub_command", "hub_environment", "pid_alive", "step"]
 
 RUN_VAR = "QUANTLIB_PLATFORM_RUN"
 
@@ -61,18 +66,36 @@ class HubState:
             return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        proc = psutil.Process(pid)
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` runs (a zombie waiting to be reaped counts as dead).
+
+    A process of another account counts as alive (``kill(pid, 0)`` is refused, not
+    answered "no such process").
+
+    Examples
+    --------
+    >>> pid_alive(os.getpid()), pid_alive(None), pid_alive(0)
+    (True, False, False)
+    """
+    if not pid:
         return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def running_hub(paths: PlatformPaths) -> HubState | None:
     """The recorded hub if its process is alive and is a JupyterHub, else ``None``."""
     state = HubState.load(paths)
-    if state is None or not _alive(state.pid):
+    if state is None or not pid_alive(state.pid):
         return None
     try:
         cmdline = " ".join(psutil.Process(state.pid).cmdline())
@@ -188,35 +211,130 @@ def _reap(pid: int) -> None:
         pass
 
 
-def stop_hub(paths: PlatformPaths, timeout: float = 30.0) -> list[int]:
-    """Stop the hub (which stops its proxy, services and servers), then any straggler.
+@contextlib.contextmanager
+def step(echo: Callable[[str], None], what: str) -> Iterator[None]:
+    """Print ``what`` as it starts and ``... done in N s`` (or ``failed``) as it ends.
 
-    Returns the pids that had to be terminated after the hub was gone.
+    Examples
+    --------
+    >>> with step(print, "checking"):
+    ...     pass  # doctest: +ELLIPSIS
+    checking ...
+      checking: done in 0.0 s
     """
+    echo(f"{what} ...")
+    started = time.perf_counter()
+    try:
+        yield
+    except BaseException:
+        echo(f"  {what}: FAILED after {time.perf_counter() - started:.1f} s")
+        raise
+    echo(f"  {what}: done in {time.perf_counter() - started:.1f} s")
+
+
+def _quiet(_text: str) -> None:
+    return None
+
+
+def _end(procs: list[psutil.Process], grace_s: float) -> list[psutil.Process]:
+    """SIGTERM all of ``procs`` at once, SIGKILL those alive after ``grace_s``; the killed."""
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _gone, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=2.0)
+    return alive
+
+
+def _label(proc: psutil.Process, hub_pid: int) -> str:
+    """``service NAME`` / ``server of USER`` for the hub's direct children, else ``""``."""
+    try:
+        if proc.ppid() != hub_pid:
+            return ""
+        env = proc.environ()
+    except psutil.Error:
+        return ""
+    if env.get("JUPYTERHUB_SERVICE_NAME"):
+        return f"service {env['JUPYTERHUB_SERVICE_NAME']}"
+    if env.get("JUPYTERHUB_USER"):
+        return f"server of {env['JUPYTERHUB_USER']}"
+    return ""
+
+
+def _stop_children(state: HubState, echo: Callable[[str], None], grace_s: float) -> None:
+    """End the services, servers, kernels and workers in parallel while the hub is frozen.
+
+    The hub restarts a managed service it sees exit, so it is paused (SIGSTOP) while its
+    children go and resumed afterwards; the proxy stays for the hub to stop.
+    """
+    frozen = _is_hub(state)
+    if frozen:
+        os.kill(state.pid, signal.SIGSTOP)
+    try:
+        procs = [p for p in platform_processes(state.run_id) if p.pid != state.pid
+                 and "configurable-http-proxy" not in " ".join(_cmdline(p))]
+        if not procs:
+            return
+        labels = {p.pid: _label(p, state.pid) for p in procs}
+        named = sorted(filter(None, labels.values()))
+        what = ", ".join(named) if named else "no service or server"
+        shown = {p.pid: labels[p.pid] or " ".join(_cmdline(p))[-60:] for p in procs}
+        with step(echo, f"stopping {len(procs)} processes in parallel ({what})"):
+            killed = _end(procs, grace_s)
+            if killed:
+                echo(f"  killed after {grace_s:g} s: " + "; ".join(shown[p.pid] for p in killed))
+    finally:
+        if frozen:
+            os.kill(state.pid, signal.SIGCONT)
+
+
+def _is_hub(state: HubState) -> bool:
+    """Whether ``state.pid`` is still that hub (not a reused pid): alive, with its run id."""
+    try:
+        proc = psutil.Process(state.pid)
+        return (proc.status() != psutil.STATUS_ZOMBIE
+                and proc.environ().get(RUN_VAR) == state.run_id)
+    except psutil.Error:
+        return False
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return proc.cmdline()
+    except psutil.Error:
+        return []
+
+
+def stop_hub(paths: PlatformPaths, timeout: float = 10.0, *, grace_s: float = 3.0,
+             echo: Callable[[str], None] | None = None) -> list[int]:
+    """Stop services and servers in parallel, then the hub and its proxy, then stragglers.
+
+    Each step is SIGTERM, a short wait (``grace_s``; ``timeout`` for the hub), SIGKILL.
+    With ``echo``, each step is printed with its time. Returns the pids that were still
+    there after the hub had gone.
+    """
+    echo = echo or _quiet
     state = HubState.load(paths)
     if state is None:
         return []
-    if _alive(state.pid):
-        os.kill(state.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _alive(state.pid) and time.monotonic() < deadline:
+    _stop_children(state, echo, grace_s)
+    if _is_hub(state):
+        with step(echo, f"stopping the hub (pid {state.pid}) and its proxy"):
+            os.kill(state.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while pid_alive(state.pid) and time.monotonic() < deadline:
+                _reap(state.pid)
+                time.sleep(0.05)
+            if pid_alive(state.pid):
+                os.kill(state.pid, signal.SIGKILL)
             _reap(state.pid)
-            time.sleep(0.2)
-        if _alive(state.pid):
-            os.kill(state.pid, signal.SIGKILL)
-        _reap(state.pid)
     leftovers = platform_processes(state.run_id)
-    for proc in leftovers:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _gone, alive = psutil.wait_procs(leftovers, timeout=10)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    if leftovers:
+        with step(echo, f"ending {len(leftovers)} leftover processes"):
+            _end(leftovers, grace_s)
     for path in (paths.state_file, paths.pid_file, paths.proxy_pid_file):
         path.unlink(missing_ok=True)
     return [p.pid for p in leftovers]

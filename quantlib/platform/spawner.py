@@ -12,7 +12,8 @@ runs as depends on ``hub.user_accounts`` (see :mod:`quantlib.platform.accounts`)
   (``QUANTLIB_RESULTS_API``) with the server's hub token, which records the real author;
 - without accounts (a hub that is not root, or ``shared``), every server runs as the
   hub's own account, as root with ``--allow-root``: users are then separated by the hub's
-  roles only, and the hub logs that once per spawn.
+  roles only, and the hub logs that once per spawn. Their homes are still 0700, so other
+  local accounts cannot read them.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class PlatformSpawner(LocalProcessSpawner):
                              "separated by hub roles only (hub.user_accounts=%s, euid %d)",
                              self.user.name, self.user_accounts, os.geteuid())
             self.user_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.user_dir, 0o700)  # the hub's account only, not other local ones
         self.notebook_dir = str(self.user_dir)
         return await super().start()
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from quantlib.config import quantlib_home
+from quantlib.platform.process import pid_alive
 
 __all__ = ["schedule_home", "StateStore", "JobLock"]
 
@@ -80,16 +81,6 @@ class StateStore:
             return data[job]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class JobLock:
     """An exclusive per-job lock file holding the owner's pid; stale locks are broken.
 
@@ -126,7 +117,7 @@ class JobLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 owner = self.holder()
-                if owner is not None and _pid_alive(owner):
+                if owner is not None and pid_alive(owner):
                     return False
                 # stale: its process is gone (or the file is empty/garbled)
                 with contextlib.suppress(FileNotFoundError):

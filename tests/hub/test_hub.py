@@ -245,8 +245,23 @@ def test_down_stops_every_process(platform):
     names = " ".join(" ".join(p.cmdline()) for p in before)
     assert "configurable-http-proxy" in names and "jupyterhub-singleuser" in names
     assert "quantlib.platform.supervise" in names and "jupyterhub_idle_culler" in names
+    services = {p.environ()["JUPYTERHUB_SERVICE_NAME"] for p in before
+                if p.ppid() == hub_pid and "JUPYTERHUB_SERVICE_NAME" in p.environ()}
+    assert {"dashboards", "results-api", "scheduler"} <= services
+    started = time.perf_counter()
     done = cli(platform.env, "down", timeout=90)
+    print(f"\nplatform down: {time.perf_counter() - started:.1f} s\n{done.stdout}")
     assert done.returncode == 0 and "is stopped" in done.stdout
+    lines = done.stdout.splitlines()
+    # each step announced, then timed: services + servers together first, the hub last
+    parallel = next(i for i, line in enumerate(lines) if "in parallel" in line)
+    assert all(f"service {name}" in lines[parallel] for name in services), lines[parallel]
+    assert "server of alice" in lines[parallel]
+    timed = [i for i, line in enumerate(lines)
+             if re.fullmatch(r"  (stopping .*): done in \d+\.\d s", line)]
+    assert any(lines[i].startswith("  " + lines[parallel].removesuffix(" ...")) for i in timed)
+    hub = next(i for i, line in enumerate(lines) if f"stopping the hub (pid {hub_pid})" in line)
+    assert hub > parallel and any(i > hub and "stopping the hub" in lines[i] for i in timed)
     assert platform_processes(run_id) == []
     assert not psutil.pid_exists(hub_pid) or psutil.Process(hub_pid).status() == "zombie"
     with socket.socket() as sock:

@@ -111,7 +111,7 @@ def test_dask_user_role_grants_what_kubecluster_needs() -> None:
         assert (verb, group, res) in granted
     binding = docs[("RoleBinding", "quantlib-dask-user")]
     subjects = {s["name"] for s in binding["subjects"]}
-    assert _values("prod")["singleuser"]["serviceAccountName"] in subjects
+    assert "serviceAccountName" not in _values("prod")["singleuser"]  # users: their own
     crons = [d for _n, d in MANIFESTS if d["kind"] == "CronJob"]
     for cj in crons:
         sa = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"]
