@@ -1,6 +1,6 @@
 """Results API latency and throughput: cached metrics requests with real hub tokens.
 
-Starts a real JupyterHub (``quantlib.serving.devhub``) managing the results API, once with
+Starts a real JupyterHub (``quantlib.testing.devhub``) managing the results API, once with
 the in-process cache and once with Redis (a real ``redis-server``), and drives the API's
 own port on loopback from a load generator in a SEPARATE process (asyncio + httpx):
 
@@ -25,9 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -139,7 +136,7 @@ def saturation(url: str, token: str, concurrency: int, seconds: float) -> dict:
 
 def run_case(name: str, store: str, ids: list[str], args: argparse.Namespace,
              env: dict[str, str]) -> dict:
-    from quantlib.serving.devhub import start_dev_hub
+    from quantlib.testing.devhub import start_dev_hub
 
     wd = tempfile.mkdtemp(prefix=f"bench-api-{name}-")
     hub = start_dev_hub(wd, results_url=store, env=env, services=("results-api",))
@@ -170,8 +167,8 @@ def main() -> None:
         args.url = args.load
         load_main(args)
         return
-    from quantlib.serving.demo import populate_demo_store
-    from quantlib.serving.devhub import free_port
+    from quantlib.platform.hubconfig import free_port
+    from quantlib.testing.demo import populate_demo_store
 
     store = tempfile.mkdtemp(prefix="bench-api-results-")
     ids = populate_demo_store(store, years=10)

@@ -10,7 +10,11 @@ precedes the timed calls, best of N. Peers run in their own environment::
     uv venv bench/.venv-peers --python 3.12
     uv pip install --python bench/.venv-peers -r bench/peers/requirements.txt
     uv run python bench/bench_backtest.py                # --no-peers, --no-dask to skip
-    uv run python bench/bench_backtest.py --w2-assets 1000,5000,20000 --w1-assets 200,1000
+    # the whole bench, scaling table included, written into bench/RESULTS.md:
+    uv run python bench/bench_backtest.py --w1-assets 200,1000 --w2-assets 1000,5000,20000 --write
+
+The report starts with issue #15's floors (measured / met?) and then lists every row; W2
+rows give time and peak working memory against the reference at each size.
 
 References: bench/references.py (pinned to quantlib by tests/backtest/test_bench_references.py).
 """
@@ -20,10 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +43,9 @@ PEERS_PY = HERE / ".venv-peers" / "bin" / "python"
 T = 2520
 FEE = ref.FEE
 PAIRS = [(f, s) for f in range(5, 55, 5) for s in range(20, 220, 20) if f < s]  # 90 pairs
+RESULTS_MD = HERE / "RESULTS.md"
+BEGIN, END = "<!-- bench_backtest:begin -->", "<!-- bench_backtest:end -->"
+MEASURED: dict[str, float] = {}  # what the floors table reads
 
 
 def best_of(fn, repeat=3):
@@ -170,7 +179,8 @@ def startup_step(d: Path) -> dict:
     t3 = time.perf_counter()
     quantlib.backtest.run("xs_momentum", ds, window=252, skip=21, quantile=10, costs="flat:10")
     t4 = time.perf_counter()
-    return {"import_s": t1 - t0, "first_run_s": t3 - t2, "second_run_s": t4 - t3}
+    return {"import_s": t1 - t0, "first_run_s": t3 - t2, "second_run_s": t4 - t3,
+            "first_result_s": (t1 - t0) + (t3 - t2)}
 
 
 def child(args: list[str], env: dict[str, str] | None = None, timeout: int = 1800) -> dict:
@@ -237,6 +247,8 @@ def w1_rows(d: Path, sizes: list[int], peers: list[str], timeout: int) -> list[R
         base = child(["w1_ref", str(d), str(n)])
         diff = _maxdiff(d / f"out_w1_ql_{n}.npy", d / f"out_w1_ref_{n}.npy")
         tag = f"W1 {len(PAIRS)} pairs x {n:,} assets"
+        if "seconds" in ours and n == sizes[0]:
+            MEASURED["w1_rate"] = nb / ours["seconds"]
         rows += [(tag, "quantlib sweep(per_asset), all threads", fmt(ours, nb)),
                  (tag, "quantlib, 1 thread", fmt(one, nb) + f"; threads gain {ratio(ours, one)}"),
                  (tag, "NumPy reference (one cumsum, cached means)", fmt(base, nb)),
@@ -245,6 +257,8 @@ def w1_rows(d: Path, sizes: list[int], peers: list[str], timeout: int) -> list[R
         if n == sizes[0]:  # portfolio mode: 90 portfolios of n MA sleeves, batched kernel
             pf, pf1 = child(["w1_portfolio", str(d), str(n)]), child(["w1_portfolio", str(d),
                                                                    str(n), "1"])
+            if "seconds" in pf and "seconds" in pf1:
+                MEASURED["portfolio_threads"] = pf1["seconds"] / pf["seconds"]
             rows += [(f"portfolio sweep, {len(PAIRS)} sets x {n:,} assets", "all threads / 1 "
                       "thread", fmt(pf, len(PAIRS), "portfolios") + " / " + fmt(pf1)
                       + f"; threads gain {ratio(pf, pf1)} (floor 1.7x)")]
@@ -279,6 +293,8 @@ def w1m_rows(d: Path, peers: list[str], timeout: int) -> list[Row]:
         ours = child([f"w1m_ql_{lay}", str(d), "0"])
         base = child([f"w1m_ref_{lay}", str(d), "0"])
         tag = f"W1m 18,000 x 2,520, {'row' if lay == 'C' else 'column'}-major"
+        if "seconds" in ours:
+            MEASURED[f"w1m_{lay}"] = ours["seconds"]
         rows += [(tag, "quantlib sweep_metrics", fmt(ours)),
                  (tag, "NumPy reference", fmt(base) + f"; ratio {ratio(ours, base)}")]
         (d / "metrics_layout.txt").write_text(lay)
@@ -298,6 +314,10 @@ def w2_rows(d: Path, sizes: list[int], peers: list[str], timeout: int) -> list[R
         tag = f"W2 12-1 momentum, {n:,} assets"
         mem = (f"; memory quantlib / reference {ours['peak_mb'] / base['peak_mb']:.2f}x"
                if "peak_mb" in ours and "peak_mb" in base else "")
+        if "seconds" in ours and "seconds" in base:
+            MEASURED[f"w2_ratio_{n}"] = base["seconds"] / ours["seconds"]
+        if mem:
+            MEASURED[f"w2_mem_{n}"] = ours["peak_mb"] / base["peak_mb"]
         rows += [(tag, "quantlib run() end to end", fmt(ours)),
                  (tag, "NumPy reference (vectorized, delistings)", fmt(base)),
                  (tag, "ratio reference / quantlib", ratio(ours, base) + mem
@@ -378,6 +398,7 @@ def dask_rows(d: Path, repeat: int) -> list[Row]:
     same = np.array_equal(outs[1][cols].to_numpy(), outs[2][cols].to_numpy(), equal_nan=True)
     nb = len(outs[1])
     b1, b2 = min(times[1]), min(times[2])
+    MEASURED["dask_scaling"] = b1 / b2
     tag = f"Dask sweep {nb:,} backtests"
     return [(tag, "1 worker x 1 thread", f"{b1:.2f} s = {nb / b1:,.0f}/s"),
             (tag, "2 workers x 1 thread", f"{b2:.2f} s = {nb / b2:,.0f}/s; scaling {b1 / b2:.2f}x "
@@ -408,9 +429,24 @@ def main() -> None:
     ap.add_argument("--peers", default="metrics_vbt,metrics_vbt_rust,metrics_empyrical,"
                     "metrics_quantstats,metrics_pandas,w1_vbt,w1_vbt_rust,w2_vbt,w2_vbt_rust,"
                     "w2_bt")
+    ap.add_argument("--write", action="store_true",
+                    help="also write the table into bench/RESULTS.md (between its markers)")
     args = ap.parse_args()
+    load0, t_start = os.getloadavg(), time.time()
     peers = [] if args.no_peers else args.peers.split(",")
     d = Path(tempfile.mkdtemp(prefix="bench-backtest-"))
+    try:
+        rows = run_sections(args, d, peers)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)  # GBs of .npy at 20,000 assets
+    text = report(rows, load0, time.time() - t_start, " ".join(sys.argv[1:]))
+    print("\n" + text)
+    if args.write:
+        write_results(text)
+        print(f"\nwritten to {RESULTS_MD}", file=sys.stderr)
+
+
+def run_sections(args: argparse.Namespace, d: Path, peers: list[str]) -> list[Row]:
     w1n = [int(x) for x in args.w1_assets.split(",")]
     if 200 not in w1n:
         w1n = [200, *w1n]
@@ -428,22 +464,80 @@ def main() -> None:
     if "startup" in parts:
         if "w2" not in parts or 1000 not in w2n:
             make_w2(d, 1000)
-        for _ in range(2):  # the second start finds the numba cache warm
-            s = child(["startup", str(d)])
-        rows.append(("Start-up (fresh process, warm numba cache)", "import quantlib.backtest / "
-                     "first run() / second run()", f"{s['import_s']:.2f} s / "
-                     f"{s['first_run_s']:.2f} s / {s['second_run_s']:.3f} s"
-                     if "import_s" in s else str(s)))
+        rows += startup_rows(d)
     if not args.no_dask and "dask" in parts:
         rows += dask_rows(d, args.dask_repeat)
+    return rows
+
+
+def startup_rows(d: Path) -> list[Row]:
+    for _ in range(2):  # the second start finds the numba cache warm
+        s = child(["startup", str(d)])
+    if "import_s" not in s:
+        return [("Start-up (fresh process, warm numba cache)", "error", str(s)[:300])]
+    MEASURED["startup"] = s["first_result_s"]
+    return [("Start-up (fresh process, warm numba cache)", "import quantlib.backtest / "
+             "first run() (cache load + run) / second run()",
+             f"{s['import_s']:.2f} s / {s['first_run_s']:.2f} s / {s['second_run_s']:.3f} s: "
+             f"first result {s['first_result_s']:.2f} s, of which loading the numba cache "
+             f"~{s['first_run_s'] - s['second_run_s']:.2f} s")]
+
+
+def floors() -> list[Row]:
+    """Issue #15's floors against what this run measured (n/a: the part did not run)."""
+    m = MEASURED
+
+    def row(name: str, key: str, fmt_: str, ok: Callable[[float], bool]) -> Row:
+        if key not in m:
+            return (name, "n/a", "not run")
+        return (name, fmt_.format(m[key]), "yes" if ok(m[key]) else "NO")
+    out = [row("W1 >= 350,000 backtests/s, one process", "w1_rate", "{:,.0f}/s",
+               lambda v: v >= 350_000),
+           row("portfolio sweep >= 1.7x on 2 threads", "portfolio_threads", "{:.2f}x",
+               lambda v: v >= 1.7),
+           row("W1m <= 25 ms, row-major", "w1m_C", "{:.4f} s", lambda v: v <= 0.025),
+           row("W1m <= 25 ms, column-major", "w1m_F", "{:.4f} s", lambda v: v <= 0.025),
+           row("Dask 2 workers x 1 thread >= 1.8x 1 x 1", "dask_scaling", "{:.2f}x",
+               lambda v: v >= 1.8),
+           row("start-up <= 1 s to the first result (warm cache)", "startup", "{:.2f} s",
+               lambda v: v <= 1.0)]
+    for key in sorted((k for k in m if k.startswith("w2_ratio_")), key=lambda k: int(k[9:])):
+        n = int(key[9:])
+        out.append(row(f"W2 >= 2x the reference, {n:,} assets", key, "{:.2f}x", lambda v: v >= 2))
+        if n == 20000:
+            out.append(row("W2 peak memory <= 1.3x the reference, 20,000 assets",
+                           "w2_mem_20000", "{:.2f}x", lambda v: v <= 1.3))
+    return out
+
+
+def _table(header: Row, rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| --- | --- | --- |"]
+    cells = [[c.replace("|", "\\|") for c in r] for r in rows]  # "max |diff|" in a cell
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+
+
+def report(rows: list[Row], load0: tuple[float, ...], seconds: float, argv: str) -> str:
+    """The Markdown block (floors, then every row) that ``--write`` puts in RESULTS.md."""
+    import platform
+
     load = os.getloadavg()
-    print(f"\nmachine: {os.cpu_count()} cores; load average {load[0]:.1f} / {load[1]:.1f} / "
-          f"{load[2]:.1f} at the end")
-    width = max(len(r[0]) for r in rows), max(len(r[1]) for r in rows)
-    print(f"{'workload':<{width[0]}} | {'what':<{width[1]}} | result")
-    print("-" * (width[0] + width[1] + 40))
-    for a, b, c in rows:
-        print(f"{a:<{width[0]}} | {b:<{width[1]}} | {c}")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return "\n".join([
+        f"Run {when}: `uv run python bench/bench_backtest.py {argv}` ({seconds / 60:.1f} min); "
+        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}; load average "
+        f"{load0[0]:.1f} at the start, {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the "
+        "end. Every ratio is measured within this run, each step in a fresh process.", "",
+        _table(("floor (issue #15)", "measured", "met?"), floors()), "",
+        _table(("workload", "what", "result"), rows)])
+
+
+def write_results(text: str) -> None:
+    """Replace the block between the bench_backtest markers of bench/RESULTS.md."""
+    doc = RESULTS_MD.read_text()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{RESULTS_MD} must hold the markers {BEGIN} and {END}")
+    head, rest = doc.split(BEGIN, 1)
+    RESULTS_MD.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
 
 
 if __name__ == "__main__":

@@ -33,9 +33,7 @@ from pathlib import Path
 import psutil
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dashboards.browser import CHROMIUM, CHROMIUM_ARGS, painted_at_least  # noqa: E402
+from quantlib.testing.browser import CHROMIUM, CHROMIUM_ARGS, painted_at_least
 
 PLOTS = 12  # figures painted at first view of a tear sheet without factor sections
 
@@ -92,8 +90,8 @@ def main() -> None:
     p.add_argument("--viewers", type=int, default=20)
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
-    from quantlib.serving.demo import populate_demo_store
-    from quantlib.serving.devhub import free_port
+    from quantlib.platform.hubconfig import free_port
+    from quantlib.testing.demo import populate_demo_store
 
     store = tempfile.mkdtemp(prefix="bench-dash-")
     rid = populate_demo_store(store, n_published=1, years=10, unpublished_author=None)[0]

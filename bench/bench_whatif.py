@@ -2,10 +2,10 @@
 
 Refreshes a sandbox store (``--markets``, ``--assets``, ``--years``), runs and publishes
 ``xs_momentum`` on it, starts a local Dask cluster as the dashboards do
-(:func:`quantlib.serving.whatif.cluster_client`), then times ``--repeat`` + 1 what-ifs
+(:func:`quantlib.serving.views.whatif.cluster_client`), then times ``--repeat`` + 1 what-ifs
 with a different ``window`` each (so none comes from the results store): the first pays
 the data load on the worker, the later ones find the panel kept there
-(``quantlib.serving.whatif._dataset``). Issue #14's floor: a what-if on a published
+(``quantlib.serving.views.whatif._dataset``). Issue #14's floor: a what-if on a published
 result's data answers in <= 10 s once the cluster is warm.
 
 Usage: ``uv run python bench/bench_whatif.py [--assets 50 --years 5 --repeat 3]``
@@ -35,7 +35,7 @@ def main() -> None:
     from quantlib.backtest import run
     from quantlib.pipeline import refresh
     from quantlib.results import load_result
-    from quantlib.serving import whatif
+    from quantlib.serving.views import whatif
 
     markets = args.markets.split(",")
     t0 = time.perf_counter()

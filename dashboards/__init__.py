@@ -1,6 +1,8 @@
-"""Panel apps served by ``quantlib dashboards serve``: gallery, tear sheet, what-if, data health.
+"""The dashboards' pages, served by ``quantlib dashboards serve``; an installed package.
 
-Each module exposes ``page()``, a factory called once per browser session.
+``pages.yaml`` (here) lists every page: route, title, kind and its ``"module:attr"``
+target (see :mod:`quantlib.serving.server.pages`). Panel pages expose ``page()``, a
+factory called once per browser session; HTML pages a Tornado handler class.
 """
 
-__all__ = ["gallery", "tearsheet", "whatif", "health"]
+__all__ = ["home", "gallery", "compare", "tearsheet", "whatif", "health"]

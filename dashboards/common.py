@@ -8,8 +8,8 @@ from typing import Any
 import panel as pn
 
 from quantlib.backtest.metrics import format_metric
-from quantlib.serving.session import current_viewer
-from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
+from quantlib.results.view import KEY_METRICS, Viewer, metric_value
+from quantlib.serving.server.session import current_viewer
 
 __all__ = ["header", "header_html", "metric_cards", "metric_cards_html", "format_metric",
            "metrics_table_rows", "viewer_or_error", "CSS"]

@@ -24,10 +24,10 @@ from dashboards import plots
 from dashboards.common import format_metric
 from dashboards.glossary import hover_attr, label
 from dashboards.layout import bokeh_script, document, page_viewer, refusal_html
+from quantlib.backtest.metrics import equity_curve
 from quantlib.errors import QuantlibError
-from quantlib.serving.analytics import equity_curve
-from quantlib.serving.session import results_view
-from quantlib.serving.store import Viewer
+from quantlib.results.view import Viewer
+from quantlib.serving.server.session import results_view
 
 __all__ = ["CompareHandler", "compare_html", "picker_html", "metrics_side_by_side",
            "MAX_RESULTS"]

@@ -7,7 +7,7 @@ and a yearly column), the distribution of daily returns with VaR/CVaR, rolling S
 volatility and beta, exposure and turnover, top holdings (by symbol and name),
 cumulative costs, and factor IC and quantile returns when the result stores them. The
 benchmark is the one :func:`tear_sheet_inputs` resolves
-(:func:`quantlib.serving.tearstats.default_benchmark`). One root keeps BokehJS to a single
+(:func:`quantlib.serving.views.tearstats.default_benchmark`). One root keeps BokehJS to a single
 document and a single layout pass in the browser.
 """
 
@@ -22,9 +22,9 @@ import pandas as pd
 from bokeh.layouts import column, row
 
 from dashboards import plots
-from quantlib.serving import analytics as an
-from quantlib.serving import tearstats as ts
-from quantlib.serving.store import ResultsView
+from quantlib.backtest import metrics as an
+from quantlib.results.view import ResultsView
+from quantlib.serving.views import tearstats as ts
 
 __all__ = ["tear_sheet_layout", "tear_sheet_inputs", "benchmark_kind", "plot_count"]
 

@@ -16,10 +16,9 @@ import pandas as pd
 import panel as pn
 
 from dashboards.common import format_metric, header, viewer_or_error
-from quantlib.backtest.metrics import metric_unit
-from quantlib.serving.analytics import equity_curve
-from quantlib.serving.session import results_view
-from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
+from quantlib.backtest.metrics import equity_curve, metric_unit
+from quantlib.results.view import KEY_METRICS, Viewer, metric_value
+from quantlib.serving.server.session import results_view
 
 __all__ = ["page", "gallery_frame"]
 

@@ -1,7 +1,7 @@
 """One-line definitions of the numbers the dashboards show, for hover text (``title``).
 
 Only words live here: every formula is in :mod:`quantlib.backtest.metrics` (stored
-metrics) or :mod:`quantlib.serving.tearstats` (relative statistics); units and their
+metrics) or :mod:`quantlib.serving.views.tearstats` (relative statistics); units and their
 formatting come with the metric (``format_metric``).
 """
 

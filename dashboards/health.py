@@ -13,7 +13,7 @@ import pandas as pd
 import panel as pn
 
 from dashboards.common import header, viewer_or_error
-from quantlib.serving.health import DataHealth, data_health
+from quantlib.serving.views.health import DataHealth, data_health
 
 __all__ = ["page", "sections"]
 

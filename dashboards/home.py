@@ -27,10 +27,10 @@ from tornado.web import authenticated
 from dashboards.common import format_metric
 from dashboards.glossary import hover_attr
 from dashboards.layout import document, page_viewer
+from quantlib.backtest.metrics import equity_curve
 from quantlib.errors import QuantlibError
-from quantlib.serving.analytics import equity_curve
-from quantlib.serving.session import results_view
-from quantlib.serving.store import Viewer, metric_value
+from quantlib.results.view import Viewer, metric_value
+from quantlib.serving.server.session import results_view
 
 __all__ = ["HomeHandler", "home_html", "sparkline_svg", "freshness", "STALE_DAYS"]
 

@@ -12,7 +12,8 @@ import html
 import os
 from typing import Any
 
-from quantlib.serving.store import Viewer
+from quantlib.results.view import Viewer
+from quantlib.serving.server.pages import pages
 
 __all__ = ["BRAND_CSS", "LOGO_SVG", "nav_links", "nav_html", "document", "refusal_html",
            "bokeh_script", "page_viewer"]
@@ -48,8 +49,9 @@ def _hub_base() -> str | None:
 def nav_links() -> list[tuple[str, str]]:
     """``(href, label)`` of the navigation, relative to the dashboards' root.
 
-    The results API, hub home and logout are listed when the dashboards run behind the
-    hub (their URLs come from ``JUPYTERHUB_BASE_URL``).
+    The page registry's pages with ``nav`` (``dashboards/pages.yaml``, in its order);
+    then the results API, hub home and logout when the dashboards run behind the hub
+    (their URLs come from ``JUPYTERHUB_BASE_URL``).
 
     Examples
     --------
@@ -59,8 +61,7 @@ def nav_links() -> list[tuple[str, str]]:
     ['Home', 'Gallery', 'Compare', 'What-if', 'Data health']
     >>> _ = saved and os.environ.update(JUPYTERHUB_API_URL=saved)
     """
-    links = [("./", "Home"), ("./gallery", "Gallery"), ("./compare", "Compare"),
-             ("./whatif", "What-if"), ("./health", "Data health")]
+    links = [(p.href, p.title) for p in pages() if p.nav]
     base = _hub_base()
     if base is not None:
         links += [(f"{base}services/results-api/", "Results API"), (f"{base}hub/home", "Hub"),
@@ -122,7 +123,7 @@ def bokeh_script() -> str:
     """``<script>`` loading BokehJS from this server (versioned URL, cached by the browser)."""
     from bokeh.server.views.static_handler import StaticHandler
 
-    from quantlib.serving.session import settings
+    from quantlib.serving.server.session import settings
 
     prefix = settings().prefix.rstrip("/") + "/"
     return f"<script src='{prefix}static/{StaticHandler.append_version('js/bokeh.min.js')}'></script>"
@@ -135,7 +136,7 @@ def page_viewer(handler: Any, title: str) -> Viewer | None:
     user (the caller just returns).
     """
     from quantlib.errors import QuantlibError
-    from quantlib.serving.session import current_viewer
+    from quantlib.serving.server.session import current_viewer
 
     handler.set_header("Content-Type", "text/html; charset=utf-8")
     handler.set_header("Cache-Control", "no-store")  # per-viewer pages

@@ -22,6 +22,7 @@ even that), not ten figures' construction and serialization.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -42,9 +43,9 @@ __all__ = ["PlotCache", "CODE_VERSION", "code_version", "plot_cache"]
 log = logging.getLogger(__name__)
 
 
-#: the sources whose code draws a cached tear sheet (relative to ``dashboards/``)
-SOURCES = ("plots.py", "figures.py", "sections.py", "glossary.py",
-           "../quantlib/serving/tearstats.py")
+#: the modules whose code draws a cached tear sheet
+SOURCES = ("dashboards.plots", "dashboards.figures", "dashboards.sections",
+           "dashboards.glossary", "quantlib.serving.views.tearstats")
 
 
 def code_version() -> str:
@@ -55,11 +56,11 @@ def code_version() -> str:
     >>> len(code_version()), code_version() == CODE_VERSION
     (12, True)
     """
-    here = Path(__file__).resolve().parent
     digest = hashlib.sha256(bokeh.__version__.encode())
     digest.update(os.environ.get("QUANTLIB_TEARSHEET_BENCHMARK", "auto").encode())
-    for path in SOURCES:
-        digest.update((here / path).read_bytes())
+    for module in SOURCES:
+        spec = importlib.util.find_spec(module)
+        digest.update(Path(str(spec and spec.origin)).read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -36,7 +36,7 @@ from bokeh.models.renderers import GlyphRenderer
 from bokeh.palettes import RdYlGn11
 from bokeh.plotting import figure
 
-from quantlib.serving import analytics as an
+from quantlib.backtest import metrics as an
 
 __all__ = ["line_chart", "area_chart", "bar_chart", "heatmap", "histogram", "stacked_area",
            "equity_figures", "PCT", "MONTHS"]

@@ -16,8 +16,8 @@ import pandas as pd
 
 from dashboards.common import format_metric
 from dashboards.glossary import hover_attr, label
-from quantlib.serving import tearstats as ts
-from quantlib.serving.store import ResultsView
+from quantlib.results.view import ResultsView
+from quantlib.serving.views import tearstats as ts
 
 __all__ = ["relative_html", "drawdowns_html", "params_html", "tables_html", "RELATIVE_KEYS"]
 

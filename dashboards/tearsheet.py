@@ -39,8 +39,8 @@ from dashboards.layout import BRAND_CSS, bokeh_script, refusal_html
 from dashboards.plot_cache import PlotCache, plot_cache
 from dashboards.sections import params_html, tables_html
 from quantlib.errors import QuantlibError
-from quantlib.serving.session import current_viewer, results_view, settings
-from quantlib.serving.store import Viewer
+from quantlib.results.view import Viewer
+from quantlib.serving.server.session import current_viewer, results_view, settings
 
 __all__ = ["TearSheetHandler", "cached_plots", "cached_tables", "prebuild_published", "tear_sheet_html", "render_page", "page_top",
            "page_bottom"]

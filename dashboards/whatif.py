@@ -19,10 +19,10 @@ import panel as pn
 
 from dashboards import plots
 from dashboards.common import format_metric, header, metric_cards, viewer_or_error
-from quantlib.serving import whatif
-from quantlib.serving.analytics import equity_curve
-from quantlib.serving.session import results_view, settings
-from quantlib.serving.store import KEY_METRICS, Viewer, metric_value
+from quantlib.backtest.metrics import equity_curve
+from quantlib.results.view import KEY_METRICS, Viewer, metric_value
+from quantlib.serving.server.session import results_view, settings
+from quantlib.serving.views import whatif
 
 __all__ = ["page", "param_widget", "status_html"]
 

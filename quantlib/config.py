@@ -48,6 +48,16 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "max_unexplained_jump": {"type": "number", "exclusiveMinimum": 0},
             },
         },
+        "refresh": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "lookback_sessions": {
+                    "type": "integer", "minimum": 0,
+                    "description": "an incremental refresh re-fetches this many sessions "
+                                   "before the last stored one (vendor corrections)"},
+            },
+        },
         "s3": {
             "type": "object",
             "additionalProperties": False,
@@ -91,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     "markets": list(DEFAULT_MARKETS),
     "decision_offset_minutes": 30,
     "validation": {"max_bad_row_fraction": 0.01, "max_unexplained_jump": 0.6},
+    "refresh": {"lookback_sessions": 10},
     "s3": {"endpoint_url": None, "region": "us-east-1", "allow_http": True},
     "cluster": {
         "kind": "auto",

@@ -13,7 +13,15 @@ import xarray as xr
 
 from quantlib.backtest import signals as sg
 from quantlib.backtest.parallel import ma_cross_metrics
-from quantlib.backtest.strategies import _LS, _Q, Param, register_strategy, select, sleeve
+from quantlib.backtest.strategies import (
+    _LS,
+    _Q,
+    Param,
+    register_strategy,
+    select,
+    select_rows,
+    sleeve,
+)
 
 __all__ = ["ma_crossover", "ts_momentum", "xs_momentum", "reversal", "value",
            "low_volatility", "quality", "multi_factor", "ma_crossover_batch",
@@ -124,7 +132,8 @@ def xs_momentum(data: xr.Dataset, window: int, skip: int, quantile: int, long_sh
                 ) -> xr.DataArray:
     """Cross-sectional momentum 12-1: equal weight the top decile of the return from
     ``t - window`` to ``t - skip``; month-end rebalance by default."""
-    return select(sg.returns_over(data["returns"], window, skip), data, quantile, long_short)
+    rows, score = sg.returns_over_at(data["returns"], window, skip)
+    return select_rows(data["returns"], rows, score, data, quantile, long_short)
 
 
 @register_strategy("reversal", params={
@@ -133,7 +142,8 @@ def xs_momentum(data: xr.Dataset, window: int, skip: int, quantile: int, long_sh
     sim_defaults={"rebalance": "W"})
 def reversal(data: xr.Dataset, window: int, quantile: int, long_short: bool) -> xr.DataArray:
     """Short-term reversal: hold the worst past ``window``-session performers."""
-    return select(-sg.returns_over(data["returns"], window), data, quantile, long_short)
+    rows, score = sg.returns_over_at(data["returns"], window)
+    return select_rows(data["returns"], rows, -score, data, quantile, long_short)
 
 
 def _book_to_price(data: xr.Dataset) -> xr.DataArray:

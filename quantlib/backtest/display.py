@@ -20,31 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quantlib.backtest.metrics import drawdown, format_metric, format_value
 from quantlib.errors import BacktestError
-from quantlib.serving.analytics import fmt_num, fmt_pct
 
 __all__ = ["result_view", "summary_html", "drawdown", "sweep_heatmap", "sweep_grid",
            "factor_view", "HEADLINE"]
 
-#: the metrics a result's summary shows, with their display format
-HEADLINE: dict[str, tuple[str, Any]] = {
-    "cagr": ("CAGR", fmt_pct), "annual_volatility": ("Volatility", fmt_pct),
-    "sharpe": ("Sharpe", fmt_num), "sortino": ("Sortino", fmt_num),
-    "max_drawdown": ("Max drawdown", fmt_pct), "calmar": ("Calmar", fmt_num),
-    "turnover_annual": ("Turnover / yr", lambda x: f"{fmt_num(x, 1)}x"),
+#: the metrics a result's summary shows, with their label (formatted by format_metric)
+HEADLINE: dict[str, str] = {
+    "cagr": "CAGR", "annual_volatility": "Volatility", "sharpe": "Sharpe",
+    "sortino": "Sortino", "max_drawdown": "Max drawdown", "calmar": "Calmar",
+    "turnover_annual": "Turnover / yr",
 }
-
-
-def drawdown(returns: pd.Series) -> pd.Series:
-    """Drawdown of the growth of 1 from its running peak (0 at a new high, negative below).
-
-    Examples
-    --------
-    >>> drawdown(pd.Series([0.1, -0.5, 0.2])).round(4).tolist()
-    [0.0, -0.5, -0.4]
-    """
-    wealth = (1 + returns.fillna(0.0)).cumprod()
-    return wealth / wealth.cummax() - 1
 
 
 def summary_html(result: Any) -> str:
@@ -60,8 +47,8 @@ def summary_html(result: Any) -> str:
     """
     cells = "".join(
         f"<td style='padding:2px 10px'><div style='color:#666;font-size:0.8em'>{label}</div>"
-        f"<div style='font-weight:600'>{html.escape(fmt(float(result.metrics[key])))}</div></td>"
-        for key, (label, fmt) in HEADLINE.items() if key in result.metrics)
+        f"<div style='font-weight:600'>{html.escape(format_metric(key, result.metrics[key]))}"
+        "</div></td>" for key, label in HEADLINE.items() if key in result.metrics)
     p = result.provenance
     params = ", ".join(f"{k}={v}" for k, v in sorted(result.params.items())
                        if isinstance(v, int | float | str) and not isinstance(v, bool))
@@ -180,8 +167,8 @@ def factor_view(report: dict[str, Any], *, rolling: int = 63, height: int = 250,
     ic_plot = ic.hvplot.line(height=height, width=width, xlabel="", ylabel="IC",
                              title=f"Information coefficient (and its {rolling}-day mean)")
     rows = "".join(
-        f"<tr><td>{h}d</td><td>{fmt_num(s.get('mean', np.nan), 3)}</td>"
-        f"<td>{fmt_num(s.get('t_stat', s.get('tstat', np.nan)), 2)}</td></tr>"
+        f"<tr><td>{h}d</td><td>{format_value(s.get('mean', np.nan), 'ratio', 3)}</td>"
+        f"<td>{format_value(s.get('t_stat', s.get('tstat', np.nan)), 'ratio')}</td></tr>"
         for h, s in report["ic_summary"].items())
     table = pn.pane.HTML("<table><tr><th>horizon</th><th>mean IC</th><th>t</th></tr>"
                          f"{rows}</table>")

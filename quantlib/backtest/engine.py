@@ -29,7 +29,7 @@ import xarray as xr
 
 from quantlib.backtest import kernels
 from quantlib.backtest.constraints import apply_constraints, rebalance_mask
-from quantlib.backtest.result import Result, to_jsonable
+from quantlib.backtest.result import Result, ResultCache, to_jsonable
 from quantlib.backtest.settings import Settings, resolve_settings, split_settings
 from quantlib.errors import BacktestError, QuantlibWarning
 
@@ -118,42 +118,97 @@ def simulate(target_weights: xr.DataArray, data: Any, *, strategy: str = "custom
                             found=f"{tw.shape} vs data {data['close'].shape}",
                             fix="compute weights on the same Dataset")
     arrays = kernel_args(np.asarray(tw.values, dtype=float), prepare_static(data, s))
-    w, gross, net, costs, turnover, expo = kernels.simulate_kernel(*arrays)
+    no_weights = (*arrays, False)  # keep_weights=False: Result.weights is lazy
+    _, gross, net, costs, turnover, expo = kernels.simulate_kernel(*no_weights)
     dates = pd.DatetimeIndex(data["date"].values, name="date")
-    assets = [str(a) for a in data["asset"].values]
+    assets = pd.Index([str(a) for a in data["asset"].values], name="asset")
     returns = pd.DataFrame({"net": net, "gross": gross, "turnover": turnover, "costs": costs},
                            index=dates)
     bench = _benchmark(s.benchmark, data, dates)
     if bench is not None:
         returns["benchmark"] = bench
-    weights = pd.DataFrame(w, index=dates, columns=pd.Index(assets, name="asset"), copy=False)
     all_params = {**(params or {}), **s.as_params()}
     from quantlib import __version__
-    from quantlib.backtest.metrics import summary
 
+    address, values = _address(data)
     prov = {"strategy": strategy, "source_hash": source_hash or _weights_hash(tw),
-            **data_address(data),
-            "quantlib_version": __version__,
+            **address, "quantlib_version": __version__,
             "created_at": dt.datetime.now(dt.UTC).isoformat()}
     exposures = pd.DataFrame({"long": expo[:, 0], "short": expo[:, 1],
                               "gross": expo[:, 0] - expo[:, 1], "net": expo[:, 0] + expo[:, 1],
                               "n_holdings": expo[:, 2]}, index=dates)
-    warn_if_idle(w, data, strategy, params or {})
-    res = Result(returns, weights, params=to_jsonable(all_params), provenance=prov,
-                 exposures=exposures)
-    res.metrics = summary(res.returns["net"], benchmark=res.returns.get("benchmark"),
-                          turnover=res.returns["turnover"], exposures=res.exposures,
-                          periods_per_year=s.periods_per_year, risk_free=s.risk_free)
-    return res
+    warn_if_idle(expo[:, 2], data, strategy, params or {})
+    guards = [values[k] for k in SIM_VARIABLES if k in values]
+    return Result(returns, LazyWeights(arrays, dates, assets, guards),  # type: ignore[arg-type]
+                  params=to_jsonable(all_params), provenance=prov, exposures=exposures,
+                  metrics=LazyMetrics(returns, exposures, s))  # type: ignore[arg-type]
 
 
-def warn_if_idle(weights: np.ndarray, data: xr.Dataset, strategy: str,
+#: the data variables :func:`prepare_static` reads (a lazy result checks them unchanged)
+SIM_VARIABLES = ("close", "returns", "returns_base", "open", "volume", "fx_rate")
+
+
+class LazyWeights:
+    """End-of-session weights of a simulation, computed when first read.
+
+    :func:`simulate` keeps no ``(T, N)`` weights: a :class:`Result` materializes them on
+    first access of ``Result.weights`` by rerunning the simulation kernel on the same
+    arrays (the same operations in the same order: the same numbers), which costs about
+    one simulation. ``guards`` are the data variables the simulation read with their
+    XXH64 at run time: if one was edited in place since, the weights would describe other
+    data, so reading them raises :class:`~quantlib.errors.BacktestError`.
+    """
+
+    def __init__(self, args: tuple[Any, ...], dates: pd.DatetimeIndex, assets: pd.Index,
+                 guards: list[tuple[np.ndarray, int]]) -> None:
+        self.args, self.dates, self.assets, self.guards = args, dates, assets, guards
+        self.shape = (len(dates), len(assets))
+
+    def __call__(self) -> pd.DataFrame:
+        for arr, vh in self.guards:
+            if kernels.xxh64(arr) != vh:
+                raise BacktestError("the data a result was simulated on must be unchanged "
+                                    "to derive its weights later",
+                                    found="a variable it read was edited in place since",
+                                    fix="rerun the backtest (or read res.weights before "
+                                        "editing the data)")
+        w = kernels.simulate_kernel(*(*self.args, True))[0]
+        return pd.DataFrame(w, index=self.dates, columns=self.assets, copy=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled as the frame itself
+        return (_identity, (self(),))
+
+
+class LazyMetrics:
+    """:func:`~quantlib.backtest.metrics.summary` of a simulation, computed when first read."""
+
+    def __init__(self, returns: pd.DataFrame, exposures: pd.DataFrame, s: Settings) -> None:
+        self.returns, self.exposures, self.s = returns.copy(), exposures.copy(), s
+
+    def __call__(self) -> dict[str, Any]:
+        from quantlib.backtest.metrics import summary
+
+        r = self.returns
+        return summary(r["net"], benchmark=r.get("benchmark"), turnover=r["turnover"],
+                       exposures=self.exposures, periods_per_year=self.s.periods_per_year,
+                       risk_free=self.s.risk_free)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_identity, (self(),))
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def warn_if_idle(holdings: np.ndarray, data: xr.Dataset, strategy: str,
                  params: dict[str, Any]) -> None:
     """``QuantlibWarning`` naming cause and fix when a backtest cannot mean anything.
 
     Causes: a lookback parameter (:class:`~quantlib.backtest.Param` ``lookback=True``) at
     least as long as the data, a ``quantile`` larger than the assets with a bar on any
-    day, or a portfolio that never holds anything (``weights`` all 0).
+    day, or a portfolio that never holds anything (``holdings`` all 0: the number of
+    holdings per session, or the weights).
 
     Examples
     --------
@@ -179,11 +234,11 @@ def warn_if_idle(weights: np.ndarray, data: xr.Dataset, strategy: str,
             causes.append(f"{name}={v} looks back at least as far as the data reaches ({T} "
                           f"sessions); fix: pass {name} < {T} or load more history")
     q = params.get("quantile")
-    n_max = int(np.isfinite(np.asarray(data["close"].values, float)).sum(axis=1).max())
+    n_max = _max_bars(np.asarray(data["close"].values, float), q) if isinstance(q, int) else 0
     if isinstance(q, int) and q > n_max:
         causes.append(f"quantile={q} holds the top 1/{q} of at most {n_max} assets a day, "
                       f"which is none; fix: pass quantile <= {n_max} or a wider universe")
-    never = not np.any(np.nan_to_num(weights) != 0)
+    never = not np.any(np.nan_to_num(holdings) != 0)
     if not causes and not never:
         return
     if not causes:
@@ -193,6 +248,12 @@ def warn_if_idle(weights: np.ndarray, data: xr.Dataset, strategy: str,
     head = "never holds anything" if never else "cannot mean what it says"
     warnings.warn(f"strategy {strategy!r} {head}: " + ". ".join(causes) + ".",
                   QuantlibWarning, stacklevel=3)
+
+
+def _max_bars(close: np.ndarray, q: int) -> int:
+    """Most assets with a bar on one day; the last day alone when it already has ``q``."""
+    last = int(np.isfinite(close[-1]).sum())
+    return last if last >= q else int(np.isfinite(close).sum(axis=1).max())
 
 
 def prepare_static(data: xr.Dataset, s: Settings) -> dict[str, Any]:
@@ -288,8 +349,7 @@ def kernel_args(target: np.ndarray, st: dict[str, Any]) -> tuple[Any, ...]:
 def _delisting_rows(close: np.ndarray, data: xr.Dataset) -> np.ndarray:
     """Each asset's forced-close row: its last bar if it is delisted there, else -1."""
     T, N = close.shape
-    has_bar = np.isfinite(close)  # (T, N) bool, freed on return
-    last = np.where(has_bar.any(axis=0), T - 1 - np.argmax(has_bar[::-1], axis=0), -1)
+    last = kernels.last_bar_rows(np.ascontiguousarray(close))  # no (T, N) mask
     if "in_universe" in data:
         gone = ~np.asarray(data["in_universe"].values[-1], bool)
     else:
@@ -331,10 +391,10 @@ def data_fingerprint(data: xr.Dataset) -> str:
     Covers each data variable (name, dims, dtype, values), the ``date`` and ``asset``
     labels and every other coordinate, so a subset (``isel``/``sel``), a dropped or added
     variable, or a value edited in memory gives another fingerprint. Numpy values are
-    hashed (sha256, one thread per variable: about 0.1 s for a 1,000 x 2,520 panel of
-    ten variables, see bench/RESULTS.md); a dask-backed variable contributes its graph
-    name, which dask derives from the content it was built from, so a lazy read is not
-    computed.
+    hashed with XXH64 (:func:`~quantlib.backtest.kernels.xxh64`, ~9 GB/s: a few ms for a
+    1,000 x 2,520 panel) and each variable's name, dims, dtype, shape and value hash go
+    through sha256; a dask-backed variable contributes its graph name, which dask derives
+    from the content it was built from, so a lazy read is not computed.
 
     Examples
     --------
@@ -344,35 +404,62 @@ def data_fingerprint(data: xr.Dataset) -> str:
     >>> fp == data_fingerprint(ds.copy(deep=True)), fp == data_fingerprint(ds.isel(asset=[0, 1]))
     (True, False)
     """
-    import hashlib
-    from concurrent.futures import ThreadPoolExecutor
+    return _fingerprint(data)[0]
 
-    def digest(item: tuple[str, Any]) -> bytes:
-        name, arr = item
-        h = hashlib.sha256(f"{name}|{arr.dims}|{arr.dtype}|{arr.shape}|".encode())
-        if hasattr(arr.data, "dask"):
-            h.update(str(arr.data.name).encode())
-        elif arr.dtype.kind in "OUS":
-            h.update("\x1f".join(map(str, np.ravel(arr.values))).encode())
-        else:
-            h.update(np.ascontiguousarray(arr.values).reshape(-1).view(np.uint8))
-        return h.digest()
+
+def _fingerprint(data: xr.Dataset) -> tuple[str, dict[str, tuple[np.ndarray, int]]]:
+    """:func:`data_fingerprint` and, per numpy-backed data variable, its values and their
+    XXH64 (what a lazily expanded result checks to refuse data edited in place since)."""
+    import hashlib
 
     items = [(f"var:{k}", data[k].variable) for k in sorted(map(str, data.data_vars))]
     items += [(f"coord:{k}", data[k].variable) for k in sorted(map(str, data.coords))]
-    with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL
-        parts = list(pool.map(digest, items))
-    return "content-" + hashlib.sha256(b"".join(parts)).hexdigest()[:16]
+    big = sum(v.nbytes for _, v in items if not hasattr(v.data, "dask")) > 64 * 2**20
+    if big:  # the numba hash releases the GIL: one variable per thread
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            parts = list(pool.map(_variable_digest, items))
+    else:
+        parts = [_variable_digest(item) for item in items]
+    fp = "content-" + hashlib.sha256(b"".join(d for d, _ in parts)).hexdigest()[:16]
+    values = {name[4:]: (var.values, vh) for (name, var), (_, vh) in zip(items, parts, strict=True)
+              if vh is not None and name.startswith("var:")}
+    return fp, values
 
 
-def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -> Result:
+def _variable_digest(item: tuple[str, Any]) -> tuple[bytes, int | None]:
+    """sha256 of a variable's name, dims, dtype, shape and the XXH64 of its values."""
+    import hashlib
+
+    name, arr = item
+    h = hashlib.sha256(f"{name}|{arr.dims}|{arr.dtype}|{arr.shape}|".encode())
+    vh = None
+    if hasattr(arr.data, "dask"):
+        h.update(str(arr.data.name).encode())
+    elif arr.dtype.kind in "OUS":
+        h.update(kernels.xxh64("\x1f".join(map(str, np.ravel(arr.values))).encode())
+                 .to_bytes(8, "little"))
+    else:
+        vh = kernels.xxh64(arr.values)
+        h.update(vh.to_bytes(8, "little"))
+    return h.digest(), vh
+
+
+def run(strategy: Any, data: Any, *, cache: ResultCache | None = None, **params: Any
+        ) -> Result:
     """Run a registered (or decorated) strategy and simulate it.
 
     Keyword arguments that are simulation settings (see :func:`simulate`) go to the
-    engine; the rest are strategy parameters. ``cache=True`` (or a results URL) serves
-    an identical request (same strategy source, params, settings, data snapshot,
-    quantlib version) from the results store without recomputation, and stores new
-    results there.
+    engine; the rest are strategy parameters. ``cache`` (a :class:`ResultCache`, e.g.
+    ``quantlib.results.ResultStore(url)``) serves an identical request (same strategy
+    source, params, settings, data snapshot, quantlib version) without recomputation,
+    and keeps new results there.
+
+    Raises
+    ------
+    BacktestError
+        If ``cache`` is not a :class:`ResultCache` (a URL or ``True`` from older code).
 
     Examples
     --------
@@ -384,24 +471,24 @@ def run(strategy: Any, data: Any, *, cache: bool | str = False, **params: Any) -
     """
     from quantlib.backtest.strategies import get_strategy
 
+    if cache is not None and not isinstance(cache, ResultCache):
+        raise BacktestError("cache must be a result cache (get/put)", found=repr(cache),
+                            fix="pass cache=quantlib.results.ResultStore(url), or "
+                                "ResultStore() for the configured results store")
     strat = get_strategy(strategy)
     data = as_dataset(data)
     params, sim = split_settings(params)
     full = strat.resolve_params(params)
     s = resolve_settings(strat, full, **sim)
-    url = cache if isinstance(cache, str) else None
-    if cache:
-        from quantlib.results import has_result, load_result
-
+    if cache is not None:
         probe = _request_id(strat, full, s, data)
-        if probe and has_result(probe, url):
-            return load_result(probe, url)
+        hit = cache.get(probe) if probe else None
+        if hit is not None:
+            return hit
     res = simulate(strategy_weights(strat, data, full, s), data, strategy=strat.name,
                    source_hash=strat.source_hash, params=full, settings=s)
-    if cache:
-        from quantlib.results import save_result
-
-        save_result(res, url)
+    if cache is not None:
+        cache.put(res)
     return res
 
 
@@ -447,11 +534,15 @@ def data_address(data: xr.Dataset) -> dict[str, Any]:
     >>> addr["data"], addr["data_fingerprint"] == data_fingerprint(ds), addr["synthetic"]
     (None, True, True)
     """
-    fp = data_fingerprint(data)
+    return _address(data)[0]
+
+
+def _address(data: xr.Dataset) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, int]]]:
+    fp, values = _fingerprint(data)
     selection = data_selection(data, fingerprint=fp)
     return {"snapshot": data.attrs.get("snapshot") or fp, "data": selection,
             "data_fingerprint": None if selection is not None else fp,
-            "synthetic": bool(data.attrs.get("synthetic", False))}
+            "synthetic": bool(data.attrs.get("synthetic", False))}, values
 
 
 def data_selection(data: xr.Dataset, fingerprint: str | None = None) -> dict[str, Any] | None:

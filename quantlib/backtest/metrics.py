@@ -28,6 +28,11 @@ Conventions (explicit parameters, documented defaults):
   as a percentage, ``ratio``, ``days`` = sessions of the series, ``count``, ``times``
   per year, ``date``); :func:`format_metric` is the one formatter the CLI, the results
   API (which returns the units with the values) and the dashboards use.
+- Display series (:func:`equity_curve`, :func:`drawdown`, :func:`rolling_volatility`,
+  :func:`rolling_sharpe`, :func:`monthly_returns`, :func:`yearly_returns`,
+  :func:`top_holdings`) live here too, on the same conventions as the scalars: the
+  last value of :func:`drawdown`'s running minimum is :func:`max_drawdown`, the
+  rolling figures are :func:`annual_volatility` and :func:`sharpe` over a window.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ __all__ = ["total_return", "cagr", "annual_volatility", "sharpe", "sortino", "ma
            "drawdown_stats", "calmar", "hit_rate", "alpha_beta", "information_ratio",
            "value_at_risk", "conditional_value_at_risk", "monthly_returns", "yearly_returns",
            "summary", "active_start", "sweep_metrics", "sweep_metrics_numpy", "METRIC_UNITS",
-           "UNIT_FORMATS", "metric_unit", "metric_units", "format_value", "format_metric"]
+           "UNIT_FORMATS", "metric_unit", "metric_units", "format_value", "format_metric",
+           "equity_curve", "drawdown", "rolling_volatility", "rolling_sharpe", "top_holdings"]
 
 #: the unit of every metric this package reports (one place; see the module docstring)
 METRIC_UNITS: dict[str, str] = {
@@ -93,13 +99,18 @@ def metric_units(metrics: dict[str, Any]) -> dict[str, str]:
     return {k: metric_unit(k) for k in metrics}
 
 
-def format_value(value: Any, unit: str) -> str:
+def format_value(value: Any, unit: str, digits: int | None = None) -> str:
     """Display text of ``value`` in ``unit`` (see :data:`UNIT_FORMATS`).
+
+    ``digits`` overrides the decimals of a ``fraction`` (in percent), ``ratio`` or
+    ``number``.
 
     Examples
     --------
     >>> format_value(0.1234, "fraction"), format_value(300, "days"), format_value(None, "ratio")
     ('12.34%', '300 days', '—')
+    >>> format_value(0.01234, "ratio", digits=3), format_value(float("nan"), "fraction")
+    ('0.012', '—')
     """
     if value is None or isinstance(value, bool):
         return "—" if value is None else str(value)
@@ -108,6 +119,8 @@ def format_value(value: Any, unit: str) -> str:
     x = float(value)
     if not np.isfinite(x):
         return "—"
+    if digits is not None and unit in ("fraction", "ratio", "number"):
+        return f"{x * 100:.{digits}f}%" if unit == "fraction" else f"{x:.{digits}f}"
     return str(UNIT_FORMATS.get(unit, UNIT_FORMATS["number"])(x))
 
 
@@ -270,17 +283,99 @@ def conditional_value_at_risk(r: Any, cutoff: float = 0.05) -> float:
 
 
 def monthly_returns(r: pd.Series) -> pd.DataFrame:
-    """Compounded returns per month: a year x month table (columns 1..12)."""
+    """Compounded returns per month: a year x month table (columns 1..12, NaN if absent).
+
+    Examples
+    --------
+    >>> r = pd.Series([0.1, 0.1], index=pd.to_datetime(["2024-01-02", "2024-01-03"]))
+    >>> t = monthly_returns(r)
+    >>> round(float(t.loc[2024, 1]), 4), t.shape
+    (0.21, (1, 12))
+    """
     g = (1 + r.fillna(0.0)).groupby([r.index.year, r.index.month]).prod() - 1
     g.index.names = ["year", "month"]
-    return g.unstack("month")
+    return g.unstack("month").reindex(columns=pd.RangeIndex(1, 13, name="month"))
 
 
 def yearly_returns(r: pd.Series) -> pd.Series:
-    """Compounded returns per calendar year."""
+    """Compounded returns per calendar year.
+
+    Examples
+    --------
+    >>> r = pd.Series([0.1, 0.1], index=pd.to_datetime(["2023-12-29", "2024-01-02"]))
+    >>> yearly_returns(r).round(2).to_dict()
+    {2023: 0.1, 2024: 0.1}
+    """
     g = (1 + r.fillna(0.0)).groupby(r.index.year).prod() - 1
     g.index.name = "year"
     return g
+
+
+def equity_curve(r: pd.Series) -> pd.Series:
+    """Growth of 1 from simple per-period returns (NaN counts as 0), same index as ``r``.
+
+    Examples
+    --------
+    >>> equity_curve(pd.Series([0.1, -0.5])).round(3).tolist()
+    [1.1, 0.55]
+    """
+    return pd.Series(_wealth(r.to_numpy())[1:], index=r.index, name=r.name)
+
+
+def drawdown(r: pd.Series) -> pd.Series:
+    """Underwater curve: wealth over its running peak (the starting capital included) - 1.
+
+    Its minimum is :func:`max_drawdown` of ``r``.
+
+    Examples
+    --------
+    >>> drawdown(pd.Series([0.1, -0.5, 0.2])).round(3).tolist()
+    [0.0, -0.5, -0.4]
+    >>> float(drawdown(pd.Series([-0.1, 0.05])).min()) == float(max_drawdown([-0.1, 0.05]))
+    True
+    """
+    w = _wealth(r.to_numpy())
+    return pd.Series((w / np.maximum.accumulate(w) - 1.0)[1:], index=r.index, name=r.name)
+
+
+def rolling_volatility(r: pd.Series, window: int = 126, periods_per_year: int = 252
+                       ) -> pd.Series:
+    """:func:`annual_volatility` over a trailing ``window`` (NaN until it is full).
+
+    Examples
+    --------
+    >>> rolling_volatility(pd.Series([0.01, -0.01] * 10), window=4).iloc[-1].round(4)
+    np.float64(0.1833)
+    """
+    return r.rolling(window).std(ddof=1) * np.sqrt(periods_per_year)
+
+
+def rolling_sharpe(r: pd.Series, window: int = 126, periods_per_year: int = 252) -> pd.Series:
+    """:func:`sharpe` over a trailing ``window`` (zero risk-free; NaN where flat).
+
+    Examples
+    --------
+    >>> s = rolling_sharpe(pd.Series([0.02, 0.0] * 10), window=4)
+    >>> round(float(s.iloc[-1]), 3) == round(float(sharpe([0.02, 0.0] * 2)), 3)
+    True
+    """
+    std = r.rolling(window).std(ddof=1)
+    return r.rolling(window).mean() / std.where(std > 0) * np.sqrt(periods_per_year)
+
+
+def top_holdings(weights: pd.DataFrame, n: int = 10, freq: str = "ME") -> pd.DataFrame:
+    """Weights of the ``n`` assets of largest mean absolute weight, sampled per ``freq``.
+
+    Examples
+    --------
+    >>> w = pd.DataFrame({"A": [0.5, 0.5], "B": [0.1, 0.0]},
+    ...                  index=pd.to_datetime(["2024-01-02", "2024-01-03"]))
+    >>> list(top_holdings(w, n=1).columns)
+    ['A']
+    """
+    w = weights.fillna(0.0)
+    names = w.abs().mean().sort_values(ascending=False).index[:n]
+    return w[names].resample(freq).last()
 
 
 def active_start(net: Any, exposures: pd.DataFrame | None = None,

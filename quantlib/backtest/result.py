@@ -1,8 +1,10 @@
 """The :class:`Result` of a backtest: returns, weights, costs, exposures, provenance.
 
-A result is plain data. It persists as one folder (``meta.json`` plus Parquet
-files, the layout in ``docs/architecture.md`` "Results store layout") and
-round-trips exactly through :meth:`Result.save` / :meth:`Result.load`.
+A result is plain data. Its stored layout (``meta.json`` plus Parquet files) belongs
+to :mod:`quantlib.results.layout`; :meth:`Result.save` / :meth:`Result.load` /
+:meth:`Result.meta` delegate there and round-trip exactly. The backtest never imports
+the results package otherwise: a cache is injected (:class:`ResultCache`, e.g.
+``quantlib.results.ResultStore``).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import json
 import math
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from quantlib.errors import StoreError
 
-__all__ = ["Result", "canonical_json", "to_jsonable", "result_id_for"]
+__all__ = ["Result", "ResultCache", "canonical_json", "to_jsonable", "result_id_for"]
 
 RETURN_COLUMNS = ("net", "gross", "turnover", "costs")
 
@@ -88,8 +90,19 @@ def result_id_for(strategy: str, source_hash: str, params: dict[str, Any],
     return hashlib.sha256(canonical_json(key).encode()).hexdigest()[:16]
 
 
-def _metrics_from_json(m: dict[str, Any]) -> dict[str, Any]:
-    return {k: (float("nan") if v is None else v) for k, v in m.items()}
+@runtime_checkable
+class ResultCache(Protocol):
+    """Where :func:`quantlib.backtest.engine.run` looks up and keeps results by id.
+
+    ``quantlib.results.ResultStore`` is the store-backed one; anything with these two
+    methods works (the engine never imports the results package).
+    """
+
+    def get(self, result_id: str) -> Result | None:
+        """The stored result ``result_id``, or ``None``."""
+
+    def put(self, result: Result) -> str:
+        """Store ``result``; return its ``result_id``."""
 
 
 @dataclass
@@ -102,7 +115,9 @@ class Result:
         Indexed by ``date``; columns ``net``, ``gross``, ``turnover``, ``costs``
         (fractions of portfolio value per session) and optionally ``benchmark``.
     weights : pandas.DataFrame
-        End-of-session weights, ``date`` x asset (after drift, after trading).
+        End-of-session weights, ``date`` x asset (after drift, after trading). May be
+        given as a callable that returns them (``simulate`` does: they are computed on
+        first access, and ``metrics`` likewise).
     exposures : pandas.DataFrame
         Per session: ``long``, ``short``, ``gross``, ``net``, ``n_holdings``.
     params : dict
@@ -145,12 +160,26 @@ class Result:
             raise StoreError("result returns must have net, gross, turnover, costs columns",
                              found=f"missing {missing}", fix="build results with simulate()")
         self.params = json.loads(canonical_json(self.params))
+        for name in _LAZY:  # computed on first access (see __getattr__)
+            if callable(self.__dict__[name]):
+                self.__dict__["_lazy_" + name] = self.__dict__.pop(name)
         if self.exposures is None:
             self.exposures = exposures_from_weights(self.weights)
-        for frame in (self.returns, self.weights, self.exposures):
-            if isinstance(frame.index, pd.DatetimeIndex) and frame.index.freq is not None:
-                frame.index = frame.index._with_freq(None)
-            frame.index.name = "date"
+        for frame in (self.returns, self.__dict__.get("weights"), self.exposures):
+            if frame is not None:
+                _date_index(frame)
+
+    def __getattr__(self, name: str) -> Any:
+        """``weights`` and ``metrics`` given as callables (the engine's lazy ones) are
+        computed on first access and kept."""
+        source = self.__dict__.pop("_lazy_" + name, None) if name in _LAZY else None
+        if source is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value = source() if callable(source) else source  # unpickled: the value itself
+        if name == "weights":
+            _date_index(value)
+        self.__dict__[name] = value
+        return value
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -175,39 +204,17 @@ class Result:
         """Daily gross returns (before costs)."""
         return self.returns["gross"]
 
+    @property
+    def n_assets(self) -> int:
+        """Number of assets (columns of ``weights``; read without computing lazy weights)."""
+        lazy = self.__dict__.get("_lazy_weights")
+        return int(lazy.shape[1] if lazy is not None else self.weights.shape[1])
+
     def meta(self) -> dict[str, Any]:
-        """The ``meta.json`` document (JSON types only)."""
-        p = self.provenance
-        idx = self.returns.index
-        doc = {
-            "result_id": self.result_id,
-            "strategy": p.get("strategy", "custom"),
-            "source_hash": p.get("source_hash", ""),
-            "params": self.params,
-            "snapshot": p.get("snapshot"),
-            "data": p.get("data"),
-            "data_fingerprint": p.get("data_fingerprint"),
-            "synthetic": bool(p.get("synthetic", False)),
-            "quantlib_version": p.get("quantlib_version", ""),
-            "created_at": p.get("created_at"),
-            # the reported period starts at the first day with a position (metrics.summary)
-            "start": _period_bound(self.metrics.get("start"), idx, 0),
-            "end": _period_bound(self.metrics.get("end"), idx, -1),
-            "data_start": idx[0].isoformat() if len(idx) else None,
-            "sample": p.get("sample"),
-            "in_sample": self.info.get("in_sample"),
-            "n_assets": int(self.weights.shape[1]),
-            "metrics": self.metrics,
-            "author": self.info.get("author"),
-            "published": bool(self.info.get("published", False)),
-            "published_at": self.info.get("published_at"),
-            "title": self.info.get("title"),
-            "description": self.info.get("description"),
-            "tags": list(self.info.get("tags", [])),
-            "allowed_params": self.info.get("allowed_params"),
-            "replaces": self.info.get("replaces"),
-        }
-        return to_jsonable(doc)
+        """The ``meta.json`` document (JSON types only; :func:`quantlib.results.layout.meta_of`)."""
+        from quantlib.results.layout import meta_of  # the results package owns the layout
+
+        return meta_of(self)
 
     def attach_in_sample(self, other: Result,
                          label: str = "in sample: full-history rerun") -> Result:
@@ -247,55 +254,37 @@ class Result:
             return None
         return self.plot()._repr_mimebundle_(include, exclude)
 
-    # -- persistence ------------------------------------------------------------------
+    # -- persistence: the layout, writer and reader are quantlib.results.layout's -----
     def save(self, url: str) -> str:
-        """Write this result into the folder ``url`` (any fsspec URL); return ``url``.
+        """Write this result into the folder ``url`` (a store URL); return ``url``.
 
-        Writes the Parquet objects first and ``meta.json`` last, so a folder with a
-        ``meta.json`` is always complete.
+        Delegates to :func:`quantlib.results.layout.write_result` (Parquet objects first,
+        ``meta.json`` last, so a folder with a ``meta.json`` is always complete).
         """
-        import fsspec  # lazily: a backtest that is not saved does not load it
+        from quantlib.results.layout import write_result
+        from quantlib.storage import resolve_location
 
-        fs, root = fsspec.core.url_to_fs(url)
-        fs.makedirs(root, exist_ok=True)
-        _write_parquet(fs, f"{root}/returns.parquet", self.returns)
-        _write_parquet(fs, f"{root}/weights.parquet", self.weights)
-        _write_parquet(fs, f"{root}/exposures.parquet", self.exposures)
-        fs.pipe(f"{root}/meta.json", json.dumps(self.meta(), indent=1, sort_keys=True,
-                                                allow_nan=False).encode())
+        loc = resolve_location(url)
+        write_result(self, loc.filesystem(), loc.fs_path())
         return url
 
     @classmethod
     def load(cls, url: str) -> Result:
-        """Read a result written by :meth:`save`."""
-        import fsspec  # lazily: a backtest that is not saved does not load it
+        """Read a result written by :meth:`save` (:func:`quantlib.results.layout.read_result`)."""
+        from quantlib.results.layout import read_result
+        from quantlib.storage import resolve_location
 
-        fs, root = fsspec.core.url_to_fs(url)
-        if not fs.exists(f"{root}/meta.json"):
-            raise StoreError("a saved result folder must hold meta.json", found="no meta.json",
-                             fix="check the URL or result id", file=f"{url}/meta.json")
-        meta = json.loads(fs.cat(f"{root}/meta.json"))
-        prov = {k: meta.get(k) for k in ("strategy", "source_hash", "snapshot", "data",
-                                        "data_fingerprint", "synthetic", "quantlib_version",
-                                        "created_at", "sample")}
-        for key in ("data", "data_fingerprint", "synthetic", "sample"):  # absent in older results
-            if not prov[key]:
-                del prov[key]
-        info = {k: meta.get(k) for k in ("author", "published", "published_at", "title",
-                                        "description", "tags", "allowed_params", "replaces",
-                                        "in_sample")}
-        info = {k: v for k, v in info.items() if v is not None}
-        return cls(returns=_read_parquet(fs, f"{root}/returns.parquet"),
-                   weights=_read_parquet(fs, f"{root}/weights.parquet"),
-                   exposures=_read_parquet(fs, f"{root}/exposures.parquet"),
-                   params=meta["params"], provenance=prov,
-                   metrics=_metrics_from_json(meta.get("metrics", {})), info=info)
+        loc = resolve_location(url)
+        return read_result(loc.filesystem(), loc.fs_path())
 
 
-def _period_bound(day: Any, idx: pd.Index, pos: int) -> str | None:
-    if isinstance(day, str) and day:
-        return pd.Timestamp(day).isoformat()
-    return idx[pos].isoformat() if len(idx) else None
+_LAZY = ("weights", "metrics")
+
+
+def _date_index(frame: pd.DataFrame) -> None:
+    if isinstance(frame.index, pd.DatetimeIndex) and frame.index.freq is not None:
+        frame.index = frame.index._with_freq(None)
+    frame.index.name = "date"
 
 
 def exposures_from_weights(weights: pd.DataFrame) -> pd.DataFrame:
@@ -316,15 +305,3 @@ def exposures_from_weights(weights: pd.DataFrame) -> pd.DataFrame:
                          "net": long + short,
                          "n_holdings": np.count_nonzero(w, axis=1).astype(float)},
                         index=weights.index)
-
-
-def _write_parquet(fs: Any, path: str, frame: pd.DataFrame) -> None:
-    out = frame.copy()
-    out.columns = [str(c) for c in out.columns]
-    with fs.open(path, "wb") as fh:
-        out.to_parquet(fh, index=True)
-
-
-def _read_parquet(fs: Any, path: str) -> pd.DataFrame:
-    with fs.open(path, "rb") as fh:
-        return pd.read_parquet(fh)

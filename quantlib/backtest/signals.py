@@ -21,7 +21,7 @@ from quantlib.errors import StrategyError
 __all__ = ["lag", "rolling_mean", "rolling_std", "rolling_sum", "returns_over", "cs_rank",
            "cs_zscore", "winsorize", "demean", "combine", "top_k", "quantile_select",
            "equal_weight", "last_known", "rolling_mean_np", "rolling_std_np",
-           "rolling_sum_np", "cs_rank_np", "cs_zscore_np", "returns_over_np",
+           "rolling_sum_np", "cs_rank_np", "cs_zscore_np", "returns_over_np", "returns_over_at",
            "decision_rows", "zero_cumsum"]
 
 _ROWS: ContextVar[np.ndarray | None] = ContextVar("quantlib_decision_rows", default=None)
@@ -189,19 +189,51 @@ def returns_over_np(returns: np.ndarray, window: int, skip: int = 0) -> np.ndarr
     >>> returns_over_np(r, 2).round(4).ravel().tolist()
     [nan, nan, 0.21, 0.21]
     """
+    returns = np.ascontiguousarray(returns, dtype=float)
+    T = returns.shape[0]
+    rows = _active_rows(T)
+    out = np.full(returns.shape, np.nan)
+    if rows is None:
+        rows = np.arange(min(window, T), T)
+    out[rows] = _returns_over_rows(returns, window, skip, rows)
+    return out
+
+
+def returns_over_at(returns: xr.DataArray, window: int, skip: int = 0
+                    ) -> tuple[np.ndarray | None, np.ndarray]:
+    """:func:`returns_over` on the engine's decision rows only, with no ``(T, N)`` array.
+
+    Returns ``(rows, values)``: ``values[j]`` is the row ``rows[j]`` of
+    :func:`returns_over`; outside :func:`decision_rows` ``rows`` is ``None`` and
+    ``values`` the whole ``(T, N)`` result.
+
+    Examples
+    --------
+    >>> r = xr.DataArray(np.full((4, 1), 0.1), dims=("date", "asset"))
+    >>> with decision_rows(np.array([False, False, False, True])):
+    ...     rows, v = returns_over_at(r, 2)
+    >>> rows.tolist(), v.round(4).tolist()
+    ([3], [[0.21]])
+    """
+    a = _arr(returns)
+    rows = _active_rows(a.shape[0])
+    if rows is None:
+        return None, returns_over_np(a, window, skip)
+    return rows, _returns_over_rows(np.ascontiguousarray(a), window, skip, rows)
+
+
+def _returns_over_rows(returns: np.ndarray, window: int, skip: int, rows: np.ndarray
+                       ) -> np.ndarray:
+    """``(len(rows), N)`` compounded returns of :func:`returns_over_np` at ``rows``."""
     _check_window(window)
     if not 0 <= skip < window:
         raise StrategyError("skip must be in [0, window)", found=f"skip={skip}, window={window}",
                             fix="pass e.g. window=252, skip=21", field="skip")
-    returns = np.ascontiguousarray(returns, dtype=float)
-    T = returns.shape[0]
-    out = np.full(returns.shape, np.nan)
-    if window >= T:
+    out = np.full((len(rows), returns.shape[1]), np.nan)
+    ok_rows = rows >= window
+    rows = rows[ok_rows]
+    if not len(rows):
         return out
-    rows = _active_rows(T)
-    if rows is None:
-        rows = np.arange(window, T)
-    rows = rows[rows >= window]
     start = rows - window
     need = np.unique(np.concatenate([rows - skip, start]))
     growth, first = _growth_rows(returns, need)
@@ -210,7 +242,7 @@ def returns_over_np(returns: np.ndarray, window: int, skip: int = 0) -> np.ndarr
     ok = start[:, None] >= first[None, :] - 1
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = growth[np.searchsorted(need, rows - skip)] / growth[np.searchsorted(need, start)]
-    out[rows] = np.where(ok, ratio - 1.0, np.nan)
+    out[ok_rows] = np.where(ok, ratio - 1.0, np.nan)
     return out
 
 

@@ -273,7 +273,14 @@ def select(score: xr.DataArray, data: xr.Dataset, quantile: int, long_short: boo
     """
     a = np.asarray(score.transpose("date", "asset").values, dtype=float)
     rows = sg._active_rows(a.shape[0])
-    sub = a if rows is None else a[rows]
+    return select_rows(score, rows, a if rows is None else a[rows], data, quantile, long_short)
+
+
+def select_rows(like: xr.DataArray, rows: np.ndarray | None, sub: np.ndarray,
+                data: xr.Dataset, quantile: int, long_short: bool) -> xr.DataArray:
+    """:func:`select` from the scores ``sub`` of the decision ``rows`` alone (``None``:
+    every row), as :func:`~quantlib.backtest.signals.returns_over_at` gives them; the
+    ``(date, asset)`` weights are 0 on the other rows, whose memory is never touched."""
     if "in_universe" in data:
         uni = data["in_universe"].transpose("date", "asset").values
         sub = np.where(np.asarray(uni if rows is None else uni[rows], bool), sub, np.nan)
@@ -289,12 +296,13 @@ def select(score: xr.DataArray, data: xr.Dataset, quantile: int, long_short: boo
             return top
         return top - ew(sg._quantile_select_np(x, quantile, "bottom"), 0.5)
 
+    like = like.transpose("date", "asset")
     if rows is None:
         w = kernel(sub)
     else:
-        w = np.zeros(a.shape)
+        w = np.zeros(like.shape)  # calloc: the rows not written stay unmapped zero pages
         w[rows] = kernel(sub)
-    out = score.transpose("date", "asset").copy(deep=False, data=w)
+    out = like.copy(deep=False, data=w)
     out.name = "target_weights"
     return out
 

@@ -13,7 +13,11 @@ Step by step:
    rows ``rejected``, write the validation report, raise :class:`BatchRejectedError`:
    nothing is committed;
 4. otherwise upsert the clean frames over the previous version and commit them to the
-   curated store as one tagged snapshot; mark manifest rows ``published``;
+   curated store as one tagged snapshot; mark manifest rows ``published``. A store
+   that holds a version gets an incremental refresh (unless ``full=True``): step 2
+   fetches from a look-back window before the last stored session and keeps only
+   deliveries not yet published, and step 4 is a delta commit that writes only the
+   affected regions (:mod:`quantlib.pipeline.incremental`);
 5. write the validation report (quarantine, counts, JSON and Markdown).
 """
 
@@ -32,6 +36,7 @@ from tqdm.auto import tqdm
 from quantlib.config import load_config
 from quantlib.errors import BatchRejectedError, SnapshotNotFoundError
 from quantlib.markets import DEFAULT_MARKETS
+from quantlib.pipeline.incremental import fetch_windows, publish_delta
 from quantlib.pipeline.merge import canonical, market_counts, merge_outcomes, upsert_previous
 from quantlib.pipeline.result import RefreshResult
 from quantlib.pipeline.tasks import FX, MarketOutput, run_market, run_market_with_retries
@@ -49,12 +54,14 @@ def new_refresh_id(kind: str = "refresh") -> str:
 
 def _fan_out(markets: Sequence[str], store_url: str, connection: Any, fetch_id: str,
              client: Any, bar: Any, scheduler: str = "threads",
-             **kwargs: Any) -> list[MarketOutput]:
+             starts: dict[str, Any] | None = None, **kwargs: Any) -> list[MarketOutput]:
+    starts = starts or {}
     if client is not None:
         from distributed import as_completed
 
         futures = [client.submit(run_market, m, store_url, connection, fetch_id, retries=2,
-                                 pure=False, key=f"{fetch_id}-{m}", **kwargs)
+                                 pure=False, key=f"{fetch_id}-{m}", start=starts.get(m),
+                                 **kwargs)
                    for m in markets]
         for _ in as_completed(futures):
             bar.update(1)
@@ -67,7 +74,7 @@ def _fan_out(markets: Sequence[str], store_url: str, connection: Any, fetch_id: 
             bar.update(1)
 
     tasks = [dask.delayed(run_market_with_retries, pure=False)(
-        m, store_url, connection, fetch_id, **kwargs) for m in markets]
+        m, store_url, connection, fetch_id, start=starts.get(m), **kwargs) for m in markets]
     workers = len(tasks) if scheduler == "threads" else min(len(tasks), os.cpu_count() or 1)
     with _Progress():
         return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
@@ -125,7 +132,8 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
             connection: Any = None, sandbox: bool = False, client: Any = None,
             progress: bool = False, max_bad_row_fraction: float | None = None,
             n_assets: int | None = None, years: float | None = None,
-            tag: str | None = None, scheduler: str = "threads") -> RefreshResult:
+            tag: str | None = None, scheduler: str = "threads", full: bool = False,
+            lookback_sessions: int | None = None) -> RefreshResult:
     """Fetch, validate and commit a new data version of ``markets`` (plus FX).
 
     Parameters
@@ -154,6 +162,14 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
         Dask local scheduler when no ``client`` is given. ``"processes"`` runs the
         market tasks in a process pool (no shared GIL with the caller; each process pays
         the import cost once).
+    full : bool
+        Re-read the whole vendor history and rewrite the panels. By default a store
+        that already holds a version gets an *incremental* refresh
+        (:mod:`quantlib.pipeline.incremental`): only new or changed deliveries are
+        standardized and validated, and only the affected regions are written.
+    lookback_sessions : int, optional
+        Sessions before the last stored one that an incremental refresh re-fetches
+        (vendor corrections; default: config ``refresh.lookback_sessions``).
 
     Returns
     -------
@@ -173,6 +189,11 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
     refresh_id = new_refresh_id()
     targets = [*dict.fromkeys(markets), FX]
     result = RefreshResult(refresh_id, markets=targets)
+    incremental = not full and bool(_known_assets(curated))
+    result.mode = "incremental" if incremental else "full"
+    lookback = int(lookback_sessions if lookback_sessions is not None
+                   else load_config()["refresh"]["lookback_sessions"])
+    starts = fetch_windows(curated, targets, lookback) if incremental else {}
     with ExitStack() as stack:
         bar = stack.enter_context(tqdm(total=len(targets) + 1, desc="refresh", unit="step",
                                        disable=not progress))
@@ -181,7 +202,8 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
         t0 = time.perf_counter()
         outputs = _fan_out(targets, curated.url, connection, refresh_id, client, bar,
                            scheduler=scheduler, max_bad_row_fraction=max_bad_row_fraction,
-                           known_assets=_known_assets(curated))
+                           known_assets=_known_assets(curated), starts=starts,
+                           incremental=incremental)
         result.seconds["fan_out"] = time.perf_counter() - t0
         try:
             _finish(curated, result, outputs, tag)
@@ -220,9 +242,17 @@ def _finish(curated: CuratedStore, result: RefreshResult, outputs: list[MarketOu
         err.result = result  # type: ignore[attr-defined]
         raise err
     t0 = time.perf_counter()
-    result.snapshot_id, result.tag, result.rows["commit"] = publish_outcome(
-        curated, raw, outcome, deliveries, refresh_id=result.refresh_id,
-        message=f"{result.refresh_id}: {', '.join(result.markets)}", tag=tag, result=result)
+    message = f"{result.refresh_id}: {', '.join(result.markets)}"
+    if result.mode == "incremental" and outcome.clean.n_rows() == 0:
+        raw.record(deliveries, status="published")
+        result.note = "nothing new at the vendor: no new version committed"
+    elif result.mode == "incremental":
+        publish_delta(curated, raw, outcome, deliveries, message=message + " (incremental)",
+                      tag=tag, result=result)
+    else:
+        result.snapshot_id, result.tag, result.rows["commit"] = publish_outcome(
+            curated, raw, outcome, deliveries, refresh_id=result.refresh_id,
+            message=message, tag=tag, result=result)
     result.seconds["commit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     result.report_paths = write_report(outcome, curated.url, result.refresh_id)

@@ -36,6 +36,10 @@ class RefreshResult:
         ``{market: {"rows": {...}, "seconds": {...}}}`` for each fan-out task.
     note : str
         Why nothing was committed, when nothing was (e.g. a drop with no data rows).
+    mode : str
+        ``"full"`` (whole vendor history read, panels rewritten) or ``"incremental"``
+        (only new or changed deliveries; ``rows`` then also holds ``region_cells``,
+        ``appended_dates`` and ``rewrites`` of the delta commit).
     rebases : int
         Times the commit was rebuilt on a newer version because another writer committed
         first (0: no conflict).
@@ -53,13 +57,15 @@ class RefreshResult:
     per_market: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     rebases: int = 0
     note: str = ""
+    mode: str = "full"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
         return asdict(self)
 
     def __str__(self) -> str:
-        lines = [f"refresh {self.refresh_id}: snapshot {self.snapshot_id} tag {self.tag}",
+        lines = [f"refresh {self.refresh_id} ({self.mode}): snapshot {self.snapshot_id} "
+                 f"tag {self.tag}",
                  f"markets: {', '.join(self.markets)}"]
         for stage in ("fetch", "standardize", "validate", "commit"):
             if stage in self.rows:

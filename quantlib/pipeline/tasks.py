@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from quantlib.errors import BatchRejectedError, TransientSourceError
+from quantlib.errors import BatchRejectedError, SnapshotNotFoundError, TransientSourceError
+from quantlib.pipeline.incremental import changed_deliveries, previous_closes
 from quantlib.raw import Delivery, RawZone
 from quantlib.validate import ValidationOutcome
 
@@ -41,11 +42,15 @@ class MarketOutput:
 
 def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
                max_bad_row_fraction: float | None = None,
-               known_assets: tuple[str, ...] = (), fetch_workers: int = 8) -> MarketOutput:
+               known_assets: tuple[str, ...] = (), fetch_workers: int = 8,
+               incremental: bool = False, start: Any = None) -> MarketOutput:
     """Fetch, standardize and validate one market (or ``"FX"``).
 
     ``fetch_workers`` parallel FTP connections download the market's files (the
-    transfers are latency-bound: many small daily files).
+    transfers are latency-bound: many small daily files). With ``incremental`` the
+    fetch window starts at ``start`` and only changed deliveries not yet published are
+    standardized and validated, with continuity against the stored last bars
+    (:mod:`quantlib.pipeline.incremental`).
 
     Raises
     ------
@@ -61,17 +66,20 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     if market == FX:
-        deliveries = fetch_fx(raw=raw, connection=connection, fetch_id=fetch_id)
+        deliveries = fetch_fx(raw=raw, connection=connection, fetch_id=fetch_id, start=start)
     else:
         deliveries = fetch_market(market, raw=raw, connection=connection, fetch_id=fetch_id,
-                                  workers=fetch_workers)
+                                  workers=fetch_workers, start=start)
+    if incremental:
+        deliveries = changed_deliveries(deliveries, _unpublished(raw, deliveries))
     t1 = time.perf_counter()
     batch = standardize(deliveries, raw)
     t2 = time.perf_counter()
     rejection = None
+    context = _continuity(store_url, market, batch) if incremental else {}
     try:
         outcome = validate(batch, max_bad_row_fraction=max_bad_row_fraction,
-                           known_assets=known_assets, deliveries=deliveries)
+                           known_assets=known_assets, deliveries=deliveries, **context)
     except BatchRejectedError as err:
         rejection = err
         outcome = err.outcome  # type: ignore[attr-defined]
@@ -80,6 +88,30 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     rows = {"fetch": sum(d.rows or 0 for d in deliveries), "standardize": batch.n_rows(),
             "validate": outcome.clean.n_rows()}
     return MarketOutput(market, deliveries, outcome, rejection, rows, seconds)
+
+
+def _unpublished(raw: RawZone, deliveries: list[Delivery]) -> list[Delivery]:
+    """Deliveries no published version was built from (new, changed, or fetched by a
+    run that was killed or rejected before it published)."""
+    m = raw.manifest()
+    done = m[m["status"] == "published"]
+    keys = set(zip(done["source"], done["file"], done["sha256"], strict=True))
+    return [d for d in deliveries if (d.source, d.file, d.sha256) not in keys]
+
+
+def _continuity(store_url: str, market: str, batch: Any) -> dict[str, Any]:
+    """The stored last close per delivered asset and the stored actions (validation)."""
+    from quantlib.store import CuratedStore
+
+    store = CuratedStore(store_url)
+    if market == FX or batch.prices.empty:
+        return {}
+    try:
+        actions = store.read_table("corporate_actions")
+    except SnapshotNotFoundError:
+        return {}
+    return {"previous": previous_closes(store, market, batch.prices),
+            "stored_actions": actions}
 
 
 def run_market_with_retries(market: str, store_url: str, connection: Any, fetch_id: str,

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import fsspec
-
 from quantlib.config import load_config
 from quantlib.errors import QuantlibWarning
 from quantlib.platform.passwords import PasswordFile, generate_password
@@ -32,6 +30,7 @@ from quantlib.platform.process import (
     stop_hub,
 )
 from quantlib.platform.settings import PlatformPaths, load_spec, platform_paths
+from quantlib.storage import resolve_location
 
 __all__ = ["PlatformInfo", "up", "down", "status", "ensure_admin", "has_data", "refresh_data",
            "step"]
@@ -65,8 +64,8 @@ def has_data() -> bool:
     False
     >>> _ = os.environ.pop("QUANTLIB_HOME") if old is None else os.environ.update(QUANTLIB_HOME=old)
     """
-    fs, root = fsspec.core.url_to_fs(load_config().store_url)
-    return bool(fs.exists(f"{root.rstrip('/')}/curated"))
+    fs, curated = resolve_location(load_config().store_url).open_fs("curated")
+    return bool(fs.exists(curated))
 
 
 def refresh_data(echo: Callable[[str], None] = print) -> bool:

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
 from typing import TYPE_CHECKING, Any
 
-import fsspec
-
 from quantlib.errors import StoreError
+from quantlib.results.layout import result_files
 
 if TYPE_CHECKING:
     from quantlib.backtest.result import Result
@@ -58,14 +56,8 @@ def publish_via_service(result: Result, api_url: str, token: str, *, title: str,
     """
     import requests
 
-    folder = f"memory://publish-{uuid.uuid4().hex}"
-    fs, root = fsspec.core.url_to_fs(folder)
-    try:
-        result.save(folder)
-        files = {path.rsplit("/", 1)[-1]: base64.b64encode(fs.cat(path)).decode()
-                 for path in fs.ls(root, detail=False)}
-    finally:
-        fs.rm(root, recursive=True)
+    files = {name: base64.b64encode(data).decode()
+             for name, data in result_files(result).items()}
     body = {"title": title, "description": description, "tags": list(tags or []),
             "allowed_params": allowed_params, "replace": replace,
             "allow_synthetic": allow_synthetic, "files": files}

@@ -1,12 +1,9 @@
-"""Content-addressed results store and its published index.
+"""Content-addressed results store and its published index (the writer side).
 
-Layout under the results URL (config ``results``; ``QUANTLIB_RESULTS`` wins)::
-
-    objects/<result_id>/meta.json        provenance, params, metrics, publication fields
-    objects/<result_id>/returns.parquet  date, net, gross, turnover, costs (, benchmark)
-    objects/<result_id>/weights.parquet  date x asset end-of-session weights
-    objects/<result_id>/exposures.parquet
-    index/published.json                 list of published results' meta (atomic replace)
+The layout (files, meta schema, older layouts) is :mod:`quantlib.results.layout`'s;
+the read-only, per-viewer side for the API and dashboards is
+:mod:`quantlib.results.view`. A store URL becomes a filesystem only through
+:func:`quantlib.store.location.resolve_location`, so a configured S3 endpoint holds here.
 
 Atomicity: a result's objects are written before its ``meta.json``; the index is
 replaced whole, by temp file + rename on a local folder and by a single PUT on
@@ -21,22 +18,30 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import fsspec
 import pandas as pd
 
 from quantlib.config import load_config
 from quantlib.errors import StoreError
-from quantlib.store.cas import update_object
+from quantlib.results.layout import (
+    INDEX_PATH,
+    OBJECTS,
+    object_path,
+    parse_index,
+    parse_meta,
+    read_result,
+    write_result,
+)
+from quantlib.storage import resolve_location
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # backtest (numba) and the curated store package load on first use
     from quantlib.backtest.result import Result
 
 __all__ = ["results_url", "save_result", "load_result", "load_meta", "has_result",
-           "publish", "list_results", "read_index", "SYNTHETIC_MARK"]
+           "publish", "list_results", "read_index", "ResultStore", "SYNTHETIC_MARK"]
 
-INDEX_PATH = "index/published.json"
 #: prefix of the title of a result published from synthetic data
 SYNTHETIC_MARK = "[synthetic]"
 
@@ -53,18 +58,14 @@ def results_url(url: str | None = None) -> str:
 
 
 def _fs(url: str | None) -> tuple[Any, str]:
-    fs, root = fsspec.core.url_to_fs(results_url(url))
-    return fs, root.rstrip("/")
-
-
-def _obj_url(result_id: str, url: str | None) -> str:
-    return f"{results_url(url).rstrip('/')}/objects/{result_id}"
+    loc = resolve_location(results_url(url))
+    return loc.filesystem(), loc.fs_path()
 
 
 def has_result(result_id: str, url: str | None = None) -> bool:
     """Whether a complete result (its ``meta.json``) is stored under ``result_id``."""
     fs, root = _fs(url)
-    return bool(fs.exists(f"{root}/objects/{result_id}/meta.json"))
+    return bool(fs.exists(object_path(root, result_id, "meta.json")))
 
 
 def save_result(result: Result, url: str | None = None) -> str:
@@ -83,7 +84,8 @@ def save_result(result: Result, url: str | None = None) -> str:
     True
     """
     rid = result.result_id
-    result.save(_obj_url(rid, url))
+    fs, root = _fs(url)
+    write_result(result, fs, object_path(root, rid))
     return rid
 
 
@@ -95,37 +97,30 @@ def load_result(result_id: str, url: str | None = None) -> Result:
     StoreError
         If no such result is stored; the message names the id and the store.
     """
-    from quantlib.backtest.result import Result
-
-    if not has_result(result_id, url):
+    fs, root = _fs(url)
+    if not fs.exists(object_path(root, result_id, "meta.json")):
         raise StoreError("result must exist in the results store",
                          found=f"no result {result_id!r}",
                          fix="list ids with quantlib.results.list_results(published_only=False)",
-                         file=_obj_url(result_id, url))
-    return Result.load(_obj_url(result_id, url))
+                         file=object_path(results_url(url), result_id))
+    return read_result(fs, object_path(root, result_id))
 
 
 def load_meta(result_id: str, url: str | None = None) -> dict[str, Any]:
-    """The ``meta.json`` of a stored result, as a dict."""
+    """The ``meta.json`` of a stored result, as a dict (current schema, any stored version)."""
     fs, root = _fs(url)
-    path = f"{root}/objects/{result_id}/meta.json"
+    path = object_path(root, result_id, "meta.json")
     if not fs.exists(path):
         raise StoreError("result must exist in the results store", found=f"no {path}",
                          fix="check the result id", file=path)
-    return json.loads(fs.cat(path))
+    return parse_meta(fs.cat_file(path), path, result_id)
 
 
 def read_index(url: str | None = None) -> list[dict[str, Any]]:
     """The published index (a list of meta documents, newest first); empty if none."""
     fs, root = _fs(url)
     path = f"{root}/{INDEX_PATH}"
-    if not fs.exists(path):
-        return []
-    try:
-        return list(json.loads(fs.cat(path)))
-    except json.JSONDecodeError as exc:
-        raise StoreError("published index must be JSON", found=str(exc),
-                         fix="republish a result to rewrite it", file=path) from exc
+    return parse_index(fs.cat_file(path) if fs.exists(path) else None, path)
 
 
 def _index_with(meta: dict[str, Any], path: str, gone: set[str] | None = None) -> Any:
@@ -137,11 +132,7 @@ def _index_with(meta: dict[str, Any], path: str, gone: set[str] | None = None) -
     gone = gone or set()
 
     def update(current: bytes | None) -> bytes:
-        try:
-            entries = list(json.loads(current)) if current else []
-        except json.JSONDecodeError as exc:
-            raise StoreError("published index must be JSON", found=str(exc),
-                             fix="remove the broken index and republish", file=path) from exc
+        entries = parse_index(current, path)
         entries = [e for e in entries if e.get("result_id") not in {meta.get("result_id"), *gone}]
         clash = [e["result_id"] for e in entries if e.get("title") == meta.get("title")]
         if clash:
@@ -211,6 +202,7 @@ def publish(result: Result, title: str, description: str = "", tags: list[str] |
         raise StoreError("a published result needs a title", found=repr(title),
                          fix="pass title='...'")
     from quantlib.results.remote import publish_via_service, service_target
+    from quantlib.store.cas import update_object
 
     target = service_target(url)
     if target is not None:  # in a hub's notebook: the results service writes, as this user
@@ -299,10 +291,39 @@ def list_results(published_only: bool = True, author: str | None = None,
         entries = read_index(url)
     else:
         fs, root = _fs(url)
-        paths = fs.glob(f"{root}/objects/*/meta.json")
-        entries = [json.loads(fs.cat(p)) for p in paths]
+        paths = fs.glob(f"{root}/{OBJECTS}/*/meta.json")
+        entries = [parse_meta(fs.cat_file(p), p, p.rsplit("/", 2)[-2]) for p in paths]
         entries.sort(key=lambda m: m.get("published_at") or m.get("created_at") or "",
                      reverse=True)
     if author is not None:
         entries = [e for e in entries if e.get("author") == author]
     return entries
+
+
+@dataclass(frozen=True)
+class ResultStore:
+    """A results store as the backtest's cache (:class:`~quantlib.backtest.result.ResultCache`).
+
+    ``run(strategy, data, cache=ResultStore(url))`` serves an identical request from
+    the store and keeps new results there; ``url=None`` is the configured store.
+
+    Examples
+    --------
+    >>> from quantlib.backtest import run
+    >>> from quantlib.backtest.synthetic import make_dataset
+    >>> cache = ResultStore("memory://doc-cache")
+    >>> ds = make_dataset(8, 120, seed=1, markets=())
+    >>> a = run("ma_crossover", ds, fast=5, slow=20, cache=cache)
+    >>> cache.get(a.result_id).result_id == a.result_id
+    True
+    """
+
+    url: str | None = None
+
+    def get(self, result_id: str) -> Result | None:
+        """The stored result ``result_id``, or ``None`` if none is stored."""
+        return load_result(result_id, self.url) if has_result(result_id, self.url) else None
+
+    def put(self, result: Result) -> str:
+        """Store ``result``; return its ``result_id``."""
+        return save_result(result, self.url)

@@ -38,7 +38,7 @@ def hub_bind(default_port: int) -> tuple[str, int, str]:
 
 
 def _check_no_auth(host: str) -> None:
-    from quantlib.serving.auth import LOOPBACK
+    from quantlib.serving.auth.tokens import LOOPBACK
 
     if host not in LOOPBACK:
         raise ConfigError("--no-auth must bind to loopback only", found=f"--host {host}",
@@ -84,10 +84,10 @@ def api(hub: bool, no_auth: bool, host: str, port: int, prefix: str, results_url
     import uvicorn
 
     from quantlib.config import load_config
-    from quantlib.serving.api import create_app
-    from quantlib.serving.auth import DevAuth, HubTokenAuth, hub_env_present
-    from quantlib.serving.cache import make_cache
-    from quantlib.serving.store import ResultsView
+    from quantlib.results.view import ResultsView
+    from quantlib.serving.api.app import create_app
+    from quantlib.serving.api.cache import make_cache
+    from quantlib.serving.auth.tokens import DevAuth, HubTokenAuth, hub_env_present
 
     host, port, prefix = _resolve(hub, no_auth, host, port, prefix, 8766)
     if no_auth:
@@ -124,7 +124,7 @@ def serve(hub: bool, no_auth: bool, host: str, port: int, prefix: str, results_u
           dev_user: str, dev_groups: str, origins: tuple[str, ...], num_threads: int) -> None:
     """Serve the Panel dashboards (gallery, tear sheet, what-if, data health)."""
     from quantlib.config import load_config
-    from quantlib.serving.panel_server import serve_dashboards
+    from quantlib.serving.server.launch import serve_dashboards
 
     host, port, prefix = _resolve(hub, no_auth, host, port, prefix, 8765)
     if not hub and not no_auth:

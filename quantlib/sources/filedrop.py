@@ -1,4 +1,4 @@
-"""File drops: files someone places in a folder (local path or any fsspec URL, e.g. s3://).
+"""File drops: files someone places in a folder (a local path, ``s3://`` or ``memory://``).
 
 A file with a ``<file>.sha256`` sidecar beside it is checked against it like an FTP file;
 other files are taken as they are. Rows are counted from the (decompressed) CSV lines.
@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from fsspec import AbstractFileSystem
-from fsspec.core import url_to_fs
 
 from quantlib.errors import PermanentSourceError, TransientSourceError
-from quantlib.raw import sha256_hex, storage_options
+from quantlib.raw import sha256_hex
 from quantlib.sources.base import FetchContext
 from quantlib.sources.ftp import count_rows
+from quantlib.storage import resolve_location
 
 __all__ = ["FileDropSource", "KNOWN_FORMATS"]
 
@@ -40,7 +40,8 @@ class FileDropSource:
     name, market, fmt : str
         Source name, market and reader format (one of :data:`KNOWN_FORMATS`).
     url : str
-        A local path or fsspec URL: a folder (every file below it) or one file.
+        A local path or store URL (:func:`~quantlib.store.location.resolve_location`):
+        a folder (every file below it) or one file.
     """
 
     name: str
@@ -52,7 +53,7 @@ class FileDropSource:
 
     def list_files(self) -> tuple[AbstractFileSystem, str, list[str]]:
         """The filesystem, the drop's root and the files below it (relative paths)."""
-        fs, root = url_to_fs(self.url, **storage_options(self.url))
+        fs, root = resolve_location(self.url).open_fs()
         if not fs.exists(root):
             raise PermanentSourceError("file drop must exist", found="no such file or folder",
                                        fix="check the path or URL of the drop",

@@ -31,10 +31,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import fsspec
-
 from quantlib.errors import StoreError, WriteConflictError
-from quantlib.store.location import StoreLocation
+from quantlib.storage import StoreLocation, resolve_location
 
 __all__ = ["commit_lock", "file_lock", "update_object"]
 
@@ -79,10 +77,6 @@ def commit_lock(location: StoreLocation) -> contextlib.AbstractContextManager[No
     if location.protocol == "file":
         return file_lock(os.path.join(location.prefix, ".curated.lock"))
     return contextlib.nullcontext()
-
-
-def _protocol(fs: Any) -> str:
-    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
 
 
 def _local_update(path: str, update: Callable[[bytes | None], bytes]) -> bytes:
@@ -171,11 +165,11 @@ def update_object(url: str, update: Callable[[bytes | None], bytes], *,
     >>> _ = update_object(url, add("a")); update_object(url, add("b"))
     b'["a", "b"]'
     """
-    fs, path = fsspec.core.url_to_fs(url)
-    protocol = _protocol(fs)
-    if protocol in ("file", "local"):
+    loc = resolve_location(url)
+    fs, path = loc.open_fs()
+    if loc.protocol == "file":
         return _local_update(path, update)
-    if protocol not in ("s3", "s3a"):
+    if loc.protocol != "s3":
         with _MEMORY_LOCK:  # one process only: memory:// and test filesystems
             current: bytes | None = fs.cat(path) if fs.exists(path) else None
             data = update(current)

@@ -46,6 +46,7 @@ import zarr
 from quantlib.errors import SnapshotNotFoundError, StoreError, WriteConflictError
 from quantlib.store import parquet
 from quantlib.store.cas import commit_lock
+from quantlib.store.increment import write_prices_delta
 from quantlib.store.location import StoreLocation, resolve_location
 from quantlib.store.panels import (
     fx_to_panel,
@@ -54,7 +55,7 @@ from quantlib.store.panels import (
     prices_to_panels,
 )
 from quantlib.store.schema import FRAME_NAMES, LONG_TABLES, STATEMENT_KEY, empty_frame
-from quantlib.store.tables import read_table_group, write_table
+from quantlib.store.tables import append_table, read_table_group, write_table
 
 __all__ = ["CuratedStore", "WRITE_DELAY_ENV"]
 
@@ -64,7 +65,10 @@ __all__ = ["CuratedStore", "WRITE_DELAY_ENV"]
 WRITE_DELAY_ENV = "QUANTLIB_STORE_WRITE_DELAY_S"
 _VAR_ORDER = ("open", "high", "low", "close", "volume", "split", "dividend", "returns", "rate",
               "known_at")
-_PANEL_CHUNK_DATES = 1024
+# fixed chunk shape (not capped by the panel's shape), chosen for daily appends and
+# reads: an append rewrites the last date chunk only (<= 128 rows); a 20-year column
+# is ~40 chunks
+_PANEL_CHUNK_DATES = 128
 _PANEL_CHUNK_ASSETS = 512
 
 
@@ -100,6 +104,7 @@ class CuratedStore:
     def __init__(self, url: str | os.PathLike[str] | None = None) -> None:
         self.location: StoreLocation = resolve_location(url)
         self._repo: icechunk.Repository | None = None
+        self.last_delta: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"CuratedStore({self.location.url!r})"
@@ -268,7 +273,8 @@ class CuratedStore:
                                mode="r")
 
     def commit(self, frames: Mapping[str, pd.DataFrame], *, message: str,
-               tag: str | None = None, parent: str | None = None) -> str:
+               tag: str | None = None, parent: str | None = None,
+               delta: bool = False) -> str:
         """Write a whole refresh as ONE atomic, tagged commit; return its snapshot id.
 
         Parameters
@@ -284,6 +290,14 @@ class CuratedStore:
         parent : str, optional
             The snapshot id (:meth:`tip`) the frames were built from. The commit is
             refused if ``main`` is no longer there.
+        delta : bool
+            The frames are a delta over the version on ``main``
+            (:mod:`quantlib.store.increment`): ``prices`` holds only new or corrected
+            bars, merged into the stored panels by region (append along ``date``,
+            region writes for corrections); ``fx`` only new or corrected rates;
+            ``statements`` only rows to append; ``assets``/``symbols``/
+            ``corporate_actions``, when given, the full tables of the new version.
+            ``self.last_delta`` then holds the write counts.
 
         Raises
         ------
@@ -303,7 +317,8 @@ class CuratedStore:
         if parent is not None and session.snapshot_id != parent:
             raise self._conflict(parent, session.snapshot_id)
         try:
-            rows = self._write_all(session, frames, self._base(session.snapshot_id))
+            write = self._write_delta if delta else self._write_all
+            rows = write(session, frames, self._base(session.snapshot_id))
             with commit_lock(self.location):
                 self._check_new_tag(tag)
                 name = tag or self._default_tag()
@@ -315,8 +330,9 @@ class CuratedStore:
             raise StoreError("commit to the curated store must succeed", found=str(exc),
                              fix="check the store and rerun the refresh; the previous "
                              "version is intact", file=self.location.join("curated")) from exc
-        statements = self.read_table("statements", snapshot_id)
-        parquet.write_table_file(self.location, "statements", snapshot_id, statements)
+        if not delta or len(frames.get("statements", ())):
+            statements = self.read_table("statements", snapshot_id)
+            parquet.write_table_file(self.location, "statements", snapshot_id, statements)
         return snapshot_id
 
     def _check_new_tag(self, tag: str | None) -> None:
@@ -352,8 +368,8 @@ class CuratedStore:
                          "are taken", fix="pass an explicit tag", snapshot=snapshot_id)
 
     def commit_rebased(self, build: Callable[[str | None], Mapping[str, pd.DataFrame]], *,
-                       message: str, tag: str | None = None, attempts: int = 5
-                       ) -> tuple[str, int]:
+                       message: str, tag: str | None = None, attempts: int = 5,
+                       delta: bool = False) -> tuple[str, int]:
         """Commit frames built on the latest version; rebuild and retry on a conflict.
 
         Parameters
@@ -361,7 +377,7 @@ class CuratedStore:
         build : callable
             ``build(base)`` returns the frames to commit, built on snapshot ``base``
             (``None`` for an empty store). Called again on the new tip after a conflict.
-        message, tag
+        message, tag, delta
             As for :meth:`commit`.
         attempts : int
             Commits tried before giving up.
@@ -380,7 +396,8 @@ class CuratedStore:
             tip = self.tip()
             frames = build(None if self.is_initial(tip) else tip)
             try:
-                return self.commit(frames, message=message, tag=tag, parent=tip), attempt
+                return self.commit(frames, message=message, tag=tag, parent=tip,
+                                   delta=delta), attempt
             except WriteConflictError as exc:
                 last = exc
         raise WriteConflictError(
@@ -416,6 +433,63 @@ class CuratedStore:
         return rows
 
 
+    def _write_delta(self, session: icechunk.Session, frames: Mapping[str, pd.DataFrame],
+                     previous: zarr.Group | None) -> dict[str, int]:
+        """Write a delta (see :meth:`commit`); only the affected regions are written."""
+        root = zarr.open_group(session.store, mode="a")
+        rows: dict[str, int] = {}
+        for name in ("assets", "symbols", "corporate_actions"):
+            if name in frames:
+                write_table(root, name, frames[name])
+                rows[name] = len(frames[name])
+                _pause(name)
+        new = frames.get("statements")
+        if new is not None and len(new):
+            fresh = _fresh_statements(previous, new)
+            append_table(root, "statements", fresh)
+            rows["statements"] = len(fresh)
+            _pause("statements")
+        prices = frames.get("prices")
+        if (prices is not None and len(prices)) or "corporate_actions" in frames:
+            prices = prices if prices is not None else empty_frame("prices")
+            assets = frames["assets"] if "assets" in frames else _stored(previous, "assets")
+            stored_actions = _stored(previous, "corporate_actions")
+            actions = frames.get("corporate_actions", stored_actions)
+            stats = write_prices_delta(session, prices, assets, actions, stored_actions,
+                                       _write_panel)
+            rows.update(prices=len(prices), **stats)
+            _pause("prices")
+        fx = frames.get("fx")
+        if fx is not None and len(fx):
+            old = _stored_fx(previous)
+            merged = fx if old.empty else pd.concat([old, fx], ignore_index=True) \
+                .drop_duplicates(["date", "currency"], keep="last")
+            _write_panel(session, "fx", fx_to_panel(merged))
+            rows["fx"] = len(fx)
+        self.last_delta = rows
+        return rows
+
+
+def _stored_fx(previous: zarr.Group | None) -> pd.DataFrame:
+    if previous is None or "fx" not in previous:
+        return pd.DataFrame()
+    ds = xr.open_zarr(previous.store, group="fx", consolidated=False, zarr_format=3)
+    return panel_to_fx(ds.load())
+
+
+def _fresh_statements(previous: zarr.Group | None, new: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``new`` whose key is not stored yet (reads only the stored key columns)."""
+    new = new.drop_duplicates(STATEMENT_KEY).reset_index(drop=True)
+    if previous is None or "statements" not in previous:
+        return new
+    old = read_table_group(previous, "statements", columns=STATEMENT_KEY)
+    if old.empty:
+        return new
+    key_new = pd.MultiIndex.from_frame(
+        new[STATEMENT_KEY].astype({c: old[c].dtype for c in STATEMENT_KEY}))
+    return new[~key_new.isin(pd.MultiIndex.from_frame(old))].reset_index(drop=True)
+
+
 def _stored(previous: zarr.Group | None, name: str) -> pd.DataFrame:
     if previous is None or name not in previous:
         return empty_frame(name)
@@ -437,8 +511,6 @@ def _append_statements(previous: zarr.Group | None, new: pd.DataFrame) -> pd.Dat
 def _write_panel(session: icechunk.Session, group: str, ds: xr.Dataset) -> None:
     encoding: dict[str, Any] = {}
     for var in ds.data_vars:
-        shape = ds[var].shape
-        encoding[str(var)] = {"chunks": (max(1, min(shape[0], _PANEL_CHUNK_DATES)),
-                                    max(1, min(shape[1], _PANEL_CHUNK_ASSETS)))}
+        encoding[str(var)] = {"chunks": (_PANEL_CHUNK_DATES, _PANEL_CHUNK_ASSETS)}
     ds.to_zarr(session.store, group=group, mode="w", consolidated=False, zarr_format=3,
                encoding=encoding)

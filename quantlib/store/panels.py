@@ -21,14 +21,15 @@ import xarray as xr
 from quantlib import calendars
 from quantlib.errors import StoreError
 
-__all__ = ["PRICE_VARS", "prices_to_panels", "fx_to_panel", "panel_to_prices",
-           "panel_to_fx", "previous_valid", "total_returns"]
+__all__ = ["PRICE_VARS", "NAT_INT", "prices_to_panels", "fx_to_panel", "panel_to_prices",
+           "panel_to_fx", "previous_valid", "total_returns", "ns_values", "market_dates",
+           "actions_grid"]
 
 PRICE_VARS = ("open", "high", "low", "close", "volume")
 NAT_INT = np.iinfo(np.int64).min
 
 
-def _ns(values: pd.Series | pd.Index) -> np.ndarray:
+def ns_values(values: pd.Series | pd.Index) -> np.ndarray:
     """Naive datetime64[ns] array (drops a UTC zone after converting)."""
     idx = pd.DatetimeIndex(values)
     if idx.tz is not None:
@@ -70,7 +71,9 @@ def total_returns(close: np.ndarray, split: np.ndarray, dividend: np.ndarray) ->
         return split * (close + dividend) / prev - 1.0
 
 
-def _market_dates(market: str, bar_dates: np.ndarray) -> pd.DatetimeIndex:
+def market_dates(market: str, bar_dates: np.ndarray) -> pd.DatetimeIndex:
+    """A market's panel dates for some bar dates: its sessions from the first to the
+    last bar, plus any bar date off the calendar."""
     if len(bar_dates) == 0:
         return pd.DatetimeIndex([], dtype="datetime64[ns]")
     first, last = bar_dates.min(), bar_dates.max()
@@ -79,15 +82,16 @@ def _market_dates(market: str, bar_dates: np.ndarray) -> pd.DatetimeIndex:
         pd.DatetimeIndex(np.unique(bar_dates)).as_unit("ns"))
 
 
-def _actions_grid(actions: pd.DataFrame, dates: pd.DatetimeIndex, assets: pd.Index
+def actions_grid(actions: pd.DataFrame, dates: pd.DatetimeIndex, assets: pd.Index
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Split and dividend grids; an ex date off the grid moves to the next date."""
+    """Split and dividend grids over ``dates`` x ``assets``; an ex date off the grid
+    moves to the next date (after the last date: dropped)."""
     split = np.ones((len(dates), len(assets)))
     dividend = np.zeros((len(dates), len(assets)))
     if actions.empty or len(dates) == 0:
         return split, dividend
     col = assets.get_indexer(actions["asset_id"])
-    row = np.searchsorted(dates.to_numpy(), _ns(actions["ex_date"]), side="left")
+    row = np.searchsorted(dates.to_numpy(), ns_values(actions["ex_date"]), side="left")
     keep = (col >= 0) & (row < len(dates))
     kind = actions["kind"].to_numpy()[keep]
     value = actions["value"].to_numpy(dtype="float64")[keep]
@@ -103,7 +107,7 @@ def _market_panel(market: str, bar_dates: np.ndarray, col: np.ndarray,
                   values: dict[str, np.ndarray], known: np.ndarray, actions: pd.DataFrame,
                   assets: pd.Index) -> xr.Dataset:
     """One market's panel from its bars (dates, asset column codes, value columns)."""
-    dates = _market_dates(market, bar_dates)
+    dates = market_dates(market, bar_dates)
     row = np.searchsorted(dates.to_numpy(), bar_dates)
     shape = (len(dates), len(assets))
     taken = np.zeros(shape, dtype=bool)
@@ -122,7 +126,7 @@ def _market_panel(market: str, bar_dates: np.ndarray, col: np.ndarray,
         data[var] = (("date", "asset"), grid)
     known_grid = np.full(shape, NAT_INT, dtype="int64")
     known_grid[row, col] = known
-    split, dividend = _actions_grid(actions, dates, assets)
+    split, dividend = actions_grid(actions, dates, assets)
     data["split"] = (("date", "asset"), split)
     data["dividend"] = (("date", "asset"), dividend)
     data["returns"] = (("date", "asset"), total_returns(data["close"][1], split, dividend))
@@ -159,8 +163,8 @@ def prices_to_panels(prices: pd.DataFrame, assets: pd.DataFrame,
                          asset=str(uniques[unique_market.isna().to_numpy()][0]))
     actions = corporate_actions if corporate_actions is not None else pd.DataFrame(
         {"asset_id": [], "ex_date": pd.DatetimeIndex([]), "kind": [], "value": []})
-    bar_dates = _ns(prices["date"])
-    known = _ns(prices["known_at"]).view("int64")
+    bar_dates = ns_values(prices["date"])
+    known = ns_values(prices["known_at"]).view("int64")
     values = {var: prices[var].to_numpy(dtype="float64") for var in PRICE_VARS}
     bar_market = unique_market.to_numpy()[codes]
     out: dict[str, xr.Dataset] = {}
@@ -176,14 +180,14 @@ def prices_to_panels(prices: pd.DataFrame, assets: pd.DataFrame,
 
 def fx_to_panel(fx: pd.DataFrame) -> xr.Dataset:
     """Pivot canonical FX rows into a (date, currency) Dataset with ``rate`` and ``known_at``."""
-    dates = pd.DatetimeIndex(np.unique(_ns(fx["date"])))
+    dates = pd.DatetimeIndex(np.unique(ns_values(fx["date"])))
     currencies = pd.Index(sorted(fx["currency"].astype(str).unique()))
-    row = dates.get_indexer(_ns(fx["date"]))
+    row = dates.get_indexer(ns_values(fx["date"]))
     col = currencies.get_indexer(fx["currency"].astype(str))
     rate = np.full((len(dates), len(currencies)), np.nan)
     rate[row, col] = fx["rate"].to_numpy(dtype="float64")
     known = np.full(rate.shape, NAT_INT, dtype="int64")
-    known[row, col] = _ns(fx["known_at"]).view("int64")
+    known[row, col] = ns_values(fx["known_at"]).view("int64")
     return xr.Dataset({"rate": (("date", "currency"), rate),
                        "known_at": (("date", "currency"), known)},
                       coords={"date": dates.to_numpy(),

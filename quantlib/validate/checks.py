@@ -196,8 +196,13 @@ def missing_session_issues(prices: pd.DataFrame, assets: pd.DataFrame) -> pd.Dat
     return pd.concat(parts, ignore_index=True)
 
 
-def jump_issues(prices: pd.DataFrame, actions: pd.DataFrame, max_jump: float) -> pd.DataFrame:
+def jump_issues(prices: pd.DataFrame, actions: pd.DataFrame, max_jump: float,
+                previous: pd.DataFrame | None = None) -> pd.DataFrame:
     """Close-to-close moves above ``max_jump`` with no split/dividend on that date.
+
+    ``previous`` (``asset_id, date, close``: the stored last bar of each asset before
+    its first bar in ``prices``) gives the first bars of an incremental batch their
+    previous close; those rows are never reported themselves.
 
     Examples
     --------
@@ -210,10 +215,14 @@ def jump_issues(prices: pd.DataFrame, actions: pd.DataFrame, max_jump: float) ->
     if prices.empty:
         return _none()
     p = prices.loc[prices["close"].notna() & prices["date"].notna(), ["asset_id", "date", "close"]]
+    if previous is not None and len(previous):
+        ctx = previous.loc[:, ["asset_id", "date", "close"]]
+        ctx.index = pd.RangeIndex(-len(ctx), 0)   # labels no batch row has
+        p = pd.concat([ctx, p])
     p = p.sort_values(["asset_id", "date"], kind="stable")
     prev = p.groupby("asset_id", sort=False)["close"].shift()
     move = p["close"] / prev - 1
-    cand = p.loc[(move.abs() > max_jump).to_numpy()]
+    cand = p.loc[(move.abs() > max_jump).to_numpy() & p.index.isin(prices.index)]
     if cand.empty:
         return _none()
     explained = pd.MultiIndex.from_frame(actions[["asset_id", "ex_date"]]) if len(actions) \

@@ -76,8 +76,9 @@ def _source_markets() -> dict[str, str]:
     return {name: s.market for name, s in SOURCES.items()}
 
 
-def _collect_issues(batch: CanonicalBatch, known: set[str], max_jump: float
-                    ) -> pd.DataFrame:
+def _collect_issues(batch: CanonicalBatch, known: set[str], max_jump: float,
+                    previous: pd.DataFrame | None = None,
+                    stored_actions: pd.DataFrame | None = None) -> pd.DataFrame:
     parts = [pd.DataFrame({c: [] for c in ISSUE_COLUMNS})]
     for name, frame in batch.frames().items():
         parts += [schema_issues(name, frame), checks.duplicate_issues(name, frame)]
@@ -93,7 +94,10 @@ def _collect_issues(batch: CanonicalBatch, known: set[str], max_jump: float
                                  & (so_far["severity"] != "info"), "idx"])
         rest = p.loc[~p.index.isin(bad_idx)]
         ca = batch.corporate_actions
-        parts += [checks.jump_issues(rest, ca, max_jump),
+        if stored_actions is not None and len(stored_actions):
+            ca = pd.concat([stored_actions.loc[:, ["asset_id", "ex_date"]],
+                            ca.loc[:, ["asset_id", "ex_date"]]], ignore_index=True)
+        parts += [checks.jump_issues(rest, ca, max_jump, previous),
                   checks.missing_session_issues(p, batch.assets)]  # delivered, good or bad
     return pd.concat(parts, ignore_index=True)
 
@@ -157,7 +161,9 @@ def _empty_quarantine() -> pd.DataFrame:
 
 def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None,
              config: Config | None = None, known_assets: Iterable[str] | None = None,
-             deliveries: Iterable[Delivery] | None = None) -> ValidationOutcome:
+             deliveries: Iterable[Delivery] | None = None,
+             previous: pd.DataFrame | None = None,
+             stored_actions: pd.DataFrame | None = None) -> ValidationOutcome:
     """Check a canonical batch; split it into clean rows and a quarantine.
 
     Parameters
@@ -173,6 +179,12 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
         Asset ids already in the store (valid in addition to the batch's assets).
     deliveries : iterable of Delivery, optional
         The batch's deliveries, to reconcile row counts with the manifest.
+    previous : DataFrame, optional
+        Continuity for an incremental batch: ``asset_id, date, close`` of each asset's
+        last stored bar before its first bar in the batch (the jump check's previous
+        close).
+    stored_actions : DataFrame, optional
+        Corporate actions already stored (``asset_id, ex_date``): they explain jumps too.
 
     Raises
     ------
@@ -191,7 +203,7 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
     asset_market = _asset_market(batch)
     known = set(asset_market.index) | set(known_assets or ())
     source_market = _source_markets()
-    issues = _collect_issues(batch, known, max_jump)
+    issues = _collect_issues(batch, known, max_jump, previous, stored_actions)
     quarantine = _quarantine(batch, issues, asset_market, source_market)
     clean = {}
     for name, frame in batch.frames().items():

@@ -14,7 +14,7 @@ import quantlib
 from quantlib.backtest import run
 from quantlib.backtest.engine import data_address, data_fingerprint
 from quantlib.errors import StoreError
-from quantlib.results import list_results, load_meta, publish
+from quantlib.results import ResultStore, list_results, load_meta, publish
 
 
 def test_subset_and_edited_panels_get_their_own_ids(panel):
@@ -35,7 +35,7 @@ def test_subset_and_edited_panels_get_their_own_ids(panel):
 
 def test_cache_serves_the_result_of_the_data_passed(panel, tmp_path):
     url = str(tmp_path / "results")
-    kw = {"window": 60, "skip": 5, "costs": None, "cache": url}
+    kw = {"window": 60, "skip": 5, "costs": None, "cache": ResultStore(url)}
     full = run("xs_momentum", panel, **kw)
     sub = run("xs_momentum", panel.isel(asset=slice(0, 20)), **kw)
     assert sub.weights.shape[1] == 20 and sub.result_id != full.result_id

@@ -13,6 +13,7 @@ from quantlib.backtest.kernels import simulate_kernel_numpy_reference
 from quantlib.backtest.strategies import STRATEGIES
 from quantlib.backtest.synthetic import make_dataset
 from quantlib.errors import BacktestError, StrategyError
+from quantlib.results import ResultStore
 
 
 def tiny(returns: np.ndarray, **extra) -> xr.Dataset:
@@ -222,7 +223,10 @@ def test_run_cache_serves_identical_request_without_recomputation(small_panel, t
         return xr.ones_like(data["close"]) * gross / data.sizes["asset"]
 
     try:
-        url = str(tmp_path / "res")
+        url = ResultStore(str(tmp_path / "res"))
+        with pytest.raises(BacktestError, match="cache must be a result cache"):
+            run("counting_equal", small_panel, cache=str(tmp_path / "res"), gross=0.5)
+        assert not calls
         a = run("counting_equal", small_panel, cache=url, gross=0.5)
         b = run("counting_equal", small_panel, cache=url, gross=0.5)
         assert len(calls) == 1

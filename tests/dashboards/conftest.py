@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.browser import CHROMIUM, CHROMIUM_ARGS, PAINTED_CANVASES_JS
-from quantlib.serving.demo import populate_demo_store
-from quantlib.serving.devhub import start_dev_hub
+from quantlib.testing.browser import CHROMIUM, CHROMIUM_ARGS, PAINTED_CANVASES_JS
+from quantlib.testing.demo import populate_demo_store
+from quantlib.testing.devhub import start_dev_hub
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 
@@ -52,9 +52,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory, store, data_store):
     """A real JupyterHub managing the dashboards and results API services."""
     url, _ids = store
     wd = tmp_path_factory.mktemp("hub")
-    env = {"QUANTLIB_HOME": str(wd / "home"), "QUANTLIB_STORE": data_store}
+    env = {"QUANTLIB_HOME": str(wd / "home"), "QUANTLIB_STORE": data_store,
+           "QUANTLIB_WHATIF_RUNNER": "quantlib.testing.demo:rerun_demo"}
     h = start_dev_hub(wd, results_url=url, env=env,
-                      wait_services=("results-api", "dashboards"), timeout=120)
+                      wait_services=("results-api", "dashboards"), timeout=240)
     yield h
     h.stop()
 

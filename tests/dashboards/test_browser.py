@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from quantlib.serving.analytics import fmt_num, fmt_pct
+from quantlib.backtest.metrics import format_metric
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.slow]
 
@@ -31,10 +31,10 @@ def test_manager_gallery_tearsheet_metrics_and_plots(login, browser, hub, store,
         canvases = painted_canvases(page)
         assert canvases["painted"] >= 9, canvases
         truth = stored_metrics(url, ids[0])
-        for key, fmt in (("cagr", fmt_pct), ("max_drawdown", fmt_pct), ("sharpe", fmt_num)):
+        for key in ("cagr", "max_drawdown", "sharpe"):
             el = page.locator(f"[data-metric={key}]")
             assert float(el.get_attribute("data-value")) == truth[key]
-            assert el.inner_text().strip() == fmt(truth[key])
+            assert el.inner_text().strip() == format_metric(key, truth[key])
         screenshot(page, "tearsheet-manager")
         shown = ("() => Bokeh.documents.flatMap(d => [...d._all_models.values()])"
                  ".filter(m => m.name === 'equity' || m.name === 'equity_log')"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantlib.serving.analytics import fmt_num, fmt_pct
+from quantlib.backtest.metrics import format_metric
 
 pytestmark = [pytest.mark.browser, pytest.mark.hub, pytest.mark.slow]
 
@@ -59,10 +59,10 @@ def test_manager_home_cards_and_no_external_requests(login, browser, hub, store,
             truth = meta_of(url, rid)["metrics"]
             card = page.locator(f".ql-rcard[data-result='{rid}']")
             assert card.locator("svg.ql-spark polyline").count() == 1
-            for key, fmt in (("cagr", fmt_pct), ("sharpe", fmt_num), ("max_drawdown", fmt_pct)):
+            for key in ("cagr", "sharpe", "max_drawdown"):
                 el = card.locator(f"[data-metric={key}]")
                 assert float(el.get_attribute("data-value")) == truth[key]
-                assert el.inner_text().strip() == fmt(truth[key])
+                assert el.inner_text().strip() == format_metric(key, truth[key])
             assert "snapshot demo-snapshot" in card.locator(".ql-fresh").inner_text()
         # the demo data ends 2025-12-31: far more than a week old, so flagged
         for rid in ids[:4]:
@@ -121,8 +121,8 @@ def test_tear_sheet_relative_stats_drawdowns_and_heatmap(login, browser, hub, st
         for key, value in truth.items():
             shown = float(page.locator(f"[data-stat={key}]").get_attribute("data-value"))
             assert shown == pytest.approx(value, rel=1e-9), key
-        assert page.locator("[data-stat=beta]").inner_text() == fmt_num(beta)
-        assert page.locator("[data-stat=alpha]").inner_text() == fmt_pct(alpha)
+        assert page.locator("[data-stat=beta]").inner_text() == format_metric("beta", beta)
+        assert page.locator("[data-stat=alpha]").inner_text() == format_metric("alpha", alpha)
         depth = page.locator("[data-stat=drawdown_depth]")
         assert depth.count() == 5
         assert float(depth.first.get_attribute("data-value")) == pytest.approx(

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from bokeh.models import ColumnDataSource, Plot
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from dashboards.figures import plot_count, tear_sheet_layout  # noqa: E402
-from dashboards.plot_cache import CODE_VERSION, PlotCache, plot_cache  # noqa: E402
-from quantlib.serving.analytics import equity_curve  # noqa: E402
-from quantlib.serving.demo import populate_demo_store  # noqa: E402
-from quantlib.serving.store import ResultsView  # noqa: E402
+from dashboards.figures import plot_count, tear_sheet_layout
+from dashboards.plot_cache import CODE_VERSION, PlotCache, plot_cache
+from quantlib.backtest.metrics import equity_curve
+from quantlib.results.view import ResultsView
+from quantlib.testing.demo import populate_demo_store
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import io
-import sys
-from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from dashboards import tearsheet  # noqa: E402
-from dashboards.gallery import gallery_frame  # noqa: E402
-from quantlib.serving.demo import populate_demo_store  # noqa: E402
-from quantlib.serving.session import configure  # noqa: E402
-from quantlib.serving.store import Viewer  # noqa: E402
+from dashboards import tearsheet
+from dashboards.gallery import gallery_frame
+from quantlib.results.view import Viewer
+from quantlib.serving.server.session import configure
+from quantlib.testing.demo import populate_demo_store
 
 
 def test_downloads_match_the_store(tmp_path):
@@ -26,7 +22,7 @@ def test_downloads_match_the_store(tmp_path):
     assert len(csv) == len(truth)
     assert abs(csv["net"] - truth["net"].to_numpy()).max() < 1e-11
     page = tearsheet.tear_sheet_html(ids[0]).getvalue().decode()
-    assert "<title>Demo demo_momentum #0</title>" in page
+    assert "<title>[synthetic] Demo demo_momentum #0</title>" in page
     assert "cdn.bokeh.org" not in page  # standalone: Bokeh's JS is inlined
     assert "Monthly returns" in page and "Underwater (drawdown)" in page
     assert "Bokeh.embed.embed_item" in page and "data-metric='sharpe'" in page
@@ -35,7 +31,7 @@ def test_downloads_match_the_store(tmp_path):
 def test_gallery_rows_carry_stored_metrics(tmp_path):
     ids = populate_demo_store(str(tmp_path), n_published=2, years=1)
     configure(str(tmp_path), dev_viewer=Viewer("mo", ("managers",)))
-    from quantlib.serving.session import results_view
+    from quantlib.serving.server.session import results_view
 
     metas = results_view().list(Viewer("mo", ("managers",)))
     frame = gallery_frame(metas)
@@ -53,7 +49,7 @@ def test_walk_forward_headline_is_out_of_sample_and_labelled(tmp_path):
     from quantlib.backtest import run, walk_forward
     from quantlib.backtest.synthetic import make_dataset
     from quantlib.results import publish
-    from quantlib.serving.session import results_view
+    from quantlib.serving.server.session import results_view
 
     data = make_dataset(20, 600, seed=4, markets=())
     wf = walk_forward("ma_crossover", {"fast": [5, 10], "slow": [40, 80]}, data, train=200,

@@ -21,13 +21,11 @@ import pandas as pd
 import pytest
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from dashboards.plot_cache import CODE_VERSION  # noqa: E402
-from quantlib.results import publish  # noqa: E402
-from quantlib.serving.analytics import fmt_pct  # noqa: E402
-from quantlib.serving.demo import demo_result, populate_demo_store  # noqa: E402
-from quantlib.serving.devhub import free_port  # noqa: E402
+from dashboards.plot_cache import CODE_VERSION
+from quantlib.backtest.metrics import format_metric
+from quantlib.platform.hubconfig import free_port
+from quantlib.results import publish
+from quantlib.testing.demo import demo_result, populate_demo_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -86,7 +84,8 @@ def test_published_results_are_prebuilt_without_a_view(server):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert cache_files(home, ids[2]) == []  # unreadable returns: logged, nothing cached
-    new = publish(demo_result(seed=7, years=2), title="published later", url=str(store))
+    new = publish(demo_result(seed=7, years=2), title="published later", url=str(store),
+                  allow_synthetic=True)
     assert wait_for_cache(home, new) == [f"{new}-{CODE_VERSION}.json"]  # no view needed
 
 
@@ -103,7 +102,7 @@ def test_page_shows_stored_metrics_and_plots_built_once(server):
     assert log_path.read_text().count(f"plots of {ids[0]} built and cached") == 1
     meta = json.loads((store / "objects" / ids[0] / "meta.json").read_text())
     cagr = meta["metrics"]["cagr"]
-    assert f"data-metric='cagr' data-value='{cagr!r}'>{fmt_pct(cagr)}<" in second.text
+    assert f"data-metric='cagr' data-value='{cagr!r}'>{format_metric('cagr', cagr)}<" in second.text
     assert "static/js/bokeh.min.js?v=" in second.text
 
 

@@ -9,7 +9,7 @@ driven by Playwright then does what a new researcher does:
    shows while it starts;
 2. finds ``start_here.ipynb`` and ``examples/`` in the home's file browser, opens
    ``start_here.ipynb`` there and runs all cells from the Run menu;
-3. every output holding a plot has a painted canvas (``dashboards/browser.py``'s check:
+3. every output holding a plot has a painted canvas (``quantlib/testing/browser.py``'s check:
    Panel's resources loaded behind ``/user/alice/``), no output is an error or on stderr
    (no "could not load resources", no ``distributed`` log lines), and no request for
    Panel's or Bokeh's files failed;
@@ -31,9 +31,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dashboards.browser import CHROMIUM, CHROMIUM_ARGS
 from quantlib.platform.hubconfig import free_port
 from quantlib.platform.settings import HUB_CONFIG_DIR
+from quantlib.testing.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.slow]
 

@@ -102,7 +102,7 @@ def test_pit_panels_on_the_jp_clock(japan):
 def test_catalog_backtest_and_health(japan):
     import quantlib
     from quantlib.backtest import run
-    from quantlib.serving.health import data_health
+    from quantlib.serving.views.health import data_health
 
     _, store, result = japan
     cat = quantlib.open_catalog(store, markets="JP", decision_clock="JP")

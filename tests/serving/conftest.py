@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from quantlib.serving.demo import populate_demo_store
-from quantlib.serving.devhub import free_port, start_dev_hub, wait_http
+from quantlib.platform.hubconfig import free_port
+from quantlib.testing.demo import populate_demo_store
+from quantlib.testing.devhub import start_dev_hub, wait_http
 
 QUANTLIB = str(Path(sys.executable).with_name("quantlib"))
 

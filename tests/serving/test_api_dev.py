@@ -9,7 +9,7 @@ from pathlib import Path
 import requests
 
 from quantlib.results import publish
-from quantlib.serving.demo import demo_result
+from quantlib.testing.demo import demo_result
 
 QUANTLIB = str(Path(sys.executable).with_name("quantlib"))
 
@@ -36,7 +36,7 @@ def test_dev_api_memory_cache_sees_new_publish(dev_api, results_store):
     again = requests.get(f"{dev_api}/api/v1/results", timeout=10).json()
     assert again == first
     rid = publish(demo_result(seed=11, years=1, strategy="dev_fresh"), title="Dev fresh",
-                  author="ann", url=store)
+                  author="ann", url=store, allow_synthetic=True)
     later = requests.get(f"{dev_api}/api/v1/results", timeout=10).json()
     assert rid in {m["result_id"] for m in later}
     assert len(later) == len(first) + 1
@@ -58,7 +58,7 @@ def test_api_returns_each_metrics_unit(dev_api, results_store):
     store, _ = results_store
     res = demo_result(seed=12, years=1, strategy="dev_units")
     res.metrics.update(max_drawdown_duration=120, n_periods=252)
-    rid = publish(res, title="Units", author="ann", url=store)
+    rid = publish(res, title="Units", author="ann", url=store, allow_synthetic=True)
     body = requests.get(f"{dev_api}/api/v1/results/{rid}/metrics", timeout=10).json()
     units = body["units"]
     assert set(units) == set(body["metrics"])

@@ -13,7 +13,7 @@ import redis
 import requests
 
 from quantlib.results import publish
-from quantlib.serving.demo import demo_result
+from quantlib.testing.demo import demo_result
 
 pytestmark = pytest.mark.hub
 
@@ -109,7 +109,8 @@ def test_responses_cached_in_redis_and_publish_invalidates(hub, tokens, results_
     assert any(k.startswith(f"quantlib:api:meta:{ids[2]}@") for k in keys)
     assert any(k.startswith("quantlib:api:list:mo:") for k in keys)
     new = demo_result(seed=7, years=1, strategy="fresh_one", params={"lookback": 40, "top_k": 5})
-    rid = publish(new, title="Fresh publish", author="bob", url=store)
+    rid = publish(new, title="Fresh publish", author="bob", url=store,
+                  allow_synthetic=True)
     after = get(f"{api(hub)}/results", tokens["mo"]).json()
     assert len(after) == before + 1
     assert after[0]["result_id"] == rid or rid in {m["result_id"] for m in after}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from quantlib.raw import RawZone
-from quantlib.serving.health import data_health, schedule_runs
+from quantlib.serving.views.health import data_health, schedule_runs
 from quantlib.store import write_table_file
 
 
@@ -54,3 +54,19 @@ def test_schedule_next_runs_from_schedules_yaml(monkeypatch):
     assert runs.loc["refresh-data", "next_run"].startswith("2025-06-06T23:30")
     assert runs.loc["data-health-report", "next_run"].startswith("2025-06-09T06:00")
     assert set(runs["source"]) == {"schedules.yaml"}
+
+
+def test_a_published_refresh_reads_published_not_fetched(tmp_path):
+    """The manifest keeps each delivery's ``fetched`` row beside its ``published`` one."""
+    t = pd.Timestamp("2025-06-02 23:40", tz="UTC")
+    rows = [{"fetch_id": fid, "source": "ftp-kr", "market": "KR", "file": f, "fmt": "kr-csv",
+             "sha256": f * 64, "bytes": 10, "rows": n, "fetched_at": when, "status": st}
+            for fid, f, n, when, st in [
+                ("f1", "a", 100, t, "fetched"), ("f1", "b", 50, t, "fetched"),
+                ("f1", "a", 100, t, "published"), ("f1", "b", 50, t, "published"),
+                ("f2", "c", 80, t + pd.Timedelta(days=1), "fetched")]]
+    RawZone(str(tmp_path)).record(rows)
+    runs = data_health(str(tmp_path)).runs.set_index("fetch_id")
+    assert runs.loc["f1", "outcome"] == "published"
+    assert (runs.loc["f1", "files"], runs.loc["f1", "rows"]) == (2, 150)  # each file once
+    assert runs.loc["f2", "outcome"] == "fetched"  # fetched and nothing after: not finished

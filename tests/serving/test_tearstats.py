@@ -14,8 +14,7 @@ import pytest
 import xarray as xr
 
 from quantlib.errors import ConfigError
-from quantlib.serving.demo import demo_result
-from quantlib.serving.tearstats import (
+from quantlib.serving.views.tearstats import (
     default_benchmark,
     equal_weight_index,
     market_index,
@@ -24,6 +23,7 @@ from quantlib.serving.tearstats import (
     rolling_beta,
     worst_drawdowns,
 )
+from quantlib.testing.demo import demo_result
 
 
 @pytest.fixture(scope="module")

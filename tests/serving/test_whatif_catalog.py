@@ -12,7 +12,7 @@ import pytest
 import quantlib
 from quantlib.backtest import run
 from quantlib.results import has_result, load_result
-from quantlib.serving import whatif
+from quantlib.serving.views import whatif
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ Okta, Azure, generic OAuth...), so this module plugs JupyterHub's own
    user without the service's access scope gets **403**.
 
 The user's groups are kept server-side in :data:`VIEWERS` (name -> Viewer); the apps
-read them through :func:`quantlib.serving.session.current_viewer`. Only Panel's signed
+read them through :func:`quantlib.serving.server.session.current_viewer`. Only Panel's signed
 ``user`` cookie is passed into a Bokeh session; the hub token cookie never is.
 """
 
@@ -30,9 +30,9 @@ from tornado.httputil import url_concat
 from tornado.web import Finish, HTTPError, RequestHandler
 from tornado.websocket import WebSocketHandler
 
-from quantlib.serving.api_oauth import safe_next
-from quantlib.serving.auth import viewer_from_model
-from quantlib.serving.store import Viewer
+from quantlib.results.view import Viewer
+from quantlib.serving.auth.api_oauth import safe_next
+from quantlib.serving.auth.tokens import viewer_from_model
 
 __all__ = ["HubAuthProvider", "HubLoginHandler", "HubCallbackHandler", "VIEWERS", "hub_oauth",
            "refused"]

@@ -296,15 +296,14 @@ def asset_labels(asset_ids: list[str], snapshot: str | None) -> dict[str, str]:
     Results computed outside the catalog (no readable snapshot in the configured store)
     keep their ids as labels.
     """
-    import fsspec
-
     from quantlib.config import load_config
     from quantlib.errors import QuantlibError
+    from quantlib.storage import resolve_location
     from quantlib.store import CuratedStore
 
     url = load_config().store_url
-    fs, root = fsspec.core.url_to_fs(url)
-    if not snapshot or not fs.exists(f"{root.rstrip('/')}/curated"):  # never create one here
+    fs, curated = resolve_location(url).open_fs("curated")
+    if not snapshot or not fs.exists(curated):  # never create one here
         return {a: a for a in asset_ids}
     try:
         store = CuratedStore(url)

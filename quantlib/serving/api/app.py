@@ -14,18 +14,18 @@ Routes (under the service prefix, e.g. ``/services/results-api/`` behind the hub
 ``GET /api/v1/results/{id}/returns?format=``     daily returns: ``json`` | ``csv`` | ``arrow``
 ``GET /api/v1/results/{id}/weights?format=``     end-of-day weights, same formats
 ``GET /api/v1/results/{id}/snapshot``            the data snapshot it used
-``POST /api/v1/results``                         publish (:mod:`quantlib.serving.publishing`)
+``POST /api/v1/results``                         publish (:mod:`quantlib.serving.api.publishing`)
 ===============================================  ============================================
 
 A result id is 1-64 letters, digits, ``-`` or ``_`` (:data:`RESULT_ID_PATTERN`); any other
 ``{id}`` answers 422 before the store is touched.
 
-Every ``/api`` route needs a JupyterHub token (see :mod:`quantlib.serving.auth`): in the
+Every ``/api`` route needs a JupyterHub token (see :mod:`quantlib.serving.auth.tokens`): in the
 ``Authorization`` header, or, in a browser, the API's cookie set by the hub login
-(:mod:`quantlib.serving.api_oauth`), as on the dashboards. The docs pages send a
+(:mod:`quantlib.serving.auth.api_oauth`), as on the dashboards. The docs pages send a
 browser without that cookie through the hub login.
 A result the caller may not see answers 404, like a missing one, so ids of other users'
-unpublished work do not leak. Response bodies are cached (:mod:`quantlib.serving.cache`)
+unpublished work do not leak. Response bodies are cached (:mod:`quantlib.serving.api.cache`)
 under keys that carry the store's version token, so a publish is visible at once.
 """
 
@@ -46,12 +46,12 @@ from starlette.concurrency import run_in_threadpool
 # imported with the app (not in a request): the backtest package takes seconds to import
 from quantlib.backtest.metrics import metric_units
 from quantlib.errors import AccessDeniedError, StoreError
-from quantlib.serving import api_oauth
-from quantlib.serving.api_docs import docs_html, token_html
-from quantlib.serving.auth import Authenticator, HubTokenAuth, NotAuthenticated
-from quantlib.serving.cache import ResponseCache, make_cache
-from quantlib.serving.publishing import add_publish_route
-from quantlib.serving.store import ResultsView, Viewer
+from quantlib.results.view import ResultsView, Viewer
+from quantlib.serving.api.cache import ResponseCache, make_cache
+from quantlib.serving.api.docs import docs_html, token_html
+from quantlib.serving.api.publishing import add_publish_route
+from quantlib.serving.auth import api_oauth
+from quantlib.serving.auth.tokens import Authenticator, HubTokenAuth, NotAuthenticated
 
 __all__ = ["create_app", "frame_bytes", "MEDIA_TYPES", "RESULT_ID_PATTERN"]
 
@@ -179,14 +179,14 @@ def create_app(view: ResultsView, auth: Authenticator, *, cache: ResponseCache |
     auth : HubTokenAuth or DevAuth
         How callers are identified.
     cache : ResponseCache, optional
-        Defaults to :func:`quantlib.serving.cache.make_cache` (Redis if ``REDIS_URL``).
+        Defaults to :func:`quantlib.serving.api.cache.make_cache` (Redis if ``REDIS_URL``).
     prefix : str
         URL prefix the app is mounted under (the hub's ``JUPYTERHUB_SERVICE_PREFIX``).
 
     Examples
     --------
     >>> import tempfile
-    >>> from quantlib.serving.auth import DevAuth
+    >>> from quantlib.serving.auth.tokens import DevAuth
     >>> app = create_app(ResultsView(tempfile.mkdtemp()), DevAuth())
     >>> sorted({r.path for r in app.routes if "results" in getattr(r, "path", "")})[:2]
     ['/api/v1/results', '/api/v1/results/{result_id}']

@@ -1,20 +1,27 @@
-"""Seeded demo results for developing and testing the dashboards and the results API.
+"""Seeded demo results for testing the dashboards and the results API (test support only).
 
 :func:`demo_result` builds a realistic :class:`quantlib.backtest.Result` (a long-only
 portfolio on a seeded random universe, with a benchmark, costs and turnover) without
 needing the data store or the backtest engine; :func:`populate_demo_store` saves and
 publishes a handful of them through :mod:`quantlib.results`, so the store layout is
-the real one.
+the real one. Every demo result is marked synthetic (``meta["synthetic"]``), so it is
+published only with ``allow_synthetic=True`` and its title starts with ``[synthetic]``.
+
+:func:`rerun_demo` is a what-if runner (see :mod:`quantlib.serving.views.whatif`): a dev hub
+whose dashboards service has ``QUANTLIB_WHATIF_RUNNER=quantlib.testing.demo:rerun_demo``
+reruns demo results with it; the product's own runner reruns registered strategies on
+the catalog.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from quantlib.serving.analytics import summary_metrics
+from quantlib.backtest.metrics import summary
 
 __all__ = ["demo_result", "rerun_demo", "populate_demo_store", "DEMO_ALLOWED_PARAMS"]
 
@@ -24,19 +31,22 @@ DEMO_ALLOWED_PARAMS: dict[str, Any] = {
 }
 
 
-def rerun_demo(params: dict[str, Any], *, strategy: str, snapshot: str = "demo-snapshot") -> Any:
-    """Recompute a demo result from its stored ``params`` (what-if on demo results).
+def rerun_demo(meta: dict[str, Any], params: dict[str, Any],
+               progress: Callable[..., None] = lambda *a: None) -> Any:
+    """What-if runner for demo results: recompute one from its stored meta and new ``params``.
 
     Examples
     --------
     >>> r = demo_result(seed=2, years=1, n_assets=5)
-    >>> rerun_demo(r.params, strategy="demo_momentum").result_id == r.result_id
+    >>> meta = {"strategy": "demo_momentum", "snapshot": "demo-snapshot"}
+    >>> rerun_demo(meta, r.params).result_id == r.result_id
     True
     """
     p = dict(params)
+    progress("running", 1, 1)
     return demo_result(seed=p.pop("seed"), years=p.pop("years"),
-                       n_assets=p.pop("n_assets"), strategy=strategy, params=p,
-                       snapshot=snapshot)
+                       n_assets=p.pop("n_assets"), strategy=meta["strategy"], params=p,
+                       snapshot=meta.get("snapshot") or "demo-snapshot")
 
 
 def demo_result(*, seed: int = 0, years: float = 10.0, n_assets: int = 30,
@@ -50,6 +60,8 @@ def demo_result(*, seed: int = 0, years: float = 10.0, n_assets: int = 30,
     >>> list(r.returns.columns)
     ['net', 'gross', 'turnover', 'costs', 'benchmark']
     >>> r.result_id == demo_result(seed=1, years=1, n_assets=5).result_id
+    True
+    >>> r.meta()["synthetic"]
     True
     """
     from quantlib.backtest.result import Result
@@ -77,11 +89,12 @@ def demo_result(*, seed: int = 0, years: float = 10.0, n_assets: int = 30,
     returns = pd.DataFrame({"net": gross - costs, "gross": gross, "turnover": turnover,
                             "costs": costs, "benchmark": market}, index=dates)
     weights = pd.DataFrame(w, index=dates, columns=assets)
-    metrics = summary_metrics(returns["net"])
+    metrics = summary(returns["net"], turnover=returns["turnover"])
     metrics["avg_turnover"] = float(turnover.mean())
     metrics["total_costs"] = float(costs.sum())
     return Result(returns=returns, weights=weights, params=params, metrics=metrics,
                   provenance={"strategy": strategy, "source_hash": "demo", "snapshot": snapshot,
+                              "synthetic": True,
                               "quantlib_version": "demo",
                               "created_at": str(dates[-1].date()) + "T22:00:00+00:00"},
                   info={"author": author} if author else {})
@@ -103,7 +116,8 @@ def populate_demo_store(url: str, *, n_published: int = 4, years: float = 10.0,
         ids.append(publish(res, title=f"Demo {strategies[i % len(strategies)]} #{i}",
                            description="seeded demo result", tags=["demo"],
                            author="ann" if i % 2 == 0 else "bob",
-                           allowed_params=DEMO_ALLOWED_PARAMS, url=url))
+                           allowed_params=DEMO_ALLOWED_PARAMS, url=url,
+                           allow_synthetic=True))
     if unpublished_author:
         res = demo_result(seed=99, years=min(years, 3.0), strategy="secret_sauce",
                           params={"lookback": 30, "top_k": 5}, author=unpublished_author)

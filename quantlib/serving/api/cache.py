@@ -2,7 +2,7 @@
 (shared by every API process, with a 2-second in-process first level for hot keys).
 
 Keys carry the results store's version token (see
-:meth:`quantlib.serving.store.ResultsView.version`), so a publish makes every key that
+:meth:`quantlib.results.view.ResultsView.version`), so a publish makes every key that
 depends on it unreachable at once; entries also expire after ``ttl`` seconds.
 """
 

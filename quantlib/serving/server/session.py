@@ -1,7 +1,7 @@
 """What a dashboard session needs: the results store, the current viewer, the services.
 
 :func:`configure` is called once by the launcher
-(:func:`quantlib.serving.panel_server.serve_dashboards`); the apps in ``dashboards/``
+(:func:`quantlib.serving.server.launch.serve_dashboards`); the apps in ``dashboards/``
 call :func:`current_viewer` and :func:`results_view`.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantlib.errors import AccessDeniedError
-from quantlib.serving.store import ResultsView, Viewer
+from quantlib.results.view import ResultsView, Viewer
 
 __all__ = ["DashboardSettings", "configure", "settings", "current_viewer", "results_view"]
 
@@ -81,7 +81,7 @@ def current_viewer(user: str | None = None) -> Viewer:
     s = settings()
     if not s.hub:
         return s.dev_viewer
-    from quantlib.serving.hub_oauth import VIEWERS
+    from quantlib.serving.auth.hub_oauth import VIEWERS
 
     if user is None:
         import panel as pn

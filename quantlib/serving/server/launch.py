@@ -1,80 +1,53 @@
-"""Launch the Panel apps in ``dashboards/`` (``panel serve``'s server, configured in code).
+"""Launch the dashboards: every page of the page registry in one Bokeh/Panel server.
 
-The Panel apps are served at ``<prefix>gallery``, ``<prefix>whatif`` and ``<prefix>health``;
-the managers' home ``<prefix>`` (replacing Panel's index page), the tear sheet
-``<prefix>tearsheet`` and the compare view ``<prefix>compare`` are plain Tornado
-handlers in the same server (one HTML response with cached, pre-serialized plots:
-see ``dashboards/tearsheet.py``), behind the same auth provider. Under the hub
-(``hub=True``) the prefix is ``JUPYTERHUB_SERVICE_PREFIX`` and every request goes through
-:class:`quantlib.serving.hub_oauth.HubAuthProvider`. Only loopback binds are used; the
-browser reaches the apps through the hub's proxy, whose origin must be allowed for the
-websocket (``127.0.0.1:*`` and ``localhost:*`` always are).
+The pages are the entries of ``dashboards/pages.yaml`` (:mod:`quantlib.serving.server.pages`):
+``panel`` pages are Panel apps served at ``<prefix><route>`` (one session per browser
+tab); ``html`` pages are plain Tornado handlers in the same server (one HTML response,
+e.g. the managers' home at ``<prefix>`` in place of Panel's index page, and the tear
+sheet with cached, pre-serialized plots: see ``dashboards/tearsheet.py``), behind the
+same auth provider. Under the hub (``hub=True``) the prefix is
+``JUPYTERHUB_SERVICE_PREFIX`` and every request goes through
+:class:`quantlib.serving.auth.hub_oauth.HubAuthProvider`. Only loopback binds are used;
+the browser reaches the apps through the hub's proxy, whose origin must be allowed for
+the websocket (``127.0.0.1:*`` and ``localhost:*`` always are). ``dashboards`` is an
+installed package (it ships in the wheel beside ``quantlib``): nothing edits ``sys.path``.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import secrets
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from quantlib.errors import ConfigError
-from quantlib.serving.store import Viewer
+from quantlib.results.view import Viewer
+from quantlib.serving.server.pages import load, pages, registry
 
-__all__ = ["serve_dashboards", "load_apps", "load_handlers", "APP_NAMES", "HANDLER_ROUTES",
-           "BACKGROUND", "dashboards_dir", "websocket_origins"]
+__all__ = ["serve_dashboards", "load_apps", "load_handlers", "websocket_origins"]
 
 log = logging.getLogger(__name__)
 
-APP_NAMES = ("gallery", "whatif", "health")
-#: route -> ``"dashboards.<module>:<handler class>"`` of the pages that are not Panel apps
-HANDLER_ROUTES = {"": "dashboards.home:HomeHandler",
-                  "tearsheet": "dashboards.tearsheet:TearSheetHandler",
-                  "compare": "dashboards.compare:CompareHandler"}
-#: ``"module:function"`` started once with the server (background work of the pages)
-BACKGROUND = ("dashboards.tearsheet:prebuild_published",)
-
-
-def dashboards_dir() -> Path:
-    """The ``dashboards/`` folder beside the ``quantlib`` package."""
-    path = Path(__file__).resolve().parents[2] / "dashboards"
-    if not (path / "gallery.py").exists():
-        raise ConfigError("the dashboards folder must sit beside quantlib/",
-                          found=f"no {path / 'gallery.py'}",
-                          fix="run from a checkout of the project")
-    return path
-
 
 def load_apps() -> dict[str, Callable[[], Any]]:
-    """Import ``dashboards.<name>`` for each app; return route -> page factory."""
-    root = str(dashboards_dir().parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return {name: importlib.import_module(f"dashboards.{name}").page for name in APP_NAMES}
+    """Route -> page factory of every registered Panel page.
 
-
-def _load(target: str) -> Any:
-    """The object named by a lazy ``"module:attr"`` string under ``dashboards/``."""
-    root = str(dashboards_dir().parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    Examples
+    --------
+    >>> sorted(load_apps())
+    ['gallery', 'health', 'whatif']
+    """
+    return {p.route: load(p.target) for p in pages("panel")}
 
 
 def load_handlers() -> list[tuple[str, Any]]:
-    """Tornado patterns ``(r"/<route>", handler class)`` of :data:`HANDLER_ROUTES`.
+    """Tornado patterns ``(r"/<route>", handler class)`` of the registered HTML pages.
 
     The empty route is the dashboards' root (the managers' home, in place of Panel's
     index page), with or without its trailing slash.
     """
-    return [(rf"/{route}" if route else r"/?", _load(target))
-            for route, target in HANDLER_ROUTES.items()]
+    return [(rf"/{p.route}" if p.route else r"/?", load(p.target)) for p in pages("html")]
 
 
 def websocket_origins(port: int, extra: tuple[str, ...] = (), hub: bool = False) -> list[str]:
@@ -128,7 +101,7 @@ def serve_dashboards(*, results_url: str, host: str = "127.0.0.1", port: int = 8
     """
     import panel as pn
 
-    from quantlib.serving.session import configure
+    from quantlib.serving.server.session import configure
 
     configure(results_url, hub=hub, dev_viewer=Viewer(dev_user, tuple(dev_groups)),
               prefix=prefix)
@@ -139,13 +112,14 @@ def serve_dashboards(*, results_url: str, host: str = "127.0.0.1", port: int = 8
     opts: dict[str, Any] = {
         "port": port, "address": host, "prefix": prefix.rstrip("/"),
         "websocket_origin": websocket_origins(port, origins, hub),
-        "show": False, "start": start, "title": {n: n.title() for n in apps},
+        "show": False, "start": start,
+        "title": {p.route: p.title for p in pages("panel")},
         "liveness": True, "exclude_headers": ["Cookie", "Authorization"],
         "include_cookies": ["user"], "check_unused_sessions": 5000,
         "unused_session_lifetime": 60000, "extra_patterns": load_handlers(),
     }
     if hub:
-        from quantlib.serving.hub_oauth import HubAuthProvider, HubCallbackHandler
+        from quantlib.serving.auth.hub_oauth import HubAuthProvider, HubCallbackHandler
 
         provider = HubAuthProvider()
         opts["auth_provider"] = provider
@@ -153,6 +127,6 @@ def serve_dashboards(*, results_url: str, host: str = "127.0.0.1", port: int = 8
         log.info("dashboards behind hub OAuth, access scopes %s", sorted(provider.access_scopes))
     log.info("dashboards on http://%s:%s%s (results %s)", host, port, prefix, results_url)
     if start:
-        for target in BACKGROUND:
-            _load(target)()
+        for target in registry().background:
+            load(target)()
     return pn.serve(apps, **opts)

@@ -7,9 +7,11 @@
    answer comes from there at once.
 3. Otherwise :func:`submit` sends :func:`execute` to the Dask cluster
    (``DASK_SCHEDULER_ADDRESS`` if set, else :func:`quantlib.cluster.connect`); the worker
-   reruns the strategy (demo results through :func:`quantlib.serving.demo.rerun_demo`,
-   registered strategies through :func:`quantlib.backtest.run` on the pinned snapshot),
-   saves the result unpublished with the requesting user as author and returns its id.
+   reruns the strategy with the server's what-if runner, a ``"module:function"`` taking
+   ``(meta, params, progress)``: :data:`DEFAULT_RUNNER` (:func:`rerun_on_catalog`, the
+   registered strategy through :func:`quantlib.backtest.run` on the pinned snapshot and
+   selection) unless the server's ``QUANTLIB_WHATIF_RUNNER`` names another; it saves the
+   result unpublished with the requesting user as author and returns its id.
 4. While it runs, the worker posts its stage to a Dask ``Variable`` named after the
    task (:func:`progress_key`): ``loading data``, ``running`` (step N of M), ``saving``;
    the page reads it with :func:`progress` and shows it with an estimate from the last
@@ -21,18 +23,21 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
-from quantlib.errors import StrategyError
+from quantlib.errors import ConfigError, StrategyError
 
 __all__ = ["check_params", "request_id", "execute", "submit", "cluster_client", "progress_key",
-           "progress", "estimate", "record_duration"]
+           "progress", "estimate", "record_duration", "rerun_on_catalog", "runner",
+           "DEFAULT_RUNNER"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,8 @@ _DATA: OrderedDict[str, Any] = OrderedDict()
 _DATA_LOCK = threading.Lock()
 #: strategy -> seconds the last what-ifs took (this server process)
 _DURATIONS: dict[str, list[float]] = {}
+#: how a what-if reruns a result unless ``QUANTLIB_WHATIF_RUNNER`` names another runner
+DEFAULT_RUNNER = "quantlib.serving.views.whatif:rerun_on_catalog"
 
 
 def progress_key(meta: dict[str, Any], changes: dict[str, Any], user: str) -> str:
@@ -156,6 +163,24 @@ def request_id(meta: dict[str, Any], changes: dict[str, Any]) -> str:
                          meta.get("data"), meta.get("data_fingerprint"))
 
 
+def runner(name: str | None = None) -> Callable[..., Any]:
+    """The what-if runner named ``"module:function"`` (default: the server's configured one).
+
+    Examples
+    --------
+    >>> runner(DEFAULT_RUNNER) is rerun_on_catalog
+    True
+    """
+    target = name or os.environ.get("QUANTLIB_WHATIF_RUNNER") or DEFAULT_RUNNER
+    module, _, attr = target.partition(":")
+    if not attr:
+        raise ConfigError("a what-if runner must be named 'module:function'",
+                          found=repr(target), fix="set QUANTLIB_WHATIF_RUNNER=module:function",
+                          field="QUANTLIB_WHATIF_RUNNER")
+    fn: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    return fn
+
+
 def execute(spec: dict[str, Any]) -> str:
     """Run one what-if (on a Dask worker); save it unpublished; return its result id."""
     from quantlib.results import has_result, save_result
@@ -166,14 +191,7 @@ def execute(spec: dict[str, Any]) -> str:
     if has_result(rid, url):
         return rid
     params = {**(meta.get("params") or {}), **changes}
-    if meta.get("source_hash") == "demo":
-        from quantlib.serving.demo import rerun_demo
-
-        _post(key, "running", 1, 1)
-        result = rerun_demo(params, strategy=meta["strategy"],
-                            snapshot=meta.get("snapshot") or "demo-snapshot")
-    else:
-        result = _run_registered(meta, params, key)
+    result = runner(spec.get("runner"))(meta, params, lambda *stage: _post(key, *stage))
     _post(key, "saving the result")
     result.info.update({"author": spec["user"], "published": False,
                         "title": f"What-if: {meta.get('title') or meta.get('strategy')}",
@@ -199,8 +217,13 @@ def _dataset(snapshot: str, selection: dict[str, Any]) -> Any:
     return data
 
 
-def _run_registered(meta: dict[str, Any], params: dict[str, Any], key: str | None = None
-                    ) -> Any:
+def rerun_on_catalog(meta: dict[str, Any], params: dict[str, Any],
+                     progress: Callable[..., None] = lambda *stage: None) -> Any:
+    """The default what-if runner: ``meta``'s registered strategy with ``params``, on the
+    catalog snapshot and selection the result read (``meta["snapshot"]``, ``meta["data"]``).
+
+    ``progress(stage, step, total)`` is told each stage.
+    """
     from quantlib.backtest import run
 
     snapshot = meta.get("snapshot")
@@ -210,9 +233,9 @@ def _run_registered(meta: dict[str, Any], params: dict[str, Any], key: str | Non
                             found=f"snapshot={snapshot!r}, data={selection!r}",
                             fix="publish a result computed on quantlib.load_dataset(...)",
                             snapshot=snapshot)
-    _post(key, "loading data", 1, 2)
+    progress("loading data", 1, 2)
     data = _dataset(snapshot, selection)
-    _post(key, "running", 2, 2)
+    progress("running", 2, 2)
     return run(meta["strategy"], data, **params)
 
 
@@ -240,5 +263,6 @@ def submit(meta: dict[str, Any], changes: dict[str, Any], *, user: str, results_
     check_params(meta.get("allowed_params"), changes)
     key = progress_key(meta, changes, user)
     spec = {"meta": meta, "changes": changes, "user": user, "results_url": results_url,
-            "progress_key": key}
+            "progress_key": key,
+            "runner": os.environ.get("QUANTLIB_WHATIF_RUNNER") or DEFAULT_RUNNER}
     return cluster_client().submit(execute, spec, pure=False, retries=1, key=key)

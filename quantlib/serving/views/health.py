@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["DataHealth", "data_health", "refresh_runs", "quarantine_reasons",
+__all__ = ["DataHealth", "data_health", "refresh_runs", "delivery_states", "quarantine_reasons",
            "latest_report", "schedule_runs", "calendar_freshness", "STALE_AFTER_SESSIONS"]
 
 #: a market is stale when this many of its sessions, known by now, are missing
@@ -44,30 +44,67 @@ class DataHealth:
     errors: list[str] = field(default_factory=list)
 
 
-def refresh_runs(manifest: pd.DataFrame, last: int = 5) -> pd.DataFrame:
-    """The last ``last`` fetch runs per market and source, with their outcome.
+#: how far a delivery got: its manifest rows' statuses, in lifecycle order
+_PROGRESS = {"fetched": 0, "standardized": 1, "quarantined": 2, "published": 3,
+             "rejected": 3, "failed": 3}
+#: a run's outcome is the worst state among its files
+_SEVERITY = {"failed": 5, "rejected": 4, "quarantined": 3, "fetched": 2, "standardized": 2,
+             "published": 1}
 
-    The outcome of a run is the worst status among its files
-    (``failed`` > ``rejected`` > ``quarantined`` > ``fetched``/``standardized`` > ``published``).
+
+def delivery_states(manifest: pd.DataFrame) -> pd.DataFrame:
+    """One row per delivery (fetch, source, file, content) with the state it reached.
+
+    The manifest is append-only: a delivery gets a ``fetched`` row when it arrives and a
+    later row for each stage it reaches (``standardized``, ``quarantined``, then
+    ``published``, ``rejected`` or ``failed``). Its state is the furthest stage recorded
+    (the worst, if two end states were recorded).
 
     Examples
     --------
-    >>> m = pd.DataFrame({"fetch_id": ["a", "a", "b"], "market": "KR", "source": "ftp-kr",
-    ...                   "fetched_at": pd.to_datetime(["2025-01-01", "2025-01-01", "2025-01-02"]),
-    ...                   "rows": [10, 5, 7], "status": ["published", "rejected", "published"]})
+    >>> m = pd.DataFrame({"fetch_id": "a", "source": "ftp-kr", "market": "KR",
+    ...                   "file": ["x", "x", "y"], "sha256": "0",
+    ...                   "fetched_at": pd.Timestamp("2025-01-01"), "rows": [10, 10, 5],
+    ...                   "status": ["fetched", "published", "fetched"]})
+    >>> delivery_states(m)[["file", "rows", "status"]].values.tolist()
+    [['x', 10, 'published'], ['y', 5, 'fetched']]
+    """
+    keys = [k for k in ("market", "source", "fetch_id", "file", "sha256") if k in manifest]
+    m = manifest.assign(_progress=manifest["status"].map(_PROGRESS).fillna(0),
+                        _severity=manifest["status"].map(_SEVERITY).fillna(2))
+    m = m.sort_values(["_progress", "_severity"], kind="stable")
+    return m.groupby(keys, as_index=False, sort=True).last().drop(
+        columns=["_progress", "_severity"])
+
+
+def refresh_runs(manifest: pd.DataFrame, last: int = 5) -> pd.DataFrame:
+    """The last ``last`` fetch runs per market and source, with their outcome.
+
+    Each delivery counts once, in the state it reached (:func:`delivery_states`), so a
+    published delivery reads ``published`` although its ``fetched`` row is still in the
+    manifest. The outcome of a run is the worst state among its files (``failed`` >
+    ``rejected`` > ``quarantined`` > ``fetched``/``standardized``, i.e. not finished, >
+    ``published``).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"fetch_id": ["a", "a", "a", "b", "b"], "market": "KR",
+    ...                   "source": "ftp-kr", "file": ["x", "y", "x", "z", "z"],
+    ...                   "sha256": "0", "rows": [10, 5, 10, 7, 7],
+    ...                   "fetched_at": pd.to_datetime(["2025-01-01"] * 3 + ["2025-01-02"] * 2),
+    ...                   "status": ["fetched", "rejected", "published", "fetched", "published"]})
     >>> refresh_runs(m)[["fetch_id", "files", "rows", "outcome"]].values.tolist()
     [['b', 1, 7, 'published'], ['a', 2, 15, 'rejected']]
     """
     cols = ["market", "source", "fetch_id", "fetched_at", "files", "rows", "outcome"]
     if manifest.empty:
         return pd.DataFrame(columns=cols)
-    rank = {"failed": 5, "rejected": 4, "quarantined": 3, "fetched": 2, "standardized": 2,
-            "published": 1}
-    m = manifest.assign(_rank=manifest["status"].map(rank).fillna(2))
-    runs = m.groupby(["market", "source", "fetch_id"], as_index=False).agg(
+    files = delivery_states(manifest)
+    files["_rank"] = files["status"].map(_SEVERITY).fillna(2)
+    runs = files.groupby(["market", "source", "fetch_id"], as_index=False).agg(
         fetched_at=("fetched_at", "max"), files=("status", "size"), rows=("rows", "sum"),
         _rank=("_rank", "max"))
-    inverse = {v: k for k, v in reversed(list(rank.items()))}
+    inverse = {v: k for k, v in reversed(list(_SEVERITY.items()))}
     runs["outcome"] = runs["_rank"].map(inverse)
     runs = runs.sort_values("fetched_at", ascending=False)
     runs = runs.groupby(["market", "source"], group_keys=False).head(last)
@@ -139,11 +176,11 @@ def quarantine_reasons(quarantine: pd.DataFrame) -> pd.DataFrame:
 
 def latest_report(store: str) -> tuple[str, str] | None:
     """``(refresh_id, markdown)`` of the newest validation report, or None."""
-    import fsspec
+    from quantlib.storage import resolve_location
 
-    fs, root = fsspec.core.url_to_fs(store)
+    fs, reports = resolve_location(store).open_fs("reports")
     try:
-        paths = [p for p in fs.ls(f"{root.rstrip('/')}/reports", detail=False)
+        paths = [p for p in fs.ls(reports, detail=False)
                  if str(p).endswith(".md")]
     except FileNotFoundError:
         return None
@@ -167,7 +204,7 @@ def schedule_runs(now: datetime | None = None) -> pd.DataFrame:
 
     path = default_schedules_path()
     if not path.exists():  # a service's working directory is not the checkout
-        path = Path(__file__).resolve().parents[2] / "catalogs" / "schedules.yaml"
+        path = Path(__file__).resolve().parents[3] / "catalogs" / "schedules.yaml"
     now = now or datetime.now(UTC)
     rows = [{"job": name, "owner": job.owner, "cron": job.cron, "last_run": None,
              "outcome": None, "next_run": next_tick(job.cron, now).isoformat(),

@@ -18,23 +18,21 @@ import base64
 import binascii
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
-import fsspec
 from fastapi import FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from quantlib.errors import StoreError
-from quantlib.serving.store import ResultsView, Viewer
+from quantlib.results.layout import INDEX_PATH, RESULT_FILES, object_path, result_from_files
+from quantlib.results.view import ResultsView, Viewer
 
 __all__ = ["PublishRequest", "add_publish_route", "PUBLISH_SCOPE", "RESULT_FILES",
            "MAX_PUBLISH_BYTES"]
 
 PUBLISH_SCOPE = "custom:results:publish"
-RESULT_FILES = ("meta.json", "returns.parquet", "weights.parquet", "exposures.parquet")
 MAX_PUBLISH_BYTES = int(os.environ.get("QUANTLIB_MAX_PUBLISH_BYTES", str(512 * 2**20)))
 
 
@@ -51,39 +49,28 @@ class PublishRequest(BaseModel):
 
 
 def _load(files: dict[str, str]) -> Any:
-    from quantlib.backtest.result import Result
-
     unknown = sorted(set(files) - set(RESULT_FILES))
     if unknown or "meta.json" not in files:
         raise HTTPException(422, f"files must be {list(RESULT_FILES)} with meta.json; "
                                  f"found {sorted(files)}")
-    url = f"memory://publish-{uuid.uuid4().hex}"
-    fs, root = fsspec.core.url_to_fs(url)
     try:
-        for name, data in files.items():
-            fs.pipe(f"{root}/{name}", base64.b64decode(data, validate=True))
-        result = Result.load(url)
-        claimed = fs.cat(f"{root}/meta.json")
+        raw = {name: base64.b64decode(data, validate=True) for name, data in files.items()}
+        result = result_from_files(raw, "POST /api/v1/results")
     except (binascii.Error, ValueError, KeyError, StoreError, OSError) as exc:
         raise HTTPException(422, f"files must be a result saved by Result.save: {exc}") from exc
-    finally:
-        fs.rm(root, recursive=True)
-
-
-    if json.loads(claimed).get("result_id") != result.result_id:
+    if json.loads(raw["meta.json"]).get("result_id") != result.result_id:
         raise HTTPException(422, "meta.json's result_id must be the id of its content "
                                  f"({result.result_id}); save the result again")
     return result
 
 
 def _secure_local(view: ResultsView, result_id: str) -> None:
-    protocol = view.fs.protocol if isinstance(view.fs.protocol, str) else view.fs.protocol[0]
-    if protocol not in ("file", "local"):
+    if view.location.protocol != "file":
         return
     from quantlib.platform.accounts import share_index, share_result_dir
 
-    share_result_dir(Path(view.root) / "objects" / result_id, published=True)
-    share_index(Path(view.root) / "index" / "published.json")
+    share_result_dir(Path(object_path(view.root, result_id)), published=True)
+    share_index(Path(view.root) / INDEX_PATH)
 
 
 def add_publish_route(app: FastAPI, view: ResultsView, caller: Any) -> None:

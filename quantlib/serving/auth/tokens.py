@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from quantlib.errors import AccessDeniedError, ConfigError
-from quantlib.serving.store import Viewer
+from quantlib.results.view import Viewer
 
 __all__ = ["HubTokenAuth", "DevAuth", "Authenticator", "viewer_from_model",
            "hub_env_present", "LOOPBACK"]

@@ -1,0 +1,186 @@
+"""The incremental refresh: fetch, standardize, validate and write only what is new.
+
+Step by step (one Dask task per market, as for a full refresh):
+
+1. **window**: from the stored panel's last date, the fetch window starts
+   ``refresh.lookback_sessions`` sessions earlier (vendor corrections of recent bars
+   are re-fetched); dated FTP files outside it are not even listed, API price pages
+   are asked for ``start=`` that date (:func:`fetch_windows`);
+2. **changed deliveries only**: FTP files whose sidecar hash is already in the raw zone
+   are not downloaded; of what the vendor serves now, only *changed groups* are
+   standardized (:func:`changed_deliveries`): a dated file that is new or changed,
+   or every page/file of a non-dated table (master, tickers, actions, fundamentals)
+   when any of them changed (a table is replaced as a whole, so it must be read whole);
+3. **continuity**: validation gets each delivered asset's last stored close before its
+   first new bar (:func:`previous_closes`, reading only the tail of the ``close``
+   array) and the stored corporate actions, so the jump check sees the same previous
+   bar as a full build would;
+4. **one delta commit** (:func:`publish_delta`): the clean rows, upserted over the tip
+   by :meth:`~quantlib.store.CuratedStore.commit_rebased` with ``delta=True`` (append
+   along ``date``, region writes for corrections; the expected-parent check and the
+   rebase-and-retry on a conflict are the same as a full refresh's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from quantlib import calendars
+from quantlib.errors import SnapshotNotFoundError, StoreError
+from quantlib.pipeline.merge import canonical
+from quantlib.pipeline.result import RefreshResult
+from quantlib.raw import Delivery, RawZone
+from quantlib.standardize.api import endpoint_of
+from quantlib.store import CuratedStore
+from quantlib.store.increment import last_closes
+from quantlib.validate import ValidationOutcome
+
+__all__ = ["fetch_windows", "changed_deliveries", "previous_closes", "publish_delta",
+           "upsert_table"]
+
+FX = "FX"
+
+
+def fetch_windows(store: CuratedStore, markets: Sequence[str], lookback: int
+                  ) -> dict[str, pd.Timestamp | None]:
+    """First date each market's incremental fetch asks for (``None``: whole history).
+
+    ``lookback`` sessions before the market's last stored date (FX: before the last
+    stored FX date, counted on the union of the markets' sessions).
+    """
+    out: dict[str, pd.Timestamp | None] = {m: None for m in markets}
+    try:
+        stored = set(store.markets())
+    except SnapshotNotFoundError:
+        return out
+    for m in markets:
+        if m == FX:
+            last = _last_fx_date(store)
+            cal = [c for c in markets if c != FX and c in calendars.MARKETS]
+        else:
+            last = _last_date(store, m) if m in stored else None
+            cal = [m]
+        if last is None or not cal:
+            continue
+        days = calendars.global_sessions(cal, last - pd.Timedelta(days=3 * lookback + 10),
+                                         last)
+        days = days[days <= last]
+        out[m] = pd.Timestamp(days[-(lookback + 1)] if len(days) > lookback else days[0]) \
+            if len(days) else last
+    return out
+
+
+def _last_date(store: CuratedStore, market: str) -> pd.Timestamp:
+    ds = store.open_prices(market)
+    return pd.Timestamp(ds["date"].values[-1])
+
+
+def _last_fx_date(store: CuratedStore) -> pd.Timestamp | None:
+    try:
+        return pd.Timestamp(store.open_fx()["date"].values[-1])
+    except StoreError:
+        return None
+
+
+def _group_of(d: Delivery) -> tuple[str, str]:
+    """Deliveries replaced together: one dated file, or all pages of one query."""
+    if d.file.startswith("api/"):
+        endpoint, query = endpoint_of(d.file)
+        query.pop("page", None)
+        return d.source, endpoint + "?" + "&".join(f"{k}={v}" for k, v in sorted(query.items()))
+    return d.source, d.file
+
+
+def changed_deliveries(current: Sequence[Delivery], new: Sequence[Delivery]
+                       ) -> list[Delivery]:
+    """The deliveries of ``current`` in a group (see :func:`_group_of`) with a new member.
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2024-01-02", tz="UTC")
+    >>> def d(file, sha):
+    ...     return Delivery("api-us", "US", file, "api-json", sha * 64, 1, 1, t, "f", "")
+    >>> cur = [d("api/v1/securities?market=US&page=1", "a"),
+    ...        d("api/v1/securities?market=US&page=2", "b"),
+    ...        d("api/v1/tickers?market=US&page=1", "c")]
+    >>> [x.file for x in changed_deliveries(cur, [cur[1]])]
+    ['api/v1/securities?market=US&page=1', 'api/v1/securities?market=US&page=2']
+    """
+    hot = {_group_of(d) for d in new}
+    return [d for d in current if _group_of(d) in hot]
+
+
+def previous_closes(store: CuratedStore, market: str, prices: pd.DataFrame
+                    ) -> pd.DataFrame:
+    """Each asset's last stored close before its first bar in ``prices``.
+
+    Reads the stored ``date``/``asset`` coordinates and, backwards from each first-bar
+    row, only as much of ``close`` as it takes to find a bar (never the whole panel).
+    Returns ``asset_id, date, close`` (assets without a stored bar before are left out).
+    """
+    empty = pd.DataFrame({"asset_id": pd.Series([], dtype="str"),
+                          "date": pd.Series([], dtype="datetime64[ns]"),
+                          "close": pd.Series([], dtype="float64")})
+    if prices.empty or market not in store.markets():
+        return empty
+    ds = store.open_prices(market)
+    dates = ds["date"].values
+    assets = pd.Index(ds["asset"].values.astype(str))
+    first = prices.groupby("asset_id")["date"].min()
+    cols = assets.get_indexer(first.index.astype(str))
+    rows = np.searchsorted(dates, first.to_numpy(dtype="datetime64[ns]"))
+    keep = (cols >= 0) & (rows > 0)
+    session = store.repo.readonly_session(snapshot_id=ds.attrs["snapshot_id"])
+    close = cast(zarr.Array, zarr.open_group(session.store, mode="r")[f"prices/{market}/close"])
+    parts = []
+    for r in np.unique(rows[keep]):
+        sel = np.flatnonzero(keep & (rows == r))
+        seed = last_closes(close, int(r), cols[sel])
+        parts.append(pd.DataFrame({"asset_id": first.index[sel].astype(str),
+                                   "date": dates[r - 1], "close": seed}))
+    out = pd.concat([empty, *parts], ignore_index=True)
+    return out[out["close"].notna()].reset_index(drop=True)
+
+
+def upsert_table(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFrame:
+    """The stored rows of assets the delivered table does not cover, then the delivered
+    rows (a delivered table is complete for the assets it names)."""
+    if stored.empty:
+        return delivered
+    kept = stored[~stored["asset_id"].isin(set(delivered["asset_id"]))]
+    return pd.concat([kept, delivered], ignore_index=True)
+
+
+def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
+                  deliveries: list, *, message: str, tag: str | None,
+                  result: RefreshResult) -> None:
+    """Commit an incremental outcome as one delta commit; mark its manifest rows."""
+    frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()}
+
+    def build(base: str | None) -> dict[str, Any]:
+        out: dict[str, pd.DataFrame] = {}
+        for name in ("assets", "symbols", "corporate_actions"):
+            if len(frames[name]):
+                prev = store.read_table(name, base) if base is not None else frames[name][:0]
+                out[name] = upsert_table(canonical(name, prev), frames[name])
+        for name in ("prices", "fx", "statements"):
+            if len(frames[name]):
+                out[name] = frames[name]
+        return out
+
+    snapshot_id, result.rebases = store.commit_rebased(build, message=message, tag=tag,
+                                                       delta=True)
+    raw.record(deliveries, status="published")
+    tags = store.snapshots().set_index("snapshot_id")["tags"]
+    result.snapshot_id, result.tag = snapshot_id, (tags[snapshot_id] or [None])[0]
+    written = dict(store.last_delta)
+    result.rows["commit"] = sum(v for k, v in written.items()
+                                if k in ("assets", "symbols", "corporate_actions",
+                                         "statements", "prices", "fx"))
+    for key in ("region_cells", "appended_dates", "rewrites"):
+        result.rows[key] = int(written.get(key, 0))

@@ -1,0 +1,111 @@
+"""Incremental refresh against real vendor servers: daily increments equal one full build.
+
+Until the sandbox has its own clock, "the vendor on day T" is the sandbox serving the
+truth cut at T (bars and FX up to T, actions and statements announced by T), restarted
+each day; a correction is a bar of the truth changed from some day on (the vendor
+re-delivers that session's file with a new sidecar, or serves the new value in the
+API's look-back window).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+import xarray as xr
+
+from quantlib.pipeline import refresh
+from quantlib.raw import RawZone
+from quantlib.sandbox import generate, start_sandbox
+from quantlib.store import CuratedStore
+
+pytestmark = pytest.mark.slow
+
+
+def _cut(u, day: pd.Timestamp, fixes: list[tuple[str, pd.Timestamp, float, pd.Timestamp]]):
+    """The universe as the vendor serves it at the end of ``day``."""
+    prices = u.prices[u.prices["date"] <= day].copy()
+    for asset, date, factor, known in fixes:
+        if known <= day:
+            hit = (prices["asset_id"] == asset) & (prices["date"] == date)
+            prices.loc[hit, ["open", "high", "low", "close"]] *= factor
+    ca = u.corporate_actions
+    return dataclasses.replace(
+        u, prices=prices.reset_index(drop=True), fx=u.fx[u.fx["date"] <= day],
+        corporate_actions=ca[ca["known_at"] <= day.tz_localize("UTC")
+                             + pd.Timedelta(hours=23)].reset_index(drop=True),
+        statements=u.statements[u.statements["known_at"] <= day.tz_localize("UTC")
+                                + pd.Timedelta(hours=23)].reset_index(drop=True),
+        end=day, bounds={})
+
+
+def _refresh_at(store: str, u, **kw):
+    with start_sandbox(u, write_state=False) as sb:
+        return refresh(store, connection=sb.connection(), **kw)
+
+
+def test_daily_incremental_refresh_equals_full_build(tmp_path):
+    u = generate(n_assets=12, years=0.5, seed=11, end="2024-06-28")
+    days = sorted(set(u.prices["date"]))[-6:]
+    kr = u.market_assets("KR")["asset_id"].iloc[2]
+    us = u.market_assets("US")["asset_id"].iloc[3]
+    # a KR bar corrected 2 sessions later, a US bar corrected 3 sessions later
+    fixes = [(kr, days[1], 1.01, days[3]), (us, days[0], 0.995, days[3])]
+    store = str(tmp_path / "inc")
+    first = _refresh_at(store, _cut(u, days[0], fixes), tag="day0")
+    assert first.mode == "full"
+    results = []
+    for day in days[1:]:
+        results.append(_refresh_at(store, _cut(u, day, fixes), lookback_sessions=4))
+    assert all(r.mode == "incremental" and r.snapshot_id for r in results)
+    assert all(r.rows["rewrites"] == 0 for r in results)
+
+    full_store = str(tmp_path / "full")
+    full = _refresh_at(full_store, _cut(u, days[-1], fixes))
+    inc, one = CuratedStore(store), CuratedStore(full_store)
+    for m in one.markets():
+        xr.testing.assert_equal(inc.open_prices(m).load(), one.open_prices(m).load())
+    xr.testing.assert_equal(inc.open_fx().load(), one.open_fx().load())
+    # the corrected bars hold the corrected values; the first versions stay readable
+    cell = inc.open_prices("KR").sel(asset=kr, date=days[1])["close"]
+    before = inc.open_prices("KR", results[1].snapshot_id)   # before the correction
+    assert float(before.sel(asset=kr, date=days[1])["close"]) != float(cell)
+    want = u.prices[(u.prices["asset_id"] == kr) & (u.prices["date"] == days[1])]["close"]
+    # (the KR vendor file rounds prices to its tick)
+    assert float(cell) == pytest.approx(float(want.iloc[0]) * 1.01, rel=1e-3)
+
+    # rows processed per day do not follow the history: a small fraction of the full
+    # build, the same order of size every day
+    for r in results:
+        assert r.rows["standardize"] < full.rows["standardize"] / 4, r.rows
+    sizes = [r.rows["standardize"] for r in results]
+    assert max(sizes) < 3 * min(sizes) + 400, sizes
+
+    # the re-delivered KR file of days[1] (new sidecar) is in the manifest, published
+    m = RawZone(store).manifest()
+    kr_file = m[(m["source"] == "ftp-kr") & m["file"].str.endswith(f"{days[1]:%Y%m%d}.csv")]
+    assert kr_file["sha256"].nunique() == 2
+    assert set(kr_file["status"]) >= {"fetched", "published"}
+    fix_run = results[2]
+    assert set(kr_file.loc[kr_file["status"] == "published", "fetch_id"]) >= \
+        {fix_run.refresh_id}
+
+
+def test_incremental_refresh_with_nothing_new_commits_nothing(tmp_path):
+    u = generate(n_assets=6, years=0.25, seed=5, end="2024-03-28")
+    store = str(tmp_path / "s")
+    with start_sandbox(u, write_state=False) as sb:
+        first = refresh(store, connection=sb.connection())
+        # the first incremental run asks the API for its look-back window (a new query)
+        window = refresh(store, connection=sb.connection())
+        again = refresh(store, connection=sb.connection())
+    assert window.mode == again.mode == "incremental"
+    assert 0 < window.rows["standardize"] < first.rows["standardize"] / 4
+    assert again.snapshot_id is None and "nothing new" in again.note
+    assert again.rows["standardize"] == 0
+    # the window's rows equal the stored ones: the panels did not change
+    st = CuratedStore(store)
+    for m in st.markets():
+        xr.testing.assert_equal(st.open_prices(m).load(),
+                                st.open_prices(m, first.snapshot_id).load())
