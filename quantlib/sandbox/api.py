@@ -161,7 +161,22 @@ class ApiData:
                       "ticker": ticker, "t": t, "o": px["open"].to_numpy(), "h": px["high"].to_numpy(),
                       "l": px["low"].to_numpy(), "c": px["close"].to_numpy(),
                       "v": px["volume"].to_numpy().astype(np.int64),
-                      "updated_ms": epoch_ms(px["known_at"])}, t=t)
+                      "updated_ms": self._updated_ms(px)}, t=t)
+
+    def _updated_ms(self, px: pd.DataFrame) -> np.ndarray:
+        """When each bar's served version was published: its ``known_at``, or its
+        correction's."""
+        out = epoch_ms(px["known_at"])
+        fixes = self.universe.price_corrections
+        if fixes is None or fixes.empty or px.empty:
+            return out
+        keys = pd.MultiIndex.from_arrays([px["asset_id"].to_numpy(dtype=object),
+                                          px["date"].to_numpy()])
+        rows = keys.get_indexer(pd.MultiIndex.from_arrays(
+            [fixes["asset_id"].to_numpy(dtype=object), fixes["date"].to_numpy()]))
+        hit = rows >= 0
+        out[rows[hit]] = epoch_ms(fixes["known_at"])[hit]
+        return out
 
     def _actions(self, m: str) -> Table:
         ca = self.universe.market_frame("corporate_actions", m)

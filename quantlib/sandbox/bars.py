@@ -10,7 +10,11 @@ For every calendar month from :data:`~quantlib.sandbox.pool.EPOCH` on, in order:
    draws opens, high/low wiggles and volumes; prices are made unadjusted (times the split
    ratio before the ex date, volume times it from the ex date on) and rounded to the
    vendor's precision (registry ``sandbox.price.decimals``);
-3. the bars of listed assets on the period's sessions are kept (date-major, ISIN order).
+3. the bars of listed assets on the period's sessions are kept (date-major, ISIN order);
+4. corrections: a third stream picks ~:data:`CORRECTION_RATE` of the month's bars; the
+   vendor re-publishes each 1-5 sessions later (its ``known_at`` is that session's
+   close + the vendor lag + 30-180 minutes) with the close moved 0.5-3 % (high/low
+   widened to keep it inside), the volume 0-10 % off, rounded as the bars are.
 
 No draw depends on the period's ``start`` or ``end``: a month's values are the same
 whichever period includes it. A month is at most ~23 sessions x the pool, so the full
@@ -25,11 +29,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quantlib.calendars import session_closes
 from quantlib.markets import MARKETS
 from quantlib.sandbox.identifiers import SECTORS
 from quantlib.sandbox.pool import Pool, all_sessions
 
-__all__ = ["MonthBars", "iter_months", "month_bounds", "round_price"]
+__all__ = ["MonthBars", "iter_months", "month_bounds", "round_price", "CORRECTION_RATE",
+           "known_closes"]
+
+CORRECTION_RATE = 0.0005
+"""Share of bars the vendor corrects after first publishing them."""
 
 
 @dataclass
@@ -53,6 +62,7 @@ class MonthBars:
     volume: np.ndarray
     close_unadj: np.ndarray
     prev_close: np.ndarray
+    corrections: dict[str, np.ndarray] | None = None   # same columns + known_ns
 
 
 def round_price(x: np.ndarray, decimals: int) -> np.ndarray:
@@ -76,6 +86,13 @@ def round_price(x: np.ndarray, decimals: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=16)
+def known_closes(code: str) -> np.ndarray:
+    """UTC ns at which each session's bars are published: close + the vendor lag."""
+    sess = all_sessions(code)
+    return (session_closes(code, sess) + MARKETS[code].vendor_lag).as_unit("ns").asi8
+
+
 def month_bounds(code: str) -> np.ndarray:
     """Session index where each calendar month starts, plus the end (len + 1 values).
 
@@ -195,10 +212,37 @@ def _keep(pool: Pool, seed: int, lo: int, hi: int, closes: tuple[np.ndarray, np.
     keep = (g[:, None] >= pool.first) & (g[:, None] <= pool.last) & (
         (g >= window[0]) & (g <= window[1]))[:, None]
     ti, ai = np.nonzero(keep)
+    fixes = None
     if len(ti):
         grid = _bars(pool, seed, lo, hi, logc, np.exp(state), decimals)
         cols = [grid[c][ti, ai] for c in ("open", "high", "low", "close", "volume")]
+        fixes = _corrections(pool, seed, lo, hi, grid, window, decimals)
     else:
         cols = [np.zeros(0) for _ in range(5)]
     return MonthBars(lo, hi, g[ti], ai, cols[0], cols[1], cols[2], cols[3], cols[4],
-                     close_unadj=close_unadj, prev_close=prev_raw)
+                     close_unadj=close_unadj, prev_close=prev_raw, corrections=fixes)
+
+
+def _corrections(pool: Pool, seed: int, lo: int, hi: int, grid: dict[str, np.ndarray],
+                 window: tuple[int, int], decimals: int) -> dict[str, np.ndarray]:
+    """The month's corrected bars in the window (sorted by date, then pool index)."""
+    t, n = hi - lo, len(pool)
+    rng = np.random.default_rng(_seed(seed, pool, lo, 2))
+    count = rng.binomial(t * n, CORRECTION_RATE)
+    pos = np.unique(rng.integers(0, t * n, count))
+    lag = rng.integers(1, 6, len(pos))
+    minutes = rng.integers(30, 181, len(pos))
+    move = rng.choice([-1.0, 1.0], len(pos)) * rng.uniform(0.005, 0.03, len(pos))
+    vol = rng.uniform(0.9, 1.1, len(pos))
+    ti, ai = np.divmod(pos, n)
+    g = lo + ti
+    ok = (g >= pool.first[ai]) & (g <= pool.last[ai]) & (g >= window[0]) & (g <= window[1])
+    ti, ai, g = ti[ok], ai[ok], g[ok]
+    close = round_price(grid["close"][ti, ai] * (1 + move[ok]), decimals)
+    known = known_closes(pool.code)
+    return {"g": g, "j": ai, "open": grid["open"][ti, ai],
+            "high": np.maximum(grid["high"][ti, ai], close),
+            "low": np.minimum(grid["low"][ti, ai], close), "close": close,
+            "volume": np.maximum(np.rint(grid["volume"][ti, ai] * vol[ok]), 1.0),
+            "known_ns": known[np.minimum(g + lag[ok], len(known) - 1)]
+            + minutes[ok] * 60_000_000_000}

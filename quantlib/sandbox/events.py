@@ -1,5 +1,10 @@
 """Corporate actions, FX rates and bitemporal financial statements of the sandbox.
 
+Actions are announced ahead of their ex date (dividends 10-40 days, splits 20-45 days),
+except :data:`LATE_ACTION_RATE` of them, which the vendor announces 1-10 days *after*
+the ex date (a late corporate action: its ``known_at`` is after ``ex_date``; a vendor
+serving at its clock includes an action once its ``known_at`` has passed).
+
 Like the bars, every draw is made over the whole calendar span with shapes fixed by the
 pool (:mod:`quantlib.sandbox.pool`), so a period's events are a selection that does not
 depend on where the period ends. Dividends are sized from the previous close, so their
@@ -21,7 +26,7 @@ from quantlib.sandbox.pool import EPOCH, HORIZON, NEVER, Pool, all_sessions
 
 __all__ = ["Dividends", "dividend_schedule", "dividend_values", "splits", "statements",
            "fx", "STATEMENT_FIELDS", "FX_KNOWN_AT_UTC", "FX_DECIMALS", "FX_CENTER",
-           "round_cash"]
+           "round_cash", "LATE_ACTION_RATE"]
 
 FX_KNOWN_AT_UTC = pd.Timedelta(hours=21, minutes=15)
 #: units per USD around which each non-base currency wanders (registry ``sandbox.fx``)
@@ -31,6 +36,8 @@ FX_CENTER = {m.currency: float(m.sandbox["fx"]["per_usd"]) for m in MARKETS.valu
 FX_DECIMALS = {m.currency: int(m.sandbox["fx"]["decimals"]) for m in MARKETS.values()
                if "fx" in m.sandbox}
 _NAT = np.datetime64("NaT", "ns")
+LATE_ACTION_RATE = 0.03
+"""Share of actions announced 1-10 days after their ex date."""
 
 
 def _rng(pool: Pool, seed: int, stream: int) -> np.random.Generator:
@@ -68,6 +75,8 @@ def splits(pool: Pool, seed: int, g0: int, in_window: np.ndarray,
     ex date) before ``cut_ns``, of the pool assets flagged ``in_window``."""
     rng = _rng(pool, seed, 9)
     days, minutes = rng.integers(20, 46, len(pool)), rng.integers(8 * 60, 18 * 60, len(pool))
+    days = np.where(rng.random(len(pool)) < LATE_ACTION_RATE, -rng.integers(1, 11, len(pool)),
+                    days)
     s = np.flatnonzero((pool.split_g >= g0) & (pool.split_g < NEVER) & in_window)
     dates = all_sessions(pool.code).to_numpy()[pool.split_g[s]]
     known = _announce(dates, MARKETS[pool.code].tz, days[s], minutes[s])
@@ -92,7 +101,7 @@ class Dividends:
 def dividend_schedule(pool: Pool, seed: int) -> Dividends:
     """Ex dates from the registry's ``sandbox.dividends`` (months, day, per-asset offset),
     for payers only and at least 5 sessions after the first bar; announced 10-40 days
-    before."""
+    before (or, late, 1-10 days after)."""
     rng = _rng(pool, seed, 8)
     sess = all_sessions(pool.code)
     spec = MARKETS[pool.code].sandbox["dividends"]
@@ -105,6 +114,8 @@ def dividend_schedule(pool: Pool, seed: int) -> Dividends:
     yld = rng.uniform(0.01, 0.04, n)
     days = rng.integers(10, 41, (n, len(base)))
     minutes = rng.integers(8 * 60, 18 * 60, (n, len(base)))
+    days = np.where(rng.random(days.shape) < LATE_ACTION_RATE,
+                    -rng.integers(1, 11, days.shape), days)
     idx = np.searchsorted(sess.to_numpy(), base[None, :] + offset[:, None].astype(
         "timedelta64[D]"))
     ok = (idx < len(sess)) & (idx >= pool.first[:, None] + 5) & (

@@ -86,6 +86,10 @@ class SandboxUniverse:
                                                           compare=False)
     n_assets: int = 300      # the pool's size parameters, to regenerate at a later end
     years: float = 10
+    #: bars the vendor re-published with new values by its clock (same columns as
+    #: ``prices``; ``known_at`` is the correction's publication); ``prices`` already holds
+    #: these values (the vendor's latest), with the bar's first ``known_at``
+    price_corrections: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """The six canonical frames by name."""
@@ -196,7 +200,8 @@ def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = 
     _check_args(n_assets, years, markets)
     start_ts, end_ts = _period(years, end, start)
     _check_period(start_ts, end_ts)
-    parts: dict[str, list[Any]] = {k: [] for k in ("assets", "symbols", "prices", "ca", "st")}
+    parts: dict[str, list[Any]] = {k: [] for k in ("assets", "symbols", "prices", "ca", "st",
+                                                   "fix")}
     for code in markets:
         pool = make_pool(code, n_assets, years, seed)
         _market(pool, seed, start_ts, end_ts, parts)
@@ -206,8 +211,11 @@ def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = 
     bounds = {name: _ranges(markets, parts[key]) for name, key in names.items()}
     frames = {name: _concat(parts[key]) for name, key in names.items() if name != "prices"}
     frames["prices"] = _price_frame(parts["prices"])
+    fixes = parts["fix"]
+    corrections = pd.concat(fixes, ignore_index=True) if fixes else None
     return SandboxUniverse(**frames, fx=fx, start=start_ts, end=end_ts, seed=seed,
-                           markets=markets, bounds=bounds, n_assets=n_assets, years=years)
+                           markets=markets, bounds=bounds, n_assets=n_assets, years=years,
+                           price_corrections=corrections)
 
 
 def _window(code: str, start: pd.Timestamp, end: pd.Timestamp) -> tuple[int, int]:
@@ -238,7 +246,9 @@ def _market(pool: Pool, seed: int, start: pd.Timestamp, end: pd.Timestamp,
         if len(month.g):
             bars.append(month)
         div_parts.append(events.dividend_values(divs, month, g0, in_window, cut, pool.code))
-    parts["prices"].append(_bar_columns(pool, bars, g0, g1))
+    fixes = _corrections(bars, cut)
+    parts["fix"].append(_corrections_frame(pool, fixes))
+    parts["prices"].append(_bar_columns(pool, bars, g0, g1, fixes))
     dividends = {k: np.concatenate([d[k] for d in div_parts]) for k in
                  ("j", "g", "value", "known_ns")} if div_parts else None
     parts["ca"].append(_actions_frame(pool, seed, (g0, in_window, cut), dividends))
@@ -292,8 +302,27 @@ def _actions_frame(pool: Pool, seed: int, which: tuple[int, np.ndarray, int],
     return out.sort_values(["asset_id", "ex_date", "kind"], ignore_index=True)
 
 
-def _bar_columns(pool: Pool, months: list[MonthBars], g0: int, g1: int) -> dict[str, Any]:
-    """One market's bars as columns (concatenated across markets by :func:`_price_frame`)."""
+def _corrections(months: list[MonthBars], cut: int) -> dict[str, np.ndarray]:
+    """The corrections published before the clock's instant ``cut`` (ns), as columns."""
+    fixes = [m.corrections for m in months if m.corrections is not None]
+    cols = {k: np.concatenate([f[k] for f in fixes]) if fixes else np.zeros(0, dtype=np.int64)
+            for k in ("g", "j", "open", "high", "low", "close", "volume", "known_ns")}
+    ok = cols["known_ns"] < cut
+    return {k: v[ok] for k, v in cols.items()}
+
+
+def _corrections_frame(pool: Pool, fixes: dict[str, np.ndarray]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "asset_id": pd.Series(pool.isin[fixes["j"]], dtype=_STR),
+        "date": all_sessions(pool.code).to_numpy()[fixes["g"]],
+        **{c: fixes[c].astype(np.float64) for c in ("open", "high", "low", "close", "volume")},
+        "known_at": pd.DatetimeIndex(fixes["known_ns"]).tz_localize("UTC")})
+
+
+def _bar_columns(pool: Pool, months: list[MonthBars], g0: int, g1: int,
+                 fixes: dict[str, np.ndarray]) -> dict[str, Any]:
+    """One market's bars as columns (concatenated across markets by :func:`_price_frame`),
+    with the corrections published by the clock applied."""
     g = np.concatenate([m.g for m in months]) if months else np.zeros(0, dtype=np.int64)
     j = np.concatenate([m.j for m in months]) if months else np.zeros(0, dtype=np.int64)
     sess = all_sessions(pool.code)
@@ -304,6 +333,10 @@ def _bar_columns(pool: Pool, months: list[MonthBars], g0: int, g1: int) -> dict[
     for col in ("open", "high", "low", "close", "volume"):
         frame[col] = (np.concatenate([getattr(m, col) for m in months]) if months
                       else np.zeros(0))
+    if len(fixes["g"]):      # bars are sorted by (session, pool index)
+        rows = np.searchsorted(g * len(pool) + j, fixes["g"] * len(pool) + fixes["j"])
+        for col in ("open", "high", "low", "close", "volume"):
+            frame[col][rows] = fixes[col]
     frame["known_at"] = known.asi8[g - g0]
     months.clear()
     return frame

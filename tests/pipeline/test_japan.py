@@ -17,6 +17,7 @@ from quantlib.pipeline import refresh
 from quantlib.store import CuratedStore
 
 N_ASSETS = 10
+N_JP = 8   # JP assets listed in the period (about N_ASSETS: the pool is prefix-stable)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def test_vendor_delivers_shift_jis_files_with_japanese_headers(japan):
     assert first.startswith(f"{sessions[0]:%Y/%m/%d},")
     master = (sb.root / "jp/meigara.csv").read_bytes().decode("shift_jis").splitlines()
     assert master[0] == "ISINコード,銘柄コード,銘柄名,業種,上場日,上場廃止日"
-    assert len(master) == N_ASSETS + 1 and all(line.startswith("JP3") for line in master[1:])
+    assert len(sb.universe.market_assets("JP")) == N_JP
+    assert len(master) == N_JP + 1 and all(line.startswith("JP3") for line in master[1:])
 
 
 def test_refresh_stores_the_japanese_truth(japan):
@@ -105,7 +107,7 @@ def test_catalog_backtest_and_health(japan):
     _, store, result = japan
     cat = quantlib.open_catalog(store, markets="JP", decision_clock="JP")
     prices = cat["prices"].read()
-    assert set(prices["market"].values) == {"JP"} and prices.sizes["asset"] == N_ASSETS
+    assert set(prices["market"].values) == {"JP"} and prices.sizes["asset"] == N_JP
     ds = quantlib.load_dataset(store, markets=["JP"], decision_clock="JP", compute=True)
     res = run("reversal", ds, window=5, quantile=3, long_short=False, costs=None)
     w = res.weights

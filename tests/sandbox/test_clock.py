@@ -31,11 +31,28 @@ def _known_by(frame: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
     return frame[frame["known_at"] < cut].reset_index(drop=True)
 
 
+def _uncorrected(common: pd.DataFrame, later, e1: pd.Timestamp, earlier) -> pd.DataFrame:
+    """``common`` (bars of ``later`` up to ``e1``) with the corrections published after
+    ``e1`` put back to ``earlier``'s values; checks they did change."""
+    fix = later.price_corrections
+    fix = fix[fix["known_at"] >= (e1 + pd.Timedelta(days=1)).tz_localize("UTC")]
+    keys = pd.MultiIndex.from_frame(common[["asset_id", "date"]])
+    rows = keys.get_indexer(pd.MultiIndex.from_frame(fix[["asset_id", "date"]]))
+    rows = rows[rows >= 0]
+    out = common.copy()
+    cols = ["open", "high", "low", "close", "volume"]
+    assert (out.loc[rows, "close"].to_numpy() != earlier.prices.loc[rows, "close"].to_numpy()
+            ).all()
+    out.loc[rows, cols] = earlier.prices.loc[rows, cols].to_numpy()
+    return out
+
+
 def test_later_end_keeps_every_bar_fx_and_filing(two_ends):
     u1, u2 = two_ends
     assert u2.start == u1.start and len(u2.prices) > len(u1.prices)
     common = u2.prices[u2.prices["date"] <= E1].reset_index(drop=True)
-    pd.testing.assert_frame_equal(common, u1.prices, check_exact=True)
+    pd.testing.assert_frame_equal(_uncorrected(common, u2, E1, u1), u1.prices,
+                                  check_exact=True)
     pd.testing.assert_frame_equal(u2.fx[u2.fx["date"] <= E1].reset_index(drop=True), u1.fx)
     pd.testing.assert_frame_equal(_known_by(u2.statements, E1), u1.statements)
     pd.testing.assert_frame_equal(_known_by(u2.corporate_actions, E1), u1.corporate_actions)
@@ -124,10 +141,16 @@ def test_advance_delivers_exactly_the_new_files_and_rows(tmp_path):
         assert changed == delivered | {p + ".sha256" for p in delivered}
         new_days = sessions("KR", E1 + pd.Timedelta(days=1), E2)
         kr_new = {f"kr/prices/{d:%Y%m%d}.csv" for d in new_days}
-        assert {p for p in delivered if p.startswith("kr/prices/")} == kr_new
+        fix = sb.universe.price_corrections
+        fix = fix[fix["known_at"] >= (E1 + pd.Timedelta(days=1)).tz_localize("UTC")]
+        kr_fixed = {f"kr/prices/{d:%Y%m%d}.csv" for d in fix.loc[fix["asset_id"].str.startswith(
+            "KR"), "date"]}
+        eu_fixed = {f"eu/prices/prices_{d:%Y%m}.csv" for d in fix.loc[
+            fix["asset_id"].str.startswith("DE"), "date"]}
+        assert {p for p in delivered if p.startswith("kr/prices/")} == kr_new | kr_fixed
         assert {p for p in delivered if p.startswith("eu/prices/")} == {
-            "eu/prices/prices_202512.csv", "eu/prices/prices_202601.csv"}
-        assert delivered - kr_new - {"eu/prices/prices_202512.csv",
+            "eu/prices/prices_202512.csv", "eu/prices/prices_202601.csv"} | eu_fixed
+        assert delivered - kr_new - kr_fixed - eu_fixed - {"eu/prices/prices_202512.csv",
                                      "eu/prices/prices_202601.csv"} <= {
             "kr/master.csv", "kr/tickers.csv", "kr/corporate_actions.csv", "eu/reference.csv",
             "eu/tickers.csv", "eu/corporate_actions.csv"}
@@ -136,10 +159,14 @@ def test_advance_delivers_exactly_the_new_files_and_rows(tmp_path):
                     for x in (before, after))
         eu = sb.universe.market_frame("prices", "EU")
         late_dec = eu[(eu["date"] > E1) & (eu["date"] <= "2025-12-31")]
-        assert set(old) <= set(new) and len(new) == len(old) + len(late_dec) > len(old)
+        n_fixed = len(fix[fix["asset_id"].str.startswith("DE") & (fix["date"] <= E1)])
+        assert len(set(old) - set(new)) == n_fixed
+        assert len(new) == len(old) + len(late_dec) > len(old)
         # the API: date ranges and updated_since give exactly the new US bars
         us = sb.universe.market_frame("prices", "US")
-        us_new = us[us["date"] > E1]
+        us_fixed = us.set_index(["asset_id", "date"]).index.isin(pd.MultiIndex.from_frame(
+            fix[["asset_id", "date"]]))
+        us_new = us[(us["date"] > E1) | us_fixed]
         since = f"/v1/prices?market=US&updated_since={(E1 + pd.Timedelta(days=1)).date()}"
         got = pd.DataFrame(_all_rows(sb, since))
         ranged = pd.DataFrame(_all_rows(
@@ -155,3 +182,69 @@ def test_advance_delivers_exactly_the_new_files_and_rows(tmp_path):
         with pytest.raises(SourceError, match="the vendor clock only moves forward"):
             sb.connection().advance(E1)
         assert sb.connection().advance(E2)["files"] == []
+
+
+def test_corrections_and_late_actions_are_dated_and_prefix_stable():
+    e2 = pd.Timestamp("2025-12-31")
+    args = {"n_assets": 80, "years": 2, "seed": 6, "start": "2024-01-02"}
+    u2 = generate(end=str(e2.date()), **args)
+    fix = u2.price_corrections
+    slow = fix[fix["known_at"].dt.tz_localize(None) - fix["date"] >= pd.Timedelta(days=3)]
+    e1 = slow["date"].iloc[len(slow) // 2] + pd.Timedelta(days=1)   # the clock in between
+    u1 = generate(end=str(e1.date()), **args)
+    pd.testing.assert_frame_equal(_known_by(fix, e1), u1.price_corrections)
+    # the latest values are served; a bar corrected after e1 had its first values at e1
+    latest = u2.prices.set_index(["asset_id", "date"]).loc[
+        pd.MultiIndex.from_frame(fix[["asset_id", "date"]])]
+    assert (latest["close"].to_numpy() == fix["close"].to_numpy()).all()
+    assert (latest["known_at"].to_numpy() < fix["known_at"].to_numpy()).all()
+    late = fix[(fix["known_at"] >= (e1 + pd.Timedelta(days=1)).tz_localize("UTC")) & (
+        fix["date"] <= e1)]
+    assert len(late) >= 1
+    first = u1.prices.set_index(["asset_id", "date"]).loc[
+        pd.MultiIndex.from_frame(late[["asset_id", "date"]])]
+    change = np.abs(late["close"].to_numpy() / first["close"].to_numpy() - 1)
+    assert change.min() > 0.002 and change.max() < 0.035
+    assert ((fix["high"] >= fix["close"]) & (fix["low"] <= fix["close"])).all()
+    late_by = fix["known_at"].dt.tz_localize(None) - fix["date"]
+    assert late_by.min() >= pd.Timedelta(days=1) and late_by.max() <= pd.Timedelta(days=10)
+    assert 0.0002 < len(fix) / len(u2.prices) < 0.001
+    ca = u2.corporate_actions
+    late_ca = ca[ca["known_at"].dt.tz_localize(None) > ca["ex_date"] + pd.Timedelta(days=1)]
+    assert 1 <= len(late_ca) <= 0.1 * len(ca)
+    assert (late_ca["known_at"].dt.tz_localize(None) - late_ca["ex_date"]).max() <= \
+        pd.Timedelta(days=11)
+    pd.testing.assert_frame_equal(_known_by(ca, e1), u1.corporate_actions)
+
+
+def test_advance_redelivers_corrected_files_and_rows(tmp_path):
+    args = {"n_assets": 40, "years": 1, "seed": 4, "markets": ("KR", "US"),
+            "start": "2025-01-02"}
+    ahead = generate(end="2025-12-31", **args).price_corrections
+    kr = ahead[ahead["asset_id"].str.startswith("KR") & (ahead["date"] >= "2025-06-01")].iloc[0]
+    us = ahead[ahead["asset_id"].str.startswith("US") & (ahead["known_at"] > kr["known_at"])
+               ].iloc[0]
+    e1 = kr["known_at"].tz_localize(None).normalize() - pd.Timedelta(days=1)
+    assert kr["date"] <= e1
+    with start_sandbox(end=str(e1.date()), root=tmp_path, rate_limit=(1000.0, 1000.0),
+                       write_state=False, **args) as sb:
+        conn = sb.connection()
+        name = f"kr/prices/{kr['date']:%Y%m%d}.csv"
+        before = (tmp_path / name).read_bytes()
+        files = {f["path"] for f in conn.advance(e1 + pd.Timedelta(days=1))["files"]}
+        assert name in files                                      # re-delivered
+        after = pd.read_csv(tmp_path / name, encoding="cp949", dtype={"표준코드": str})
+        row = after[after["표준코드"] == kr["asset_id"]]
+        assert row["종가"].tolist() == [kr["close"]] and (tmp_path / name).read_bytes() != before
+        us_day = us["known_at"].tz_localize(None).normalize()
+        conn.advance(us_day + pd.Timedelta(days=1))
+        since = (us["known_at"] - pd.Timedelta(minutes=1)).tz_localize(None).isoformat()
+        rows = pd.DataFrame(_all_rows(sb, f"/v1/prices?market=US&updated_since={since}"))
+        hit = rows[(rows["isin"] == us["asset_id"]) & (rows["t"] == int(
+            us["date"].value // 1_000_000))]
+        assert hit["c"].tolist() == [us["close"]]
+        assert hit["updated_ms"].tolist() == [int(us["known_at"].value // 1_000_000)]
+        # everything else in that answer is a bar first published since
+        rest = rows.drop(hit.index)
+        assert (rest["updated_ms"] >= int((us["known_at"] - pd.Timedelta(minutes=1)).value
+                                          // 1_000_000)).all()
