@@ -176,23 +176,54 @@ def open_notebook(page, name: str, attempts: int = 3) -> None:
     page.locator(".jp-DirListing-content").get_by_text(name, exact=True).dblclick()
     idle = ".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']"
     dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    for attempt in range(attempts):
-        page.wait_for_selector(f"{idle}, .jp-Dialog", timeout=240_000)
-        page.wait_for_timeout(2000)  # a dialog that comes late
-        if not dialog.count():
-            if page.locator(idle).count():
+    deadline, idle_since, attempt = time.monotonic() + 300, None, 0
+    while time.monotonic() < deadline:
+        if dialog.count():
+            attempt += 1
+            if attempt > attempts:
+                break
+            print(f"JupyterLab asked for a kernel (attempt {attempt}): cancel, reload")
+            shot(page, f"kernel-dialog-{attempt}")
+            dialog.locator("button.jp-mod-reject").click()
+            page.reload()
+            try:
+                page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
+            except PlaywrightError:  # the layout was not restored: open it again
+                page.locator(".jp-DirListing-content").get_by_text(name, exact=True).dblclick()
+            idle_since = None
+        elif page.locator(idle).count():
+            # idle for 3 s in a row: the kernel's start-up messages are over, no dialog came
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= 3:
                 return
-            other = page.locator(".jp-Dialog").all_inner_texts()
-            pytest.fail(f"{name}: the kernel is not idle; dialogs: {other}", pytrace=False)
-        print(f"JupyterLab asked for a kernel (attempt {attempt + 1}): cancel, reload")
-        shot(page, f"kernel-dialog-{attempt + 1}")
-        dialog.locator("button.jp-mod-reject").click()
-        page.reload()
-        try:
-            page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
-        except PlaywrightError:  # the layout was not restored: open it again
-            page.locator(".jp-DirListing-content").get_by_text(name, exact=True).dblclick()
+        else:
+            idle_since = None
+        page.wait_for_timeout(500)
+    if attempt <= attempts:
+        other = page.locator(".jp-Dialog").all_inner_texts()
+        pytest.fail(f"{name}: the kernel was not idle in 300 s; dialogs: {other}",
+                    pytrace=False)
     pytest.fail(f"{name}: JupyterLab kept asking for a kernel", pytrace=False)
+
+
+def start_run_all(page, attempts: int = 4, wait_s: float = 20) -> None:
+    """Click Run > Run All Cells until a cell starts (``[*]:`` or ``[n]:``).
+
+    On a loaded machine the menu entry is sometimes still disabled (the notebook's
+    session not ready yet) and the click does nothing; it is then clicked again, and
+    each retry is printed. After ``attempts`` the caller's wait reports "no cell started".
+    """
+    for attempt in range(attempts):
+        page.keyboard.press("Escape")  # close a menu left open by an earlier try
+        page.locator(".jp-NotebookPanel .jp-Cell").first.click()  # the notebook is current
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if any(c["prompt"] != "[ ]:" for c in page.evaluate(CELLS_JS)):
+                return
+            page.wait_for_timeout(1000)
+        print(f"Run All Cells started no cell in {wait_s:.0f} s (try {attempt + 1}); again")
 
 
 def run_all(page, home: Path, timeout_s: float) -> None:
@@ -201,9 +232,7 @@ def run_all(page, home: Path, timeout_s: float) -> None:
     Stops at the first error or stderr output, or when no cell started within a minute;
     on failure the message holds :func:`diagnosis`.
     """
-    page.locator(".jp-NotebookPanel .jp-Cell").first.click()  # the notebook is current
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    start_run_all(page)
     started = time.monotonic()
     deadline, problem = started + timeout_s, "time-out"
     while True:
