@@ -295,8 +295,12 @@ def _is_hub(state: HubState) -> bool:
     """Whether ``state.pid`` is still that hub (not a reused pid): alive, with its run id."""
     try:
         proc = psutil.Process(state.pid)
-        return (proc.status() != psutil.STATUS_ZOMBIE
-                and proc.environ().get(RUN_VAR) == state.run_id)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        try:
+            return proc.environ().get(RUN_VAR) == state.run_id
+        except psutil.AccessDenied:  # started in another user namespace: its command says
+            return "quantlib.platform.hubapp" in " ".join(proc.cmdline())
     except psutil.Error:
         return False
 
@@ -331,10 +335,14 @@ def stop_hub(paths: PlatformPaths, timeout: float = 10.0, *, grace_s: float = 3.
             if pid_alive(state.pid):
                 os.kill(state.pid, signal.SIGKILL)
             _reap(state.pid)
-    leftovers = platform_processes(state.run_id)
-    if leftovers:
-        with step(echo, f"ending {len(leftovers)} leftover processes"):
-            _end(leftovers, grace_s)
+    leftovers: list[psutil.Process] = []
+    for _round in range(3):  # a service the hub restarted as it went can leave children
+        late = platform_processes(state.run_id)
+        if not late:
+            break
+        leftovers += late
+        with step(echo, f"ending {len(late)} leftover processes"):
+            _end(late, grace_s)
     for path in (paths.state_file, paths.pid_file, paths.proxy_pid_file):
         path.unlink(missing_ok=True)
     return [p.pid for p in leftovers]

@@ -108,7 +108,9 @@ def test_platform_as_a_normal_user(tmp_path):
     finally:
         done = as_nobody(env, "down")
     assert done.returncode == 0, done.stderr
-    assert platform_processes(state.run_id) == []
+    left = [(p.pid, p.username(), " ".join(p.cmdline())[:120])
+            for p in platform_processes(state.run_id)]
+    assert left == [], f"{left}\n{done.stdout}{done.stderr}"
 
 
 # -- a real non-root account runs the platform; other accounts meet real PermissionErrors --
