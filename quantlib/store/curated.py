@@ -409,11 +409,7 @@ class CuratedStore:
                    previous: zarr.Group | None) -> dict[str, int]:
         root = zarr.open_group(session.store, mode="a")
         rows: dict[str, int] = {}
-        for name in ("assets", "symbols", "corporate_actions"):
-            if name in frames:
-                write_table(root, name, frames[name])
-                rows[name] = len(frames[name])
-                _pause(name)
+        _write_reference_tables(root, frames, rows)
         if "statements" in frames:
             merged = _append_statements(previous, frames["statements"])
             write_table(root, "statements", merged)
@@ -438,11 +434,7 @@ class CuratedStore:
         """Write a delta (see :meth:`commit`); only the affected regions are written."""
         root = zarr.open_group(session.store, mode="a")
         rows: dict[str, int] = {}
-        for name in ("assets", "symbols", "corporate_actions"):
-            if name in frames:
-                write_table(root, name, frames[name])
-                rows[name] = len(frames[name])
-                _pause(name)
+        _write_reference_tables(root, frames, rows)
         new = frames.get("statements")
         if new is not None and len(new):
             fresh = _fresh_statements(previous, new)
@@ -514,3 +506,13 @@ def _write_panel(session: icechunk.Session, group: str, ds: xr.Dataset) -> None:
         encoding[str(var)] = {"chunks": (_PANEL_CHUNK_DATES, _PANEL_CHUNK_ASSETS)}
     ds.to_zarr(session.store, group=group, mode="w", consolidated=False, zarr_format=3,
                encoding=encoding)
+
+
+def _write_reference_tables(root: zarr.Group, frames: Mapping[str, pd.DataFrame],
+                            rows: dict[str, int]) -> None:
+    """Replace the small tables delivered whole (assets, symbols, corporate actions)."""
+    for name in ("assets", "symbols", "corporate_actions"):
+        if name in frames:
+            write_table(root, name, frames[name])
+            rows[name] = len(frames[name])
+            _pause(name)
