@@ -119,8 +119,7 @@ class CuratedStore:
         """The Icechunk repository (opened, or created on first use)."""
         if self._repo is None:
             try:
-                self._repo = icechunk.Repository.open_or_create(
-                    self.location.icechunk_storage())
+                self._repo = _open_or_create(self.location.icechunk_storage())
             except icechunk.IcechunkError as exc:
                 raise StoreError("curated store must be openable", found=str(exc),
                                  fix="check the store URL, S3 endpoint and credentials",
@@ -516,3 +515,25 @@ def _write_reference_tables(root: zarr.Group, frames: Mapping[str, pd.DataFrame]
             write_table(root, name, frames[name])
             rows[name] = len(frames[name])
             _pause(name)
+
+
+def _open_or_create(storage: icechunk.Storage, attempts: int = 5) -> icechunk.Repository:
+    """Open the repository, creating it when absent; safe when several processes race.
+
+    Two writers that find no repository both try to create it; the object store lets one
+    win (a conditional write) and the other gets an error although the repository now
+    exists. That one opens the winner's repository instead of failing.
+    """
+    for attempt in range(attempts):
+        try:
+            return icechunk.Repository.open_or_create(storage)
+        except icechunk.IcechunkError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+            if icechunk.Repository.exists(storage):
+                try:
+                    return icechunk.Repository.open(storage)
+                except icechunk.IcechunkError:
+                    continue  # created but not complete yet: try again
+    raise AssertionError("unreachable")  # pragma: no cover

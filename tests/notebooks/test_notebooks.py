@@ -75,6 +75,14 @@ def test_notebook_runs(path, small_store, tmp_path, monkeypatch):
         from quantlib.store import CuratedStore
         snaps = CuratedStore(str(home / "store")).snapshots()
         assert snaps.iloc[0]["snapshot_id"] != first.snapshot_id  # a new version landed
+        # the next scheduled run finds nothing new at the vendor: it succeeds, commits nothing
+        again = tmp_path / "again.ipynb"
+        pm.execute_notebook(str(path), str(again), parameters=params, kernel_name="python3",
+                            cwd=str(ROOT / "notebooks"), progress_bar=False,
+                            request_save_on_cell_execute=False)
+        text = json.dumps(nbformat.read(again, as_version=4).cells)
+        assert "nothing new" in text and '"error"' not in text
+        assert len(CuratedStore(str(home / "store")).snapshots()) == len(snaps)
     if path.stem == "walk_forward_and_publish":
         from quantlib.results import list_results
         published = list_results(url=str(tmp_path / "results"))

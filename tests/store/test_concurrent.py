@@ -143,3 +143,38 @@ def test_rebase_gives_up_loudly(tmp_path, make_frames):
         st.commit_rebased(build, message="loser", attempts=3)
     assert "loser" not in list(st.snapshots()["message"])
     assert not set(_assets(make_frames, 99)["asset_id"]) & set(st.read_table("assets")["asset_id"])
+
+
+_OPENER = """
+import os, sys, time
+from quantlib.store import CuratedStore
+
+store_url, go = sys.argv[1:3]
+print("ready", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.005)
+st = CuratedStore(store_url)
+st.repo
+print(len(st.snapshots()), flush=True)
+"""
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_first_writers_racing_to_create_the_store_all_open_it(s3_store, tmp_path):
+    """Processes finding no repository at once: one creates it, the others open it.
+
+    CI once saw the loser of this race (S3 answers 412 to its conditional write) die
+    before its first commit; every process must end with the one repository.
+    """
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _OPENER, s3_store, str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    go.write_text("go")
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=120)
+        assert p.returncode == 0, stderr[-2000:]
+        assert stdout.strip() == "0"  # the empty store, no data version yet
