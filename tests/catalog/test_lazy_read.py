@@ -121,3 +121,28 @@ def test_graph_names_follow_the_snapshot(store):
     assert data_fingerprint(v1) != data_fingerprint(v2)
     ratio = v2["close"].values / v1["close"].values
     assert np.nanmin(ratio) == pytest.approx(3.0) and np.nanmax(ratio) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_placement_equals_the_kernels_restamp_and_scatter(seed):
+    """Bars known late (landing on a later row, over another bar), early, never, or after
+    the last date: the fast placement puts the same value in every cell."""
+    from quantlib.pit import kernels as K
+    from quantlib.pit.lazy import Placement
+
+    rng = np.random.default_rng(seed)
+    n, w = 60, 7
+    dec = np.cumsum(rng.integers(5, 15, n)).astype(np.int64) * 10
+    hint = np.sort(rng.choice(n, 45, replace=False))
+    known = dec[hint][:, None] - rng.integers(0, 5, (45, w))          # on time
+    late = rng.random((45, w)) < 0.2
+    known = np.where(late, dec[np.minimum(hint + rng.integers(1, 4, 45), n - 1)][:, None]
+                     + rng.integers(-3, 3, (45, w)), known)
+    known = np.where(rng.random((45, w)) < 0.05, dec[-1] + 1, known)   # after the end
+    known = np.where(rng.random((45, w)) < 0.1, K.NAT, known)
+    known[3, :] = dec[0] - 100                                         # earlier than its row
+    values = rng.normal(size=(45, w))
+    want = K.scatter_rows(values, K.restamp_index(known, dec[:, None], np.zeros(w, int)), n)
+    got = Placement(known, hint, dec).scatter(values)
+    np.testing.assert_array_equal(got, want)
+    assert np.isfinite(want).sum() > 100
