@@ -22,6 +22,7 @@ root; ``shared`` never makes accounts.
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import json
 import os
@@ -29,6 +30,9 @@ import pwd
 import re
 import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +130,23 @@ def _run(cmd: list[str]) -> None:
                                 fix="run the platform as root, or set hub.user_accounts: shared")
 
 
+@contextmanager
+def _accounts_lock() -> Iterator[None]:
+    """Serialise account creation across processes (useradd fails on a busy passwd lock).
+
+    The lock file sits in ``QUANTLIB_ACCOUNTS_LOCK`` or the system temp folder; only
+    processes allowed to create accounts (root) ever take it.
+    """
+    path = os.environ.get("QUANTLIB_ACCOUNTS_LOCK",
+                          os.path.join(tempfile.gettempdir(), "quantlib-accounts.lock"))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def ensure_account(hub_name: str, home: Path, *, prefix: str = "ql-") -> Account:
     """The hub user's Unix account, created (with its own group) if missing.
 
@@ -133,16 +154,17 @@ def ensure_account(hub_name: str, home: Path, *, prefix: str = "ql-") -> Account
     what the spawner starts. ``home`` is created, owned by the account, mode 0700.
     """
     name = account_name(hub_name, prefix)
-    group = _group_gid(PLATFORM_GROUP)
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        _run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell",
-              "/usr/sbin/nologin", "--user-group", "--groups", PLATFORM_GROUP,
-              "--comment", f"quantlib hub user {hub_name}", name])
-        entry = pwd.getpwnam(name)
-    if name not in grp.getgrgid(group).gr_mem:
-        _run(["usermod", "--append", "--groups", PLATFORM_GROUP, name])
+    with _accounts_lock():  # two platforms spawning the same user: one creates, one finds
+        group = _group_gid(PLATFORM_GROUP)
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            _run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell",
+                  "/usr/sbin/nologin", "--user-group", "--groups", PLATFORM_GROUP,
+                  "--comment", f"quantlib hub user {hub_name}", name])
+            entry = pwd.getpwnam(name)
+        if name not in grp.getgrgid(group).gr_mem:
+            _run(["usermod", "--append", "--groups", PLATFORM_GROUP, name])
     account = Account(hub_name, name, entry.pw_uid, entry.pw_gid, home)
     ensure_owned_dir(home, account)
     return account
