@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import fcntl
 import grp
-import json
 import os
 import pwd
 import re
@@ -36,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantlib.errors import AccessDeniedError, ConfigError
+from quantlib.errors import AccessDeniedError, ConfigError, QuantlibError
 
 __all__ = ["Account", "PLATFORM_GROUP", "ACCOUNT_MODES", "account_name", "accounts_enabled",
            "ensure_account", "ensure_owned_dir", "runtime_blockers", "secure_state",
@@ -238,20 +237,22 @@ def secure_results_root(root: Path) -> None:
     0710 (a user reaches their own private folder, nobody lists them); stored results get
     :func:`share_result_dir`'s modes by whether they are published.
     """
+    from quantlib.results.layout import INDEX_PATH, OBJECTS, parse_meta
+
     gid = _group_gid(PLATFORM_GROUP)
-    for folder, mode in ((root, 0o750), (root / "objects", 0o750), (root / "index", 0o750),
+    index = root / INDEX_PATH
+    for folder, mode in ((root, 0o750), (root / OBJECTS, 0o750), (index.parent, 0o750),
                          (root / "users", 0o710)):
         folder.mkdir(parents=True, exist_ok=True)
         os.chown(folder, -1, gid)
         os.chmod(folder, mode)
-    index = root / "index" / "published.json"
     if index.exists():
         share_index(index)
-    for meta in (root / "objects").glob("*/meta.json"):
+    for meta in (root / OBJECTS).glob("*/meta.json"):
         try:
-            published = bool(json.loads(meta.read_text()).get("published"))
-        except (OSError, ValueError):
-            published = False
+            published = bool(parse_meta(meta.read_bytes(), str(meta)).get("published"))
+        except (OSError, QuantlibError):
+            published = False  # unreadable: kept private
         share_result_dir(meta.parent, published)
 
 
