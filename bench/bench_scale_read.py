@@ -63,16 +63,20 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+COORDS = ("date", "asset", "currency")
+
+
 def _counted_reads() -> dict[str, int]:
-    """Count chunk reads per stored array (a wrapper around the store's ``get``)."""
+    """Count chunk reads per stored data variable (a wrapper around the store's ``get``;
+    coordinate arrays left out)."""
     import icechunk
 
     counts: dict[str, int] = {}
     original = icechunk.IcechunkStore.get
 
     async def get(self, key, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if "/c/" in key:
-            name = key.split("/c/")[0]
+        name = key.split("/c/")[0]
+        if "/c/" in key and name.rsplit("/", 1)[-1] not in COORDS:
             counts[name] = counts.get(name, 0) + 1
         return await original(self, key, *args, **kwargs)
 
@@ -149,26 +153,28 @@ def step_reference(store: str) -> dict:
 
     st = CuratedStore(store)
     t0 = time.perf_counter()
-    g = zarr.open_group(st.repo.readonly_session(snapshot_id=st.resolve(None)).store, mode="r")
+    snap = st.resolve(None)
+    g = zarr.open_group(st.repo.readonly_session(snapshot_id=snap).store, mode="r")
     close = g["prices/US/close"][:]
     r = total_returns(close, g["prices/US/split"][:], g["prices/US/dividend"][:])
     t_load = time.perf_counter() - t0
-    dates = pd.DatetimeIndex(g["prices/US/date"][:])
-    month_end = np.flatnonzero(dates.to_series().dt.month.diff().shift(-1).fillna(1) != 0)
-    growth = np.log1p(np.nan_to_num(r))
-    cum = np.vstack([np.zeros((1, r.shape[1])), np.cumsum(growth, axis=0)])
+    dates = pd.DatetimeIndex(st.open_prices("US", snap)["date"].values)
+    month = dates.month.to_numpy()
+    month_end = np.flatnonzero(month != np.append(month[1:], 0))   # last session of a month
+    cum = np.nan_to_num(r)
+    np.log1p(cum, out=cum)
+    np.cumsum(cum, axis=0, out=cum)                     # log growth up to each row
     port = np.zeros(len(dates))
     for a, b in zip(month_end[:-1], month_end[1:], strict=True):
         if a < 252:
             continue
-        score = cum[a - 21 + 1] - cum[a - 252 + 1]
+        score = cum[a - 21] - cum[a - 252]
         score[~np.isfinite(close[a])] = np.nan
         top = score >= np.nanquantile(score, 0.9)
-        port[a + 1:b + 1] = np.nanmean(np.where(top, np.nan_to_num(r[a + 1:b + 1]), np.nan),
-                                       axis=1)
+        port[a + 1:b + 1] = np.nanmean(np.where(top, r[a + 1:b + 1], np.nan), axis=1)
     wall = time.perf_counter() - t0
     return {"load_s": t_load, "wall_s": wall, "peak_rss_mb": _peak_mb(),
-            "mean_daily": float(port.mean())}
+            "mean_daily": float(np.nanmean(port)), "months": int(len(month_end))}
 
 
 STEPS = {"open": step_open, "read": step_read, "momentum": step_momentum,
