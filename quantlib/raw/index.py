@@ -44,6 +44,7 @@ COMPACT_AT = 8
 """A source's index folder is merged into one file when it holds more files than this."""
 _KEY = ["source", "file", "sha256", "status"]
 _MARKER = "_migrated"
+_LISTING = "_listing"
 
 
 INDEX_COLUMNS = (*MANIFEST_COLUMNS, "known_at")
@@ -109,6 +110,23 @@ class ManifestIndex:
         for source, rows in frame.groupby("source", sort=True):
             self._write_rows(str(source), rows)
 
+    def listing(self, source: str) -> dict[str, str]:
+        """The vendor listing facts (``file -> facts``) saved by the source's last
+        completed fetch (empty if none)."""
+        path = f"{self.root}/{INDEX_DIR}/{_LISTING}/{quote(source, safe='')}.parquet"
+        try:
+            with self.fs.open(path, "rb") as fh:
+                frame = pd.read_parquet(fh)
+        except FileNotFoundError:
+            return {}
+        return dict(zip(frame["file"].astype(str), frame["facts"].astype(str), strict=True))
+
+    def save_listing(self, source: str, listing: dict[str, str]) -> None:
+        """Replace the source's saved listing facts (one atomic write)."""
+        frame = pd.DataFrame({"file": list(listing), "facts": list(listing.values())})
+        self._write(f"{INDEX_DIR}/{_LISTING}/{quote(source, safe='')}.parquet",
+                    frame.to_parquet(index=False))
+
     def sources(self) -> list[str]:
         """Sources with index rows."""
         self._ensure_migrated()
@@ -116,9 +134,9 @@ class ManifestIndex:
             names = self.fs.ls(f"{self.root}/{INDEX_DIR}", detail=False)
         except FileNotFoundError:
             return []
-        return sorted(unquote(str(n).rstrip("/").rsplit("/", 1)[-1]) for n in names
-                      if not str(n).rstrip("/").endswith(_MARKER)
-                      and self.fs.isdir(n))
+        base = [str(n).rstrip("/").rsplit("/", 1)[-1] for n in names]
+        return sorted(unquote(b) for n, b in zip(names, base, strict=True)
+                      if not b.startswith("_") and self.fs.isdir(n))
 
     def read(self, source: str) -> pd.DataFrame:
         """Every index row of one source (deduplicated on ``source, file, sha256,

@@ -9,7 +9,7 @@ the rerun finds those bytes already stored (same hash, same path) and records th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,7 @@ class FetchContext:
     new: list[Delivery] = field(default_factory=list)
     current: list[Delivery] = field(default_factory=list)
     _pending: list[Delivery] = field(default_factory=list)
+    _after: list[Callable[[], None]] = field(default_factory=list)
     _known: dict[str, dict[tuple[str, str], Delivery]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -76,6 +77,19 @@ class FetchContext:
                 self._pending = []
         if batch:
             self.raw.record(batch)
+
+    def on_success(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the current source's fetch has completed
+        (:meth:`succeeded`), after its manifest rows are recorded."""
+        with self._lock:
+            self._after.append(action)
+
+    def succeeded(self) -> None:
+        """The current source's fetch completed: run the :meth:`on_success` actions."""
+        with self._lock:
+            actions, self._after = self._after, []
+        for action in actions:
+            action()
 
     def flush(self) -> None:
         """Append the pending manifest rows."""

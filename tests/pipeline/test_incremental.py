@@ -150,3 +150,41 @@ def test_api_correction_older_than_the_lookback_arrives_through_updated_since(tm
     polled = idx[idx["file"].str.startswith("api/v1/prices?")
                  & idx["file"].str.contains("updated_since=")]
     assert not polled.empty and polled["known_at"].notna().all()
+
+
+def test_old_ftp_file_redelivered_outside_the_window_is_picked_up(tmp_path):
+    import hashlib
+
+    u = generate(n_assets=6, years=0.25, seed=5, end="2024-03-28", markets=("KR",))
+    store = str(tmp_path / "s")
+    with start_sandbox(u, write_state=False) as sb:
+        first = refresh(store, connection=sb.connection(), markets=["KR"])
+        days = sorted(p.name for p in (sb.root / "kr" / "prices").glob("*.csv"))
+        old = sb.root / "kr" / "prices" / days[-9]    # 8 sessions before the last one
+        lines = old.read_bytes().split(b"\n")
+        cells = lines[1].split(b",")
+        asset, low = cells[1].decode(), float(cells[6])
+        cells[7] = cells[6]                          # the vendor corrects close to the low
+        lines[1] = b",".join(cells)
+        data = b"\n".join(lines)
+        old.write_bytes(data)
+        rows = data.count(b"\n") - 1
+        (old.parent / (old.name + ".sha256")).write_text(
+            f"{hashlib.sha256(data).hexdigest()} {rows}\n")
+        second = refresh(store, connection=sb.connection(), markets=["KR"],
+                         lookback_sessions=2)
+        third = refresh(store, connection=sb.connection(), markets=["KR"],
+                        lookback_sessions=2)
+    assert second.mode == "incremental" and second.snapshot_id
+    # only that file was read again (plus nothing else: the window's files are unchanged)
+    assert second.per_market["KR"]["rows"]["fetch"] == rows
+    date = pd.Timestamp(f"{old.stem[:4]}-{old.stem[4:6]}-{old.stem[6:]}")
+    st = CuratedStore(store)
+    assert float(st.open_prices("KR").sel(asset=asset, date=date)["close"]) == low
+    assert float(st.open_prices("KR", first.snapshot_id).sel(asset=asset, date=date)[
+        "close"]) != low
+    m = RawZone(store).manifest()
+    hit = m[(m["file"] == f"kr/prices/{old.name}") & (m["status"] == "published")]
+    assert hit["sha256"].nunique() == 2
+    # the next run finds the listing unchanged: nothing re-read, nothing committed
+    assert third.snapshot_id is None and third.per_market["KR"]["rows"]["fetch"] == 0
