@@ -10,8 +10,8 @@ years already stored: for each history length, a full build of the vendor's data
 the session before 2025-12-31 served by one running sandbox, then its vendor clock
 advanced one session (``Sandbox.advance``: new day files, the re-delivered month, the API
 serving the new rows; unchanged files keep their bytes) and, in a fresh process (its own
-peak RSS), one incremental refresh bringing in that session. Prints wall seconds, peak RSS and the
-rows each stage processed.
+peak RSS), one incremental refresh bringing in that session. Prints wall seconds, peak
+RSS and the rows each stage processed.
 """
 
 from __future__ import annotations
@@ -140,3 +140,7 @@ def incremental_bench(years_list: list[float], n_assets: int) -> int:
         print("   seconds:", {k: round(v, 2) for k, v in r["seconds"].items()})
         shutil.rmtree(store, ignore_errors=True)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
