@@ -35,13 +35,15 @@ from quantlib.errors import SnapshotNotFoundError, StoreError
 from quantlib.pipeline.merge import canonical
 from quantlib.pipeline.result import RefreshResult
 from quantlib.raw import Delivery, RawZone
+from quantlib.standardize import CanonicalBatch
 from quantlib.standardize.api import endpoint_of
 from quantlib.store import CuratedStore
 from quantlib.store.increment import last_closes
+from quantlib.store.panels import PRICE_VARS, panel_to_fx, panel_to_prices
 from quantlib.validate import ValidationOutcome
 
 __all__ = ["fetch_windows", "changed_deliveries", "previous_closes", "publish_delta",
-           "upsert_table"]
+           "upsert_table", "drop_unchanged"]
 
 FX = "FX"
 
@@ -145,6 +147,46 @@ def previous_closes(store: CuratedStore, market: str, prices: pd.DataFrame
                                    "date": dates[r - 1], "close": seed}))
     out = pd.concat([empty, *parts], ignore_index=True)
     return out[out["close"].notna()].reset_index(drop=True)
+
+
+def drop_unchanged(store: CuratedStore, market: str, batch: CanonicalBatch
+                   ) -> tuple[CanonicalBatch, int]:
+    """The batch without the bars (or FX rows) the store already holds with the same
+    values and ``known_at``, and how many were dropped.
+
+    A look-back window re-fetches recent bars to catch corrections; the ones that did
+    not change must not make a new version. Reads only the stored tail from the first
+    delivered date, for the delivered assets (FX: all currencies).
+    """
+    if market == FX:
+        frame, keys, cols = batch.fx, ["date", "currency"], ["rate"]
+    else:
+        frame, keys, cols = batch.prices, ["asset_id", "date"], list(PRICE_VARS)
+    if frame.empty:
+        return batch, 0
+    try:
+        if market == FX:
+            stored = panel_to_fx(store.open_fx().sel(date=slice(frame["date"].min(), None)))
+        elif market in store.markets():
+            ds = store.open_prices(market)
+            assets = pd.Index(ds["asset"].values.astype(str))
+            cols_at = np.unique(assets.get_indexer(frame["asset_id"].astype(str).unique()))
+            ds = ds.sel(date=slice(frame["date"].min(), None)).isel(asset=cols_at[cols_at >= 0])
+            stored = panel_to_prices(ds)
+        else:
+            return batch, 0
+    except (SnapshotNotFoundError, StoreError):
+        return batch, 0
+    both = frame[keys].merge(stored, on=keys, how="left")
+    same = np.array(both["known_at"].eq(frame["known_at"].to_numpy()), dtype=bool)
+    for c in cols:
+        a, b = frame[c].to_numpy(dtype="float64"), both[c].to_numpy(dtype="float64")
+        same &= (a == b) | (np.isnan(a) & np.isnan(b))
+    dropped = int(same.sum())
+    if not dropped:
+        return batch, 0
+    kept = frame[~same].reset_index(drop=True)
+    return batch.replace(**{"fx" if market == FX else "prices": kept}), dropped
 
 
 def upsert_table(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFrame:

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantlib.errors import BatchRejectedError, SnapshotNotFoundError, TransientSourceError
-from quantlib.pipeline.incremental import changed_deliveries, previous_closes
+from quantlib.pipeline.incremental import changed_deliveries, drop_unchanged, previous_closes
 from quantlib.raw import Delivery, RawZone
+from quantlib.store import CuratedStore
 from quantlib.validate import ValidationOutcome
 
 __all__ = ["MarketOutput", "run_market", "run_market_with_retries", "FX"]
@@ -49,8 +50,9 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     ``fetch_workers`` parallel FTP connections download the market's files (the
     transfers are latency-bound: many small daily files). With ``incremental`` the
     fetch window starts at ``start`` and only changed deliveries not yet published are
-    standardized and validated, with continuity against the stored last bars
-    (:mod:`quantlib.pipeline.incremental`).
+    standardized and validated, with continuity against the stored last bars, and
+    re-fetched bars equal to the stored ones are dropped (``rows["unchanged"]``;
+    :mod:`quantlib.pipeline.incremental`).
 
     Raises
     ------
@@ -66,12 +68,13 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     if market == FX:
-        deliveries = fetch_fx(raw=raw, connection=connection, fetch_id=fetch_id, start=start)
+        deliveries = fetch_fx(raw=raw, connection=connection, fetch_id=fetch_id, start=start,
+                              poll=incremental)
     else:
         deliveries = fetch_market(market, raw=raw, connection=connection, fetch_id=fetch_id,
-                                  workers=fetch_workers, start=start)
+                                  workers=fetch_workers, start=start, poll=incremental)
     if incremental:
-        deliveries = changed_deliveries(deliveries, _unpublished(raw, deliveries))
+        deliveries = changed_deliveries(deliveries, raw.unpublished(deliveries))
     t1 = time.perf_counter()
     batch = standardize(deliveries, raw)
     t2 = time.perf_counter()
@@ -83,20 +86,15 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     except BatchRejectedError as err:
         rejection = err
         outcome = err.outcome  # type: ignore[attr-defined]
+    unchanged = 0
+    if incremental and rejection is None:   # re-fetched bars equal to the stored ones
+        outcome.clean, unchanged = drop_unchanged(CuratedStore(store_url), market,
+                                                  outcome.clean)
     t3 = time.perf_counter()
     seconds = {"fetch": t1 - t0, "standardize": t2 - t1, "validate": t3 - t2}
     rows = {"fetch": sum(d.rows or 0 for d in deliveries), "standardize": batch.n_rows(),
-            "validate": outcome.clean.n_rows()}
+            "validate": outcome.clean.n_rows(), "unchanged": unchanged}
     return MarketOutput(market, deliveries, outcome, rejection, rows, seconds)
-
-
-def _unpublished(raw: RawZone, deliveries: list[Delivery]) -> list[Delivery]:
-    """Deliveries no published version was built from (new, changed, or fetched by a
-    run that was killed or rejected before it published)."""
-    m = raw.manifest()
-    done = m[m["status"] == "published"]
-    keys = set(zip(done["source"], done["file"], done["sha256"], strict=True))
-    return [d for d in deliveries if (d.source, d.file, d.sha256) not in keys]
 
 
 def _continuity(store_url: str, market: str, batch: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Layout under the store URL (see docs/architecture.md, "Store layout")::
 
     raw/<sha256[:2]>/<sha256>            bytes exactly as received, never rewritten
     tables/manifest/<fetch_id>-*.parquet append-only manifest, one file per ``record`` call
+    tables/manifest_index/<source>/      the same rows by source, compacted (+ ``known_at``)
 """
 
 from quantlib.raw.fs import filesystem, storage_options

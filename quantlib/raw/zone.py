@@ -9,7 +9,10 @@ Algorithm of :meth:`RawZone.put`:
    row for the same ``(source, file, sha256, status)``.
 
 Manifest files are never changed after they are written: each :meth:`RawZone.record` call
-adds one new parquet file under ``tables/manifest/``.
+adds one new parquet file under ``tables/manifest/`` (the provenance log, read whole only
+by :meth:`RawZone.manifest`) and its rows, split by source, to the manifest index
+(:mod:`quantlib.raw.index`), which is what a refresh reads (:meth:`RawZone.has`,
+:meth:`RawZone.known`, :meth:`RawZone.unpublished`, :meth:`RawZone.high_water`).
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ class Delivery:
 
     ``file`` is the delivery's path at the vendor (``kr/prices/20240102.csv``,
     ``api/v1/prices?market=US&page=3``); ``path`` is its object path inside the store
-    (``raw/<sha[:2]>/<sha>``); ``rows`` is the number of data rows (None if unknown).
+    (``raw/<sha[:2]>/<sha>``); ``rows`` is the number of data rows (None if unknown);
+    ``known_at`` the vendor's newest publication time in it, when the delivery says (an
+    API page's largest ``updated_ms``), else None.
     """
 
     source: str
@@ -66,6 +71,7 @@ class Delivery:
     fetched_at: pd.Timestamp
     fetch_id: str
     path: str
+    known_at: pd.Timestamp | None = None
 
     def manifest_row(self, status: str = "fetched") -> dict[str, Any]:
         """This delivery as a manifest row.
@@ -77,7 +83,7 @@ class Delivery:
         >>> d.manifest_row()["status"]
         'fetched'
         """
-        row = {k: v for k, v in asdict(self).items() if k != "path"}
+        row = {k: v for k, v in asdict(self).items() if k not in ("path", "known_at")}
         row["status"] = status
         return row
 
@@ -116,9 +122,12 @@ class RawZone:
         self.url = store_url if store_url is not None else load_config().store_url
         self.fs, self.root = filesystem(self.url)
         self._lock = threading.Lock()
-        self._keys: set[tuple[str, str, str, str]] | None = None
+        self._keys: dict[str, set[tuple[str, str, str, str]]] = {}
         self._local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple)
                                  else (self.fs.protocol,))
+        from quantlib.raw.index import ManifestIndex
+
+        self.index = ManifestIndex(self.fs, self.root, self.manifest, self._write_atomic)
 
     def __repr__(self) -> str:
         return f"RawZone({self.url!r})"
@@ -140,7 +149,8 @@ class RawZone:
 
     def put(self, data: bytes, *, source: str, market: str, file: str, fetch_id: str,
             fmt: str, rows: int | None = None, record: bool = True,
-            fetched_at: pd.Timestamp | None = None) -> Delivery:
+            fetched_at: pd.Timestamp | None = None,
+            known_at: pd.Timestamp | None = None) -> Delivery:
         """Store a delivery's bytes unchanged and (by default) record it in the manifest.
 
         Idempotent: the same bytes always land at the same path, an existing object is
@@ -158,6 +168,9 @@ class RawZone:
         record : bool
             Append the manifest row now (``False``: the caller batches
             :meth:`record` calls).
+        fetched_at, known_at : Timestamp, optional
+            When it was fetched (default now) and the vendor's newest publication time
+            in it (kept in the manifest index).
         """
         sha = sha256_hex(data)
         rel = _object_path(sha)
@@ -167,7 +180,7 @@ class RawZone:
         when = fetched_at if fetched_at is not None else pd.Timestamp.now(tz="UTC")
         delivery = Delivery(source=source, market=market, file=file, fmt=fmt, sha256=sha,
                             bytes=len(data), rows=rows, fetched_at=when, fetch_id=fetch_id,
-                            path=rel)
+                            path=rel, known_at=known_at)
         if record:
             self.record([delivery])
         return delivery
@@ -219,11 +232,11 @@ class RawZone:
         table = pq.ParquetDataset(files, filesystem=self.fs).read()
         return _typed(table.to_pandas())
 
-    def _known_keys(self) -> set[tuple[str, str, str, str]]:
-        if self._keys is None:
-            m = self.manifest()
-            self._keys = set(zip(*(m[k].astype(str) for k in _KEY), strict=True))
-        return self._keys
+    def _known_keys(self, source: str) -> set[tuple[str, str, str, str]]:
+        if source not in self._keys:
+            m = self.index.read(source)
+            self._keys[source] = set(zip(*(m[k].astype(str) for k in _KEY), strict=True))
+        return self._keys[source]
 
     def has(self, source: str, file: str, sha256: str) -> bool:
         """Whether the manifest already records this delivery (any status).
@@ -235,8 +248,69 @@ class RawZone:
         False
         """
         with self._lock:
-            keys = self._known_keys()
+            keys = self._known_keys(source)
             return any((source, file, sha256, s) in keys for s in MANIFEST_STATUSES)
+
+    def known(self, source: str) -> dict[tuple[str, str], Delivery]:
+        """The deliveries of one source already in the raw zone, by ``(file, sha256)``
+        (the first fetch of each; reads only that source's manifest index).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> raw = RawZone(tempfile.mkdtemp())
+        >>> d = raw.put(b"v1", source="s", market="US", file="a", fetch_id="1", fmt="f")
+        >>> raw.known("s")[("a", d.sha256)].fetch_id, raw.known("other")
+        ('1', {})
+        """
+        m = self.index.read(source)
+        m = m.drop_duplicates(["file", "sha256"], keep="first")
+        return {(d.file, d.sha256): d for d in map(_delivery, m.to_dict("records"))}
+
+    def unpublished(self, deliveries: Iterable[Delivery]) -> list[Delivery]:
+        """The deliveries no published version was built from (new, changed, or fetched
+        by a run that was killed or rejected before it published).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> raw = RawZone(tempfile.mkdtemp())
+        >>> a = raw.put(b"1", source="s", market="US", file="a", fetch_id="1", fmt="f")
+        >>> b = raw.put(b"2", source="s", market="US", file="b", fetch_id="1", fmt="f")
+        >>> _ = raw.record([a], status="published")
+        >>> [d.file for d in raw.unpublished([a, b])]
+        ['b']
+        """
+        deliveries = list(deliveries)
+        done: set[tuple[str, str, str]] = set()
+        for source in sorted({d.source for d in deliveries}):
+            m = self.index.read(source)
+            m = m[m["status"] == "published"]
+            done.update(zip(m["source"], m["file"], m["sha256"], strict=True))
+        return [d for d in deliveries if (d.source, d.file, d.sha256) not in done]
+
+    def high_water(self, source: str, prefix: str) -> pd.Timestamp | None:
+        """The newest vendor ``known_at`` among one source's *published* deliveries whose
+        file starts with ``prefix`` (None if none says): what an ``updated_since`` poll
+        starts after.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> raw = RawZone(tempfile.mkdtemp())
+        >>> t = pd.Timestamp("2024-01-02 21:20", tz="UTC")
+        >>> d = raw.put(b"p", source="api-us", market="US", file="api/v1/prices?page=1",
+        ...             fetch_id="1", fmt="api-json", known_at=t)
+        >>> raw.high_water("api-us", "api/v1/prices?") is None
+        True
+        >>> _ = raw.record([d], status="published")
+        >>> str(raw.high_water("api-us", "api/v1/prices?"))
+        '2024-01-02 21:20:00+00:00'
+        """
+        m = self.index.read(source)
+        m = m[(m["status"] == "published") & m["file"].str.startswith(prefix)]
+        known = m["known_at"].dropna()
+        return None if known.empty else pd.Timestamp(known.max())
 
     def record(self, rows: Iterable[Delivery | Mapping[str, Any]], *,
                status: str | None = None) -> int:
@@ -254,10 +328,9 @@ class RawZone:
         """
         frame = _rows_frame(rows, status)
         with self._lock:
-            keys = self._known_keys()
             fresh, seen = [], set()
             for i, key in enumerate(zip(*(frame[k].astype(str) for k in _KEY), strict=True)):
-                if key not in keys and key not in seen:
+                if key not in self._known_keys(key[0]) and key not in seen:
                     fresh.append(i)
                     seen.add(key)
             frame = frame.iloc[fresh].reset_index(drop=True)
@@ -266,8 +339,10 @@ class RawZone:
             fetch_id = str(frame["fetch_id"].iloc[0])
             name = f"tables/manifest/{fetch_id}-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%S%f}" \
                    f"-{uuid.uuid4().hex[:8]}.parquet"
-            self._write_atomic(name, frame.to_parquet(index=False))
-            keys.update(seen)
+            self._write_atomic(name, frame.loc[:, list(MANIFEST_COLUMNS)].to_parquet(index=False))
+            self.index.append(frame)   # after the log: a crash between costs redundant work only
+            for key in seen:
+                self._keys[key[0]].add(key)
             return len(frame)
 
     def latest_deliveries(self, market: str | None = None) -> list[Delivery]:
@@ -282,7 +357,8 @@ class RawZone:
         >>> [raw.get(d.sha256) for d in raw.latest_deliveries("US")]
         [b'v2']
         """
-        m = self.manifest()
+        frames = [self.index.read(s) for s in self.index.sources()]
+        m = pd.concat(frames, ignore_index=True) if frames else self.index.read("")
         if market is not None:
             m = m[m["market"] == market]
         m = m.sort_values("fetched_at", kind="stable")
@@ -293,12 +369,13 @@ class RawZone:
 
 
 def _delivery(r: Mapping[str, Any]) -> Delivery:
-    rows = r["rows"]
+    rows, known = r["rows"], r.get("known_at")
     return Delivery(source=str(r["source"]), market=str(r["market"]), file=str(r["file"]),
                     fmt=str(r["fmt"]), sha256=str(r["sha256"]), bytes=int(r["bytes"]),
                     rows=None if pd.isna(rows) else int(rows),
                     fetched_at=pd.Timestamp(r["fetched_at"]), fetch_id=str(r["fetch_id"]),
-                    path=_object_path(str(r["sha256"])))
+                    path=_object_path(str(r["sha256"])),
+                    known_at=None if known is None or pd.isna(known) else pd.Timestamp(known))
 
 
 def _empty_manifest() -> pd.DataFrame:
@@ -318,7 +395,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
 def _rows_frame(rows: Iterable[Delivery | Mapping[str, Any]], status: str | None) -> pd.DataFrame:
     records = []
     for r in rows:
-        rec = r.manifest_row() if isinstance(r, Delivery) else dict(r)
+        rec = {**r.manifest_row(), "known_at": r.known_at} if isinstance(r, Delivery) \
+            else dict(r)
         if status is not None:
             rec["status"] = status
         rec.setdefault("status", "fetched")
@@ -331,7 +409,10 @@ def _rows_frame(rows: Iterable[Delivery | Mapping[str, Any]], status: str | None
             raise StoreError(f"manifest status must be one of {', '.join(MANIFEST_STATUSES)}",
                              found=repr(rec["status"]), fix="use a listed status",
                              file=str(rec["file"]))
-        records.append({c: rec[c] for c in MANIFEST_COLUMNS})
+        records.append({**{c: rec[c] for c in MANIFEST_COLUMNS},
+                        "known_at": rec.get("known_at")})
     if not records:
-        return _empty_manifest()
-    return _typed(pd.DataFrame.from_records(records))
+        return _empty_manifest().assign(known_at=pd.Series([], dtype="datetime64[ns, UTC]"))
+    frame = pd.DataFrame.from_records(records)
+    known = pd.to_datetime(frame["known_at"], utc=True).astype("datetime64[ns, UTC]")
+    return _typed(frame).assign(known_at=known)

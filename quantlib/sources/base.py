@@ -9,7 +9,7 @@ the rerun finds those bytes already stored (same hash, same path) and records th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,12 @@ RECORD_EVERY = 50
 
 @dataclass
 class FetchContext:
-    """State of one fetch run, shared by the sources it calls (thread-safe)."""
+    """State of one fetch run, shared by the sources it calls (thread-safe).
+
+    ``start``/``end`` bound dated files and pages; ``poll`` asks the API's polled
+    endpoints only for what the vendor published after the newest published delivery
+    (``updated_since``, see :mod:`quantlib.sources.http`).
+    """
 
     raw: RawZone
     connection: ConnectionLike | None
@@ -37,23 +42,21 @@ class FetchContext:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
     workers: int = 4
+    poll: bool = False
     new: list[Delivery] = field(default_factory=list)
     current: list[Delivery] = field(default_factory=list)
     _pending: list[Delivery] = field(default_factory=list)
-    _known: dict[tuple[str, str, str], Delivery] | None = None
+    _after: list[Callable[[], None]] = field(default_factory=list)
+    _known: dict[str, dict[tuple[str, str], Delivery]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def known(self, source: str, file: str, sha256: str) -> Delivery | None:
-        """The delivery already in the raw zone for ``(source, file, sha256)``, if any."""
+        """The delivery already in the raw zone for ``(source, file, sha256)``, if any
+        (reads that source's manifest index once per fetch)."""
         with self._lock:
-            if self._known is None:
-                m = self.raw.manifest().sort_values("fetched_at", kind="stable")
-                m = m.drop_duplicates(["source", "file", "sha256"], keep="first")
-                self._known = {}
-                for rec in m.to_dict("records"):
-                    d = _to_delivery(rec)
-                    self._known[(d.source, d.file, d.sha256)] = d
-            return self._known.get((source, file, sha256))
+            if source not in self._known:
+                self._known[source] = self.raw.known(source)
+            return self._known[source].get((file, sha256))
 
     def keep(self, d: Delivery) -> None:
         """Note an unchanged delivery that is already in the raw zone."""
@@ -66,8 +69,8 @@ class FetchContext:
             self.new.append(d)
             self.current.append(d)
             self._pending.append(d)
-            if self._known is not None:
-                self._known.setdefault((d.source, d.file, d.sha256), d)
+            if d.source in self._known:
+                self._known[d.source].setdefault((d.file, d.sha256), d)
             flush = len(self._pending) >= RECORD_EVERY
             batch = self._pending if flush else []
             if flush:
@@ -75,21 +78,25 @@ class FetchContext:
         if batch:
             self.raw.record(batch)
 
+    def on_success(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once the current source's fetch has completed
+        (:meth:`succeeded`), after its manifest rows are recorded."""
+        with self._lock:
+            self._after.append(action)
+
+    def succeeded(self) -> None:
+        """The current source's fetch completed: run the :meth:`on_success` actions."""
+        with self._lock:
+            actions, self._after = self._after, []
+        for action in actions:
+            action()
+
     def flush(self) -> None:
         """Append the pending manifest rows."""
         with self._lock:
             batch, self._pending = self._pending, []
         if batch:
             self.raw.record(batch)
-
-
-def _to_delivery(rec: dict[str, Any]) -> Delivery:
-    rows = rec["rows"]
-    return Delivery(source=str(rec["source"]), market=str(rec["market"]), file=str(rec["file"]),
-                    fmt=str(rec["fmt"]), sha256=str(rec["sha256"]), bytes=int(rec["bytes"]),
-                    rows=None if pd.isna(rows) else int(rows),
-                    fetched_at=pd.Timestamp(rec["fetched_at"]), fetch_id=str(rec["fetch_id"]),
-                    path=f"raw/{rec['sha256'][:2]}/{rec['sha256']}")
 
 
 def in_window(first: pd.Timestamp, last: pd.Timestamp, start: pd.Timestamp | None,

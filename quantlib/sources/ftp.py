@@ -3,7 +3,13 @@
 How :meth:`FtpSource.fetch` works:
 
 1. list the fixed files plus the files in each listed folder (sidecars excluded), keep
-   price files whose date (from the name: ``YYYYMMDD`` or ``YYYYMM``) is in the window;
+   price files whose date (from the name: ``YYYYMMDD`` or ``YYYYMM``) is in the window.
+   The folders are listed with ``MLSD`` (``NLST`` where unsupported) and a dated file
+   *before* the window (an incremental refresh) is kept too if it (or its sidecar) changed since the
+   last listing (modify time or size differ from the listing state kept in the raw zone,
+   :func:`quantlib.raw.index.ManifestIndex.listing`), or if a delivery of it was fetched
+   but never published: a vendor re-delivering an old file is never missed, and
+   unchanged history is neither re-read nor even its sidecar fetched;
 2. for each file, on one of a few parallel FTP connections: read the sidecar
    ``<sha256> <rows>``; if the raw zone already holds ``(source, file, sha256)`` skip it;
 3. otherwise download it, check its sha256 and row count against the sidecar (a mismatch
@@ -128,6 +134,20 @@ class FtpClient:
             return b"".join(parts)
         return self._run(path, "download", get)
 
+    def facts(self, folder: str) -> dict[str, str] | None:
+        """``name -> "<modify>:<size>"`` of a remote folder's files (``MLSD``); None when
+        the server does not support ``MLSD``."""
+        def mlsd(ftp: ftplib.FTP) -> dict[str, str] | None:
+            try:
+                entries = list(ftp.mlsd(f"/{folder}", facts=["type", "modify", "size"]))
+            except ftplib.error_perm as exc:
+                if str(exc)[:3] in ("500", "501", "502", "504"):
+                    return None
+                raise
+            return {name.rsplit("/", 1)[-1]: f"{f.get('modify', '')}:{f.get('size', '')}"
+                    for name, f in entries if f.get("type", "file") == "file"}
+        return self._run(folder, "listing", mlsd)
+
     def listdir(self, folder: str) -> list[str]:
         """Names of the entries of a remote folder."""
         def nlst(ftp: ftplib.FTP) -> list[str]:
@@ -181,17 +201,38 @@ class FtpSource:
     kind: ClassVar[str] = "ftp"
 
     def list_files(self, client: FtpClient, ctx: FetchContext) -> list[str]:
-        """Every file this source would fetch for the context's window."""
+        """Every file this source would fetch for the context's window (and, polling,
+        the changed files before it; see the module docstring)."""
         out = list(self.files)
+        listing: dict[str, str] = {}
         for folder in self.folders:
-            names = ctx.retry.call(client.listdir, folder)
+            facts = ctx.retry.call(client.facts, folder)
+            names = list(facts) if facts is not None else ctx.retry.call(client.listdir, folder)
             for name in sorted(names):
                 if name.endswith(self.sidecar_suffix) or name.startswith("."):
                     continue
                 period = _period_of(name)
+                path = f"{folder}/{name}"
+                if facts is not None:
+                    listing[path] = f"{facts[name]}|{facts.get(name + self.sidecar_suffix)}"
                 if period is None or in_window(*period, ctx.start, ctx.end):
-                    out.append(f"{folder}/{name}")
+                    out.append(path)
+        if listing:
+            out += self._changed_before_window(ctx, listing, set(out))
         return out
+
+    def _changed_before_window(self, ctx: FetchContext, listing: dict[str, str],
+                               listed: set[str]) -> list[str]:
+        """Files before the window that changed since the last listing or were fetched
+        but never published; the new listing is saved once the fetch completes."""
+        before = ctx.raw.index.listing(self.name)
+        changed: list[str] = []
+        if len(listed) < len(listing) + len(self.files):   # some files are before the window
+            pending = {d.file for d in ctx.raw.unpublished(ctx.raw.known(self.name).values())}
+            changed = [f for f, facts in listing.items() if f not in listed
+                       and ((f in before and before[f] != facts) or f in pending)]
+        ctx.on_success(lambda: ctx.raw.index.save_listing(self.name, {**before, **listing}))
+        return sorted(changed)
 
     def sidecar(self, client: FtpClient, file: str) -> tuple[str, int]:
         """The ``(sha256, rows)`` the vendor announces for a file."""
@@ -254,6 +295,8 @@ class FtpSource:
                 bar.close()
         finally:
             client.close_all()
+        ctx.flush()
+        ctx.succeeded()
 
 
 def _progress(ctx: FetchContext, total: int, desc: str):  # type: ignore[no-untyped-def]

@@ -5,6 +5,15 @@ Each page is stored as its own delivery, ``file`` naming the endpoint, query and
 page has no sidecar, so it is always downloaded; an unchanged page hashes the same and
 adds nothing to the raw zone or the manifest.
 
+Polling (``ctx.poll``, an incremental refresh): ``prices`` and ``fundamentals`` are asked
+with ``updated_since`` = one millisecond after the newest vendor time of the source's
+*published* pages of that endpoint (:meth:`~quantlib.raw.RawZone.high_water`), so the
+vendor answers only rows it published since (new sessions, corrections of any age, new
+filings) and nothing already stored is fetched again. A page's vendor time (its largest
+``updated_ms`` / ``published_ms``) is kept as the delivery's ``known_at`` in the manifest
+index. Without a high-water mark (a store built before the index kept it) prices fall
+back to the ``start``/``end`` window and fundamentals to the whole table.
+
 Failures: connection errors, timeouts, 5xx, 429 (waiting at least ``Retry-After``), a
 page that is not complete JSON, and a page with fewer rows than ``page_size`` and
 ``total_rows`` imply (a truncated page) are transient (extra rows pass: validation
@@ -27,12 +36,17 @@ import requests
 from quantlib.errors import ConfigError, PermanentSourceError, TransientSourceError
 from quantlib.sources.base import FetchContext
 
-__all__ = ["HttpApiSource", "api_file", "DATED_ENDPOINTS", "PAGE_SIZE"]
+__all__ = ["HttpApiSource", "api_file", "DATED_ENDPOINTS", "PAGE_SIZE", "POLLED", "page_known_at"]
 
 PAGE_SIZE = 5000
 """Rows per page requested (``page_size``); the page files omit it."""
 DATED_ENDPOINTS = ("prices", "fx")
 """Endpoints that take ``start``/``end`` (YYYY-MM-DD)."""
+POLLED = {"prices": "updated_ms", "fundamentals": "published_ms"}
+"""Endpoints polled with ``updated_since`` and the row field that says when the vendor
+published the row (corporate actions are not: a delivered table replaces an asset's
+actions whole)."""
+_VENDOR_TIME = {**POLLED, "corporate_actions": "announced_ms", "fx": "published_ms"}
 _FIXES = {
     401: "check the API key (sandbox state file or QUANTLIB_API_KEY)",
     403: "check the API key's permissions (sandbox state file or QUANTLIB_API_KEY)",
@@ -77,7 +91,14 @@ class HttpApiSource:
         params: dict[str, str] = {}
         if self.market != "FX":
             params["market"] = self.market
-        if endpoint in DATED_ENDPOINTS:
+        since = ctx.raw.high_water(self.name, f"api/v1/{endpoint}?") \
+            if ctx.poll and endpoint in POLLED else None
+        if since is not None:
+            after = since + pd.Timedelta(milliseconds=1)
+            params["updated_since"] = f"{after:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+            if endpoint in DATED_ENDPOINTS and ctx.end is not None:
+                params["end"] = f"{pd.Timestamp(ctx.end):%Y-%m-%d}"
+        elif endpoint in DATED_ENDPOINTS:
             if ctx.start is not None:
                 params["start"] = f"{pd.Timestamp(ctx.start):%Y-%m-%d}"
             if ctx.end is not None:
@@ -155,7 +176,7 @@ class HttpApiSource:
     def _store(self, ctx: FetchContext, file: str, data: bytes, page: dict) -> None:
         d = ctx.raw.put(data, source=self.name, market=self.market, file=file,
                         fetch_id=ctx.fetch_id, fmt=self.fmt, rows=len(page["data"]),
-                        record=False)
+                        record=False, known_at=page_known_at(file, page))
         old = ctx.known(self.name, file, d.sha256)
         if old is not None:
             ctx.keep(old)
@@ -187,6 +208,25 @@ class HttpApiSource:
         while nxt is not None and int(nxt) not in seen:
             seen.add(int(nxt))
             nxt = self._one(sessions, base, endpoint, params, int(nxt), ctx).get("next_page")
+
+
+def page_known_at(file: str, page: dict) -> pd.Timestamp | None:
+    """The newest vendor publication time (UTC) among a page's rows, if its endpoint
+    sends one (``updated_ms``, ``published_ms``, ``announced_ms``).
+
+    Examples
+    --------
+    >>> page = {"data": [{"t": 0, "updated_ms": 1704230400000}, {"t": 0, "updated_ms": 5}]}
+    >>> str(page_known_at("api/v1/prices?market=US&page=1", page))
+    '2024-01-02 21:20:00+00:00'
+    >>> page_known_at("api/v1/securities?market=US&page=1", page) is None
+    True
+    """
+    name = file.split("?", 1)[0].rsplit("/", 1)[-1]
+    key = _VENDOR_TIME.get(name)
+    times: list[int] = [t for r in page["data"] if key and isinstance(r, dict)
+                        for t in (r.get(key),) if isinstance(t, int) and not isinstance(t, bool)]
+    return pd.Timestamp(max(times), unit="ms", tz="UTC") if times else None
 
 
 class _Sessions:

@@ -56,12 +56,13 @@ MARKET_SOURCES: dict[str, tuple[str, ...]] = {
 def run_sources(sources: list[Source], *, raw: RawZone, connection: Any, fetch_id: str,
                 progress: bool = False, start: Any = None, end: Any = None,
                 retry: RetryPolicy | None = None, workers: int = 4,
-                new_only: bool = False) -> list[Delivery]:
+                new_only: bool = False, poll: bool = False) -> list[Delivery]:
     """Fetch some sources into the raw zone; see :func:`fetch_market`."""
     ctx = FetchContext(raw=raw, connection=connection, fetch_id=fetch_id,
                        retry=retry or default_retry(), progress=progress,
                        start=pd.Timestamp(start) if start is not None else None,
-                       end=pd.Timestamp(end) if end is not None else None, workers=workers)
+                       end=pd.Timestamp(end) if end is not None else None, workers=workers,
+                       poll=poll)
     try:
         for source in sources:
             source.fetch(ctx)
@@ -74,7 +75,7 @@ def run_sources(sources: list[Source], *, raw: RawZone, connection: Any, fetch_i
 def fetch_market(market: str, *, raw: RawZone, connection: ConnectionLike | None = None,
                  fetch_id: str, progress: bool = False, start: Any = None, end: Any = None,
                  retry: RetryPolicy | None = None, workers: int = 4,
-                 new_only: bool = False) -> list[Delivery]:
+                 new_only: bool = False, poll: bool = False) -> list[Delivery]:
     """Fetch one market's vendor deliveries into the raw zone (idempotent, resumable).
 
     Files whose sidecar sha256 is already in the raw zone are not downloaded again; API
@@ -103,6 +104,10 @@ def fetch_market(market: str, *, raw: RawZone, connection: ConnectionLike | None
     new_only : bool
         Return only deliveries new to the raw zone (default: every delivery that makes
         up the market as the vendor serves it now, unchanged ones included).
+    poll : bool
+        Ask the API's polled endpoints (:data:`~quantlib.sources.http.POLLED`) only for
+        rows published after the newest one already published (``updated_since``; an
+        incremental refresh).
 
     Returns
     -------
@@ -123,16 +128,17 @@ def fetch_market(market: str, *, raw: RawZone, connection: ConnectionLike | None
     conn = connection if connection is not None else load_connection()
     return run_sources([SOURCES[n] for n in MARKET_SOURCES[market]], raw=raw, connection=conn,
                        fetch_id=fetch_id, progress=progress, start=start, end=end, retry=retry,
-                       workers=workers, new_only=new_only)
+                       workers=workers, new_only=new_only, poll=poll)
 
 
 def fetch_fx(*, raw: RawZone, connection: ConnectionLike | None = None, fetch_id: str,
              progress: bool = False, start: Any = None, end: Any = None,
-             retry: RetryPolicy | None = None, new_only: bool = False) -> list[Delivery]:
+             retry: RetryPolicy | None = None, new_only: bool = False,
+             poll: bool = False) -> list[Delivery]:
     """Fetch FX rates from the API (market ``FX``); see :func:`fetch_market`."""
     return fetch_market("FX", raw=raw, connection=connection, fetch_id=fetch_id,
                         progress=progress, start=start, end=end, retry=retry,
-                        new_only=new_only)
+                        new_only=new_only, poll=poll)
 
 
 def ingest_files(url_or_path: str, fmt: str, market: str, *, raw: RawZone, fetch_id: str,

@@ -63,6 +63,12 @@ def test_notebook_runs(path, small_store, tmp_path, monkeypatch):
     params = {"store": str(home / "store")}
     if path.stem == "refresh_data":
         params.update(n_assets=20, years=2)
+        # the vendor's clock moved on 3 days since the fixture's full build (config
+        # sandbox.end 2025-12-31): the refresh has new sessions to commit. Against the
+        # very vendor the store was built from, it would (rightly) commit nothing.
+        config = tmp_path / "config.yaml"
+        config.write_text("sandbox:\n  end: '2026-01-05'\n")
+        monkeypatch.setenv("QUANTLIB_CONFIG", str(config))
     out = tmp_path / path.name
     pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3",
                         cwd=str(ROOT / "notebooks"), progress_bar=False,
@@ -75,7 +81,9 @@ def test_notebook_runs(path, small_store, tmp_path, monkeypatch):
         from quantlib.store import CuratedStore
         snaps = CuratedStore(str(home / "store")).snapshots()
         assert snaps.iloc[0]["snapshot_id"] != first.snapshot_id  # a new version landed
-        # the next scheduled run finds nothing new at the vendor: it succeeds, commits nothing
+        assert "incremental" in json.dumps(book.cells)
+        # the next scheduled run finds nothing new at the vendor (the same clock: no bar
+        # re-fetched in the look-back window makes a version): it succeeds, commits nothing
         again = tmp_path / "again.ipynb"
         pm.execute_notebook(str(path), str(again), parameters=params, kernel_name="python3",
                             cwd=str(ROOT / "notebooks"), progress_bar=False,

@@ -24,12 +24,16 @@ pytestmark = pytest.mark.slow
 
 
 def _cut(u, day: pd.Timestamp, fixes: list[tuple[str, pd.Timestamp, float, pd.Timestamp]]):
-    """The universe as the vendor serves it at the end of ``day``."""
+    """The universe as the vendor serves it at the end of ``day``; a correction published
+    on ``known`` is stamped 22:30 UTC that day (the API's ``updated_ms``)."""
     prices = u.prices[u.prices["date"] <= day].copy()
+    stamped = []
     for asset, date, factor, known in fixes:
         if known <= day:
             hit = (prices["asset_id"] == asset) & (prices["date"] == date)
             prices.loc[hit, ["open", "high", "low", "close"]] *= factor
+            stamped.append(prices[hit].assign(
+                known_at=known.tz_localize("UTC") + pd.Timedelta(hours=22, minutes=30)))
     ca = u.corporate_actions
     return dataclasses.replace(
         u, prices=prices.reset_index(drop=True), fx=u.fx[u.fx["date"] <= day],
@@ -37,7 +41,8 @@ def _cut(u, day: pd.Timestamp, fixes: list[tuple[str, pd.Timestamp, float, pd.Ti
                              + pd.Timedelta(hours=23)].reset_index(drop=True),
         statements=u.statements[u.statements["known_at"] <= day.tz_localize("UTC")
                                 + pd.Timedelta(hours=23)].reset_index(drop=True),
-        end=day, bounds={})
+        end=day, bounds={},
+        price_corrections=pd.concat(stamped, ignore_index=True) if stamped else None)
 
 
 def _refresh_at(store: str, u, **kw):
@@ -97,11 +102,17 @@ def test_incremental_refresh_with_nothing_new_commits_nothing(tmp_path):
     store = str(tmp_path / "s")
     with start_sandbox(u, write_state=False) as sb:
         first = refresh(store, connection=sb.connection())
-        # the first incremental run asks the API for its look-back window (a new query)
+        # the first incremental run asks the FX API for its look-back window (a new
+        # query) and the US prices for what was published since the build (nothing)
         window = refresh(store, connection=sb.connection())
         again = refresh(store, connection=sb.connection())
     assert window.mode == again.mode == "incremental"
-    assert 0 < window.rows["standardize"] < first.rows["standardize"] / 4
+    assert window.per_market["US"]["rows"]["fetch"] == 0
+    # the re-fetched FX rows equal the stored ones: no new version (#12: they made one)
+    assert 0 < window.rows["unchanged"] == window.rows["standardize"] < \
+        first.rows["standardize"] / 4
+    assert window.snapshot_id is None and "nothing new" in window.note
+    assert CuratedStore(store).snapshots()["snapshot_id"].iloc[0] == first.snapshot_id
     assert again.snapshot_id is None and "nothing new" in again.note
     assert again.rows["standardize"] == 0
     # the window's rows equal the stored ones: the panels did not change
@@ -109,3 +120,71 @@ def test_incremental_refresh_with_nothing_new_commits_nothing(tmp_path):
     for m in st.markets():
         xr.testing.assert_equal(st.open_prices(m).load(),
                                 st.open_prices(m, first.snapshot_id).load())
+
+
+def test_api_correction_older_than_the_lookback_arrives_through_updated_since(tmp_path):
+    u = generate(n_assets=8, years=0.25, seed=7, end="2024-03-28")
+    days = sorted(set(u.prices["date"]))[-8:]
+    us = u.market_assets("US")["asset_id"].iloc[1]
+    old_bar = days[0]                  # 6 sessions before the build: outside a 1-session window
+    fixes = [(us, old_bar, 1.02, days[-1])]
+    store = str(tmp_path / "s")
+    first = _refresh_at(store, _cut(u, days[-2], fixes), markets=["US"])
+    second = _refresh_at(store, _cut(u, days[-1], fixes), markets=["US"],
+                         lookback_sessions=1)
+    assert second.mode == "incremental" and second.snapshot_id
+    # the API answered only what the vendor published since the build: one new session
+    # of bars plus the corrected bar (not a re-fetch window)
+    n_new = int((u.prices["date"] == days[-1]).sum() - (u.prices["date"] == days[-1])[
+        ~u.prices["asset_id"].isin(u.market_assets("US")["asset_id"])].sum())
+    assert second.per_market["US"]["rows"]["fetch"] == n_new + 1
+    stored = CuratedStore(store).open_prices("US")
+    want = u.prices[(u.prices["asset_id"] == us) & (u.prices["date"] == old_bar)]["close"]
+    assert float(stored.sel(asset=us, date=old_bar)["close"]) == \
+        pytest.approx(float(want.iloc[0]) * 1.02)
+    before = CuratedStore(store).open_prices("US", first.snapshot_id)
+    assert float(before.sel(asset=us, date=old_bar)["close"]) == \
+        pytest.approx(float(want.iloc[0]))
+    # the poll's pages carry the vendor time (known_at) in the manifest index
+    idx = RawZone(store).index.read("api-us")
+    polled = idx[idx["file"].str.startswith("api/v1/prices?")
+                 & idx["file"].str.contains("updated_since=")]
+    assert not polled.empty and polled["known_at"].notna().all()
+
+
+def test_old_ftp_file_redelivered_outside_the_window_is_picked_up(tmp_path):
+    import hashlib
+
+    u = generate(n_assets=6, years=0.25, seed=5, end="2024-03-28", markets=("KR",))
+    store = str(tmp_path / "s")
+    with start_sandbox(u, write_state=False) as sb:
+        first = refresh(store, connection=sb.connection(), markets=["KR"])
+        days = sorted(p.name for p in (sb.root / "kr" / "prices").glob("*.csv"))
+        old = sb.root / "kr" / "prices" / days[-9]    # 8 sessions before the last one
+        lines = old.read_bytes().split(b"\n")
+        cells = lines[1].split(b",")
+        asset, low = cells[1].decode(), float(cells[6])
+        cells[7] = cells[6]                          # the vendor corrects close to the low
+        lines[1] = b",".join(cells)
+        data = b"\n".join(lines)
+        old.write_bytes(data)
+        rows = data.count(b"\n") - 1
+        (old.parent / (old.name + ".sha256")).write_text(
+            f"{hashlib.sha256(data).hexdigest()} {rows}\n")
+        second = refresh(store, connection=sb.connection(), markets=["KR"],
+                         lookback_sessions=2)
+        third = refresh(store, connection=sb.connection(), markets=["KR"],
+                        lookback_sessions=2)
+    assert second.mode == "incremental" and second.snapshot_id
+    # only that file was read again (plus nothing else: the window's files are unchanged)
+    assert second.per_market["KR"]["rows"]["fetch"] == rows
+    date = pd.Timestamp(f"{old.stem[:4]}-{old.stem[4:6]}-{old.stem[6:]}")
+    st = CuratedStore(store)
+    assert float(st.open_prices("KR").sel(asset=asset, date=date)["close"]) == low
+    assert float(st.open_prices("KR", first.snapshot_id).sel(asset=asset, date=date)[
+        "close"]) != low
+    m = RawZone(store).manifest()
+    hit = m[(m["file"] == f"kr/prices/{old.name}") & (m["status"] == "published")]
+    assert hit["sha256"].nunique() == 2
+    # the next run finds the listing unchanged: nothing re-read, nothing committed
+    assert third.snapshot_id is None and third.per_market["KR"]["rows"]["fetch"] == 0

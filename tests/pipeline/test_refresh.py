@@ -61,10 +61,15 @@ def test_refresh_matches_sandbox_truth(tmp_path, sandbox):
     assert report["rows_in_total"] == result.rows["standardize"]
     assert report["rejected_markets"] == []
 
-    # a second refresh of the same vendor state: new version, same data, statements
-    # not duplicated (append-only with dedup)
-    again = refresh(store, connection=sandbox.connection(), markets=("US",))
+    # a second, full refresh of the same vendor state: new version, same data,
+    # statements not duplicated (append-only with dedup)
+    again = refresh(store, connection=sandbox.connection(), markets=("US",), full=True)
     assert again.snapshot_id != result.snapshot_id
+    assert len(st.snapshots()) == 2
+    # an incremental one finds nothing new at the vendor: no version (#12: the bars it
+    # re-fetched made one)
+    third = refresh(store, connection=sandbox.connection(), markets=("US",))
+    assert third.mode == "incremental" and third.snapshot_id is None
     assert len(st.snapshots()) == 2
     assert len(st.read_table("statements")) == len(truth.statements)
     assert st.markets() == ["EU", "KR", "US"]
