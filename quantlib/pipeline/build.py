@@ -91,13 +91,16 @@ def _fetch(market: str, store_url: str, connection: Any, fetch_id: str,
 
 
 def _reference(store_url: str, deliveries: list[Delivery], known_assets: tuple[str, ...]
-               ) -> tuple[ValidationOutcome, Any]:
-    """Standardize and validate the tables delivered whole; return the outcome and the
-    unvalidated assets/actions (the price partitions' validation context)."""
+               ) -> tuple[ValidationOutcome, Any, dict[str, float]]:
+    """Standardize and validate the tables delivered whole; return the outcome, the
+    unvalidated assets/actions (the price partitions' validation context) and the
+    seconds per stage."""
     from quantlib.standardize import standardize
     from quantlib.validate import validate
 
+    t0 = time.perf_counter()
     batch = standardize(deliveries, RawZone(store_url))
+    t1 = time.perf_counter()
     try:
         outcome = validate(batch, max_bad_row_fraction=1.0, known_assets=known_assets,
                            deliveries=deliveries)
@@ -105,7 +108,7 @@ def _reference(store_url: str, deliveries: list[Delivery], known_assets: tuple[s
         outcome = err.outcome  # type: ignore[attr-defined]
     context = batch.replace(**{n: f.iloc[:0] for n, f in batch.frames().items()
                                if n not in ("assets", "corporate_actions")})
-    return outcome, context
+    return outcome, context, {"standardize": t1 - t0, "validate": time.perf_counter() - t1}
 
 
 def _combine(outcomes: list[ValidationOutcome], extra: pd.DataFrame, limit: float
@@ -236,7 +239,7 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
     for m, deliveries in zip(targets, fetched, strict=True):
         is_price = [m != FX and is_price_delivery(d) for d in deliveries]
         price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
-        ref = dask.delayed(_reference, pure=False, nout=2)(
+        ref = dask.delayed(_reference, pure=False, nout=3)(
             url, [d for d, p in zip(deliveries, is_price, strict=True) if not p], known_assets,
             dask_key_name=f"{rid}-reference-{m}")
         refs.append(ref)
@@ -247,7 +250,7 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
     flat = [t for m in targets for t in parts_of[m]]
     done = _compute([*refs, *flat], client, scheduler)
     ref_out, part_out = done[:len(refs)], done[len(refs):]
-    result.seconds["standardize_validate"] = time.perf_counter() - t0
+    result.seconds["fan_out"] = time.perf_counter() - t0
     contexts = {m: r[1] for m, r in zip(targets, ref_out, strict=True)}
     by_market: dict[str, list[PartitionResult]] = {m: [] for m in targets}
     for p in part_out:
@@ -260,7 +263,8 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
     outcome = _combine([r[0] for r in ref_out] + [p.outcome for p in part_out],
                        pd.concat(extra, ignore_index=True), limit)
     deliveries = [d for ds in fetched for d in ds]
-    _stats(result, outcome, part_out)
+    result.rows["fetch"] = sum(int(d.rows or 0) for d in deliveries)
+    _stats(result, outcome, part_out, [r[2] for r in ref_out])
     raw = RawZone(url)
     if outcome.report["rejected_markets"]:
         raw.record(deliveries, status="rejected")
@@ -302,7 +306,11 @@ def _first(p: PartitionResult) -> Any:
 
 
 def _stats(result: RefreshResult, outcome: ValidationOutcome,
-           parts: list[PartitionResult]) -> None:
+           parts: list[PartitionResult], ref_seconds: list[dict[str, float]]) -> None:
+    """Rows and seconds per stage (task seconds summed, like the one-frame build's)."""
+    for stage in ("standardize", "validate"):
+        result.seconds[stage] = sum(p.seconds.get(stage, 0.0) for p in parts) + \
+            sum(s[stage] for s in ref_seconds)
     result.summary = outcome.summary
     result.quarantine = market_counts(outcome.quarantine)
     report = outcome.report

@@ -233,11 +233,8 @@ def _partitioned(curated: CuratedStore, targets: list[str], connection: Any,
                  result: RefreshResult, *, partition_rows: int | None, **kwargs: Any) -> None:
     from quantlib.pipeline.build import PARTITION_ROWS, partitioned_build
 
-    try:
-        partitioned_build(curated, targets, connection, result,
-                          partition_rows=partition_rows or PARTITION_ROWS, **kwargs)
-    finally:
-        result.seconds["total"] = sum(v for k, v in result.seconds.items() if k != "total")
+    partitioned_build(curated, targets, connection, result,
+                      partition_rows=partition_rows or PARTITION_ROWS, **kwargs)
 
 
 def _start_sandbox(stack: ExitStack, result: RefreshResult, markets: tuple[str, ...],
