@@ -13,6 +13,7 @@ document and a single layout pass in the browser.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -26,7 +27,8 @@ from quantlib.backtest import metrics as an
 from quantlib.results.view import ResultsView
 from quantlib.serving.views import tearstats as ts
 
-__all__ = ["tear_sheet_layout", "tear_sheet_inputs", "benchmark_kind", "plot_count"]
+__all__ = ["tear_sheet_layout", "tear_sheet_inputs", "benchmark_kind", "plot_count",
+           "sections_json", "section_height"]
 
 _INPUTS: OrderedDict[tuple[str, str], tuple[pd.DataFrame, str]] = OrderedDict()
 _INPUTS_LOCK = threading.Lock()
@@ -126,7 +128,7 @@ def tear_sheet_layout(view: ResultsView, rid: str) -> Any:
     costs = plots.line_chart(returns["costs"].cumsum().to_frame("cumulative costs"),
                              "Costs (cumulative, fraction of capital)", y_pct=True)
     children = [
-        lin, log,
+        column(lin, log, sizing_mode="stretch_width"),  # one section: they share a source
         plots.area_chart(an.drawdown(net).rename("drawdown"), "Underwater (drawdown)"),
         row(plots.bar_chart(an.yearly_returns(net), "Yearly returns"),
             plots.histogram(hist, marks, "Distribution of daily returns"),
@@ -155,3 +157,48 @@ def plot_count(layout: Any) -> int:
     from bokeh.models import Plot
 
     return sum(1 for m in layout.select({"type": Plot}) if m.visible)
+
+
+def section_height(model: Any) -> int:
+    """Pixels a tear-sheet section takes once drawn: what its placeholder reserves.
+
+    Examples
+    --------
+    >>> from bokeh.plotting import figure
+    >>> section_height(column(figure(height=280), row(figure(height=200), figure(height=250))))
+    530
+    >>> section_height(figure(height=280, visible=False))
+    0
+    """
+    from bokeh.models import Column, Plot, Row
+
+    if isinstance(model, Plot):
+        return int(model.height or 0) if model.visible else 0
+    heights = [section_height(c) for c in getattr(model, "children", [])]
+    if isinstance(model, Row):
+        return max(heights, default=0)
+    return sum(heights) if isinstance(model, Column) else 0
+
+
+def sections_json(layout: Any) -> str:
+    """The tear-sheet ``layout``'s sections as a JSON list, one Bokeh document each.
+
+    Each entry is ``{"height": pixels, "plots": visible figures, "item": json_item}``; the
+    page embeds the sections in view first and the rest after (or as they scroll into
+    view), so the first screen does not wait for BokehJS to build every figure
+    (``bench/RESULTS.md``). Models shared by two sections would be sent twice: the
+    equity figures' shared source lives in one section.
+
+    Examples
+    --------
+    >>> from bokeh.plotting import figure
+    >>> out = json.loads(sections_json(column(figure(height=100), figure(height=90))))
+    >>> [(s["height"], s["plots"]) for s in out], sorted(out[0]["item"])[:2]
+    ([(100, 1), (90, 1)], ['doc', 'root_id'])
+    """
+    from bokeh.embed import json_item
+
+    children = list(layout.children)
+    layout.children = []  # each section becomes the root of its own document
+    return json.dumps([{"height": section_height(c), "plots": plot_count(c),
+                        "item": json_item(c)} for c in children], separators=(",", ":"))

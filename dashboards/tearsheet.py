@@ -10,9 +10,13 @@ Why this page is not a Panel session: on the 2 s budget of issue #5 the Panel pa
 ~0.8 s loading Panel's bundles and opening its websocket, ~1 s building and sending ten
 figures per session, and ~1 s in BokehJS. Here the server answers ONE plain HTML
 response: the summary (stored metrics, metadata, downloads), the metrics table, and the
-result's plots as Bokeh ``json_item`` JSON, built once per result and code version by
+result's plots as Bokeh ``json_item`` JSON, one document per section
+(:func:`dashboards.figures.sections_json`), built once per result and code version by
 :mod:`dashboards.plot_cache`; the browser loads BokehJS (cached, versioned URL) and
-embeds the plots with ``Bokeh.embed.embed_item``. The log-scale toggle swaps two figures
+embeds the sections with ``Bokeh.embed.embed_item``: those in view first (then the
+``#ql-rendered`` marker), the others one at a time after the first paint, a section
+scrolled into view going next (then ``#ql-rendered-all``). Building all twelve figures
+in one document kept the first screen blank for ~3.4 s (``bench/RESULTS.md``). The log-scale toggle swaps two figures
 on one shared data source in the browser. Every request passes the same auth as the
 Panel apps (the hub's OAuth provider) and the same per-viewer rule
 (``ResultsView.meta_for``) before anything of the result is sent. A background thread
@@ -33,7 +37,7 @@ from tornado.ioloop import IOLoop
 from tornado.web import authenticated
 
 from dashboards.common import CSS, header_html, metric_cards_html, metrics_table_rows
-from dashboards.figures import tear_sheet_layout
+from dashboards.figures import sections_json, tear_sheet_layout
 from dashboards.glossary import hover_attr
 from dashboards.layout import BRAND_CSS, bokeh_script, refusal_html
 from dashboards.plot_cache import PlotCache, plot_cache
@@ -59,15 +63,35 @@ table.ql-metrics {border-collapse:collapse;} table.ql-metrics td, table.ql-metri
 .ql-row h4 {margin:0.2em 0;} .ql-note {color:#555; margin:0.2em 0;}
 .ql-tables {display:flex; flex-wrap:wrap; gap:2.5em; align-items:flex-start;}
 [title] {text-decoration: underline dotted #999; cursor: help;}
+.ql-section[data-ql-pending] {background:#eef1f4; border-radius:4px; margin:2px 0;}
 """
 
-#: embeds the plots, wires the log-scale toggle, then appends the ``#ql-rendered`` marker
+#: embeds the plot sections: those in view first, then ``#ql-rendered``; the rest one at a
+#: time (a section scrolled into view goes next), then ``#ql-rendered-all``
 EMBED_JS = """
 (function () {
-  const item = JSON.parse(document.getElementById('ql-plots-json').textContent);
-  Bokeh.embed.embed_item(item, 'ql-plots').then(function (views) {
-    document.getElementById('ql-plots-loading').remove();
-    const doc = views.roots[0].model.document;
+  const sections = JSON.parse(document.getElementById('ql-plots-json').textContent);
+  const host = document.getElementById('ql-plots');
+  const slots = sections.map(function (s, i) {
+    const slot = document.createElement('div');
+    slot.id = 'ql-section-' + i; slot.className = 'ql-section';
+    slot.dataset.plots = s.plots; slot.dataset.qlPending = '';
+    slot.style.minHeight = s.height + 'px';
+    host.appendChild(slot);
+    return slot;
+  });
+  document.getElementById('ql-plots-loading').remove();
+  const pending = new Set(slots.keys());
+  const inView = function (i) {
+    const r = slots[i].getBoundingClientRect();
+    return r.bottom > 0 && r.top < window.innerHeight;
+  };
+  const mark = function (id, after) {
+    const m = document.createElement('div');
+    m.id = id; m.dataset.result = document.body.dataset.result;
+    after.after(m);
+  };
+  const wireLog = function (doc) {
     const button = document.getElementById('ql-log');
     button.disabled = false;
     button.addEventListener('click', function () {
@@ -77,11 +101,27 @@ EMBED_JS = """
       button.setAttribute('aria-pressed', String(on));
       button.textContent = on ? 'Linear scale' : 'Log scale';
     });
-    const marker = document.createElement('div');
-    marker.id = 'ql-rendered';
-    marker.dataset.result = document.body.dataset.result;
-    document.getElementById('ql-plots').after(marker);
-  });
+  };
+  const embed = async function (i) {
+    pending.delete(i);
+    const views = await Bokeh.embed.embed_item(sections[i].item, slots[i].id);
+    const doc = views.roots[0].model.document;
+    if (doc.get_model_by_name('equity_log')) wireLog(doc);
+    slots[i].style.minHeight = ''; delete slots[i].dataset.qlPending;
+  };
+  const yieldToPaint = function () {
+    return new Promise(function (done) { requestAnimationFrame(function () { setTimeout(done, 0); }); });
+  };
+  (async function () {
+    for (const i of [...pending].filter(inView)) await embed(i);
+    mark('ql-rendered', host);
+    while (pending.size) {
+      await yieldToPaint();
+      const next = [...pending].find(inView);
+      await embed(next === undefined ? Math.min(...pending) : next);
+    }
+    mark('ql-rendered-all', host);
+  })();
 })();
 """
 
@@ -95,9 +135,10 @@ def _tables_cache() -> PlotCache:
 
 
 def cached_plots(rid: str) -> str:
-    """``json_item`` JSON text of ``rid``'s plots, from the cache or built into it once."""
+    """JSON text of ``rid``'s plot sections (:func:`~dashboards.figures.sections_json`), from
+    the cache or built into it once."""
     view = results_view()
-    return _cache().get_or_build(rid, lambda: tear_sheet_layout(view, rid))
+    return _cache().get_or_build(rid, lambda: sections_json(tear_sheet_layout(view, rid)))
 
 
 def cached_tables(rid: str) -> str:

@@ -39,6 +39,7 @@ class StoreInputs:
     end: pd.Timestamp
     statements: pd.DataFrame | None = None
     fx: xr.Dataset | None = None
+    reader: Any = None
 
     @classmethod
     def load(cls, p: CatalogParams, need: tuple[str, ...]) -> StoreInputs:
@@ -67,15 +68,34 @@ class StoreInputs:
                    panels, p.start if p.start is not None else first,
                    p.end if p.end is not None else last,
                    st.read_table("statements", snap) if "statements" in need else None,
-                   st.open_fx(snap) if "fx" in need else None)
+                   st.open_fx(snap) if "fx" in need else None, zarr_reader(st, snap))
+
+
+def zarr_reader(st: Any, snapshot_id: str) -> Any:
+    """A :data:`quantlib.pit.lazy.ColumnReader` over one snapshot's zarr arrays: a block
+    of stored columns in one zarr read (its chunks fetched concurrently), no dask."""
+    import zarr
+
+    root = zarr.open_group(st.repo.readonly_session(snapshot_id=snapshot_id).store, mode="r")
+    arrays: dict[str, Any] = {}
+
+    def read(market: str, var: str, n_rows: int, c0: int, c1: int) -> Any:
+        path = f"prices/{market}/{var}"
+        if path not in arrays:
+            arrays[path] = root[path]
+        return arrays[path][:n_rows, c0:c1]
+    return read
 
 
 def _dask_backed(ds: xr.Dataset) -> xr.Dataset:
-    """Data variables as dask arrays chunked along ``date``; coordinates stay numpy."""
+    """Data variables as dask arrays chunked along ``date`` (those a builder left in
+    memory; lazy ones stay as built); coordinates stay numpy."""
     import dask.array as da
 
     out = ds.copy()
     for name, var in ds.data_vars.items():
+        if isinstance(var.data, da.Array):
+            continue
         chunks = tuple(DATE_CHUNK if d == "date" else -1 for d in var.dims)
         out[name] = (var.dims, da.from_array(var.values, chunks=chunks), var.attrs)
     return out
@@ -116,14 +136,15 @@ class StoreReader(BaseReader):
 
 
 class PricesReader(StoreReader):
-    """PIT prices: open high low close volume adj_close returns returns_base fx_rate."""
+    """PIT prices: open high low close volume adj_close returns returns_base fx_rate,
+    lazy: a block of assets is read (only the stored variables it needs) when computed."""
 
-    func = "quantlib.pit:build_prices"
+    func = "quantlib.pit:build_prices_lazy"
     needs = ("fx",)
 
     def arguments(self, inputs: StoreInputs) -> dict[str, Any]:
-        return dict(prices=inputs.panels, assets=inputs.assets, fx=inputs.fx,
-                    symbols=inputs.symbols)
+        return dict(panels=inputs.panels, assets=inputs.assets, fx=inputs.fx,
+                    symbols=inputs.symbols, reader=inputs.reader)
 
 
 class FundamentalsReader(StoreReader):

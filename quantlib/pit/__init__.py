@@ -16,6 +16,7 @@ from quantlib.pit.fundamentals import (
     statement_asof,
 )
 from quantlib.pit.grid import Grid, make_grid
+from quantlib.pit.lazy import build_prices_lazy
 from quantlib.pit.prices import build_fx, build_prices
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "asof_values",
     "asof_fields",
     "build_prices",
+    "build_prices_lazy",
     "build_fundamentals",
     "build_universe",
     "build_fx",

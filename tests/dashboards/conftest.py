@@ -81,6 +81,22 @@ def painted_canvases():
 
 
 @pytest.fixture
+def read_to_the_end():
+    """Scroll a tear sheet down a screen at a time, as a reader does, until every plot
+    section is embedded (``#ql-rendered-all``; the sections below the fold are drawn after
+    the first screen), then back to the top."""
+    def go(page, timeout_ms: int = 120_000) -> None:
+        page.wait_for_selector("#ql-rendered", state="attached", timeout=timeout_ms)
+        for _ in range(int(page.evaluate("document.body.scrollHeight / 800")) + 1):
+            page.mouse.wheel(0, 800)
+            page.wait_for_timeout(150)
+        page.wait_for_selector("#ql-rendered-all", state="attached", timeout=timeout_ms)
+        assert page.locator("[data-ql-pending]").count() == 0
+        page.evaluate("window.scrollTo(0, 0)")
+    return go
+
+
+@pytest.fixture
 def login():
     """Open a dashboards page, get sent to the hub login, log in, come back via OAuth.
 

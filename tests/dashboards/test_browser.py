@@ -17,7 +17,7 @@ def stored_metrics(store: str, rid: str) -> dict:
 
 
 def test_manager_gallery_tearsheet_metrics_and_plots(login, browser, hub, store, screenshot,
-                                                      painted_canvases):
+                                                      painted_canvases, read_to_the_end):
     url, ids = store
     ctx, page = login(browser, hub, "mo")
     try:
@@ -27,9 +27,10 @@ def test_manager_gallery_tearsheet_metrics_and_plots(login, browser, hub, store,
         screenshot(page, "gallery-manager")
         page.click(f"a[href='./tearsheet?id={ids[0]}']")
         page.wait_for_selector("#ql-rendered", state="attached", timeout=180_000)
+        read_to_the_end(page)
         page.wait_for_timeout(500)
         canvases = painted_canvases(page)
-        assert canvases["painted"] >= 9, canvases
+        assert canvases["painted"] >= 12, canvases
         truth = stored_metrics(url, ids[0])
         for key in ("cagr", "max_drawdown", "sharpe"):
             el = page.locator(f"[data-metric={key}]")

@@ -102,12 +102,14 @@ def test_manager_home_cards_and_no_external_requests(login, browser, hub, store,
         ctx.close()
 
 
-def test_tear_sheet_relative_stats_drawdowns_and_heatmap(login, browser, hub, store, screenshot):
+def test_tear_sheet_relative_stats_drawdowns_and_heatmap(login, browser, hub, store, screenshot,
+                                                         read_to_the_end):
     url, ids = store
     rid = ids[0]
     ctx, page = login(browser, hub, "mo", path=f"tearsheet?id={rid}")
     try:
         page.wait_for_selector("#ql-rendered", state="attached", timeout=120_000)
+        read_to_the_end(page)  # the heatmap and rolling sections are below the fold
         returns = pd.read_parquet(f"{url}/objects/{rid}/returns.parquet")
         if "date" in returns:
             returns = returns.set_index("date")

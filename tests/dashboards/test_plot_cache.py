@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from bokeh.models import ColumnDataSource, Plot
 
-from dashboards.figures import plot_count, tear_sheet_layout
+from dashboards.figures import plot_count, sections_json, tear_sheet_layout
 from dashboards.plot_cache import CODE_VERSION, PlotCache, plot_cache
 from quantlib.backtest.metrics import equity_curve
 from quantlib.results.view import ResultsView
@@ -132,3 +133,22 @@ def test_cached_json_is_a_bokeh_json_item(tmp_path, demo):
     assert {"doc", "root_id", "target_id"} <= set(item)
     assert item["version"] == bokeh.__version__  # BokehJS refuses a mismatched version
     assert [r["id"] for r in item["doc"]["roots"]] == [item["root_id"]]  # one root
+
+
+def test_sections_are_documents_of_their_own_with_reserved_heights(demo):
+    view, ids = demo
+    layout = tear_sheet_layout(view, ids[0])
+    sections = json.loads(sections_json(layout))
+    assert [s["plots"] for s in sections] == [1, 1, 2, 1, 3, 2, 2]  # 12 at first paint
+    assert [s["height"] for s in sections][:3] == [280, 280, 280]  # the log figure is hidden
+    for s in sections:
+        assert [r["id"] for r in s["item"]["doc"]["roots"]] == [s["item"]["root_id"]]
+    first = json.dumps(sections[0]["item"])  # the log figure draws the linear one's source
+    assert '"equity"' in first and '"equity_log"' in first
+    ids_per_section = [set(re.findall(r'"id":"(p\d+)"', json.dumps(s["item"],
+                                                                    separators=(",", ":"))))
+                       for s in sections]
+    assert all(len(ids) > 20 for ids in ids_per_section)
+    for i, a in enumerate(ids_per_section):  # no model sent in two documents
+        for b in ids_per_section[i + 1:]:
+            assert not a & b

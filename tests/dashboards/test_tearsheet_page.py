@@ -25,6 +25,7 @@ from dashboards.plot_cache import CODE_VERSION
 from quantlib.backtest.metrics import format_metric
 from quantlib.platform.hubconfig import free_port
 from quantlib.results import publish
+from quantlib.testing.browser import VIEW_PAINTED_JS
 from quantlib.testing.demo import demo_result, populate_demo_store
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -151,18 +152,33 @@ def test_browser_draws_every_plot_from_the_cache_and_toggles_log_scale(server, b
             page.goto(f"{url}tearsheet?id={ids[1]}")
             page.wait_for_selector(f"#ql-rendered[data-result='{ids[1]}']", state="attached",
                                    timeout=60_000)
+            page.wait_for_function(VIEW_PAINTED_JS, timeout=30_000)  # the first screen drawn
+            sections = page.locator(".ql-section")
+            assert sections.count() == 7  # equity, underwater, yearly+distribution, heatmap,
+            # rolling, exposure+turnover, holdings+costs
+            sections.last.scroll_into_view_if_needed()  # below the fold: drawn when reached
+            page.wait_for_selector(f"#ql-rendered-all[data-result='{ids[1]}']",
+                                   state="attached", timeout=60_000)
+            assert page.locator("[data-ql-pending]").count() == 0
+            plots = sum(int(sections.nth(i).get_attribute("data-plots"))
+                        for i in range(sections.count()))
+            assert plots == 12
             deadline = time.monotonic() + 30
-            while painted_canvases(page)["painted"] < 10 and time.monotonic() < deadline:
+            while painted_canvases(page)["painted"] < plots and time.monotonic() < deadline:
                 page.wait_for_timeout(100)
-            assert painted_canvases(page)["painted"] >= 10
+            assert painted_canvases(page)["painted"] >= plots
+            titles = page.evaluate("() => Bokeh.documents.flatMap(d => [...d._all_models"
+                                   ".values()]).filter(m => m.type === 'Title').map(m => m.text)")
+            assert "Costs (cumulative, fraction of capital)" in titles  # the last section's
+        page.evaluate("window.scrollTo(0, 0)")
         assert log_path.read_text().count(f"plots of {ids[1]} built and cached") == 1
-        lin_log = ("() => ['equity', 'equity_log'].map(n => Bokeh.documents[0]"
-                   ".get_model_by_name(n).visible)")
+        lin_log = ("() => ['equity', 'equity_log'].map(n => Bokeh.documents"
+                   ".map(d => d.get_model_by_name(n)).find(m => m).visible)")
         assert page.evaluate(lin_log) == [True, False]
         page.click("#ql-log")
         assert page.evaluate(lin_log) == [False, True]
         assert page.locator("#ql-log").inner_text() == "Linear scale"
         page.wait_for_timeout(300)
-        assert painted_canvases(page)["painted"] >= 10  # the log figure drew in its place
+        assert painted_canvases(page)["painted"] >= 12  # the log figure drew in its place
     finally:
         ctx.close()
