@@ -61,9 +61,10 @@ def cli() -> None:
     "refresh": ("quantlib.pipeline.cli:refresh", "Fetch, validate, align and commit a new version."),
     "ingest": ("quantlib.pipeline.cli:ingest", "Ingest a file drop (e.g. yahoo-csv) into the store."),
     "status": ("quantlib.pipeline.cli:status", "Versions, freshness and quarantine counts."),
+    "compact": ("quantlib.pipeline.cli:compact", "Rechunk fragmented panels (own commit)."),
 })
 def data() -> None:
-    """Vendor data: sandbox, refresh, ingest, status."""
+    """Vendor data: sandbox, refresh, ingest, status, compact."""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``quantlib data refresh|ingest|status``.
+"""``quantlib data refresh|ingest|status|compact``.
 
 Errors are :class:`~quantlib.errors.QuantlibError` subclasses; :func:`quantlib.cli.main`
 prints their message and exits with their ``exit_code`` (e.g. 4 for a rejected batch).
@@ -13,7 +13,7 @@ import click
 
 from quantlib.markets import DEFAULT_MARKETS
 
-__all__ = ["refresh", "ingest", "status"]
+__all__ = ["refresh", "ingest", "status", "compact"]
 
 _STORE = click.option("--store", "store", default=None, metavar="URL",
                       help="Store URL (local folder or s3://bucket/prefix); default: config.")
@@ -85,3 +85,13 @@ def status(store: str | None, as_json: bool) -> None:
         sys.stdout.write("\n")
     else:
         click.echo(str(st))
+
+
+@click.command()
+@_STORE
+@click.option("--tag", default=None, help="Tag for the new version.")
+def compact(store: str | None, tag: str | None) -> None:
+    """Rewrite fragmented panel arrays with the read-friendly chunks (its own commit)."""
+    from quantlib.store.compact import compact as run_compact
+
+    click.echo(str(run_compact(store, tag=tag)))

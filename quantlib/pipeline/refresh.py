@@ -133,7 +133,8 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
             progress: bool = False, max_bad_row_fraction: float | None = None,
             n_assets: int | None = None, years: float | None = None,
             tag: str | None = None, scheduler: str = "threads", full: bool = False,
-            lookback_sessions: int | None = None) -> RefreshResult:
+            lookback_sessions: int | None = None, partitioned: bool = True,
+            partition_rows: int | None = None) -> RefreshResult:
     """Fetch, validate and commit a new data version of ``markets`` (plus FX).
 
     Parameters
@@ -170,6 +171,14 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
     lookback_sessions : int, optional
         Sessions before the last stored one that an incremental refresh re-fetches
         (vendor corrections; default: config ``refresh.lookback_sessions``).
+    partitioned : bool
+        The first build of an empty store runs as market x time-partition Dask tasks
+        (:mod:`quantlib.pipeline.build`: no market's history in one frame, panels
+        written chunk by chunk, one commit). ``False`` builds each market in one task
+        and one frame (the path ``full=True`` on a store with data takes).
+    partition_rows : int, optional
+        Bars per price partition of the partitioned build (default
+        :data:`quantlib.pipeline.build.PARTITION_ROWS`).
 
     Returns
     -------
@@ -199,6 +208,13 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
                                        disable=not progress))
         if sandbox:
             connection = _start_sandbox(stack, result, tuple(markets), n_assets, years)
+        if partitioned and not incremental and curated.is_initial(curated.tip()):
+            _partitioned(curated, targets, connection, result, client=client,
+                         scheduler=scheduler, max_bad_row_fraction=max_bad_row_fraction,
+                         tag=tag, partition_rows=partition_rows)
+            result.seconds["total"] = time.perf_counter() - t_start
+            bar.update(len(targets) + 1)
+            return result
         t0 = time.perf_counter()
         outputs = _fan_out(targets, curated.url, connection, refresh_id, client, bar,
                            scheduler=scheduler, max_bad_row_fraction=max_bad_row_fraction,
@@ -211,6 +227,14 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
             result.seconds["total"] = time.perf_counter() - t_start
         bar.update(1)
     return result
+
+
+def _partitioned(curated: CuratedStore, targets: list[str], connection: Any,
+                 result: RefreshResult, *, partition_rows: int | None, **kwargs: Any) -> None:
+    from quantlib.pipeline.build import PARTITION_ROWS, partitioned_build
+
+    partitioned_build(curated, targets, connection, result,
+                      partition_rows=partition_rows or PARTITION_ROWS, **kwargs)
 
 
 def _start_sandbox(stack: ExitStack, result: RefreshResult, markets: tuple[str, ...],

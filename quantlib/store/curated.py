@@ -273,7 +273,8 @@ class CuratedStore:
 
     def commit(self, frames: Mapping[str, pd.DataFrame], *, message: str,
                tag: str | None = None, parent: str | None = None,
-               delta: bool = False) -> str:
+               delta: bool = False, panels: Mapping[str, xr.Dataset] | None = None,
+               client: Any = None) -> str:
         """Write a whole refresh as ONE atomic, tagged commit; return its snapshot id.
 
         Parameters
@@ -297,6 +298,14 @@ class CuratedStore:
             ``statements`` only rows to append; ``assets``/``symbols``/
             ``corporate_actions``, when given, the full tables of the new version.
             ``self.last_delta`` then holds the write counts.
+        panels : mapping of str to Dataset, optional
+            Whole market price panels (``prices/<market>``), usually dask-backed (the
+            partitioned build, :mod:`quantlib.pipeline.build`): written chunk by chunk
+            by icechunk's dask integration (forked sessions merged into this one) on
+            ``client`` (a ``distributed.Client``) or dask's threaded scheduler, in the
+            same commit as ``frames``.
+        client : distributed.Client, optional
+            Where the dask-backed ``panels`` are computed.
 
         Raises
         ------
@@ -318,6 +327,8 @@ class CuratedStore:
         try:
             write = self._write_delta if delta else self._write_all
             rows = write(session, frames, self._base(session.snapshot_id))
+            if panels:
+                rows["panel_cells"] = _write_lazy_panels(session, panels, client)
             with commit_lock(self.location):
                 self._check_new_tag(tag)
                 name = tag or self._default_tag()
@@ -505,6 +516,23 @@ def _write_panel(session: icechunk.Session, group: str, ds: xr.Dataset) -> None:
         encoding[str(var)] = {"chunks": (_PANEL_CHUNK_DATES, _PANEL_CHUNK_ASSETS)}
     ds.to_zarr(session.store, group=group, mode="w", consolidated=False, zarr_format=3,
                encoding=encoding)
+
+
+def _write_lazy_panels(session: icechunk.Session, panels: Mapping[str, xr.Dataset],
+                       client: Any) -> int:
+    """Write whole price panels (dask-backed) with icechunk's dask integration."""
+    import dask
+    from icechunk.xarray import to_icechunk
+
+    cells = 0
+    with dask.config.set(scheduler=client if client is not None else "threads"):
+        for market, ds in panels.items():
+            encoding = {str(v): {"chunks": (_PANEL_CHUNK_DATES, _PANEL_CHUNK_ASSETS)}
+                        for v in ds.data_vars}
+            to_icechunk(ds, session, group=f"prices/{market}", mode="w", encoding=encoding)
+            cells += int(ds["close"].size)
+            _pause(f"prices/{market}")
+    return cells
 
 
 def _write_reference_tables(root: zarr.Group, frames: Mapping[str, pd.DataFrame],

@@ -1,4 +1,8 @@
-"""The per-market fan-out on a real distributed cluster (scheduler + worker processes)."""
+"""The per-market fan-out on a real distributed cluster (scheduler + worker processes).
+
+The partitioned first build on a cluster is tested in test_partitioned.py; this one runs
+the one-task-per-market path (``partitioned=False``, also what ``full=True`` takes on a
+store with data)."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ def test_refresh_on_local_cluster(tmp_path, sandbox):
                       dashboard_address=None) as cluster, Client(cluster) as client:
         with get_task_stream(client) as ts:
             result = refresh(store, connection=sandbox.connection(), client=client,
-                             markets=("US", "EU"))
+                             markets=("US", "EU"), partitioned=False)
         workers = {t["worker"] for t in ts.data if t["key"].startswith(result.refresh_id)}
         keys = {t["key"] for t in ts.data}
     assert {f"{result.refresh_id}-{m}" for m in ("US", "EU", "FX")} <= keys

@@ -1,0 +1,325 @@
+"""The partitioned full build: market x time partition Dask tasks, one atomic commit.
+
+A store's first build (every vendor delivery from the beginning) never holds a
+market's whole history in one frame. Step by step:
+
+1. **fetch**: one Dask task per market (and ``FX``) fetches into the raw zone (bytes on
+   disk; the task returns delivery records only);
+2. **standardize + validate**: per market one *reference* task for the tables
+   delivered whole (assets, tickers, corporate actions, statements; FX) and one task
+   per *price partition* (:func:`~quantlib.pipeline.partitions.run_partition`, about
+   ``partition_rows`` bars of consecutive dated files or API pages), which spills its
+   clean bars to ``<store>/tmp/builds/<refresh_id>/`` and returns a summary;
+3. **plan** (small, local): the jump check across partition boundaries
+   (:func:`~quantlib.pipeline.partitions.boundary_jumps`), the market's bad-row
+   fraction over all its partitions (over the limit: nothing is written, the batch is
+   rejected as today), the panel's date axis and each time chunk's returns seed;
+4. **write**: every market panel is a dask-backed Dataset whose chunks of
+   ``chunk_dates`` sessions (the stored chunk height) are built by
+   :func:`~quantlib.pipeline.partitions.chunk_grids` from the spilled bars; icechunk's
+   dask integration (:func:`icechunk.xarray.to_icechunk`: a forked session per task,
+   merged) writes them, then the tables, and ONE commit makes it all visible. A
+   process killed before that commit leaves the previous version as it was.
+
+Tasks run on a ``distributed.Client`` when one is given (the same code on a
+LocalCluster or a KubeCluster; the spill lives under the store URL, so workers on other
+machines read it when the store is on S3), else on dask's threaded scheduler.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from quantlib.config import load_config
+from quantlib.errors import BatchRejectedError, TransientSourceError
+from quantlib.pipeline.merge import canonical, market_counts, merge_outcomes
+from quantlib.pipeline.partitions import (
+    PartitionResult,
+    boundary_jumps,
+    chunk_grids,
+    is_price_delivery,
+    price_partitions,
+    run_partition,
+)
+from quantlib.pipeline.result import RefreshResult
+from quantlib.raw import Delivery, RawZone
+from quantlib.store import CuratedStore
+from quantlib.store.panels import PRICE_VARS, market_dates
+from quantlib.store.schema import empty_frame
+from quantlib.validate import ValidationOutcome, write_report
+
+__all__ = ["partitioned_build", "CHUNK_DATES", "PARTITION_ROWS"]
+
+FX = "FX"
+#: rows of a stored panel chunk along ``date`` (the write unit of one task)
+CHUNK_DATES = 128
+#: bars per price partition (standardize + validate unit)
+PARTITION_ROWS = 500_000
+
+
+def _compute(tasks: list[Any], client: Any, scheduler: str) -> list[Any]:
+    if client is not None:
+        return list(client.gather(client.compute(tasks)))
+    return list(dask.compute(*tasks, scheduler=scheduler))
+
+
+def _fetch(market: str, store_url: str, connection: Any, fetch_id: str,
+           retries: int = 2) -> list[Delivery]:
+    from quantlib.sources import fetch_fx, fetch_market
+
+    raw = RawZone(store_url)
+    for attempt in range(retries + 1):
+        try:
+            if market == FX:
+                return fetch_fx(raw=raw, connection=connection, fetch_id=fetch_id)
+            return fetch_market(market, raw=raw, connection=connection, fetch_id=fetch_id,
+                                workers=8)
+        except TransientSourceError:
+            if attempt >= retries:
+                raise
+            time.sleep(min(2.0 ** attempt, 5.0))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _reference(store_url: str, deliveries: list[Delivery], known_assets: tuple[str, ...]
+               ) -> tuple[ValidationOutcome, Any, dict[str, float]]:
+    """Standardize and validate the tables delivered whole; return the outcome, the
+    unvalidated assets/actions (the price partitions' validation context) and the
+    seconds per stage."""
+    from quantlib.standardize import standardize
+    from quantlib.validate import validate
+
+    t0 = time.perf_counter()
+    batch = standardize(deliveries, RawZone(store_url))
+    t1 = time.perf_counter()
+    try:
+        outcome = validate(batch, max_bad_row_fraction=1.0, known_assets=known_assets,
+                           deliveries=deliveries)
+    except BatchRejectedError as err:  # pragma: no cover - the limit is 1.0
+        outcome = err.outcome  # type: ignore[attr-defined]
+    context = batch.replace(**{n: f.iloc[:0] for n, f in batch.frames().items()
+                               if n not in ("assets", "corporate_actions")})
+    return outcome, context, {"standardize": t1 - t0, "validate": time.perf_counter() - t1}
+
+
+def _combine(outcomes: list[ValidationOutcome], extra: pd.DataFrame, limit: float
+             ) -> ValidationOutcome:
+    """One outcome; per-market counts summed over the parts, the limit applied once."""
+    merged = merge_outcomes(outcomes)
+    r = merged.report
+    markets: dict[str, dict[str, Any]] = {}
+    for o in outcomes:
+        for m, s in o.report.get("markets", {}).items():
+            acc = markets.setdefault(m, {"rows_in": 0, "bad_rows": 0})
+            acc["rows_in"] += int(s["rows_in"])
+            acc["bad_rows"] += int(s["bad_rows"])
+    for m, n in extra["market"].value_counts().items():
+        markets.setdefault(str(m), {"rows_in": 0, "bad_rows": 0})["bad_rows"] += int(n)
+    for s in markets.values():
+        s["bad_fraction"] = s["bad_rows"] / s["rows_in"] if s["rows_in"] else 0.0
+        s["over_threshold"] = bool(s["rows_in"] and s["bad_fraction"] > limit)
+    r["markets"], r["max_bad_row_fraction"] = markets, limit
+    r["rejected_markets"] = sorted(m for m, s in markets.items() if s["over_threshold"])
+    if len(extra):
+        merged.quarantine = pd.concat([merged.quarantine, extra], ignore_index=True)
+        r["bad_rows"] += len(extra)
+        r["quarantined_rows"] += len(extra)
+        r["rows_out"]["prices"] = r["rows_out"].get("prices", 0) - len(extra)
+        r["rows_out_total"] -= len(extra)
+        for key, value in (("by_check", "unexplained_jump"), ("by_source", None),
+                           ("by_market", None)):
+            col = {"by_source": "source", "by_market": "market"}.get(key)
+            counts = extra[col].value_counts() if col else pd.Series({value: len(extra)})
+            for k, v in counts.items():
+                r[key][str(k)] = r[key].get(str(k), 0) + int(v)
+    from quantlib.validate.report import summarize
+
+    merged.summary = summarize(merged)
+    return merged
+
+
+def _plan_market(market: str, parts: list[PartitionResult], ids: np.ndarray,
+                 actions: pd.DataFrame, dropped: pd.DataFrame, spill_fs: Any,
+                 chunk_dates: int, key: str) -> xr.Dataset | None:
+    """The market's panel as a dask-backed Dataset, one task per time chunk."""
+    parts = [p for p in parts if p.first_date is not None]
+    if not parts or len(ids) == 0:
+        return None
+    parts.sort(key=lambda p: p.first_date)
+    first = min(p.first_date for p in parts)
+    last = max(p.last_date for p in parts)
+    dates = market_dates(market, np.array([first, last], dtype="datetime64[ns]")).to_numpy()
+    gone = set(zip(dropped["asset_id"], dropped["date"], strict=True))
+    id_index = pd.Index(ids)
+    seed = np.full(len(ids), np.nan)
+    done = 0   # partitions folded into ``seed``
+    blocks: dict[str, list[Any]] = {v: [] for v in (*PRICE_VARS, "split", "dividend",
+                                                   "returns", "known_at")}
+    for j, r0 in enumerate(range(0, len(dates), chunk_dates)):
+        d = dates[r0:r0 + chunk_dates]
+        lo, hi = pd.Timestamp(d[0]), pd.Timestamp(d[-1])
+        while done < len(parts) and parts[done].last_date < lo:
+            lc = parts[done].last_clean
+            keep = [(a, t) not in gone for a, t in zip(lc["asset_id"], lc["date"], strict=True)]
+            lc = lc[np.array(keep, dtype=bool)]
+            pos = id_index.get_indexer(lc["asset_id"].astype(str))
+            seed[pos[pos >= 0]] = lc["close"].to_numpy(dtype="float64")[pos >= 0]
+            done += 1
+        paths = [p.path for p in parts if p.first_date <= hi and p.last_date >= lo]
+        seed_paths = [p.path for p in parts[done:] if p.first_date < lo]
+        before = dates[r0 - 1] if r0 else None
+        res = dask.delayed(chunk_grids, pure=False)(
+            spill_fs, paths, seed_paths, d, ids, seed.copy(), actions, before,
+            dropped[(dropped["date"] >= lo) & (dropped["date"] <= hi)],
+            dask_key_name=f"{key}-{market}-chunk-{j}")
+        for var, out in blocks.items():
+            dtype = "int64" if var == "known_at" else "float64"
+            out.append(da.from_delayed(dask.delayed(operator.getitem)(res, var),
+                                       shape=(len(d), len(ids)), dtype=dtype))
+    data = {v: (("date", "asset"), da.concatenate(b, axis=0)) for v, b in blocks.items()}
+    ds = xr.Dataset(data, coords={"date": dates, "asset": np.asarray(ids, dtype=str)})
+    ds["known_at"].attrs["description"] = "ns since 1970-01-01 UTC; -2**63 = no bar (NaT)"
+    ds.attrs["market"] = market
+    return ds
+
+
+def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection: Any,
+                      result: RefreshResult, *, client: Any = None,
+                      scheduler: str = "threads", max_bad_row_fraction: float | None = None,
+                      known_assets: tuple[str, ...] = (), tag: str | None = None,
+                      partition_rows: int = PARTITION_ROWS,
+                      chunk_dates: int = CHUNK_DATES) -> None:
+    """Build the store's first version from the vendors' whole history (see the module
+    docstring); fills ``result`` like :func:`quantlib.pipeline.refresh`.
+
+    Raises
+    ------
+    BatchRejectedError
+        A market's bad rows (all partitions together) are over the limit; nothing was
+        committed, the manifest rows say ``rejected`` and the report was written.
+    """
+    cfg = load_config()["validation"]
+    limit = float(cfg["max_bad_row_fraction"] if max_bad_row_fraction is None
+                  else max_bad_row_fraction)
+    url, rid = curated.url, result.refresh_id
+    spill = curated.location.child("tmp", "builds", rid)
+    t0 = time.perf_counter()
+    fetched = _compute([dask.delayed(_fetch, pure=False)(m, url, connection, rid,
+                                                          dask_key_name=f"{rid}-fetch-{m}")
+                        for m in targets], client, scheduler)
+    t1 = time.perf_counter()
+    result.seconds["fetch"] = t1 - t0
+    try:
+        _build(curated, targets, fetched, result, client=client, scheduler=scheduler,
+               limit=limit, max_jump=float(cfg["max_unexplained_jump"]),
+               known_assets=known_assets, tag=tag, spill=spill,
+               partition_rows=partition_rows, chunk_dates=chunk_dates)
+    finally:
+        fs, path = spill.open_fs()
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+
+
+def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Delivery]],
+           result: RefreshResult, *, client: Any, scheduler: str, limit: float,
+           max_jump: float, known_assets: tuple[str, ...], tag: str | None, spill: Any,
+           partition_rows: int, chunk_dates: int) -> None:
+    url, rid = curated.url, result.refresh_id
+    t0 = time.perf_counter()
+    refs, parts_of = [], {}
+    for m, deliveries in zip(targets, fetched, strict=True):
+        is_price = [m != FX and is_price_delivery(d) for d in deliveries]
+        price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
+        ref = dask.delayed(_reference, pure=False, nout=3)(
+            url, [d for d, p in zip(deliveries, is_price, strict=True) if not p], known_assets,
+            dask_key_name=f"{rid}-reference-{m}")
+        refs.append(ref)
+        parts_of[m] = [dask.delayed(run_partition, pure=False)(
+            m, i, url, group, ref[1], spill.url, known_assets,
+            dask_key_name=f"{rid}-partition-{m}-{i}")
+            for i, group in enumerate(price_partitions(price, partition_rows))]
+    flat = [t for m in targets for t in parts_of[m]]
+    done = _compute([*refs, *flat], client, scheduler)
+    ref_out, part_out = done[:len(refs)], done[len(refs):]
+    result.seconds["fan_out"] = time.perf_counter() - t0
+    contexts = {m: r[1] for m, r in zip(targets, ref_out, strict=True)}
+    by_market: dict[str, list[PartitionResult]] = {m: [] for m in targets}
+    for p in part_out:
+        by_market[p.market].append(p)
+    extra, drops = [], {}
+    for m in targets:
+        q, drops[m] = boundary_jumps(sorted(by_market[m], key=_first), contexts[m]
+                                     .corporate_actions, max_jump, m)
+        extra.append(q)
+    outcome = _combine([r[0] for r in ref_out] + [p.outcome for p in part_out],
+                       pd.concat(extra, ignore_index=True), limit)
+    deliveries = [d for ds in fetched for d in ds]
+    result.rows["fetch"] = sum(int(d.rows or 0) for d in deliveries)
+    _stats(result, outcome, part_out, [r[2] for r in ref_out])
+    raw = RawZone(url)
+    if outcome.report["rejected_markets"]:
+        raw.record(deliveries, status="rejected")
+        result.report_paths = write_report(outcome, url, rid)
+        from quantlib.validate.core import _rejection
+
+        err = _rejection(outcome, limit)
+        err.result = result  # type: ignore[attr-defined]
+        raise err
+    frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()
+              if name != "prices"}
+    assets = frames.get("assets", empty_frame("assets"))
+    market_of = assets.drop_duplicates("asset_id", keep="last").set_index("asset_id")["market"]
+    fs = spill.filesystem()
+    panels = {}
+    for m in targets:
+        ids = np.array(sorted(market_of.index[market_of.to_numpy() == m].astype(str)))
+        acts = frames["corporate_actions"]
+        panel = _plan_market(m, by_market[m], ids, acts[acts["asset_id"].isin(ids)],
+                             drops[m], fs, chunk_dates, rid)
+        if panel is not None:
+            panels[m] = panel
+    t1 = time.perf_counter()
+    if not len(frames.get("fx", ())):
+        frames.pop("fx", None)
+    result.snapshot_id = curated.commit(frames, message=f"{rid}: {', '.join(targets)}",
+                                        tag=tag, parent=curated.tip(), panels=panels,
+                                        client=client)
+    result.seconds["commit"] = time.perf_counter() - t1
+    tags = curated.snapshots().set_index("snapshot_id")["tags"]
+    result.tag = (tags[result.snapshot_id] or [None])[0]
+    result.rows["commit"] = sum(len(f) for f in frames.values()) + result.rows["validate"]
+    raw.record(deliveries, status="published")
+    result.report_paths = write_report(outcome, url, rid)
+
+
+def _first(p: PartitionResult) -> Any:
+    return p.first_date if p.first_date is not None else pd.Timestamp.max
+
+
+def _stats(result: RefreshResult, outcome: ValidationOutcome,
+           parts: list[PartitionResult], ref_seconds: list[dict[str, float]]) -> None:
+    """Rows and seconds per stage (task seconds summed, like the one-frame build's)."""
+    for stage in ("standardize", "validate"):
+        result.seconds[stage] = sum(p.seconds.get(stage, 0.0) for p in parts) + \
+            sum(s[stage] for s in ref_seconds)
+    result.summary = outcome.summary
+    result.quarantine = market_counts(outcome.quarantine)
+    report = outcome.report
+    result.rows["standardize"] = int(report["rows_in_total"])
+    result.rows["validate"] = int(report["rows_out_total"])
+    result.rows["partitions"] = len(parts)
+    for p in parts:
+        pm = result.per_market.setdefault(p.market, {"rows": {}, "seconds": {}})
+        for k, v in p.rows.items():
+            pm["rows"][k] = pm["rows"].get(k, 0) + v
+        for k, s in p.seconds.items():
+            pm["seconds"][k] = pm["seconds"].get(k, 0.0) + s

@@ -1,0 +1,274 @@
+"""Tasks of the partitioned full build: one per (market, time partition) of price bars.
+
+:mod:`quantlib.pipeline.build` cuts a market's price deliveries (dated FTP files, API
+price pages, in date order) into *partitions* of about ``partition_rows`` rows. Each
+partition is one Dask task, :func:`run_partition`:
+
+1. standardize only that partition's deliveries (never the market's whole history);
+2. validate them with the market's assets and corporate actions as context (the same
+   checks as a whole-market batch; the threshold is applied later to the market's
+   totals) and keep the prices part of the outcome (quarantine rows, counts);
+3. spill the clean bars to ``<spill>/<market>/<partition>.parquet`` (sorted by date)
+   and return a small :class:`PartitionResult`: date range, each asset's first and last
+   bar that the jump check sees ("rest" bars), each asset's last clean close.
+
+The jump check of a partition's first bar per asset needs the previous partition's
+last bar: :func:`boundary_jumps` checks exactly those bars from the summaries, in date
+order, so the continuity check across partition boundaries is the one a whole-history
+batch runs. :func:`chunk_grids` builds the panel rows of one time chunk from the spilled
+bars (returns seeded with the last clean close before the chunk).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from quantlib.errors import BatchRejectedError, StoreError
+from quantlib.raw import Delivery, RawZone
+from quantlib.standardize.api import endpoint_of
+from quantlib.store.panels import NAT_INT, PRICE_VARS, actions_grid, ns_values, previous_valid
+from quantlib.validate import ValidationOutcome
+
+__all__ = ["PartitionResult", "is_price_delivery", "price_partitions", "run_partition",
+           "boundary_jumps", "chunk_grids", "SPILL_COLUMNS"]
+
+_DATED = re.compile(r"(\d{8}|\d{6})(?=\.[^.]+$)")
+_PAGE = re.compile(r"[?&]page=(\d+)")
+SPILL_COLUMNS = ["asset_id", "date", *PRICE_VARS, "known_at"]
+_REST = ["asset_id", "date", "close", "source", "file", "row"]
+
+
+def is_price_delivery(d: Delivery) -> bool:
+    """Whether a delivery holds price bars: an API ``prices`` page or a dated FTP file.
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2024-01-02", tz="UTC")
+    >>> def d(file):
+    ...     return Delivery("s", "KR", file, "kr-ftp-csv", "a" * 64, 1, 1, t, "f", "")
+    >>> [is_price_delivery(d(f)) for f in ("kr/prices/20240102.csv", "kr/master.csv",
+    ...                                     "api/v1/prices?market=US&page=2")]
+    [True, False, True]
+    """
+    if d.file.startswith("api/"):
+        return endpoint_of(d.file)[0] == "prices"
+    return _DATED.search(d.file) is not None
+
+
+def _order(d: Delivery) -> tuple[str, str, int]:
+    if d.file.startswith("api/"):
+        m = _PAGE.search(d.file)
+        return d.source, _PAGE.sub("", d.file), int(m.group(1)) if m else 0
+    m = _DATED.search(d.file)
+    return d.source, m.group(1) if m else d.file, 0
+
+
+def price_partitions(deliveries: list[Delivery], partition_rows: int) -> list[list[Delivery]]:
+    """Consecutive price deliveries (date order: dated names, API page numbers) in
+    groups of about ``partition_rows`` rows (a delivery is never split)."""
+    parts: list[list[Delivery]] = []
+    current: list[Delivery] = []
+    rows = 0
+    for d in sorted(deliveries, key=_order):
+        current.append(d)
+        rows += int(d.rows or 0)
+        if rows >= partition_rows:
+            parts.append(current)
+            current, rows = [], 0
+    if current:
+        parts.append(current)
+    return parts
+
+
+@dataclass
+class PartitionResult:
+    """What one partition task returns (small; the bars are in ``path``)."""
+
+    market: str
+    index: int
+    path: str
+    first_date: Any
+    last_date: Any
+    first_rest: pd.DataFrame
+    last_rest: pd.DataFrame
+    last_clean: pd.DataFrame
+    outcome: ValidationOutcome
+    deliveries: list[Delivery]
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_partition(market: str, index: int, store_url: str, deliveries: list[Delivery],
+                  context: Any, spill: str, known_assets: tuple[str, ...] = ()
+                  ) -> PartitionResult:
+    """Standardize, validate and spill one partition (see the module docstring).
+
+    ``context`` is the market's standardized ``assets`` and ``corporate_actions``
+    (a :class:`~quantlib.standardize.CanonicalBatch`, unvalidated, as a whole-market
+    batch would hold them).
+    """
+    from quantlib.standardize import standardize
+    from quantlib.store.location import resolve_location
+    from quantlib.validate import validate
+    from quantlib.validate.report import build_report
+
+    t0 = time.perf_counter()
+    raw = RawZone(store_url)
+    batch = standardize(deliveries, raw)
+    t1 = time.perf_counter()
+    prices = batch.prices.reset_index(drop=True)
+    full = batch.replace(assets=context.assets, prices=prices)
+    try:
+        out = validate(full, max_bad_row_fraction=1.0, known_assets=known_assets,
+                       stored_actions=context.corporate_actions)
+    except BatchRejectedError as err:   # pragma: no cover - the limit is 1.0
+        out = err.outcome  # type: ignore[attr-defined]
+    q = out.quarantine[out.quarantine["frame"] == "prices"].reset_index(drop=True)
+    only = batch.replace(assets=batch.assets.iloc[:0], prices=prices)
+    clean = out.clean.replace(**{n: f.iloc[:0] for n, f in out.clean.frames().items()
+                                 if n != "prices"})
+    outcome = ValidationOutcome(clean=clean, quarantine=q)
+    asset_market = context.assets.dropna(subset=["asset_id"]).drop_duplicates("asset_id") \
+        .set_index("asset_id")["market"]
+    outcome.report = build_report(only, outcome, 1.0, asset_market, {}, deliveries)
+    rest = _rest_bars(prices, q)
+    bars = clean.prices.loc[:, SPILL_COLUMNS].sort_values(["date", "asset_id"], kind="stable")
+    fs, path = resolve_location(spill).open_fs(market, f"{index:06d}.parquet")
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with fs.open(path, "wb") as f:
+        bars.to_parquet(f, index=False, row_group_size=1 << 16)
+    by_asset = rest.sort_values(["asset_id", "date"], kind="stable").groupby("asset_id")
+    last_clean = clean.prices.sort_values(["asset_id", "date"], kind="stable") \
+        .groupby("asset_id").tail(1).loc[:, ["asset_id", "date", "close"]]
+    t2 = time.perf_counter()
+    return PartitionResult(
+        market, index, path,
+        bars["date"].min() if len(bars) else None, bars["date"].max() if len(bars) else None,
+        by_asset.head(1).reset_index(drop=True), by_asset.tail(1).reset_index(drop=True),
+        last_clean.reset_index(drop=True), outcome, deliveries,
+        rows={"fetch": sum(int(d.rows or 0) for d in deliveries), "standardize": len(prices),
+              "validate": len(bars)},
+        seconds={"standardize": t1 - t0, "validate": t2 - t1})
+
+
+def _rest_bars(prices: pd.DataFrame, q: pd.DataFrame) -> pd.DataFrame:
+    """Bars the jump check compares with (all but those another check removed)."""
+    other = q[(q["severity"] != "info") & (q["check"] != "unexplained_jump")]
+    bad = set(zip(other["source"], other["file"], other["row"].astype("int64"), strict=True))
+    keys = zip(prices["source"], prices["file"], prices["row"].astype("int64"), strict=True)
+    keep = np.fromiter((k not in bad for k in keys), dtype=bool, count=len(prices))
+    p = prices.loc[keep & prices["close"].notna().to_numpy() & prices["date"].notna().to_numpy()]
+    return p.loc[:, _REST]
+
+
+def boundary_jumps(parts: list[PartitionResult], actions: pd.DataFrame, max_jump: float,
+                   market: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Jump check of each partition's first bar per asset against the last bar before it
+    (partitions in date order).
+
+    Returns the quarantine rows (``QUARANTINE_COLUMNS``) and the ``asset_id, date`` of
+    the bars they remove.
+    """
+    from quantlib.validate.core import QUARANTINE_COLUMNS
+
+    explained = set(zip(actions["asset_id"], ns_values(actions["ex_date"]), strict=True)) \
+        if len(actions) else set()
+    last = pd.Series(dtype="float64")
+    found, drops = [], []
+    for part in parts:
+        first = part.first_rest.set_index("asset_id")
+        prev = last.reindex(first.index)
+        move = first["close"] / prev.to_numpy() - 1
+        hit = (move.abs() > max_jump).to_numpy().copy()
+        dates = ns_values(first["date"])
+        hit &= np.array([(a, d) not in explained for a, d in zip(first.index, dates,
+                                                                  strict=True)], dtype=bool)
+        if hit.any():
+            bad = first.loc[hit].reset_index()
+            drops.append(bad.loc[:, ["asset_id", "date"]])
+            found.append(pd.DataFrame({
+                "source": bad["source"], "file": bad["file"], "row": bad["row"],
+                "market": market, "asset_id": bad["asset_id"], "field": "close",
+                "value": bad["close"], "check": "unexplained_jump",
+                "reason": [f"close moved {m:+.1%} from the previous bar with no split/"
+                           f"dividend that day (limit {max_jump:.0%})" for m in move[hit]],
+                "frame": "prices", "severity": "bad"}))
+        tail = part.last_rest.set_index("asset_id")["close"]
+        last = pd.concat([last[~last.index.isin(tail.index)], tail])
+    if not found:
+        empty = pd.DataFrame({c: pd.Series([], dtype="str") for c in QUARANTINE_COLUMNS})
+        return empty, pd.DataFrame({"asset_id": pd.Series([], dtype="str"),
+                                    "date": pd.Series([], dtype="datetime64[ns]")})
+    out = pd.concat(found, ignore_index=True)
+    dropped = pd.concat(drops, ignore_index=True)
+    for c in QUARANTINE_COLUMNS:
+        out[c] = out[c].astype("Int64") if c == "row" else out[c].astype("str")
+    return out.loc[:, QUARANTINE_COLUMNS], dropped
+
+
+def chunk_grids(spill_fs: Any, paths: list[str], seed_paths: list[str], dates: np.ndarray,
+                ids: np.ndarray, seed: np.ndarray, actions: pd.DataFrame, before: Any,
+                dropped: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Panel rows of one time chunk (``dates`` x ``ids``) from spilled bars.
+
+    ``paths`` are the spill files that may hold bars of these dates, ``seed`` each
+    asset's last clean close before the partitions in ``seed_paths`` (NaN: none), whose
+    bars before the chunk complete it (partitions that straddle the chunk's start),
+    ``before`` the panel date
+    before the chunk (``None`` for the first chunk: actions dated earlier land on the
+    first row, as in a whole build), ``dropped`` the ``asset_id, date`` of bars the
+    boundary jump check removed.
+    """
+    lo, hi = pd.Timestamp(dates[0]), pd.Timestamp(dates[-1])
+    bars = _read_spill(spill_fs, paths, [("date", ">=", lo), ("date", "<=", hi)], dropped)
+    seed = seed.copy()
+    if seed_paths:
+        early = _read_spill(spill_fs, seed_paths, [("date", "<", lo)], dropped)
+        last = early.sort_values(["asset_id", "date"], kind="stable").groupby("asset_id").tail(1)
+        pos = pd.Index(ids).get_indexer(last["asset_id"].astype(str))
+        seed[pos[pos >= 0]] = last["close"].to_numpy(dtype="float64")[pos >= 0]
+    shape = (len(dates), len(ids))
+    row = np.searchsorted(dates, ns_values(bars["date"]))
+    col = pd.Index(ids).get_indexer(bars["asset_id"].astype(str))
+    if (col < 0).any():
+        raise StoreError("every priced asset must be in the assets table",
+                         found="no assets row", fix="commit the assets frame with the prices",
+                         asset=str(bars["asset_id"].to_numpy()[col < 0][0]))
+    out: dict[str, np.ndarray] = {}
+    for var in PRICE_VARS:
+        grid = np.full(shape, np.nan)
+        grid[row, col] = bars[var].to_numpy(dtype="float64")
+        out[var] = grid
+    known = np.full(shape, NAT_INT, dtype="int64")
+    known[row, col] = ns_values(bars["known_at"]).view("int64")
+    acts = actions if before is None or actions.empty else \
+        actions[ns_values(actions["ex_date"]) > np.datetime64(before, "ns")]
+    split, dividend = actions_grid(acts, pd.DatetimeIndex(dates), pd.Index(ids))
+    prev = previous_valid(np.vstack([seed[None, :], out["close"]]))[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["returns"] = split * (out["close"] + dividend) / prev - 1.0
+    out["split"], out["dividend"], out["known_at"] = split, dividend, known
+    return out
+
+
+def _read_spill(fs: Any, paths: list[str], filters: list[tuple[str, str, Any]],
+                dropped: pd.DataFrame) -> pd.DataFrame:
+    frames = []
+    for path in paths:
+        with fs.open(path, "rb") as f:
+            frames.append(pd.read_parquet(f, filters=filters))
+    bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        {c: pd.Series([], dtype="float64") for c in SPILL_COLUMNS})
+    if len(dropped) and len(bars):
+        gone = pd.MultiIndex.from_frame(dropped.loc[:, ["asset_id", "date"]])
+        bars = bars[~pd.MultiIndex.from_frame(bars.loc[:, ["asset_id", "date"]]).isin(gone)]
+    if bars.empty:
+        bars = bars.astype({"asset_id": "str", "date": "datetime64[ns]"})
+        bars["known_at"] = pd.to_datetime(bars["known_at"], utc=True)
+    return bars
