@@ -40,16 +40,19 @@ def _markets(value: str) -> tuple[str, ...]:
 @click.option("--max-bad-fraction", type=click.FloatRange(0.0, 1.0), default=None,
               help="Per-market bad-row limit (default: config validation.max_bad_row_fraction).")
 @click.option("--tag", default=None, help="Tag for the new version.")
+@click.option("--full", is_flag=True, help="Rebuild the whole history (not incremental).")
+@click.option("--partitioned", is_flag=True,
+              help="First build of an empty store as market x time-partition Dask tasks.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def refresh(store: str | None, markets: str, sandbox: bool, n_assets: int | None,
             years: float | None, max_bad_fraction: float | None, tag: str | None,
-            progress: bool) -> None:
+            full: bool, partitioned: bool, progress: bool) -> None:
     """Fetch, validate and commit a new data version (one tagged snapshot)."""
     from quantlib.pipeline.refresh import refresh as run_refresh
 
     result = run_refresh(store, markets=_markets(markets), sandbox=sandbox, progress=progress,
                          max_bad_row_fraction=max_bad_fraction, n_assets=n_assets,
-                         years=years, tag=tag)
+                         years=years, tag=tag, full=full, partitioned=partitioned)
     click.echo(str(result))
 
 

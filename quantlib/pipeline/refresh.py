@@ -133,7 +133,7 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
             progress: bool = False, max_bad_row_fraction: float | None = None,
             n_assets: int | None = None, years: float | None = None,
             tag: str | None = None, scheduler: str = "threads", full: bool = False,
-            lookback_sessions: int | None = None, partitioned: bool = True,
+            lookback_sessions: int | None = None, partitioned: bool = False,
             partition_rows: int | None = None) -> RefreshResult:
     """Fetch, validate and commit a new data version of ``markets`` (plus FX).
 
@@ -172,10 +172,13 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
         Sessions before the last stored one that an incremental refresh re-fetches
         (vendor corrections; default: config ``refresh.lookback_sessions``).
     partitioned : bool
-        The first build of an empty store runs as market x time-partition Dask tasks
-        (:mod:`quantlib.pipeline.build`: no market's history in one frame, panels
-        written chunk by chunk, one commit). ``False`` builds each market in one task
-        and one frame (the path ``full=True`` on a store with data takes).
+        ``True``: the first build of an empty store runs as market x time-partition Dask
+        tasks (:mod:`quantlib.pipeline.build`: no market's history in one frame, panels
+        written chunk by chunk, one commit), for universes whose history does not fit
+        one process. ``False`` (default until the partitioned build is measured faster
+        at every size: at 3 x 30 assets x 1 year it took 38 s against 25 s) builds each
+        market in one task and one frame (the path ``full=True`` on a store with data
+        takes).
     partition_rows : int, optional
         Bars per price partition of the partitioned build (default
         :data:`quantlib.pipeline.build.PARTITION_ROWS`).

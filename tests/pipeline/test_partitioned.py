@@ -48,7 +48,8 @@ def test_partitioned_build_equals_one_frame_build(tmp_path, sandbox, reference_s
     store = str(tmp_path / "store")
     # ~2,000 bars a partition: partitions straddle the 128-session chunks and the
     # market's first bars, so boundaries and returns seeds are exercised
-    result = refresh(store, connection=sandbox.connection(), partition_rows=2000)
+    result = refresh(store, connection=sandbox.connection(), partitioned=True,
+                     partition_rows=2000)
     assert result.mode == "full"
     assert result.rows["partitions"] >= 15
     _same_store(reference_store, CuratedStore(store))
@@ -67,7 +68,7 @@ def test_partitioned_build_on_local_cluster(tmp_path, sandbox, reference_store):
                       dashboard_address=None) as cluster, Client(cluster) as client:
         with get_task_stream(client) as ts:
             result = refresh(store, connection=sandbox.connection(), client=client,
-                             partition_rows=3000)
+                             partitioned=True, partition_rows=3000)
         tasks = [t for t in ts.data if str(t["key"]).find(result.refresh_id) >= 0
                  or "chunk" in str(t["key"])]
     kinds = {k for t in tasks for k in ("fetch", "reference", "partition", "chunk")
@@ -113,7 +114,7 @@ def test_killed_partitioned_build_commits_nothing_and_rerun_completes(
     code = ("import json, sys; from quantlib.sources.connection import Connection; "
             "from quantlib.pipeline import refresh; "
             "refresh(sys.argv[1], connection=Connection(**json.loads(sys.argv[2])), "
-            "partition_rows=4000)")
+            "partitioned=True, partition_rows=4000)")
     proc = subprocess.Popen([sys.executable, "-c", code, store, json.dumps(conn)],
                             stderr=subprocess.PIPE, text=True,
                             env={**os.environ, WRITE_DELAY_ENV: "30"})
@@ -131,5 +132,5 @@ def test_killed_partitioned_build_commits_nothing_and_rerun_completes(
     assert st.snapshots().empty
     with pytest.raises(SnapshotNotFoundError):
         st.resolve(None)
-    refresh(store, connection=sandbox.connection(), partition_rows=4000)
+    refresh(store, connection=sandbox.connection(), partitioned=True, partition_rows=4000)
     _same_store(reference_store, CuratedStore(store))
