@@ -156,12 +156,12 @@ def _ma_pair_tile(m: np.ndarray, f: int, s: int, rb: np.ndarray, t0: int, L: int
     the means are read unconditionally (no masked loads), the asset loop vectorizes."""
     n = st.shape[1]
     H, W, PK, MD, S1, S2 = st[0], st[1], st[2], st[3], st[4], st[5]
-    l = 0
-    while l + 4 <= L:
-        f0, f1, f2, f3 = m[l, f], m[l + 1, f], m[l + 2, f], m[l + 3, f]
-        s0, s1_, s2_, s3 = m[l, s], m[l + 1, s], m[l + 2, s], m[l + 3, s]
-        r0, r1, r2, r3 = rb[t0 + l], rb[t0 + l + 1], rb[t0 + l + 2], rb[t0 + l + 3]
-        g0, g1, g2, g3 = reb[t0 + l], reb[t0 + l + 1], reb[t0 + l + 2], reb[t0 + l + 3]
+    q = 0
+    while q + 4 <= L:
+        f0, f1, f2, f3 = m[q, f], m[q + 1, f], m[q + 2, f], m[q + 3, f]
+        s0, s1_, s2_, s3 = m[q, s], m[q + 1, s], m[q + 2, s], m[q + 3, s]
+        r0, r1, r2, r3 = rb[t0 + q], rb[t0 + q + 1], rb[t0 + q + 2], rb[t0 + q + 3]
+        g0, g1, g2, g3 = reb[t0 + q], reb[t0 + q + 1], reb[t0 + q + 2], reb[t0 + q + 3]
         for i in range(n):
             h, w, pk, md, u, v = H[i], W[i], PK[i], MD[i], S1[i], S2[i]
             x0 = 1.0 if f0[i] > s0[i] else 0.0
@@ -185,9 +185,9 @@ def _ma_pair_tile(m: np.ndarray, f: int, s: int, rb: np.ndarray, t0: int, L: int
             MD[i] = md + 0.0
             S1[i] = u
             S2[i] = v
-        l += 4
-    while l < L:
-        f0, s0, r0, g0 = m[l, f], m[l, s], rb[t0 + l], reb[t0 + l]
+        q += 4
+    while q < L:
+        f0, s0, r0, g0 = m[q, f], m[q, s], rb[t0 + q], reb[t0 + q]
         for i in range(n):
             h = H[i]
             x0 = 1.0 if f0[i] > s0[i] else 0.0
@@ -199,7 +199,7 @@ def _ma_pair_tile(m: np.ndarray, f: int, s: int, rb: np.ndarray, t0: int, L: int
             MD[i] = md + 0.0
             S1[i] = u
             S2[i] = v
-        l += 1
+        q += 1
 
 
 def _ma_cross_impl(c: np.ndarray, k: np.ndarray, wins: np.ndarray, fi: np.ndarray,
@@ -226,9 +226,9 @@ def _ma_cross_impl(c: np.ndarray, k: np.ndarray, wins: np.ndarray, fi: np.ndarra
         m = np.full((tile, wins.shape[0], n), np.nan)
         for t0 in range(0, T, tile):
             L = min(tile, T - t0)
-            for l in range(L):
-                if rebalance[t0 + l]:
-                    _window_means(cb, kb, wins, t0 + l, m[l])
+            for q in range(L):
+                if rebalance[t0 + q]:
+                    _window_means(cb, kb, wins, t0 + q, m[q])
             for p in range(P):
                 _ma_pair_tile(m, fi[p], si[p], rb, t0, L, rebalance, fee, st[p])
         res = np.empty((P, n, 3))
@@ -254,8 +254,9 @@ def ma_cross_metrics(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow: np.nd
     identical positions). Each distinct window's mean is computed once per session and
     shared by every pair using it (20 windows for the 90 pairs of the bench, not 180).
     ``r`` is NaN-free; positions change on ``rebalance`` sessions only. Blocks of about
-    ``width`` assets (their sums, returns and the state of all pairs stay in one core's
-    cache) run in parallel on :func:`kernel_threads` threads.
+    ``width`` assets run in parallel on :func:`kernel_threads` threads; each block walks the
+    sessions in tiles (the tile's window means, then every pair in turn over the tile, its
+    state in cache, four sessions per vectorized pass over the assets).
 
     Examples
     --------
@@ -394,9 +395,9 @@ def _metrics_cols_impl(rt: np.ndarray, ppy: float, width: int) -> np.ndarray:
         buf = np.empty((tile, n))
         for t0 in range(0, T, tile):
             L = min(tile, T - t0)
-            for l in range(L):
+            for q in range(L):
                 for j in range(n):
-                    buf[l, j] = rt[j0 + j, t0 + l]
+                    buf[q, j] = rt[j0 + j, t0 + q]
             _metric_rows(buf, 0, L, st)
         _metric_finish(T, ppy, st, out, j0)
     return out
