@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from quantlib.errors import ConfigError, QuantlibError
@@ -57,6 +57,28 @@ def read_yaml(path: str | os.PathLike[str], *, what: str = "the configuration fi
                     fix="correct the YAML syntax", file=str(p)) from exc
 
 
+def _jsonschema() -> Any:
+    """``jsonschema``, imported without its optional IRI format checker.
+
+    When ``rfc3987-syntax`` is installed (jupyter-events pulls it in), importing jsonschema
+    builds ~40 Earley parsers: 2-3 s of CPU on this machine, 10 s under load, paid by
+    every CLI call and service start. quantlib's schemas use no ``format`` keyword, so the
+    first import skips that module; a process that imported jsonschema before keeps its
+    own checkers.
+    """
+    if "jsonschema" in sys.modules:
+        return sys.modules["jsonschema"]
+    block = "rfc3987_syntax" not in sys.modules
+    if block:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # ImportError
+    try:
+        import jsonschema
+    finally:
+        if block:
+            del sys.modules["rfc3987_syntax"]
+    return jsonschema
+
+
 Locate = Callable[[list[str]], dict[str, Any]]
 
 
@@ -80,7 +102,7 @@ def check_schema(raw: Any, schema: dict[str, Any], *, source: str,
     ...
     quantlib.errors.ConfigError: the configuration must match its schema; found 'x' is not of type 'integer' [file=a.yaml, field=n]. Fix: see its JSON schema
     """
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _jsonschema().Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(raw), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         err = errors[0]

@@ -12,6 +12,63 @@ import os
 
 import pytest
 
+# The longest test files in CI (seconds of one file on one xdist worker, from CI's
+# ``--durations``; rough, longest first). ``--dist loadfile`` hands whole files to the
+# workers in collection order (``--no-loadscope-reorder`` in pyproject.toml keeps that
+# order instead of xdist's fewest-tests-last, which left the one-test hub files for the
+# end): starting them first keeps the run's tail to short files. A folder here is one
+# unit (see ``SHARED_SESSION_DIRS``). Update from CI's slowest durations when a file grows
+# past the last one here.
+LONG_FIRST = (
+    "tests/dashboards",                      # a hub, chromium, 10-year demo store, ~350 s
+    "tests/notebooks/test_notebooks.py",     # 6 notebooks through papermill, ~300 s
+    "tests/hub/test_e2e.py",                 # the whole platform, ~220 s
+    "tests/pipeline/test_cli.py",            # the CLI refresh, ~190 s
+    "tests/hub/test_lab_browser.py",         # a hub and chromium, ~160 s
+    "tests/store/test_incremental.py",       # 61 daily delta commits, ~140 s
+    "tests/hub/test_cull.py",                # a hub, a server, the culler, ~120 s
+    "tests/serving",                         # a hub with the results API, redis
+    "tests/hub/test_hub.py",
+    "tests/hub/test_isolation.py",
+    "tests/hub/test_nonroot.py",
+    "tests/pipeline/test_kill.py",
+    "tests/store/test_crash.py",
+    "tests/schedule/test_service.py",
+    "tests/backtest/test_cli.py",
+    "tests/cluster/test_local.py",
+)
+
+# Folders whose files share an expensive session-scoped fixture (a JupyterHub with its
+# services, a demo results store): xdist runs each folder on one worker, so the fixture
+# is built once per run instead of once per worker that gets one of its files.
+SHARED_SESSION_DIRS = ("tests/dashboards", "tests/serving")
+
+
+def _unit(nodeid: str) -> str:
+    """The scheduling unit of a test: its shared folder, else its file."""
+    path = nodeid.split("::", 1)[0]
+    return next((d for d in SHARED_SESSION_DIRS if path.startswith(d + "/")), path)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the units of :data:`LONG_FIRST` first, in that order (stable otherwise)."""
+    rank = {unit: i for i, unit in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(_unit(item.nodeid), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadfile`` with :data:`SHARED_SESSION_DIRS` kept whole."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return SharedFixtureScheduling(config, log)
+
 
 @pytest.fixture(scope="module")
 def moto_endpoint():

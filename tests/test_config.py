@@ -43,3 +43,20 @@ def test_unknown_key_and_missing_file(tmp_path):
         load_config(p)
     with pytest.raises(ConfigError, match="configuration file must exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_config_loads_without_building_the_iri_parsers():
+    """jsonschema's optional IRI checker (rfc3987-syntax) costs seconds per process start.
+
+    quantlib's schemas use no ``format`` keyword; loading and validating the config in a
+    fresh process must not import it, and a later import of it still works.
+    """
+    import subprocess
+    import sys
+
+    code = ("import sys; from quantlib.config import load_config; load_config(); "
+            "print('rfc3987_syntax' in sys.modules); import rfc3987_syntax; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "ok"]

@@ -22,17 +22,20 @@ root; ``shared`` never makes accounts.
 
 from __future__ import annotations
 
+import fcntl
 import grp
-import json
 import os
 import pwd
 import re
 import stat
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantlib.errors import AccessDeniedError, ConfigError
+from quantlib.errors import AccessDeniedError, ConfigError, QuantlibError
 
 __all__ = ["Account", "PLATFORM_GROUP", "ACCOUNT_MODES", "account_name", "accounts_enabled",
            "ensure_account", "ensure_owned_dir", "runtime_blockers", "secure_state",
@@ -126,6 +129,23 @@ def _run(cmd: list[str]) -> None:
                                 fix="run the platform as root, or set hub.user_accounts: shared")
 
 
+@contextmanager
+def _accounts_lock() -> Iterator[None]:
+    """Serialise account creation across processes (useradd fails on a busy passwd lock).
+
+    The lock file sits in ``QUANTLIB_ACCOUNTS_LOCK`` or the system temp folder; only
+    processes allowed to create accounts (root) ever take it.
+    """
+    path = os.environ.get("QUANTLIB_ACCOUNTS_LOCK",
+                          os.path.join(tempfile.gettempdir(), "quantlib-accounts.lock"))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def ensure_account(hub_name: str, home: Path, *, prefix: str = "ql-") -> Account:
     """The hub user's Unix account, created (with its own group) if missing.
 
@@ -133,16 +153,17 @@ def ensure_account(hub_name: str, home: Path, *, prefix: str = "ql-") -> Account
     what the spawner starts. ``home`` is created, owned by the account, mode 0700.
     """
     name = account_name(hub_name, prefix)
-    group = _group_gid(PLATFORM_GROUP)
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        _run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell",
-              "/usr/sbin/nologin", "--user-group", "--groups", PLATFORM_GROUP,
-              "--comment", f"quantlib hub user {hub_name}", name])
-        entry = pwd.getpwnam(name)
-    if name not in grp.getgrgid(group).gr_mem:
-        _run(["usermod", "--append", "--groups", PLATFORM_GROUP, name])
+    with _accounts_lock():  # two platforms spawning the same user: one creates, one finds
+        group = _group_gid(PLATFORM_GROUP)
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            _run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell",
+                  "/usr/sbin/nologin", "--user-group", "--groups", PLATFORM_GROUP,
+                  "--comment", f"quantlib hub user {hub_name}", name])
+            entry = pwd.getpwnam(name)
+        if name not in grp.getgrgid(group).gr_mem:
+            _run(["usermod", "--append", "--groups", PLATFORM_GROUP, name])
     account = Account(hub_name, name, entry.pw_uid, entry.pw_gid, home)
     ensure_owned_dir(home, account)
     return account
@@ -216,20 +237,22 @@ def secure_results_root(root: Path) -> None:
     0710 (a user reaches their own private folder, nobody lists them); stored results get
     :func:`share_result_dir`'s modes by whether they are published.
     """
+    from quantlib.results.layout import INDEX_PATH, OBJECTS, parse_meta
+
     gid = _group_gid(PLATFORM_GROUP)
-    for folder, mode in ((root, 0o750), (root / "objects", 0o750), (root / "index", 0o750),
+    index = root / INDEX_PATH
+    for folder, mode in ((root, 0o750), (root / OBJECTS, 0o750), (index.parent, 0o750),
                          (root / "users", 0o710)):
         folder.mkdir(parents=True, exist_ok=True)
         os.chown(folder, -1, gid)
         os.chmod(folder, mode)
-    index = root / "index" / "published.json"
     if index.exists():
         share_index(index)
-    for meta in (root / "objects").glob("*/meta.json"):
+    for meta in (root / OBJECTS).glob("*/meta.json"):
         try:
-            published = bool(json.loads(meta.read_text()).get("published"))
-        except (OSError, ValueError):
-            published = False
+            published = bool(parse_meta(meta.read_bytes(), str(meta)).get("published"))
+        except (OSError, QuantlibError):
+            published = False  # unreadable: kept private
         share_result_dir(meta.parent, published)
 
 

@@ -178,7 +178,7 @@ def start_hub(paths: PlatformPaths, *, port: int, config: Path | None = None,
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            paths.state_file.unlink(missing_ok=True)
+            stop_hub(paths)  # its proxy or services may have started before it died
             raise QuantlibError("the hub must start", found=f"it exited with {proc.returncode}",
                                 fix=f"read {paths.log_file}:\n{_log_tail(paths.log_file)}")
         if healthy(url, timeout=1.0):

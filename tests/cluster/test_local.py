@@ -54,18 +54,21 @@ def test_adaptive_scales_up_to_max_then_down_to_zero() -> None:
 
 @pytest.mark.slow
 def test_idle_scheduler_shuts_itself_down() -> None:
-    # workers of a scheduler that is gone retry for `connect` seconds before closing
+    # workers of a scheduler that is gone retry for `connect` seconds before closing, and so
+    # does the cluster's adaptive loop (it would hold `client.close()` for the default 30 s):
+    # the whole test, workers started later included, runs under the short timeout
     with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):
         client = connect("local", min_workers=0, max_workers=1, memory_limit="512MiB",
                          idle_timeout="1.5s", timeout=60)
-    try:
-        scheduler = client.cluster.scheduler
-        assert scheduler.idle_timeout == 1.5
-        assert client.submit(_sleep_then, 3).result(timeout=60) == 9
-        waited = _wait(lambda: scheduler.status in (Status.closing, Status.closed), timeout=30)
-        assert waited >= 1.0  # it waited for the idle timeout, not less
-    finally:
-        client.close()
+        try:
+            scheduler = client.cluster.scheduler
+            assert scheduler.idle_timeout == 1.5
+            assert client.submit(_sleep_then, 3).result(timeout=60) == 9
+            waited = _wait(lambda: scheduler.status in (Status.closing, Status.closed),
+                           timeout=30)
+            assert waited >= 1.0  # it waited for the idle timeout, not less
+        finally:
+            client.close()
     assert client.cluster.status == Status.closed
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
 import pytest
 
@@ -70,3 +71,46 @@ def test_unpublished_result_folder_is_the_writers_only(tmp_path):
     (folder / "meta.json").write_text("{}")
     share_result_dir(folder, published=False)
     assert mode(folder) == 0o700 and mode(folder / "meta.json") == 0o600
+
+
+
+_ENSURE = """
+import sys
+from pathlib import Path
+from quantlib.platform.accounts import ensure_account
+name, home = sys.argv[1:3]
+print("calling", flush=True)
+acct = ensure_account(name, Path(home))
+print(acct.uid, acct.name, flush=True)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating Unix accounts needs root")
+def test_account_creation_waits_for_another_platform_creating_accounts(tmp_path):
+    """Two platforms spawning one new user at once: creation is serialised by a lock.
+
+    Without it both see no account, both run useradd, and the loser fails ("already
+    exists", or passwd locked). The test holds the lock as the other platform would.
+    """
+    import pwd
+    import subprocess
+    import sys
+
+    from quantlib.platform.accounts import _accounts_lock
+
+    hub_name = f"race{os.getpid() % 100000}"
+    try:
+        with _accounts_lock():
+            proc = subprocess.Popen([sys.executable, "-c", _ENSURE, hub_name,
+                                     str(tmp_path / "home")], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "calling"
+            time.sleep(1.5)
+            assert proc.poll() is None  # waiting for the lock, nothing created yet
+            with pytest.raises(KeyError):
+                pwd.getpwnam(account_name(hub_name))
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+        assert pwd.getpwnam(account_name(hub_name)).pw_uid == int(out.split()[0])
+    finally:
+        subprocess.run(["userdel", account_name(hub_name)], capture_output=True)
