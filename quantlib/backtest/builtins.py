@@ -79,24 +79,40 @@ def ma_crossover_metrics(data: xr.Dataset, param_sets: list[dict[str, Any]], r: 
                             float(periods_per_year), reb)
 
 
-#: (id of a dataset, id of its close array) -> its cumulative sums, while the dataset lives
-_SUMS: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+#: the close array's memory (its root buffer, offset, shape, strides) -> its cumulative sums
+_SUMS: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _sums_key(data: xr.Dataset) -> tuple[tuple[Any, ...], Any]:
+    """A key naming the close prices' memory, and the object whose life bounds the entry.
+
+    ``sweep`` re-wraps its dataset on every call (``transpose`` gives a new Dataset over
+    the same arrays), so the dataset's id would miss; the root numpy buffer of the close
+    array (and the view's offset, shape and strides) stays the same while the prices do.
+    """
+    arr = data["close"].variable.data
+    if not isinstance(arr, np.ndarray):  # lazy (dask) data: per dataset object, as before
+        return (id(data), id(arr)), data
+    root = arr
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return (id(root), arr.__array_interface__["data"][0], arr.shape, arr.strides), root
 
 
 def _close_sums(data: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative sums (leading zero row) of the last known close and of its valid count.
 
-    Computed once per dataset object: a sweep's batches (a worker's tasks on the panel it
-    was sent) share them.
+    Computed once per close array (while its buffer lives): a sweep's batches, a worker's
+    tasks on the panel it was sent and repeated sweeps on the same panel share them.
     """
-    key = (id(data), id(data["close"].variable.data))
+    key, owner = _sums_key(data)
     if key not in _SUMS:
         close = np.asarray(sg.last_known(data["close"]).transpose("date", "asset").values,
                            float)
         valid = np.isfinite(close)
         _SUMS[key] = (sg.zero_cumsum(np.where(valid, close, 0.0)),
                       sg.zero_cumsum(valid.astype(float)))
-        weakref.finalize(data, _SUMS.pop, key, None)
+        weakref.finalize(owner, _SUMS.pop, key, None)
     return _SUMS[key]
 
 

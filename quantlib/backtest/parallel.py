@@ -134,6 +134,74 @@ def _window_means(c: np.ndarray, k: np.ndarray, wins: np.ndarray, t: int, m: np.
             m[w, i] = mean if n >= win else np.nan
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _lf_step(nw: float, held: float, r: float, fee: float, w: float, pk: float, md: float,
+             s1: float, s2: float) -> tuple[float, float, float, float, float]:
+    """One session of one long/flat backtest on scalars: the operations of
+    :func:`~quantlib.backtest.kernels._lf_row` in the same order (identical floats)."""
+    ret = (1.0 + held * r) * (1.0 - fee * abs(nw - held)) - 1.0
+    w = w * (1.0 + ret)
+    pk = max(pk, w)
+    md = min(md, w / pk - 1.0)
+    return w, pk, md, s1 + ret, s2 + ret * ret
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _ma_pair_tile(m: np.ndarray, f: int, s: int, rb: np.ndarray, t0: int, L: int,
+                  reb: np.ndarray, fee: float, st: np.ndarray) -> None:
+    """Advance one pair's state ``st`` (``(6, n)``: held, wealth, peak, max drawdown, sums
+    of returns and squares) over sessions ``t0 .. t0 + L``; ``m`` holds the tile's window
+    means ``(L, windows, n)``. Four sessions per pass over the assets: the state is loaded
+    and stored once per pass (``+ 0.0`` keeps the stores unconditional: no masked stores),
+    the means are read unconditionally (no masked loads), the asset loop vectorizes."""
+    n = st.shape[1]
+    H, W, PK, MD, S1, S2 = st[0], st[1], st[2], st[3], st[4], st[5]
+    q = 0
+    while q + 4 <= L:
+        f0, f1, f2, f3 = m[q, f], m[q + 1, f], m[q + 2, f], m[q + 3, f]
+        s0, s1_, s2_, s3 = m[q, s], m[q + 1, s], m[q + 2, s], m[q + 3, s]
+        r0, r1, r2, r3 = rb[t0 + q], rb[t0 + q + 1], rb[t0 + q + 2], rb[t0 + q + 3]
+        g0, g1, g2, g3 = reb[t0 + q], reb[t0 + q + 1], reb[t0 + q + 2], reb[t0 + q + 3]
+        for i in range(n):
+            h, w, pk, md, u, v = H[i], W[i], PK[i], MD[i], S1[i], S2[i]
+            x0 = 1.0 if f0[i] > s0[i] else 0.0
+            x1 = 1.0 if f1[i] > s1_[i] else 0.0
+            x2 = 1.0 if f2[i] > s2_[i] else 0.0
+            x3 = 1.0 if f3[i] > s3[i] else 0.0
+            nw = x0 if g0 else h
+            w, pk, md, u, v = _lf_step(nw, h, r0[i], fee, w, pk, md, u, v)
+            h = nw
+            nw = x1 if g1 else h
+            w, pk, md, u, v = _lf_step(nw, h, r1[i], fee, w, pk, md, u, v)
+            h = nw
+            nw = x2 if g2 else h
+            w, pk, md, u, v = _lf_step(nw, h, r2[i], fee, w, pk, md, u, v)
+            h = nw
+            nw = x3 if g3 else h
+            w, pk, md, u, v = _lf_step(nw, h, r3[i], fee, w, pk, md, u, v)
+            H[i] = nw + 0.0
+            W[i] = w
+            PK[i] = pk + 0.0
+            MD[i] = md + 0.0
+            S1[i] = u
+            S2[i] = v
+        q += 4
+    while q < L:
+        f0, s0, r0, g0 = m[q, f], m[q, s], rb[t0 + q], reb[t0 + q]
+        for i in range(n):
+            h = H[i]
+            x0 = 1.0 if f0[i] > s0[i] else 0.0
+            nw = x0 if g0 else h
+            w, pk, md, u, v = _lf_step(nw, h, r0[i], fee, W[i], PK[i], MD[i], S1[i], S2[i])
+            H[i] = nw + 0.0
+            W[i] = w
+            PK[i] = pk + 0.0
+            MD[i] = md + 0.0
+            S1[i] = u
+            S2[i] = v
+        q += 1
+
+
 def _ma_cross_impl(c: np.ndarray, k: np.ndarray, wins: np.ndarray, fi: np.ndarray,
                    si: np.ndarray, r: np.ndarray, fee: float, ppy: float,
                    rebalance: np.ndarray, width: int) -> np.ndarray:
@@ -149,24 +217,22 @@ def _ma_cross_impl(c: np.ndarray, k: np.ndarray, wins: np.ndarray, fi: np.ndarra
         kb = np.ascontiguousarray(k[:, i0:i1])
         rb = np.ascontiguousarray(r[:, i0:i1])
         n = i1 - i0
-        st = (np.zeros((P, n)), np.ones((P, n)), np.ones((P, n)), np.zeros((P, n)),
-              np.zeros((P, n)), np.zeros((P, n)))
-        m = np.empty((wins.shape[0], n))
-        now = np.empty(n)
-        for t in range(T):
-            rt = rb[t]
-            if not rebalance[t]:
-                for p in range(P):
-                    _lf_row(st[0][p], rt, fee, st, p)  # hold the last decided positions
-                continue
-            _window_means(cb, kb, wins, t, m)
+        st = np.zeros((P, 6, n))
+        st[:, 1] = 1.0
+        st[:, 2] = 1.0
+        # session tiles: the tile's window means (computed once, shared by every pair)
+        # and one pair's state stay in the core's cache while the pairs take turns
+        tile = max(4, min(64, 16384 // max(1, wins.shape[0] * n) * 4))
+        m = np.full((tile, wins.shape[0], n), np.nan)
+        for t0 in range(0, T, tile):
+            L = min(tile, T - t0)
+            for q in range(L):
+                if rebalance[t0 + q]:
+                    _window_means(cb, kb, wins, t0 + q, m[q])
             for p in range(P):
-                mf, ms = m[fi[p]], m[si[p]]
-                for i in range(n):
-                    now[i] = 1.0 if mf[i] > ms[i] else 0.0
-                _lf_row(now, rt, fee, st, p)
+                _ma_pair_tile(m, fi[p], si[p], rb, t0, L, rebalance, fee, st[p])
         res = np.empty((P, n, 3))
-        _lf_finish(st, T, ppy, res)
+        _lf_finish((st[:, 0], st[:, 1], st[:, 2], st[:, 3], st[:, 4], st[:, 5]), T, ppy, res)
         out[:, i0:i1] = res
     return out
 
@@ -177,7 +243,7 @@ _ma_cross = _dispatch(_ma_cross_par, _ma_cross_ser)
 
 def ma_cross_metrics(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow: np.ndarray,
                      r: np.ndarray, fee: float, ppy: float, rebalance: np.ndarray,
-                     width: int = 64) -> np.ndarray:
+                     width: int = 256) -> np.ndarray:
     """Long/flat MA-crossover backtests of every (fast, slow) pair and asset: ``(P, N, 3)``
     total return, max drawdown, Sharpe.
 
@@ -188,8 +254,9 @@ def ma_cross_metrics(c: np.ndarray, k: np.ndarray, fast: np.ndarray, slow: np.nd
     identical positions). Each distinct window's mean is computed once per session and
     shared by every pair using it (20 windows for the 90 pairs of the bench, not 180).
     ``r`` is NaN-free; positions change on ``rebalance`` sessions only. Blocks of about
-    ``width`` assets (their sums, returns and the state of all pairs stay in one core's
-    cache) run in parallel on :func:`kernel_threads` threads.
+    ``width`` assets run in parallel on :func:`kernel_threads` threads; each block walks the
+    sessions in tiles (the tile's window means, then every pair in turn over the tile, its
+    state in cache, four sessions per vectorized pass over the assets).
 
     Examples
     --------
@@ -237,63 +304,102 @@ long_flat_metrics_kernel = _dispatch(_lf_par, _lf_ser)
 
 # ------------------------------------------------------------------ metrics of many series
 @numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _metric_step(x: float, j: int, w: np.ndarray, peak: np.ndarray, mdd: np.ndarray,
-                 s1: np.ndarray, s2: np.ndarray) -> None:
+def _mstep(x: float, w: float, pk: float, md: float, s1: float, s2: float
+           ) -> tuple[float, float, float, float, float]:
     if np.isnan(x):
         x = 0.0
-    wj = w[j] * (1.0 + x)
-    w[j] = wj
-    pk = max(peak[j], wj)
-    peak[j] = pk
-    mdd[j] = min(mdd[j], wj / pk - 1.0)
-    s1[j] += x
-    s2[j] += x * x
+    w = w * (1.0 + x)
+    pk = max(pk, w)
+    md = min(md, w / pk - 1.0)
+    return w, pk, md, s1 + x, s2 + x * x
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _metric_finish(T: int, ppy: float, w: np.ndarray, mdd: np.ndarray, s1: np.ndarray,
-                   s2: np.ndarray, out: np.ndarray, j0: int) -> None:
-    for b in range(w.shape[0]):
-        mean = s1[b] / T
-        var = (s2[b] - s1[b] * mean) / (T - 1)
-        out[j0 + b, 0] = w[b] - 1.0
-        out[j0 + b, 1] = mdd[b]
+def _metric_rows(src: np.ndarray, j0: int, T: int, st: np.ndarray) -> None:
+    """Advance the state ``st`` (``(5, n)``: wealth, peak, max drawdown, sums of returns
+    and squares) of columns ``j0 .. j0 + n`` over the ``T`` rows of C-ordered ``src``.
+    Four rows per pass: the state is loaded and stored once per pass (``+ 0.0`` keeps
+    the stores unconditional: no masked stores) and the column loop vectorizes."""
+    n = st.shape[1]
+    W, PK, MD, S1, S2 = st[0], st[1], st[2], st[3], st[4]
+    t = 0
+    while t + 4 <= T:
+        r0, r1 = src[t, j0:j0 + n], src[t + 1, j0:j0 + n]
+        r2, r3 = src[t + 2, j0:j0 + n], src[t + 3, j0:j0 + n]
+        for j in range(n):
+            w, pk, md, u, v = _mstep(r0[j], W[j], PK[j], MD[j], S1[j], S2[j])
+            w, pk, md, u, v = _mstep(r1[j], w, pk, md, u, v)
+            w, pk, md, u, v = _mstep(r2[j], w, pk, md, u, v)
+            w, pk, md, u, v = _mstep(r3[j], w, pk, md, u, v)
+            W[j] = w
+            PK[j] = pk + 0.0
+            MD[j] = md + 0.0
+            S1[j] = u
+            S2[j] = v
+        t += 4
+    while t < T:
+        r0 = src[t, j0:j0 + n]
+        for j in range(n):
+            w, pk, md, u, v = _mstep(r0[j], W[j], PK[j], MD[j], S1[j], S2[j])
+            W[j] = w
+            PK[j] = pk + 0.0
+            MD[j] = md + 0.0
+            S1[j] = u
+            S2[j] = v
+        t += 1
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _metric_state(n: int) -> np.ndarray:
+    st = np.zeros((5, n))
+    st[0] = 1.0
+    st[1] = 1.0
+    return st
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _metric_finish(T: int, ppy: float, st: np.ndarray, out: np.ndarray, j0: int) -> None:
+    for b in range(st.shape[1]):
+        mean = st[3, b] / T
+        var = (st[4, b] - st[3, b] * mean) / (T - 1)
+        out[j0 + b, 0] = st[0, b] - 1.0
+        out[j0 + b, 1] = st[2, b]
         out[j0 + b, 2] = mean / np.sqrt(var) * np.sqrt(ppy) if var > 0 else np.nan
 
 
 def _metrics_rows_impl(r: np.ndarray, ppy: float, width: int) -> np.ndarray:
-    """``r`` is ``(T, S)`` C-ordered: each block of columns walks the rows."""
+    """``r`` is ``(T, S)`` C-ordered: each block of (wide) columns streams the rows."""
     T, S = r.shape
     out = np.empty((S, 3))
     nb = (S + width - 1) // width
     for bi in numba.prange(nb):
         j0 = bi * width
-        n = min(S, j0 + width) - j0
-        w, peak, mdd = np.ones(n), np.ones(n), np.zeros(n)
-        s1, s2 = np.zeros(n), np.zeros(n)
-        for t in range(T):
-            row = r[t, j0:j0 + n]
-            for j in range(n):
-                _metric_step(row[j], j, w, peak, mdd, s1, s2)
-        _metric_finish(T, ppy, w, mdd, s1, s2, out, j0)
+        st = _metric_state(min(S, j0 + width) - j0)
+        _metric_rows(r, j0, T, st)
+        _metric_finish(T, ppy, st, out, j0)
     return out
 
 
 def _metrics_cols_impl(rt: np.ndarray, ppy: float, width: int) -> np.ndarray:
     """``rt`` is ``(S, T)`` C-ordered (a column-major ``(T, S)`` array transposed):
-    ``width`` series advance together so their recursions overlap."""
+    ``width`` series are copied a tile of sessions at a time into a small row-major
+    buffer, which :func:`_metric_rows` advances (same operations: identical results)."""
     S, T = rt.shape
     out = np.empty((S, 3))
     nb = (S + width - 1) // width
+    tile = 128
     for bi in numba.prange(nb):
         j0 = bi * width
         n = min(S, j0 + width) - j0
-        w, peak, mdd = np.ones(n), np.ones(n), np.zeros(n)
-        s1, s2 = np.zeros(n), np.zeros(n)
-        for t in range(T):
-            for j in range(n):
-                _metric_step(rt[j0 + j, t], j, w, peak, mdd, s1, s2)
-        _metric_finish(T, ppy, w, mdd, s1, s2, out, j0)
+        st = _metric_state(n)
+        buf = np.empty((tile, n))
+        for t0 in range(0, T, tile):
+            L = min(tile, T - t0)
+            for q in range(L):
+                for j in range(n):
+                    buf[q, j] = rt[j0 + j, t0 + q]
+            _metric_rows(buf, 0, L, st)
+        _metric_finish(T, ppy, st, out, j0)
     return out
 
 
@@ -321,9 +427,9 @@ def sweep_metrics_fast(r: np.ndarray, ppy: float = 252.0) -> np.ndarray:
                             fix="pass returns[:, None] for one series")
     n = kernel_threads()
     if r.flags.f_contiguous and not r.flags.c_contiguous:
-        return _metrics_cols(r.T, float(ppy), balanced_blocks(r.shape[1], 8, n))
+        return _metrics_cols(r.T, float(ppy), balanced_blocks(r.shape[1], 16, n))
     r = np.ascontiguousarray(r)
-    return _metrics_rows(r, float(ppy), balanced_blocks(r.shape[1], 512, n))
+    return _metrics_rows(r, float(ppy), balanced_blocks(r.shape[1], 4096, n))
 
 
 # ------------------------------------------------------------------ portfolio sweeps
