@@ -130,7 +130,7 @@ def render_cronjobs(schedules_path: str | Path | None = None, *, image: str = DE
     Examples
     --------
     >>> [cj["metadata"]["name"] for cj in render_cronjobs("catalogs/schedules.yaml")]
-    ['quantlib-refresh-data', 'quantlib-data-health-report']
+    ['quantlib-refresh-data', 'quantlib-compact-store', 'quantlib-data-health-report']
     """
     return [cronjob_for(job, image=image, namespace=namespace)
             for job in load_schedules(schedules_path).values()]
