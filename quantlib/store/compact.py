@@ -24,7 +24,6 @@ the fixed chunking have narrow 2-D chunks. Step by step:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -33,6 +32,7 @@ import icechunk
 import zarr
 
 from quantlib.errors import WriteConflictError
+from quantlib.store import dategrid
 from quantlib.store.cas import commit_lock
 from quantlib.store.curated import CuratedStore
 
@@ -77,8 +77,7 @@ def _target(arr: zarr.Array) -> tuple[int, ...]:
 
 
 def _n_chunks(arr: zarr.Array) -> int:
-    return math.prod(math.ceil(s / c) if s else 0 for s, c in zip(arr.shape, arr.chunks,
-                                                                     strict=True))
+    return arr.nchunks if all(arr.shape) else 0
 
 
 def chunk_counts(store: CuratedStore, snapshot: str | None = None) -> dict[str, int]:
@@ -104,7 +103,8 @@ def chunk_counts(store: CuratedStore, snapshot: str | None = None) -> dict[str, 
 def _fragmented(root: zarr.Group) -> list[str]:
     return [f"{g}/{name}" for g in _groups(root)
             for name, a in cast(zarr.Group, root[g]).arrays()
-            if tuple(cast(zarr.Array, a).chunks) != _target(cast(zarr.Array, a))]
+            if not dategrid.is_rectilinear(cast(zarr.Array, a))
+            and tuple(cast(zarr.Array, a).chunks) != _target(cast(zarr.Array, a))]
 
 
 def _rewrite(root: zarr.Group, base: zarr.Group, path: str) -> None:
@@ -152,8 +152,9 @@ def compact(store: str | None = None, *, tag: str | None = None) -> CompactResul
     tip = st.resolve(None)
     base = zarr.open_group(st.repo.readonly_session(snapshot_id=tip).store, mode="r")
     todo = _fragmented(base)
+    tails = [g for g in _groups(base) if dategrid.pending(cast(zarr.Group, base[g]))]
     result = CompactResult(None, None, before=chunk_counts(st, tip))
-    if not todo:
+    if not todo and not tails:
         result.after = dict(result.before)
         return result
     session = st.repo.writable_session("main")
@@ -162,6 +163,8 @@ def compact(store: str | None = None, *, tag: str | None = None) -> CompactResul
     root = zarr.open_group(session.store, mode="a")
     for path in todo:
         _rewrite(root, base, path)
+    for g in tails:   # date-axis tails: merge 1-date chunks, fold into blocks
+        todo += dategrid.compact_group(cast(zarr.Group, root[g]), g)
     name = tag or "compact-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
         with commit_lock(st.location):

@@ -44,7 +44,7 @@ import xarray as xr
 import zarr
 
 from quantlib.errors import SnapshotNotFoundError, StoreError, WriteConflictError
-from quantlib.store import parquet
+from quantlib.store import dategrid, parquet
 from quantlib.store.cas import commit_lock
 from quantlib.store.increment import write_prices_delta
 from quantlib.store.location import StoreLocation, resolve_location
@@ -516,6 +516,7 @@ def _write_panel(session: icechunk.Session, group: str, ds: xr.Dataset) -> None:
         encoding[str(var)] = {"chunks": (_PANEL_CHUNK_DATES, _PANEL_CHUNK_ASSETS)}
     ds.to_zarr(session.store, group=group, mode="w", consolidated=False, zarr_format=3,
                encoding=encoding)
+    dategrid.seal(zarr.open_group(session.store, path=group, mode="a"))
 
 
 def _write_lazy_panels(session: icechunk.Session, panels: Mapping[str, xr.Dataset],
@@ -530,6 +531,7 @@ def _write_lazy_panels(session: icechunk.Session, panels: Mapping[str, xr.Datase
             encoding = {str(v): {"chunks": (_PANEL_CHUNK_DATES, _PANEL_CHUNK_ASSETS)}
                         for v in ds.data_vars}
             to_icechunk(ds, session, group=f"prices/{market}", mode="w", encoding=encoding)
+            dategrid.seal(zarr.open_group(session.store, path=f"prices/{market}", mode="a"))
             cells += int(ds["close"].size)
             _pause(f"prices/{market}")
     return cells

@@ -14,8 +14,9 @@ market panel, step by step:
    laid over them (a corrected bar replaces the stored one: the last delivery wins),
    ``split``/``dividend`` rebuilt from the actions, and ``returns`` recomputed with the
    last stored close before ``r0`` of each asset as the seed (continuity);
-5. the arrays are resized along ``date`` (append) and ``asset`` (new columns, written
-   over all rows) and only that region is written.
+5. the arrays are resized along ``date`` (append: each new date gets its own 1-date
+   chunk, :mod:`quantlib.store.dategrid`, so no stored chunk is rewritten) and
+   ``asset`` (new columns, written over all rows) and only that region is written.
 
 Cases the region path cannot express exactly (a bar before the panel's first date, an
 off-calendar date inside the stored range, a new asset that sorts before stored ones or
@@ -34,6 +35,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from quantlib.store import dategrid
 from quantlib.store.panels import (
     NAT_INT,
     PRICE_VARS,
@@ -224,13 +226,13 @@ def _resize(g: zarr.Group, dates: np.ndarray, old_n: int, ids: pd.Index, old_m: 
     for name in g.array_keys():
         arr = cast(zarr.Array, g[name])
         if arr.ndim == 2:
-            arr.resize((n, m))
+            dategrid.resize(arr, (n, m))
     date = cast(zarr.Array, g["date"])
     if n > old_n:
         units, calendar = _time_units(date)
         num, _, _ = xr.coding.times.encode_cf_datetime(dates[old_n:], units, calendar,
                                                       dtype=date.dtype)
-        date.resize((n,))
+        date = dategrid.resize(date, (n,))
         date[old_n:] = np.asarray(num, dtype=date.dtype)
     if m > old_m:
         asset = cast(zarr.Array, g["asset"])

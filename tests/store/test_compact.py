@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from quantlib.errors import SnapshotNotFoundError
 from quantlib.store import CuratedStore
-from quantlib.store.compact import TARGET_CHUNKS_2D, chunk_counts, compact
+from quantlib.store.compact import chunk_counts, compact
 
 ROOT = Path(__file__).parents[2]
 
@@ -46,16 +46,22 @@ def test_compaction_restores_chunk_counts_and_keeps_every_cell(tmp_path, make_fr
     assert result.snapshot_id == st.resolve(None) != before_tip        # its own commit
     assert result.tag is not None and result.tag.startswith("compact-")
     assert result.tag in st.snapshots().set_index("snapshot_id").loc[result.snapshot_id, "tags"]
-    assert sorted(result.rewritten) == ["prices/EU/date", "prices/KR/date", "prices/US/date"]
+    # every date array of each market: the 1-date chunks appended merged into one
+    assert sorted(result.rewritten) == sorted(
+        f"prices/{m}/{v}" for m in ("EU", "KR", "US")
+        for v in ("close", "date", "dividend", "high", "known_at", "low", "open", "returns",
+                  "split", "volume"))
     assert result.before == fragmented
     after = chunk_counts(st)
     for group in ("prices/EU", "prices/KR", "prices/US"):
-        assert after[group] == at_start[group] < fragmented[group]
+        # 9 variables: first build's chunk + one merged chunk; the date coordinate: 1
+        assert after[group] == at_start[group] + 9 < fragmented[group]
     for m, ds in panels.items():
         xr.testing.assert_identical(ds.drop_attrs(), st.open_prices(m).load().drop_attrs())
         xr.testing.assert_identical(ds.drop_attrs(),
                                     st.open_prices(m, before_tip).load().drop_attrs())
-        assert st.open_prices(m)["close"].encoding["chunks"] == TARGET_CHUNKS_2D
+        n0 = st.open_prices(m, first).sizes["date"]
+        assert st.open_prices(m)["close"].chunks[0] == (n0, ds.sizes["date"] - n0)
     # appends after compaction keep working on the rechunked arrays
     again = compact(str(tmp_path / "store"))
     assert again.snapshot_id is None and "nothing to do" in str(again)
@@ -74,7 +80,7 @@ def test_compact_cli(tmp_path, make_frames):
     out = CliRunner().invoke(cli, ["data", "compact", "--store", str(tmp_path / "store"),
                                    "--tag", "weekly-compact"])
     assert out.exit_code == 0, out.output
-    assert "(weekly-compact): 3 arrays rewritten" in out.output
+    assert "(weekly-compact): 30 arrays rewritten" in out.output
     assert CuratedStore(tmp_path / "store").resolve("weekly-compact")
 
 

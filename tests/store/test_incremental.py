@@ -108,7 +108,7 @@ def test_daily_increments_equal_full_build(tmp_path, make_frames):
 
 
 def test_region_write_touches_only_new_chunks(tmp_path, make_frames):
-    """An append writes the tail chunk only: older chunks keep their stored bytes."""
+    """An append writes new 1-date chunks only: every stored chunk keeps its bytes."""
     f = make_frames(n_assets=3, start="2023-01-02", end="2024-03-29", seed=5, markets=("KR",))
     st = CuratedStore(tmp_path / "s")
     cut = pd.Timestamp("2024-03-28")
@@ -120,9 +120,16 @@ def test_region_write_touches_only_new_chunks(tmp_path, make_frames):
                    delta=True)
     changed = _changed_chunks(st, s1, s2)
     assert changed and all(k.startswith("prices/KR/") for k in changed)
-    panel_chunks = [k for k in changed if "/date/" not in k and "/c/" in k]
-    # 2-D variables: only the last date chunk (rows 256+ of ~305) of each variable
-    assert panel_chunks and all(k.split("/c/")[1] == "2/0" for k in panel_chunks), changed
+    n_old = st.open_prices("KR", s1).sizes["date"]
+    assert 256 < n_old < 384
+    # the build's grid: 128, 128 and the exact rest (3 chunks; the coordinate: 1)
+    # 2 sessions appended: 2 new 1-date chunks per variable, nothing stored rewritten
+    variables = ("close", "dividend", "high", "known_at", "low", "open", "returns", "split",
+                 "volume")
+    expected = sorted([f"prices/KR/{v}/c/{i}/0" for v in variables for i in (3, 4)]
+                      + ["prices/KR/date/c/1", "prices/KR/date/c/2"])
+    assert changed == expected
+    assert st.open_prices("KR")["close"].chunks[0] == (128, 128, n_old - 256, 1, 1)
     assert np.isfinite(st.open_prices("KR")["returns"].values[-1]).all()
 
 

@@ -1,0 +1,269 @@
+"""Date-axis chunk policy of the stored panels: full blocks, then a tail of small chunks.
+
+Every array whose first dimension is ``date`` (the 2-D panel variables and the ``date``
+coordinate) uses a rectilinear chunk grid along ``date`` (zarr's
+``array.rectilinear_chunks``, switched on when this module is imported), like a
+log-structured merge tree:
+
+- history in full blocks of :data:`BLOCK` dates (2-D; the 1-D coordinate keeps one
+  chunk), never rewritten once full;
+- then merged tail chunks (what earlier compactions folded, each < ``BLOCK`` dates);
+- then one chunk per date appended since the last compaction.
+
+A daily append (:func:`resize`) only adds 1-date chunks: it changes the grid metadata
+in place and the caller writes the new rows, so no stored chunk is rewritten (a
+correction inside the tail rewrites one small chunk). Compaction (:func:`compact_group`,
+called by :func:`quantlib.store.compact.compact`) merges the trailing 1-date chunks into
+one chunk and, once the tail holds ``BLOCK`` dates or more, folds it into full blocks;
+each date is thus rewritten about two or three times in all. Retiling
+(:func:`retile`) keeps every chunk before the first changed edge (Icechunk keeps their
+references), rewrites the rows after it and deletes the chunk keys past the new grid.
+
+A panel written whole (regular ``128 x 512`` grid, as xarray writes it) is switched to
+this grid by :func:`seal` (the partly filled last block is rewritten once, exactly
+sized), or on its first append by :func:`resize`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Sequence
+from typing import cast
+
+import numpy as np
+import zarr
+from zarr.core.metadata.v3 import RectilinearChunkGridMetadata, RegularChunkGridMetadata
+from zarr.core.sync import sync
+
+__all__ = ["BLOCK", "date_edges", "compacted_edges", "resize", "retile", "seal",
+           "compact_group", "date_arrays", "pending", "is_rectilinear"]
+
+#: Dates per full history block of a 2-D panel variable.
+BLOCK = 128
+
+zarr.config.set({"array.rectilinear_chunks": True})
+# processes started from this one (dask workers) read the same stores
+os.environ.setdefault("ZARR_ARRAY__RECTILINEAR_CHUNKS", "True")
+
+
+def _grid(arr: zarr.Array) -> RegularChunkGridMetadata | RectilinearChunkGridMetadata:
+    """The chunk grid metadata of a zarr v3 array."""
+    return cast(RegularChunkGridMetadata | RectilinearChunkGridMetadata,
+                arr.metadata.chunk_grid)  # type: ignore[union-attr]
+
+
+def date_edges(arr: zarr.Array) -> list[int]:
+    """Chunk edges along ``date`` (axis 0), as stored (regular grids spelled out).
+
+    Examples
+    --------
+    >>> a = zarr.create_array({}, shape=(300, 4), chunks=(128, 4), dtype="f8")
+    >>> date_edges(a)
+    [128, 128, 128]
+    """
+    grid = _grid(arr)
+    if isinstance(grid, RegularChunkGridMetadata):
+        step = grid.chunk_shape[0]
+        return [step] * max(1, math.ceil(arr.shape[0] / step))
+    return list(_dim_edges(grid.chunk_shapes[0], arr.shape[0]))
+
+
+def _dim_edges(spec: int | tuple[int, ...], extent: int) -> tuple[int, ...]:
+    if isinstance(spec, int):
+        return (spec,) * max(1, math.ceil(extent / spec))
+    return tuple(spec)
+
+
+def compacted_edges(edges: Sequence[int], *, block: int = BLOCK, one_chunk: bool = False
+                    ) -> list[int]:
+    """The date edges compaction leaves (see the module docstring).
+
+    Examples
+    --------
+    >>> compacted_edges([128, 128, 40, 1, 1, 1])        # merge the 1-date chunks
+    [128, 128, 40, 3]
+    >>> compacted_edges([128, 100, 20, 1, 1, 1, 1, 1, 1, 1, 1, 1])   # fold into a block
+    [128, 128, 1]
+    >>> compacted_edges([128, 5, 1])                    # nothing worth merging
+    [128, 5, 1]
+    >>> compacted_edges([40, 1, 1], one_chunk=True)     # the 1-D coordinate
+    [42]
+    """
+    edges = list(edges)
+    if one_chunk:
+        return [sum(edges)] if len(edges) > 1 else edges
+    head = 0
+    while head < len(edges) and edges[head] == block:
+        head += 1
+    tail = edges[head:]
+    total = sum(tail)
+    if total >= block:
+        return edges[:head] + [block] * (total // block) + ([total % block] if total % block
+                                                              else [])
+    ones = 0
+    while ones < len(tail) and tail[len(tail) - 1 - ones] == 1:
+        ones += 1
+    if ones < 2:
+        return edges
+    return edges[:head] + tail[:len(tail) - ones] + [ones]
+
+
+def _other_edges(arr: zarr.Array, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Explicit edges of the non-date axes for ``shape`` (regular steps kept)."""
+    grid = _grid(arr)
+    out = []
+    for axis in range(1, arr.ndim):
+        if isinstance(grid, RegularChunkGridMetadata):
+            step = grid.chunk_shape[axis]
+        else:
+            spec = grid.chunk_shapes[axis]
+            step = spec if isinstance(spec, int) else spec[0]
+        out.append((step,) * max(1, math.ceil(shape[axis] / step)))
+    return out
+
+
+def _set_grid(arr: zarr.Array, edges: Sequence[int], shape: tuple[int, ...]) -> zarr.Array:
+    """Store ``arr``'s metadata with date ``edges`` and ``shape``; return it reopened."""
+    if sum(edges) < shape[0] or any(e <= 0 for e in edges):
+        raise ValueError(f"date edges {list(edges)} must be positive and cover {shape[0]}")
+    grid = RectilinearChunkGridMetadata(
+        chunk_shapes=(tuple(edges), *_other_edges(arr, shape)))
+    meta = dataclasses.replace(arr.metadata, chunk_grid=grid, shape=shape)  # type: ignore
+    sync(arr._async_array._save_metadata(meta))
+    return cast(zarr.Array, zarr.open_array(arr.store, path=arr.path, mode="r+"))
+
+
+def _first_change(old: Sequence[int], new: Sequence[int]) -> tuple[int, int]:
+    """(chunk index, row) of the first date edge that differs."""
+    i = row = 0
+    while i < min(len(old), len(new)) and old[i] == new[i]:
+        row += old[i]
+        i += 1
+    return i, row
+
+
+def retile(arr: zarr.Array, edges: Sequence[int], shape: tuple[int, ...] | None = None
+           ) -> zarr.Array:
+    """Give ``arr`` the date ``edges`` (and ``shape``), keeping every value.
+
+    Chunks before the first changed edge are left as they are (Icechunk keeps their
+    references); the stored rows after it are read, their old chunk keys deleted, the
+    grid changed and the rows written back under the new grid (rows past the old
+    extent read as the fill value).
+
+    Returns
+    -------
+    zarr.Array
+        The array with its new grid.
+
+    Examples
+    --------
+    >>> a = zarr.create_array({}, shape=(5, 2), chunks=(1, 2), dtype="f8")
+    >>> a[:] = np.arange(10.0).reshape(5, 2)
+    >>> b = retile(a, [2, 3])
+    >>> b.read_chunk_sizes[0], float(b[4, 1])
+    ((2, 3), 9.0)
+    """
+    shape = tuple(shape or arr.shape)
+    old = date_edges(arr)
+    idx, lo = _first_change(old, edges)
+    hi = min(arr.shape[0], shape[0])
+    keep = tuple(slice(0, min(a, b)) for a, b in zip(arr.shape[1:], shape[1:], strict=True))
+    moved = np.asarray(arr[(slice(lo, hi), *keep)]) if hi > lo else None
+    for i in range(idx, len(old)):
+        _delete_date_chunk(arr, i)
+    new = _set_grid(arr, edges, shape)
+    if moved is not None:
+        new[(slice(lo, hi), *keep)] = moved
+    return new
+
+
+def _delete_date_chunk(arr: zarr.Array, i: int) -> None:
+    """Delete the chunk keys of date chunk ``i`` (every block of the other axes)."""
+    counts = [len(e) for e in _other_edges(arr, arr.shape)]
+    for rest in np.ndindex(*counts):
+        key = arr.metadata.encode_chunk_key((i, *rest))  # type: ignore[union-attr]
+        sync(arr.store.delete(f"{arr.path}/{key}"))
+
+
+def resize(arr: zarr.Array, shape: tuple[int, ...]) -> zarr.Array:
+    """Grow ``arr`` to ``shape``: each new date gets its own 1-date chunk.
+
+    A stored grid whose last date chunk is partly filled (a regular grid) is retiled
+    first so that chunk is exactly sized (written once); no other chunk is touched.
+
+    Examples
+    --------
+    >>> a = zarr.create_array({}, shape=(3,), chunks=(3,), dtype="i8")
+    >>> a[:] = [1, 2, 3]
+    >>> b = resize(a, (5,))
+    >>> b[3:] = [4, 5]
+    >>> b.read_chunk_sizes[0], b[:].tolist()
+    ((3, 1, 1), [1, 2, 3, 4, 5])
+    """
+    n_old, n = arr.shape[0], shape[0]
+    edges = date_edges(arr)
+    exact: list[int] = []
+    for e in edges:
+        if sum(exact) >= n_old:
+            break
+        exact.append(min(e, n_old - sum(exact)))
+    new_edges = (exact + [1] * max(0, n - n_old)) or [1]
+    if exact == edges[:len(exact)] and len(exact) == len(edges) or n_old == 0:
+        return _set_grid(arr, new_edges, shape)
+    return retile(arr, new_edges, shape)
+
+
+def date_arrays(group: zarr.Group) -> list[tuple[str, zarr.Array]]:
+    """The arrays of a panel group whose first dimension is ``date``."""
+    out = []
+    for name, a in group.arrays():
+        arr = cast(zarr.Array, a)
+        dims = getattr(arr.metadata, "dimension_names", None)
+        if dims and dims[0] == "date":
+            out.append((name, arr))
+    return out
+
+
+def seal(group: zarr.Group) -> None:
+    """Switch a panel group written whole to the date grid (see the module docstring)."""
+    for _name, arr in date_arrays(group):
+        n = arr.shape[0]
+        if arr.ndim == 1:
+            edges = [max(1, n)]
+        else:
+            edges = [BLOCK] * (n // BLOCK) + ([n % BLOCK] if n % BLOCK or not n else [])
+        if not isinstance(_grid(arr), RectilinearChunkGridMetadata) \
+                or date_edges(arr) != edges:
+            retile(arr, edges)
+
+
+def compact_group(group: zarr.Group, path: str) -> list[str]:
+    """Compact the date grid of every date array in ``group``; return those retiled."""
+    done = []
+    for name, arr in date_arrays(group):
+        if not isinstance(_grid(arr), RectilinearChunkGridMetadata):
+            continue
+        edges = date_edges(arr)
+        target = compacted_edges(edges, one_chunk=arr.ndim == 1)
+        if target != edges:
+            retile(arr, target)
+            done.append(f"{path}/{name}")
+    return done
+
+
+def pending(group: zarr.Group) -> bool:
+    """Whether :func:`compact_group` would retile anything in ``group``."""
+    for _name, arr in date_arrays(group):
+        if isinstance(_grid(arr), RectilinearChunkGridMetadata):
+            edges = date_edges(arr)
+            if compacted_edges(edges, one_chunk=arr.ndim == 1) != edges:
+                return True
+    return False
+
+
+def is_rectilinear(arr: zarr.Array) -> bool:
+    """Whether ``arr`` has a rectilinear chunk grid (its chunks vary along an axis)."""
+    return isinstance(_grid(arr), RectilinearChunkGridMetadata)
