@@ -46,7 +46,7 @@ import zarr
 from quantlib.errors import SnapshotNotFoundError, StoreError, WriteConflictError
 from quantlib.store import dategrid, parquet
 from quantlib.store.cas import commit_lock
-from quantlib.store.increment import write_prices_delta
+from quantlib.store.increment import write_fx_delta, write_prices_delta
 from quantlib.store.location import StoreLocation, resolve_location
 from quantlib.store.panels import (
     fx_to_panel,
@@ -462,11 +462,12 @@ class CuratedStore:
             rows.update(prices=len(prices), **stats)
             _pause("prices")
         fx = frames.get("fx")
-        if fx is not None and len(fx):
+        if fx is not None and len(fx) and not write_fx_delta(session, fx):
             old = _stored_fx(previous)
             merged = fx if old.empty else pd.concat([old, fx], ignore_index=True) \
                 .drop_duplicates(["date", "currency"], keep="last")
             _write_panel(session, "fx", fx_to_panel(merged))
+        if fx is not None and len(fx):
             rows["fx"] = len(fx)
         self.last_delta = rows
         return rows

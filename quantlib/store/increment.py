@@ -47,7 +47,7 @@ from quantlib.store.panels import (
     prices_to_panels,
 )
 
-__all__ = ["write_prices_delta", "last_closes", "upsert_bars"]
+__all__ = ["write_prices_delta", "write_fx_delta", "last_closes", "upsert_bars"]
 
 _SEED_WINDOW = 64
 
@@ -280,3 +280,41 @@ def _write_block(g: zarr.Group, dates: np.ndarray, ids: pd.Index,
     stats["region_cells"] += int(grid.size)
 
 
+
+
+def write_fx_delta(session: icechunk.Session, fx: pd.DataFrame) -> bool:
+    """Lay delta FX rates over the stored ``fx`` panel by region; ``False`` (nothing
+    written) when the region path cannot express it (no panel yet, a new currency, a
+    date before the last stored one that the panel lacks): rewrite the panel then.
+
+    New dates are appended (1-date chunks, :mod:`quantlib.store.dategrid`); rows from
+    the first delivered date on are rewritten with the delivered rates laid over them
+    (the last delivery of a ``(date, currency)`` wins), so the panel equals
+    :func:`~quantlib.store.panels.fx_to_panel` of the stored rows plus the delta.
+    """
+    root = zarr.open_group(session.store, mode="a")
+    if "fx" not in root:
+        return False
+    g = cast(zarr.Group, root["fx"])
+    dates = _decode_dates(g)
+    currencies = pd.Index(np.asarray(cast(zarr.Array, g["currency"])[:]).astype(str))
+    fx = fx.drop_duplicates(["date", "currency"], keep="last")
+    day = ns_values(fx["date"])
+    col = currencies.get_indexer(fx["currency"].astype(str))
+    inside = day <= dates[-1] if len(dates) else np.zeros(len(day), dtype=bool)
+    if not len(dates) or (col < 0).any() or not np.isin(day[inside], dates).all():
+        return False
+    new = np.concatenate([dates, np.unique(day[~inside])])
+    n_old, n, m = len(dates), len(new), len(currencies)
+    _resize(g, new, n_old, currencies, m)
+    row = np.searchsorted(new, day)
+    r0 = int(row.min())
+    known = ns_values(fx["known_at"]).view("int64")
+    for var, values, fill in (("rate", fx["rate"].to_numpy(dtype="float64"), np.nan),
+                              ("known_at", known, NAT_INT)):
+        arr = cast(zarr.Array, g[var])
+        grid = np.full((n - r0, m), fill, dtype=arr.dtype)
+        grid[:max(0, n_old - r0)] = np.asarray(arr[r0:n_old])
+        grid[row - r0, col] = values
+        arr[r0:] = grid
+    return True

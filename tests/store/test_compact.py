@@ -46,11 +46,11 @@ def test_compaction_restores_chunk_counts_and_keeps_every_cell(tmp_path, make_fr
     assert result.snapshot_id == st.resolve(None) != before_tip        # its own commit
     assert result.tag is not None and result.tag.startswith("compact-")
     assert result.tag in st.snapshots().set_index("snapshot_id").loc[result.snapshot_id, "tags"]
-    # every date array of each market: the 1-date chunks appended merged into one
+    # every date array of each market and of fx: the 1-date chunks appended merged
     assert sorted(result.rewritten) == sorted(
-        f"prices/{m}/{v}" for m in ("EU", "KR", "US")
-        for v in ("close", "date", "dividend", "high", "known_at", "low", "open", "returns",
-                  "split", "volume"))
+        [f"prices/{m}/{v}" for m in ("EU", "KR", "US")
+         for v in ("close", "date", "dividend", "high", "known_at", "low", "open", "returns",
+                   "split", "volume")] + ["fx/date", "fx/known_at", "fx/rate"])
     assert result.before == fragmented
     after = chunk_counts(st)
     for group in ("prices/EU", "prices/KR", "prices/US"):
@@ -80,7 +80,7 @@ def test_compact_cli(tmp_path, make_frames):
     out = CliRunner().invoke(cli, ["data", "compact", "--store", str(tmp_path / "store"),
                                    "--tag", "weekly-compact"])
     assert out.exit_code == 0, out.output
-    assert "(weekly-compact): 30 arrays rewritten" in out.output
+    assert "(weekly-compact): 33 arrays rewritten" in out.output
     assert CuratedStore(tmp_path / "store").resolve("weekly-compact")
 
 
