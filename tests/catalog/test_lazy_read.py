@@ -1,7 +1,9 @@
 """The catalog reads lazily: opening reads no panel chunk, a variable reads only its inputs.
 
-Chunk reads are counted on the real Icechunk store (every ``get`` of a key under
-``<array>/c/``), so the assertions are about what the store actually served.
+Chunk reads are counted where the store serves them: every ``get`` of a key under
+``<array>/c/`` on the real Icechunk store, and every chunk
+:class:`~quantlib.store.chunkread.ChunkedArray` reads from the repository's chunk files
+directly, so the assertions are about what was actually read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from quantlib.backtest.engine import data_fingerprint
 from quantlib.markets import DEFAULT_MARKETS
 from quantlib.sandbox import generate
 from quantlib.store import CuratedStore
+from quantlib.store.chunkread import ChunkedArray
 
 START, END = "2025-03-03", "2025-07-31"
 FRAMES = ("assets", "symbols", "prices", "corporate_actions", "fx", "statements")
@@ -50,7 +53,14 @@ def reads(monkeypatch):
             counts[name] = counts.get(name, 0) + 1
         return await original(self, key, *args, **kwargs)
 
+    direct = ChunkedArray._chunk_bytes
+
+    def chunk_bytes(self, ref):
+        counts[self.path] = counts.get(self.path, 0) + 1
+        return direct(self, ref)
+
     monkeypatch.setattr(icechunk.IcechunkStore, "get", get)
+    monkeypatch.setattr(ChunkedArray, "_chunk_bytes", chunk_bytes)
     return counts
 
 
