@@ -102,7 +102,8 @@ def _box(key: Any, shape: tuple[int, ...]) -> tuple[tuple[slice, ...], tuple[Any
     if len(key) > len(shape):
         return None
     key = key + (slice(None),) * (len(shape) - len(key))
-    box, rest = [], []
+    box: list[slice] = []
+    rest: list[Any] = []
     for k, n in zip(key, shape, strict=True):
         if isinstance(k, slice):
             r = range(*k.indices(n))
@@ -161,7 +162,7 @@ class ChunkedArray:
         self.ndim = len(self.shape)
         self.chunks: tuple[int, ...] = tuple(arr.chunks)
         self.fill_value = arr.fill_value
-        self._codec = _decoder(arr) if arr.shards is None and not arr.filters else False
+        self._codec: Any = _decoder(arr) if arr.shards is None and not arr.filters else False
         self._refs: dict[tuple[int, ...], tuple[int, str, int, int, bytes | None]] | None = None
         self._lock = threading.Lock()
 
@@ -180,13 +181,14 @@ class ChunkedArray:
         return self._codec is not False
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        found = _box(key, self.shape) if self.direct else None
+        found = _box(key, self.shape)
         if found is None:
             return np.asarray(self._array[key])
         box, rest = found
+        region = self.read(box) if self.direct else np.asarray(self._array[box])
         whole = all(isinstance(r, slice) and r == slice(0, b.stop - b.start, 1)
                     for r, b in zip(rest, box, strict=True))
-        return self.read(box) if whole else self.read(box)[rest]
+        return region if whole else region[rest]
 
     def read(self, sel: tuple[slice, ...]) -> np.ndarray:
         """Values of the region ``sel`` (unit-step slices, one per axis)."""
@@ -204,7 +206,7 @@ class ChunkedArray:
             else:
                 remote.append((idx, src, dst))
         if local:
-            list(_pool().map(lambda job: self._place_ref(*job, out), local))
+            list(_pool().map(lambda job: self._place_ref(job[0], job[1], job[2], out), local))
         if remote:
             from zarr.core.sync import sync
 

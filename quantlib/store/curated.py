@@ -221,7 +221,7 @@ class CuratedStore:
         ds = dask_panel(session.store, group, ds, str(session.snapshot_id),
                         native_chunk_dir(self.location))
         ordered = [v for v in _VAR_ORDER if v in ds.data_vars]
-        ds = ds[ordered + sorted(v for v in ds.data_vars if v not in ordered)]
+        ds = ds[ordered + sorted(str(v) for v in ds.data_vars if v not in ordered)]
         ds.attrs["snapshot_id"] = session.snapshot_id
         return ds
 
