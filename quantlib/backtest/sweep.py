@@ -30,10 +30,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlib.backtest.batched import simulate_targets
 from quantlib.backtest.constraints import rebalance_mask
-from quantlib.backtest.engine import SIM_DEFAULTS, as_dataset, kernel_args, prepare_static
+from quantlib.backtest.engine import SIM_DEFAULTS, as_dataset, prepare_static
 from quantlib.backtest.metrics import active_start, summary, sweep_metrics
-from quantlib.backtest.parallel import long_flat_metrics_kernel, simulate_batch
+from quantlib.backtest.parallel import long_flat_metrics_kernel
 from quantlib.backtest.settings import resolve_settings
 from quantlib.backtest.strategies import Strategy, get_strategy
 from quantlib.errors import BacktestError, StrategyError
@@ -130,11 +131,14 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
     if per_asset:
         return _per_asset_metrics(strategy, data, param_sets, s.costs.linear_rate, ppy,
                                   rebalance_mask(data["date"].values, s.rebalance))
-    arr = strategy.batch(data, param_sets)
     static = prepare_static(data, s)
-    # constrained rebalance-row targets of every set, then one parallel kernel for all
-    args = [kernel_args(arr[j], static) for j in range(len(param_sets))]
-    pn, pt = simulate_batch(np.stack([a[2] for a in args]), args[0])
+    # every set's targets (built in the kernel when the strategy can), universe,
+    # constraints and simulation: one parallel kernel over the sets
+    if strategy.portfolio_func is not None:
+        full = [strategy.resolve_params(p) for p in param_sets]
+        pn, pt = strategy._call(strategy.portfolio_func, data, full, static)
+    else:
+        pn, pt = simulate_targets(strategy.batch(data, param_sets), static)
     nets, turns = pn.T, pt.T
     rows = pd.DataFrame(param_sets)
     if not full_metrics:
@@ -205,8 +209,12 @@ def _auto_batch(n_sets: int, data: xr.Dataset, per_asset: bool, n_workers: int,
                 fused: bool = False, progress: bool = False) -> int:
     cells = data.sizes["date"] * data.sizes["asset"]
     # a batch materializes (sets, date, asset) positions (bool) or weights (float64), unless
-    # the strategy's fused per-asset kernel computes positions on the fly
-    per_set = data.sizes["asset"] * 24 if fused else cells * (1 if per_asset else 8)
+    # the strategy's fused kernel builds them on the fly (per_asset: metrics_func; portfolio
+    # mode: portfolio_func, whose sets keep only their (date,) net returns and turnover)
+    if fused:
+        per_set = data.sizes["asset"] * 24 if per_asset else data.sizes["date"] * 16
+    else:
+        per_set = cells * (1 if per_asset else 8)
     by_memory = max(1, int(256e6 // per_set))
     if n_workers <= 1:  # one process: fewer, bigger batches share more work
         return min(by_memory, max(1, -(-n_sets // 20))) if progress else by_memory
@@ -273,8 +281,8 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
         raise BacktestError("the sweep grid has no valid parameter set",
                             found=f"{skipped} rejected", fix="check the grid's ranges")
     n_workers = len(client.scheduler_info()["workers"]) if client is not None else 0
-    bs = batch_size or _auto_batch(len(sets), data, per_asset, n_workers,
-                                   fused=per_asset and strat.metrics_func is not None,
+    fused = strat.metrics_func is not None if per_asset else strat.portfolio_func is not None
+    bs = batch_size or _auto_batch(len(sets), data, per_asset, n_workers, fused=fused,
                                    progress=progress)
     batches = [sets[i:i + bs] for i in range(0, len(sets), bs)]
     attrs: dict[str, Any] = {"skipped": skipped, "n_tasks": len(batches), "batch_size": bs}
