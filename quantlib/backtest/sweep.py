@@ -4,9 +4,10 @@
 strategy for a ``(P, date, asset)`` array at once (e.g. every moving average
 window is computed once and each (fast, slow) pair is one comparison). Then:
 
-- portfolio mode: every parameter set of a batch is simulated by one parallel numba
-  kernel (all the engine's costs, constraints and calendars; sets spread over the cores)
-  and summarized;
+- portfolio mode: every parameter set of a batch is constrained and simulated by one
+  parallel numba kernel (:mod:`~quantlib.backtest.batched`: all the engine's costs,
+  constraints and calendars; sets spread over the cores) and summarized; a strategy with
+  a ``portfolio_func`` (``ma_crossover``) builds each set's weights in that kernel too;
 - ``per_asset=True``: every (parameter set, asset) is its own long/flat backtest;
   a fused kernel turns positions into daily P&L with a flat fee and reduces it to
   total return, max drawdown and Sharpe in one pass, never materializing the
