@@ -37,6 +37,7 @@ from quantlib.backtest.engine import SIM_DEFAULTS, as_dataset, prepare_static
 from quantlib.backtest.metrics import active_start, summary, sweep_metrics
 from quantlib.backtest.parallel import long_flat_metrics_kernel
 from quantlib.backtest.settings import resolve_settings
+from quantlib.backtest.signals import decision_rows
 from quantlib.backtest.strategies import Strategy, get_strategy
 from quantlib.errors import BacktestError, StrategyError
 
@@ -138,8 +139,11 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
     if strategy.portfolio_func is not None:
         full = [strategy.resolve_params(p) for p in param_sets]
         pn, pt = strategy._call(strategy.portfolio_func, data, full, static)
-    else:
-        pn, pt = simulate_targets(strategy.batch(data, param_sets), static)
+    else:  # the signals on the decision rows only, as run() computes them
+        reb = static["rebalance_decision"]
+        with decision_rows(None if reb.all() else reb):
+            raw = strategy.batch(data, param_sets)
+        pn, pt = simulate_targets(raw, static)
     nets, turns = pn.T, pt.T
     rows = pd.DataFrame(param_sets)
     if not full_metrics:

@@ -80,6 +80,19 @@ def test_sweep_rows_equal_single_run_metrics_exactly(panel):
             assert row[key] == res.metrics[key], key
 
 
+def test_sweep_without_portfolio_func_equals_single_run_metrics_exactly(panel):
+    """xs_momentum: its signals on the month-end decision rows only, as run() computes them."""
+    grid = {"window": [60, 120], "skip": [5], "quantile": [4]}
+    one, two = both(lambda: sweep("xs_momentum", grid, panel, costs="flat:10"))
+    cols = ["total_return", "sharpe", "max_drawdown", "turnover_annual"]
+    assert np.array_equal(one[cols].to_numpy(), two[cols].to_numpy(), equal_nan=True)
+    for _, row in one.iterrows():
+        res = run("xs_momentum", panel, window=int(row.window), skip=5, quantile=4,
+                  costs="flat:10")
+        for key in cols:
+            assert row[key] == res.metrics[key], key
+
+
 def numpy_constraints(w, c, groups=None):
     """The constraints in plain numpy (the formulas of the module docstring)."""
     w = np.nan_to_num(np.asarray(w, dtype=float)).copy()
