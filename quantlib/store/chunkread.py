@@ -270,8 +270,15 @@ class ChunkedArray:
         if kind == _INLINE:
             return inline
         path = os.path.join(cast(str, self.chunk_dir), chunk_id)
-        with open(path, "rb") as f:
-            raw = os.pread(f.fileno(), length, offset)
+        try:
+            with open(path, "rb") as f:
+                raw = os.pread(f.fileno(), length, offset)
+        except FileNotFoundError:
+            raise StoreError("every chunk a snapshot's manifest records must exist in the store",
+                             found="the chunk file is missing",
+                             fix="the store is damaged (a chunk deleted by hand or by a garbage "
+                                 "collection that ignored this snapshot): restore it or rebuild "
+                                 "it", file=path, field=self.path) from None
         if len(raw) != length:
             raise StoreError("a stored chunk must hold the bytes its manifest records",
                              found=f"{len(raw)} of {length} bytes at offset {offset}",

@@ -135,7 +135,7 @@ def test_a_grown_array_reads_its_new_partial_chunk(repo):
     np.testing.assert_array_equal(old[:], _values())           # the old version unchanged
 
 
-def test_a_truncated_chunk_file_is_reported(repo, tmp_path):
+def test_a_truncated_or_missing_chunk_file_is_reported(repo, tmp_path):
     import shutil
 
     _, snap, path = repo
@@ -152,6 +152,10 @@ def test_a_truncated_chunk_file_is_reported(repo, tmp_path):
     with pytest.raises(StoreError, match="must hold the bytes its manifest records") as exc:
         arr[:]
     assert chunk_id in str(exc.value) and "10 of" in str(exc.value)
+    os.remove(os.path.join(copy, "chunks", chunk_id))
+    with pytest.raises(StoreError, match="must exist in the store") as exc:
+        arr[:]
+    assert chunk_id in str(exc.value) and "restore it or rebuild it" in str(exc.value)
 
 
 def test_open_prices_reads_by_column_block_and_fuses_tail_reads(tmp_path, monkeypatch):
