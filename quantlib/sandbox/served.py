@@ -35,7 +35,7 @@ from quantlib.sandbox.apistore import ApiStore, StoredApi
 from quantlib.sandbox.formats import epoch_ms, symbol_at
 from quantlib.sandbox.pool import all_sessions, make_pool
 from quantlib.sandbox.stream import MarketStream, PriceMonth, empty_prices
-from quantlib.sandbox.universe import SandboxUniverse, _concat
+from quantlib.sandbox.universe import SandboxUniverse, _check_period, _concat, market_size
 from quantlib.sandbox.writers import WrittenFile, write_ftp_tree
 
 __all__ = ["ServedVendor", "price_partition", "fundamentals_partition", "RESUME_BEFORE"]
@@ -124,8 +124,7 @@ class ServedVendor:
         self.ftp_root = Path(ftp_root)
         self.store = ApiStore(api_root)
         self.markets = tuple(markets)
-        self.sizes = {m: int(sizes if isinstance(sizes, int) else sizes[m])
-                      for m in self.markets}
+        self.sizes = {m: market_size(sizes, m) for m in self.markets}
         self.years, self.seed = years, seed
         self.start = pd.Timestamp(start).normalize()
         self.streams: dict[str, MarketStream] = {}
@@ -139,6 +138,7 @@ class ServedVendor:
         build: unchanged files keep their bytes and sidecars).
         """
         end_ts = pd.Timestamp(end).normalize()
+        _check_period(self.start, end_ts)
         if only_changed is None:
             only_changed = bool(self.streams)
         written: list[WrittenFile] = []
@@ -200,7 +200,7 @@ class ServedVendor:
             corporate_actions=none if actions is None else actions,
             fx=events.fx(markets, self.start, end, self.seed) if fx else none,
             statements=none, start=self.start, end=end, seed=self.seed, markets=markets,
-            n_assets=self.sizes[markets[0]], years=self.years)
+            n_assets=dict(self.sizes), years=self.years)
 
     def api(self) -> StoredApi:
         """The API over the current clock (pass to the HTTP server)."""
