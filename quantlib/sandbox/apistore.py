@@ -1,9 +1,10 @@
-"""The sandbox JSON API served out of core: price and fundamentals pages read from Parquet
-partitions on disk, only those a request's range touches.
+"""The sandbox JSON API served out of core: price and fundamentals pages read from
+partitions on disk (Arrow IPC files, LZ4-compressed), only those a request's range touches.
 
-Layout under the store's root: ``<market>/prices/<YYYYMM>.parquet`` (one calendar month,
-rows in the API's order: session, then ISIN) and ``<market>/fundamentals/<NNNN>.parquet``
-(a block of assets, in ISIN order). In memory the store keeps, per partition, only its
+Layout under the store's root: ``<market>/prices/<YYYYMM>.arrow`` (one calendar month,
+rows in the API's order: session, then ISIN) and ``<market>/fundamentals/<NNNN>.arrow``
+(a block of assets, in ISIN order). Arrow IPC rather than Parquet: a month of the full
+US size (~300k rows) writes ~3x and reads ~4x faster, for ~2.5x the bytes. In memory the store keeps, per partition, only its
 row count, the row offset of each session (prices) and the range of its ``updated``
 column; a page request:
 
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+from pyarrow import feather
 
 from quantlib.sandbox.api import (
     DEFAULT_PAGE_SIZE,
@@ -95,10 +96,10 @@ class ApiStore:
         old = parts.get(key)
         if old is not None and old.digest == digest:
             return False
-        path = self.root / market / endpoint / f"{key}.parquet"
+        path = self.root / market / endpoint / f"{key}.arrow"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        pq.write_table(table, tmp, compression="zstd")
+        feather.write_feather(table, tmp, compression="lz4")
         os.replace(tmp, path)
         self.bytes_written += path.stat().st_size
         upd = table.column(UPDATED[endpoint]).to_numpy()
@@ -174,7 +175,7 @@ class ApiStore:
             if tab is not None:
                 self._cache.move_to_end(key)
                 return tab
-        tab = pq.read_table(p.path)
+        tab = feather.read_table(p.path)
         with self._lock:
             self._cache[key] = tab
             while len(self._cache) > _CACHE:

@@ -66,7 +66,7 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, value: str | None
               help="Write the FTP tree here (default: a temporary folder).")
 @click.option("--stream", "streamed", is_flag=True,
               help="Serve out of core (the real-size vendor): files written month by "
-              "month, API prices/fundamentals from Parquet partitions beside --root.")
+              "month, API prices/fundamentals from Arrow partitions beside --root.")
 @click.option("--show-secrets", is_flag=True, help="Print the FTP password and API key.")
 def sandbox(n_assets: int | dict[str, int] | None, years: float | None, seed: int | None,
             end: str | None, start: str | None, advance_to: str | None,

@@ -1,5 +1,5 @@
 """A sandbox vendor served out of core: FTP files written month by month, the API's large
-endpoints served from Parquet partitions, advanced day by day.
+endpoints served from Arrow IPC partitions, advanced day by day.
 
 :class:`ServedVendor` generates each market with :class:`~quantlib.sandbox.stream.MarketStream`
 and, for every calendar month of bars, writes that month's vendor files (the KR daily
@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from quantlib.markets import MARKETS
 from quantlib.sandbox import events
-from quantlib.sandbox.api import updated_ms
 from quantlib.sandbox.apistore import ApiStore, StoredApi
 from quantlib.sandbox.formats import epoch_ms, symbol_at
 from quantlib.sandbox.pool import all_sessions, make_pool
@@ -48,26 +47,30 @@ RESUME_BEFORE = pd.Timedelta(days=20)
 ChunkHook = Callable[[str, str, int], None]
 
 
-def price_partition(month: PriceMonth, symbols: pd.DataFrame) -> pa.Table:
-    """One month's ``/v1/prices`` rows (the API's keys, in its order) as an Arrow table.
+def price_partition(month: PriceMonth, ticker: np.ndarray) -> pa.Table:
+    """One month's ``/v1/prices`` rows (the API's keys, in its order) as an Arrow table;
+    ``ticker``: each row's ticker (None where it has none).
 
     Examples
     --------
+    >>> from quantlib.sandbox.formats import symbol_at
     >>> from quantlib.sandbox.pool import make_pool
-    >>> u_pool = make_pool("US", 6, 0.5, 2)
-    >>> s = MarketStream(u_pool, 2, pd.Timestamp("2025-07-01"), pd.Timestamp("2025-12-31"))
-    >>> tab = price_partition(next(s.months()), s.symbols())
+    >>> s = MarketStream(make_pool("US", 6, 0.5, 2), 2, pd.Timestamp("2025-07-01"),
+    ...                  pd.Timestamp("2025-12-31"))
+    >>> m = next(s.months())
+    >>> tab = price_partition(m, symbol_at(s.symbols(), m.prices["asset_id"], m.prices["date"]))
     >>> tab.column_names
     ['isin', 'ticker', 't', 'o', 'h', 'l', 'c', 'v', 'updated_ms']
     """
     px = month.prices
-    ticker = symbol_at(symbols, px["asset_id"], px["date"])
+    updated = epoch_ms(px["known_at"])
+    updated[month.corrected_rows] = epoch_ms(month.corrections["known_at"])
     return pa.table({
-        "isin": pa.array(px["asset_id"].to_numpy(dtype=object), type=pa.string()),
+        "isin": pa.array(px["asset_id"]).cast(pa.string()),
         "ticker": pa.array(ticker, type=pa.string()), "t": epoch_ms(px["date"]),
         "o": px["open"].to_numpy(), "h": px["high"].to_numpy(), "l": px["low"].to_numpy(),
         "c": px["close"].to_numpy(), "v": px["volume"].to_numpy().astype(np.int64),
-        "updated_ms": updated_ms(px, month.corrections)})
+        "updated_ms": updated})
 
 
 def fundamentals_partition(statements: pd.DataFrame, currency: str) -> pa.Table:
@@ -152,11 +155,13 @@ class ServedVendor:
                 for month in stream.months(*self._resume(code)):
                     if on_chunk is not None:
                         on_chunk(code, "prices", len(month.prices))
+                    px = month.prices
+                    ticker = symbol_at(symbols, px["asset_id"], px["date"])
                     written += write_ftp_tree(one, self.ftp_root, frames=("prices",),
-                                              prices={code: month.prices},
+                                              prices={code: px.assign(symbol=ticker)},
                                               only_changed=only_changed)
                     key = f"{all_sessions(code)[month.lo]:%Y%m}"
-                    self.store.write("prices", code, key, price_partition(month, symbols))
+                    self.store.write("prices", code, key, price_partition(month, ticker))
                     bar.update(1)
                 self._statements(stream, on_chunk)
                 self.streams[code] = stream
@@ -195,7 +200,11 @@ class ServedVendor:
         """A universe with the small frames only (no prices, no statements; no FX
         unless ``fx``)."""
         none = pd.DataFrame()
-        return SandboxUniverse(
+        whole = {m: (0, len(assets)) for m in markets}
+        bounds = {} if len(markets) > 1 else {
+            "assets": {**whole, "_len": (0, len(assets))},
+            "symbols": {**{m: (0, len(symbols)) for m in markets}, "_len": (0, len(symbols))}}
+        return SandboxUniverse(bounds=bounds,
             assets=assets, symbols=symbols, prices=empty_prices(),
             corporate_actions=none if actions is None else actions,
             fx=events.fx(markets, self.start, end, self.seed) if fx else none,

@@ -289,7 +289,7 @@ def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.Pat
     streamed : bool
         Serve out of core (:class:`~quantlib.sandbox.served.ServedVendor`, the real-size
         vendor): files written month by month, API prices and fundamentals read from
-        Parquet partitions under ``api_root``; nothing holds the whole history. Same
+        Arrow IPC partitions under ``api_root``; nothing holds the whole history. Same
         files and pages as in memory; ``Sandbox.universe`` is then unavailable (use
         ``Sandbox.reference``). Not with ``universe``.
     api_root : path, optional

@@ -52,6 +52,8 @@ class PriceMonth:
     lo: int
     prices: pd.DataFrame
     corrections: pd.DataFrame
+    #: row of ``prices`` each correction applies to
+    corrected_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def empty_prices() -> pd.DataFrame:
@@ -156,16 +158,15 @@ class MarketStream:
         ok = fixes["known_ns"] < self.cut
         fixes = {k: v[ok] for k, v in fixes.items()}
         cols = {c: getattr(month, c).copy() for c in ("open", "high", "low", "close", "volume")}
-        if len(fixes["g"]):
-            rows = np.searchsorted(month.g * n + month.j, fixes["g"] * n + fixes["j"])
-            for c in cols:
-                cols[c][rows] = fixes[c]
+        rows = np.searchsorted(month.g * n + month.j, fixes["g"] * n + fixes["j"])
+        for c in cols:
+            cols[c][rows] = fixes[c]
         sess = all_sessions(code).to_numpy()
         known = events_known(code)[month.g]
         prices = pd.DataFrame({"asset_id": str_take(self.pool.isin, month.j),
                                "date": sess[month.g], **cols,
                                "known_at": pd.DatetimeIndex(known).tz_localize("UTC")})
-        return PriceMonth(month.lo, prices, _corrections_frame(self.pool, fixes))
+        return PriceMonth(month.lo, prices, _corrections_frame(self.pool, fixes), rows)
 
     def actions(self) -> pd.DataFrame:
         """The market's ``corporate_actions`` rows (after :meth:`months` is exhausted)."""

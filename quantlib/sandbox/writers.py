@@ -157,6 +157,8 @@ def _market_prices(u: SandboxUniverse, market: str, px: pd.DataFrame | None = No
     if len(dates) > 1 and not (dates[1:] >= dates[:-1]).all():
         px = px.sort_values(["date", "asset_id"], kind="stable")
     px = px.reset_index(drop=True)
+    if "symbol" in px:        # given with the rows (a streamed month)
+        return px
     symbols = u.market_frame("symbols", market)
     return px.assign(symbol=symbol_at(symbols, px["asset_id"], px["date"]))
 

@@ -89,8 +89,8 @@ def test_streamed_sandbox_equals_the_in_memory_one(streamed):
     u = generate(end=E1, markets=tuple(MARKETS), **ARGS)
     with start_sandbox(u, rate_limit=FAST, write_state=False) as mem:
         assert_same_vendor(mem, streamed)
-    assert (streamed.root.parent / "ftp-api" / "US" / "prices" / "202512.parquet").exists()
-    assert not any(p.suffix == ".parquet" for p in streamed.root.rglob("*"))
+    assert (streamed.root.parent / "ftp-api" / "US" / "prices" / "202512.arrow").exists()
+    assert not any(p.suffix == ".arrow" for p in streamed.root.rglob("*"))
     with pytest.raises(ConfigError, match="a streamed sandbox holds no universe in memory"):
         _ = streamed.universe
     pd.testing.assert_frame_equal(streamed.reference.assets, u.assets)
