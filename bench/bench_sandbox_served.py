@@ -71,6 +71,9 @@ def main() -> None:
         s[f"{kind}_chunks"] += 1
         s[f"{kind}_max"] = max(s[f"{kind}_max"], rows)
         s["done"] = time.perf_counter()
+        if kind == "prices" and s["prices_chunks"] % 60 == 0:     # progress, for long runs
+            print(f"    {market}: {s['prices_chunks']:.0f} months, {s['prices']:,.0f} bars, "
+                  f"{s['done'] - mark[0]:.0f} s, VmHWM {vm_hwm_gib():.2f} GiB", flush=True)
 
     try:
         t0 = time.perf_counter()
@@ -98,12 +101,13 @@ def main() -> None:
                 {"market": "US", "start": month, "end": last, "page": "3"},
                 {"market": "US", "page": "5000"},
                 {"market": "US", "updated_since": month, "page_size": "50000"}]):
-            print(f"  page {q}: {ms:.1f} ms ({total:,} rows selected)")
+            print(f"  page {q}: {ms:.1f} ms ({total:,} rows selected)", flush=True)
         nxt = sessions("US", end + pd.Timedelta(days=1), end + pd.Timedelta(days=10))[0]
         t0 = time.perf_counter()
         moved = v.build(nxt)
         print(f"advance one session to {nxt.date()}: {time.perf_counter() - t0:.1f} s, "
-              f"{len(moved)} FTP files written: {', '.join(f.path for f in moved[:6])}")
+              f"{len(moved)} FTP files written: {', '.join(f.path for f in moved[:6])}",
+              flush=True)
         print(f"peak RSS of the whole run (VmHWM): {vm_hwm_gib():.2f} GiB")
     finally:
         if args.keep is None:

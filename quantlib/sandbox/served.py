@@ -121,6 +121,9 @@ class ServedVendor:
     ['kr/prices/20260102.csv']
     """
 
+    #: assets (pool positions) per fundamentals partition
+    statement_block = 2000
+
     def __init__(self, ftp_root: str | os.PathLike[str], api_root: str | os.PathLike[str],
                  sizes: int | Mapping[str, int], years: float, seed: int,
                  start: str | pd.Timestamp, markets: tuple[str, ...]) -> None:
@@ -186,9 +189,13 @@ class ServedVendor:
         return (max(keys), old) if keys else (None, None)
 
     def _statements(self, stream: MarketStream, on_chunk: ChunkHook | None) -> None:
+        """Write the market's fundamentals blocks (those changed since the last build)."""
         code = stream.pool.code
         currency = MARKETS[code].currency
-        for k, chunk in enumerate(stream.statement_chunks()):
+        for k, chunk in stream.statement_chunks(self.statement_block,
+                                                since=self.streams.get(code)):
+            if chunk is None:
+                continue
             if on_chunk is not None:
                 on_chunk(code, "statements", len(chunk))
             self.store.write("fundamentals", code, f"{k:04d}",

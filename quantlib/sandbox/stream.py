@@ -183,14 +183,37 @@ class MarketStream:
         return _actions_frame(self.pool, self.seed, (self.g0, self.in_window, self.cut),
                               dividends)
 
-    def statement_chunks(self, assets_per_chunk: int = 2000) -> Iterator[pd.DataFrame]:
-        """The market's ``statements`` rows, ``assets_per_chunk`` assets at a time (in
-        ``asset_id`` order, so the chunks concatenate to the whole frame)."""
+    def statement_chunks(self, assets_per_chunk: int = 2000, since: MarketStream | None = None
+                         ) -> Iterator[tuple[int, pd.DataFrame | None]]:
+        """The market's ``statements`` rows by block of ``assets_per_chunk`` pool
+        positions (in ``asset_id`` order, so the blocks concatenate to the whole frame):
+        ``(block, rows)``.
+
+        With ``since`` (the same market's stream at an earlier clock), a block whose
+        assets are the same and none of which had a filing or restatement published
+        between the two clocks is yielded as ``(block, None)``: unchanged, not built.
+        """
         first = pd.Timestamp(all_sessions(self.pool.code).to_numpy()[self.g0])
-        for a in range(0, max(len(self.sel), 1), assets_per_chunk):
-            sel = self.sel[a:a + assets_per_chunk]
-            yield events.statements(self.pool, self.seed, sel, first, self.end,
-                                    self.delisted[a:a + assets_per_chunk])
+        fresh = None if since is None else self._filed_between(since.cut)
+        for k, a in enumerate(range(0, len(self.pool), assets_per_chunk)):
+            b = a + assets_per_chunk
+            inside = (self.sel >= a) & (self.sel < b)
+            if fresh is not None and since is not None:
+                old = since.sel[(since.sel >= a) & (since.sel < b)]
+                if np.array_equal(old, self.sel[inside]) and not fresh[self.sel[inside]].any():
+                    yield k, None
+                    continue
+            yield k, events.statements(self.pool, self.seed, self.sel[inside], first, self.end,
+                                       self.delisted[inside])
+
+    def _filed_between(self, old_cut: int) -> np.ndarray:
+        """Per pool asset: a filing or restatement was published in ``[old_cut, cut)``."""
+        f = events.filings(self.pool, self.seed)
+        known = f.known.astype("datetime64[ns]").view(np.int64)
+        later = f.later.astype("datetime64[ns]").view(np.int64)
+        hit = ((known >= old_cut) & (known < self.cut)) | (
+            (later >= old_cut) & (later < self.cut) & f.restate.any(axis=2))
+        return np.asarray(hit.any(axis=1))
 
 
 def events_known(code: str) -> np.ndarray:

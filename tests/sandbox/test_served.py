@@ -152,3 +152,24 @@ def test_streamed_rejects_a_given_universe_and_bad_sizes(tmp_path):
     with pytest.raises(ConfigError, match="n_assets must give a size for every market; EU"):
         start_sandbox(n_assets={"KR": 10}, markets=("KR", "EU"), streamed=True,
                       write_state=False)
+
+
+def test_advance_rebuilds_only_the_statement_blocks_that_changed(tmp_path):
+    from quantlib.sandbox.api import ApiData
+
+    args = {"n_assets": 60, "years": 2, "seed": 8, "start": "2024-01-02"}
+    v = ServedVendor(tmp_path / "ftp", tmp_path / "api", 60, 2, 8, args["start"], ("US",))
+    v.statement_block = 5
+    v.build("2025-11-03")
+    rebuilt: list[int] = []
+    v.build("2025-11-14", on_chunk=lambda m, kind, n: rebuilt.append(n) if kind ==
+            "statements" else None)
+    blocks = len(list((tmp_path / "api" / "US" / "fundamentals").iterdir()))
+    assert 0 < len(rebuilt) < blocks             # some blocks had new filings, not all
+    u = generate(end="2025-11-14", markets=("US",), n_assets=60, years=2, seed=8,
+                 start=args["start"])
+    q = {"market": "US", "page_size": "50000"}
+    assert v.api().page("fundamentals", q) == ApiData(u).page("fundamentals", q)
+    q["updated_since"] = "2025-11-04"
+    fresh = v.api().page("fundamentals", q)
+    assert fresh == ApiData(u).page("fundamentals", q) and fresh["total_rows"] > 0
