@@ -173,3 +173,13 @@ def test_advance_rebuilds_only_the_statement_blocks_that_changed(tmp_path):
     q["updated_since"] = "2025-11-04"
     fresh = v.api().page("fundamentals", q)
     assert fresh == ApiData(u).page("fundamentals", q) and fresh["total_rows"] > 0
+
+
+def test_cli_takes_sizes_per_market(_isolated_home, capsys):
+    from quantlib.cli import main
+    from quantlib.sandbox.cli import _sizes
+
+    assert _sizes(None, None, "KR=5000,us=14000") == {"KR": 5000, "US": 14000}
+    assert _sizes(None, None, "300") == 300
+    assert main(["data", "sandbox", "--stream", "--assets", "KR=many"]) == 2
+    assert "expected a number or MARKET=N" in capsys.readouterr().err
