@@ -71,7 +71,7 @@ def day_new_bytes(store: str, day: object) -> tuple[int, int]:
         pos = dates.get_indexer([pd.Timestamp(day)])[0]
         if pos < 0:
             continue
-        for _name, var in ds.data_vars.items():
+        for var in ds.data_vars.values():
             if var.ndim != 2:
                 continue
             row = np.ascontiguousarray(var.isel(date=pos).values)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -112,9 +113,21 @@ def _dispatch(par: Any, ser: Any) -> Callable[..., Any]:
 
 
 def _both(**opts: Any) -> Callable[[Callable[..., Any]], tuple[Any, Any]]:
+    """A ``parallel=True`` and a serial compilation of one function.
+
+    The serial one is compiled from a renamed copy (``<name>_serial``): numba's on-disk
+    cache names its files by qualified name and line and keys them by signature and CPU
+    only (not by ``parallel``), so the two versions of one function shared a cache entry
+    and whichever loaded second ran the other's code (a "1 thread" run used every core,
+    and a Dask worker's kernel added threads of its own).
+    """
     def deco(fn: Callable[..., Any]) -> tuple[Any, Any]:
+        ser = types.FunctionType(fn.__code__, fn.__globals__, f"{fn.__name__}_serial",
+                                 fn.__defaults__, fn.__closure__)
+        ser.__qualname__ = f"{fn.__qualname__}_serial"
+        ser.__doc__ = fn.__doc__
         return (numba.njit(cache=True, nogil=True, parallel=True, **opts)(fn),
-                numba.njit(cache=True, nogil=True, **opts)(fn))
+                numba.njit(cache=True, nogil=True, **opts)(ser))
     return deco
 
 
@@ -380,14 +393,46 @@ def _metrics_rows_impl(r: np.ndarray, ppy: float, width: int) -> np.ndarray:
     return out
 
 
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _transpose_tile(rt: np.ndarray, j0: int, n: int, t0: int, L: int, buf: np.ndarray
+                    ) -> None:
+    """``buf[q, j] = rt[j0 + j, t0 + q]`` for a tile of ``L`` sessions of ``n`` series, four
+    series by four sessions at a time (each series read as a contiguous run)."""
+    j = 0
+    while j + 4 <= n:
+        a, b = rt[j0 + j, t0:t0 + L], rt[j0 + j + 1, t0:t0 + L]
+        c, d = rt[j0 + j + 2, t0:t0 + L], rt[j0 + j + 3, t0:t0 + L]
+        q = 0
+        while q + 4 <= L:
+            a0, a1, a2, a3 = a[q], a[q + 1], a[q + 2], a[q + 3]
+            b0, b1, b2, b3 = b[q], b[q + 1], b[q + 2], b[q + 3]
+            c0, c1, c2, c3 = c[q], c[q + 1], c[q + 2], c[q + 3]
+            d0, d1, d2, d3 = d[q], d[q + 1], d[q + 2], d[q + 3]
+            for k, (x, y, z, u) in enumerate(((a0, b0, c0, d0), (a1, b1, c1, d1),
+                                              (a2, b2, c2, d2), (a3, b3, c3, d3))):
+                row = buf[q + k]
+                row[j], row[j + 1], row[j + 2], row[j + 3] = x, y, z, u
+            q += 4
+        while q < L:
+            buf[q, j], buf[q, j + 1], buf[q, j + 2], buf[q, j + 3] = a[q], b[q], c[q], d[q]
+            q += 1
+        j += 4
+    while j < n:
+        for q in range(L):
+            buf[q, j] = rt[j0 + j, t0 + q]
+        j += 1
+
+
 def _metrics_cols_impl(rt: np.ndarray, ppy: float, width: int) -> np.ndarray:
     """``rt`` is ``(S, T)`` C-ordered (a column-major ``(T, S)`` array transposed):
     ``width`` series are copied a tile of sessions at a time into a small row-major
-    buffer, which :func:`_metric_rows` advances (same operations: identical results)."""
+    buffer (:func:`_transpose_tile`), which :func:`_metric_rows` advances (same
+    operations: identical results). Narrow blocks and long tiles: each series is read in
+    runs of ``tile`` sessions (8 KB), which the memory prefetchers follow."""
     S, T = rt.shape
     out = np.empty((S, 3))
     nb = (S + width - 1) // width
-    tile = 128
+    tile = 1024
     for bi in numba.prange(nb):
         j0 = bi * width
         n = min(S, j0 + width) - j0
@@ -395,9 +440,7 @@ def _metrics_cols_impl(rt: np.ndarray, ppy: float, width: int) -> np.ndarray:
         buf = np.empty((tile, n))
         for t0 in range(0, T, tile):
             L = min(tile, T - t0)
-            for q in range(L):
-                for j in range(n):
-                    buf[q, j] = rt[j0 + j, t0 + q]
+            _transpose_tile(rt, j0, n, t0, L, buf)
             _metric_rows(buf, 0, L, st)
         _metric_finish(T, ppy, st, out, j0)
     return out
@@ -427,7 +470,7 @@ def sweep_metrics_fast(r: np.ndarray, ppy: float = 252.0) -> np.ndarray:
                             fix="pass returns[:, None] for one series")
     n = kernel_threads()
     if r.flags.f_contiguous and not r.flags.c_contiguous:
-        return _metrics_cols(r.T, float(ppy), balanced_blocks(r.shape[1], 16, n))
+        return _metrics_cols(r.T, float(ppy), balanced_blocks(r.shape[1], 8, n))
     r = np.ascontiguousarray(r)
     return _metrics_rows(r, float(ppy), balanced_blocks(r.shape[1], 4096, n))
 

@@ -37,7 +37,7 @@ import zarr
 from zarr.core.metadata.v3 import RectilinearChunkGridMetadata, RegularChunkGridMetadata
 from zarr.core.sync import sync
 
-__all__ = ["BLOCK", "date_edges", "compacted_edges", "resize", "retile", "seal",
+__all__ = ["BLOCK", "chunk_edges", "date_edges", "compacted_edges", "resize", "retile", "seal",
            "compact_group", "date_arrays", "pending", "is_rectilinear"]
 
 #: Dates per full history block of a 2-D panel variable.
@@ -68,6 +68,24 @@ def date_edges(arr: zarr.Array) -> list[int]:
         step = grid.chunk_shape[0]
         return [step] * max(1, math.ceil(arr.shape[0] / step))
     return list(_dim_edges(grid.chunk_shapes[0], arr.shape[0]))
+
+
+def chunk_edges(arr: zarr.Array) -> tuple[tuple[int, ...], ...]:
+    """Chunk edges of every axis (each chunk's encoded length; the last may reach past
+    the extent), for a regular or a rectilinear grid.
+
+    Examples
+    --------
+    >>> chunk_edges(zarr.create_array({}, shape=(300, 4), chunks=(128, 4), dtype="f8"))
+    ((128, 128, 128), (4,))
+    """
+    grid = _grid(arr)
+    if isinstance(grid, RegularChunkGridMetadata):
+        return tuple((c,) * max(1, math.ceil(n / c)) for n, c in zip(arr.shape,
+                                                                       grid.chunk_shape,
+                                                                       strict=True))
+    return tuple(_dim_edges(spec, n) for spec, n in zip(grid.chunk_shapes, arr.shape,
+                                                        strict=True))
 
 
 def _dim_edges(spec: int | tuple[int, ...], extent: int) -> tuple[int, ...]:

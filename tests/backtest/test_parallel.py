@@ -43,6 +43,37 @@ def test_threads_follow_the_setting():
     assert out.stdout.strip() == "1"
 
 
+_SERIAL_AFTER_PARALLEL = """
+import sys
+import numpy as np
+import numba.np.ufunc.parallel as pool
+from quantlib.backtest import parallel as par
+r = np.asfortranarray(np.random.default_rng(0).normal(0, 0.01, (50, 30)))
+order = sys.argv[1].split(",")
+for n in order:
+    with par.threads(int(n)):
+        par.sweep_metrics_fast(r)
+        par.sweep_metrics_fast(np.ascontiguousarray(r))
+print(pool._is_initialized)
+"""
+
+
+def test_serial_kernel_stays_serial_with_a_shared_cache(tmp_path):
+    """The serial and parallel compilations of a kernel keep apart in numba's on-disk
+    cache: a process that only runs on one thread never starts numba's thread pool, even
+    when the cache was written by a process that compiled the parallel version too."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+
+    def run(order):
+        out = subprocess.run([sys.executable, "-c", _SERIAL_AFTER_PARALLEL, order], env=env,
+                             capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    assert run("2,1") == "True"  # both compiled and cached, the pool started
+    assert run("1") == "False"  # loaded from that cache: the serial code, no pool
+    assert run("2") == "True"
+
+
 def test_ma_sweep_parallel_equals_serial_and_numpy(panel):
     close, c, k, r = ma_inputs(panel)
     fast = np.array([1, 3, 5, 5, 17, 20])

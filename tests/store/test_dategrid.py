@@ -129,3 +129,26 @@ def test_a_regular_grid_switches_on_first_append(tmp_path):
     assert _changed(repo, built, snap)[0] == "p/close/1/0"
     assert "p/close/0/0" not in _changed(repo, built, snap)
     np.testing.assert_array_equal(_close(repo, snap).values, _values(202))
+
+
+def test_direct_chunk_reader_reads_the_date_grid(tmp_path):
+    """quantlib.store.chunkread.ChunkedArray (chunk files read and decoded directly)
+    gives zarr's values on a grid of blocks, a merged tail and 1-date chunks."""
+    from quantlib.store.chunkread import ChunkedArray
+
+    repo = _repo(tmp_path / "r")
+    _build(repo, 250)
+    n = 250
+    for k in (1, 1, 2):
+        snap = _append(repo, n, k)
+        n += k
+    _compact(repo)
+    snap = _append(repo, n, 2)
+    n += 2
+    store = repo.readonly_session(snapshot_id=snap).store
+    assert _close(repo, snap).chunks[0] == (128, 122, 4, 1, 1)
+    for chunk_dir in (None, str(tmp_path / "r" / "chunks")):
+        arr = ChunkedArray(store, "p/close", chunk_dir)
+        assert arr.direct
+        np.testing.assert_array_equal(arr[:, :], _values(n))
+        np.testing.assert_array_equal(arr[120:253, 1:3], _values(n)[120:253, 1:3])
