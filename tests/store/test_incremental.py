@@ -7,7 +7,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from quantlib.store import CuratedStore
+from quantlib.store import CuratedStore, dategrid
 
 
 def _vendor_history(make_frames) -> dict[str, pd.DataFrame]:
@@ -129,7 +129,9 @@ def test_region_write_touches_only_new_chunks(tmp_path, make_frames):
     expected = sorted([f"prices/KR/{v}/c/{i}/0" for v in variables for i in (3, 4)]
                       + ["prices/KR/date/c/1", "prices/KR/date/c/2"])
     assert changed == expected
-    assert st.open_prices("KR")["close"].chunks[0] == (128, 128, n_old - 256, 1, 1)
+    stored = zarr.open_array(st.repo.readonly_session("main").store, path="prices/KR/close",
+                             mode="r")
+    assert dategrid.date_edges(stored) == [128, 128, n_old - 256, 1, 1]
     assert np.isfinite(st.open_prices("KR")["returns"].values[-1]).all()
 
 
