@@ -16,10 +16,15 @@ market's whole history in one frame. Step by step:
    rejected as today), the panel's date axis and each time chunk's returns seed;
 4. **write**: every market panel is a dask-backed Dataset whose chunks of
    ``chunk_dates`` sessions (the stored chunk height) are built by
-   :func:`~quantlib.pipeline.partitions.chunk_grids` from the spilled bars; icechunk's
-   dask integration (:func:`icechunk.xarray.to_icechunk`: a forked session per task,
-   merged) writes them, then the tables, and ONE commit makes it all visible. A
+   :func:`~quantlib.pipeline.partitions.chunk_grids` from the spilled bars; one task
+   per chunk writes all its variables into a forked icechunk session
+   (:meth:`~quantlib.store.CuratedStore.commit` with ``panels=``), the forks are
+   merged, the tables written, and ONE commit makes it all visible. A
    process killed before that commit leaves the previous version as it was.
+
+The spill folder carries a heartbeat; a build first removes the spill folders of
+builds that stopped beating (killed), :mod:`quantlib.pipeline.spill`. Fetch tasks
+``secede`` from a distributed worker's thread pool while they wait on the vendor.
 
 Tasks run on a ``distributed.Client`` when one is given (the same code on a
 LocalCluster or a KubeCluster; the spill lives under the store URL, so workers on other
@@ -30,7 +35,8 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import dask
@@ -51,6 +57,7 @@ from quantlib.pipeline.partitions import (
     run_partition,
 )
 from quantlib.pipeline.result import RefreshResult
+from quantlib.pipeline.spill import Heartbeat, remove_stale_spills
 from quantlib.raw import Delivery, RawZone
 from quantlib.store import CuratedStore
 from quantlib.store.panels import PRICE_VARS, market_dates
@@ -74,9 +81,16 @@ def _compute(tasks: list[Any], client: Any, scheduler: str) -> list[Any]:
 
 def _fetch(market: str, store_url: str, connection: Any, fetch_id: str,
            retries: int = 2) -> list[Delivery]:
-    from quantlib.sources import fetch_fx, fetch_market
 
     raw = RawZone(store_url)
+    with _io_bound():
+        return _fetch_retried(market, raw, connection, fetch_id, retries)
+
+
+def _fetch_retried(market: str, raw: RawZone, connection: Any, fetch_id: str,
+                   retries: int) -> list[Delivery]:
+    from quantlib.sources import fetch_fx, fetch_market
+
     for attempt in range(retries + 1):
         try:
             if market == FX:
@@ -88,6 +102,25 @@ def _fetch(market: str, store_url: str, connection: Any, fetch_id: str,
                 raise
             time.sleep(min(2.0 ** attempt, 5.0))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def _io_bound() -> Iterator[None]:
+    """On a ``distributed`` worker, give the task's thread slot back while it waits on
+    the vendor (``secede``/``rejoin``): every market's fetch runs at once even on
+    1-thread workers, as on the threaded scheduler. Elsewhere a no-op."""
+    try:
+        from distributed import get_worker, rejoin, secede
+
+        get_worker()
+    except (ImportError, ValueError):
+        yield
+        return
+    secede()
+    try:
+        yield
+    finally:
+        rejoin()
 
 
 def _reference(store_url: str, deliveries: list[Delivery], known_assets: tuple[str, ...]
@@ -162,6 +195,9 @@ def _plan_market(market: str, parts: list[PartitionResult], ids: np.ndarray,
     id_index = pd.Index(ids)
     seed = np.full(len(ids), np.nan)
     done = 0   # partitions folded into ``seed``
+    # one graph node each, not a copy in every chunk task
+    shared = [_literal(v, f"{key}-{market}-{n}") for n, v in
+              (("fs", spill_fs), ("ids", ids), ("actions", actions))]
     blocks: dict[str, list[Any]] = {v: [] for v in (*PRICE_VARS, "split", "dividend",
                                                    "returns", "known_at")}
     for j, r0 in enumerate(range(0, len(dates), chunk_dates)):
@@ -169,8 +205,10 @@ def _plan_market(market: str, parts: list[PartitionResult], ids: np.ndarray,
         lo, hi = pd.Timestamp(d[0]), pd.Timestamp(d[-1])
         while done < len(parts) and parts[done].last_date < lo:
             lc = parts[done].last_clean
-            keep = [(a, t) not in gone for a, t in zip(lc["asset_id"], lc["date"], strict=True)]
-            lc = lc[np.array(keep, dtype=bool)]
+            if gone:
+                keep = [(a, t) not in gone for a, t in zip(lc["asset_id"], lc["date"],
+                                                           strict=True)]
+                lc = lc[np.array(keep, dtype=bool)]
             pos = id_index.get_indexer(lc["asset_id"].astype(str))
             seed[pos[pos >= 0]] = lc["close"].to_numpy(dtype="float64")[pos >= 0]
             done += 1
@@ -178,7 +216,7 @@ def _plan_market(market: str, parts: list[PartitionResult], ids: np.ndarray,
         seed_paths = [p.path for p in parts[done:] if p.first_date < lo]
         before = dates[r0 - 1] if r0 else None
         res = dask.delayed(chunk_grids, pure=False)(
-            spill_fs, paths, seed_paths, d, ids, seed.copy(), actions, before,
+            shared[0], paths, seed_paths, d, shared[1], seed.copy(), shared[2], before,
             dropped[(dropped["date"] >= lo) & (dropped["date"] <= hi)],
             dask_key_name=f"{key}-{market}-chunk-{j}")
         for var, out in blocks.items():
@@ -212,17 +250,20 @@ def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection:
                   else max_bad_row_fraction)
     url, rid = curated.url, result.refresh_id
     spill = curated.location.child("tmp", "builds", rid)
-    t0 = time.perf_counter()
-    fetched = _compute([dask.delayed(_fetch, pure=False)(m, url, connection, rid,
-                                                          dask_key_name=f"{rid}-fetch-{m}")
-                        for m in targets], client, scheduler)
-    t1 = time.perf_counter()
-    result.seconds["fetch"] = t1 - t0
+    stale = remove_stale_spills(curated.location.child("tmp", "builds"), keep=rid)
+    if stale:
+        result.note = f"removed the spill of {len(stale)} killed build(s): {', '.join(stale)}"
     try:
-        _build(curated, targets, fetched, result, client=client, scheduler=scheduler,
-               limit=limit, max_jump=float(cfg["max_unexplained_jump"]),
-               known_assets=known_assets, tag=tag, spill=spill,
-               partition_rows=partition_rows, chunk_dates=chunk_dates)
+        with Heartbeat(spill):
+            t0 = time.perf_counter()
+            fetched = _compute([dask.delayed(_fetch, pure=False)(
+                m, url, connection, rid, dask_key_name=f"{rid}-fetch-{m}")
+                for m in targets], client, scheduler)
+            result.seconds["fetch"] = time.perf_counter() - t0
+            _build(curated, targets, fetched, result, client=client, scheduler=scheduler,
+                   limit=limit, max_jump=float(cfg["max_unexplained_jump"]),
+                   known_assets=known_assets, tag=tag, spill=spill,
+                   partition_rows=partition_rows, chunk_dates=chunk_dates)
     finally:
         fs, path = spill.open_fs()
         if fs.exists(path):
@@ -239,12 +280,14 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
     for m, deliveries in zip(targets, fetched, strict=True):
         is_price = [m != FX and is_price_delivery(d) for d in deliveries]
         price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
+        known = _literal(known_assets, f"{rid}-known-{m}")
         ref = dask.delayed(_reference, pure=False, nout=3)(
-            url, [d for d, p in zip(deliveries, is_price, strict=True) if not p], known_assets,
+            url, _literal([d for d, p in zip(deliveries, is_price, strict=True) if not p],
+                          f"{rid}-reference-deliveries-{m}"), known,
             dask_key_name=f"{rid}-reference-{m}")
         refs.append(ref)
         parts_of[m] = [dask.delayed(run_partition, pure=False)(
-            m, i, url, group, ref[1], spill.url, known_assets,
+            m, i, url, _literal(group, f"{rid}-deliveries-{m}-{i}"), ref[1], spill.url, known,
             dask_key_name=f"{rid}-partition-{m}-{i}")
             for i, group in enumerate(price_partitions(price, partition_rows))]
     flat = [t for m in targets for t in parts_of[m]]
@@ -299,6 +342,13 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
     result.rows["commit"] = sum(len(f) for f in frames.values()) + result.rows["validate"]
     raw.record(deliveries, status="published")
     result.report_paths = write_report(outcome, url, rid)
+
+
+def _literal(value: Any, name: str) -> Any:
+    """``value`` as one graph node that dask does not walk into (a list of thousands of
+    :class:`~quantlib.raw.Delivery` dataclasses costs seconds to traverse and tokenize
+    per task otherwise)."""
+    return dask.delayed(value, traverse=False, name=name)
 
 
 def _first(p: PartitionResult) -> Any:

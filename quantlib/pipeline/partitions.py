@@ -139,6 +139,9 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
     outcome.report = build_report(only, outcome, 1.0, asset_market, {}, deliveries)
     rest = _rest_bars(prices, q)
     bars = clean.prices.loc[:, SPILL_COLUMNS].sort_values(["date", "asset_id"], kind="stable")
+    # the bars travel by the spill file only: the outcome sent back to the driver keeps
+    # the counts (report) and the quarantine, never the partition's clean prices
+    outcome.clean = clean.replace(prices=clean.prices.iloc[:0])
     fs, path = resolve_location(spill).open_fs(market, f"{index:06d}.parquet")
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     with fs.open(path, "wb") as f:
@@ -160,10 +163,15 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
 def _rest_bars(prices: pd.DataFrame, q: pd.DataFrame) -> pd.DataFrame:
     """Bars the jump check compares with (all but those another check removed)."""
     other = q[(q["severity"] != "info") & (q["check"] != "unexplained_jump")]
-    bad = set(zip(other["source"], other["file"], other["row"].astype("int64"), strict=True))
-    keys = zip(prices["source"], prices["file"], prices["row"].astype("int64"), strict=True)
-    keep = np.fromiter((k not in bad for k in keys), dtype=bool, count=len(prices))
-    p = prices.loc[keep & prices["close"].notna().to_numpy() & prices["date"].notna().to_numpy()]
+    keep = prices["close"].notna().to_numpy() & prices["date"].notna().to_numpy()
+    if len(other):   # only rows of the files named in ``other`` are looked up one by one
+        near = np.flatnonzero(prices["file"].isin(set(other["file"])).to_numpy())
+        bad = set(zip(other["source"], other["file"], other["row"].astype("int64"),
+                      strict=True))
+        sub = prices.iloc[near]
+        keys = zip(sub["source"], sub["file"], sub["row"].astype("int64"), strict=True)
+        keep[near] &= np.fromiter((k not in bad for k in keys), dtype=bool, count=len(near))
+    p = prices.loc[keep]
     return p.loc[:, _REST]
 
 
