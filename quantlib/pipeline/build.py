@@ -64,13 +64,18 @@ from quantlib.store.panels import PRICE_VARS, market_dates
 from quantlib.store.schema import empty_frame
 from quantlib.validate import ValidationOutcome, write_report
 
-__all__ = ["partitioned_build", "CHUNK_DATES", "PARTITION_ROWS"]
+__all__ = ["partitioned_build", "CHUNK_DATES", "PARTITION_ROWS", "ONE_FRAME_MAX_ROWS"]
 
 FX = "FX"
 #: rows of a stored panel chunk along ``date`` (the write unit of one task)
 CHUNK_DATES = 128
 #: bars per price partition (standardize + validate unit)
 PARTITION_ROWS = 500_000
+#: a first build with more price bars than this is partitioned by default: a market in
+#: one frame peaks at about 1.1 KB of RSS per bar (870 MB at 758k bars), so 2M bars is
+#: ~2.3 GB, and below it the partitioned build's fixed cost (~6 CPU-s: spill, graphs,
+#: imports) is not repaid on 2 cores (bench/RESULTS.md, "Partitioned first build")
+ONE_FRAME_MAX_ROWS = 2_000_000
 
 
 def _compute(tasks: list[Any], client: Any, scheduler: str) -> list[Any]:
@@ -235,9 +240,14 @@ def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection:
                       scheduler: str = "threads", max_bad_row_fraction: float | None = None,
                       known_assets: tuple[str, ...] = (), tag: str | None = None,
                       partition_rows: int = PARTITION_ROWS,
-                      chunk_dates: int = CHUNK_DATES) -> None:
+                      chunk_dates: int = CHUNK_DATES,
+                      one_frame_below: int = 0) -> list[list[Delivery]] | None:
     """Build the store's first version from the vendors' whole history (see the module
     docstring); fills ``result`` like :func:`quantlib.pipeline.refresh`.
+
+    With ``one_frame_below``, a build whose price deliveries hold fewer bars than that
+    stops after the fetch and returns the deliveries per target (the caller builds
+    them one market per frame); otherwise it returns ``None``.
 
     Raises
     ------
@@ -260,6 +270,10 @@ def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection:
                 m, url, connection, rid, dask_key_name=f"{rid}-fetch-{m}")
                 for m in targets], client, scheduler)
             result.seconds["fetch"] = time.perf_counter() - t0
+            bars = sum(int(d.rows or 0) for m, ds in zip(targets, fetched, strict=True)
+                       for d in ds if m != FX and is_price_delivery(d))
+            if bars < one_frame_below:
+                return fetched
             _build(curated, targets, fetched, result, client=client, scheduler=scheduler,
                    limit=limit, max_jump=float(cfg["max_unexplained_jump"]),
                    known_assets=known_assets, tag=tag, spill=spill,
@@ -268,6 +282,7 @@ def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection:
         fs, path = spill.open_fs()
         if fs.exists(path):
             fs.rm(path, recursive=True)
+    return None
 
 
 def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Delivery]],

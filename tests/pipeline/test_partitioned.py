@@ -144,3 +144,19 @@ def test_killed_partitioned_build_commits_nothing_and_rerun_completes(
     assert killed[0] in result.note
     assert not fs.exists(builds) or fs.ls(builds, detail=False) == []
     _same_store(reference_store, CuratedStore(store))
+
+
+@pytest.mark.slow
+def test_first_build_is_partitioned_by_default_above_the_size_threshold(
+        tmp_path, sandbox, reference_store, monkeypatch):
+    # the module sandbox (~46k bars) is under ONE_FRAME_MAX_ROWS: one frame per market,
+    # built from the deliveries the size check fetched (not fetched twice)
+    small = refresh(str(tmp_path / "small"), connection=sandbox.connection())
+    assert small.mode == "full" and "partitions" not in small.rows
+    assert small.rows["fetch"] == small.rows["standardize"] > 40_000
+    _same_store(reference_store, CuratedStore(str(tmp_path / "small")))
+    monkeypatch.setattr("quantlib.pipeline.build.ONE_FRAME_MAX_ROWS", 10_000)
+    big = refresh(str(tmp_path / "big"), connection=sandbox.connection(),
+                  partition_rows=20_000)
+    assert big.rows["partitions"] >= 3
+    _same_store(reference_store, CuratedStore(str(tmp_path / "big")))
