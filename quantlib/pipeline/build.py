@@ -291,21 +291,8 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
            partition_rows: int, chunk_dates: int) -> None:
     url, rid = curated.url, result.refresh_id
     t0 = time.perf_counter()
-    refs, parts_of = [], {}
-    for m, deliveries in zip(targets, fetched, strict=True):
-        is_price = [m != FX and is_price_delivery(d) for d in deliveries]
-        price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
-        known = _literal(known_assets, f"{rid}-known-{m}")
-        ref = dask.delayed(_reference, pure=False, nout=3)(
-            url, _literal([d for d, p in zip(deliveries, is_price, strict=True) if not p],
-                          f"{rid}-reference-deliveries-{m}"), known,
-            dask_key_name=f"{rid}-reference-{m}")
-        refs.append(ref)
-        parts_of[m] = [dask.delayed(run_partition, pure=False)(
-            m, i, url, _literal(group, f"{rid}-deliveries-{m}-{i}"), ref[1], spill.url, known,
-            dask_key_name=f"{rid}-partition-{m}-{i}")
-            for i, group in enumerate(price_partitions(price, partition_rows))]
-    flat = [t for m in targets for t in parts_of[m]]
+    refs, flat = _partition_tasks(url, rid, targets, fetched, known_assets, spill,
+                                  partition_rows)
     done = _compute([*refs, *flat], client, scheduler)
     ref_out, part_out = done[:len(refs)], done[len(refs):]
     result.seconds["fan_out"] = time.perf_counter() - t0
@@ -357,6 +344,27 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
     result.rows["commit"] = sum(len(f) for f in frames.values()) + result.rows["validate"]
     raw.record(deliveries, status="published")
     result.report_paths = write_report(outcome, url, rid)
+
+
+def _partition_tasks(url: str, rid: str, targets: Sequence[str],
+                     fetched: list[list[Delivery]], known_assets: tuple[str, ...],
+                     spill: Any, partition_rows: int) -> tuple[list[Any], list[Any]]:
+    """Per market one ``reference`` task and one task per price partition."""
+    refs, parts = [], []
+    for m, deliveries in zip(targets, fetched, strict=True):
+        is_price = [m != FX and is_price_delivery(d) for d in deliveries]
+        price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
+        known = _literal(known_assets, f"{rid}-known-{m}")
+        ref = dask.delayed(_reference, pure=False, nout=3)(
+            url, _literal([d for d, p in zip(deliveries, is_price, strict=True) if not p],
+                          f"{rid}-reference-deliveries-{m}"), known,
+            dask_key_name=f"{rid}-reference-{m}")
+        refs.append(ref)
+        parts += [dask.delayed(run_partition, pure=False)(
+            m, i, url, _literal(group, f"{rid}-deliveries-{m}-{i}"), ref[1], spill.url, known,
+            dask_key_name=f"{rid}-partition-{m}-{i}")
+            for i, group in enumerate(price_partitions(price, partition_rows))]
+    return refs, parts
 
 
 def _literal(value: Any, name: str) -> Any:
