@@ -100,9 +100,9 @@ def _compare(ids: list[str], metas: dict[str, dict[str, Any]]) -> list[Any]:
 def _load(body: pn.Column, viewer: Viewer) -> None:
     metas = {m["result_id"]: m for m in results_view().list(viewer)}
     frame = gallery_frame(list(metas.values()))
-    search = pn.widgets.TextInput(name="Search", placeholder="title, strategy, author, tag…")
-    strategy = pn.widgets.Select(name="Strategy", options=["(all)", *sorted(set(frame.strategy))])
-    author = pn.widgets.Select(name="Author", options=["(all)", *sorted(set(frame.author))])
+    search = pn.widgets.TextInput(label="Search", placeholder="title, strategy, author, tag…")
+    strategy = pn.widgets.Select(label="Strategy", options=["(all)", *sorted(set(frame.strategy))])
+    author = pn.widgets.Select(label="Author", options=["(all)", *sorted(set(frame.author))])
     table = _table(frame)
     compare = pn.Column(*_compare([], metas), sizing_mode="stretch_width")
 

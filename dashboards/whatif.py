@@ -38,13 +38,13 @@ def param_widget(name: str, rule: dict[str, Any], current: Any) -> pn.widgets.Wi
     ['W', 'M']
     """
     if "choices" in rule:
-        return pn.widgets.Select(name=name, options=list(rule["choices"]), value=current)
+        return pn.widgets.Select(label=name, options=list(rule["choices"]), value=current)
     lo, hi, step = rule["min"], rule["max"], rule.get("step")
     numbers = [v for v in (lo, hi, step, current) if v is not None]
     if all(isinstance(v, int) and not isinstance(v, bool) for v in numbers):
-        return pn.widgets.IntSlider(name=name, start=lo, end=hi, step=step or 1,
+        return pn.widgets.IntSlider(label=name, start=lo, end=hi, step=step or 1,
                                     value=current if current is not None else lo)
-    return pn.widgets.FloatSlider(name=name, start=float(lo), end=float(hi),
+    return pn.widgets.FloatSlider(label=name, start=float(lo), end=float(hi),
                                   step=float(step or (hi - lo) / 100),
                                   value=float(current if current is not None else lo))
 
@@ -94,7 +94,7 @@ def _runner(viewer: Viewer, meta: dict[str, Any]) -> pn.Column:
     allowed = meta.get("allowed_params") or {}
     current = meta.get("params") or {}
     widgets = {n: param_widget(n, rule, current.get(n)) for n, rule in allowed.items()}
-    run = pn.widgets.Button(name="Run what-if", button_type="primary", width=160)
+    run = pn.widgets.Button(label="Run what-if", color="primary", width=160)
     progress = pn.indicators.Progress(active=False, value=0, max=100, width=300, visible=False)
     status = pn.pane.HTML("", sizing_mode="stretch_width")
     out = pn.Column(sizing_mode="stretch_width")
@@ -152,7 +152,7 @@ def _load(body: pn.Column, viewer: Viewer) -> None:
     args = pn.state.session_args or {}
     wanted = (args.get("id") or [b""])[0].decode()
     first = next((k for k, m in by_label.items() if m["result_id"] == wanted), next(iter(by_label)))
-    choose = pn.widgets.Select(name="Published strategy", options=list(by_label), value=first)
+    choose = pn.widgets.Select(label="Published strategy", options=list(by_label), value=first)
     holder = pn.Column(sizing_mode="stretch_width")
 
     def pick(*_: Any) -> None:

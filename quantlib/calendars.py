@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from pathlib import Path
 
 import exchange_calendars as xcals
@@ -56,7 +57,12 @@ def _closes(calendar: str) -> pd.Series:
                              name="close")
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
-    cal = xcals.get_calendar(calendar, start=_SPAN[0], end=_SPAN[1])
+    with warnings.catch_warnings():
+        # exchange_calendars reads a tz-aware Series' ``.values`` (pandas 3.1 deprecation,
+        # raised inside the library, not fixable here; the values it reads are correct)
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray that "
+                                "drops timezone")
+        cal = xcals.get_calendar(calendar, start=_SPAN[0], end=_SPAN[1])
     close = cal.schedule["close"]
     sessions = pd.DatetimeIndex(close.index).tz_localize(None).astype("datetime64[ns]")
     out = pd.Series(pd.DatetimeIndex(close).tz_convert("UTC").as_unit("ns"),

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import exchange_calendars as xcals
 import pandas as pd
+import pytest
 
 from quantlib import calendars
 
 
+# exchange_calendars itself reads a tz-aware Series' .values (pandas 3.1 deprecation)
+@pytest.mark.filterwarnings("ignore:Series.values returning an ndarray")
 def test_disk_cache_round_trips_the_calendar(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     calendars._closes.cache_clear()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from quantlib.backtest import signals
+from quantlib.backtest import jitload, signals
 from quantlib.backtest.constraints import Constraints
 from quantlib.backtest.costs import DEFAULT_COSTS, CostModel
 from quantlib.backtest.engine import run, simulate
@@ -25,6 +25,8 @@ from quantlib.backtest.strategies import (
     register_strategy,
 )
 from quantlib.backtest.sweep import sweep  # eager: the submodule has the function's name
+
+jitload.install()  # before any kernel runs: cached kernels load without numba's compiler set-up
 
 #: loaded on first use: ``run`` in a fresh process does not pay for them (start-up)
 _LAZY = {"walk_forward": "quantlib.backtest.walkforward",

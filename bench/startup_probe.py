@@ -1,0 +1,66 @@
+"""One fresh-process start-up, as a user's script has it: ``import quantlib;
+quantlib.backtest.run(...)`` on the W2 panel (1,000 assets x 2,520 days) of
+bench_backtest.py, timed from the interpreter's start. Imports nothing before its first
+mark (stdlib only), so every third-party import is inside the measurement.
+
+Phases (wall and CPU = user + sys, and how many modules each adds): the data's libraries
+(numpy, pandas, xarray, which a user holding a Dataset has imported anyway), numba,
+quantlib.backtest, reading the panel (not part of the first result), the first ``run()``
+(loads the cached numba kernels) and a second ``run()`` (the steady cost). Prints one
+JSON line. Usage: ``python bench/startup_probe.py DATA_DIR``.
+"""
+
+import json
+import os
+import sys
+import time
+
+MARKS: list[tuple[str, float, float, int]] = []
+
+
+def mark(name: str) -> None:
+    t = os.times()
+    MARKS.append((name, time.perf_counter(), t.user + t.system, len(sys.modules)))
+
+
+mark("start")
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
+
+mark("numpy, pandas, xarray")
+import numba  # noqa: E402, F401
+
+mark("numba")
+import quantlib  # noqa: E402
+import quantlib.backtest  # noqa: E402, F401
+
+mark("quantlib.backtest")
+
+
+def main(d: str) -> dict:
+    dates = pd.DatetimeIndex(np.load(os.path.join(d, "dates.npy")), name="date")
+    dv = {k: (("date", "asset"), np.load(os.path.join(d, f"w2_1000_{k}.npy")))
+          for k in ("close", "returns", "in_universe")}
+    ds = xr.Dataset(dv, coords={"date": dates, "asset": [f"A{i:05d}" for i in range(1000)]})
+    mark("data")
+    for name in ("first run()", "second run()"):
+        quantlib.backtest.run("xs_momentum", ds, window=252, skip=21, quantile=10,
+                              costs="flat:10")
+        mark(name)
+    phases = {}
+    for (_, w0, c0, m0), (name, w1, c1, m1) in zip(MARKS, MARKS[1:], strict=False):
+        phases[name] = {"wall_s": w1 - w0, "cpu_s": c1 - c0, "modules": m1 - m0}
+    counted = [k for k in phases if k not in ("data", "second run()")]
+    from quantlib.backtest import jitload
+
+    return {"phases": phases,
+            "first_result_s": sum(phases[k]["wall_s"] for k in counted),
+            "first_result_cpu_s": sum(phases[k]["cpu_s"] for k in counted),
+            "modules_at_first_result": MARKS[-2][3] - phases["data"]["modules"],
+            "lean_loads": jitload.lean_loads(),
+            "bytecode_cache": not sys.dont_write_bytecode}
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1])))

@@ -1,0 +1,127 @@
+"""Fast loading of quantlib's cached numba kernels in a fresh process (start-up).
+
+Every kernel is ``numba.njit(cache=True)``: a fresh process finds its machine code in
+numba's on-disk cache and does not compile. Loading that cache is still slow in stock
+numba, because the first load initializes the whole compiler:
+
+1. ``Cache.load_overload`` calls ``target_context.refresh()``, which imports ~60 numba
+   modules (unicode, lists, dicts, sets, jitclass, cffi, random, ...) and installs their
+   typing and lowering registries: ~0.3 s of CPU, all of it compiler state. Machine code
+   loaded from the cache needs none of it, only the symbols it links against.
+2. ``Dispatcher._compile_for_args`` first runs ``entrypoints.init_all()``, which reads the
+   metadata of every installed distribution looking for numba extensions (~0.03 s).
+
+For quantlib's own dispatchers (functions defined in a ``quantlib.*`` module) this
+module loads cached code after the *lean* initialization that such code needs: the
+runtime's (NRT) symbols and compiled helpers, and the hash secret symbols that
+``numba.cpython.hashing`` registers on import. Every other symbol the machine code
+references is registered when the target context is created (numba's C helpers, the
+math functions) or by the cached entry's own ``reload_init`` (the parallel threading
+layer), exactly as in stock numba. On a cache miss, the full initialization runs before
+numba compiles (extension entry points, then ``refresh()``), so compiling behaves as
+stock numba does; so does everything for functions outside quantlib.
+
+The patch is installed once, by ``quantlib.backtest`` on import, and only if numba has
+the internals it replaces (otherwise stock loading stays, merely slower). Set the
+environment variable ``QUANTLIB_NUMBA_LEAN_LOAD=0`` to keep stock loading.
+
+Examples
+--------
+>>> from quantlib.backtest import jitload
+>>> jitload.install()  # idempotent; quantlib.backtest already did it
+True
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+__all__ = ["install", "installed", "lean_loads"]
+
+_STATE: dict[str, Any] = {"installed": False, "lean_loads": 0}
+_OURS = "quantlib."
+
+
+def installed() -> bool:
+    """Whether the lean loader is in place in this process.
+
+    Examples
+    --------
+    >>> from quantlib.backtest import jitload
+    >>> jitload.installed() == (jitload.install())
+    True
+    """
+    return bool(_STATE["installed"])
+
+
+def lean_loads() -> int:
+    """How many quantlib kernels this process loaded from numba's cache the lean way.
+
+    Examples
+    --------
+    >>> from quantlib.backtest import jitload
+    >>> jitload.lean_loads() >= 0
+    True
+    """
+    return int(_STATE["lean_loads"])
+
+
+def install() -> bool:
+    """Install the lean cache loader for quantlib's kernels (idempotent).
+
+    Returns whether it is installed: ``False`` when ``QUANTLIB_NUMBA_LEAN_LOAD=0`` or when
+    this numba lacks an internal it relies on (stock loading then stays).
+
+    Examples
+    --------
+    >>> from quantlib.backtest import jitload
+    >>> jitload.install() is jitload.install()
+    True
+    """
+    if _STATE["installed"]:
+        return True
+    if os.environ.get("QUANTLIB_NUMBA_LEAN_LOAD", "1").strip() == "0":
+        return False
+    from numba.core import caching, dispatcher, entrypoints
+    from numba.core.runtime import nrt
+
+    cache_cls: Any = caching.FunctionCache
+    disp_cls: Any = dispatcher.Dispatcher
+    needed = (hasattr(cache_cls, "load_overload") and hasattr(cache_cls, "_load_overload")
+              and hasattr(cache_cls, "_guard_against_spurious_io_errors")
+              and hasattr(disp_cls, "_compilation_chain_init_hook")
+              and hasattr(nrt, "rtsys") and hasattr(entrypoints, "init_all"))
+    if not needed:
+        return False
+    stock_load, stock_hook = cache_cls.load_overload, disp_cls._compilation_chain_init_hook
+
+    def load_overload(self: Any, sig: Any, target_context: Any) -> Any:
+        if not _is_ours(getattr(self, "_py_func", None)):
+            return stock_load(self, sig, target_context)
+        nrt.rtsys.initialize(target_context)
+        import numba.cpython.hashing  # noqa: F401  (registers the hash secret symbols)
+
+        with self._guard_against_spurious_io_errors():
+            cres = self._load_overload(sig, target_context)
+        if cres is None:  # a miss: numba compiles next, fully initialized as it expects
+            entrypoints.init_all()
+            target_context.refresh()
+        else:
+            _STATE["lean_loads"] += 1
+        return cres
+
+    def init_hook(self: Any) -> None:
+        # quantlib's cached kernels: the extensions are initialized on a miss (above)
+        if not (_is_ours(getattr(self, "py_func", None))
+                and isinstance(getattr(self, "_cache", None), cache_cls)):
+            stock_hook(self)
+
+    cache_cls.load_overload = load_overload
+    disp_cls._compilation_chain_init_hook = init_hook
+    _STATE["installed"] = True
+    return True
+
+
+def _is_ours(py_func: Any) -> bool:
+    return str(getattr(py_func, "__module__", "") or "").startswith(_OURS)

@@ -1,0 +1,144 @@
+"""Start-up guards (issue #15): what a fresh process imports on the way to its first result,
+and the lean loading of quantlib's cached numba kernels (quantlib.backtest.jitload).
+
+Each check runs in a fresh interpreter: this test process has long imported everything.
+Speed itself is measured in bench/bench_backtest.py (``--sections startup``), never here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+#: heavy optional pieces that ``import quantlib.backtest`` (and a run on an in-memory
+#: panel) must leave unloaded: they belong to the store, catalog, cluster and dashboards
+DEFERRED_THIRD_PARTY = ("dask", "distributed", "zarr", "icechunk", "intake", "fsspec", "s3fs",
+                        "duckdb", "bokeh", "panel", "holoviews", "matplotlib", "jsonschema",
+                        "exchange_calendars", "IPython", "jinja2", "requests")
+DEFERRED_QUANTLIB = ("quantlib.store", "quantlib.results", "quantlib.catalog",
+                     "quantlib.datasets", "quantlib.pipeline", "quantlib.cluster",
+                     "quantlib.config", "quantlib.calendars", "quantlib.markets",
+                     "quantlib.backtest.walkforward", "quantlib.backtest.factor",
+                     "quantlib.backtest.lookahead", "quantlib.backtest.display",
+                     "quantlib.backtest.cli", "quantlib.backtest.synthetic")
+
+
+def _fresh(code: str, env: dict[str, str] | None = None, *args: str) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON line last."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **(env or {})})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _loaded(names: tuple[str, ...]) -> str:
+    return (f"[m for m in {list(names)!r} "
+            "if m in sys.modules or any(k.startswith(m + '.') for k in sys.modules)]")
+
+
+def test_import_quantlib_loads_no_third_party_module():
+    out = _fresh("import sys, json; import quantlib; "
+                 "print(json.dumps(sorted(k for k in sys.modules "
+                 "if k.split('.')[0] in ('numpy', 'pandas', 'xarray', 'numba')"
+                 " or k.startswith('quantlib.'))))")
+    assert out == []
+
+
+def test_import_backtest_defers_the_optional_pieces():
+    out = _fresh("import sys, json; import quantlib.backtest; "
+                 f"print(json.dumps({{'third': {_loaded(DEFERRED_THIRD_PARTY)}, "
+                 f"'own': {_loaded(DEFERRED_QUANTLIB)}}}))")
+    assert out == {"third": [], "own": []}
+
+
+KERNEL_CODE = """
+import json, sys
+import numpy as np
+from quantlib.backtest import jitload
+from quantlib.backtest.kernels import last_bar_rows
+close = np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, 4.0], [2.0, np.nan, np.nan]])
+out = {"rows": last_bar_rows(close).tolist(), "lean_loads": jitload.lean_loads(),
+       "compiler_registries_loaded": "numba.typed.typeddict" in sys.modules}
+if len(sys.argv) > 1:  # a new compile after the lean load: the full compiler must be there
+    import numba
+    @numba.njit
+    def evens(n):
+        kept = [0]
+        for i in range(1, n):
+            if i % 2 == 0:
+                kept.append(i)
+        return len(kept)
+    out["compiled_after"] = evens(13)
+print(json.dumps(out))
+"""
+
+
+def test_a_cache_miss_compiles_fully_and_the_next_process_loads_lean(tmp_path: Path):
+    """Empty numba cache: the kernel compiles (the miss path initializes numba fully) and
+    is saved; a second process loads it lean (compiler registries left unloaded), gets
+    the same answer, and still compiles a new function (a list) afterwards."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    first = _fresh(KERNEL_CODE, env)
+    assert first["lean_loads"] == 0 and first["compiler_registries_loaded"]
+    second = _fresh(KERNEL_CODE, env, "compile-after")
+    assert second["lean_loads"] == 1 and not second["compiler_registries_loaded"]
+    assert first["rows"] == second["rows"] == [2, -1, 1]
+    assert second["compiled_after"] == 7
+
+
+RUN_CODE = """
+import json, sys
+import numpy as np, pandas as pd, xarray as xr
+import quantlib
+T, N = 400, 30
+rng = np.random.default_rng(7)
+ret = rng.normal(0.0004, 0.02, (T, N))
+ret[:40, :5] = np.nan                       # listed later
+ret[300:, 25:] = np.nan                     # delisted
+close = 100 * np.exp(np.nancumsum(ret, axis=0))
+close[np.isnan(ret)] = np.nan
+data = xr.Dataset({"close": (("date", "asset"), close), "returns": (("date", "asset"), ret),
+                   "in_universe": (("date", "asset"), ~np.isnan(ret))},
+                  coords={"date": pd.bdate_range("2020-01-01", periods=T),
+                          "asset": [f"A{i}" for i in range(N)]})
+res = quantlib.backtest.run("xs_momentum", data, window=60, skip=5, quantile=5, costs="flat:10")
+np.save(sys.argv[1], res.returns["net"].to_numpy())
+from quantlib.backtest import jitload
+print(json.dumps({"installed": jitload.installed(), "lean_loads": jitload.lean_loads(),
+                  "compiler_registries_loaded": "numba.typed.typeddict" in sys.modules,
+                  "deferred": DEFERRED}))
+"""
+
+
+def test_run_in_a_fresh_process_loads_its_kernels_lean_with_the_stock_numbers(tmp_path: Path):
+    """``quantlib.backtest.run`` in fresh processes on numba's default cache: the first
+    one warms it if needed; the next loads every kernel lean, imports none of the
+    deferred pieces, and gives bit-identical numbers to stock loading
+    (``QUANTLIB_NUMBA_LEAN_LOAD=0``)."""
+    script = tmp_path / "run_once.py"
+    script.write_text(RUN_CODE.replace(
+        "DEFERRED", _loaded(DEFERRED_QUANTLIB + ("matplotlib", "zarr", "icechunk"))))
+
+    def go(name: str, **env: str) -> dict:
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / name)],
+                              capture_output=True, text=True, timeout=900,
+                              env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    go("warm.npy")
+    lean = go("lean.npy")
+    assert lean["installed"] and lean["lean_loads"] >= 3
+    assert not lean["compiler_registries_loaded"] and lean["deferred"] == []
+    stock = go("stock.npy", QUANTLIB_NUMBA_LEAN_LOAD="0")
+    assert not stock["installed"] and stock["lean_loads"] == 0
+    assert stock["compiler_registries_loaded"] and stock["deferred"] == []
+    nets = [np.load(tmp_path / f"{n}.npy") for n in ("warm", "lean", "stock")]
+    assert np.isfinite(nets[1][100:]).all() and np.nanstd(nets[1][100:]) > 0
+    assert np.array_equal(nets[1], nets[2], equal_nan=True)
+    assert np.array_equal(nets[0], nets[1], equal_nan=True)
