@@ -240,20 +240,26 @@ def w1_rows(d: Path, sizes: list[int], peers: list[str], timeout: int) -> list[R
                  (tag, "NumPy reference (one cumsum, cached means)", fmt(base, nb)),
                  (tag, "ratio reference / quantlib", ratio(ours, base)
                   + f"; max |diff| {diff:.1e}")]
-        if n == sizes[0]:  # portfolio mode: 90 portfolios of n MA sleeves, batched kernel
-            pf, pf1 = child(["w1_portfolio", str(d), str(n)]), child(["w1_portfolio", str(d),
-                                                                   str(n), "1"])
-            if "seconds" in pf and "seconds" in pf1:
-                MEASURED["portfolio_threads"] = pf1["seconds"] / pf["seconds"]
-            rows += [(f"portfolio sweep, {len(PAIRS)} sets x {n:,} assets", "all threads / 1 "
-                      "thread", fmt(pf, len(PAIRS), "portfolios") + " / " + fmt(pf1)
-                      + f"; threads gain {ratio(pf, pf1)} (floor 1.7x)")]
+        if n == sizes[0]:
+            rows += portfolio_rows(d, n)
             np.save(d / "w1_close.npy", _ffill(np.load(d / f"w1_{n}_close.npy")))
             (d / "w1_pairs.json").write_text(json.dumps(PAIRS))
             for p in [p for p in peers if p.startswith("w1_")]:
                 res = peer(d, p, timeout)
                 rows.append((tag, p, fmt(res, nb) + f"; ratio peer / quantlib {ratio(ours, res)}"))
     return rows
+
+
+def portfolio_rows(d: Path, n: int) -> list[Row]:
+    """Portfolio mode: 90 portfolios of ``n`` MA sleeves in the batched kernel, all threads
+    vs 1 (``bench/bench_portfolio_sweep.py`` adds the kernel / serial CPU split)."""
+    pf, pf1 = child(["w1_portfolio", str(d), str(n)]), child(["w1_portfolio", str(d), str(n),
+                                                               "1"])
+    if "seconds" in pf and "seconds" in pf1:
+        MEASURED["portfolio_threads"] = pf1["seconds"] / pf["seconds"]
+    return [(f"portfolio sweep, {len(PAIRS)} sets x {n:,} assets", "all threads / 1 thread",
+             fmt(pf, len(PAIRS), "portfolios") + " / " + fmt(pf1)
+             + f"; threads gain {ratio(pf, pf1)} (floor 1.7x)")]
 
 
 def _maxdiff(a: Path, b: Path) -> float:
@@ -407,7 +413,8 @@ def main() -> None:
     ap.add_argument("--w2-assets", default="1000")
     ap.add_argument("--dask-repeat", type=int, default=3)
     ap.add_argument("--sections", default="w1,w1m,w2,startup,dask",
-                    help="comma-separated parts to run")
+                    help="comma-separated parts to run (also: portfolio, the portfolio-mode "
+                         "sweep alone; w1 includes it)")
     ap.add_argument("--peer-timeout", type=int, default=1800)
     ap.add_argument("--peers", default="metrics_vbt,metrics_vbt_rust,metrics_empyrical,"
                     "metrics_quantstats,metrics_pandas,w1_vbt,w1_vbt_rust,w2_vbt,w2_vbt_rust,"
@@ -437,8 +444,10 @@ def run_sections(args: argparse.Namespace, d: Path, peers: list[str]) -> list[Ro
     rows: list[Row] = []
     if "w1" in parts:
         rows += w1_rows(d, w1n, peers, args.peer_timeout)
-    elif {"w1m", "dask"} & set(parts):
+    elif {"w1m", "dask", "portfolio"} & set(parts):
         make_w1(d, 200)
+    if "portfolio" in parts and "w1" not in parts:  # w1 runs it too
+        rows += portfolio_rows(d, 200)
     if "w1m" in parts:
         rows += w1m_rows(d, peers, args.peer_timeout)
     w2n = [int(x) for x in args.w2_assets.split(",")]

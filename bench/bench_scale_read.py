@@ -11,10 +11,15 @@ box sets ``PYTHONDONTWRITEBYTECODE``, so every process compiles its imports):
 * ``open``: ``quantlib.open_catalog(store, markets=["US"])`` and the prices entry's
   ``.read()`` (the lazy dataset: grid, FX, graph; no panel chunk read).
 * ``read``: one variable (``close``) of one market, all 20 years, as float64 in memory:
-  plain zarr ``array[:]`` on the pinned snapshot (reference), the store's xarray panel
-  (``CuratedStore.open_prices``), and the catalog's PIT ``close`` (reads ``close`` and
+  plain zarr ``array[:]`` on the pinned snapshot (reference: zarr's own pipeline, chunks
+  fetched through Icechunk), the store's direct chunk reader
+  (:class:`quantlib.store.chunkread.ChunkedArray`, what the store and the catalog read
+  with), the store's xarray panel (``CuratedStore.open_prices``: dask, one task per 512
+  assets, each a direct read), and the catalog's PIT ``close`` (reads ``close`` and
   ``known_at``, re-stamps by decision time). MB/s = decompressed float64 bytes / wall
-  seconds; CPU seconds are shown too, since the box is shared.
+  seconds; MB per CPU-second (this process, all threads) too, since the box is shared,
+  and the quiet two-core bound ``MB / (CPU-s / 2)`` (both cores busy, nothing else
+  running).
 * ``momentum``: ``quantlib.load_dataset(markets=["US"], fundamentals=False)``, the
   variables 12-1 momentum reads (``close``, ``returns``, ``in_universe``) loaded, then
   ``backtest.run("xs_momentum", costs="flat:10")``; peak RSS and which stored arrays
@@ -23,8 +28,10 @@ box sets ``PYTHONDONTWRITEBYTECODE``, so every process compiles its imports):
   zarr (``close``; returns from ``close``/``split``/``dividend``; membership = has a bar in
   the window): equal weight of the top decile at month ends, daily portfolio return.
 
-Run: ``uv run python bench/bench_scale_read.py`` (builds the store under
-``$TMPDIR/quantlib-scale-read`` when absent; ``--assets 2000 --years 5`` for a smoke run).
+Run: ``uv run python bench/bench_scale_read.py --store /tmp/scaleread/full`` (builds the
+store there when absent, ~5 min; default ``$TMPDIR/quantlib-scale-read``; ``--assets
+2000 --years 5`` for a smoke run). The default sections ``open,read,momentum`` take
+about 3 minutes on a quiet 2-core machine; ``--sections all`` adds the NumPy reference.
 """
 
 from __future__ import annotations
@@ -67,20 +74,31 @@ COORDS = ("date", "asset", "currency")
 
 
 def _counted_reads() -> dict[str, int]:
-    """Count chunk reads per stored data variable (a wrapper around the store's ``get``;
-    coordinate arrays left out)."""
+    """Count chunk reads per stored data variable (a wrapper around the store's ``get``
+    and the direct reader's chunk-file reads; coordinate arrays left out)."""
     import icechunk
+
+    from quantlib.store.chunkread import ChunkedArray
 
     counts: dict[str, int] = {}
     original = icechunk.IcechunkStore.get
+    direct = ChunkedArray._chunk_bytes
+
+    def count(name: str) -> None:
+        if name.rsplit("/", 1)[-1] not in COORDS:
+            counts[name] = counts.get(name, 0) + 1
 
     async def get(self, key, *args, **kwargs):  # type: ignore[no-untyped-def]
-        name = key.split("/c/")[0]
-        if "/c/" in key and name.rsplit("/", 1)[-1] not in COORDS:
-            counts[name] = counts.get(name, 0) + 1
+        if "/c/" in key:
+            count(key.split("/c/")[0])
         return await original(self, key, *args, **kwargs)
 
+    def chunk_bytes(self, ref):  # type: ignore[no-untyped-def]
+        count(self.path)
+        return direct(self, ref)
+
     icechunk.IcechunkStore.get = get  # type: ignore[method-assign]
+    ChunkedArray._chunk_bytes = chunk_bytes  # type: ignore[method-assign]
     return counts
 
 
@@ -102,25 +120,38 @@ def step_open(store: str) -> dict:
 
 
 def step_read(store: str) -> dict:
+    import numpy as np
     import zarr
 
     import quantlib
     from quantlib.store import CuratedStore
+    from quantlib.store.chunkread import ChunkedArray, native_chunk_dir
 
     st = CuratedStore(store)
     snap = st.resolve(None)
-    root = zarr.open_group(st.repo.readonly_session(snapshot_id=snap).store, mode="r")
-    out: dict = {}
-    arr, t, cpu = _timed(lambda: root["prices/US/close"][:])
-    out["zarr"] = {"s": t, "cpu_s": cpu, "mb": arr.nbytes / 1e6}
-    del arr
+    session = st.repo.readonly_session(snapshot_id=snap)
+    root = zarr.open_group(session.store, mode="r")
+    out: dict = {"same_values": True}
+    ref = None
+
+    def measure(label: str, fn) -> None:  # type: ignore[no-untyped-def]
+        nonlocal ref
+        arr, t, cpu = _timed(fn)
+        out[label] = {"s": t, "cpu_s": cpu, "mb": arr.nbytes / 1e6}
+        if ref is None:
+            ref = arr
+        elif label != "catalog_pit":
+            out["same_values"] &= bool(np.array_equal(arr, ref, equal_nan=True))
+
+    measure("zarr", lambda: root["prices/US/close"][:])
+    direct = ChunkedArray(session.store, "prices/US/close", native_chunk_dir(st.location))
+    measure("direct", lambda: direct[:])
+    measure("direct_again", lambda: direct[:])
     panel = st.open_prices("US", snap)
-    arr, t, cpu = _timed(lambda: panel["close"].values)
-    out["xarray"] = {"s": t, "cpu_s": cpu, "mb": arr.nbytes / 1e6}
-    del arr
+    measure("xarray", lambda: panel["close"].values)
+    ref = None
     ds = quantlib.open_catalog(store, markets=["US"])["prices"].read()
-    arr, t, cpu = _timed(lambda: ds["close"].values)
-    out["catalog_pit"] = {"s": t, "cpu_s": cpu, "mb": arr.nbytes / 1e6}
+    measure("catalog_pit", lambda: ds["close"].values)
     out["peak_rss_mb"] = _peak_mb()
     return out
 
@@ -190,7 +221,40 @@ def _run_step(step: str, store: str) -> dict:
 
 
 def _mbs(part: dict) -> str:
-    return f"{part['mb'] / part['s']:.0f} MB/s wall, {part['mb'] / part['cpu_s']:.0f} MB/CPU-s"
+    return (f"{part['mb'] / part['s']:.0f} MB/s wall, {part['mb'] / part['cpu_s']:.0f} "
+            f"MB/CPU-s (quiet 2-core bound {2 * part['mb'] / part['cpu_s']:.0f} MB/s)")
+
+
+def _rows(res: dict) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    if "open" in res:
+        o = res["open"]
+        rows += [("catalog open (open_catalog)", f"{o['open_s']:.3f} s", "< 1 s"),
+                 ("prices .read() (lazy dataset)", f"{o['lazy_read_s']:.2f} s, "
+                  f"{o['price_chunks_read']} panel chunks read", ""),
+                 ("imports (each process)", f"{o['import_s']:.1f} s", "")]
+    if "read" in res:
+        r = res["read"]
+        rows += [("read close, plain zarr `[:]` (reference)", _mbs(r["zarr"]), ""),
+                 ("read close, direct chunk reader (ChunkedArray)", _mbs(r["direct"]),
+                  ">= 200 MB/s"),
+                 ("  same, second read", _mbs(r["direct_again"]), ">= 200 MB/s"),
+                 ("read close, store xarray panel (open_prices)", _mbs(r["xarray"]),
+                  ">= 200 MB/s"),
+                 ("read close, catalog PIT (+known_at, re-stamped)", _mbs(r["catalog_pit"]),
+                  ""),
+                 ("  values equal (zarr, direct, xarray)", str(r["same_values"]), "")]
+    if "momentum" in res:
+        m = res["momentum"]
+        rows += [("12-1 momentum, quantlib (load+run)", f"{m['wall_s']:.1f} s (load "
+                  f"{m['load_s']:.1f} s), peak RSS {m['peak_rss_mb']:.0f} MB", "<= 4 GB"),
+                 ("  stored arrays read (chunks)", ", ".join(
+                     f"{k.split('/')[-1]} {v}" for k, v in m["arrays_read"].items()), "")]
+    if "reference" in res:
+        ref = res["reference"]
+        rows.append(("12-1 momentum, NumPy+zarr reference", f"{ref['wall_s']:.1f} s, peak "
+                     f"RSS {ref['peak_rss_mb']:.0f} MB", ""))
+    return rows
 
 
 def main() -> None:
@@ -199,6 +263,8 @@ def main() -> None:
                                                     "quantlib-scale-read"))
     ap.add_argument("--assets", type=int, default=14_000)
     ap.add_argument("--years", type=int, default=20)
+    ap.add_argument("--sections", default="open,read,momentum",
+                    help="comma-separated among " + ",".join(STEPS) + ", or all")
     ap.add_argument("--step", choices=sorted(STEPS))
     args = ap.parse_args()
     if args.step:
@@ -212,25 +278,14 @@ def main() -> None:
 
         print("writing the store:", write_us_store(os.path.join(args.store, ""), args.assets,
                                                    args.years), flush=True)
-    res = {step: _run_step(step, args.store) for step in STEPS}
+    steps = list(STEPS) if args.sections == "all" else args.sections.split(",")
+    t0, load = time.perf_counter(), os.getloadavg()[0]
+    res = {step: _run_step(step, args.store) for step in steps}
     print(json.dumps(res, indent=1))
-    o, r, m, ref = res["open"], res["read"], res["momentum"], res["reference"]
-    rows = [
-        ("catalog open (open_catalog)", f"{o['open_s']:.3f} s", "< 1 s"),
-        ("prices .read() (lazy dataset)", f"{o['lazy_read_s']:.2f} s, "
-         f"{o['price_chunks_read']} panel chunks read", ""),
-        ("imports (cold, each process)", f"{o['import_s']:.1f} s", ""),
-        ("read close, plain zarr (reference)", _mbs(r["zarr"]), ">= 200 MB/s"),
-        ("read close, store xarray panel", _mbs(r["xarray"]), ">= 200 MB/s"),
-        ("read close, catalog PIT (+known_at)", _mbs(r["catalog_pit"]), ""),
-        ("12-1 momentum, quantlib (load+run)", f"{m['wall_s']:.1f} s, peak RSS "
-         f"{m['peak_rss_mb']:.0f} MB", "<= 4 GB"),
-        ("  stored arrays read", ", ".join(k.split("/")[-1] for k in m["arrays_read"]), ""),
-        ("12-1 momentum, NumPy+zarr reference", f"{ref['wall_s']:.1f} s, peak RSS "
-         f"{ref['peak_rss_mb']:.0f} MB", ""),
-    ]
+    print(f"\n{time.perf_counter() - t0:.0f} s; load average {load:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end; {os.cpu_count()} CPUs")
     print("\n| measure | result | floor |\n| --- | --- | --- |")
-    for row in rows:
+    for row in _rows(res):
         print("| " + " | ".join(row) + " |")
 
 

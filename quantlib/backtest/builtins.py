@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 
 from quantlib.backtest import signals as sg
+from quantlib.backtest.batched import ma_crossover_portfolio
 from quantlib.backtest.parallel import ma_cross_metrics
 from quantlib.backtest.strategies import (
     _LS,
@@ -119,6 +120,7 @@ def _close_sums(data: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
 ma_crossover.signal_func = _ma_signal
 ma_crossover.batch_func = ma_crossover_batch
 ma_crossover.metrics_func = ma_crossover_metrics
+ma_crossover.portfolio_func = ma_crossover_portfolio  # sets' weights built in the kernel
 
 
 def _tsm_signal(data: xr.Dataset, window: int, skip: int, long_short: bool) -> xr.DataArray:

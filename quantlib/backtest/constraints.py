@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numba
 import numpy as np
 
 from quantlib.errors import BacktestError
 
-__all__ = ["Constraints", "apply_constraints", "rebalance_mask"]
+__all__ = ["Constraints", "apply_constraints", "constrain_rows", "constraint_args",
+           "group_codes", "rebalance_mask"]
 
 
 @dataclass(frozen=True)
@@ -69,38 +71,125 @@ class Constraints:
 
 def apply_constraints(w: np.ndarray, c: Constraints, groups: np.ndarray | None = None
                       ) -> np.ndarray:
-    """Return constrained copies of target weights ``w`` (T, N); ``groups`` (N,) int labels."""
-    w = np.nan_to_num(np.asarray(w, dtype=float)).copy()
-    if c.long_only:
-        w = np.maximum(w, 0.0)
+    """Return constrained copies of target weights ``w`` (T, N); ``groups`` (N,) labels.
+
+    NaN targets are 0 (and +-inf the largest finite weight, as ``np.nan_to_num``). The
+    engine and the batched sweep constrain through the same kernel
+    (:func:`constrain_rows`), so a sweep's portfolios equal single runs exactly.
+
+    Examples
+    --------
+    >>> c = Constraints(long_only=False, neutral="sector", gross_leverage=0.25)
+    >>> apply_constraints(np.array([[0.75, 0.25, np.nan]]), c, np.array(["a", "a", "b"])).tolist()
+    [[0.125, -0.125, 0.0]]
+    """
+    out = np.array(w, dtype=float, order="C", ndmin=2)
+    labels = np.zeros(0, np.int64)
     if c.neutral is not None:
         if groups is None:
             raise BacktestError(f"{c.neutral}-neutral needs the asset coordinate {c.neutral!r}",
                                 found="no such coordinate", fix="add it to the data",
                                 field=c.neutral)
-        held = w != 0
-        for g in np.unique(groups):
-            cols = groups == g
-            sub, h = w[:, cols], held[:, cols]
-            n = h.sum(axis=1, keepdims=True)
-            mu = np.where(n > 0, sub.sum(axis=1, keepdims=True) / np.maximum(n, 1), 0.0)
-            w[:, cols] = np.where(h, sub - mu, 0.0)
-    if c.max_weight is not None:
-        w = np.clip(w, -c.max_weight, c.max_weight)
-    if c.gross_leverage is not None:
-        gross = np.abs(w).sum(axis=1, keepdims=True)
-        w = np.where(gross > c.gross_leverage, w * c.gross_leverage / np.maximum(gross, 1e-300),
-                     w)
-    if c.net_leverage is not None:
-        long = np.where(w > 0, w, 0).sum(axis=1, keepdims=True)
-        short = -np.where(w < 0, w, 0).sum(axis=1, keepdims=True)
-        net = long - short
-        excess = np.abs(net) - c.net_leverage
-        with np.errstate(invalid="ignore", divide="ignore"):
-            f_long = np.where((excess > 0) & (net > 0), (short + c.net_leverage) / long, 1.0)
-            f_short = np.where((excess > 0) & (net < 0), (long + c.net_leverage) / short, 1.0)
-        w = np.where(w > 0, w * f_long, w * f_short)
-    return w
+        labels = group_codes(groups)
+    constrain_rows(out, *constraint_args(c, labels))
+    return out.reshape(np.shape(w)) if np.ndim(w) < 2 else out
+
+
+def group_codes(groups: np.ndarray) -> np.ndarray:
+    """``(N,)`` int64 codes ``0 .. G-1`` of group labels (sorted, as ``np.unique``)."""
+    return np.unique(np.asarray(groups), return_inverse=True)[1].astype(np.int64).ravel()
+
+
+def constraint_args(c: Constraints, codes: np.ndarray | None) -> tuple[Any, ...]:
+    """The scalar arguments of :func:`constrain_rows` for ``c`` (NaN: no limit); ``codes``
+    are :func:`group_codes` (used only when ``c.neutral`` is set)."""
+    def lim(v: float | None) -> float:
+        return np.nan if v is None else float(v)
+
+    g = np.zeros(0, np.int64) if c.neutral is None or codes is None else \
+        np.ascontiguousarray(codes, np.int64)
+    return (bool(c.long_only), g, int(g.max()) + 1 if len(g) else 0, lim(c.max_weight),
+            lim(c.gross_leverage), lim(c.net_leverage))
+
+
+@numba.njit(cache=True, nogil=True)
+def constrain_rows(w: np.ndarray, long_only: bool, groups: np.ndarray, n_groups: int,
+                   max_weight: float, gross_leverage: float, net_leverage: float) -> None:
+    """Constrain each row of ``w`` (R, N) in place, in the order of the module docstring.
+
+    A NaN limit is no limit; ``n_groups == 0`` is no neutrality, else ``groups`` (N,)
+    holds codes ``0 .. n_groups-1``. Sums run left to right over the assets, the same in
+    single runs and in the batched sweep (which call it per parameter set, in parallel).
+    """
+    N = w.shape[1]
+    sums = np.zeros(max(n_groups, 1))
+    held = np.zeros(max(n_groups, 1))
+    for t in range(w.shape[0]):
+        row = w[t]
+        for i in range(N):
+            x = row[i]
+            if np.isnan(x):
+                x = 0.0
+            elif np.isinf(x):
+                x = 1.7976931348623157e308 if x > 0 else -1.7976931348623157e308
+            if long_only and x < 0.0:
+                x = 0.0
+            row[i] = x
+        if n_groups > 0:
+            _demean_groups(row, groups, sums, held)
+        if not np.isnan(max_weight):
+            for i in range(N):
+                row[i] = min(max(row[i], -max_weight), max_weight)
+        if not np.isnan(gross_leverage):
+            gross = 0.0
+            for i in range(N):
+                gross += abs(row[i])
+            if gross > gross_leverage:
+                for i in range(N):
+                    row[i] = row[i] * gross_leverage / max(gross, 1e-300)
+        if not np.isnan(net_leverage):
+            _net_scale(row, net_leverage)
+
+
+@numba.njit(cache=True, nogil=True)
+def _demean_groups(row: np.ndarray, groups: np.ndarray, sums: np.ndarray, held: np.ndarray
+                   ) -> None:
+    """Held weights minus their group's mean (over the held ones); 0 stays 0."""
+    sums[:] = 0.0
+    held[:] = 0.0
+    for i in range(row.shape[0]):
+        sums[groups[i]] += row[i]
+        if row[i] != 0.0:
+            held[groups[i]] += 1.0
+    for i in range(row.shape[0]):
+        g = groups[i]
+        if row[i] != 0.0:
+            row[i] = row[i] - sums[g] / held[g]
+
+
+@numba.njit(cache=True, nogil=True)
+def _net_scale(row: np.ndarray, net_leverage: float) -> None:
+    """Scale the larger side down so that ``|sum w| <= net_leverage``."""
+    long = 0.0
+    short = 0.0
+    for i in range(row.shape[0]):
+        if row[i] > 0.0:
+            long += row[i]
+        elif row[i] < 0.0:
+            short -= row[i]
+    net = long - short
+    if abs(net) - net_leverage <= 0.0:
+        return
+    if net > 0.0:
+        f = (short + net_leverage) / long
+        for i in range(row.shape[0]):
+            if row[i] > 0.0:
+                row[i] = row[i] * f
+    elif net < 0.0:
+        f = (long + net_leverage) / short
+        for i in range(row.shape[0]):
+            if row[i] < 0.0:
+                row[i] = row[i] * f
 
 
 def rebalance_mask(dates: np.ndarray, rule: str | int) -> np.ndarray:

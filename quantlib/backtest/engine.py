@@ -28,7 +28,12 @@ import pandas as pd
 import xarray as xr
 
 from quantlib.backtest import kernels
-from quantlib.backtest.constraints import apply_constraints, rebalance_mask
+from quantlib.backtest.constraints import (
+    constrain_rows,
+    constraint_args,
+    group_codes,
+    rebalance_mask,
+)
 from quantlib.backtest.result import Result, ResultCache, to_jsonable
 from quantlib.backtest.settings import Settings, resolve_settings, split_settings
 from quantlib.errors import BacktestError, QuantlibWarning
@@ -269,8 +274,7 @@ def prepare_static(data: xr.Dataset, s: Settings) -> dict[str, Any]:
             raise BacktestError(f"{cons.neutral}-neutral needs the asset coordinate",
                                 found=f"coords {sorted(map(str, data.coords))}", fix="add it",
                                 field=cons.neutral)
-        _, groups = np.unique(np.asarray(data[cons.neutral].values).astype(str),
-                              return_inverse=True)
+        groups = group_codes(np.asarray(data[cons.neutral].values).astype(str))
     uni = np.asarray(data["in_universe"].values, bool) if "in_universe" in data else None
     rebalance = rebalance_mask(data["date"].values, s.rebalance)
     decision = rebalance.copy()
@@ -296,12 +300,18 @@ def prepare_static(data: xr.Dataset, s: Settings) -> dict[str, Any]:
     else:
         raise BacktestError("execution must be 'close' or 'open'", found=repr(s.execution),
                             fix="pass execution='close'")
+    rows = np.nonzero(decision)[0]
+    target_row = np.full(len(decision), -1, np.int64)
+    target_row[rows] = np.arange(len(rows))
+    if s.execution == "open":
+        target_row = np.concatenate([[-1], target_row[:-1]])  # executed next open
     return {"r_pre": np.ascontiguousarray(r_pre), "r_post": r_post,
             "rebalance": rebalance, "tradable": tradable, "lin": lin, "impact": impact,
             "borrow": float(borrow), "delist_row": delist_row, "universe": uni,
             "force_rows": _force_rows(delist_row, len(rebalance)),
-            "groups": groups, "cons": cons, "execution": s.execution,
-            "rebalance_decision": decision}
+            "groups": groups, "cons": cons, "cons_args": constraint_args(cons, groups),
+            "execution": s.execution, "rebalance_decision": decision,
+            "target_rows": rows, "target_row": target_row}
 
 
 def _action_factor(r_local: np.ndarray, close: np.ndarray, prev_close: np.ndarray
@@ -331,18 +341,14 @@ def _action_factor(r_local: np.ndarray, close: np.ndarray, prev_close: np.ndarra
 def kernel_args(target: np.ndarray, st: dict[str, Any]) -> tuple[Any, ...]:
     """Kernel arguments for one target-weight array (T, N) given :func:`prepare_static`."""
     # only rebalance rows are ever read: constrain those, pass them alone
-    rows = np.nonzero(st["rebalance_decision"])[0]
-    sub = np.asarray(target, dtype=float)[rows]
+    rows = st["target_rows"]
+    sub = np.asarray(target, dtype=float)[rows]  # a copy: constrained in place below
     if st["universe"] is not None:
         sub = np.where(st["universe"][rows], sub, 0.0)
-    sub = np.ascontiguousarray(apply_constraints(sub, st["cons"], st["groups"]))  # NaN -> 0
-    T = len(st["rebalance_decision"])
-    target_row = np.full(T, -1, np.int64)
-    target_row[rows] = np.arange(len(rows))
-    if st["execution"] == "open":
-        target_row = np.concatenate([[-1], target_row[:-1]])  # executed next open
-    return (st["r_pre"], st["r_post"], sub, target_row, st["rebalance"], st["tradable"],
-            st["lin"], st["impact"], st["borrow"], st["delist_row"],
+    sub = np.ascontiguousarray(sub)
+    constrain_rows(sub, *st["cons_args"])  # NaN -> 0; the batched sweep's kernel too
+    return (st["r_pre"], st["r_post"], sub, st["target_row"], st["rebalance"],
+            st["tradable"], st["lin"], st["impact"], st["borrow"], st["delist_row"],
             np.zeros(sub.shape[1]), st["execution"] != "close", st["force_rows"])
 
 

@@ -103,6 +103,9 @@ class Strategy:
     batch_func: Callable[..., np.ndarray] | None = None
     signal_func: Callable[..., xr.DataArray] | None = None
     metrics_func: Callable[..., np.ndarray] | None = None
+    #: portfolio sweeps: ``(data, param_sets, static) -> (nets, turnover)`` ``(P, T)``, each
+    #: set's weights built inside one parallel kernel (see :mod:`~quantlib.backtest.batched`)
+    portfolio_func: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def source_hash(self) -> str:

@@ -4,9 +4,10 @@
 strategy for a ``(P, date, asset)`` array at once (e.g. every moving average
 window is computed once and each (fast, slow) pair is one comparison). Then:
 
-- portfolio mode: every parameter set of a batch is simulated by one parallel numba
-  kernel (all the engine's costs, constraints and calendars; sets spread over the cores)
-  and summarized;
+- portfolio mode: every parameter set of a batch is constrained and simulated by one
+  parallel numba kernel (:mod:`~quantlib.backtest.batched`: all the engine's costs,
+  constraints and calendars; sets spread over the cores) and summarized; a strategy with
+  a ``portfolio_func`` (``ma_crossover``) builds each set's weights in that kernel too;
 - ``per_asset=True``: every (parameter set, asset) is its own long/flat backtest;
   a fused kernel turns positions into daily P&L with a flat fee and reduces it to
   total return, max drawdown and Sharpe in one pass, never materializing the
@@ -30,11 +31,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from quantlib.backtest.batched import simulate_targets
 from quantlib.backtest.constraints import rebalance_mask
-from quantlib.backtest.engine import SIM_DEFAULTS, as_dataset, kernel_args, prepare_static
+from quantlib.backtest.engine import SIM_DEFAULTS, as_dataset, prepare_static
 from quantlib.backtest.metrics import active_start, summary, sweep_metrics
-from quantlib.backtest.parallel import long_flat_metrics_kernel, simulate_batch
+from quantlib.backtest.parallel import long_flat_metrics_kernel
 from quantlib.backtest.settings import resolve_settings
+from quantlib.backtest.signals import decision_rows
 from quantlib.backtest.strategies import Strategy, get_strategy
 from quantlib.errors import BacktestError, StrategyError
 
@@ -130,11 +133,17 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
     if per_asset:
         return _per_asset_metrics(strategy, data, param_sets, s.costs.linear_rate, ppy,
                                   rebalance_mask(data["date"].values, s.rebalance))
-    arr = strategy.batch(data, param_sets)
     static = prepare_static(data, s)
-    # constrained rebalance-row targets of every set, then one parallel kernel for all
-    args = [kernel_args(arr[j], static) for j in range(len(param_sets))]
-    pn, pt = simulate_batch(np.stack([a[2] for a in args]), args[0])
+    # every set's targets (built in the kernel when the strategy can), universe,
+    # constraints and simulation: one parallel kernel over the sets
+    if strategy.portfolio_func is not None:
+        full = [strategy.resolve_params(p) for p in param_sets]
+        pn, pt = strategy._call(strategy.portfolio_func, data, full, static)
+    else:  # the signals on the decision rows only, as run() computes them
+        reb = static["rebalance_decision"]
+        with decision_rows(None if reb.all() else reb):
+            raw = strategy.batch(data, param_sets)
+        pn, pt = simulate_targets(raw, static)
     nets, turns = pn.T, pt.T
     rows = pd.DataFrame(param_sets)
     if not full_metrics:
@@ -205,8 +214,12 @@ def _auto_batch(n_sets: int, data: xr.Dataset, per_asset: bool, n_workers: int,
                 fused: bool = False, progress: bool = False) -> int:
     cells = data.sizes["date"] * data.sizes["asset"]
     # a batch materializes (sets, date, asset) positions (bool) or weights (float64), unless
-    # the strategy's fused per-asset kernel computes positions on the fly
-    per_set = data.sizes["asset"] * 24 if fused else cells * (1 if per_asset else 8)
+    # the strategy's fused kernel builds them on the fly (per_asset: metrics_func; portfolio
+    # mode: portfolio_func, whose sets keep only their (date,) net returns and turnover)
+    if fused:
+        per_set = data.sizes["asset"] * 24 if per_asset else data.sizes["date"] * 16
+    else:
+        per_set = cells * (1 if per_asset else 8)
     by_memory = max(1, int(256e6 // per_set))
     if n_workers <= 1:  # one process: fewer, bigger batches share more work
         return min(by_memory, max(1, -(-n_sets // 20))) if progress else by_memory
@@ -273,8 +286,8 @@ def sweep(strategy: Any, grid: Mapping[str, Iterable[Any]] | list[dict[str, Any]
         raise BacktestError("the sweep grid has no valid parameter set",
                             found=f"{skipped} rejected", fix="check the grid's ranges")
     n_workers = len(client.scheduler_info()["workers"]) if client is not None else 0
-    bs = batch_size or _auto_batch(len(sets), data, per_asset, n_workers,
-                                   fused=per_asset and strat.metrics_func is not None,
+    fused = strat.metrics_func is not None if per_asset else strat.portfolio_func is not None
+    bs = batch_size or _auto_batch(len(sets), data, per_asset, n_workers, fused=fused,
                                    progress=progress)
     batches = [sets[i:i + bs] for i in range(0, len(sets), bs)]
     attrs: dict[str, Any] = {"skipped": skipped, "n_tasks": len(batches), "batch_size": bs}

@@ -72,17 +72,19 @@ class StoreInputs:
 
 
 def zarr_reader(st: Any, snapshot_id: str) -> Any:
-    """A :data:`quantlib.pit.lazy.ColumnReader` over one snapshot's zarr arrays: a block
-    of stored columns in one zarr read (its chunks fetched concurrently), no dask."""
-    import zarr
+    """A :data:`quantlib.pit.lazy.ColumnReader` over one snapshot's stored arrays: a
+    block of stored columns read by :class:`quantlib.store.chunkread.ChunkedArray`
+    (its chunks read and decoded concurrently), no dask."""
+    from quantlib.store.chunkread import ChunkedArray, native_chunk_dir
 
-    root = zarr.open_group(st.repo.readonly_session(snapshot_id=snapshot_id).store, mode="r")
-    arrays: dict[str, Any] = {}
+    store = st.repo.readonly_session(snapshot_id=snapshot_id).store
+    chunk_dir = native_chunk_dir(st.location)
+    arrays: dict[str, ChunkedArray] = {}
 
     def read(market: str, var: str, n_rows: int, c0: int, c1: int) -> Any:
         path = f"prices/{market}/{var}"
         if path not in arrays:
-            arrays[path] = root[path]
+            arrays[path] = ChunkedArray(store, path, chunk_dir)
         return arrays[path][:n_rows, c0:c1]
     return read
 

@@ -16,6 +16,9 @@ stored columns, and :func:`build_prices_lazy` builds the same panel as a graph:
    ``open`` adds ``open``; ``fx_rate`` reads no price panel at all.
 3. Nothing is read until a variable is computed, so a backtest that uses ``close`` and
    ``returns`` never reads ``open``, ``high``, ``low`` or ``volume``.
+4. A computed block is kept by the dataset (up to :data:`CACHE_BYTES`, the first blocks
+   computed; nothing evicted), so a backtest that reads ``close`` several times reads the
+   store once. Each use gets its own copy.
 
 Values equal :func:`~quantlib.pit.build_prices` cell for cell (tests/catalog).
 Graph names derive from the panels' snapshot id (or their content) and the parameters,
@@ -24,6 +27,7 @@ so a result's data fingerprint is stable across reads of the same version.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -38,11 +42,15 @@ from quantlib.pit.frames import as_panels
 from quantlib.pit.grid import Grid, make_grid
 from quantlib.pit.prices import finish, fx_asof
 
-__all__ = ["build_prices_lazy", "INPUTS", "BLOCK_ASSETS", "ColumnReader", "panel_reader",
-           "Placement"]
+__all__ = ["build_prices_lazy", "INPUTS", "BLOCK_ASSETS", "CACHE_BYTES", "ColumnReader",
+           "panel_reader", "Placement"]
 
 #: assets per dask block (the store's panel chunk width, so a block reads whole chunks)
 BLOCK_ASSETS = 512
+#: bytes of computed blocks one lazy dataset keeps (about one US variable at full size:
+#: 14,000 assets x 20 years is 564 MB); a backtest that ``.load()``s its variables first
+#: pays this much memory on top of them for nothing
+CACHE_BYTES = 512 << 20
 #: stored variables each output reads besides ``close`` and ``known_at``
 INPUTS: dict[str, tuple[str, ...]] = {
     "open": ("open",), "high": ("high",), "low": ("low",), "close": (), "volume": ("volume",),
@@ -116,18 +124,56 @@ class _General:
         return K.scatter_rows(values, self.target, self.n)
 
 
+class _BlockCache:
+    """Computed blocks of one dataset, up to ``limit`` bytes (the first ones kept)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self.blocks: dict[tuple[str, str, int, int], np.ndarray] = {}
+        self.lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"limit": self.limit}          # a dask worker starts with an empty cache
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["limit"])  # type: ignore[misc]
+
+    def get(self, key: tuple[str, str, int, int]) -> np.ndarray | None:
+        hit = self.blocks.get(key)
+        return None if hit is None else hit.copy()
+
+    def put(self, key: tuple[str, str, int, int], value: np.ndarray) -> None:
+        with self.lock:
+            if key not in self.blocks and self.used + value.nbytes <= self.limit:
+                self.blocks[key] = value.copy()
+                self.used += value.nbytes
+
+
 class _Job:
     """What every block task of one build shares (a plain class: dask does not walk it)."""
 
     def __init__(self, grid: Grid, reader: ColumnReader, hints: dict[str, np.ndarray],
                  store_col: np.ndarray, fx_cols: np.ndarray, rates: np.ndarray,
-                 convention: str) -> None:
+                 convention: str, cache_bytes: int = CACHE_BYTES) -> None:
         self.grid, self.reader, self.hints = grid, reader, hints
         self.store_col, self.fx_cols, self.rates = store_col, fx_cols, rates
         self.convention = convention
+        self.cache = _BlockCache(cache_bytes)
 
     def block(self, var: str, market: str, b0: int, b1: int) -> np.ndarray:
-        """Output ``var`` for grid columns ``[b0, b1)`` (all grid rows, lookback included)."""
+        """Output ``var`` for grid columns ``[b0, b1)`` (all grid rows, lookback
+        included), from the dataset's cache when computed before."""
+        if var == "fx_rate":
+            return self._block(var, market, b0, b1)
+        key = (var, market, b0, b1)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        out = self._block(var, market, b0, b1)
+        self.cache.put(key, out)
+        return out
+
+    def _block(self, var: str, market: str, b0: int, b1: int) -> np.ndarray:
         n = len(self.grid.dates)
         fx = self.rates[:, self.fx_cols[b0:b1]]
         if var == "fx_rate":
@@ -208,7 +254,8 @@ def build_prices_lazy(panels: Mapping[str, xr.Dataset], assets: pd.DataFrame,
                       base_currency: str | None = None,
                       returns_convention: str = "total_return",
                       reader: ColumnReader | None = None,
-                      block_assets: int = BLOCK_ASSETS) -> xr.Dataset:
+                      block_assets: int = BLOCK_ASSETS,
+                      cache_bytes: int = CACHE_BYTES) -> xr.Dataset:
     """:func:`~quantlib.pit.build_prices` on the store's panels, as dask arrays read on demand.
 
     Parameters
@@ -223,6 +270,8 @@ def build_prices_lazy(panels: Mapping[str, xr.Dataset], assets: pd.DataFrame,
         the catalog passes one reading the pinned snapshot's zarr arrays directly).
     block_assets : int
         Assets per dask block.
+    cache_bytes : int
+        Bytes of computed blocks the dataset keeps (0: recompute on every use).
 
     Returns
     -------
@@ -269,7 +318,7 @@ def build_prices_lazy(panels: Mapping[str, xr.Dataset], assets: pd.DataFrame,
     fx_cols = np.array([col_of[(c, k)] for c, k in zip(cur, grid.asset_clock, strict=True)],
                        dtype=np.intp)
     job = _Job(grid, reader or panel_reader(panels), hints, _store_columns(panels, grid),
-               fx_cols, rates, returns_convention)
+               fx_cols, rates, returns_convention, cache_bytes)
     token = _token(panels, grid.markets, grid.assets.index.tolist(), str(grid.dates[0])
                    if len(grid.dates) else "", str(end_ts), decision_clock, offset_minutes,
                    base_currency, returns_convention, block_assets)

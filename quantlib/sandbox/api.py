@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from quantlib.sandbox.universe import SandboxUniverse
 
 __all__ = ["ApiData", "Table", "Coded", "ApiRequestError", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE",
-           "ENDPOINTS", "UPDATED"]
+           "ENDPOINTS", "UPDATED", "updated_ms"]
 
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 50_000
@@ -105,6 +105,30 @@ class Table:
         return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
 
 
+def updated_ms(px: pd.DataFrame, fixes: pd.DataFrame | None) -> np.ndarray:
+    """When each bar's served version was published (epoch ms): its ``known_at``, or
+    that of its correction in ``fixes`` (rows of ``price_corrections``).
+
+    Examples
+    --------
+    >>> px = pd.DataFrame({"asset_id": ["A", "B"], "date": pd.to_datetime(["2024-01-02"] * 2),
+    ...                    "known_at": pd.to_datetime(["2024-01-02 21:15"] * 2, utc=True)})
+    >>> fix = px.iloc[[1]].assign(known_at=pd.Timestamp("2024-01-05", tz="UTC"))
+    >>> updated_ms(px, fix).tolist()
+    [1704230100000, 1704412800000]
+    """
+    out = epoch_ms(px["known_at"])
+    if fixes is None or fixes.empty or px.empty:
+        return out
+    keys = pd.MultiIndex.from_arrays([px["asset_id"].to_numpy(dtype=object),
+                                      px["date"].to_numpy()])
+    rows = keys.get_indexer(pd.MultiIndex.from_arrays(
+        [fixes["asset_id"].to_numpy(dtype=object), fixes["date"].to_numpy()]))
+    hit = rows >= 0
+    out[rows[hit]] = epoch_ms(fixes["known_at"])[hit]
+    return out
+
+
 def _obj(s: pd.Series | np.ndarray) -> np.ndarray:
     return np.asarray(s, dtype=object)
 
@@ -161,22 +185,7 @@ class ApiData:
                       "ticker": ticker, "t": t, "o": px["open"].to_numpy(), "h": px["high"].to_numpy(),
                       "l": px["low"].to_numpy(), "c": px["close"].to_numpy(),
                       "v": px["volume"].to_numpy().astype(np.int64),
-                      "updated_ms": self._updated_ms(px)}, t=t)
-
-    def _updated_ms(self, px: pd.DataFrame) -> np.ndarray:
-        """When each bar's served version was published: its ``known_at``, or its
-        correction's."""
-        out = epoch_ms(px["known_at"])
-        fixes = self.universe.price_corrections
-        if fixes is None or fixes.empty or px.empty:
-            return out
-        keys = pd.MultiIndex.from_arrays([px["asset_id"].to_numpy(dtype=object),
-                                          px["date"].to_numpy()])
-        rows = keys.get_indexer(pd.MultiIndex.from_arrays(
-            [fixes["asset_id"].to_numpy(dtype=object), fixes["date"].to_numpy()]))
-        hit = rows >= 0
-        out[rows[hit]] = epoch_ms(fixes["known_at"])[hit]
-        return out
+                      "updated_ms": updated_ms(px, self.universe.price_corrections)}, t=t)
 
     def _actions(self, m: str) -> Table:
         ca = self.universe.market_frame("corporate_actions", m)

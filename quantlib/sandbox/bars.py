@@ -63,6 +63,8 @@ class MonthBars:
     close_unadj: np.ndarray
     prev_close: np.ndarray
     corrections: dict[str, np.ndarray] | None = None   # same columns + known_ns
+    #: the carried split-adjusted log close at the month's start (resume point)
+    start_state: np.ndarray | None = None
 
 
 def round_price(x: np.ndarray, decimals: int) -> np.ndarray:
@@ -85,7 +87,6 @@ def round_price(x: np.ndarray, decimals: int) -> np.ndarray:
     return x
 
 
-@functools.lru_cache(maxsize=16)
 @functools.lru_cache(maxsize=16)
 def known_closes(code: str) -> np.ndarray:
     """UTC ns at which each session's bars are published: close + the vendor lag."""
@@ -171,12 +172,16 @@ def _bars(pool: Pool, seed: int, lo: int, hi: int, logc: np.ndarray,
     return out
 
 
-def iter_months(pool: Pool, seed: int, g0: int, g1: int,
-                through: int | None = None) -> Iterator[MonthBars]:
+def iter_months(pool: Pool, seed: int, g0: int, g1: int, through: int | None = None,
+                resume: tuple[int, np.ndarray, np.ndarray] | None = None
+                ) -> Iterator[MonthBars]:
     """The months overlapping sessions ``g0..g1`` (inclusive), with their kept bars, then
     (closes only, no bars) the months up to session ``through``.
 
-    Months before ``g0`` are simulated (returns only) to carry the price level.
+    Months before ``g0`` are simulated (returns only) to carry the price level, unless
+    ``resume = (lo, start_state, prev_close)`` (a yielded month's ``lo``,
+    ``start_state`` and ``prev_close``) starts the walk at that month with its carried
+    state: the months from there on are the same as without it.
 
     Examples
     --------
@@ -191,15 +196,21 @@ def iter_months(pool: Pool, seed: int, g0: int, g1: int,
     last = g1 if through is None else max(g1, through)
     state = np.full(len(pool), np.nan)
     prev_raw = np.full(len(pool), np.nan)
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    k0 = 0
+    if resume is not None:
+        k0 = int(np.searchsorted(bounds, resume[0]))
+        state, prev_raw = resume[1].copy(), resume[2].copy()
+    for lo, hi in zip(bounds[k0:-1], bounds[k0 + 1:], strict=True):
         if lo > last:
             return
         lo, hi = int(lo), int(hi)
         logc = _log_close(pool, seed, lo, hi, state)
         close_unadj = round_price(_unadjusted(np.exp(logc), np.arange(lo, hi), pool), decimals)
         if hi > g0:
-            yield _keep(pool, seed, lo, hi, (logc, close_unadj), state, prev_raw, (g0, g1),
-                        decimals)
+            month = _keep(pool, seed, lo, hi, (logc, close_unadj), state, prev_raw, (g0, g1),
+                          decimals)
+            month.start_state = state
+            yield month
         state = logc[-1].copy()
         prev_raw = close_unadj[-1]
 

@@ -25,9 +25,25 @@ def _markets(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[
     return tuple(m.strip().upper() for m in value.split(",") if m.strip())
 
 
+def _sizes(_ctx: click.Context, _param: click.Parameter, value: str | None
+           ) -> int | dict[str, int] | None:
+    """``300`` or ``KR=5000,US=14000,EU=6000``."""
+    if value is None:
+        return None
+    try:
+        if "=" not in value:
+            return int(value)
+        pairs = (item.split("=") for item in value.split(",") if item.strip())
+        return {code.strip().upper(): int(n) for code, n in pairs}
+    except ValueError:
+        raise click.BadParameter(f"expected a number or MARKET=N,... (e.g. KR=5000,US=14000);"
+                                 f" found {value!r}") from None
+
+
 @click.command("sandbox")
-@click.option("--assets", "n_assets", type=int, default=None,
-              help="Assets per market [config sandbox.n_assets, 300].")
+@click.option("--assets", "n_assets", default=None, callback=_sizes,
+              help="Assets per market, one number or MARKET=N,... (e.g. "
+              "KR=5000,US=14000,EU=6000) [config sandbox.n_assets, 300].")
 @click.option("--years", type=float, default=None, help="Years of history [config, 10].")
 @click.option("--seed", type=int, default=None, help="Random seed [config, 42].")
 @click.option("--end", default=None, help="Last date YYYY-MM-DD: the vendor's clock "
@@ -48,11 +64,15 @@ def _markets(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[
               help="API rate limit burst size.")
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="Write the FTP tree here (default: a temporary folder).")
+@click.option("--stream", "streamed", is_flag=True,
+              help="Serve out of core (the real-size vendor): files written month by "
+              "month, API prices/fundamentals from Arrow partitions beside --root.")
 @click.option("--show-secrets", is_flag=True, help="Print the FTP password and API key.")
-def sandbox(n_assets: int | None, years: float | None, seed: int | None, end: str | None,
-            start: str | None, advance_to: str | None, markets: tuple[str, ...],
-            faults: tuple[str, ...], ftp_port: int, http_port: int, rate: float, burst: float,
-            root: str | None, show_secrets: bool) -> None:
+def sandbox(n_assets: int | dict[str, int] | None, years: float | None, seed: int | None,
+            end: str | None, start: str | None, advance_to: str | None,
+            markets: tuple[str, ...], faults: tuple[str, ...], ftp_port: int, http_port: int,
+            rate: float, burst: float, root: str | None, streamed: bool,
+            show_secrets: bool) -> None:
     """Start the vendor sandbox (FTP + HTTP JSON API) on 127.0.0.1 until interrupted."""
     if advance_to is not None:
         _advance(advance_to)
@@ -63,7 +83,7 @@ def sandbox(n_assets: int | None, years: float | None, seed: int | None, end: st
         n_assets=n_assets or cfg["n_assets"], years=years or cfg["years"],
         seed=cfg["seed"] if seed is None else seed, end=end or cfg["end"], markets=markets,
         start=start, rate_limit=(rate, burst), ftp_port=ftp_port, http_port=http_port,
-        root=root, progress=True)
+        root=root, progress=True, streamed=streamed)
     try:
         for spec in specs:
             sb.faults.add(**spec)
@@ -84,9 +104,10 @@ def _advance(to: str) -> None:
 
 def _print_info(sb, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
     hidden = "(hidden; --show-secrets or read the state file)"
-    u = sb.universe
+    u = sb.reference
+    bars = "streamed" if sb.vendor is not None else f"{len(u.prices)} bars"
     click.echo(f"universe: {len(u.assets)} assets in {','.join(u.markets)}, "
-               f"{u.start.date()}..{u.end.date()}, seed {u.seed}, {len(u.prices)} bars")
+               f"{u.start.date()}..{u.end.date()}, seed {u.seed}, {bars}")
     click.echo(f"ftp:      ftp://{sb.ftp_host}:{sb.ftp_port}  user {sb.ftp_user}  password "
                f"{sb.ftp_password if show_secrets else hidden}")
     click.echo(f"http:     {sb.http_url}  api key {sb.api_key if show_secrets else hidden}")

@@ -26,7 +26,7 @@ from quantlib.sandbox.pool import EPOCH, HORIZON, NEVER, Pool, all_sessions
 
 __all__ = ["Dividends", "dividend_schedule", "dividend_values", "splits", "statements",
            "fx", "STATEMENT_FIELDS", "FX_KNOWN_AT_UTC", "FX_DECIMALS", "FX_CENTER",
-           "round_cash", "LATE_ACTION_RATE"]
+           "round_cash", "LATE_ACTION_RATE", "filings"]
 
 FX_KNOWN_AT_UTC = pd.Timedelta(hours=21, minutes=15)
 #: units per USD around which each non-base currency wanders (registry ``sandbox.fx``)
@@ -169,7 +169,9 @@ class _Filings:
 
 
 @functools.lru_cache(maxsize=8)
-def _filings(pool: Pool, seed: int) -> _Filings:
+def filings(pool: Pool, seed: int) -> _Filings:
+    """Every quarterly filing the pool's assets ever publish (cached): first values and
+    instants, which fields are restated, when and by how much."""
     rng = _rng(pool, seed, 10)
     qe = pd.date_range(EPOCH - pd.Timedelta(days=92), HORIZON, freq="QE").to_numpy().astype(
         "datetime64[ns]")
@@ -195,7 +197,7 @@ def statements(pool: Pool, seed: int, sel: np.ndarray, first_session: pd.Timesta
     """Quarterly statements of the pool assets ``sel``: announced 20-90 days after the
     period end, ~10 % restated 30-300 days later; only what is published by ``end``
     (and before the delisting) and for quarters from the one before ``first_session``."""
-    f = _filings(pool, seed)
+    f = filings(pool, seed)
     stop = np.where(np.isnat(delisted), end.to_datetime64(), delisted)
     cutoff = (stop + np.timedelta64(1, "D"))[:, None]
     qe = f.qe[None, :]

@@ -60,10 +60,11 @@ def fmt_dates(values: np.ndarray | pd.Series, fmt: str) -> pd.Series:
     ['20240102', '', '20240102']
     """
     arr = np.asarray(values, dtype="datetime64[ns]")
+    if not len(arr):
+        return pd.Series(np.array([], dtype=object), dtype="str")
     uniq, inv = np.unique(arr, return_inverse=True)
-    text = np.array([("" if pd.isna(u) else pd.Timestamp(u).strftime(fmt)) for u in uniq],
-                    dtype=object)
-    return pd.Series(text[inv.ravel()] if len(arr) else np.array([], dtype=object), dtype="str")
+    text = [("" if pd.isna(u) else pd.Timestamp(u).strftime(fmt)) for u in uniq]
+    return _arrow_series(pa.array(text, type=pa.string()).take(pa.array(inv.ravel())))
 
 
 def fmt_int(values: np.ndarray | pd.Series) -> pd.Series:
@@ -74,7 +75,13 @@ def fmt_int(values: np.ndarray | pd.Series) -> pd.Series:
     >>> fmt_int(np.array([12300.0, 7.0])).tolist()
     ['12300', '7']
     """
-    return pd.Series(np.rint(np.asarray(values, dtype=np.float64)).astype(np.int64)).astype(str)
+    ints = np.rint(np.asarray(values, dtype=np.float64)).astype(np.int64)
+    return _arrow_series(pa.array(ints).cast(pa.string()))
+
+
+def _arrow_series(arr: pa.Array) -> pd.Series:
+    """An Arrow string array as a pandas ``str`` Series (no Python objects)."""
+    return pd.Series(arr, dtype=pd.StringDtype("pyarrow", na_value=np.nan))
 
 
 def fmt_decimal_comma(values: np.ndarray | pd.Series, decimals: int = 2) -> pd.Series:
@@ -87,9 +94,9 @@ def fmt_decimal_comma(values: np.ndarray | pd.Series, decimals: int = 2) -> pd.S
     """
     scale = 10 ** decimals
     units = np.rint(np.asarray(values, dtype=np.float64) * scale).astype(np.int64)
-    whole = pd.Series(units // scale).astype(str)
-    frac = pd.Series(units % scale).astype(str).str.zfill(decimals)
-    return whole + "," + frac
+    whole = pa.array(units // scale).cast(pa.string())
+    frac = pc.utf8_lpad(pa.array(units % scale).cast(pa.string()), width=decimals, padding="0")
+    return _arrow_series(pc.binary_join_element_wise(whole, frac, ","))
 
 
 def epoch_ms(values: np.ndarray | pd.Series | pd.DatetimeIndex) -> np.ndarray:

@@ -24,6 +24,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from quantlib.sandbox.api import ApiData
 from quantlib.sandbox.faults import FaultRegistry
 from quantlib.sandbox.ftpserver import FtpServer
 from quantlib.sandbox.httpserver import HttpServer
+from quantlib.sandbox.served import ServedVendor
 from quantlib.sandbox.universe import SandboxUniverse, generate
 from quantlib.sandbox.writers import WrittenFile, write_ftp_tree
 
@@ -146,16 +148,20 @@ class SandboxConnection:
 class Sandbox:
     """A running sandbox; use as a context manager or call :meth:`stop`.
 
-    Attributes: ``universe``, ``root`` (the FTP tree), ``files`` (written vendor files),
-    ``ftp_host``, ``ftp_port``, ``ftp_user``, ``ftp_password``, ``http_url``, ``api_key``,
-    ``faults`` (a :class:`~quantlib.sandbox.faults.FaultRegistry` shared by both servers),
-    ``state_file``.
+    Attributes: ``universe`` (in memory only), ``reference`` (the small frames: assets,
+    symbols, actions, FX), ``vendor`` (the :class:`~quantlib.sandbox.served.ServedVendor`
+    of a streamed sandbox, else None), ``root`` (the FTP tree), ``files`` (written vendor
+    files), ``ftp_host``, ``ftp_port``, ``ftp_user``, ``ftp_password``, ``http_url``,
+    ``api_key``, ``faults`` (a :class:`~quantlib.sandbox.faults.FaultRegistry` shared by
+    both servers), ``state_file``.
     """
 
     def __init__(self, universe: SandboxUniverse, root: Path, files: list[WrittenFile],
                  ftp: FtpServer, http: HttpServer, password: str, api_key: str,
-                 faults: FaultRegistry, owns_root: bool, state_file: Path | None) -> None:
-        self.universe, self.root, self.files = universe, root, files
+                 faults: FaultRegistry, owns_root: bool, state_file: Path | None,
+                 vendor: ServedVendor | None = None) -> None:
+        self._universe, self.root, self.files = universe, root, files
+        self.vendor = vendor
         self._ftp, self._http = ftp, http
         self.ftp_host, self.ftp_port, self.ftp_user = ftp.host, ftp.port, ftp.user
         self.ftp_password, self.http_url, self.api_key = password, http.url, api_key
@@ -164,6 +170,23 @@ class Sandbox:
         self._owns_root = owns_root
         self._stopped = False
         self._lock = threading.Lock()
+
+    @property
+    def universe(self) -> SandboxUniverse:
+        """The whole truth (an in-memory sandbox only)."""
+        if self.vendor is not None:
+            raise ConfigError(
+                "a streamed sandbox holds no universe in memory", found="start_sandbox("
+                "streamed=True)", fix="read sandbox.reference for assets, symbols, actions "
+                "and FX, or call quantlib.sandbox.generate(...) with the same arguments for "
+                "the whole truth", field="streamed")
+        return self._universe
+
+    @property
+    def reference(self) -> SandboxUniverse:
+        """The clock, parameters and small frames (``prices`` and ``statements`` empty
+        in a streamed sandbox)."""
+        return self._universe
 
     def advance(self, end: str | pd.Timestamp) -> list[WrittenFile]:
         """Move the vendor clock forward to ``end``; returns the FTP files written.
@@ -180,18 +203,24 @@ class Sandbox:
         """
         end_ts = pd.Timestamp(end).normalize()
         with self._lock:
-            u = self.universe
+            u = self._universe
             if end_ts < u.end:
                 raise ConfigError("the vendor clock only moves forward",
                                   found=f"{end_ts.date()} before the clock {u.end.date()}",
                                   fix="start a new sandbox for an earlier end", field="end")
             if end_ts == u.end:
                 return []
-            new = generate(n_assets=u.n_assets, years=u.years, seed=u.seed, end=str(
-                end_ts.date()), markets=u.markets, start=u.start)
-            written = write_ftp_tree(new, self.root, only_changed=True)
-            self._http.set_api(ApiData(new))
-            self.universe = new
+            if self.vendor is not None:
+                written = self.vendor.build(end_ts)
+                api = self.vendor.api()
+                self._http.set_api(api)
+                self._universe = api.universe
+            else:
+                new = generate(n_assets=u.n_assets, years=u.years, seed=u.seed, end=str(
+                    end_ts.date()), markets=u.markets, start=u.start)
+                written = write_ftp_tree(new, self.root, only_changed=True)
+                self._http.set_api(ApiData(new))
+                self._universe = new
             paths = {f.path for f in written}
             self.files = [f for f in self.files if f.path not in paths] + written
             return written
@@ -200,8 +229,8 @@ class Sandbox:
         """``{"start", "end"}`` of the clock, after advancing it to ``end`` if given (plus
         ``"files"``: the FTP files written); the HTTP ``/_sandbox/clock`` answer."""
         written = self.advance(end) if end is not None else None
-        out: dict[str, Any] = {"start": str(self.universe.start.date()),
-                               "end": str(self.universe.end.date())}
+        out: dict[str, Any] = {"start": str(self._universe.start.date()),
+                               "end": str(self._universe.end.date())}
         if written is not None:
             out["files"] = [{"path": f.path, "rows": f.rows, "sha256": f.sha256}
                             for f in written]
@@ -223,6 +252,8 @@ class Sandbox:
             self.state_file.unlink(missing_ok=True)
         if self._owns_root:
             shutil.rmtree(self.root, ignore_errors=True)
+            if self.vendor is not None:
+                shutil.rmtree(self.vendor.store.root, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
         return self
@@ -232,16 +263,17 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return (f"Sandbox(ftp={self.ftp_host}:{self.ftp_port}, http={self.http_url}, "
-                f"markets={','.join(self.universe.markets)}, root={self.root})")
+                f"markets={','.join(self._universe.markets)}, root={self.root})")
 
 
 def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.PathLike[str] |
-                  None = None, n_assets: int = 300, years: float = 10, seed: int = 42,
-                  end: str = "2025-12-31", markets: tuple[str, ...] = DEFAULT_MARKETS,
-                  start: str | None = None,
+                  None = None, n_assets: int | Mapping[str, int] = 300, years: float = 10,
+                  seed: int = 42, end: str = "2025-12-31",
+                  markets: tuple[str, ...] = DEFAULT_MARKETS, start: str | None = None,
                   rate_limit: tuple[float, float] = (50.0, 100.0), ftp_port: int = 0,
                   http_port: int = 0, write_state: bool = True,
-                  progress: bool = False) -> Sandbox:
+                  progress: bool = False, streamed: bool = False,
+                  api_root: str | os.PathLike[str] | None = None) -> Sandbox:
     """Generate (or take) a universe, write its vendor tree and serve it on loopback.
 
     Parameters
@@ -251,6 +283,18 @@ def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.Pat
         if None. :meth:`Sandbox.advance` regenerates from the universe's parameters.
     root : path, optional
         Where to write the FTP tree; a temporary folder (removed on stop) if None.
+    n_assets : int or mapping
+        Assets per market: one number, or one per market (e.g. ``{"KR": 5000, "US":
+        14000, "EU": 6000}``).
+    streamed : bool
+        Serve out of core (:class:`~quantlib.sandbox.served.ServedVendor`, the real-size
+        vendor): files written month by month, API prices and fundamentals read from
+        Arrow IPC partitions under ``api_root``; nothing holds the whole history. Same
+        files and pages as in memory; ``Sandbox.universe`` is then unavailable (use
+        ``Sandbox.reference``). Not with ``universe``.
+    api_root : path, optional
+        Where a streamed sandbox writes its API partitions (default: beside ``root``,
+        ``<root>-api``, or a temporary folder).
     rate_limit : (float, float)
         Token bucket ``(tokens per second, burst)`` per API key.
     ftp_port, http_port : int
@@ -275,27 +319,56 @@ def start_sandbox(universe: SandboxUniverse | None = None, *, root: str | os.Pat
     >>> n, len(sb.universe.market_assets("US")), [f.path for f in later]
     (3, 3, ['eu/prices/prices_202601.csv'])
     """
-    if universe is None:
-        universe = generate(n_assets=n_assets, years=years, seed=seed, end=end,
-                            markets=markets, start=start)
     owns_root = root is None
     tree = Path(tempfile.mkdtemp(prefix="quantlib-sandbox-")) if root is None else Path(root)
-    files = write_ftp_tree(universe, tree, progress=progress)
+    vendor = None
+    if streamed:
+        if universe is not None:
+            raise ConfigError("a streamed sandbox generates its own universe",
+                              found="universe= and streamed=True", fix="pass the "
+                              "generation arguments (n_assets, years, ...) instead",
+                              field="streamed")
+        vendor = _streamed_vendor(tree, api_root, owns_root, n_assets, years, seed, end,
+                                  markets, start)
+        files = vendor.build(end, progress=progress)
+        api: ApiData = vendor.api()
+        universe = api.universe
+    else:
+        if universe is None:
+            universe = generate(n_assets=n_assets, years=years, seed=seed, end=end,
+                                markets=markets, start=start)
+        files = write_ftp_tree(universe, tree, progress=progress)
+        api = ApiData(universe)
     faults = FaultRegistry()
     password, api_key = secrets.token_urlsafe(16), secrets.token_urlsafe(24)
     user = "vendor"
     ftp = FtpServer(tree, user=user, password=password, faults=faults, port=ftp_port).start()
     holder: list[Sandbox] = []
     try:
-        http = HttpServer(ApiData(universe), api_key=api_key, faults=faults,
+        http = HttpServer(api, api_key=api_key, faults=faults,
                           rate_limit=rate_limit, port=http_port,
                           clock=lambda end: holder[0].clock(end)).start()
     except BaseException:
         ftp.stop()
         raise
     sandbox = Sandbox(universe, tree, files, ftp, http, password, api_key, faults, owns_root,
-                      None)
+                      None, vendor)
     holder.append(sandbox)
     if write_state:
         sandbox.state_file = sandbox.connection().save()
     return sandbox
+
+
+def _streamed_vendor(tree: Path, api_root: str | os.PathLike[str] | None, owns_root: bool,
+                     n_assets: int | Mapping[str, int], years: float, seed: int, end: str,
+                     markets: tuple[str, ...], start: str | None) -> ServedVendor:
+    """The out-of-core vendor of :func:`start_sandbox` (its start fixed from ``years``)."""
+    from quantlib.sandbox.universe import _check_args, _check_period, _period
+
+    _check_args(n_assets, years, tuple(markets))
+    start_ts, end_ts = _period(years, end, start)
+    _check_period(start_ts, end_ts)
+    if api_root is None:
+        api_root = (tempfile.mkdtemp(prefix="quantlib-sandbox-api-") if owns_root
+                    else tree.with_name(tree.name + "-api"))
+    return ServedVendor(tree, api_root, n_assets, years, seed, start_ts, tuple(markets))

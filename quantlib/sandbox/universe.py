@@ -30,6 +30,7 @@ master record is known at its listing date (midnight UTC).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ from quantlib.sandbox.formats import str_take
 from quantlib.sandbox.identifiers import SECTORS
 from quantlib.sandbox.pool import Pool, all_sessions, make_pool
 
-__all__ = ["SandboxUniverse", "generate", "PRICE_LAG", "FX_KNOWN_AT_UTC", "MARKET_SEED"]
+__all__ = ["SandboxUniverse", "generate", "PRICE_LAG", "FX_KNOWN_AT_UTC", "MARKET_SEED",
+           "market_size"]
 
 PRICE_LAG = pd.Timedelta(minutes=15)
 """The usual vendor lag; each market's bars use its registry ``vendor_lag_minutes``."""
@@ -84,7 +86,7 @@ class SandboxUniverse:
     # market); checked against the frame length before use
     bounds: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict, repr=False,
                                                           compare=False)
-    n_assets: int = 300      # the pool's size parameters, to regenerate at a later end
+    n_assets: int | Mapping[str, int] = 300   # the pool's size parameters, to regenerate
     years: float = 10
     #: bars the vendor re-published with new values by its clock (same columns as
     #: ``prices``; ``known_at`` is the correction's publication); ``prices`` already holds
@@ -124,10 +126,30 @@ def _period(years: float, end: str | pd.Timestamp, start: str | pd.Timestamp | N
     return start_ts, end_ts
 
 
-def _check_args(n_assets: int, years: float, markets: tuple[str, ...]) -> None:
-    if not 5 <= n_assets <= 20_000:
-        raise ConfigError("n_assets must be between 5 and 20000", found=str(n_assets),
-                          fix="pass a smaller or larger n_assets", field="n_assets")
+def market_size(n_assets: int | Mapping[str, int], code: str) -> int:
+    """Assets of one market: ``n_assets`` itself, or its entry for ``code``.
+
+    Examples
+    --------
+    >>> market_size(300, "US"), market_size({"US": 14000, "KR": 5000}, "US")
+    (300, 14000)
+    """
+    if isinstance(n_assets, Mapping):
+        if code not in n_assets:
+            raise ConfigError(f"n_assets must give a size for every market; {code} has none",
+                              found=repr(dict(n_assets)), fix=f"add {code}=N",
+                              field="n_assets", market=code)
+        return int(n_assets[code])
+    return int(n_assets)
+
+
+def _check_args(n_assets: int | Mapping[str, int], years: float,
+                markets: tuple[str, ...]) -> None:
+    for code in markets:
+        n = market_size(n_assets, code)
+        if not 5 <= n <= 20_000:
+            raise ConfigError("n_assets must be between 5 and 20000", found=str(n),
+                              fix="pass a smaller or larger n_assets", field="n_assets")
     if not 0.25 <= years <= 30:
         raise ConfigError("years must be between 0.25 and 30", found=str(years),
                           fix="pass a shorter or longer period", field="years")
@@ -152,16 +174,17 @@ def _check_period(start: pd.Timestamp, end: pd.Timestamp) -> None:
                           field="start")
 
 
-def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = "2025-12-31",
+def generate(n_assets: int | Mapping[str, int] = 300, years: float = 10, seed: int = 42, end: str = "2025-12-31",
              markets: tuple[str, ...] | list[str] = DEFAULT_MARKETS,
              start: str | pd.Timestamp | None = None) -> SandboxUniverse:
     """Generate a deterministic global equity universe (the sandbox truth).
 
     Parameters
     ----------
-    n_assets : int
+    n_assets : int or mapping
         About this many assets per market are listed at some point in a ``years``
-        window (new listings join as ``end`` moves on; see :mod:`quantlib.sandbox.pool`).
+        window (new listings join as ``end`` moves on; see :mod:`quantlib.sandbox.pool`);
+        one number, or one per market code.
     years : float
         Length of the period ending at ``end`` (unless ``start`` is given); also scales
         the pool, so keep it fixed to keep the same universe.
@@ -203,7 +226,7 @@ def generate(n_assets: int = 300, years: float = 10, seed: int = 42, end: str = 
     parts: dict[str, list[Any]] = {k: [] for k in ("assets", "symbols", "prices", "ca", "st",
                                                    "fix")}
     for code in markets:
-        pool = make_pool(code, n_assets, years, seed)
+        pool = make_pool(code, market_size(n_assets, code), years, seed)
         _market(pool, seed, start_ts, end_ts, parts)
     fx = events.fx(markets, start_ts, end_ts, seed)
     names = {"assets": "assets", "symbols": "symbols", "prices": "prices",

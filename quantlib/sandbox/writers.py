@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,12 +150,15 @@ def _groups(keys: np.ndarray) -> Iterator[tuple[object, int, int]]:
         yield key, int(bounds[k]), int(bounds[k + 1])
 
 
-def _market_prices(u: SandboxUniverse, market: str) -> pd.DataFrame:
-    px = u.market_frame("prices", market)
+def _market_prices(u: SandboxUniverse, market: str, px: pd.DataFrame | None = None
+                   ) -> pd.DataFrame:
+    px = u.market_frame("prices", market) if px is None else px
     dates = px["date"].to_numpy()
     if len(dates) > 1 and not (dates[1:] >= dates[:-1]).all():
         px = px.sort_values(["date", "asset_id"], kind="stable")
     px = px.reset_index(drop=True)
+    if "symbol" in px:        # given with the rows (a streamed month)
+        return px
     symbols = u.market_frame("symbols", market)
     return px.assign(symbol=symbol_at(symbols, px["asset_id"], px["date"]))
 
@@ -183,16 +186,17 @@ def _timestamps(known_at: pd.Series, fmt: str, tz: str) -> pa.Array:
     return pa.array(local.dt.strftime(fmt).to_numpy(dtype=object), type=pa.large_string())
 
 
-def _frame_columns(u: SandboxUniverse, market: str, frame: str, spec: DelimitedFormat
-                   ) -> tuple[pd.DataFrame, dict[str, object]]:
-    """One frame's truth rows and its text column per canonical field."""
+def _frame_columns(u: SandboxUniverse, market: str, frame: str, spec: DelimitedFormat,
+                   px: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict[str, object]]:
+    """One frame's truth rows and its text column per canonical field (``px``: the
+    market's price rows to write instead of the universe's, e.g. one month)."""
     m = MARKETS[market]
     decimals = m.sandbox["price"]["decimals"]
     if frame == "assets":
         rows = u.market_assets(market).reset_index(drop=True)
         rows = rows.assign(symbol=rows["asset_id"].map(current_symbols(u.symbols)).fillna(""))
     elif frame == "prices":
-        rows = _market_prices(u, market)
+        rows = _market_prices(u, market, px)
         a = u.market_assets(market)
         rows = rows.assign(name=str_take(a["name"].to_numpy(dtype=object),
                                          codes_of(rows["asset_id"], a["asset_id"])))
@@ -218,11 +222,16 @@ def _frame_columns(u: SandboxUniverse, market: str, frame: str, spec: DelimitedF
     return rows, out
 
 
-def _market_files(u: SandboxUniverse, market: str, source: SourceSpec) -> Iterator[_FileJob]:
-    """Every file of one FTP source, written from its delimited format spec."""
+def _market_files(u: SandboxUniverse, market: str, source: SourceSpec,
+                  frames: Collection[str] | None = None, px: pd.DataFrame | None = None
+                  ) -> Iterator[_FileJob]:
+    """Every file of one FTP source (of ``frames`` only, when given), written from its
+    delimited format spec; price files from ``px`` when given."""
     spec = FORMATS[str(source.format)]
     for frame, pattern in spec.files.items():
-        rows, cols = _frame_columns(u, market, frame, spec)
+        if frames is not None and frame not in frames:
+            continue
+        rows, cols = _frame_columns(u, market, frame, spec, px)
         lines = _Lines(*(cols[f] for f in spec.columns[frame].values()), sep=spec.separator)
         header = spec.header(frame)
         if "%" not in pattern:
@@ -234,10 +243,18 @@ def _market_files(u: SandboxUniverse, market: str, source: SourceSpec) -> Iterat
             yield f"{source.root}/{names[key]}", header, lines, lo, hi  # type: ignore[index]
 
 
+def _frames_of(code: str, frames: Collection[str] | None,
+               prices: dict[str, pd.DataFrame] | None) -> Collection[str] | None:
+    if prices is None or code in prices:
+        return frames
+    return [f for f in (frames or ("assets", "symbols", "corporate_actions")) if f != "prices"]
+
+
 def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
                    progress: bool = False,
                    on_file: Callable[[WrittenFile], None] | None = None,
-                   only_changed: bool = False) -> list[WrittenFile]:
+                   only_changed: bool = False, frames: Collection[str] | None = None,
+                   prices: dict[str, pd.DataFrame] | None = None) -> list[WrittenFile]:
     """Write the vendor FTP trees of the universe's markets (with ``.sha256`` sidecars).
 
     Each FTP source of a market (``quantlib/markets.yaml``) is written under its root in
@@ -257,6 +274,12 @@ def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
     only_changed : bool
         Leave files whose content is unchanged alone (the vendor clock advancing: only
         new days, the re-delivered month and changed reference files are written).
+    frames : collection of str, optional
+        Write only these canonical frames' files (e.g. ``("prices",)``; default all).
+    prices : dict, optional
+        Price rows to write per market instead of the universe's (one month of a
+        streamed sandbox, :mod:`quantlib.sandbox.served`); markets not in it write no
+        price file.
 
     Returns
     -------
@@ -276,7 +299,9 @@ def write_ftp_tree(universe: SandboxUniverse, root: str | os.PathLike[str], *,
 
     root = Path(root)
     jobs: list[tuple[Iterator[_FileJob], str]] = [
-        (_market_files(universe, code, src), FORMATS[str(src.format)].encoding)
+        (_market_files(universe, code, src, _frames_of(code, frames, prices),
+                       None if prices is None else prices[code]),
+         FORMATS[str(src.format)].encoding)
         for code in universe.markets for src in MARKETS[code].sources if src.protocol == "ftp"]
     written: list[WrittenFile] = []
     with tqdm(desc="writing vendor files", unit="file", disable=not progress) as bar:

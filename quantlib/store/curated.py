@@ -46,6 +46,7 @@ import zarr
 from quantlib.errors import SnapshotNotFoundError, StoreError, WriteConflictError
 from quantlib.store import parquet
 from quantlib.store.cas import commit_lock
+from quantlib.store.chunkread import dask_panel, native_chunk_dir
 from quantlib.store.increment import write_prices_delta
 from quantlib.store.location import StoreLocation, resolve_location
 from quantlib.store.panels import (
@@ -212,12 +213,15 @@ class CuratedStore:
                              snapshot=snapshot or session.snapshot_id)
         return self._open_group(session, "fx")
 
-    @staticmethod
-    def _open_group(session: icechunk.Session, group: str) -> xr.Dataset:
+    def _open_group(self, session: icechunk.Session, group: str) -> xr.Dataset:
         ds = xr.open_zarr(session.store, group=group, consolidated=False, chunks={},
                           zarr_format=3)
+        # 2-D variables read by quantlib.store.chunkread (chunk files read and decoded
+        # concurrently), one dask task per column block
+        ds = dask_panel(session.store, group, ds, str(session.snapshot_id),
+                        native_chunk_dir(self.location))
         ordered = [v for v in _VAR_ORDER if v in ds.data_vars]
-        ds = ds[ordered + sorted(v for v in ds.data_vars if v not in ordered)]
+        ds = ds[ordered + sorted(str(v) for v in ds.data_vars if v not in ordered)]
         ds.attrs["snapshot_id"] = session.snapshot_id
         return ds
 

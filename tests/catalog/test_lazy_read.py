@@ -1,7 +1,9 @@
 """The catalog reads lazily: opening reads no panel chunk, a variable reads only its inputs.
 
-Chunk reads are counted on the real Icechunk store (every ``get`` of a key under
-``<array>/c/``), so the assertions are about what the store actually served.
+Chunk reads are counted where the store serves them: every ``get`` of a key under
+``<array>/c/`` on the real Icechunk store, and every chunk
+:class:`~quantlib.store.chunkread.ChunkedArray` reads from the repository's chunk files
+directly, so the assertions are about what was actually read.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from quantlib.backtest.engine import data_fingerprint
 from quantlib.markets import DEFAULT_MARKETS
 from quantlib.sandbox import generate
 from quantlib.store import CuratedStore
+from quantlib.store.chunkread import ChunkedArray
 
 START, END = "2025-03-03", "2025-07-31"
 FRAMES = ("assets", "symbols", "prices", "corporate_actions", "fx", "statements")
@@ -50,7 +53,14 @@ def reads(monkeypatch):
             counts[name] = counts.get(name, 0) + 1
         return await original(self, key, *args, **kwargs)
 
+    direct = ChunkedArray._chunk_bytes
+
+    def chunk_bytes(self, ref):
+        counts[self.path] = counts.get(self.path, 0) + 1
+        return direct(self, ref)
+
     monkeypatch.setattr(icechunk.IcechunkStore, "get", get)
+    monkeypatch.setattr(ChunkedArray, "_chunk_bytes", chunk_bytes)
     return counts
 
 
@@ -156,3 +166,30 @@ def test_lazy_graph_survives_pickling_for_dask_workers(store):
     for var in ("close", "returns_base"):
         shipped = cloudpickle.loads(cloudpickle.dumps(ds[var].data))
         np.testing.assert_array_equal(np.asarray(shipped), ds[var].values)
+
+
+def test_a_variable_used_twice_is_read_once(store, reads):
+    """The dataset keeps computed blocks: a second use reads nothing, gets the same
+    values, and owns them (changing one use's array leaves the next one intact)."""
+    ds = quantlib.open_catalog(store, markets=["US"], start=START, end=END)["prices"].read()
+    first = ds["close"].values
+    once = dict(_panel_reads(reads))
+    assert set(once) == {"prices/US/close", "prices/US/known_at"}
+    first[:] = -1.0
+    again = ds["close"].values
+    assert _panel_reads(reads) == once
+    assert np.isfinite(again).any() and not (again == -1.0).any()
+    returns = ds["returns"].values                     # another variable: its own reads
+    assert _panel_reads(reads)["prices/US/split"] >= 1
+    np.testing.assert_array_equal(ds["returns"].values, returns)
+
+
+def test_without_a_cache_every_use_reads_the_store(store, truth, reads):
+    st = CuratedStore(store)
+    panels = {"US": st.open_prices("US", "v1")}
+    ds = pit.build_prices_lazy(panels, truth.assets, st.open_fx("v1"), markets=["US"],
+                               start=START, end=END, cache_bytes=0)
+    first = ds["close"].values
+    n = _panel_reads(reads)["prices/US/close"]
+    np.testing.assert_array_equal(ds["close"].values, first)
+    assert _panel_reads(reads)["prices/US/close"] == 2 * n

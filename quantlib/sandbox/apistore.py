@@ -1,0 +1,226 @@
+"""The sandbox JSON API served out of core: price and fundamentals pages read from
+partitions on disk (Arrow IPC files, LZ4-compressed), only those a request's range touches.
+
+Layout under the store's root: ``<market>/prices/<YYYYMM>.arrow`` (one calendar month,
+rows in the API's order: session, then ISIN) and ``<market>/fundamentals/<NNNN>.arrow``
+(a block of assets, in ISIN order). Arrow IPC rather than Parquet: a month of the full
+US size (~300k rows) writes ~3x and reads ~4x faster, for ~2.5x the bytes. In memory the store keeps, per partition, only its
+row count, the row offset of each session (prices) and the range of its ``updated``
+column; a page request:
+
+1. turns ``start``/``end`` into a row range per partition (the session offsets);
+2. with ``updated_since``, skips partitions whose newest row is older, keeps whole those
+   whose oldest row is newer, and reads the ``updated`` column of the others to select
+   rows;
+3. reads (a small LRU cache of decoded partitions) only the partitions the page's
+   ``page_size`` rows fall in.
+
+Answers are the same, row for row and key for key, as :class:`~quantlib.sandbox.api.ApiData`
+built on the whole universe (the API contract of docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+from pyarrow import feather
+
+from quantlib.sandbox.api import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    UPDATED,
+    ApiData,
+    Table,
+    _int_param,
+    _ms_param,
+)
+
+if TYPE_CHECKING:
+    from quantlib.sandbox.universe import SandboxUniverse
+
+__all__ = ["ApiStore", "StoredApi", "STORED_ENDPOINTS"]
+
+#: the endpoints served from partitions (the others are small and stay in memory)
+STORED_ENDPOINTS = ("prices", "fundamentals")
+_CACHE = 3
+
+
+@dataclass
+class _Part:
+    path: Path
+    n: int
+    t: np.ndarray | None         # distinct sessions (ms), prices only
+    offsets: np.ndarray | None   # row offset of each session, plus n
+    updated: tuple[int, int]     # min, max of the updated column
+    digest: str
+    version: int
+
+
+class ApiStore:
+    """Partitions of the stored endpoints, one folder per market and endpoint.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = ApiStore(tempfile.mkdtemp())
+    >>> tab = pa.table({"t": [1, 1, 2], "updated_ms": [5, 9, 7]})
+    >>> store.write("prices", "US", "202401", tab)
+    True
+    >>> store.write("prices", "US", "202401", tab)     # same content: left alone
+    False
+    >>> store.rows("prices", "US", t0=2), store.rows("prices", "US", since=8)
+    (1, 1)
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._parts: dict[tuple[str, str], dict[str, _Part]] = {}
+        self._cache: OrderedDict[tuple[Path, int], pa.Table] = OrderedDict()
+        self._lock = threading.Lock()
+        self.bytes_written = 0
+
+    def write(self, endpoint: str, market: str, key: str, table: pa.Table) -> bool:
+        """Store one partition (atomically); returns False if it was already stored with
+        the same content. Partitions are served in ``key`` order."""
+        digest = _digest(table)
+        parts = self._parts.setdefault((endpoint, market), {})
+        old = parts.get(key)
+        if old is not None and old.digest == digest:
+            return False
+        path = self.root / market / endpoint / f"{key}.arrow"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        feather.write_feather(table, tmp, compression="lz4")
+        os.replace(tmp, path)
+        self.bytes_written += path.stat().st_size
+        upd = table.column(UPDATED[endpoint]).to_numpy()
+        t, offsets = None, None
+        if "t" in table.column_names:
+            tt = table.column("t").to_numpy()
+            starts = np.flatnonzero(np.diff(tt, prepend=tt[:1] - 1)) if len(tt) else \
+                np.zeros(0, dtype=np.int64)
+            t, offsets = tt[starts], np.append(starts, len(tt))
+        bounds = (int(upd.min()), int(upd.max())) if len(upd) else (2**62, -1)
+        with self._lock:
+            parts[key] = _Part(path, table.num_rows, t, offsets, bounds, digest,
+                               (old.version + 1) if old else 0)
+            self._parts[(endpoint, market)] = dict(sorted(parts.items()))
+        return True
+
+    def disk_bytes(self) -> int:
+        """Bytes of all stored partitions."""
+        return sum(p.path.stat().st_size for parts in self._parts.values()
+                   for p in parts.values())
+
+    def _pieces(self, endpoint: str, market: str, t0: int, t1: int, since: int | None
+                ) -> list[tuple[_Part, int, int, np.ndarray | None]]:
+        """(partition, lo, hi, selected rows or None) of every partition with rows."""
+        out = []
+        for p in list(self._parts.get((endpoint, market), {}).values()):
+            lo, hi = 0, p.n
+            if p.t is not None and p.offsets is not None:
+                lo = int(p.offsets[np.searchsorted(p.t, t0, side="left")])
+                hi = int(p.offsets[np.searchsorted(p.t, t1, side="right")])
+            rows = None
+            if since is not None and hi > lo:
+                if p.updated[1] < since:
+                    continue
+                if p.updated[0] < since:
+                    col = self._read(p).column(UPDATED[endpoint]).to_numpy()[lo:hi]
+                    rows = lo + np.flatnonzero(col >= since)
+            if (hi > lo) if rows is None else len(rows):
+                out.append((p, lo, hi, rows))
+        return out
+
+    def rows(self, endpoint: str, market: str, t0: int = 0, t1: int = 2**62,
+             since: int | None = None) -> int:
+        """How many rows a query selects."""
+        return sum(hi - lo if rows is None else len(rows)
+                   for _, lo, hi, rows in self._pieces(endpoint, market, t0, t1, since))
+
+    def records(self, endpoint: str, market: str, a: int, b: int, t0: int = 0,
+                t1: int = 2**62, since: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Rows ``a:b`` of a query's selection as JSON-ready dicts, and the selection's
+        total row count."""
+        out: list[dict[str, Any]] = []
+        done = 0
+        pieces = self._pieces(endpoint, market, t0, t1, since)
+        for p, lo, hi, rows in pieces:
+            count = hi - lo if rows is None else len(rows)
+            x, y = max(a - done, 0), min(b - done, count)
+            if x < y:
+                tab = self._read(p)
+                part = (tab.slice(lo + x, y - x) if rows is None
+                        else tab.take(pa.array(rows[x:y])))
+                cols = {name: part.column(name).to_pylist() for name in part.column_names}
+                keys = list(cols)
+                out += [dict(zip(keys, r, strict=True))
+                        for r in zip(*cols.values(), strict=True)]
+            done += count
+        return out, done
+
+    def _read(self, p: _Part) -> pa.Table:
+        key = (p.path, p.version)
+        with self._lock:
+            tab = self._cache.get(key)
+            if tab is not None:
+                self._cache.move_to_end(key)
+                return tab
+        tab = feather.read_table(p.path)
+        with self._lock:
+            self._cache[key] = tab
+            while len(self._cache) > _CACHE:
+                self._cache.popitem(last=False)
+        return tab
+
+
+def _digest(table: pa.Table) -> str:
+    """sha256 of a table's content (its Arrow IPC stream)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+class StoredApi(ApiData):
+    """:class:`~quantlib.sandbox.api.ApiData` whose ``prices`` and ``fundamentals``
+    pages come from an :class:`ApiStore`; ``reference`` holds the other frames
+    (``prices`` and ``statements`` of it are not used)."""
+
+    def __init__(self, reference: SandboxUniverse, store: ApiStore) -> None:
+        self.store = store
+        super().__init__(reference)
+
+    def _prices(self, m: str) -> Table:
+        return Table({})
+
+    def _fundamentals(self, m: str) -> Table:
+        return Table({})
+
+    def page(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
+        """One page: ``{"data", "page", "next_page", "total_rows"}``."""
+        if endpoint not in STORED_ENDPOINTS:
+            return super().page(endpoint, params)
+        self.table(endpoint, params)          # validates the market
+        t0, t1 = 0, 2**62
+        if endpoint == "prices":
+            t0 = _ms_param(params, "start", 0)
+            t1 = _ms_param(params, "end", 2**62)
+        since = (_ms_param(params, "updated_since", 0, instant=True)
+                 if "updated_since" in params else None)
+        page = _int_param(params, "page", 1, 1, 10**9)
+        size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
+        a = (page - 1) * size
+        data, total = self.store.records(endpoint, params["market"], a, a + size, t0, t1,
+                                         since)
+        return {"data": data, "page": page, "next_page": page + 1 if a + size < total
+                else None, "total_rows": total}
