@@ -16,10 +16,15 @@ market's whole history in one frame. Step by step:
    rejected as today), the panel's date axis and each time chunk's returns seed;
 4. **write**: every market panel is a dask-backed Dataset whose chunks of
    ``chunk_dates`` sessions (the stored chunk height) are built by
-   :func:`~quantlib.pipeline.partitions.chunk_grids` from the spilled bars; icechunk's
-   dask integration (:func:`icechunk.xarray.to_icechunk`: a forked session per task,
-   merged) writes them, then the tables, and ONE commit makes it all visible. A
+   :func:`~quantlib.pipeline.partitions.chunk_grids` from the spilled bars; one task
+   per chunk writes all its variables into a forked icechunk session
+   (:meth:`~quantlib.store.CuratedStore.commit` with ``panels=``), the forks are
+   merged, the tables written, and ONE commit makes it all visible. A
    process killed before that commit leaves the previous version as it was.
+
+The spill folder carries a heartbeat; a build first removes the spill folders of
+builds that stopped beating (killed), :mod:`quantlib.pipeline.spill`. Fetch tasks
+``secede`` from a distributed worker's thread pool while they wait on the vendor.
 
 Tasks run on a ``distributed.Client`` when one is given (the same code on a
 LocalCluster or a KubeCluster; the spill lives under the store URL, so workers on other
@@ -30,7 +35,8 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import dask
@@ -51,19 +57,25 @@ from quantlib.pipeline.partitions import (
     run_partition,
 )
 from quantlib.pipeline.result import RefreshResult
+from quantlib.pipeline.spill import Heartbeat, remove_stale_spills
 from quantlib.raw import Delivery, RawZone
 from quantlib.store import CuratedStore
 from quantlib.store.panels import PRICE_VARS, market_dates
 from quantlib.store.schema import empty_frame
 from quantlib.validate import ValidationOutcome, write_report
 
-__all__ = ["partitioned_build", "CHUNK_DATES", "PARTITION_ROWS"]
+__all__ = ["partitioned_build", "CHUNK_DATES", "PARTITION_ROWS", "ONE_FRAME_MAX_ROWS"]
 
 FX = "FX"
 #: rows of a stored panel chunk along ``date`` (the write unit of one task)
 CHUNK_DATES = 128
 #: bars per price partition (standardize + validate unit)
 PARTITION_ROWS = 500_000
+#: a first build with more price bars than this is partitioned by default: a market in
+#: one frame peaks at about 1.1 KB of RSS per bar (870 MB at 758k bars), so 2M bars is
+#: ~2.3 GB, and below it the partitioned build's fixed cost (~6 CPU-s: spill, graphs,
+#: imports) is not repaid on 2 cores (bench/RESULTS.md, "Partitioned first build")
+ONE_FRAME_MAX_ROWS = 2_000_000
 
 
 def _compute(tasks: list[Any], client: Any, scheduler: str) -> list[Any]:
@@ -74,9 +86,16 @@ def _compute(tasks: list[Any], client: Any, scheduler: str) -> list[Any]:
 
 def _fetch(market: str, store_url: str, connection: Any, fetch_id: str,
            retries: int = 2) -> list[Delivery]:
-    from quantlib.sources import fetch_fx, fetch_market
 
     raw = RawZone(store_url)
+    with _io_bound():
+        return _fetch_retried(market, raw, connection, fetch_id, retries)
+
+
+def _fetch_retried(market: str, raw: RawZone, connection: Any, fetch_id: str,
+                   retries: int) -> list[Delivery]:
+    from quantlib.sources import fetch_fx, fetch_market
+
     for attempt in range(retries + 1):
         try:
             if market == FX:
@@ -88,6 +107,25 @@ def _fetch(market: str, store_url: str, connection: Any, fetch_id: str,
                 raise
             time.sleep(min(2.0 ** attempt, 5.0))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def _io_bound() -> Iterator[None]:
+    """On a ``distributed`` worker, give the task's thread slot back while it waits on
+    the vendor (``secede``/``rejoin``): every market's fetch runs at once even on
+    1-thread workers, as on the threaded scheduler. Elsewhere a no-op."""
+    try:
+        from distributed import get_worker, rejoin, secede
+
+        get_worker()
+    except (ImportError, ValueError):
+        yield
+        return
+    secede()
+    try:
+        yield
+    finally:
+        rejoin()
 
 
 def _reference(store_url: str, deliveries: list[Delivery], known_assets: tuple[str, ...]
@@ -162,6 +200,9 @@ def _plan_market(market: str, parts: list[PartitionResult], ids: np.ndarray,
     id_index = pd.Index(ids)
     seed = np.full(len(ids), np.nan)
     done = 0   # partitions folded into ``seed``
+    # one graph node each, not a copy in every chunk task
+    shared = [_literal(v, f"{key}-{market}-{n}") for n, v in
+              (("fs", spill_fs), ("ids", ids), ("actions", actions))]
     blocks: dict[str, list[Any]] = {v: [] for v in (*PRICE_VARS, "split", "dividend",
                                                    "returns", "known_at")}
     for j, r0 in enumerate(range(0, len(dates), chunk_dates)):
@@ -169,8 +210,10 @@ def _plan_market(market: str, parts: list[PartitionResult], ids: np.ndarray,
         lo, hi = pd.Timestamp(d[0]), pd.Timestamp(d[-1])
         while done < len(parts) and parts[done].last_date < lo:
             lc = parts[done].last_clean
-            keep = [(a, t) not in gone for a, t in zip(lc["asset_id"], lc["date"], strict=True)]
-            lc = lc[np.array(keep, dtype=bool)]
+            if gone:
+                keep = [(a, t) not in gone for a, t in zip(lc["asset_id"], lc["date"],
+                                                           strict=True)]
+                lc = lc[np.array(keep, dtype=bool)]
             pos = id_index.get_indexer(lc["asset_id"].astype(str))
             seed[pos[pos >= 0]] = lc["close"].to_numpy(dtype="float64")[pos >= 0]
             done += 1
@@ -178,7 +221,7 @@ def _plan_market(market: str, parts: list[PartitionResult], ids: np.ndarray,
         seed_paths = [p.path for p in parts[done:] if p.first_date < lo]
         before = dates[r0 - 1] if r0 else None
         res = dask.delayed(chunk_grids, pure=False)(
-            spill_fs, paths, seed_paths, d, ids, seed.copy(), actions, before,
+            shared[0], paths, seed_paths, d, shared[1], seed.copy(), shared[2], before,
             dropped[(dropped["date"] >= lo) & (dropped["date"] <= hi)],
             dask_key_name=f"{key}-{market}-chunk-{j}")
         for var, out in blocks.items():
@@ -197,9 +240,14 @@ def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection:
                       scheduler: str = "threads", max_bad_row_fraction: float | None = None,
                       known_assets: tuple[str, ...] = (), tag: str | None = None,
                       partition_rows: int = PARTITION_ROWS,
-                      chunk_dates: int = CHUNK_DATES) -> None:
+                      chunk_dates: int = CHUNK_DATES,
+                      one_frame_below: int = 0) -> list[list[Delivery]] | None:
     """Build the store's first version from the vendors' whole history (see the module
     docstring); fills ``result`` like :func:`quantlib.pipeline.refresh`.
+
+    With ``one_frame_below``, a build whose price deliveries hold fewer bars than that
+    stops after the fetch and returns the deliveries per target (the caller builds
+    them one market per frame); otherwise it returns ``None``.
 
     Raises
     ------
@@ -212,21 +260,29 @@ def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection:
                   else max_bad_row_fraction)
     url, rid = curated.url, result.refresh_id
     spill = curated.location.child("tmp", "builds", rid)
-    t0 = time.perf_counter()
-    fetched = _compute([dask.delayed(_fetch, pure=False)(m, url, connection, rid,
-                                                          dask_key_name=f"{rid}-fetch-{m}")
-                        for m in targets], client, scheduler)
-    t1 = time.perf_counter()
-    result.seconds["fetch"] = t1 - t0
+    stale = remove_stale_spills(curated.location.child("tmp", "builds"), keep=rid)
+    if stale:
+        result.note = f"removed the spill of {len(stale)} killed build(s): {', '.join(stale)}"
     try:
-        _build(curated, targets, fetched, result, client=client, scheduler=scheduler,
-               limit=limit, max_jump=float(cfg["max_unexplained_jump"]),
-               known_assets=known_assets, tag=tag, spill=spill,
-               partition_rows=partition_rows, chunk_dates=chunk_dates)
+        with Heartbeat(spill):
+            t0 = time.perf_counter()
+            fetched = _compute([dask.delayed(_fetch, pure=False)(
+                m, url, connection, rid, dask_key_name=f"{rid}-fetch-{m}")
+                for m in targets], client, scheduler)
+            result.seconds["fetch"] = time.perf_counter() - t0
+            bars = sum(int(d.rows or 0) for m, ds in zip(targets, fetched, strict=True)
+                       for d in ds if m != FX and is_price_delivery(d))
+            if bars < one_frame_below:
+                return fetched
+            _build(curated, targets, fetched, result, client=client, scheduler=scheduler,
+                   limit=limit, max_jump=float(cfg["max_unexplained_jump"]),
+                   known_assets=known_assets, tag=tag, spill=spill,
+                   partition_rows=partition_rows, chunk_dates=chunk_dates)
     finally:
         fs, path = spill.open_fs()
         if fs.exists(path):
             fs.rm(path, recursive=True)
+    return None
 
 
 def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Delivery]],
@@ -235,19 +291,8 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
            partition_rows: int, chunk_dates: int) -> None:
     url, rid = curated.url, result.refresh_id
     t0 = time.perf_counter()
-    refs, parts_of = [], {}
-    for m, deliveries in zip(targets, fetched, strict=True):
-        is_price = [m != FX and is_price_delivery(d) for d in deliveries]
-        price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
-        ref = dask.delayed(_reference, pure=False, nout=3)(
-            url, [d for d, p in zip(deliveries, is_price, strict=True) if not p], known_assets,
-            dask_key_name=f"{rid}-reference-{m}")
-        refs.append(ref)
-        parts_of[m] = [dask.delayed(run_partition, pure=False)(
-            m, i, url, group, ref[1], spill.url, known_assets,
-            dask_key_name=f"{rid}-partition-{m}-{i}")
-            for i, group in enumerate(price_partitions(price, partition_rows))]
-    flat = [t for m in targets for t in parts_of[m]]
+    refs, flat = _partition_tasks(url, rid, targets, fetched, known_assets, spill,
+                                  partition_rows)
     done = _compute([*refs, *flat], client, scheduler)
     ref_out, part_out = done[:len(refs)], done[len(refs):]
     result.seconds["fan_out"] = time.perf_counter() - t0
@@ -299,6 +344,34 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
     result.rows["commit"] = sum(len(f) for f in frames.values()) + result.rows["validate"]
     raw.record(deliveries, status="published")
     result.report_paths = write_report(outcome, url, rid)
+
+
+def _partition_tasks(url: str, rid: str, targets: Sequence[str],
+                     fetched: list[list[Delivery]], known_assets: tuple[str, ...],
+                     spill: Any, partition_rows: int) -> tuple[list[Any], list[Any]]:
+    """Per market one ``reference`` task and one task per price partition."""
+    refs, parts = [], []
+    for m, deliveries in zip(targets, fetched, strict=True):
+        is_price = [m != FX and is_price_delivery(d) for d in deliveries]
+        price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
+        known = _literal(known_assets, f"{rid}-known-{m}")
+        ref = dask.delayed(_reference, pure=False, nout=3)(
+            url, _literal([d for d, p in zip(deliveries, is_price, strict=True) if not p],
+                          f"{rid}-reference-deliveries-{m}"), known,
+            dask_key_name=f"{rid}-reference-{m}")
+        refs.append(ref)
+        parts += [dask.delayed(run_partition, pure=False)(
+            m, i, url, _literal(group, f"{rid}-deliveries-{m}-{i}"), ref[1], spill.url, known,
+            dask_key_name=f"{rid}-partition-{m}-{i}")
+            for i, group in enumerate(price_partitions(price, partition_rows))]
+    return refs, parts
+
+
+def _literal(value: Any, name: str) -> Any:
+    """``value`` as one graph node that dask does not walk into (a list of thousands of
+    :class:`~quantlib.raw.Delivery` dataclasses costs seconds to traverse and tokenize
+    per task otherwise)."""
+    return dask.delayed(value, traverse=False, name=name)
 
 
 def _first(p: PartitionResult) -> Any:

@@ -41,12 +41,14 @@ def _markets(value: str) -> tuple[str, ...]:
               help="Per-market bad-row limit (default: config validation.max_bad_row_fraction).")
 @click.option("--tag", default=None, help="Tag for the new version.")
 @click.option("--full", is_flag=True, help="Rebuild the whole history (not incremental).")
-@click.option("--partitioned", is_flag=True,
-              help="First build of an empty store as market x time-partition Dask tasks.")
+@click.option("--partitioned/--one-frame", default=None,
+              help="First build of an empty store as market x time-partition Dask tasks, "
+              "or one frame per market (default: partitioned above "
+              "quantlib.pipeline.build.ONE_FRAME_MAX_ROWS price bars).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def refresh(store: str | None, markets: str, sandbox: bool, n_assets: int | None,
             years: float | None, max_bad_fraction: float | None, tag: str | None,
-            full: bool, partitioned: bool, progress: bool) -> None:
+            full: bool, partitioned: bool | None, progress: bool) -> None:
     """Fetch, validate and commit a new data version (one tagged snapshot)."""
     from quantlib.pipeline.refresh import refresh as run_refresh
 

@@ -54,14 +54,15 @@ def new_refresh_id(kind: str = "refresh") -> str:
 
 def _fan_out(markets: Sequence[str], store_url: str, connection: Any, fetch_id: str,
              client: Any, bar: Any, scheduler: str = "threads",
-             starts: dict[str, Any] | None = None, **kwargs: Any) -> list[MarketOutput]:
-    starts = starts or {}
+             starts: dict[str, Any] | None = None,
+             fetched: dict[str, Any] | None = None, **kwargs: Any) -> list[MarketOutput]:
+    starts, fetched = starts or {}, fetched or {}
     if client is not None:
         from distributed import as_completed
 
         futures = [client.submit(run_market, m, store_url, connection, fetch_id, retries=2,
                                  pure=False, key=f"{fetch_id}-{m}", start=starts.get(m),
-                                 **kwargs)
+                                 deliveries=fetched.get(m), **kwargs)
                    for m in markets]
         for _ in as_completed(futures):
             bar.update(1)
@@ -74,7 +75,9 @@ def _fan_out(markets: Sequence[str], store_url: str, connection: Any, fetch_id: 
             bar.update(1)
 
     tasks = [dask.delayed(run_market_with_retries, pure=False)(
-        m, store_url, connection, fetch_id, start=starts.get(m), **kwargs) for m in markets]
+        m, store_url, connection, fetch_id, start=starts.get(m),
+        deliveries=dask.delayed(fetched.get(m), traverse=False, name=f"{fetch_id}-got-{m}"),
+        **kwargs) for m in markets]
     workers = len(tasks) if scheduler == "threads" else min(len(tasks), os.cpu_count() or 1)
     with _Progress():
         return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
@@ -133,7 +136,7 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
             progress: bool = False, max_bad_row_fraction: float | None = None,
             n_assets: int | None = None, years: float | None = None,
             tag: str | None = None, scheduler: str = "threads", full: bool = False,
-            lookback_sessions: int | None = None, partitioned: bool = False,
+            lookback_sessions: int | None = None, partitioned: bool | None = None,
             partition_rows: int | None = None) -> RefreshResult:
     """Fetch, validate and commit a new data version of ``markets`` (plus FX).
 
@@ -171,14 +174,15 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
     lookback_sessions : int, optional
         Sessions before the last stored one that an incremental refresh re-fetches
         (vendor corrections; default: config ``refresh.lookback_sessions``).
-    partitioned : bool
+    partitioned : bool, optional
         ``True``: the first build of an empty store runs as market x time-partition Dask
         tasks (:mod:`quantlib.pipeline.build`: no market's history in one frame, panels
         written chunk by chunk, one commit), for universes whose history does not fit
-        one process. ``False`` (default until the partitioned build is measured faster
-        at every size: at 3 x 30 assets x 1 year it took 38 s against 25 s) builds each
-        market in one task and one frame (the path ``full=True`` on a store with data
-        takes).
+        one process. ``False`` builds each market in one task and one frame (the path
+        ``full=True`` on a store with data takes). ``None`` (default): the first build
+        fetches, then is partitioned when the vendors delivered more than
+        :data:`quantlib.pipeline.build.ONE_FRAME_MAX_ROWS` price bars, else built one
+        market per frame from the deliveries it fetched.
     partition_rows : int, optional
         Bars per price partition of the partitioned build (default
         :data:`quantlib.pipeline.build.PARTITION_ROWS`).
@@ -211,18 +215,21 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
                                        disable=not progress))
         if sandbox:
             connection = _start_sandbox(stack, result, tuple(markets), n_assets, years)
-        if partitioned and not incremental and curated.is_initial(curated.tip()):
-            _partitioned(curated, targets, connection, result, client=client,
-                         scheduler=scheduler, max_bad_row_fraction=max_bad_row_fraction,
-                         tag=tag, partition_rows=partition_rows)
-            result.seconds["total"] = time.perf_counter() - t_start
-            bar.update(len(targets) + 1)
-            return result
+        fetched = None
+        if partitioned is not False and not incremental and curated.is_initial(curated.tip()):
+            fetched = _partitioned(curated, targets, connection, result, client=client,
+                                   scheduler=scheduler, tag=tag,
+                                   max_bad_row_fraction=max_bad_row_fraction,
+                                   partition_rows=partition_rows, auto=partitioned is None)
+            if fetched is None:
+                result.seconds["total"] = time.perf_counter() - t_start
+                bar.update(len(targets) + 1)
+                return result
         t0 = time.perf_counter()
         outputs = _fan_out(targets, curated.url, connection, refresh_id, client, bar,
                            scheduler=scheduler, max_bad_row_fraction=max_bad_row_fraction,
                            known_assets=_known_assets(curated), starts=starts,
-                           incremental=incremental)
+                           incremental=incremental, fetched=fetched)
         result.seconds["fan_out"] = time.perf_counter() - t0
         try:
             _finish(curated, result, outputs, tag)
@@ -233,11 +240,16 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
 
 
 def _partitioned(curated: CuratedStore, targets: list[str], connection: Any,
-                 result: RefreshResult, *, partition_rows: int | None, **kwargs: Any) -> None:
-    from quantlib.pipeline.build import PARTITION_ROWS, partitioned_build
+                 result: RefreshResult, *, partition_rows: int | None, auto: bool,
+                 **kwargs: Any) -> dict[str, Any] | None:
+    """The partitioned first build; with ``auto``, a small one returns its fetched
+    deliveries per target instead (built one market per frame by the caller)."""
+    from quantlib.pipeline.build import ONE_FRAME_MAX_ROWS, PARTITION_ROWS, partitioned_build
 
-    partitioned_build(curated, targets, connection, result,
-                      partition_rows=partition_rows or PARTITION_ROWS, **kwargs)
+    fetched = partitioned_build(curated, targets, connection, result,
+                                partition_rows=partition_rows or PARTITION_ROWS,
+                                one_frame_below=ONE_FRAME_MAX_ROWS if auto else 0, **kwargs)
+    return None if fetched is None else dict(zip(targets, fetched, strict=True))
 
 
 def _start_sandbox(stack: ExitStack, result: RefreshResult, markets: tuple[str, ...],

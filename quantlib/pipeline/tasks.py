@@ -44,7 +44,8 @@ class MarketOutput:
 def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
                max_bad_row_fraction: float | None = None,
                known_assets: tuple[str, ...] = (), fetch_workers: int = 8,
-               incremental: bool = False, start: Any = None) -> MarketOutput:
+               incremental: bool = False, start: Any = None,
+               deliveries: list[Delivery] | None = None) -> MarketOutput:
     """Fetch, standardize and validate one market (or ``"FX"``).
 
     ``fetch_workers`` parallel FTP connections download the market's files (the
@@ -52,7 +53,8 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     fetch window starts at ``start`` and only changed deliveries not yet published are
     standardized and validated, with continuity against the stored last bars, and
     re-fetched bars equal to the stored ones are dropped (``rows["unchanged"]``;
-    :mod:`quantlib.pipeline.incremental`).
+    :mod:`quantlib.pipeline.incremental`). ``deliveries`` already fetched into the raw
+    zone (a first build that measured its size first) are not fetched again.
 
     Raises
     ------
@@ -67,7 +69,9 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     raw = RawZone(store_url)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    if market == FX:
+    if deliveries is not None:
+        pass
+    elif market == FX:
         deliveries = fetch_fx(raw=raw, connection=connection, fetch_id=fetch_id, start=start,
                               poll=incremental)
     else:

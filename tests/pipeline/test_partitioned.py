@@ -107,7 +107,7 @@ def test_boundary_jumps_check_first_bar_against_previous_partition():
 
 @pytest.mark.slow
 def test_killed_partitioned_build_commits_nothing_and_rerun_completes(
-        tmp_path, sandbox, reference_store):
+        tmp_path, sandbox, reference_store, monkeypatch):
     store = str(tmp_path / "store")
     conn = {k: getattr(sandbox.connection(), k) for k in
             ("ftp_host", "ftp_port", "ftp_user", "ftp_password", "http_url", "api_key")}
@@ -132,5 +132,31 @@ def test_killed_partitioned_build_commits_nothing_and_rerun_completes(
     assert st.snapshots().empty
     with pytest.raises(SnapshotNotFoundError):
         st.resolve(None)
-    refresh(store, connection=sandbox.connection(), partitioned=True, partition_rows=4000)
+    # the killed build's spill is still there (nobody ran its cleanup) ...
+    fs, builds = st.location.open_fs("tmp", "builds")
+    killed = [p.rsplit("/", 1)[-1] for p in fs.ls(builds, detail=False)]
+    assert len(killed) == 1 and fs.glob(f"{builds}/{killed[0]}/*/*.parquet")
+    # ... and the next build removes it (it stopped beating; seconds ago, so the
+    # staleness limit is lowered here; tests/pipeline/test_spill.py covers live builds)
+    monkeypatch.setattr("quantlib.pipeline.spill.STALE_S", 0.0)
+    result = refresh(store, connection=sandbox.connection(), partitioned=True,
+                     partition_rows=4000)
+    assert killed[0] in result.note
+    assert not fs.exists(builds) or fs.ls(builds, detail=False) == []
     _same_store(reference_store, CuratedStore(store))
+
+
+@pytest.mark.slow
+def test_first_build_is_partitioned_by_default_above_the_size_threshold(
+        tmp_path, sandbox, reference_store, monkeypatch):
+    # the module sandbox (~46k bars) is under ONE_FRAME_MAX_ROWS: one frame per market,
+    # built from the deliveries the size check fetched (not fetched twice)
+    small = refresh(str(tmp_path / "small"), connection=sandbox.connection())
+    assert small.mode == "full" and "partitions" not in small.rows
+    assert small.rows["fetch"] == small.rows["standardize"] > 40_000
+    _same_store(reference_store, CuratedStore(str(tmp_path / "small")))
+    monkeypatch.setattr("quantlib.pipeline.build.ONE_FRAME_MAX_ROWS", 10_000)
+    big = refresh(str(tmp_path / "big"), connection=sandbox.connection(),
+                  partition_rows=20_000)
+    assert big.rows["partitions"] >= 3
+    _same_store(reference_store, CuratedStore(str(tmp_path / "big")))
