@@ -35,11 +35,14 @@ from quantlib.errors import WriteConflictError
 from quantlib.store import dategrid
 from quantlib.store.cas import commit_lock
 from quantlib.store.curated import CuratedStore
+from quantlib.store.tables import CHUNK_ROWS
 
 __all__ = ["compact", "chunk_counts", "CompactResult", "TARGET_CHUNKS_2D", "TARGET_CHUNKS_1D"]
 
 TARGET_CHUNKS_2D = (128, 512)
 TARGET_CHUNKS_1D = 1 << 16
+#: Tables appended by refreshes (one chunk per append until compaction merges them).
+_TABLES = ("statements",)
 
 
 @dataclass
@@ -153,8 +156,10 @@ def compact(store: str | None = None, *, tag: str | None = None) -> CompactResul
     base = zarr.open_group(st.repo.readonly_session(snapshot_id=tip).store, mode="r")
     todo = _fragmented(base)
     tails = [g for g in _groups(base) if dategrid.pending(cast(zarr.Group, base[g]))]
+    tables = [t for t in _TABLES if t in base
+              and dategrid.table_pending(cast(zarr.Group, base[t]), CHUNK_ROWS)]
     result = CompactResult(None, None, before=chunk_counts(st, tip))
-    if not todo and not tails:
+    if not todo and not tails and not tables:
         result.after = dict(result.before)
         return result
     session = st.repo.writable_session("main")
@@ -165,6 +170,8 @@ def compact(store: str | None = None, *, tag: str | None = None) -> CompactResul
         _rewrite(root, base, path)
     for g in tails:   # date-axis tails: merge 1-date chunks, fold into blocks
         todo += dategrid.compact_group(cast(zarr.Group, root[g]), g)
+    for t in tables:  # appended tables: merge the per-append chunks, fold into blocks
+        todo += dategrid.compact_table(cast(zarr.Group, root[t]), t, CHUNK_ROWS)
     name = tag or "compact-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
         with commit_lock(st.location):

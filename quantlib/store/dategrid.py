@@ -38,7 +38,8 @@ from zarr.core.metadata.v3 import RectilinearChunkGridMetadata, RegularChunkGrid
 from zarr.core.sync import sync
 
 __all__ = ["BLOCK", "chunk_edges", "date_edges", "compacted_edges", "resize", "retile", "seal",
-           "compact_group", "date_arrays", "pending", "is_rectilinear"]
+           "compact_group", "date_arrays", "pending", "is_rectilinear", "table_edges",
+           "compact_table", "table_pending"]
 
 #: Dates per full history block of a 2-D panel variable.
 BLOCK = 128
@@ -206,8 +207,10 @@ def _delete_date_chunk(arr: zarr.Array, i: int) -> None:
         sync(arr.store.delete(f"{arr.path}/{key}"))
 
 
-def resize(arr: zarr.Array, shape: tuple[int, ...]) -> zarr.Array:
-    """Grow ``arr`` to ``shape``: each new date gets its own 1-date chunk.
+def resize(arr: zarr.Array, shape: tuple[int, ...], *, one_chunk: bool = False
+           ) -> zarr.Array:
+    """Grow ``arr`` to ``shape``: each new date gets its own 1-date chunk (``one_chunk``:
+    the new rows together get one chunk, as a table append does).
 
     A stored grid whose last date chunk is partly filled (a regular grid) is retiled
     first so that chunk is exactly sized (written once); no other chunk is touched.
@@ -228,7 +231,8 @@ def resize(arr: zarr.Array, shape: tuple[int, ...]) -> zarr.Array:
         if sum(exact) >= n_old:
             break
         exact.append(min(e, n_old - sum(exact)))
-    new_edges = (exact + [1] * max(0, n - n_old)) or [1]
+    grown = max(0, n - n_old)
+    new_edges = (exact + ([grown] if one_chunk and grown else [1] * grown)) or [1]
     if exact == edges[:len(exact)] and len(exact) == len(edges) or n_old == 0:
         return _set_grid(arr, new_edges, shape)
     return retile(arr, new_edges, shape)
@@ -272,6 +276,55 @@ def compact_group(group: zarr.Group, path: str) -> list[str]:
             retile(arr, target)
             done.append(f"{path}/{name}")
     return done
+
+
+def table_edges(edges: Sequence[int], block: int) -> list[int]:
+    """The row edges compaction leaves in an appended table: full blocks of ``block``
+    rows kept, the chunks after them (one per append) merged and folded into blocks.
+
+    Examples
+    --------
+    >>> table_edges([8, 8, 3, 2, 4], 8)
+    [8, 8, 8, 1]
+    >>> table_edges([8, 5], 8)
+    [8, 5]
+    """
+    edges = list(edges)
+    head = 0
+    while head < len(edges) and edges[head] == block:
+        head += 1
+    tail = edges[head:]
+    if len(tail) < 2:
+        return edges
+    total = sum(tail)
+    return edges[:head] + [block] * (total // block) + ([total % block] if total % block
+                                                        else [])
+
+
+def compact_table(group: zarr.Group, path: str, block: int) -> list[str]:
+    """Merge the per-append chunks of every rectilinear column of a table group."""
+    done = []
+    for name, a in group.arrays():
+        arr = cast(zarr.Array, a)
+        if not isinstance(_grid(arr), RectilinearChunkGridMetadata):
+            continue
+        edges = date_edges(arr)
+        target = table_edges(edges, block)
+        if target != edges:
+            retile(arr, target)
+            done.append(f"{path}/{name}")
+    return done
+
+
+def table_pending(group: zarr.Group, block: int) -> bool:
+    """Whether :func:`compact_table` would retile anything in ``group``."""
+    for _name, a in group.arrays():
+        arr = cast(zarr.Array, a)
+        if isinstance(_grid(arr), RectilinearChunkGridMetadata):
+            edges = date_edges(arr)
+            if table_edges(edges, block) != edges:
+                return True
+    return False
 
 
 def pending(group: zarr.Group) -> bool:

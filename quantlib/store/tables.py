@@ -19,11 +19,14 @@ import pandas as pd
 import zarr
 
 from quantlib.errors import StoreError
+from quantlib.store import dategrid
 
-__all__ = ["write_table", "append_table", "read_table_group", "table_columns"]
+__all__ = ["write_table", "append_table", "read_table_group", "table_columns", "CHUNK_ROWS"]
 
 _MASK_SUFFIX = ".isna"
 _CHUNK_ROWS = 1 << 16
+#: Rows per full chunk of a table column (appends add smaller chunks until compaction).
+CHUNK_ROWS = _CHUNK_ROWS
 
 
 def _is_string_dtype(dtype: Any) -> bool:
@@ -130,17 +133,17 @@ def append_table(root: zarr.Group, name: str, frame: pd.DataFrame) -> int:
     members = set(group.array_keys())
     for col in (str(c) for c in attrs["columns"]):
         values, mask = _encode(frame[col].astype(attrs["dtypes"][col]))
-        arr = cast(zarr.Array, group[col])
-        arr.resize((n,))
+        # the appended rows get one chunk of their own (no stored chunk is rewritten;
+        # compaction merges these chunks: quantlib.store.dategrid.compact_table)
+        arr = dategrid.resize(cast(zarr.Array, group[col]), (n,), one_chunk=True)
         arr[n0:] = values
         key = col + _MASK_SUFFIX
         if mask is None and key not in members:
             continue
         if key not in members:
-            group.create_array(key, shape=(n,), dtype=bool, chunks=arr.chunks,
+            group.create_array(key, shape=(n0,), dtype=bool, chunks=(_CHUNK_ROWS,),
                                fill_value=False, dimension_names=("row",))
-        marr = cast(zarr.Array, group[key])
-        marr.resize((n,))
+        marr = dategrid.resize(cast(zarr.Array, group[key]), (n,), one_chunk=True)
         marr[n0:] = mask if mask is not None else np.zeros(len(frame), dtype=bool)
     group.attrs["rows"] = n
     return n

@@ -167,3 +167,35 @@ def test_an_empty_panel_is_sealed_later_and_grows_on_append():
     rate[:] = [[1.0, 2.0], [3.0, 4.0]]
     assert rate.read_chunk_sizes[0] == (1, 1)
     assert group["rate"][:].tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_table_appends_add_one_chunk_each_and_compaction_merges_them():
+    """A table append (statements) writes its rows as one new chunk per column and
+    rewrites no stored chunk; compact_table merges the per-append chunks (and folds them
+    into full blocks) keeping every row."""
+    import pandas as pd
+
+    from quantlib.store.tables import append_table, read_table_group, write_table
+
+    root = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
+    first = pd.DataFrame({"v": np.arange(5.0), "s": list("abcde")})
+    write_table(root, "t", first)
+    parts = [first]
+    for k, size in enumerate((3, 2, 4)):
+        part = pd.DataFrame({"v": np.arange(size) + 10.0 * (k + 1),
+                             "s": [None if i == 0 else f"x{i}" for i in range(size)]})
+        before = {key: bytes(v.to_bytes()) for key, v in root.store._store_dict.items()
+                  if "/c/" in key}
+        append_table(root, "t", part)
+        after = root.store._store_dict
+        if k:  # the first append switches the regular grid (its partly filled chunk once)
+            assert all(bytes(after[key].to_bytes()) == b for key, b in before.items())
+        parts.append(part)
+    whole = pd.concat(parts, ignore_index=True)
+    assert root["t"]["v"].read_chunk_sizes[0] == (5, 3, 2, 4)
+    pd.testing.assert_frame_equal(read_table_group(root, "t"), whole, check_dtype=False)
+    assert dategrid.table_pending(root["t"], 8)
+    dategrid.compact_table(root["t"], "t", 8)
+    assert root["t"]["v"].read_chunk_sizes[0] == (8, 6)
+    assert not dategrid.table_pending(root["t"], 8)
+    pd.testing.assert_frame_equal(read_table_group(root, "t"), whole, check_dtype=False)
