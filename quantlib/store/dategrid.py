@@ -249,10 +249,12 @@ def seal(group: zarr.Group) -> None:
     """Switch a panel group written whole to the date grid (see the module docstring)."""
     for _name, arr in date_arrays(group):
         n = arr.shape[0]
+        if n == 0:
+            continue  # nothing stored (e.g. an empty fx panel): its first append sets the grid
         if arr.ndim == 1:
-            edges = [max(1, n)]
+            edges = [n]
         else:
-            edges = [BLOCK] * (n // BLOCK) + ([n % BLOCK] if n % BLOCK or not n else [])
+            edges = [BLOCK] * (n // BLOCK) + ([n % BLOCK] if n % BLOCK else [])
         if not isinstance(_grid(arr), RectilinearChunkGridMetadata) \
                 or date_edges(arr) != edges:
             retile(arr, edges)

@@ -17,7 +17,6 @@ from quantlib.sandbox import generate
 from quantlib.store import CuratedStore
 
 START, END = "2025-03-03", "2025-07-31"
-FRAMES = ("assets", "symbols", "prices", "corporate_actions", "fx", "statements")
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +25,8 @@ def truth():
 
 
 @pytest.fixture(scope="module")
-def store(truth, tmp_path_factory):
-    url = str(tmp_path_factory.mktemp("store"))
-    st = CuratedStore(url)
-    st.commit({k: getattr(truth, k) for k in FRAMES}, message="sandbox truth", tag="v1")
-    changed = truth.prices.copy()
-    changed["close"] = changed["close"] * 2.0
-    st.commit({"prices": changed}, message="doubled closes", tag="v2")
-    return url
+def store(truth, tmp_path_factory, two_version_store):
+    return two_version_store(truth, str(tmp_path_factory.mktemp("store")), 2.0)
 
 
 def _check_prices(ds, truth):
@@ -203,7 +196,7 @@ def test_wrong_parameters_raise_catalog_error_naming_the_fix(store, params, fiel
     assert words in str(info.value) and "Fix:" in str(info.value)
 
 
-def test_errors_found_at_read_time_name_the_parameter(store, tmp_path):
+def test_errors_found_at_read_time_name_the_parameter(store, tmp_path, frames):
     cat = open_catalog(store, start=START, end=END)
     with pytest.raises(CatalogError, match=r"snapshot must name a data version; found 'nope'"
                        r".*Fix: pass snapshot='latest'") as info:
@@ -213,7 +206,7 @@ def test_errors_found_at_read_time_name_the_parameter(store, tmp_path):
         cat["universe"].read(start="soon")
     only_us = str(tmp_path / "us")
     us = generate(n_assets=5, years=1, seed=2, markets=("US",))
-    CuratedStore(only_us).commit({k: getattr(us, k) for k in FRAMES}, message="US only")
+    CuratedStore(only_us).commit({k: getattr(us, k) for k in frames}, message="US only")
     with pytest.raises(CatalogError, match=r"markets must name markets in the store; found "
                        r"\['KR', 'EU'\] \(store has \['US'\]\).*Fix: pass markets=\['US'\]"):
         open_catalog(only_us)["universe"].read()

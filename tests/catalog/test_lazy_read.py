@@ -21,7 +21,6 @@ from quantlib.store import CuratedStore
 from quantlib.store.chunkread import ChunkedArray
 
 START, END = "2025-03-03", "2025-07-31"
-FRAMES = ("assets", "symbols", "prices", "corporate_actions", "fx", "statements")
 COORDS = ("date", "asset", "currency")
 
 
@@ -31,14 +30,8 @@ def truth():
 
 
 @pytest.fixture(scope="module")
-def store(truth, tmp_path_factory):
-    url = str(tmp_path_factory.mktemp("lazy-store"))
-    st = CuratedStore(url)
-    st.commit({k: getattr(truth, k) for k in FRAMES}, message="truth", tag="v1")
-    changed = truth.prices.copy()
-    changed["close"] = changed["close"] * 3.0
-    st.commit({"prices": changed}, message="tripled closes", tag="v2")
-    return url
+def store(truth, tmp_path_factory, two_version_store):
+    return two_version_store(truth, str(tmp_path_factory.mktemp("lazy-store")), 3.0)
 
 
 @pytest.fixture

@@ -152,3 +152,18 @@ def test_direct_chunk_reader_reads_the_date_grid(tmp_path):
         assert arr.direct
         np.testing.assert_array_equal(arr[:, :], _values(n))
         np.testing.assert_array_equal(arr[120:253, 1:3], _values(n)[120:253, 1:3])
+
+
+def test_an_empty_panel_is_sealed_later_and_grows_on_append():
+    """A panel written with no date (a one-currency store's fx) keeps its grid until its
+    first append, which gives each new date its own chunk (sealing [0] used to raise)."""
+    group = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
+    group.create_array("rate", shape=(0, 2), chunks=(128, 512), dtype="f8",
+                       dimension_names=("date", "currency"))
+    group.create_array("date", shape=(0,), chunks=(1,), dtype="i8", dimension_names=("date",))
+    dategrid.seal(group)
+    assert not dategrid.is_rectilinear(group["rate"])
+    rate = dategrid.resize(group["rate"], (2, 2))
+    rate[:] = [[1.0, 2.0], [3.0, 4.0]]
+    assert rate.read_chunk_sizes[0] == (1, 1)
+    assert group["rate"][:].tolist() == [[1.0, 2.0], [3.0, 4.0]]
