@@ -24,6 +24,10 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils
+from numba.core import types as nbtypes
+from numba.extending import intrinsic
 
 from quantlib.backtest.kernels import _lf_finish, _lf_row, _lf_state, simulate_into
 from quantlib.errors import BacktestError
@@ -393,28 +397,82 @@ def _metrics_rows_impl(r: np.ndarray, ppy: float, width: int) -> np.ndarray:
     return out
 
 
+def _vec_ptr(context: Any, builder: Any, aty: Any, arr: Any, i: Any, j: Any) -> Any:
+    """LLVM pointer to ``arr[i, j]`` as a ``<4 x double>*`` (C-ordered 2-D float64)."""
+    a = context.make_array(aty)(context, builder, arr)
+    p = cgutils.get_item_pointer2(context, builder, a.data, cgutils.unpack_tuple(builder, a.shape, 2),
+                                  cgutils.unpack_tuple(builder, a.strides, 2), "C", [i, j])
+    return builder.bitcast(p, ir.VectorType(ir.DoubleType(), 4).as_pointer())
+
+
+def _c2d(a: Any) -> bool:
+    return (isinstance(a, nbtypes.Array) and a.ndim == 2 and a.layout == "C"
+            and a.dtype == nbtypes.float64)
+
+
+def _t4x4_typer(typingctx: Any, src: Any, i: Any, t: Any, dst: Any, q: Any, j: Any) -> Any:
+    """``dst[q + a, j + b] = src[i + b, t + a]`` for ``a, b < 4``: four vector loads, eight
+    shuffles, four vector stores (numba alone emits sixteen scalar moves). Typing of the
+    numba intrinsic :data:`_t4x4`."""
+    if not (_c2d(src) and _c2d(dst)):
+        return None
+    sig = nbtypes.void(src, i, t, dst, q, j)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        s, i, t, d, q, j = args
+        rows = [builder.load(_vec_ptr(context, builder, sig.args[0], s,
+                                      builder.add(i, ir.Constant(i.type, k)), t), align=8)
+                for k in range(4)]
+
+        def sh(x: Any, y: Any, m: list[int]) -> Any:
+            return builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), 4), m))
+        t0, t1 = sh(rows[0], rows[1], [0, 4, 2, 6]), sh(rows[0], rows[1], [1, 5, 3, 7])
+        t2, t3 = sh(rows[2], rows[3], [0, 4, 2, 6]), sh(rows[2], rows[3], [1, 5, 3, 7])
+        outs = (sh(t0, t2, [0, 1, 4, 5]), sh(t1, t3, [0, 1, 4, 5]),
+                sh(t0, t2, [2, 3, 6, 7]), sh(t1, t3, [2, 3, 6, 7]))
+        for k in range(4):
+            builder.store(outs[k], _vec_ptr(context, builder, sig.args[3], d,
+                                            builder.add(q, ir.Constant(q.type, k)), j), align=8)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+_t4x4: Any = intrinsic(_t4x4_typer)
+
+
+def _prefetch_typer(typingctx: Any, src: Any, i: Any, t: Any) -> Any:
+    """Ask for the cache line of ``src[i, t]`` (a hint: no value, no fault)."""
+    if not _c2d(src):
+        return None
+    sig = nbtypes.void(src, i, t)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch")
+        p = builder.bitcast(_vec_ptr(context, builder, sig.args[0], *args), i8p)
+        builder.call(fn, [p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+_prefetch: Any = intrinsic(_prefetch_typer)
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _transpose_tile(rt: np.ndarray, j0: int, n: int, t0: int, L: int, buf: np.ndarray
                     ) -> None:
     """``buf[q, j] = rt[j0 + j, t0 + q]`` for a tile of ``L`` sessions of ``n`` series, four
-    series by four sessions at a time (each series read as a contiguous run)."""
+    series by four sessions at a time (:func:`_t4x4`; each series read as a contiguous run)."""
     j = 0
     while j + 4 <= n:
-        a, b = rt[j0 + j, t0:t0 + L], rt[j0 + j + 1, t0:t0 + L]
-        c, d = rt[j0 + j + 2, t0:t0 + L], rt[j0 + j + 3, t0:t0 + L]
         q = 0
         while q + 4 <= L:
-            a0, a1, a2, a3 = a[q], a[q + 1], a[q + 2], a[q + 3]
-            b0, b1, b2, b3 = b[q], b[q + 1], b[q + 2], b[q + 3]
-            c0, c1, c2, c3 = c[q], c[q + 1], c[q + 2], c[q + 3]
-            d0, d1, d2, d3 = d[q], d[q + 1], d[q + 2], d[q + 3]
-            for k, (x, y, z, u) in enumerate(((a0, b0, c0, d0), (a1, b1, c1, d1),
-                                              (a2, b2, c2, d2), (a3, b3, c3, d3))):
-                row = buf[q + k]
-                row[j], row[j + 1], row[j + 2], row[j + 3] = x, y, z, u
+            _t4x4(rt, j0 + j, t0 + q, buf, q, j)
             q += 4
         while q < L:
-            buf[q, j], buf[q, j + 1], buf[q, j + 2], buf[q, j + 3] = a[q], b[q], c[q], d[q]
+            for b in range(4):
+                buf[q, j + b] = rt[j0 + j + b, t0 + q]
             q += 1
         j += 4
     while j < n:
@@ -427,12 +485,13 @@ def _metrics_cols_impl(rt: np.ndarray, ppy: float, width: int) -> np.ndarray:
     """``rt`` is ``(S, T)`` C-ordered (a column-major ``(T, S)`` array transposed):
     ``width`` series are copied a tile of sessions at a time into a small row-major
     buffer (:func:`_transpose_tile`), which :func:`_metric_rows` advances (same
-    operations: identical results). Narrow blocks and long tiles: each series is read in
-    runs of ``tile`` sessions (8 KB), which the memory prefetchers follow."""
+    operations: identical results). While it advances eight sessions it prefetches the
+    next tile's eight sessions of each series, so the reads of the next copy overlap the
+    arithmetic (without it a thread alternates between waiting on memory and computing)."""
     S, T = rt.shape
     out = np.empty((S, 3))
     nb = (S + width - 1) // width
-    tile = 1024
+    tile = 256
     for bi in numba.prange(nb):
         j0 = bi * width
         n = min(S, j0 + width) - j0
@@ -441,7 +500,11 @@ def _metrics_cols_impl(rt: np.ndarray, ppy: float, width: int) -> np.ndarray:
         for t0 in range(0, T, tile):
             L = min(tile, T - t0)
             _transpose_tile(rt, j0, n, t0, L, buf)
-            _metric_rows(buf, 0, L, st)
+            for q0 in range(0, L, 8):
+                _metric_rows(buf[q0:q0 + 8], 0, min(8, L - q0), st)
+                if t0 + tile + q0 < T:
+                    for j in range(n):
+                        _prefetch(rt, j0 + j, t0 + tile + q0)
         _metric_finish(T, ppy, st, out, j0)
     return out
 
@@ -470,7 +533,7 @@ def sweep_metrics_fast(r: np.ndarray, ppy: float = 252.0) -> np.ndarray:
                             fix="pass returns[:, None] for one series")
     n = kernel_threads()
     if r.flags.f_contiguous and not r.flags.c_contiguous:
-        return _metrics_cols(r.T, float(ppy), balanced_blocks(r.shape[1], 8, n))
+        return _metrics_cols(r.T, float(ppy), balanced_blocks(r.shape[1], 32, n))
     r = np.ascontiguousarray(r)
     return _metrics_rows(r, float(ppy), balanced_blocks(r.shape[1], 4096, n))
 
