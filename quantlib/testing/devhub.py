@@ -184,7 +184,10 @@ def start_dev_hub(workdir: str | os.PathLike[str], *, attempts: int = 3, **kw: A
             return _start_once(workdir, **kw)
         except ConfigError:
             log_text = (Path(workdir) / "jupyterhub.log").read_text(errors="replace")
-            clash = "EADDRINUSE" in log_text or "Address already in use" in log_text
+            # a port taken by another process first, or the proxy slower to bind than
+            # the hub's fixed 10 s wait (a loaded machine): retried with new ports
+            clash = any(m in log_text for m in ("EADDRINUSE", "Address already in use",
+                                                "Failed to start proxy"))
             if attempt + 1 == attempts or not clash:
                 raise
     raise ConfigError("the dev hub must start", found=f"{attempts} failed attempts",
