@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,26 @@ from pathlib import Path
 import pytest
 import requests
 
+from quantlib.platform.hubconfig import free_port
+
 ROOT = Path(__file__).parents[2]
 CHP = ROOT / "hub-config" / "node_modules" / ".bin" / "configurable-http-proxy"
 
 
 def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    # Below the ephemeral range (free_port's docstring): a port=0 port, released here and
+    # bound by the proxy seconds later, can meanwhile become some other process's
+    # ephemeral socket (CI's failure: EADDRINUSE on both proxy ports).
+    return free_port()
+
+
+def _listeners() -> str:
+    """Who listens on TCP now (for a failure message)."""
+    try:
+        return subprocess.run(["ss", "-ltnp"], capture_output=True, text=True,
+                              timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"(ss failed: {exc})"
 
 
 # JupyterHub gives configurable-http-proxy a fixed 10 s to bind its ports; on a loaded
@@ -43,7 +54,7 @@ def _start_hub(tmp_path: Path, schedules: Path, allowed: str, denied: str,
         text = log.read_text(errors="replace")
         _kill_proxy(work / "proxy.pid")   # a proxy the failed hub left behind
         if attempt + 1 == attempts or not any(m in text for m in _RETRYABLE):
-            pytest.fail("hub exited: " + text[-3000:])
+            pytest.fail("hub exited: " + text[-3000:] + "\nlisteners now:\n" + _listeners())
     raise AssertionError("unreachable")
 
 
