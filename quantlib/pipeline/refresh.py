@@ -104,7 +104,7 @@ def _rejected_error(outputs: list[MarketOutput], report_md: str) -> BatchRejecte
 def publish_outcome(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
                     deliveries: list, *, refresh_id: str, message: str,
                     tag: str | None = None, result: RefreshResult | None = None
-                    ) -> tuple[str, str, int]:
+                    ) -> tuple[str, str | None, int]:
     """Upsert a validated outcome over the latest version, commit, mark the manifest.
 
     The frames are merged over the version read and committed on that version only
