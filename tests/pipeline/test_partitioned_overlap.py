@@ -56,8 +56,10 @@ def client(request):
         return
     from distributed import Client, LocalCluster
 
+    # an HTTP server on a port of its own (``None`` still tries 8787 and warns)
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      protocol="tcp://", host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as c:
         yield c
 
 
