@@ -421,17 +421,16 @@ def _deliveries_frame(ds: list[Delivery], status: str | None) -> pd.DataFrame:
     if status is not None and status not in MANIFEST_STATUSES:
         raise StoreError(f"manifest status must be one of {', '.join(MANIFEST_STATUSES)}",
                          found=repr(status), fix="use a listed status", file=ds[0].file)
-    text = {c: pd.array([str(getattr(d, c)) for d in ds], dtype=str)
-            for c in ("fetch_id", "source", "market", "file", "fmt", "sha256")}
-    frame = pd.DataFrame({
-        **text,
+    columns: dict[str, Any] = {
         "bytes": pd.array([d.bytes for d in ds], dtype="int64"),
         "rows": pd.array([d.rows for d in ds], dtype="Int64"),
         "fetched_at": _utc([d.fetched_at for d in ds]),
         "status": pd.array([status or "fetched"] * len(ds), dtype=str),
         "known_at": _utc([d.known_at for d in ds]),
-    })
-    return frame.loc[:, [*MANIFEST_COLUMNS, "known_at"]]
+    }
+    return pd.DataFrame({c: columns[c] if c in columns
+                         else pd.array([str(getattr(d, c)) for d in ds], dtype=str)
+                         for c in (*MANIFEST_COLUMNS, "known_at")})
 
 
 def _utc(values: list[Any]) -> pd.Series:
