@@ -137,11 +137,11 @@ def lookup(keys: pd.Series, table: pd.Series) -> np.ndarray:
     ['KR', None, 'KR']
     """
     table = table[~table.index.duplicated()]
-    pos = table.index.get_indexer(keys.to_numpy())
-    vals = table.to_numpy(dtype=object)
-    out = np.full(len(keys), None, dtype=object)
-    out[pos >= 0] = vals[pos[pos >= 0]]
-    return out
+    codes, uniq = pd.factorize(keys, use_na_sentinel=False)  # a few distinct keys
+    pos = table.index.get_indexer(np.asarray(uniq, dtype=object))
+    vals = np.full(len(uniq) + 1, None, dtype=object)
+    vals[:-1][pos >= 0] = table.to_numpy(dtype=object)[pos[pos >= 0]]
+    return vals[np.where(codes >= 0, codes, len(uniq))]
 
 
 def non_session_issues(prices: pd.DataFrame, asset_market: pd.Series) -> pd.DataFrame:
