@@ -8,21 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quantlib.standardize import CanonicalBatch, conform
 from quantlib.validate import schemas
-
-
-@pytest.fixture(scope="module")
-def truth():
-    from quantlib.sandbox import generate
-
-    u = generate(n_assets=5, years=0.5, seed=7, end="2025-12-31")
-    frames = {}
-    for name, f in u.frames().items():
-        f = f.reset_index(drop=True)
-        frames[name] = conform(name, f.assign(source=f"truth-{name}", file=f"{name}.csv",
-                                              row=range(1, len(f) + 1)))
-    return CanonicalBatch(**frames)
 
 
 def _pandera(name, frame, monkeypatch):
