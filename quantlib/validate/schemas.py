@@ -142,7 +142,7 @@ def schema_issues(name: str, frame: pd.DataFrame) -> pd.DataFrame:
 def _passes(check: pa.Check, values: pd.Series) -> bool:
     """Whether every (non-missing) value passes ``check``, as pandera would decide it;
     False for a check not known here (pandera then decides)."""
-    stats = check.statistics
+    stats = check.statistics or {}
     if check.name == "greater_than":
         return bool((values > stats["min_value"]).all())
     if check.name == "greater_than_or_equal_to":
