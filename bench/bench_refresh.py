@@ -35,8 +35,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="dask local scheduler for the per-market fan-out")
     parser.add_argument("--incremental", default=None,
                         help="comma-separated stored years for the incremental bench")
+    parser.add_argument("--full-width", default=None,
+                        help="comma-separated stored years: daily refresh at full width")
+    parser.add_argument("--width-scale", type=float, default=1.0,
+                        help="fraction of the full width (smoke runs)")
+    parser.add_argument("--profile", action="store_true",
+                        help="with --full-width: cProfile the refresh (markets in series)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QUANTLIB_HOME", tempfile.mkdtemp(prefix="bench-home-"))
+    if args.full_width:
+        from bench_refresh_width import full_width_bench
+
+        return full_width_bench([float(y) for y in args.full_width.split(",")],
+                                args.width_scale, profile=args.profile)
     if args.incremental:
         return incremental_bench([float(y) for y in args.incremental.split(",")],
                                  args.assets)

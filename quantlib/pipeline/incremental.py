@@ -38,12 +38,13 @@ from quantlib.raw import Delivery, RawZone
 from quantlib.standardize import CanonicalBatch
 from quantlib.standardize.api import endpoint_of
 from quantlib.store import CuratedStore
-from quantlib.store.increment import last_closes
+from quantlib.store.increment import last_closes, last_stored_date
 from quantlib.store.panels import PRICE_VARS, panel_to_fx, panel_to_prices
+from quantlib.store.tables import read_table_group
 from quantlib.validate import ValidationOutcome
 
 __all__ = ["fetch_windows", "changed_deliveries", "previous_closes", "publish_delta",
-           "upsert_table", "drop_unchanged"]
+           "upsert_table", "drop_unchanged", "tag_of", "stored_action_dates"]
 
 FX = "FX"
 
@@ -53,20 +54,19 @@ def fetch_windows(store: CuratedStore, markets: Sequence[str], lookback: int
     """First date each market's incremental fetch asks for (``None``: whole history).
 
     ``lookback`` sessions before the market's last stored date (FX: before the last
-    stored FX date, counted on the union of the markets' sessions).
+    stored FX date, counted on the union of the markets' sessions). Reads one element
+    of each panel's ``date`` coordinate (:func:`~quantlib.store.increment.last_stored_date`).
     """
     out: dict[str, pd.Timestamp | None] = {m: None for m in markets}
     try:
-        stored = set(store.markets())
+        root = zarr.open_group(store.repo.readonly_session(snapshot_id=store.resolve()).store,
+                               mode="r")
     except SnapshotNotFoundError:
         return out
     for m in markets:
-        if m == FX:
-            last = _last_fx_date(store)
-            cal = [c for c in markets if c != FX and c in calendars.MARKETS]
-        else:
-            last = _last_date(store, m) if m in stored else None
-            cal = [m]
+        group = "fx" if m == FX else f"prices/{m}"
+        last = last_stored_date(cast(zarr.Group, root[group])) if group in root else None
+        cal = [c for c in markets if c != FX and c in calendars.MARKETS] if m == FX else [m]
         if last is None or not cal:
             continue
         days = calendars.global_sessions(cal, last - pd.Timedelta(days=3 * lookback + 10),
@@ -77,16 +77,18 @@ def fetch_windows(store: CuratedStore, markets: Sequence[str], lookback: int
     return out
 
 
-def _last_date(store: CuratedStore, market: str) -> pd.Timestamp:
-    ds = store.open_prices(market)
-    return pd.Timestamp(ds["date"].values[-1])
-
-
-def _last_fx_date(store: CuratedStore) -> pd.Timestamp | None:
-    try:
-        return pd.Timestamp(store.open_fx()["date"].values[-1])
-    except StoreError:
+def tag_of(store: CuratedStore, snapshot_id: str) -> str | None:
+    """The tag a refresh commit got (its metadata's tag, or the suffixed one a race gave
+    it); looks up only the tags of that name, never the whole version history."""
+    meta = store.repo.lookup_snapshot(snapshot_id).metadata or {}
+    name = meta.get("tag")
+    if not isinstance(name, str):
         return None
+    for tag in sorted(t for t in store.repo.list_tags()
+                      if t == name or t.startswith(name + "-")):
+        if store.repo.lookup_tag(tag) == snapshot_id:
+            return tag
+    return None
 
 
 def _group_of(d: Delivery) -> tuple[str, str]:
@@ -147,6 +149,24 @@ def previous_closes(store: CuratedStore, market: str, prices: pd.DataFrame
                                    "date": dates[r - 1], "close": seed}))
     out = pd.concat([empty, *parts], ignore_index=True)
     return out[out["close"].notna()].reset_index(drop=True)
+
+
+def stored_action_dates(store: CuratedStore, prices: pd.DataFrame) -> pd.DataFrame:
+    """The stored corporate actions (``asset_id, ex_date``) that can explain a jump in
+    ``prices``: those of its assets on or after its first date (the jump check matches
+    an action's ex date to a bar's date). Reads two columns of the stored table, not
+    the whole table, and keeps none of the older rows.
+    """
+    empty = pd.DataFrame({"asset_id": pd.Series([], dtype="str"),
+                          "ex_date": pd.Series([], dtype="datetime64[ns]")})
+    root = zarr.open_group(store.repo.readonly_session(snapshot_id=store.resolve()).store,
+                           mode="r")
+    if prices.empty or "corporate_actions" not in root:
+        return empty
+    ca = read_table_group(root, "corporate_actions", columns=["asset_id", "ex_date"])
+    keep = (ca["ex_date"] >= prices["date"].min()).to_numpy() & \
+        ca["asset_id"].isin(set(prices["asset_id"].astype(str))).to_numpy()
+    return ca.loc[keep].reset_index(drop=True)
 
 
 def drop_unchanged(store: CuratedStore, market: str, batch: CanonicalBatch
@@ -218,8 +238,7 @@ def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
     snapshot_id, result.rebases = store.commit_rebased(build, message=message, tag=tag,
                                                        delta=True)
     raw.record(deliveries, status="published")
-    tags = store.snapshots().set_index("snapshot_id")["tags"]
-    result.snapshot_id, result.tag = snapshot_id, (tags[snapshot_id] or [None])[0]
+    result.snapshot_id, result.tag = snapshot_id, tag_of(store, snapshot_id)
     written = dict(store.last_delta)
     result.rows["commit"] = sum(v for k, v in written.items()
                                 if k in ("assets", "symbols", "corporate_actions",

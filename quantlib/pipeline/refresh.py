@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from quantlib.config import load_config
 from quantlib.errors import BatchRejectedError, SnapshotNotFoundError
 from quantlib.markets import DEFAULT_MARKETS
-from quantlib.pipeline.incremental import fetch_windows, publish_delta
+from quantlib.pipeline.incremental import fetch_windows, publish_delta, tag_of
 from quantlib.pipeline.merge import canonical, market_counts, merge_outcomes, upsert_previous
 from quantlib.pipeline.result import RefreshResult
 from quantlib.pipeline.tasks import FX, MarketOutput, run_market, run_market_with_retries
@@ -104,7 +104,7 @@ def _rejected_error(outputs: list[MarketOutput], report_md: str) -> BatchRejecte
 def publish_outcome(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
                     deliveries: list, *, refresh_id: str, message: str,
                     tag: str | None = None, result: RefreshResult | None = None
-                    ) -> tuple[str, str, int]:
+                    ) -> tuple[str, str | None, int]:
     """Upsert a validated outcome over the latest version, commit, mark the manifest.
 
     The frames are merged over the version read and committed on that version only
@@ -125,9 +125,8 @@ def publish_outcome(store: CuratedStore, raw: RawZone, outcome: ValidationOutcom
     snapshot_id, rebases = store.commit_rebased(build, message=message, tag=tag)
     if result is not None:
         result.rebases = rebases
-    tags = store.snapshots().set_index("snapshot_id")["tags"]
     raw.record(deliveries, status="published")
-    return snapshot_id, (tags[snapshot_id] or [None])[0], \
+    return snapshot_id, tag_of(store, snapshot_id), \
         sum(len(f) for f in committed["frames"].values())
 
 
@@ -205,7 +204,8 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
     refresh_id = new_refresh_id()
     targets = [*dict.fromkeys(markets), FX]
     result = RefreshResult(refresh_id, markets=targets)
-    incremental = not full and bool(_known_assets(curated))
+    known = _known_assets(curated)
+    incremental = not full and bool(known)
     result.mode = "incremental" if incremental else "full"
     lookback = int(lookback_sessions if lookback_sessions is not None
                    else load_config()["refresh"]["lookback_sessions"])
@@ -228,7 +228,7 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
         t0 = time.perf_counter()
         outputs = _fan_out(targets, curated.url, connection, refresh_id, client, bar,
                            scheduler=scheduler, max_bad_row_fraction=max_bad_row_fraction,
-                           known_assets=_known_assets(curated), starts=starts,
+                           known_assets=known, starts=starts,
                            incremental=incremental, fetched=fetched)
         result.seconds["fan_out"] = time.perf_counter() - t0
         try:

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from quantlib.errors import BatchRejectedError, SnapshotNotFoundError, TransientSourceError
-from quantlib.pipeline.incremental import changed_deliveries, drop_unchanged, previous_closes
+from quantlib.pipeline.incremental import (
+    changed_deliveries,
+    drop_unchanged,
+    previous_closes,
+    stored_action_dates,
+)
 from quantlib.raw import Delivery, RawZone
 from quantlib.store import CuratedStore
 from quantlib.validate import ValidationOutcome
@@ -108,8 +113,8 @@ def _continuity(store_url: str, market: str, batch: Any) -> dict[str, Any]:
     store = CuratedStore(store_url)
     if market == FX or batch.prices.empty:
         return {}
-    try:
-        actions = store.read_table("corporate_actions")
+    try:   # only the actions that can explain a jump in this batch (its assets, dates)
+        actions = stored_action_dates(store, batch.prices)
     except SnapshotNotFoundError:
         return {}
     return {"previous": previous_closes(store, market, batch.prices),

@@ -21,7 +21,8 @@ How a commit works, step by step:
    committed since step 1 (``WriteConflictError``: nothing of this write is visible).
    A process killed before it leaves the previous version exactly as it was;
 5. tag the new snapshot (still under the lock) and export its statements to
-   ``tables/statements/<snapshot_id>.parquet`` for SQL.
+   ``tables/statements/<snapshot_id>.parquet`` for SQL (a delta commit exports only
+   the rows it appended, ``<snapshot_id>.delta.parquet``).
 
 Writers that merge their data over the latest version use :meth:`CuratedStore.commit_rebased`:
 read the tip, build the frames on it, commit with ``parent=tip``; on a conflict re-read
@@ -344,9 +345,16 @@ class CuratedStore:
             raise StoreError("commit to the curated store must succeed", found=str(exc),
                              fix="check the store and rerun the refresh; the previous "
                              "version is intact", file=self.location.join("curated")) from exc
-        if not delta or len(frames.get("statements", ())):
+        if not delta:
             statements = self.read_table("statements", snapshot_id)
             parquet.write_table_file(self.location, "statements", snapshot_id, statements)
+        elif rows.get("statements"):   # only the appended rows (parquet.statements_files)
+            root = self._root(snapshot_id)
+            n = int(cast(Any, root["statements"].attrs["rows"]))
+            fresh = read_table_group(root, "statements",
+                                     rows=slice(n - int(rows["statements"]), n))
+            parquet.write_table_file(self.location, "statements", f"{snapshot_id}.delta",
+                                     fresh)
         return snapshot_id
 
     def _check_new_tag(self, tag: str | None) -> None:

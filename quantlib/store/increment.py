@@ -47,7 +47,8 @@ from quantlib.store.panels import (
     prices_to_panels,
 )
 
-__all__ = ["write_prices_delta", "write_fx_delta", "last_closes", "upsert_bars"]
+__all__ = ["write_prices_delta", "write_fx_delta", "last_closes", "upsert_bars",
+           "last_stored_date"]
 
 _SEED_WINDOW = 64
 
@@ -161,6 +162,29 @@ def _decode_dates(g: zarr.Group) -> np.ndarray:
     units, calendar = _time_units(arr)
     return np.asarray(xr.coding.times.decode_cf_datetime(np.asarray(arr[:]), units, calendar),
                       dtype="datetime64[ns]")
+
+
+def last_stored_date(g: zarr.Group) -> pd.Timestamp | None:
+    """The last value of a panel group's ``date`` coordinate (``None`` if it has none).
+
+    Reads one element of ``date`` and no other array: what a refresh needs to place its
+    fetch window, at the same cost whatever the history or the width.
+
+    Examples
+    --------
+    >>> root = zarr.group(store=zarr.storage.MemoryStore())
+    >>> d = root.create_array("date", data=np.array([0, 1, 4]), attributes={
+    ...     "units": "days since 2024-01-01"})
+    >>> last_stored_date(root)
+    Timestamp('2024-01-05 00:00:00')
+    """
+    arr = cast(zarr.Array, g["date"])
+    n = int(arr.shape[0])
+    if n == 0:
+        return None
+    units, calendar = _time_units(arr)
+    last = xr.coding.times.decode_cf_datetime(np.asarray(arr[n - 1:n]), units, calendar)
+    return pd.Timestamp(np.asarray(last, dtype="datetime64[ns]")[0])
 
 
 def _time_units(arr: zarr.Array) -> tuple[str, str | None]:

@@ -3,7 +3,8 @@
 Each table is a folder of Parquet files (``tables/<name>/<key>.parquet``), one per
 fetch run, refresh or commit, never rewritten. :func:`sql` exposes them as DuckDB views:
 ``manifest``, ``quarantine``, ``validation`` (all files of each, by column name) and
-``statements`` (the export of the latest data version that has one), plus
+``statements`` (the export of the latest data version that has one, plus the rows
+each later delta commit appended: :func:`statements_files`), plus
 ``snapshots`` (the curated store's versions).
 """
 
@@ -25,7 +26,8 @@ from quantlib.store.location import StoreLocation, resolve_location
 if TYPE_CHECKING:
     from quantlib.store.curated import CuratedStore
 
-__all__ = ["sql", "write_table_file", "read_table_files", "table_files", "SQL_VIEWS"]
+__all__ = ["sql", "write_table_file", "read_table_files", "table_files", "SQL_VIEWS",
+           "statements_files"]
 
 SQL_VIEWS = ("manifest", "quarantine", "validation", "statements", "snapshots")
 _KEY = re.compile(r"^[A-Za-z0-9_.=-]+$")
@@ -82,17 +84,24 @@ def read_table_files(location: StoreLocation | str | None, name: str) -> pd.Data
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
-def _latest_statements(store: CuratedStore) -> str | None:
+def statements_files(store: CuratedStore) -> list[str]:
+    """The Parquet files that hold the statements of the latest version: its newest
+    full export (``<snapshot_id>.parquet``) and the rows appended by each delta commit
+    since (``<snapshot_id>.delta.parquet``), oldest first; empty if none."""
     fs = store.location.filesystem()
     try:
         versions = store.snapshots()["snapshot_id"]
     except StoreError:
-        return None
+        return []
+    deltas: list[str] = []
     for snapshot_id in versions:
-        path = store.location.fs_path("tables", "statements", f"{snapshot_id}.parquet")
-        if fs.exists(path):
-            return path
-    return None
+        full = store.location.fs_path("tables", "statements", f"{snapshot_id}.parquet")
+        if fs.exists(full):
+            return [full, *reversed(deltas)]
+        part = store.location.fs_path("tables", "statements", f"{snapshot_id}.delta.parquet")
+        if fs.exists(part):
+            deltas.append(part)
+    return []
 
 
 def _register(con: duckdb.DuckDBPyConnection, loc: StoreLocation, name: str,
@@ -152,9 +161,9 @@ def sql(query: str, store: str | None = None) -> pd.DataFrame:
             available.append(name)
     curated = CuratedStore(loc.url)
     if loc.protocol != "file" or os.path.isdir(os.path.join(loc.prefix, "curated")):
-        latest = _latest_statements(curated)
-        if latest is not None:
-            _register(con, loc, "statements", [latest])
+        latest = statements_files(curated)
+        if latest:
+            _register(con, loc, "statements", latest)
             available.append("statements")
         snaps = curated.snapshots()
         snaps["tags"] = snaps["tags"].map(lambda t: ",".join(t))

@@ -154,10 +154,10 @@ def table_columns(root: zarr.Group, name: str) -> list[str]:
     return [str(c) for c in cast(list, root[name].attrs["columns"])]
 
 
-def read_table_group(root: zarr.Group, name: str,
-                     columns: list[str] | None = None) -> pd.DataFrame:
+def read_table_group(root: zarr.Group, name: str, columns: list[str] | None = None,
+                     rows: slice | None = None) -> pd.DataFrame:
     """Read a table written by :func:`write_table` back into a DataFrame (only
-    ``columns`` if given)."""
+    ``columns`` and only the ``rows`` slice if given: e.g. the rows one append added)."""
     group = cast(zarr.Group, root[name])
     attrs: dict[str, Any] = dict(group.attrs)
     columns = [str(c) for c in attrs["columns"]] if columns is None else list(columns)
@@ -165,7 +165,7 @@ def read_table_group(root: zarr.Group, name: str,
     members = set(group.array_keys())
 
     def load(key: str) -> np.ndarray:
-        return np.asarray(cast(zarr.Array, group[key])[:])
+        return np.asarray(cast(zarr.Array, group[key])[rows if rows is not None else slice(None)])
 
     data: dict[str, pd.Series] = {}
     for col in columns:
@@ -173,5 +173,6 @@ def read_table_group(root: zarr.Group, name: str,
         data[col] = _decode(load(col), mask, dtypes[col])
     frame = pd.DataFrame(data, columns=columns)
     if not columns:
-        frame = pd.DataFrame(index=pd.RangeIndex(int(attrs.get("rows", 0))))
+        n = int(attrs.get("rows", 0))
+        frame = pd.DataFrame(index=pd.RangeIndex(len(range(n)[rows or slice(None)])))
     return frame

@@ -16,6 +16,7 @@ import pytest
 import xarray as xr
 
 from quantlib.pipeline import refresh
+from quantlib.pipeline.incremental import stored_action_dates
 from quantlib.raw import RawZone
 from quantlib.sandbox import generate, start_sandbox
 from quantlib.store import CuratedStore
@@ -79,6 +80,20 @@ def test_daily_incremental_refresh_equals_full_build(tmp_path):
     want = u.prices[(u.prices["asset_id"] == kr) & (u.prices["date"] == days[1])]["close"]
     # (the KR vendor file rounds prices to its tick)
     assert float(cell) == pytest.approx(float(want.iloc[0]) * 1.01, rel=1e-3)
+
+    # each run's tag is the one its snapshot got (looked up without listing versions)
+    tags = inc.snapshots().set_index("snapshot_id")["tags"]
+    assert first.tag == "day0" and all(r.tag == tags[r.snapshot_id][0] for r in results)
+    # continuity reads only the stored actions that can explain a jump of the batch
+    ca = inc.read_table("corporate_actions")
+    assert len(ca) >= 2
+    since = ca["ex_date"].sort_values().iloc[len(ca) // 2]
+    batch = inc.read_table("prices")
+    batch = batch[(batch["date"] >= since) & (batch["asset_id"] != ca["asset_id"].iloc[0])]
+    got = stored_action_dates(inc, batch)
+    want = ca[(ca["ex_date"] >= batch["date"].min()) & ca["asset_id"].isin(batch["asset_id"])]
+    assert 0 < len(got) < len(ca)
+    pd.testing.assert_frame_equal(got, want[["asset_id", "ex_date"]].reset_index(drop=True))
 
     # rows processed per day do not follow the history: a small fraction of the full
     # build, the same order of size every day

@@ -7,7 +7,9 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+import quantlib
 from quantlib.store import CuratedStore, dategrid
+from quantlib.store.parquet import statements_files
 
 
 def _vendor_history(make_frames) -> dict[str, pd.DataFrame]:
@@ -154,3 +156,20 @@ def test_delta_statements_append_only_fresh_rows(tmp_path, make_frames):
     assert len(st.read_table("statements")) == 2 * len(f["statements"])
     root = zarr.open_group(st.repo.readonly_session(branch="main").store, mode="r")
     assert root["statements"].attrs["rows"] == 2 * len(f["statements"])
+    # the SQL export of a delta holds only its appended rows; the statements view is the
+    # full export plus the deltas after it (a commit without statements in between)
+    n = len(f["statements"])
+    st.commit({"assets": f["assets"]}, message="reference only", delta=True)
+    third = st.commit({"statements": again.assign(
+        known_at=pd.Timestamp("2024-06-03", tz="UTC"))[:3]}, message="three", delta=True)
+    files = statements_files(st)
+    assert [p.rsplit("/", 1)[-1].split(".", 1)[1] for p in files] == \
+        ["parquet", "delta.parquet", "delta.parquet"]
+    assert files[-1].endswith(f"{third}.delta.parquet")
+    assert [len(pd.read_parquet(p)) for p in files] == [n, n, 3]
+    got = quantlib.sql("select count(*) as n, max(known_at) as k from statements",
+                       store=str(tmp_path / "s"))
+    assert int(got["n"][0]) == 2 * n + 3
+    k = pd.Timestamp(got["k"][0])
+    k = k.tz_localize("UTC") if k.tzinfo is None else k.tz_convert("UTC")
+    assert k == pd.Timestamp("2024-06-03", tz="UTC")
