@@ -2,7 +2,8 @@
 2-worker LocalCluster.
 
 Run: ``uv run python bench/bench_pipeline_build.py [--assets 300] [--years 10]
-[--modes one-frame,threads,cluster1,cluster2] [--partition-rows 500000] [--repeat 1]``.
+[--modes one-frame,threads,cluster1,cluster2] [--partition-rows 500000] [--repeat 1]
+[--no-profiler]``.
 
 One vendor sandbox (a child process, ``--assets`` per market x ``--years``) serves every
 run; each mode builds a fresh store in its own process (so its peak RSS is its own):
@@ -16,9 +17,12 @@ The modes run interleaved (``--repeat`` rounds of every mode in turn), so a load
 changes during the run touches every mode alike. Prints wall seconds, bars/s
 (standardized rows / wall), CPU seconds (the build process plus its cluster's worker
 processes, after every process imported what a build runs; the vendor sandbox's own
-CPU is not counted) and CPU microseconds per bar
+CPU is not counted; split into the driver's, which holds the scheduler of a
+LocalCluster, and the workers') and CPU microseconds per bar
 (steadier than wall on a loaded machine), and peak RSS (the build process, plus each
-worker's for a cluster: their sum is the footprint). The floor
+worker's for a cluster: their sum is the footprint). ``--no-profiler`` starts the
+clusters with distributed's statistical profiler off (``distributed.worker.profile.
+enabled``; on by default, as in any LocalCluster). The floor
 (issue #12): full size (25,000 assets x 20 years) <= 20 min, <= 6 GB, and cluster2 at
 least 1.5x one process.
 """
@@ -64,8 +68,11 @@ def _warm() -> None:
         importlib.import_module(name)
 
 
-def child(mode: str, store: str, conn: dict, partition_rows: int) -> dict:
-    """One build in this process; returns its numbers."""
+def child(mode: str, store: str, conn: dict, partition_rows: int,
+          profiler: bool = True) -> dict:
+    """One build in this process; returns its numbers. ``profiler=False`` starts the
+    cluster without distributed's statistical profiler (a thread per scheduler, worker
+    and nanny walking stacks every 10 ms, plus the worker's task-thread sampling)."""
     from quantlib.pipeline import refresh
     from quantlib.sources.connection import Connection
 
@@ -78,6 +85,10 @@ def child(mode: str, store: str, conn: dict, partition_rows: int) -> dict:
         from distributed import Client, LocalCluster
 
         n = int(mode[len("cluster"):])
+        import dask
+
+        # read when each server starts; the nanny passes it to its worker process
+        dask.config.set({"distributed.worker.profile.enabled": profiler})
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster, Client(cluster) as client:
             client.run(sys.path.insert, 0, str(Path(__file__).resolve().parent))
@@ -97,7 +108,7 @@ def child(mode: str, store: str, conn: dict, partition_rows: int) -> dict:
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
     rows = int(result.rows.get("standardize", 0))
     return {"mode": mode, "wall_s": wall, "rows": rows, "rows_per_s": rows / wall,
-            "cpu_s": cpu + workers_cpu, "cpu_us_per_bar": (cpu + workers_cpu) / rows * 1e6,
+            "cpu_s": cpu + workers_cpu, "driver_cpu_s": cpu, "workers_cpu_s": workers_cpu, "cpu_us_per_bar": (cpu + workers_cpu) / rows * 1e6,
             "peak_mb": peak_mb(), "workers_peak_mb": workers_peak,
             "partitions": result.rows.get("partitions"), "snapshot": result.snapshot_id,
             "seconds": {k: round(v, 2) for k, v in result.seconds.items()}}
@@ -110,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--partition-rows", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--no-profiler", action="store_true",
+                        help="cluster modes: distributed's statistical profiler off")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--store", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--conn", default=None, help=argparse.SUPPRESS)
@@ -117,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("QUANTLIB_HOME", tempfile.mkdtemp(prefix="bench-home-"))
     if args.child:
         print(json.dumps(child(args.child, args.store, json.loads(args.conn),
-                               args.partition_rows)))
+                               args.partition_rows, profiler=not args.no_profiler)))
         return 0
     from quantlib.pipeline.sandboxproc import sandbox_process
 
@@ -133,20 +146,21 @@ def main(argv: list[str] | None = None) -> int:
         out = []
         for _ in range(args.repeat):
             for mode in args.modes.split(","):
-                r = _run(mode, info, args.partition_rows)
+                r = _run(mode, info, args.partition_rows, args.no_profiler)
                 if r is not None:
                     out.append(r)
         _summary(out)
     return 0
 
 
-def _run(mode: str, info: dict, partition_rows: int) -> dict | None:
+def _run(mode: str, info: dict, partition_rows: int, no_profiler: bool) -> dict | None:
     """One mode's build in a fresh process on a fresh store; prints its line."""
     store = tempfile.mkdtemp(prefix=f"bench-build-{mode}-")
     try:
         proc = subprocess.run(
             [sys.executable, __file__, "--child", mode, "--store", store,
-             "--conn", json.dumps(info), "--partition-rows", str(partition_rows)],
+             "--conn", json.dumps(info), "--partition-rows", str(partition_rows),
+             *(["--no-profiler"] if no_profiler else [])],
             capture_output=True, text=True, check=False)
     finally:
         shutil.rmtree(store, ignore_errors=True)
@@ -157,7 +171,8 @@ def _run(mode: str, info: dict, partition_rows: int) -> dict | None:
     workers = "+".join(f"{w:.0f}" for w in r["workers_peak_mb"]) or "-"
     print(f"{mode:<11}{r['wall_s']:>9.1f}{r['rows']:>13,}{r['rows_per_s']:>11,.0f}"
           f"{r['cpu_s']:>8.1f}{r['cpu_us_per_bar']:>11.1f}{r['peak_mb']:>10.0f}"
-          f"{workers:>14}  {r['seconds']}", flush=True)
+          f"{workers:>14}  driver {r['driver_cpu_s']:.1f} + workers "
+          f"{r['workers_cpu_s']:.1f} CPU s  {r['seconds']}", flush=True)
     return r
 
 

@@ -17,16 +17,21 @@ import pytest
 # workers in collection order (``--no-loadscope-reorder`` in pyproject.toml keeps that
 # order instead of xdist's fewest-tests-last, which left the one-test hub files for the
 # end): starting them first keeps the run's tail to short files. A folder here is one
-# unit (see ``SHARED_SESSION_DIRS``). Update from CI's slowest durations when a file grows
-# past the last one here.
+# unit (see ``SHARED_SESSION_DIRS``). Update from the "slowest 20 files" section that
+# ``--durations`` runs print (pytest_terminal_summary below) when a file grows past the
+# last one here.
 LONG_FIRST = (
     "tests/dashboards",                      # a hub, chromium, 10-year demo store, ~350 s
     "tests/notebooks/test_notebooks.py",     # 6 notebooks through papermill, ~300 s
-    "tests/hub/test_e2e.py",                 # the whole platform, ~220 s
+    "tests/hub/test_e2e.py",                 # the whole platform, ~260 s
+    "tests/hub/test_lab_browser.py",         # a hub and chromium, ~250 s
     "tests/pipeline/test_cli.py",            # the CLI refresh, ~190 s
-    "tests/hub/test_lab_browser.py",         # a hub and chromium, ~160 s
     "tests/store/test_incremental.py",       # 61 daily delta commits, ~140 s
+    "tests/pipeline/test_partitioned.py",    # LocalCluster builds, >= 125 s
     "tests/hub/test_cull.py",                # a hub, a server, the culler, ~120 s
+    "tests/test_foundation.py",              # mypy on a cold cache, >= 90 s
+    "tests/store/test_compact.py",           # compaction + its CLI, >= 90 s
+    "tests/pipeline/test_incremental.py",    # >= 70 s
     "tests/serving",                         # a hub with the results API, redis
     "tests/hub/test_hub.py",
     "tests/hub/test_isolation.py",
@@ -54,6 +59,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Put the units of :data:`LONG_FIRST` first, in that order (stable otherwise)."""
     rank = {unit: i for i, unit in enumerate(LONG_FIRST)}
     items.sort(key=lambda item: rank.get(_unit(item.nodeid), len(rank)))
+
+
+_UNIT_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add each phase's seconds to its unit (on the controller under xdist)."""
+    _UNIT_SECONDS[_unit(report.nodeid)] = _UNIT_SECONDS.get(_unit(report.nodeid), 0.0) + (
+        report.duration or 0.0)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """The 20 slowest scheduling units (setup + call + teardown): data for LONG_FIRST."""
+    if config.getoption("durations") is None or not _UNIT_SECONDS:
+        return
+    terminalreporter.write_sep("=", "slowest 20 files (xdist units), seconds")
+    for unit, seconds in sorted(_UNIT_SECONDS.items(), key=lambda kv: -kv[1])[:20]:
+        terminalreporter.write_line(f"{seconds:8.1f}s {unit}")
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -83,6 +83,7 @@ def test_ruff_clean():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 90 s on CI; a clean clone has no mypy cache and the box may be loaded
 def test_mypy_clean():
     proc = subprocess.run([sys.executable, "-m", "mypy", "quantlib", "dashboards"], cwd=ROOT,
                           capture_output=True, text=True)

@@ -14,7 +14,20 @@ numba, because the first load initializes the whole compiler:
 For quantlib's own dispatchers (functions defined in a ``quantlib.*`` module) this
 module loads cached code after the *lean* initialization that such code needs: the
 runtime's (NRT) symbols and compiled helpers, and the hash secret symbols that
-``numba.cpython.hashing`` registers on import. Every other symbol the machine code
+``numba.cpython.hashing`` registers on import. Two more costs of a stock load are left
+out of a lean one (measured in bench/RESULTS.md, "Start-up"):
+
+3. Each pickled function environment imports the module that defined the function:
+   for the numba internals a kernel inlined (sorting, array methods, unicode, math:
+   ~20 modules) that is the import of their lowering code. A lean load gives an
+   environment of a numba module not imported yet a globals dict holding only its
+   ``__name__``; nopython machine code reads only the environment's constants, and the
+   globals serve object mode alone, which numba's internals never use.
+4. Every LLVM C-API call during the load broadcasts numba's ``numba:llvm_lock`` events
+   (a compile-time timer; ~2,600 calls for quantlib's kernels). A lean load holds the
+   LLVM lock and mutes those callbacks until it is done.
+
+Every other symbol the machine code
 references is registered when the target context is created (numba's C helpers, the
 math functions) or by the cached entry's own ``reload_init`` (the parallel threading
 layer), exactly as in stock numba. On a cache miss, the full initialization runs before
@@ -34,7 +47,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["install", "installed", "lean_loads"]
@@ -102,7 +118,7 @@ def install() -> bool:
         nrt.rtsys.initialize(target_context)
         import numba.cpython.hashing  # noqa: F401  (registers the hash secret symbols)
 
-        with self._guard_against_spurious_io_errors():
+        with self._guard_against_spurious_io_errors(), _lean_environments(), _quiet_llvm_lock():
             cres = self._load_overload(sig, target_context)
         if cres is None:  # a miss: numba compiles next, fully initialized as it expects
             entrypoints.init_all()
@@ -125,3 +141,46 @@ def install() -> bool:
 
 def _is_ours(py_func: Any) -> bool:
     return str(getattr(py_func, "__module__", "") or "").startswith(_OURS)
+
+
+@contextlib.contextmanager
+def _lean_environments() -> Iterator[None]:
+    """Unpickle function environments of numba modules not yet imported without importing
+    them (point 3 of the module docstring); every other environment loads as stock."""
+    from numba.core import environment
+
+    stock = environment._rebuild_env
+
+    def rebuild(modname: str, consts: Any, env_name: str) -> Any:
+        env = environment.lookup_environment(env_name)
+        if env is not None or modname in sys.modules or not modname.startswith("numba."):
+            return env if env is not None else stock(modname, consts, env_name)
+        env = environment.Environment({"__name__": modname})
+        env.consts[:] = consts
+        env.env_name = env_name
+        environment.Environment._memo[env_name] = env
+        return env
+
+    environment._rebuild_env = rebuild  # pickle finds it by name while loading
+    try:
+        yield
+    finally:
+        environment._rebuild_env = stock
+
+
+@contextlib.contextmanager
+def _quiet_llvm_lock() -> Iterator[None]:
+    """Hold llvmlite's lock with its callbacks muted (point 4 of the module docstring);
+    a no-op where this llvmlite keeps them elsewhere."""
+    from llvmlite.binding import ffi
+
+    lock: Any = getattr(ffi.lib, "_lock", None)
+    if not (hasattr(lock, "_lock") and isinstance(getattr(lock, "_cblist", None), list)):
+        yield
+        return
+    with lock._lock:  # re-entrant: this thread's own LLVM calls go through
+        saved, lock._cblist = lock._cblist, []
+        try:
+            yield
+        finally:
+            lock._cblist = saved

@@ -410,101 +410,120 @@ def _c2d(a: Any) -> bool:
             and a.dtype == nbtypes.float64)
 
 
-def _t4x4_typer(typingctx: Any, src: Any, i: Any, t: Any, dst: Any, q: Any, j: Any) -> Any:
-    """``dst[q + a, j + b] = src[i + b, t + a]`` for ``a, b < 4``: four vector loads, eight
-    shuffles, four vector stores (numba alone emits sixteen scalar moves). Typing of the
-    numba intrinsic :data:`_t4x4`."""
-    if not (_c2d(src) and _c2d(dst)):
+def _t4(builder: Any, rows: list[Any]) -> tuple[Any, ...]:
+    """Transpose four ``<4 x double>`` rows in registers (eight shuffles): element ``b`` of
+    the ``a``-th result is element ``a`` of ``rows[b]``."""
+    def sh(x: Any, y: Any, m: list[int]) -> Any:
+        return builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), 4), m))
+    t0, t1 = sh(rows[0], rows[1], [0, 4, 2, 6]), sh(rows[0], rows[1], [1, 5, 3, 7])
+    t2, t3 = sh(rows[2], rows[3], [0, 4, 2, 6]), sh(rows[2], rows[3], [1, 5, 3, 7])
+    return (sh(t0, t2, [0, 1, 4, 5]), sh(t1, t3, [0, 1, 4, 5]),
+            sh(t0, t2, [2, 3, 6, 7]), sh(t1, t3, [2, 3, 6, 7]))
+
+
+def _vload(context: Any, builder: Any, aty: Any, arr: Any, i: Any, j: Any) -> Any:
+    return builder.load(_vec_ptr(context, builder, aty, arr, i, j), align=8)
+
+
+def _vstep(builder: Any, x: Any, s: list[Any]) -> list[Any]:
+    """:func:`_mstep` on four series at once, operation for operation (``np.isnan`` is
+    ``fcmp uno``; numba's ``max(pk, w)`` is ``w > pk ? w : pk``, ``min`` likewise with
+    ``<``): the same roundings, so the same bits."""
+    vt = x.type
+    zero, one = ir.Constant(vt, [0.0] * 4), ir.Constant(vt, [1.0] * 4)
+    w, pk, md, s1, s2 = s
+    x = builder.select(builder.fcmp_unordered("uno", x, x), zero, x)
+    w = builder.fmul(w, builder.fadd(one, x))
+    pk = builder.select(builder.fcmp_ordered(">", w, pk), w, pk)
+    y = builder.fsub(builder.fdiv(w, pk), one)
+    md = builder.select(builder.fcmp_ordered("<", y, md), y, md)
+    return [w, pk, md, builder.fadd(s1, x), builder.fadd(s2, builder.fmul(x, x))]
+
+
+#: sessions ahead of the current read that :data:`_cols4` asks the cache for (512 bytes
+#: of each series; a hint, measured a little better than none on 2 threads, loaded box)
+_AHEAD = 64
+
+
+def _prefetch(builder: Any, p: Any) -> None:
+    """Ask for the cache line at ``p`` (``llvm.prefetch``: no value, no fault)."""
+    i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch")
+    builder.call(fn, [builder.bitcast(p, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3),
+                      ir.Constant(i32, 1)])
+
+
+def _cols4_typer(typingctx: Any, src: Any, i: Any, T: Any, st: Any, j: Any) -> Any:
+    """Advance the state ``st[:, j:j + 4]`` (as :func:`_metric_rows`) over sessions
+    ``0 .. T`` (a multiple of 4) of series ``src[i:i + 4]``: per four sessions, four vector
+    loads, a 4x4 transpose in registers (:func:`_t4`) and four :func:`_vstep`, the state
+    held in registers from the first session to the last (no buffer), and a prefetch of
+    each series :data:`_AHEAD` sessions on (within the row). Typing of the numba intrinsic :data:`_cols4`."""
+    if not (_c2d(src) and _c2d(st)):
         return None
-    sig = nbtypes.void(src, i, t, dst, q, j)
+    sig = nbtypes.void(src, i, T, st, j)
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        s, i, t, d, q, j = args
-        rows = [builder.load(_vec_ptr(context, builder, sig.args[0], s,
-                                      builder.add(i, ir.Constant(i.type, k)), t), align=8)
-                for k in range(4)]
-
-        def sh(x: Any, y: Any, m: list[int]) -> Any:
-            return builder.shuffle_vector(x, y, ir.Constant(ir.VectorType(ir.IntType(32), 4), m))
-        t0, t1 = sh(rows[0], rows[1], [0, 4, 2, 6]), sh(rows[0], rows[1], [1, 5, 3, 7])
-        t2, t3 = sh(rows[2], rows[3], [0, 4, 2, 6]), sh(rows[2], rows[3], [1, 5, 3, 7])
-        outs = (sh(t0, t2, [0, 1, 4, 5]), sh(t1, t3, [0, 1, 4, 5]),
-                sh(t0, t2, [2, 3, 6, 7]), sh(t1, t3, [2, 3, 6, 7]))
-        for k in range(4):
-            builder.store(outs[k], _vec_ptr(context, builder, sig.args[3], d,
-                                            builder.add(q, ir.Constant(q.type, k)), j), align=8)
+        s, i, T, d, j = args
+        vt = ir.VectorType(ir.DoubleType(), 4)
+        cells = [cgutils.alloca_once(builder, vt) for _ in range(5)]
+        rows = [builder.add(i, ir.Constant(i.type, k)) for k in range(4)]
+        for k in range(5):
+            builder.store(_vload(context, builder, sig.args[3], d, ir.Constant(j.type, k), j),
+                          cells[k])
+        with cgutils.for_range_slice(builder, ir.Constant(T.type, 0), T,
+                                     ir.Constant(T.type, 4), intp=T.type) as (t, _):
+            x = [_vload(context, builder, sig.args[0], s, r, t) for r in rows]
+            ahead = builder.add(t, ir.Constant(t.type, _AHEAD))
+            ahead = builder.select(builder.icmp_signed("<", ahead, T), ahead, t)
+            for r in rows:
+                _prefetch(builder, _vec_ptr(context, builder, sig.args[0], s, r, ahead))
+            state = [builder.load(c) for c in cells]
+            for v in _t4(builder, x):
+                state = _vstep(builder, v, state)
+            for c, v in zip(cells, state, strict=True):
+                builder.store(v, c)
+        for k in range(5):
+            builder.store(builder.load(cells[k]), _vec_ptr(
+                context, builder, sig.args[3], d, ir.Constant(j.type, k), j), align=8)
         return context.get_dummy_value()
     return sig, codegen
 
 
-_t4x4: Any = intrinsic(_t4x4_typer)
-
-
-def _prefetch_typer(typingctx: Any, src: Any, i: Any, t: Any) -> Any:
-    """Ask for the cache line of ``src[i, t]`` (a hint: no value, no fault)."""
-    if not _c2d(src):
-        return None
-    sig = nbtypes.void(src, i, t)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch")
-        p = builder.bitcast(_vec_ptr(context, builder, sig.args[0], *args), i8p)
-        builder.call(fn, [p, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-    return sig, codegen
-
-
-_prefetch: Any = intrinsic(_prefetch_typer)
-
+_cols4: Any = intrinsic(_cols4_typer)
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _transpose_tile(rt: np.ndarray, j0: int, n: int, t0: int, L: int, buf: np.ndarray
-                    ) -> None:
-    """``buf[q, j] = rt[j0 + j, t0 + q]`` for a tile of ``L`` sessions of ``n`` series, four
-    series by four sessions at a time (:func:`_t4x4`; each series read as a contiguous run)."""
+def _metric_cols(rt: np.ndarray, j0: int, T: int, st: np.ndarray) -> None:
+    """Advance the state ``st`` (as :func:`_metric_rows`) of series ``j0 .. j0 + n`` of
+    ``(S, T)`` C-ordered ``rt``: four series at a time in vector registers
+    (:func:`_cols4`) over the sessions up to a multiple of four, then the remaining
+    sessions (and series past a multiple of four) one by one with :func:`_mstep`."""
+    n = st.shape[1]
+    T4 = T - T % 4
     j = 0
     while j + 4 <= n:
-        q = 0
-        while q + 4 <= L:
-            _t4x4(rt, j0 + j, t0 + q, buf, q, j)
-            q += 4
-        while q < L:
-            for b in range(4):
-                buf[q, j + b] = rt[j0 + j + b, t0 + q]
-            q += 1
+        _cols4(rt, j0 + j, T4, st, j)
         j += 4
-    while j < n:
-        for q in range(L):
-            buf[q, j] = rt[j0 + j, t0 + q]
-        j += 1
+    for b in range(n):
+        w, pk, md, u, v = st[0, b], st[1, b], st[2, b], st[3, b], st[4, b]
+        for t in range(T4 if b < j else 0, T):
+            w, pk, md, u, v = _mstep(rt[j0 + b, t], w, pk, md, u, v)
+        st[0, b], st[1, b], st[2, b], st[3, b], st[4, b] = w, pk, md, u, v
 
 
 def _metrics_cols_impl(rt: np.ndarray, ppy: float, width: int) -> np.ndarray:
-    """``rt`` is ``(S, T)`` C-ordered (a column-major ``(T, S)`` array transposed):
-    ``width`` series are copied a tile of sessions at a time into a small row-major
-    buffer (:func:`_transpose_tile`), which :func:`_metric_rows` advances (same
-    operations: identical results). While it advances eight sessions it prefetches the
-    next tile's eight sessions of each series, so the reads of the next copy overlap the
-    arithmetic (without it a thread alternates between waiting on memory and computing)."""
+    """``rt`` is ``(S, T)`` C-ordered (a column-major ``(T, S)`` array transposed): each
+    block of ``width`` series is read series by series, four at a time, each series a
+    contiguous run (:func:`_metric_cols`; the same operations as the row-major kernel in
+    the same order for each series: identical results)."""
     S, T = rt.shape
     out = np.empty((S, 3))
     nb = (S + width - 1) // width
-    tile = 256
     for bi in numba.prange(nb):
         j0 = bi * width
-        n = min(S, j0 + width) - j0
-        st = _metric_state(n)
-        buf = np.empty((tile, n))
-        for t0 in range(0, T, tile):
-            L = min(tile, T - t0)
-            _transpose_tile(rt, j0, n, t0, L, buf)
-            for q0 in range(0, L, 8):
-                _metric_rows(buf[q0:q0 + 8], 0, min(8, L - q0), st)
-                if t0 + tile + q0 < T:
-                    for j in range(n):
-                        _prefetch(rt, j0 + j, t0 + tile + q0)
+        st = _metric_state(min(S, j0 + width) - j0)
+        _metric_cols(rt, j0, T, st)
         _metric_finish(T, ppy, st, out, j0)
     return out
 

@@ -5,7 +5,10 @@ market's whole history in one frame. Step by step:
 
 1. **fetch**: one Dask task per market (and ``FX``) fetches into the raw zone (bytes on
    disk; the task returns delivery records only);
-2. **standardize + validate**: per market one *reference* task for the tables
+2. **standardize + validate**, started per market as soon as its fetch is done (the
+   first markets' work overlaps the slowest vendor's transfers; a build that may still
+   turn out small, ``one_frame_below``, waits until the bars fetched so far reach it):
+   per market one *reference* task for the tables
    delivered whole (assets, tickers, corporate actions, statements; FX) and one task
    per *price partition* (:func:`~quantlib.pipeline.partitions.run_partition`, about
    ``partition_rows`` bars of consecutive dated files or API pages), which spills its
@@ -33,9 +36,11 @@ machines read it when the store is on S3), else on dask's threaded scheduler.
 
 from __future__ import annotations
 
+import concurrent.futures
 import operator
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -78,10 +83,90 @@ PARTITION_ROWS = 500_000
 ONE_FRAME_MAX_ROWS = 2_000_000
 
 
-def _compute(tasks: list[Any], client: Any, scheduler: str) -> list[Any]:
-    if client is not None:
-        return list(client.gather(client.compute(tasks)))
-    return list(dask.compute(*tasks, scheduler=scheduler))
+def _fetch_and_fan_out(targets: Sequence[str], url: str, connection: Any, rid: str,
+                       tasks: Callable[[str, list[Delivery]], list[Any]],
+                       result: RefreshResult, client: Any, scheduler: str,
+                       one_frame_below: int) -> tuple[list[list[Delivery]], Any]:
+    """Fetch every target; start a market's tasks (``tasks(market, deliveries)``) as
+    soon as its fetch is done and the build is known to be partitioned (the bars
+    fetched so far reach ``one_frame_below``), so standardizing the first markets
+    overlaps the vendors' slowest transfers. Returns the deliveries per target and
+    each target's task results (``None``: fewer bars than ``one_frame_below``, nothing
+    started)."""
+    t0 = time.perf_counter()
+    n = len(targets)
+    fetched: list[list[Delivery]] = [[] for _ in targets]
+    jobs: dict[int, Any] = {}
+    waiting: list[int] = []
+    bars = 0
+    with _Runner(client, scheduler, n) as run:
+        for i, deliveries in run.fetches(targets, url, connection, rid):
+            fetched[i] = deliveries
+            bars += sum(int(d.rows or 0) for d in deliveries
+                        if targets[i] != FX and is_price_delivery(d))
+            waiting.append(i)
+            if bars >= one_frame_below:
+                for j in waiting:
+                    jobs[j] = run.start(tasks(targets[j], fetched[j]))
+                waiting = []
+        result.seconds["fetch"] = time.perf_counter() - t0
+        if len(jobs) < n:
+            return fetched, None
+        t1 = time.perf_counter()
+        done = [run.result(jobs[i]) for i in range(n)]
+    result.seconds["fan_out"] = time.perf_counter() - t1
+    return fetched, done
+
+
+class _Runner:
+    """Fetch tasks and each market's task graph on ``client`` (futures) or, without
+    one, in local threads (fetches at once; markets' graphs one after the other on
+    dask's ``scheduler``, in a background thread)."""
+
+    def __init__(self, client: Any, scheduler: str, n: int) -> None:
+        self.client, self.scheduler = client, scheduler
+        self.pool, self.graphs = ThreadPoolExecutor(n), ThreadPoolExecutor(1)
+        self.futures: list[Any] = []    # a client's, cancelled if the build fails
+
+    def __enter__(self) -> _Runner:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and self.futures:
+            self.client.cancel(self.futures)
+        for pool in (self.pool, self.graphs):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def fetches(self, targets: Sequence[str], url: str, connection: Any, rid: str
+                ) -> Iterator[tuple[int, list[Delivery]]]:
+        """``(target index, deliveries)`` in the order the fetches finish."""
+        if self.client is not None:
+            from distributed import as_completed
+
+            futures = self.client.compute([dask.delayed(_fetch, pure=False)(
+                m, url, connection, rid, dask_key_name=f"{rid}-fetch-{m}") for m in targets])
+            self.futures += futures
+            index = {f.key: i for i, f in enumerate(futures)}
+            for f in as_completed(futures):
+                yield index[f.key], f.result()
+            return
+        local = {self.pool.submit(_fetch, m, url, connection, rid): i
+                 for i, m in enumerate(targets)}
+        for f in concurrent.futures.as_completed(local):
+            yield local[f], f.result()
+
+    def start(self, tasks: list[Any]) -> Any:
+        """Start one market's tasks; :meth:`result` waits for them."""
+        if self.client is not None:
+            futures = self.client.compute(tasks)
+            self.futures += futures
+            return futures
+        return self.graphs.submit(dask.compute, *tasks, scheduler=self.scheduler)
+
+    def result(self, job: Any) -> list[Any]:
+        if self.client is not None:
+            return list(self.client.gather(job))
+        return list(job.result())
 
 
 def _fetch(market: str, store_url: str, connection: Any, fetch_id: str,
@@ -265,19 +350,17 @@ def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection:
         result.note = f"removed the spill of {len(stale)} killed build(s): {', '.join(stale)}"
     try:
         with Heartbeat(spill):
-            t0 = time.perf_counter()
-            fetched = _compute([dask.delayed(_fetch, pure=False)(
-                m, url, connection, rid, dask_key_name=f"{rid}-fetch-{m}")
-                for m in targets], client, scheduler)
-            result.seconds["fetch"] = time.perf_counter() - t0
-            bars = sum(int(d.rows or 0) for m, ds in zip(targets, fetched, strict=True)
-                       for d in ds if m != FX and is_price_delivery(d))
-            if bars < one_frame_below:
+            def tasks(m: str, deliveries: list[Delivery]) -> list[Any]:
+                return _market_tasks(url, rid, m, deliveries, known_assets, spill,
+                                     partition_rows)
+
+            fetched, done = _fetch_and_fan_out(targets, url, connection, rid, tasks,
+                                               result, client, scheduler, one_frame_below)
+            if done is None:
                 return fetched
-            _build(curated, targets, fetched, result, client=client, scheduler=scheduler,
-                   limit=limit, max_jump=float(cfg["max_unexplained_jump"]),
-                   known_assets=known_assets, tag=tag, spill=spill,
-                   partition_rows=partition_rows, chunk_dates=chunk_dates)
+            _build(curated, targets, fetched, done, result, client=client, limit=limit,
+                   max_jump=float(cfg["max_unexplained_jump"]), tag=tag, spill=spill,
+                   chunk_dates=chunk_dates)
     finally:
         fs, path = spill.open_fs()
         if fs.exists(path):
@@ -286,16 +369,13 @@ def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection:
 
 
 def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Delivery]],
-           result: RefreshResult, *, client: Any, scheduler: str, limit: float,
-           max_jump: float, known_assets: tuple[str, ...], tag: str | None, spill: Any,
-           partition_rows: int, chunk_dates: int) -> None:
+           done: list[list[Any]], result: RefreshResult, *, client: Any, limit: float,
+           max_jump: float, tag: str | None, spill: Any, chunk_dates: int) -> None:
+    """Plan and commit the panels from each market's task results (``done``: the
+    reference task's output, then the partitions')."""
     url, rid = curated.url, result.refresh_id
-    t0 = time.perf_counter()
-    refs, flat = _partition_tasks(url, rid, targets, fetched, known_assets, spill,
-                                  partition_rows)
-    done = _compute([*refs, *flat], client, scheduler)
-    ref_out, part_out = done[:len(refs)], done[len(refs):]
-    result.seconds["fan_out"] = time.perf_counter() - t0
+    ref_out = [d[0] for d in done]
+    part_out: list[PartitionResult] = [p for d in done for p in d[1:]]
     contexts = {m: r[1] for m, r in zip(targets, ref_out, strict=True)}
     by_market: dict[str, list[PartitionResult]] = {m: [] for m in targets}
     for p in part_out:
@@ -346,25 +426,21 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
     result.report_paths = write_report(outcome, url, rid)
 
 
-def _partition_tasks(url: str, rid: str, targets: Sequence[str],
-                     fetched: list[list[Delivery]], known_assets: tuple[str, ...],
-                     spill: Any, partition_rows: int) -> tuple[list[Any], list[Any]]:
-    """Per market one ``reference`` task and one task per price partition."""
-    refs, parts = [], []
-    for m, deliveries in zip(targets, fetched, strict=True):
-        is_price = [m != FX and is_price_delivery(d) for d in deliveries]
-        price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
-        known = _literal(known_assets, f"{rid}-known-{m}")
-        ref = dask.delayed(_reference, pure=False, nout=3)(
-            url, _literal([d for d, p in zip(deliveries, is_price, strict=True) if not p],
-                          f"{rid}-reference-deliveries-{m}"), known,
-            dask_key_name=f"{rid}-reference-{m}")
-        refs.append(ref)
-        parts += [dask.delayed(run_partition, pure=False)(
-            m, i, url, _literal(group, f"{rid}-deliveries-{m}-{i}"), ref[1], spill.url, known,
-            dask_key_name=f"{rid}-partition-{m}-{i}")
-            for i, group in enumerate(price_partitions(price, partition_rows))]
-    return refs, parts
+def _market_tasks(url: str, rid: str, m: str, deliveries: list[Delivery],
+                  known_assets: tuple[str, ...], spill: Any, partition_rows: int
+                  ) -> list[Any]:
+    """The market's ``reference`` task, then one task per price partition."""
+    is_price = [m != FX and is_price_delivery(d) for d in deliveries]
+    price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
+    known = _literal(known_assets, f"{rid}-known-{m}")
+    ref = dask.delayed(_reference, pure=False, nout=3)(
+        url, _literal([d for d, p in zip(deliveries, is_price, strict=True) if not p],
+                      f"{rid}-reference-deliveries-{m}"), known,
+        dask_key_name=f"{rid}-reference-{m}")
+    return [ref, *(dask.delayed(run_partition, pure=False)(
+        m, i, url, _literal(group, f"{rid}-deliveries-{m}-{i}"), ref[1], spill.url, known,
+        dask_key_name=f"{rid}-partition-{m}-{i}")
+        for i, group in enumerate(price_partitions(price, partition_rows)))]
 
 
 def _literal(value: Any, name: str) -> Any:

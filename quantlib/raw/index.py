@@ -35,7 +35,7 @@ import fsspec
 import pandas as pd
 import pyarrow.parquet as pq
 
-from quantlib.raw.zone import MANIFEST_COLUMNS, _typed
+from quantlib.raw.zone import MANIFEST_COLUMNS, _has_dtypes, _typed
 
 __all__ = ["ManifestIndex", "INDEX_COLUMNS", "COMPACT_AT", "INDEX_DIR"]
 
@@ -45,6 +45,7 @@ COMPACT_AT = 8
 _KEY = ["source", "file", "sha256", "status"]
 _MARKER = "_migrated"
 _LISTING = "_listing"
+_INDEX_DTYPES: dict[str, Any] = {}   # filled at the end of the module
 
 
 INDEX_COLUMNS = (*MANIFEST_COLUMNS, "known_at")
@@ -186,8 +187,13 @@ def typed(frame: pd.DataFrame) -> pd.DataFrame:
     >>> typed(pd.DataFrame({c: [] for c in INDEX_COLUMNS})).dtypes["known_at"]
     datetime64[ns, UTC]
     """
+    if _has_dtypes(frame, _INDEX_DTYPES):
+        return frame   # already typed (fresh rows of record): no copy
     out = _typed(frame)
     known: Any = frame["known_at"] if "known_at" in frame else pd.NaT
     out["known_at"] = pd.Series(pd.to_datetime(known, utc=True), index=out.index) \
         .astype("datetime64[ns, UTC]")
     return out.loc[:, list(INDEX_COLUMNS)]
+
+
+_INDEX_DTYPES.update(typed(pd.DataFrame({c: [] for c in INDEX_COLUMNS})).dtypes.to_dict())   # what the typing functions produce

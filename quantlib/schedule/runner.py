@@ -87,7 +87,10 @@ def execute_notebook(job: Job, output: Path, *, timeout_s: float) -> tuple[bool,
         return False, msg
     cmd = [sys.executable, "-m", "papermill", str(job.notebook), str(output),
            "-y", json.dumps(job.parameters), "--cwd", str(job.notebook.parent),
-           "--no-progress-bar", "--log-output"]
+           "--no-progress-bar", "--log-output",
+           # papermill's default 60 s for the kernel to start is missed on a loaded machine;
+           # the job's own timeout still bounds the whole run
+           "--start-timeout", str(int(max(60, min(timeout_s, 600))))]
     env = {**os.environ, "QUANTLIB_SCHEDULED_JOB": job.name}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,

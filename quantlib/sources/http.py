@@ -27,16 +27,18 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+import msgspec  # installed as a dependency of zarr (not yet declared in pyproject.toml)
 import pandas as pd
 import requests
 
 from quantlib.errors import ConfigError, PermanentSourceError, TransientSourceError
 from quantlib.sources.base import FetchContext
 
-__all__ = ["HttpApiSource", "api_file", "DATED_ENDPOINTS", "PAGE_SIZE", "POLLED", "page_known_at"]
+__all__ = ["HttpApiSource", "api_file", "DATED_ENDPOINTS", "PAGE_SIZE", "POLLED", "page_known_at",
+           "PageFacts", "page_facts"]
 
 PAGE_SIZE = 5000
 """Rows per page requested (``page_size``); the page files omit it."""
@@ -106,8 +108,9 @@ class HttpApiSource:
         return params
 
     def get_page(self, session: requests.Session, base: str, endpoint: str,
-                 params: dict[str, str]) -> tuple[bytes, dict]:
-        """One page: its raw bytes and parsed JSON (errors classified, see module doc)."""
+                 params: dict[str, str]) -> tuple[bytes, PageFacts]:
+        """One page: its raw bytes and :class:`PageFacts` (errors classified, see module
+        doc)."""
         file = api_file(endpoint, params)
         query = {**params, "page_size": str(self.page_size)}
         try:
@@ -131,9 +134,7 @@ class HttpApiSource:
                                        fix=_FIXES.get(status, "check the request and the key"),
                                        source=self.name, file=file)
         try:
-            page = json.loads(data)
-            if not isinstance(page, dict) or not isinstance(page.get("data"), list):
-                raise ValueError("no 'data' list")
+            page = page_facts(data, file)
         except ValueError as exc:
             raise TransientSourceError("API page must be complete JSON with a 'data' list",
                                        found=f"{exc} ({len(data)} bytes: truncated?)",
@@ -142,15 +143,15 @@ class HttpApiSource:
         self._check_rows(page, int(params.get("page", 1)), file)
         return data, page
 
-    def _check_rows(self, page: dict, page_no: int, file: str) -> None:
-        total = page.get("total_rows")
+    def _check_rows(self, page: PageFacts, page_no: int, file: str) -> None:
+        total = page.total_rows
         if not isinstance(total, int):
             return
         expected = max(0, min(self.page_size, total - (page_no - 1) * self.page_size))
-        if len(page["data"]) < expected:
+        if page.rows < expected:
             raise TransientSourceError(
                 "API page must hold at least min(page_size, rows left) rows",
-                found=f"{len(page['data'])} rows, expected {expected} (total_rows {total}, "
+                found=f"{page.rows} rows, expected {expected} (total_rows {total}, "
                       f"page_size {self.page_size}): truncated page",
                 fix="retrying; check the API server if it persists",
                 source=self.name, file=file)
@@ -173,10 +174,10 @@ class HttpApiSource:
         finally:
             sessions.close()
 
-    def _store(self, ctx: FetchContext, file: str, data: bytes, page: dict) -> None:
+    def _store(self, ctx: FetchContext, file: str, data: bytes, page: PageFacts) -> None:
         d = ctx.raw.put(data, source=self.name, market=self.market, file=file,
-                        fetch_id=ctx.fetch_id, fmt=self.fmt, rows=len(page["data"]),
-                        record=False, known_at=page_known_at(file, page))
+                        fetch_id=ctx.fetch_id, fmt=self.fmt, rows=page.rows,
+                        record=False, known_at=page.known_at)
         old = ctx.known(self.name, file, d.sha256)
         if old is not None:
             ctx.keep(old)
@@ -184,7 +185,7 @@ class HttpApiSource:
             ctx.add(d)
 
     def _one(self, sessions: _Sessions, base: str, endpoint: str, params: dict[str, str],
-             page_no: int, ctx: FetchContext) -> dict:
+             page_no: int, ctx: FetchContext) -> PageFacts:
         query = {**params, "page": str(page_no)}
         data, page = ctx.retry.call(self.get_page, sessions.get(), base, endpoint, query)
         self._store(ctx, api_file(endpoint, query), data, page)
@@ -194,8 +195,8 @@ class HttpApiSource:
                         ctx: FetchContext) -> None:
         params = self._params(endpoint, ctx)
         page = self._one(sessions, base, endpoint, params, 1, ctx)
-        total = page.get("total_rows")
-        if isinstance(total, int) and page.get("next_page") == 2:
+        total = page.total_rows
+        if isinstance(total, int) and page.next_page == 2:
             n_pages = -(-total // self.page_size)
             with ThreadPoolExecutor(max_workers=max(1, ctx.workers)) as pool:
                 futures = [pool.submit(self._one, sessions, base, endpoint, params, k, ctx)
@@ -204,10 +205,81 @@ class HttpApiSource:
                     fut.result()
             return
         seen = {1}
-        nxt = page.get("next_page")
+        nxt = page.next_page
         while nxt is not None and int(nxt) not in seen:
             seen.add(int(nxt))
-            nxt = self._one(sessions, base, endpoint, params, int(nxt), ctx).get("next_page")
+            nxt = self._one(sessions, base, endpoint, params, int(nxt), ctx).next_page
+
+
+@dataclass(frozen=True)
+class PageFacts:
+    """What the fetch needs from an API page: its row count, ``total_rows`` and
+    ``next_page`` as sent (None when absent) and its vendor time
+    (:func:`page_known_at`)."""
+
+    rows: int
+    total_rows: Any
+    next_page: Any
+    known_at: pd.Timestamp | None
+
+
+class _Row(msgspec.Struct):
+    updated_ms: int | None = None
+    published_ms: int | None = None
+    announced_ms: int | None = None
+
+
+class _Page(msgspec.Struct):
+    data: list[_Row]
+    total_rows: int | None = None
+    next_page: int | None = None
+
+
+_PAGE = msgspec.json.Decoder(_Page)
+
+
+def page_facts(data: bytes, file: str) -> PageFacts:
+    """Read an API page's :class:`PageFacts` from its bytes.
+
+    A typed decode that skips every field the fetch does not use (about 6x faster than
+    ``json.loads`` on a 5,000-row prices page; bench/bench_fetch.py); a page it does
+    not accept (a row that is not an object, a time that is not an integer, ...) is read
+    by ``json.loads`` and :func:`page_known_at`, with the same result.
+
+    Raises
+    ------
+    ValueError
+        The bytes are not complete JSON or hold no ``data`` list.
+
+    Examples
+    --------
+    >>> f = page_facts(b'{"data": [{"t": 1, "updated_ms": 1704230400000}], "total_rows": 1}',
+    ...                "api/v1/prices?market=US&page=1")
+    >>> f.rows, f.total_rows, f.next_page, str(f.known_at)
+    (1, 1, None, '2024-01-02 21:20:00+00:00')
+    >>> page_facts(b'{"data": [[1], {"updated_ms": true}]}', "api/v1/prices?page=1").rows
+    2
+    >>> page_facts(b'{"data": [', "api/v1/prices?page=1")
+    Traceback (most recent call last):
+    ...
+    json.decoder.JSONDecodeError: Expecting value: line 1 column 11 (char 10)
+    """
+    try:
+        page = _PAGE.decode(data)
+    except msgspec.DecodeError:
+        return _page_facts_slow(data, file)
+    key = _VENDOR_TIME.get(file.split("?", 1)[0].rsplit("/", 1)[-1])
+    times = [t for r in page.data for t in (getattr(r, key),) if t is not None] if key else []
+    return PageFacts(len(page.data), page.total_rows, page.next_page,
+                     pd.Timestamp(max(times), unit="ms", tz="UTC") if times else None)
+
+
+def _page_facts_slow(data: bytes, file: str) -> PageFacts:
+    page = json.loads(data)
+    if not isinstance(page, dict) or not isinstance(page.get("data"), list):
+        raise ValueError("no 'data' list")
+    return PageFacts(len(page["data"]), page.get("total_rows"), page.get("next_page"),
+                     page_known_at(file, page))
 
 
 def page_known_at(file: str, page: dict) -> pd.Timestamp | None:

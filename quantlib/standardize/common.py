@@ -256,14 +256,18 @@ def unparsed(frame: str, raw: pd.DataFrame, out: pd.DataFrame,
 
     parts = []
     for name, col in fields.items():
-        text = raw[col]
-        given = (text.notna() & (text.astype("str").str.strip() != "")).to_numpy()
-        bad = out[name].isna().to_numpy() & given
+        # only values that came out missing are looked at as text (none, in a clean file)
+        bad = out[name].isna().to_numpy() & raw[col].notna().to_numpy()
+        if not bad.any():
+            continue
+        text = raw[col][bad].astype("str")
+        given = (text.str.strip() != "").to_numpy()
+        bad[bad] = given
         if bad.any():
             parts.append(pd.DataFrame({
                 "frame": frame, "source": raw["source"].to_numpy()[bad],
                 "file": raw["file"].to_numpy()[bad], "row": raw["row"].to_numpy()[bad],
-                "field": name, "text": text.astype("str").to_numpy()[bad]}))
+                "field": name, "text": text.to_numpy()[given]}))
     if not parts:
         return empty_unparsed()
     return pd.concat(parts, ignore_index=True).loc[:, list(UNPARSED_COLUMNS)]

@@ -97,16 +97,34 @@ def test_long_flat_kernel_parallel_equals_serial(panel):
     assert np.array_equal(one, two, equal_nan=True)
 
 
+@pytest.mark.parametrize("shape", [(700, 1100), (703, 1101)])
 @pytest.mark.parametrize("order", ["C", "F"])
-def test_metrics_kernel_both_layouts_equal(order):
+def test_metrics_kernel_both_layouts_equal(order, shape):
     rng = np.random.default_rng(0)
-    r = rng.normal(0.0003, 0.01, (700, 1100))
+    r = rng.normal(0.0003, 0.01, shape)
     r[rng.random(r.shape) < 0.01] = np.nan
     x = np.asarray(r, order=order)
     one, two = both(lambda: par.sweep_metrics_fast(x))
     assert np.array_equal(one, two, equal_nan=True)
     assert np.array_equal(one, par.sweep_metrics_fast(np.ascontiguousarray(r)), equal_nan=True)
     np.testing.assert_allclose(one, sweep_metrics_numpy(r), rtol=1e-9)
+
+
+@pytest.mark.parametrize("T", [1, 3, 4, 9])
+def test_metrics_kernel_layouts_equal_on_short_and_extreme_series(T):
+    """Column-major input runs four series per vector register over the sessions up to a
+    multiple of four and the rest one by one: every split of sessions and series gives
+    the row-major numbers bit for bit, also for a total loss (-1), huge gains and NaN."""
+    rng = np.random.default_rng(T)
+    r = rng.normal(0.0, 0.02, (T, 11))
+    r[rng.random(r.shape) < 0.1] = np.nan
+    r[0, 1], r[-1, 2], r[:, 3] = -1.0, 1e300, np.nan
+    for n in (1, 2):
+        with par.threads(n):
+            cols, rows = par.sweep_metrics_fast(np.asfortranarray(r)), par.sweep_metrics_fast(r)
+        assert np.array_equal(cols, rows, equal_nan=True)
+    assert rows[1, 0] == -1.0 and rows[1, 1] == -1.0  # a -1 return: wealth 0, drawdown -100%
+    assert rows[3, 0] == 0.0 and np.isnan(rows[3, 2])  # all NaN: flat, no Sharpe
 
 
 def test_portfolio_batch_kernel_equals_one_kernel_per_set(panel):

@@ -109,35 +109,51 @@ data = xr.Dataset({"close": (("date", "asset"), close), "returns": (("date", "as
 res = quantlib.backtest.run("xs_momentum", data, window=60, skip=5, quantile=5, costs="flat:10")
 np.save(sys.argv[1], res.returns["net"].to_numpy())
 from quantlib.backtest import jitload
-print(json.dumps({"installed": jitload.installed(), "lean_loads": jitload.lean_loads(),
-                  "compiler_registries_loaded": "numba.typed.typeddict" in sys.modules,
-                  "deferred": DEFERRED}))
+out = {"installed": jitload.installed(), "lean_loads": jitload.lean_loads(),
+       "compiler_registries_loaded": "numba.typed.typeddict" in sys.modules,
+       "lowering_imported": [m for m in LOWERING if m in sys.modules], "deferred": DEFERRED}
+if len(sys.argv) > 2:  # compile after the lean loads, through the numba internals they inlined
+    import numba
+    @numba.njit
+    def order(x):
+        return np.argsort(x, kind="mergesort")[::-1].copy()
+    out["compiled_after"] = order(np.array([3.0, 1.0, 2.0])).tolist()
+print(json.dumps(out))
 """
+
+#: numba's lowering modules of internals that quantlib's kernels inline (sorting, array
+#: methods, unicode): a lean load leaves them unimported (jitload, point 3)
+LOWERING = ("numba.np.arrayobj", "numba.np.arraymath", "numba.misc.quicksort",
+            "numba.misc.mergesort", "numba.cpython.unicode", "numba.cpython.listobj")
 
 
 def test_run_in_a_fresh_process_loads_its_kernels_lean_with_the_stock_numbers(tmp_path: Path):
     """``quantlib.backtest.run`` in fresh processes on numba's default cache: the first
     one warms it if needed; the next loads every kernel lean, imports none of the
-    deferred pieces, and gives bit-identical numbers to stock loading
-    (``QUANTLIB_NUMBA_LEAN_LOAD=0``)."""
+    deferred pieces nor the lowering of the numba internals its kernels inlined, still
+    compiles a new function that sorts afterwards, and gives bit-identical numbers to
+    stock loading (``QUANTLIB_NUMBA_LEAN_LOAD=0``), which imports that lowering."""
     script = tmp_path / "run_once.py"
     script.write_text(RUN_CODE.replace(
-        "DEFERRED", _loaded(DEFERRED_QUANTLIB + ("matplotlib", "zarr", "icechunk"))))
+        "DEFERRED", _loaded(DEFERRED_QUANTLIB + ("matplotlib", "zarr", "icechunk")))
+        .replace("LOWERING", repr(LOWERING)))
 
-    def go(name: str, **env: str) -> dict:
-        done = subprocess.run([sys.executable, str(script), str(tmp_path / name)],
+    def go(name: str, *args: str, **env: str) -> dict:
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / name), *args],
                               capture_output=True, text=True, timeout=900,
                               env={**os.environ, **env})
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     go("warm.npy")
-    lean = go("lean.npy")
+    lean = go("lean.npy", "compile-after")
     assert lean["installed"] and lean["lean_loads"] >= 3
     assert not lean["compiler_registries_loaded"] and lean["deferred"] == []
+    assert lean["lowering_imported"] == [] and lean["compiled_after"] == [0, 2, 1]
     stock = go("stock.npy", QUANTLIB_NUMBA_LEAN_LOAD="0")
     assert not stock["installed"] and stock["lean_loads"] == 0
     assert stock["compiler_registries_loaded"] and stock["deferred"] == []
+    assert len(stock["lowering_imported"]) == len(LOWERING)
     nets = [np.load(tmp_path / f"{n}.npy") for n in ("warm", "lean", "stock")]
     assert np.isfinite(nets[1][100:]).all() and np.nanstd(nets[1][100:]) > 0
     assert np.array_equal(nets[1], nets[2], equal_nan=True)

@@ -72,7 +72,7 @@ def test_notebook_runs(path, small_store, tmp_path, monkeypatch):
     out = tmp_path / path.name
     pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3",
                         cwd=str(ROOT / "notebooks"), progress_bar=False,
-                        request_save_on_cell_execute=False)
+                        request_save_on_cell_execute=False, start_timeout=300)
     book = nbformat.read(out, as_version=4)
     errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
@@ -87,7 +87,7 @@ def test_notebook_runs(path, small_store, tmp_path, monkeypatch):
         again = tmp_path / "again.ipynb"
         pm.execute_notebook(str(path), str(again), parameters=params, kernel_name="python3",
                             cwd=str(ROOT / "notebooks"), progress_bar=False,
-                            request_save_on_cell_execute=False)
+                            request_save_on_cell_execute=False, start_timeout=300)
         text = json.dumps(nbformat.read(again, as_version=4).cells)
         assert "nothing new" in text and '"error"' not in text
         assert len(CuratedStore(str(home / "store")).snapshots()) == len(snaps)

@@ -134,3 +134,23 @@ def test_concurrent_puts_from_threads(tmp_path):
     assert errors == []
     m = raw.manifest()
     assert len(m) == 10 and not m.duplicated(["source", "file", "sha256"]).any()
+
+
+def test_deliveries_and_mappings_record_the_same_rows(tmp_path):
+    # record() builds Delivery rows column by column (a fetch's per-file cost); a
+    # mapping takes the row-by-row path: both must write the same manifest and index
+    from quantlib.raw import Delivery
+
+    t = pd.Timestamp("2024-01-02 21:20", tz="UTC")
+    ds = [Delivery("api-us", "US", f"api/v1/prices?page={i}", "api-json", f"{i:064x}",
+                   100 + i, None if i == 1 else 5000, t + pd.Timedelta(seconds=i), "f1",
+                   f"raw/00/{i:064x}", known_at=None if i == 2 else t) for i in range(4)]
+    a, b = RawZone(str(tmp_path / "a")), RawZone(str(tmp_path / "b"))
+    assert a.record(ds) == 4
+    assert b.record([{**d.manifest_row(), "known_at": d.known_at} for d in ds]) == 4
+    pd.testing.assert_frame_equal(a.manifest(), b.manifest())
+    pd.testing.assert_frame_equal(a.index.read("api-us"), b.index.read("api-us"))
+    m = a.index.read("api-us")
+    assert m["rows"].isna().tolist() == [False, True, False, False]
+    assert m["known_at"].isna().tolist() == [False, False, True, False]
+    assert a.record(ds, status="published") == 4 and a.record(ds) == 0

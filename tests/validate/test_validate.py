@@ -9,21 +9,8 @@ import pandas as pd
 import pytest
 
 from quantlib.errors import BatchRejectedError
-from quantlib.standardize import CanonicalBatch, conform
+from quantlib.standardize import conform
 from quantlib.validate import QUARANTINE_COLUMNS, validate, write_report
-
-
-@pytest.fixture(scope="module")
-def truth():
-    from quantlib.sandbox import generate
-
-    u = generate(n_assets=10, years=1, seed=5, end="2025-12-31")
-    frames = {}
-    for name, f in u.frames().items():
-        f = f.reset_index(drop=True)
-        frames[name] = conform(name, f.assign(source=f"truth-{name}", file=f"{name}.csv",
-                                              row=range(1, len(f) + 1)))
-    return CanonicalBatch(**frames)
 
 
 def _bar(batch, market="KR", i=40):
