@@ -27,10 +27,9 @@ out of a lean one (measured in bench/RESULTS.md, "Start-up"):
    (a compile-time timer; ~2,600 calls for quantlib's kernels). A lean load holds the
    LLVM lock and mutes those callbacks until it is done.
 
-Every other symbol the machine code
-references is registered when the target context is created (numba's C helpers, the
-math functions) or by the cached entry's own ``reload_init`` (the parallel threading
-layer), exactly as in stock numba. On a cache miss, the full initialization runs before
+Every other symbol the machine code references is registered when the target context is
+created (numba's C helpers, the math functions) or by the cached entry's own
+``reload_init`` (the parallel threading layer), exactly as in stock numba. On a cache miss, the full initialization runs before
 numba compiles (extension entry points, then ``refresh()``), so compiling behaves as
 stock numba does; so does everything for functions outside quantlib.
 
@@ -153,8 +152,10 @@ def _lean_environments() -> Iterator[None]:
 
     def rebuild(modname: str, consts: Any, env_name: str) -> Any:
         env = environment.lookup_environment(env_name)
-        if env is not None or modname in sys.modules or not modname.startswith("numba."):
-            return env if env is not None else stock(modname, consts, env_name)
+        if env is not None:
+            return env
+        if modname in sys.modules or not modname.startswith("numba."):
+            return stock(modname, consts, env_name)
         env = environment.Environment({"__name__": modname})
         env.consts[:] = consts
         env.env_name = env_name

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
-import msgspec  # installed as a dependency of zarr (not yet declared in pyproject.toml)
+import msgspec
 import pandas as pd
 import requests
 
@@ -269,7 +269,7 @@ def page_facts(data: bytes, file: str) -> PageFacts:
     except msgspec.DecodeError:
         return _page_facts_slow(data, file)
     key = _VENDOR_TIME.get(file.split("?", 1)[0].rsplit("/", 1)[-1])
-    times = [t for r in page.data for t in (getattr(r, key),) if t is not None] if key else []
+    times = [t for t in (getattr(r, key) for r in page.data) if t is not None] if key else []
     return PageFacts(len(page.data), page.total_rows, page.next_page,
                      pd.Timestamp(max(times), unit="ms", tz="UTC") if times else None)
 
