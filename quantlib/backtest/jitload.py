@@ -29,9 +29,10 @@ out of a lean one (measured in bench/RESULTS.md, "Start-up"):
 
 Every other symbol the machine code references is registered when the target context is
 created (numba's C helpers, the math functions) or by the cached entry's own
-``reload_init`` (the parallel threading layer), exactly as in stock numba. On a cache miss, the full initialization runs before
-numba compiles (extension entry points, then ``refresh()``), so compiling behaves as
-stock numba does; so does everything for functions outside quantlib.
+``reload_init`` (the parallel threading layer), exactly as in stock numba. On a cache
+miss, the full initialization runs before numba compiles (extension entry points, then
+``refresh()``), so compiling behaves as stock numba does; so does everything for
+functions outside quantlib.
 
 The patch is installed once, by ``quantlib.backtest`` on import, and only if numba has
 the internals it replaces (otherwise stock loading stays, merely slower). Set the
