@@ -12,6 +12,9 @@ advanced one session (``Sandbox.advance``: new day files, the re-delivered month
 serving the new rows; unchanged files keep their bytes) and, in a fresh process (its own
 peak RSS), one incremental refresh bringing in that session. Prints wall seconds, peak
 RSS and the rows each stage processed.
+
+``--catch-up 1,2`` measures a catch-up of that many years behind, partitioned vs one
+frame per market (wall, peak RSS): see bench/bench_catchup.py.
 """
 
 from __future__ import annotations
@@ -41,8 +44,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="fraction of the full width (smoke runs)")
     parser.add_argument("--profile", action="store_true",
                         help="with --full-width: cProfile the refresh (markets in series)")
+    parser.add_argument("--catch-up", default=None,
+                        help="comma-separated years behind: partitioned vs one-frame "
+                        "catch-up (bench/bench_catchup.py)")
+    parser.add_argument("--stored-years", type=float, default=1.0,
+                        help="with --catch-up: years stored before the catch-up")
+    parser.add_argument("--partition-rows", type=int, default=50_000,
+                        help="with --catch-up: bars per partition")
     args = parser.parse_args(argv)
     os.environ.setdefault("QUANTLIB_HOME", tempfile.mkdtemp(prefix="bench-home-"))
+    if args.catch_up:
+        from bench_catchup import catch_up_bench
+
+        return catch_up_bench([float(y) for y in args.catch_up.split(",")], args.assets,
+                              args.stored_years, args.partition_rows)
     if args.full_width:
         from bench_refresh_width import full_width_bench
 

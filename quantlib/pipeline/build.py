@@ -86,13 +86,15 @@ ONE_FRAME_MAX_ROWS = 2_000_000
 def _fetch_and_fan_out(targets: Sequence[str], url: str, connection: Any, rid: str,
                        tasks: Callable[[str, list[Delivery]], list[Any]],
                        result: RefreshResult, client: Any, scheduler: str,
-                       one_frame_below: int) -> tuple[list[list[Delivery]], Any]:
+                       one_frame_below: int, fetch: Callable[..., list[Delivery]] | None = None
+                       ) -> tuple[list[list[Delivery]], Any]:
     """Fetch every target; start a market's tasks (``tasks(market, deliveries)``) as
     soon as its fetch is done and the build is known to be partitioned (the bars
     fetched so far reach ``one_frame_below``), so standardizing the first markets
     overlaps the vendors' slowest transfers. Returns the deliveries per target and
     each target's task results (``None``: fewer bars than ``one_frame_below``, nothing
-    started)."""
+    started). ``fetch(market, url, connection, rid)`` fetches one target (default
+    :func:`_fetch`, the whole history)."""
     t0 = time.perf_counter()
     n = len(targets)
     fetched: list[list[Delivery]] = [[] for _ in targets]
@@ -100,7 +102,7 @@ def _fetch_and_fan_out(targets: Sequence[str], url: str, connection: Any, rid: s
     waiting: list[int] = []
     bars = 0
     with _Runner(client, scheduler, n) as run:
-        for i, deliveries in run.fetches(targets, url, connection, rid):
+        for i, deliveries in run.fetches(targets, url, connection, rid, fetch or _fetch):
             fetched[i] = deliveries
             bars += sum(int(d.rows or 0) for d in deliveries
                         if targets[i] != FX and is_price_delivery(d))
@@ -137,20 +139,20 @@ class _Runner:
         for pool in (self.pool, self.graphs):
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def fetches(self, targets: Sequence[str], url: str, connection: Any, rid: str
-                ) -> Iterator[tuple[int, list[Delivery]]]:
+    def fetches(self, targets: Sequence[str], url: str, connection: Any, rid: str,
+                fetch: Callable[..., list[Delivery]]) -> Iterator[tuple[int, list[Delivery]]]:
         """``(target index, deliveries)`` in the order the fetches finish."""
         if self.client is not None:
             from distributed import as_completed
 
-            futures = self.client.compute([dask.delayed(_fetch, pure=False)(
+            futures = self.client.compute([dask.delayed(fetch, pure=False)(
                 m, url, connection, rid, dask_key_name=f"{rid}-fetch-{m}") for m in targets])
             self.futures += futures
             index = {f.key: i for i, f in enumerate(futures)}
             for f in as_completed(futures):
                 yield index[f.key], f.result()
             return
-        local = {self.pool.submit(_fetch, m, url, connection, rid): i
+        local = {self.pool.submit(fetch, m, url, connection, rid): i
                  for i, m in enumerate(targets)}
         for f in concurrent.futures.as_completed(local):
             yield local[f], f.result()
@@ -170,23 +172,24 @@ class _Runner:
 
 
 def _fetch(market: str, store_url: str, connection: Any, fetch_id: str,
-           retries: int = 2) -> list[Delivery]:
-
+           retries: int = 2, **window: Any) -> list[Delivery]:
+    """Fetch one target into the raw zone; ``window`` (``start``, ``poll``) goes to the
+    source (an incremental catch-up's, :mod:`quantlib.pipeline.catchup`)."""
     raw = RawZone(store_url)
     with _io_bound():
-        return _fetch_retried(market, raw, connection, fetch_id, retries)
+        return _fetch_retried(market, raw, connection, fetch_id, retries, **window)
 
 
 def _fetch_retried(market: str, raw: RawZone, connection: Any, fetch_id: str,
-                   retries: int) -> list[Delivery]:
+                   retries: int, **window: Any) -> list[Delivery]:
     from quantlib.sources import fetch_fx, fetch_market
 
     for attempt in range(retries + 1):
         try:
             if market == FX:
-                return fetch_fx(raw=raw, connection=connection, fetch_id=fetch_id)
+                return fetch_fx(raw=raw, connection=connection, fetch_id=fetch_id, **window)
             return fetch_market(market, raw=raw, connection=connection, fetch_id=fetch_id,
-                                workers=8)
+                                workers=8, **window)
         except TransientSourceError:
             if attempt >= retries:
                 raise

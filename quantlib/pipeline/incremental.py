@@ -220,8 +220,12 @@ def upsert_table(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFrame:
 
 def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
                   deliveries: list, *, message: str, tag: str | None,
-                  result: RefreshResult) -> None:
-    """Commit an incremental outcome as one delta commit; mark its manifest rows."""
+                  result: RefreshResult, price_parts: Sequence[Any] = ()) -> None:
+    """Commit an incremental outcome as one delta commit; mark its manifest rows.
+
+    ``price_parts`` (a partitioned catch-up, :mod:`quantlib.pipeline.catchup`): more
+    delta bars, one frame per call, merged into the panels in the same commit
+    (:meth:`~quantlib.store.CuratedStore.commit`)."""
     frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()}
 
     def build(base: str | None) -> dict[str, Any]:
@@ -236,7 +240,7 @@ def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
         return out
 
     snapshot_id, result.rebases = store.commit_rebased(build, message=message, tag=tag,
-                                                       delta=True)
+                                                       delta=True, price_parts=price_parts)
     raw.record(deliveries, status="published")
     result.snapshot_id, result.tag = snapshot_id, tag_of(store, snapshot_id)
     written = dict(store.last_delta)

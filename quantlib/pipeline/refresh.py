@@ -17,12 +17,16 @@ Step by step:
    that holds a version gets an incremental refresh (unless ``full=True``): step 2
    fetches from a look-back window before the last stored session and keeps only
    deliveries not yet published, and step 4 is a delta commit that writes only the
-   affected regions (:mod:`quantlib.pipeline.incremental`);
+   affected regions (:mod:`quantlib.pipeline.incremental`). A first build or an
+   incremental refresh whose deliveries exceed the one-frame bound runs partitioned
+   by market x time chunk instead (:mod:`quantlib.pipeline.build`,
+   :mod:`quantlib.pipeline.catchup`), still ONE commit;
 5. write the validation report (quarantine, counts, JSON and Markdown).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -177,13 +181,17 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
         ``True``: the first build of an empty store runs as market x time-partition Dask
         tasks (:mod:`quantlib.pipeline.build`: no market's history in one frame, panels
         written chunk by chunk, one commit), for universes whose history does not fit
-        one process. ``False`` builds each market in one task and one frame (the path
-        ``full=True`` on a store with data takes). ``None`` (default): the first build
-        fetches, then is partitioned when the vendors delivered more than
-        :data:`quantlib.pipeline.build.ONE_FRAME_MAX_ROWS` price bars, else built one
-        market per frame from the deliveries it fetched.
+        one process; an incremental refresh runs as a partitioned *catch-up*
+        (:mod:`quantlib.pipeline.catchup`: the same tasks over what the vendors
+        delivered since the last refresh, then one delta commit written partition by
+        partition). ``False`` processes each market in one task and one frame (the
+        path ``full=True`` on a store with data takes). ``None`` (default): the
+        refresh fetches, then is partitioned when the vendors delivered more than
+        :data:`quantlib.pipeline.build.ONE_FRAME_MAX_ROWS` price bars (changed ones,
+        for an incremental refresh: a long catch-up), else runs one market per frame
+        on the deliveries it fetched.
     partition_rows : int, optional
-        Bars per price partition of the partitioned build (default
+        Bars per price partition of a partitioned build or catch-up (default
         :data:`quantlib.pipeline.build.PARTITION_ROWS`).
 
     Returns
@@ -216,11 +224,13 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
         if sandbox:
             connection = _start_sandbox(stack, result, tuple(markets), n_assets, years)
         fetched = None
-        if partitioned is not False and not incremental and curated.is_initial(curated.tip()):
+        if partitioned is not False and (incremental or curated.is_initial(curated.tip())):
             fetched = _partitioned(curated, targets, connection, result, client=client,
                                    scheduler=scheduler, tag=tag,
                                    max_bad_row_fraction=max_bad_row_fraction,
-                                   partition_rows=partition_rows, auto=partitioned is None)
+                                   partition_rows=partition_rows, auto=partitioned is None,
+                                   catch_up={"starts": starts, "known_assets": known}
+                                   if incremental else None)
             if fetched is None:
                 result.seconds["total"] = time.perf_counter() - t_start
                 bar.update(len(targets) + 1)
@@ -241,14 +251,19 @@ def refresh(store: str | None = None, *, markets: Sequence[str] = DEFAULT_MARKET
 
 def _partitioned(curated: CuratedStore, targets: list[str], connection: Any,
                  result: RefreshResult, *, partition_rows: int | None, auto: bool,
-                 **kwargs: Any) -> dict[str, Any] | None:
-    """The partitioned first build; with ``auto``, a small one returns its fetched
-    deliveries per target instead (built one market per frame by the caller)."""
-    from quantlib.pipeline.build import ONE_FRAME_MAX_ROWS, PARTITION_ROWS, partitioned_build
+                 catch_up: dict[str, Any] | None, **kwargs: Any) -> dict[str, Any] | None:
+    """The partitioned first build or, with ``catch_up`` (the incremental windows and
+    known assets), the partitioned catch-up of a store that holds a version; with
+    ``auto``, a small one returns its fetched deliveries per target instead (run one
+    market per frame by the caller)."""
+    from quantlib.pipeline import build
+    from quantlib.pipeline.catchup import partitioned_catchup
 
-    fetched = partitioned_build(curated, targets, connection, result,
-                                partition_rows=partition_rows or PARTITION_ROWS,
-                                one_frame_below=ONE_FRAME_MAX_ROWS if auto else 0, **kwargs)
+    run: Any = build.partitioned_build if catch_up is None else \
+        functools.partial(partitioned_catchup, **catch_up)
+    fetched = run(curated, targets, connection, result,
+                  partition_rows=partition_rows or build.PARTITION_ROWS,
+                  one_frame_below=build.ONE_FRAME_MAX_ROWS if auto else 0, **kwargs)
     return None if fetched is None else dict(zip(targets, fetched, strict=True))
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -279,7 +279,8 @@ class CuratedStore:
     def commit(self, frames: Mapping[str, pd.DataFrame], *, message: str,
                tag: str | None = None, parent: str | None = None,
                delta: bool = False, panels: Mapping[str, xr.Dataset] | None = None,
-               client: Any = None) -> str:
+               client: Any = None, price_parts: Sequence[Callable[[], pd.DataFrame]] = ()
+               ) -> str:
         """Write a whole refresh as ONE atomic, tagged commit; return its snapshot id.
 
         Parameters
@@ -311,6 +312,11 @@ class CuratedStore:
             same commit as ``frames``.
         client : distributed.Client, optional
             Where the dask-backed ``panels`` are computed.
+        price_parts : sequence of callables, optional
+            With ``delta``: more delta bars, one frame per call (a partitioned
+            catch-up's partitions, :mod:`quantlib.pipeline.catchup`), merged into the
+            panels one after the other in this same session (only one part in memory
+            at a time), after ``frames["prices"]``.
 
         Raises
         ------
@@ -330,8 +336,9 @@ class CuratedStore:
         if parent is not None and session.snapshot_id != parent:
             raise self._conflict(parent, session.snapshot_id)
         try:
-            write = self._write_delta if delta else self._write_all
-            rows = write(session, frames, self._base(session.snapshot_id))
+            base = self._base(session.snapshot_id)
+            rows = self._write_delta(session, frames, base, price_parts) if delta else \
+                self._write_all(session, frames, base)
             if panels:
                 rows["panel_cells"] = _write_lazy_panels(session, panels, client)
             with commit_lock(self.location):
@@ -391,7 +398,9 @@ class CuratedStore:
 
     def commit_rebased(self, build: Callable[[str | None], Mapping[str, pd.DataFrame]], *,
                        message: str, tag: str | None = None, attempts: int = 5,
-                       delta: bool = False) -> tuple[str, int]:
+                       delta: bool = False,
+                       price_parts: Sequence[Callable[[], pd.DataFrame]] = ()
+                       ) -> tuple[str, int]:
         """Commit frames built on the latest version; rebuild and retry on a conflict.
 
         Parameters
@@ -399,7 +408,7 @@ class CuratedStore:
         build : callable
             ``build(base)`` returns the frames to commit, built on snapshot ``base``
             (``None`` for an empty store). Called again on the new tip after a conflict.
-        message, tag, delta
+        message, tag, delta, price_parts
             As for :meth:`commit`.
         attempts : int
             Commits tried before giving up.
@@ -419,7 +428,7 @@ class CuratedStore:
             frames = build(None if self.is_initial(tip) else tip)
             try:
                 return self.commit(frames, message=message, tag=tag, parent=tip,
-                                   delta=delta), attempt
+                                   delta=delta, price_parts=price_parts), attempt
             except WriteConflictError as exc:
                 last = exc
         raise WriteConflictError(
@@ -452,7 +461,9 @@ class CuratedStore:
 
 
     def _write_delta(self, session: icechunk.Session, frames: Mapping[str, pd.DataFrame],
-                     previous: zarr.Group | None) -> dict[str, int]:
+                     previous: zarr.Group | None,
+                     price_parts: Sequence[Callable[[], pd.DataFrame]] = ()
+                     ) -> dict[str, int]:
         """Write a delta (see :meth:`commit`); only the affected regions are written."""
         root = zarr.open_group(session.store, mode="a")
         rows: dict[str, int] = {}
@@ -464,14 +475,13 @@ class CuratedStore:
             rows["statements"] = len(fresh)
             _pause("statements")
         prices = frames.get("prices")
-        if (prices is not None and len(prices)) or "corporate_actions" in frames:
-            prices = prices if prices is not None else empty_frame("prices")
+        parts = [*([lambda: prices] if prices is not None and len(prices) else []),
+                 *price_parts]
+        if parts or "corporate_actions" in frames:
             assets = frames["assets"] if "assets" in frames else _stored(previous, "assets")
             stored_actions = _stored(previous, "corporate_actions")
             actions = frames.get("corporate_actions", stored_actions)
-            stats = write_prices_delta(session, prices, assets, actions, stored_actions,
-                                       _write_panel)
-            rows.update(prices=len(prices), **stats)
+            rows.update(_write_price_parts(session, parts, assets, actions, stored_actions))
             _pause("prices")
         fx = frames.get("fx")
         if fx is not None and len(fx) and not write_fx_delta(session, fx):
@@ -483,6 +493,25 @@ class CuratedStore:
             rows["fx"] = len(fx)
         self.last_delta = rows
         return rows
+
+
+def _write_price_parts(session: icechunk.Session, parts: Sequence[Callable[[], pd.DataFrame]],
+                       assets: pd.DataFrame, actions: pd.DataFrame,
+                       stored_actions: pd.DataFrame) -> dict[str, int]:
+    """Merge delta bars part by part (:func:`~quantlib.store.increment.write_prices_delta`
+    each; the actions that changed are rewritten with the first part only, later parts
+    see them as stored). Returns the summed write counts."""
+    rows = {"prices": 0}
+    for i, part in enumerate(parts or [lambda: empty_frame("prices")]):
+        bars = part()
+        stats = write_prices_delta(session, bars, assets, actions,
+                                   stored_actions if i == 0 else actions, _write_panel)
+        rows["prices"] += len(bars)
+        for key, n in stats.items():
+            rows[key] = rows.get(key, 0) + n
+        if len(parts) > 1:
+            _pause("prices part")
+    return rows
 
 
 def _stored_fx(previous: zarr.Group | None) -> pd.DataFrame:

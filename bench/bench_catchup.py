@@ -1,0 +1,93 @@
+"""Benchmark: a large catch-up (the store months or years behind the vendor), partitioned
+vs one frame per market: wall seconds and peak RSS against the catch-up's length.
+
+Run: ``uv run python bench/bench_refresh.py --catch-up 1,2 [--assets 300]
+[--stored-years 1] [--partition-rows 50000]`` (or this file with the same options).
+
+For each catch-up length L (years): one sandbox serves ``--stored-years`` of history
+ending L years before 2025-12-31; a full build stores it; the vendor clock is then
+advanced to 2025-12-31 (``Sandbox.advance``) and, each in a fresh process (its own peak
+RSS, VmHWM), the refresh that catches the store up runs partitioned
+(``partitioned=True``, ``--partition-rows`` bars a partition) and in one frame per
+market (``partitioned=False``) on two copies of the store. The partitioned peak must
+not grow with L (bounded by a partition and the dask threads), the one-frame peak does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+_ONE_RUN = """
+import json, sys, time, types
+from quantlib.pipeline import refresh
+t0 = time.perf_counter()
+r = refresh(sys.argv[1], connection=types.SimpleNamespace(**json.loads(sys.argv[2])),
+            partitioned=json.loads(sys.argv[3]), partition_rows=int(sys.argv[4]))
+wall = time.perf_counter() - t0
+hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
+print(json.dumps({"mode": r.mode, "wall": wall, "rows": r.rows, "seconds": r.seconds,
+                  "rss_mb": int(hwm[0].split()[1]) / 1024}))
+"""
+
+
+def catch_up_bench(lengths: list[float], n_assets: int, stored_years: float,
+                   partition_rows: int) -> int:
+    """Partitioned vs one-frame catch-up of each length (see the module doc)."""
+    import pandas as pd
+
+    from quantlib.pipeline import refresh
+    from quantlib.sandbox import start_sandbox
+
+    end = pd.Timestamp("2025-12-31")
+    print(f"catch-up, 3 markets x {n_assets} assets, {stored_years:g} y stored, "
+          f"{partition_rows:,} bars a partition; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores")
+    print(f"{'behind y':>8}{'bars':>10}{'mode':>13}{'wall s':>8}{'RSS MB':>8}"
+          f"{'parts':>7}{'appended':>9}")
+    for length in lengths:
+        e1 = end - pd.DateOffset(months=round(12 * length))
+        start = e1 - pd.DateOffset(months=round(12 * stored_years))
+        base = tempfile.mkdtemp(prefix=f"bench-catchup-{length:g}y-")
+        with start_sandbox(n_assets=n_assets, years=stored_years, seed=42,
+                           start=str(start.date()), end=str(e1.date()),
+                           write_state=False, rate_limit=(1000.0, 1000.0)) as sb:
+            refresh(f"{base}/store", connection=sb.connection(), partitioned=False)
+            sb.advance(end)
+            conn = json.dumps(dataclasses.asdict(sb.connection()))
+            for partitioned in (True, False):
+                store = f"{base}/{'parts' if partitioned else 'one'}"
+                shutil.copytree(f"{base}/store", store)
+                out = subprocess.run([sys.executable, "-c", _ONE_RUN, store, conn,
+                                      json.dumps(partitioned), str(partition_rows)],
+                                     capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                rows = r["rows"]
+                print(f"{length:8g}{rows['standardize']:10}"
+                      f"{'partitioned' if partitioned else 'one frame':>13}"
+                      f"{r['wall']:8.1f}{r['rss_mb']:8.0f}{rows.get('partitions', 0):7}"
+                      f"{rows.get('appended_dates', 0):9}")
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catch-up", default="1,2", help="comma-separated years behind")
+    parser.add_argument("--assets", type=int, default=300)
+    parser.add_argument("--stored-years", type=float, default=1.0)
+    parser.add_argument("--partition-rows", type=int, default=50_000)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QUANTLIB_HOME", tempfile.mkdtemp(prefix="bench-home-"))
+    return catch_up_bench([float(y) for y in args.catch_up.split(",")], args.assets,
+                          args.stored_years, args.partition_rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
