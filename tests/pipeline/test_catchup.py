@@ -67,7 +67,7 @@ def caught_up(tmp_path_factory):
         base = str(root / "base")
         first = refresh(base, connection=sb.connection(), partitioned=False)
         assert first.mode == "full"
-        stores = {k: str(root / k) for k in ("parts", "one", "killed")}
+        stores = {k: str(root / k) for k in ("parts", "one", "killed", "cluster")}
         for path in stores.values():
             shutil.copytree(base, path)
         sb.advance(E2)
@@ -157,6 +157,24 @@ def test_catch_up_keeps_corrections_and_late_actions(caught_up):
     got = stored.merge(late[["asset_id", "ex_date", "kind"]], on=["asset_id", "ex_date", "kind"])
     assert len(got) == len(late)
     assert len(late) == 0 or len(st.read_table("corporate_actions", first)) < len(stored)
+
+
+def test_catch_up_on_local_cluster(caught_up):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    store = caught_up["stores"]["cluster"]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        with get_task_stream(client) as ts:
+            result = refresh(store, connection=caught_up["sandbox"].connection(),
+                             client=client, partitioned=True, partition_rows=600)
+        keys = [str(t["key"]) for t in ts.data if result.refresh_id in str(t["key"])]
+        workers = {t["worker"] for t in ts.data if result.refresh_id in str(t["key"])}
+    assert {k for k in ("fetch", "reference", "partition") if any(k in x for x in keys)} \
+        == {"fetch", "reference", "partition"}
+    assert sum("partition" in k for k in keys) == result.rows["partitions"] >= 10
+    assert len(workers) == 2                          # both worker processes worked
+    _same(CuratedStore(store), CuratedStore(caught_up["stores"]["parts"]))
 
 
 def test_killed_catch_up_keeps_previous_version_and_rerun_completes(caught_up, monkeypatch):
