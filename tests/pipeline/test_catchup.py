@@ -163,8 +163,8 @@ def test_catch_up_on_local_cluster(caught_up):
     from distributed import Client, LocalCluster, get_task_stream
 
     store = caught_up["stores"]["cluster"]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client:
         with get_task_stream(client) as ts:
             result = refresh(store, connection=caught_up["sandbox"].connection(),
                              client=client, partitioned=True, partition_rows=600)
