@@ -243,13 +243,24 @@ def upsert_appending(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFr
         return delivered
     # (isin of an array of unique ids: ~15x faster than of a set on string columns)
     mine = stored[stored["asset_id"].isin(delivered["asset_id"].unique())]
-    h_stored = pd.util.hash_pandas_object(mine, index=False)
-    h_new = pd.util.hash_pandas_object(delivered, index=False)
-    have = h_stored.value_counts()
-    if (have > h_new.value_counts().reindex(have.index, fill_value=0)).any():
+    h_stored = pd.util.hash_pandas_object(mine, index=False).to_numpy()
+    h_new = pd.util.hash_pandas_object(delivered, index=False).to_numpy()
+    have = pd.Series(h_stored).value_counts()
+    if (have > pd.Series(h_new).value_counts().reindex(have.index, fill_value=0)).any():
         return upsert_table(stored, delivered)
-    nth = h_new.groupby(h_new.to_numpy()).cumcount().to_numpy()
-    extra = delivered[nth >= h_new.map(have).fillna(0).to_numpy()]
+    # pair each stored row with a delivered row of the same hash (k-th with k-th), then
+    # check the pairs cell by cell: a hash collision falls back too, never mis-merges
+    nth_s = pd.Series(h_stored).groupby(h_stored).cumcount().to_numpy()
+    nth_d = pd.Series(h_new).groupby(h_new).cumcount().to_numpy()
+    pairs = pd.DataFrame({"h": h_stored, "k": nth_s, "i": np.arange(len(mine))}).merge(
+        pd.DataFrame({"h": h_new, "k": nth_d, "j": np.arange(len(delivered))}),
+        on=["h", "k"])
+    same = mine.iloc[pairs["i"].to_numpy()].reset_index(drop=True).equals(
+        delivered.iloc[pairs["j"].to_numpy()].reset_index(drop=True))
+    if len(pairs) != len(mine) or not same:
+        return upsert_table(stored, delivered)
+    extra = delivered[np.isin(np.arange(len(delivered)), pairs["j"].to_numpy(),
+                              invert=True)]
     out = pd.concat([stored, extra], ignore_index=True)
     out.attrs[STORED_ROWS_ATTR] = len(stored)
     return out

@@ -166,3 +166,19 @@ def test_delta_commit_appends_added_actions_and_skips_an_unchanged_delivery(tmp_
     again = upsert_appending(st.read_table("corporate_actions"), delivered)
     assert again.attrs[STORED_ROWS_ATTR] == len(again)
     assert st.commit({}, message="nothing", delta=True) == snaps[-1] == st.tip()
+
+
+def test_upsert_appending_checks_hash_pairs_cell_by_cell(monkeypatch):
+    """Rows are paired by hash; a collision (forced here: every row hashes alike) must
+    fall back to the rewrite, never keep a changed row."""
+    stored = pd.DataFrame({"asset_id": ["A", "B"], "value": [1.0, 2.0]})
+    changed = pd.DataFrame({"asset_id": ["A", "B"], "value": [1.0, 5.0]})
+    monkeypatch.setattr(pd.util, "hash_pandas_object",
+                        lambda f, index=False: pd.Series(np.zeros(len(f), dtype="uint64")))
+    got = upsert_appending(stored, changed)
+    assert STORED_ROWS_ATTR not in got.attrs
+    pd.testing.assert_frame_equal(got, upsert_table(stored, changed))
+    # colliding rows that are truly equal (paired in order here) still append the rest
+    more = pd.DataFrame({"asset_id": ["A", "B", "A"], "value": [1.0, 2.0, 3.0]})
+    got = upsert_appending(stored, more)
+    assert got.attrs[STORED_ROWS_ATTR] == 2 and got["value"].tolist() == [1.0, 2.0, 3.0]
