@@ -53,6 +53,11 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from quantlib._leannumba import import_numba
+from quantlib.backtest import jitcache
+
+import_numba()  # before any quantlib module imports numba: no scipy, no yaml (start-up)
+
 __all__ = ["install", "installed", "lean_loads"]
 
 _STATE: dict[str, Any] = {"installed": False, "lean_loads": 0}
@@ -115,10 +120,13 @@ def install() -> bool:
     def load_overload(self: Any, sig: Any, target_context: Any) -> Any:
         if not _is_ours(getattr(self, "_py_func", None)):
             return stock_load(self, sig, target_context)
-        nrt.rtsys.initialize(target_context)
+        cache_dir = _cache_dir(self)
+        with _quiet_llvm_lock(), jitcache.cached_nrt(cache_dir):
+            nrt.rtsys.initialize(target_context)
         import numba.cpython.hashing  # noqa: F401  (registers the hash secret symbols)
 
-        with self._guard_against_spurious_io_errors(), _lean_environments(), _quiet_llvm_lock():
+        with (self._guard_against_spurious_io_errors(), _lean_environments(), _quiet_llvm_lock(),
+              jitcache.lean_libraries(target_context.codegen(), cache_dir)):
             cres = self._load_overload(sig, target_context)
         if cres is None:  # a miss: numba compiles next, fully initialized as it expects
             entrypoints.init_all()
@@ -137,6 +145,12 @@ def install() -> bool:
     disp_cls._compilation_chain_init_hook = init_hook
     _STATE["installed"] = True
     return True
+
+
+def _cache_dir(cache: Any) -> str | None:
+    """The kernel's numba cache directory (where jitcache keeps its files), if it has one."""
+    path = getattr(cache, "_cache_path", None)
+    return path if isinstance(path, str) and os.path.isdir(path) else None
 
 
 def _is_ours(py_func: Any) -> bool:
