@@ -9,9 +9,10 @@ tables"):
    reference counts, ``NRT_MemInfo_data_fast``, ...) from LLVM IR at each start.
    :func:`cached_nrt` keeps their machine code in the kernels' numba cache directory,
    in the form numba's own cache keeps a function's (object code plus the bitcode that
-   later compiles link against), under a key that hashes the generated IR itself, the
-   numba and llvmlite versions, the host CPU (numba's ``magic_tuple``: triple, CPU name,
-   features) and the code generation settings. A fresh process loads it instead of
+   later compiles link against), under a key that hashes what generates their IR (the
+   stamp of numba's ``nrtdynmod.py``, the numba version, the NRT debug settings), the
+   llvmlite version, the host CPU (numba's ``magic_tuple``: triple, CPU name, features)
+   and the code generation settings. A fresh process loads it instead of
    compiling; on a miss it compiles as numba does and saves the result.
 2. **Symbol tables.** Loading a cached kernel parses its whole linking module from
    bitcode only to list the names it defines (numba's ``JitEngine._load_defined_symbols``
@@ -19,6 +20,8 @@ tables"):
    that list from a small JSON file keyed by a hash of the bitcode (written the first
    time a process parses it) and parses the bitcode only if a later compile links
    against the kernel. The engine's table of defined symbols ends up the same.
+3. **Hash secret.** The lean load imported ``numba.cpython.hashing`` for the symbols it
+   registers; now only when a kernel's machine code names them (none of quantlib's does).
 
 Both are used only inside a lean load of quantlib's own kernels; an unreadable or
 unwritable cache falls back to numba's own path.
@@ -58,9 +61,11 @@ def counts() -> dict[str, int]:
     return dict(_COUNTS)
 
 
-def nrt_cache_key(ir_text: str, magic: tuple[Any, ...]) -> str:
-    """Cache key of the NRT helpers' machine code: their IR text, the host CPU (``magic``,
-    the codegen's ``magic_tuple()``), numba, llvmlite and the code generation settings.
+def nrt_cache_key(source: str, magic: tuple[Any, ...]) -> str:
+    """Cache key of the NRT helpers' machine code: what generates their IR (``source``:
+    the target context's class and the stamp of numba's ``nrtdynmod.py``), the host CPU
+    (``magic``, the codegen's ``magic_tuple()``), numba, llvmlite and the code generation
+    and NRT debug settings.
 
     Examples
     --------
@@ -78,9 +83,11 @@ def nrt_cache_key(ir_text: str, magic: tuple[Any, ...]) -> str:
 
     settings = [getattr(config, k, None) for k in ("OPT", "LOOP_VECTORIZE", "SLP_VECTORIZE",
                                                   "ENABLE_AVX", "CPU_NAME", "CPU_FEATURES",
-                                                  "DEBUGINFO_DEFAULT", "BOUNDSCHECK")]
+                                                  "DEBUGINFO_DEFAULT", "BOUNDSCHECK",
+                                                  "DEBUG_NRT", "DEBUG_NRT_STACK_LIMIT",
+                                                  "MACHINE_BITS")]
     head = repr((_FORMAT, numba.__version__, llvmlite.__version__, tuple(magic), settings))
-    return hashlib.sha256(f"{head}\n{ir_text}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{head}\n{source}".encode()).hexdigest()[:32]
 
 
 @contextlib.contextmanager
@@ -96,13 +103,15 @@ def cached_nrt(cache_dir: str | None) -> Iterator[None]:
     stock = nrtdynmod.compile_nrt_functions
 
     def compile_nrt_functions(ctx: Any) -> Any:
-        ir_mod, library = nrtdynmod.create_nrt_module(ctx)
-        key = nrt_cache_key(str(ir_mod), ctx.codegen().magic_tuple())
+        st = os.stat(nrtdynmod.__file__)
+        source = f"{type(ctx).__module__}.{type(ctx).__qualname__}|{st.st_mtime_ns}|{st.st_size}"
+        key = nrt_cache_key(source, ctx.codegen().magic_tuple())
         path = os.path.join(cache_dir, f"quantlib-nrt-{key}.bin")
         loaded = _load_library(ctx.codegen(), path)
         if loaded is not None:
             _COUNTS["nrt_loaded"] += 1
             return loaded
+        ir_mod, library = nrtdynmod.create_nrt_module(ctx)
         library.enable_object_caching()
         library.add_ir_module(ir_mod)
         library.finalize()
@@ -135,6 +144,7 @@ def lean_libraries(codegen: Any, cache_dir: str | None) -> Iterator[None]:
     file in ``cache_dir`` and its linking module is parsed on first use (point 2)."""
     engine: Any = getattr(codegen, "_engine", None)
     if cache_dir is None or not isinstance(getattr(engine, "_defined_symbols", None), set):
+        _hash_secret()
         yield
         return
     stock = type(codegen).unserialize_library
@@ -142,8 +152,11 @@ def lean_libraries(codegen: Any, cache_dir: str | None) -> Iterator[None]:
     def unserialize_library(serialized: Any) -> Any:
         name, kind, data = serialized
         if kind != "object":
+            _hash_secret()
             return stock(codegen, serialized)
         object_code, bitcode = data
+        if _HASH_SECRET in object_code:  # the machine code links against these symbols
+            _hash_secret()
         names, parsed = _symbols(cache_dir, bitcode)
         library = codegen.create_library(name)
         library.enable_object_caching()
@@ -162,6 +175,16 @@ def lean_libraries(codegen: Any, cache_dir: str | None) -> Iterator[None]:
 
 
 _LAZY: dict[type, type] = {}
+#: prefix of the symbols numba.cpython.hashing registers on import (Python's hash secret)
+_HASH_SECRET = b"_numba_hashsecret_"
+
+
+def _hash_secret() -> None:
+    """Register the hash secret symbols (``numba.cpython.hashing`` does on import; it
+    imports numba's random and unsafe-bytes lowering with it, ~10 ms). A lean load does
+    so only for machine code that names them: an object file names every symbol it links
+    against, so code that does not name them cannot need them."""
+    import numba.cpython.hashing  # noqa: F401
 
 
 def _lazy_class(cls: type) -> type:
