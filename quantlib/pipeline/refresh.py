@@ -83,11 +83,13 @@ def _fan_out(markets: Sequence[str], store_url: str, connection: Any, fetch_id: 
         return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
 
 
-def _known_assets(store: CuratedStore) -> tuple[str, ...]:
+def _known_assets(store: CuratedStore) -> frozenset[str]:
+    """The stored asset ids, one set per refresh: every market's validation uses it as
+    is (a frozenset is also a single literal in a dask graph, never walked per item)."""
     try:
-        return tuple(store.read_table("assets")["asset_id"].astype(str))
+        return frozenset(store.read_table("assets")["asset_id"].astype(str))
     except SnapshotNotFoundError:
-        return ()
+        return frozenset()
 
 
 def _rejected_error(outputs: list[MarketOutput], report_md: str) -> BatchRejectedError:
