@@ -9,7 +9,10 @@ wraps the refresh's stage functions (:data:`STAGES`) to record each call's wall 
 and market (and the CPU time of the calling thread: ``cpu s``, which leaves out helper
 threads such as zarr's I/O loop), and samples its own ``VmRSS`` every 20 ms, so each
 stage reports its summed seconds and the process's peak RSS while it ran (markets run
-in parallel threads: a stage's peak is the process's, not the stage's own share).
+in parallel threads: a stage's peak is the process's, not the stage's own share). With
+``QUANTLIB_BENCH_STACKS=1`` the sampler also records where each market thread is (its
+innermost quantlib function and the leaf function) every 20 ms: what threads that take
+equally long wait on.
 """
 
 from __future__ import annotations
@@ -55,6 +58,18 @@ import quantlib.pipeline.tasks as tasks
 t_imp = time.perf_counter() - t_imp
 stages, profile = json.loads(sys.argv[3]), sys.argv[4] == "1"
 spans, samples, stop, local = [], [], threading.Event(), threading.local()
+stacks, market_of = {}, {}   # (market, quantlib function, leaf) -> samples; thread -> market
+want_stacks = os.environ.get("QUANTLIB_BENCH_STACKS") == "1"
+
+def where(frame):
+    """(innermost quantlib function, leaf function) of a thread's current stack."""
+    leaf, mine = f"{frame.f_code.co_name} ({os.path.basename(frame.f_code.co_filename)})", "-"
+    while frame is not None:
+        if "/quantlib/" in frame.f_code.co_filename:
+            mine = f"{frame.f_code.co_name} ({os.path.basename(frame.f_code.co_filename)})"
+            break
+        frame = frame.f_back
+    return mine, leaf
 
 def sampler():
     page = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
@@ -62,6 +77,11 @@ def sampler():
         while not stop.is_set():
             f.seek(0)
             samples.append((time.perf_counter(), int(f.read().split()[1]) * page))
+            if want_stacks:
+                for tid, frame in sys._current_frames().items():
+                    if tid in market_of:
+                        key = (market_of[tid], *where(frame))
+                        stacks[key] = stacks.get(key, 0) + 1
             stop.wait(0.02)
 
 def timed(fn, stage):
@@ -82,7 +102,11 @@ for mod_name, attr, stage in stages:
 run_market = tasks.run_market
 def by_market(market, *a, **k):
     local.market = market
-    return run_market(market, *a, **k)
+    market_of[threading.get_ident()] = market
+    try:
+        return run_market(market, *a, **k)
+    finally:
+        market_of.pop(threading.get_ident(), None)
 tasks.run_market = by_market
 
 threading.Thread(target=sampler, daemon=True).start()
@@ -114,6 +138,9 @@ for stage, market, a, b, cpu in spans:
     st["calls"] += 1
     st["peak_mb"] = max(st["peak_mb"], peak)
     st["markets"][market] = round(st["markets"].get(market, 0.0) + b - a, 2)
+if stacks:   # where the market threads were, every 20 ms (QUANTLIB_BENCH_STACKS=1)
+    top = sorted(stacks.items(), key=lambda kv: -kv[1])[:20]
+    out["stacks"] = [[m, mine, leaf, n] for (m, mine, leaf), n in top]
 if prof:
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(45)
@@ -152,7 +179,9 @@ def _print_day(r: dict) -> None:
     for stage, st in r["stages"].items():
         print(f"  {stage:<36}{st['s']:8.2f}{st.get('cpu', 0.0):8.2f}{st['calls']:7}"
               f"{st['peak_mb']:9.0f}  {st['markets']}")
-    if r.get("by_check"):
+    for m, mine, leaf, n in r.get("stacks", []):
+        print(f"  samples {n:5} {m:3} {mine:<44} <- {leaf}")
+    if "by_check" in r:
         print(f"  validation report rows per check: {r['by_check']}")
     if r.get("profile"):
         print(r["profile"])

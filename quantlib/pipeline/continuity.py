@@ -43,11 +43,28 @@ class StoredTail:
     ``key`` names the batch column matched to the panel's column axis (``asset_id`` or
     ``currency``), ``present`` the variable whose non-NaN cells are the stored bars
     (``close``/``rate``), ``values`` the variables compared by :meth:`unchanged`.
+
+    Examples
+    --------
+    >>> g = zarr.group(store=zarr.storage.MemoryStore())
+    >>> _ = g.create_array("close", data=np.array([[1.0, np.nan], [2.0, np.nan],
+    ...                                            [np.nan, 5.0]]))
+    >>> tail = StoredTail(g, pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"])
+    ...                   .to_numpy(), pd.Index(["A", "B"]))
+    >>> batch = pd.DataFrame({"asset_id": ["A", "B"],
+    ...                       "date": pd.to_datetime(["2024-01-05", "2024-01-04"])})
+    >>> tail.last_bars(batch).astype(str).to_dict()
+    {'A': '2024-01-03', 'B': '2024-01-04'}
+    >>> tail.previous_closes(batch).astype({"date": str}).values.tolist()
+    [['A', '2024-01-03', 2.0]]
     """
 
     def __init__(self, group: zarr.Group, dates: np.ndarray, columns: pd.Index,
                  fx: bool = False) -> None:
         self.group, self.dates, self.columns = group, dates, columns
+        # each column's last present row (-2: not read yet, -1: none) and its value
+        self._end_row = np.full(len(columns), -2)
+        self._end_val = np.full(len(columns), np.nan)
         self.key = "currency" if fx else "asset_id"
         self.present = "rate" if fx else "close"
         self.values: tuple[str, ...] = ("rate",) if fx else PRICE_VARS
@@ -110,11 +127,19 @@ class StoredTail:
         rows = np.searchsorted(self.dates, first.to_numpy(dtype="datetime64[ns]")[keep])
         return first.index[keep].astype(str), cols[keep], rows
 
+    def _ends(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row and value of the last present cell of each column (read once per column
+        for :meth:`last_bars` and :meth:`previous_closes` together)."""
+        new = np.unique(cols[self._end_row[cols] == -2])
+        if len(new):
+            self._end_row[new], self._end_val[new] = self._last(len(self.dates), new)
+        return self._end_row[cols], self._end_val[cols]
+
     def last_bars(self, prices: pd.DataFrame) -> pd.Series:
         """Date of the last stored bar of each asset of ``prices`` that has one (index
         ``asset_id``)."""
         ids, cols, _ = self._first_rows(prices)
-        rows, _ = self._last(len(self.dates), cols)
+        rows, _ = self._ends(cols)
         has = rows >= 0
         return pd.Series(self.dates[rows[has]], index=pd.Index(ids[has], name=self.key),
                          name="date")
@@ -123,10 +148,11 @@ class StoredTail:
         """``asset_id, date, close`` of each asset's last stored bar before its first bar
         in ``prices`` (assets without one are left out)."""
         ids, cols, first = self._first_rows(prices)
-        rows = np.full(len(cols), -1)
-        vals = np.full(len(cols), np.nan)
-        for r in np.unique(first):
-            sel = np.flatnonzero(first == r)
+        rows, vals = self._ends(cols)       # the last bar, when it is before the first
+        rows, vals = rows.copy(), vals.copy()
+        again = rows >= first               # the batch re-delivers stored bars
+        for r in np.unique(first[again]):
+            sel = np.flatnonzero(again & (first == r))
             rows[sel], vals[sel] = self._last(int(r), cols[sel])
         has = rows >= 0
         return pd.DataFrame({"asset_id": pd.Series(ids[has], dtype="str"),
@@ -147,12 +173,10 @@ class StoredTail:
         if not hit.any():
             return same
         rows, r = np.unique(row[hit], return_inverse=True)
-        c0, c1 = int(col[hit].min()), int(col[hit].max()) + 1
-        c = col[hit] - c0
+        cols, c = np.unique(col[hit], return_inverse=True)
 
-        def cells(var: str) -> np.ndarray:
-            block = self._array(var).get_orthogonal_selection((rows, slice(c0, c1)))
-            return np.asarray(block)[r, c]
+        def cells(var: str) -> np.ndarray:   # only the chunks holding those rows x cols
+            return np.asarray(self._array(var).get_orthogonal_selection((rows, cols)))[r, c]
 
         known = cells("known_at")
         mine = ns_values(frame["known_at"]).view("int64")[hit]
