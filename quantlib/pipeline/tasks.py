@@ -89,7 +89,8 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     batch = standardize(deliveries, raw)
     t2 = time.perf_counter()
     rejection = None
-    context, tail = _continuity(store_url, market, batch) if incremental else ({}, None)
+    store = CuratedStore(store_url) if incremental else None
+    context, tail = _continuity(store, market, batch) if store is not None else ({}, None)
     try:
         outcome = validate(batch, max_bad_row_fraction=max_bad_row_fraction,
                            known_assets=known_assets, deliveries=deliveries, **context)
@@ -97,9 +98,8 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
         rejection = err
         outcome = err.outcome  # type: ignore[attr-defined]
     unchanged = 0
-    if incremental and rejection is None:   # re-fetched bars equal to the stored ones
-        outcome.clean, unchanged = drop_unchanged(CuratedStore(store_url), market,
-                                                  outcome.clean, tail)
+    if store is not None and rejection is None:   # re-fetched bars equal to the stored
+        outcome.clean, unchanged = drop_unchanged(store, market, outcome.clean, tail)
     t3 = time.perf_counter()
     seconds = {"fetch": t1 - t0, "standardize": t2 - t1, "validate": t3 - t2}
     rows = {"fetch": sum(d.rows or 0 for d in deliveries), "standardize": batch.n_rows(),
@@ -107,13 +107,12 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     return MarketOutput(market, deliveries, outcome, rejection, rows, seconds)
 
 
-def _continuity(store_url: str, market: str, batch: Any
+def _continuity(store: CuratedStore, market: str, batch: Any
                 ) -> tuple[dict[str, Any], StoredTail | None]:
     """Validation's context from the store (each delivered asset's last stored close
     before its first bar and date of its last stored bar, the stored actions that can
     explain a jump in this batch), and the stored panel as the batch touches it (read
     again by ``drop_unchanged``); ``({}, None)`` without a stored version."""
-    store = CuratedStore(store_url)
     frame = batch.fx if market == FX else batch.prices
     tail = StoredTail.open(store, market) if len(frame) else None
     if market == FX or batch.prices.empty:

@@ -138,7 +138,8 @@ def member_of(values: pd.Series, known: Container[str]) -> np.ndarray:
     [True, False, True, False]
     """
     codes, uniq = pd.factorize(values)        # a missing value has code -1
-    hit = np.fromiter((u in known for u in uniq), dtype=bool, count=len(uniq))
+    hit = np.fromiter((u in known for u in np.asarray(uniq, dtype=object)), dtype=bool,
+                      count=len(uniq))
     return np.append(hit, False)[codes]       # -1 picks the appended False
 
 
