@@ -54,6 +54,32 @@ def _asset_market(batch: CanonicalBatch) -> pd.Series:
     return a.set_index("asset_id")["market"]
 
 
+def _bar_markets(batch: CanonicalBatch) -> pd.Series:
+    """asset -> market for the batch's bars: the batch's assets table, else the market
+    of the source that delivered the asset's first bar (an incremental batch that did
+    not re-deliver the master file still gets its calendar checks).
+
+    Examples
+    --------
+    >>> from quantlib.standardize import CanonicalBatch
+    >>> b = CanonicalBatch.empty().replace(prices=pd.DataFrame(
+    ...     {"asset_id": ["KR0000000001"], "source": ["ftp-kr"]}))
+    >>> _bar_markets(b).to_dict()
+    {'KR0000000001': 'KR'}
+    """
+    am = _asset_market(batch)
+    p = batch.prices
+    if p.empty:
+        return am
+    first = p.drop_duplicates("asset_id").dropna(subset=["asset_id"])
+    first = first.loc[am.index.get_indexer(first["asset_id"]) < 0]
+    if first.empty:
+        return am
+    src = checks.lookup(first["source"], pd.Series(_source_markets(), dtype=object))
+    extra = pd.Series(src, index=first["asset_id"].to_numpy(), dtype=object).dropna()
+    return pd.concat([am.astype(object), extra])
+
+
 def _row_markets(name: str, frame: pd.DataFrame, asset_market: pd.Series,
                  source_market: dict[str, str]) -> pd.Series:
     if name == "fx":
@@ -112,7 +138,7 @@ def _collect_issues(batch: CanonicalBatch, known: _KnownAssets, max_jump: float,
             parts.append(checks.unknown_asset_issues(name, frame, known))
     p = batch.prices
     if len(p):
-        parts += [checks.ohlc_issues(p), checks.non_session_issues(p, _asset_market(batch))]
+        parts += [checks.ohlc_issues(p), checks.non_session_issues(p, _bar_markets(batch))]
         if known:
             parts.append(checks.unknown_asset_issues("prices", p, known))
         so_far = pd.concat(parts, ignore_index=True)

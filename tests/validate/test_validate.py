@@ -203,3 +203,25 @@ def test_incremental_missing_sessions_start_after_the_stored_last_bar(truth):
             if not ((batch.prices["asset_id"] == x) & (batch.prices["date"] == w[i])).any()]
     assert missing(validate(batch)) == sorted(want)
     assert len(want) == 5 + 7 + 7 + 6          # a: w1-w5, b: w0-w6, c: w0-w5 and w8, d: w0-w5
+
+
+def test_incremental_batch_without_master_still_checks_sessions(truth):
+    """An incremental batch that did not re-deliver the master file (no assets rows): a
+    bar dated on a Saturday is still quarantined as ``non_session``, its market taken
+    from the source that delivered it (``ftp-kr``); the stored ids make the asset known.
+    Before, such a batch skipped the calendar check and the bar reached the store."""
+    p = truth.prices
+    kr = truth.assets.loc[truth.assets["market"] == "KR", "asset_id"]
+    one = p[p["asset_id"] == kr.iloc[0]].tail(3).assign(source="ftp-kr")
+    saturday = one.iloc[[-1]].assign(date=pd.Timestamp("2025-03-08"), row=4242)
+    bars = pd.concat([one, saturday], ignore_index=True)
+    batch = truth.replace(prices=bars, assets=truth.assets.iloc[0:0],
+                          symbols=truth.symbols.iloc[0:0],
+                          corporate_actions=truth.corporate_actions.iloc[0:0],
+                          statements=truth.statements.iloc[0:0])
+    out = validate(batch, known_assets=frozenset(truth.assets["asset_id"]),
+                   max_bad_row_fraction=0.5)
+    ns = out.quarantine[out.quarantine["check"] == "non_session"]
+    assert ns[["asset_id", "row", "value", "market"]].values.tolist() == [
+        [kr.iloc[0], 4242, "2025-03-08", "KR"]]
+    assert len(out.clean.prices) == 3
