@@ -6,9 +6,13 @@ EU 6,000 assets (times ``--width-scale``) with that many years to the session be
 2025-12-31, a full build (the partitioned path where it is large), the vendor clock
 advanced one session, then one incremental refresh in a fresh process. That process
 wraps the refresh's stage functions (:data:`STAGES`) to record each call's wall time
-and market, and samples its own ``VmRSS`` every 20 ms, so each stage reports its summed
-seconds and the process's peak RSS while it ran (markets run in parallel threads: a
-stage's peak is the process's, not the stage's own share).
+and market (and the CPU time of the calling thread: ``cpu s``, which leaves out helper
+threads such as zarr's I/O loop), and samples its own ``VmRSS`` every 20 ms, so each
+stage reports its summed seconds and the process's peak RSS while it ran (markets run
+in parallel threads: a stage's peak is the process's, not the stage's own share). With
+``QUANTLIB_BENCH_STACKS=1`` the sampler also records where each market thread is (its
+innermost quantlib function and the leaf function) every 20 ms: what threads that take
+equally long wait on.
 """
 
 from __future__ import annotations
@@ -54,6 +58,18 @@ import quantlib.pipeline.tasks as tasks
 t_imp = time.perf_counter() - t_imp
 stages, profile = json.loads(sys.argv[3]), sys.argv[4] == "1"
 spans, samples, stop, local = [], [], threading.Event(), threading.local()
+stacks, market_of = {}, {}   # (market, quantlib function, leaf) -> samples; thread -> market
+want_stacks = os.environ.get("QUANTLIB_BENCH_STACKS") == "1"
+
+def where(frame):
+    """(innermost quantlib function, leaf function) of a thread's current stack."""
+    leaf, mine = f"{frame.f_code.co_name} ({os.path.basename(frame.f_code.co_filename)})", "-"
+    while frame is not None:
+        if "/quantlib/" in frame.f_code.co_filename:
+            mine = f"{frame.f_code.co_name} ({os.path.basename(frame.f_code.co_filename)})"
+            break
+        frame = frame.f_back
+    return mine, leaf
 
 def sampler():
     page = os.sysconf("SC_PAGE_SIZE") / 2 ** 20
@@ -61,15 +77,21 @@ def sampler():
         while not stop.is_set():
             f.seek(0)
             samples.append((time.perf_counter(), int(f.read().split()[1]) * page))
+            if want_stacks:
+                for tid, frame in sys._current_frames().items():
+                    if tid in market_of:
+                        key = (market_of[tid], *where(frame))
+                        stacks[key] = stacks.get(key, 0) + 1
             stop.wait(0.02)
 
 def timed(fn, stage):
     def inner(*a, **k):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         try:
             return fn(*a, **k)
         finally:
-            spans.append((stage, getattr(local, "market", "-"), t0, time.perf_counter()))
+            spans.append((stage, getattr(local, "market", "-"), t0, time.perf_counter(),
+                          time.thread_time() - c0))
     return inner
 
 for mod_name, attr, stage in stages:
@@ -80,31 +102,45 @@ for mod_name, attr, stage in stages:
 run_market = tasks.run_market
 def by_market(market, *a, **k):
     local.market = market
-    return run_market(market, *a, **k)
+    market_of[threading.get_ident()] = market
+    try:
+        return run_market(market, *a, **k)
+    finally:
+        market_of.pop(threading.get_ident(), None)
 tasks.run_market = by_market
 
 threading.Thread(target=sampler, daemon=True).start()
 prof = cProfile.Profile() if profile else None
-t0 = time.perf_counter()
+t0, c_all = time.perf_counter(), time.process_time()
 if prof:
     prof.enable()
 r = refresh(sys.argv[1], connection=types.SimpleNamespace(**json.loads(sys.argv[2])),
             scheduler="sync" if profile else "threads")
 if prof:
     prof.disable()
-wall = time.perf_counter() - t0
+wall, cpu = time.perf_counter() - t0, time.process_time() - c_all
 stop.set()
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
-out = {"mode": r.mode, "wall": wall, "import": t_imp, "rows": r.rows, "seconds": r.seconds,
-       "rss_mb": int(hwm[0].split()[1]) / 1024, "stages": {}, "note": r.note}
-for stage, market, a, b in spans:
+out = {"mode": r.mode, "wall": wall, "cpu": cpu, "import": t_imp, "rows": r.rows,
+       "seconds": r.seconds, "rss_mb": int(hwm[0].split()[1]) / 1024, "stages": {},
+       "note": r.note}
+try:   # the validation report's rows per check (info rows included)
+    with open(r.report_paths["json"]) as f:
+        out["by_check"] = json.load(f)["by_check"]
+except (KeyError, OSError) as exc:
+    print("no validation report:", repr(exc), file=sys.stderr)
+for stage, market, a, b, cpu in spans:
     peak = max((m for t, m in samples if a <= t <= b), default=0.0)
-    st = out["stages"].setdefault(stage, {"s": 0.0, "calls": 0, "peak_mb": 0.0,
+    st = out["stages"].setdefault(stage, {"s": 0.0, "cpu": 0.0, "calls": 0, "peak_mb": 0.0,
                                           "markets": {}})
     st["s"] += b - a
+    st["cpu"] += cpu
     st["calls"] += 1
     st["peak_mb"] = max(st["peak_mb"], peak)
     st["markets"][market] = round(st["markets"].get(market, 0.0) + b - a, 2)
+if stacks:   # where the market threads were, every 20 ms (QUANTLIB_BENCH_STACKS=1)
+    top = sorted(stacks.items(), key=lambda kv: -kv[1])[:20]
+    out["stacks"] = [[m, mine, leaf, n] for (m, mine, leaf), n in top]
 if prof:
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(45)
@@ -132,16 +168,21 @@ def one_day(store: str, connection: object, *, profile: bool = False) -> dict:
 
 def _print_day(r: dict) -> None:
     rows = r["rows"]
-    print(f"  incremental: wall {r['wall']:.1f} s (+ import {r['import']:.1f} s), peak RSS "
+    print(f"  incremental: wall {r['wall']:.1f} s (+ import {r['import']:.1f} s), CPU "
+          f"{r.get('cpu', 0.0):.1f} s (all threads), peak RSS "
           f"{r['rss_mb']:.0f} MB; rows fetched {rows.get('fetch', 0):,} / standardized "
           f"{rows.get('standardize', 0):,} / kept {rows.get('validate', 0):,} / unchanged "
           f"{rows.get('unchanged', 0):,}; region cells {rows.get('region_cells', 0):,}, "
           f"dates appended {rows.get('appended_dates', 0)}"
           + (f"; note: {r['note']}" if r.get("note") else ""))
-    print(f"  {'stage':<36}{'sum s':>8}{'calls':>7}{'peak MB':>9}  per market s")
+    print(f"  {'stage':<36}{'sum s':>8}{'cpu s':>8}{'calls':>7}{'peak MB':>9}  per market s")
     for stage, st in r["stages"].items():
-        print(f"  {stage:<36}{st['s']:8.2f}{st['calls']:7}{st['peak_mb']:9.0f}  "
-              f"{st['markets']}")
+        print(f"  {stage:<36}{st['s']:8.2f}{st.get('cpu', 0.0):8.2f}{st['calls']:7}"
+              f"{st['peak_mb']:9.0f}  {st['markets']}")
+    for m, mine, leaf, n in r.get("stacks", []):
+        print(f"  samples {n:5} {m:3} {mine:<44} <- {leaf}")
+    if "by_check" in r:
+        print(f"  validation report rows per check: {r['by_check']}")
     if r.get("profile"):
         print(r["profile"])
 

@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         import cProfile
         import pstats
 
-        prof = cProfile.Profile()
+        prof = cProfile.Profile(time.process_time)
         prof.runcall(runs[args.profile], state)
         pstats.Stats(prof).sort_stats("cumulative").print_stats(45)
         pstats.Stats(prof).sort_stats("tottime").print_stats(30)

@@ -31,7 +31,8 @@ import pandas as pd
 import zarr
 
 from quantlib import calendars
-from quantlib.errors import SnapshotNotFoundError, StoreError
+from quantlib.errors import SnapshotNotFoundError
+from quantlib.pipeline.continuity import StoredTail
 from quantlib.pipeline.merge import canonical
 from quantlib.pipeline.result import RefreshResult
 from quantlib.raw import Delivery, RawZone
@@ -39,10 +40,10 @@ from quantlib.standardize import CanonicalBatch
 from quantlib.standardize.api import endpoint_of
 from quantlib.store import CuratedStore
 from quantlib.store.curated import STORED_ROWS_ATTR
-from quantlib.store.increment import last_closes, last_stored_date
-from quantlib.store.panels import PRICE_VARS, panel_to_fx, panel_to_prices
+from quantlib.store.increment import last_stored_date
 from quantlib.store.tables import read_table_group
 from quantlib.validate import ValidationOutcome
+from quantlib.validate.checks import member_of
 
 __all__ = ["fetch_windows", "changed_deliveries", "previous_closes", "publish_delta",
            "upsert_table", "upsert_appending", "drop_unchanged", "tag_of",
@@ -126,31 +127,16 @@ def previous_closes(store: CuratedStore, market: str, prices: pd.DataFrame
     """Each asset's last stored close before its first bar in ``prices``.
 
     Reads the stored ``date``/``asset`` coordinates and, backwards from each first-bar
-    row, only as much of ``close`` as it takes to find a bar (never the whole panel).
-    Returns ``asset_id, date, close`` (assets without a stored bar before are left out).
+    row, only as much of ``close`` as it takes to find a bar (never the whole panel;
+    :meth:`~quantlib.pipeline.continuity.StoredTail.previous_closes`). Returns
+    ``asset_id, date, close`` (assets without a stored bar before are left out).
     """
-    empty = pd.DataFrame({"asset_id": pd.Series([], dtype="str"),
-                          "date": pd.Series([], dtype="datetime64[ns]"),
-                          "close": pd.Series([], dtype="float64")})
-    if prices.empty or market not in store.markets():
-        return empty
-    ds = store.open_prices(market)
-    dates = ds["date"].values
-    assets = pd.Index(ds["asset"].values.astype(str))
-    first = prices.groupby("asset_id")["date"].min()
-    cols = assets.get_indexer(first.index.astype(str))
-    rows = np.searchsorted(dates, first.to_numpy(dtype="datetime64[ns]"))
-    keep = (cols >= 0) & (rows > 0)
-    session = store.repo.readonly_session(snapshot_id=ds.attrs["snapshot_id"])
-    close = cast(zarr.Array, zarr.open_group(session.store, mode="r")[f"prices/{market}/close"])
-    parts = []
-    for r in np.unique(rows[keep]):
-        sel = np.flatnonzero(keep & (rows == r))
-        seed = last_closes(close, int(r), cols[sel])
-        parts.append(pd.DataFrame({"asset_id": first.index[sel].astype(str),
-                                   "date": dates[r - 1], "close": seed}))
-    out = pd.concat([empty, *parts], ignore_index=True)
-    return out[out["close"].notna()].reset_index(drop=True)
+    tail = StoredTail.open(store, market) if len(prices) else None
+    if tail is None:
+        return pd.DataFrame({"asset_id": pd.Series([], dtype="str"),
+                             "date": pd.Series([], dtype="datetime64[ns]"),
+                             "close": pd.Series([], dtype="float64")})
+    return tail.previous_closes(prices)
 
 
 def stored_action_dates(store: CuratedStore, prices: pd.DataFrame) -> pd.DataFrame:
@@ -167,48 +153,32 @@ def stored_action_dates(store: CuratedStore, prices: pd.DataFrame) -> pd.DataFra
         return empty
     ca = read_table_group(root, "corporate_actions", columns=["asset_id", "ex_date"])
     keep = (ca["ex_date"] >= prices["date"].min()).to_numpy() & \
-        ca["asset_id"].isin(set(prices["asset_id"].astype(str))).to_numpy()
+        member_of(ca["asset_id"], frozenset(prices["asset_id"].astype(str).unique()))
     return ca.loc[keep].reset_index(drop=True)
 
 
-def drop_unchanged(store: CuratedStore, market: str, batch: CanonicalBatch
-                   ) -> tuple[CanonicalBatch, int]:
+def drop_unchanged(store: CuratedStore, market: str, batch: CanonicalBatch,
+                   tail: StoredTail | None = None) -> tuple[CanonicalBatch, int]:
     """The batch without the bars (or FX rows) the store already holds with the same
     values and ``known_at``, and how many were dropped.
 
     A look-back window re-fetches recent bars to catch corrections; the ones that did
-    not change must not make a new version. Reads only the stored tail from the first
-    delivered date, for the delivered assets (FX: all currencies).
+    not change must not make a new version. Reads only the stored cells of the
+    delivered (asset, date) pairs (FX: (currency, date)) from ``tail`` (the panel as
+    the task's continuity read it; opened at the tip when not given).
     """
-    if market == FX:
-        frame, keys, cols = batch.fx, ["date", "currency"], ["rate"]
-    else:
-        frame, keys, cols = batch.prices, ["asset_id", "date"], list(PRICE_VARS)
+    name = "fx" if market == FX else "prices"
+    frame = batch.fx if market == FX else batch.prices
     if frame.empty:
         return batch, 0
-    try:
-        if market == FX:
-            stored = panel_to_fx(store.open_fx().sel(date=slice(frame["date"].min(), None)))
-        elif market in store.markets():
-            ds = store.open_prices(market)
-            assets = pd.Index(ds["asset"].values.astype(str))
-            cols_at = np.unique(assets.get_indexer(frame["asset_id"].astype(str).unique()))
-            ds = ds.sel(date=slice(frame["date"].min(), None)).isel(asset=cols_at[cols_at >= 0])
-            stored = panel_to_prices(ds)
-        else:
-            return batch, 0
-    except (SnapshotNotFoundError, StoreError):
+    tail = tail if tail is not None else StoredTail.open(store, market)
+    if tail is None:
         return batch, 0
-    both = frame[keys].merge(stored, on=keys, how="left")
-    same = np.array(both["known_at"].eq(frame["known_at"].to_numpy()), dtype=bool)
-    for c in cols:
-        a, b = frame[c].to_numpy(dtype="float64"), both[c].to_numpy(dtype="float64")
-        same &= (a == b) | (np.isnan(a) & np.isnan(b))
+    same = tail.unchanged(frame)
     dropped = int(same.sum())
     if not dropped:
         return batch, 0
-    kept = frame[~same].reset_index(drop=True)
-    return batch.replace(**{"fx" if market == FX else "prices": kept}), dropped
+    return batch.replace(**{name: frame[~same].reset_index(drop=True)}), dropped
 
 
 def upsert_table(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFrame:

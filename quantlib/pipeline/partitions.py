@@ -8,7 +8,9 @@ partition is one Dask task, :func:`run_partition`:
 2. validate them with the market's assets and corporate actions as context (the same
    checks as a whole-market batch; the threshold is applied later to the market's
    totals) and keep the prices part of the outcome (quarantine rows, counts);
-3. spill the clean bars to ``<spill>/<market>/<partition>.parquet`` (sorted by date)
+3. spill the clean bars to ``<spill>/<market>/<partition>.arrow`` (an Arrow IPC file,
+   LZ4-compressed buffers, sorted by date, ``asset_id`` dictionary-encoded so a chunk
+   task maps the few distinct ids to panel columns instead of hashing every bar's id)
    and return a small :class:`PartitionResult`: date range, each asset's first and last
    bar that the jump check sees ("rest" bars), each asset's last clean close.
 
@@ -28,6 +30,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from quantlib.errors import BatchRejectedError, StoreError
 from quantlib.raw import Delivery, RawZone
@@ -144,10 +148,9 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
     # the bars travel by the spill file only: the outcome sent back to the driver keeps
     # the counts (report) and the quarantine, never the partition's clean prices
     outcome.clean = clean.replace(prices=clean.prices.iloc[:0])
-    fs, path = resolve_location(spill).open_fs(market, f"{index:06d}.parquet")
+    fs, path = resolve_location(spill).open_fs(market, f"{index:06d}.arrow")
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-    with fs.open(path, "wb") as f:
-        bars.to_parquet(f, index=False, row_group_size=1 << 16)
+    _write_spill(fs, path, bars)
     by_asset = rest.sort_values("date", kind="stable").groupby("asset_id", sort=False)
     last_clean = bars.groupby("asset_id", sort=False).tail(1).loc[:, ["asset_id", "date",
                                                                       "close"]]
@@ -160,6 +163,17 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
         rows={"fetch": sum(int(d.rows or 0) for d in deliveries), "standardize": len(prices),
               "validate": len(bars)},
         seconds={"standardize": t1 - t0, "validate": t2 - t1})
+
+
+def _write_spill(fs: Any, path: str, bars: pd.DataFrame) -> None:
+    """Write a partition's bars (``SPILL_COLUMNS``, date order) as one Arrow IPC record
+    batch: ``asset_id`` dictionary-encoded, buffers LZ4-compressed (no per-value
+    encoding: writing and reading are little more than copies)."""
+    table = pa.Table.from_pandas(bars, preserve_index=False).combine_chunks()
+    table = table.set_column(0, "asset_id", pc.dictionary_encode(table["asset_id"]))
+    options = pa.ipc.IpcWriteOptions(compression="lz4")
+    with fs.open(path, "wb") as f, pa.ipc.new_file(f, table.schema, options=options) as w:
+        w.write_table(table, max_chunksize=max(1, table.num_rows))
 
 
 def _by_asset(rows: pd.DataFrame) -> pd.DataFrame:
@@ -240,28 +254,30 @@ def chunk_grids(spill_fs: Any, paths: list[str], seed_paths: list[str], dates: n
     first row, as in a whole build), ``dropped`` the ``asset_id, date`` of bars the
     boundary jump check removed.
     """
-    lo, hi = pd.Timestamp(dates[0]), pd.Timestamp(dates[-1])
-    bars = _read_spill(spill_fs, paths, [("date", ">=", lo), ("date", "<=", hi)], dropped)
+    lo, hi = np.datetime64(dates[0], "ns"), np.datetime64(dates[-1], "ns")
+    id_index = pd.Index(ids)
+    gone = _gone(dropped, id_index)
     seed = seed.copy()
     if seed_paths:
-        early = _read_spill(spill_fs, seed_paths, [("date", "<", lo)], dropped)
-        last = early.sort_values(["asset_id", "date"], kind="stable").groupby("asset_id").tail(1)
-        pos = pd.Index(ids).get_indexer(last["asset_id"].astype(str))
-        seed[pos[pos >= 0]] = last["close"].to_numpy(dtype="float64")[pos >= 0]
+        early = _read_spill(spill_fs, seed_paths, None, lo, id_index, gone, strict=False)
+        # each asset's last bar before the chunk (the latest date; among equal dates the
+        # later file, as a stable sort by asset then date keeps them)
+        order = np.lexsort((early.dates, early.col))
+        col_s = early.col[order]
+        last = order[np.r_[col_s[1:] != col_s[:-1], True]] if len(order) else order
+        last = last[early.col[last] >= 0]
+        seed[early.col[last]] = early.values["close"][last]
+    bars = _read_spill(spill_fs, paths, lo, hi, id_index, gone, strict=True)
     shape = (len(dates), len(ids))
-    row = np.searchsorted(dates, ns_values(bars["date"]))
-    col = pd.Index(ids).get_indexer(bars["asset_id"].astype(str))
-    if (col < 0).any():
-        raise StoreError("every priced asset must be in the assets table",
-                         found="no assets row", fix="commit the assets frame with the prices",
-                         asset=str(bars["asset_id"].to_numpy()[col < 0][0]))
+    row = np.searchsorted(dates, bars.dates)
+    col = bars.col
     out: dict[str, np.ndarray] = {}
     for var in PRICE_VARS:
         grid = np.full(shape, np.nan)
-        grid[row, col] = bars[var].to_numpy(dtype="float64")
+        grid[row, col] = bars.values[var]
         out[var] = grid
     known = np.full(shape, NAT_INT, dtype="int64")
-    known[row, col] = ns_values(bars["known_at"]).view("int64")
+    known[row, col] = bars.known
     acts = actions if before is None or actions.empty else \
         actions[ns_values(actions["ex_date"]) > np.datetime64(before, "ns")]
     split, dividend = actions_grid(acts, pd.DatetimeIndex(dates), pd.Index(ids))
@@ -272,18 +288,70 @@ def chunk_grids(spill_fs: Any, paths: list[str], seed_paths: list[str], dates: n
     return out
 
 
-def _read_spill(fs: Any, paths: list[str], filters: list[tuple[str, str, Any]],
-                dropped: pd.DataFrame) -> pd.DataFrame:
-    frames = []
+@dataclass
+class _Bars:
+    """Spilled bars as arrays: date (datetime64[ns]), panel column, values, known_at
+    (int64 ns)."""
+
+    dates: np.ndarray
+    col: np.ndarray
+    values: dict[str, np.ndarray]
+    known: np.ndarray
+
+
+def _gone(dropped: pd.DataFrame, ids: pd.Index) -> pd.MultiIndex | None:
+    """``(column, date)`` of the bars the boundary jump check removed (None: none)."""
+    if not len(dropped):
+        return None
+    return pd.MultiIndex.from_arrays([ids.get_indexer(dropped["asset_id"].astype(str)),
+                                      ns_values(dropped["date"])])
+
+
+def _read_spill(fs: Any, paths: list[str], lo: Any, hi: Any, ids: pd.Index,
+                gone: pd.MultiIndex | None, *, strict: bool) -> _Bars:
+    """The bars of ``paths`` dated ``lo..hi`` (``lo`` None: from the start; ``hi``
+    inclusive, or exclusive when ``lo`` is None), less those in ``gone``. ``strict``:
+    a bar whose asset is not in ``ids`` is an error (else its column is -1)."""
+    parts = []
     for path in paths:
         with fs.open(path, "rb") as f:
-            frames.append(pd.read_parquet(f, filters=filters))
-    bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        {c: pd.Series([], dtype="float64") for c in SPILL_COLUMNS})
-    if len(dropped) and len(bars):
-        gone = pd.MultiIndex.from_frame(dropped.loc[:, ["asset_id", "date"]])
-        bars = bars[~pd.MultiIndex.from_frame(bars.loc[:, ["asset_id", "date"]]).isin(gone)]
-    if bars.empty:
-        bars = bars.astype({"asset_id": "str", "date": "datetime64[ns]"})
-        bars["known_at"] = pd.to_datetime(bars["known_at"], utc=True)
+            table = pa.ipc.open_file(f).read_all()
+        if table.num_rows == 0:
+            continue
+        dates = table["date"].to_numpy().astype("datetime64[ns]", copy=False)
+        if lo is None:
+            a, b = 0, int(np.searchsorted(dates, hi, side="left"))
+        else:
+            a = int(np.searchsorted(dates, lo, side="left"))
+            b = int(np.searchsorted(dates, hi, side="right"))
+        if b > a:
+            parts.append(table.slice(a, b - a))
+    if not parts:
+        return _Bars(np.zeros(0, "datetime64[ns]"), np.zeros(0, np.int64),
+                     {v: np.zeros(0) for v in PRICE_VARS}, np.zeros(0, np.int64))
+    codes, dates, known = [], [], []
+    values: dict[str, list[np.ndarray]] = {v: [] for v in PRICE_VARS}
+    for t in parts:
+        chunk = t.column("asset_id").combine_chunks()
+        lookup = ids.get_indexer(chunk.dictionary.to_numpy(zero_copy_only=False).astype(str))
+        col = lookup[chunk.indices.to_numpy(zero_copy_only=False)] if len(lookup) else \
+            np.zeros(0, np.int64)
+        if strict and (col < 0).any():
+            first = chunk.indices[int(np.flatnonzero(col < 0)[0])].as_py()
+            raise StoreError("every priced asset must be in the assets table",
+                             found="no assets row", fix="commit the assets frame with the "
+                             "prices", asset=str(chunk.dictionary[first].as_py()))
+        codes.append(col)
+        dates.append(t["date"].to_numpy().astype("datetime64[ns]", copy=False))
+        at = pc.cast(t["known_at"], pa.timestamp("ns", tz="UTC"))
+        known.append(pc.fill_null(pc.cast(at, pa.int64()), NAT_INT)
+                     .to_numpy(zero_copy_only=False))
+        for v in PRICE_VARS:
+            values[v].append(t[v].to_numpy(zero_copy_only=False).astype("float64", copy=False))
+    bars = _Bars(np.concatenate(dates), np.concatenate(codes),
+                 {v: np.concatenate(a) for v, a in values.items()}, np.concatenate(known))
+    if gone is not None and len(bars.col):
+        keep = ~pd.MultiIndex.from_arrays([bars.col, bars.dates]).isin(gone)
+        bars = _Bars(bars.dates[keep], bars.col[keep], {v: a[keep] for v, a in
+                                                         bars.values.items()}, bars.known[keep])
     return bars

@@ -35,6 +35,8 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import zarr
 from tqdm.auto import tqdm
 
 from quantlib.config import load_config
@@ -46,6 +48,7 @@ from quantlib.pipeline.result import RefreshResult
 from quantlib.pipeline.tasks import FX, MarketOutput, run_market, run_market_with_retries
 from quantlib.raw import RawZone
 from quantlib.store import CuratedStore
+from quantlib.store.tables import read_table_group
 from quantlib.validate import ValidationOutcome, write_report
 
 __all__ = ["refresh", "new_refresh_id", "publish_outcome"]
@@ -87,11 +90,19 @@ def _fan_out(markets: Sequence[str], store_url: str, connection: Any, fetch_id: 
         return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
 
 
-def _known_assets(store: CuratedStore) -> tuple[str, ...]:
+def _known_assets(store: CuratedStore) -> frozenset[str]:
+    """The stored asset ids (the one column of the assets table), one set per refresh:
+    every market's validation uses it as is (a frozenset is also a single literal in a
+    dask graph, never walked per item)."""
     try:
-        return tuple(store.read_table("assets")["asset_id"].astype(str))
+        root = zarr.open_group(store.repo.readonly_session(snapshot_id=store.resolve()).store,
+                               mode="r")
     except SnapshotNotFoundError:
-        return ()
+        return frozenset()
+    if "assets" not in root:
+        return frozenset()
+    ids = read_table_group(root, "assets", columns=["asset_id"])["asset_id"]
+    return frozenset(np.asarray(ids.dropna().astype(str), dtype=object))
 
 
 def _rejected_error(outputs: list[MarketOutput], report_md: str) -> BatchRejectedError:

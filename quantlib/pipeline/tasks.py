@@ -10,14 +10,15 @@ marked ``rejected`` so the refresh can report every market before it raises.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from quantlib.errors import BatchRejectedError, SnapshotNotFoundError, TransientSourceError
+from quantlib.pipeline.continuity import StoredTail
 from quantlib.pipeline.incremental import (
     changed_deliveries,
     drop_unchanged,
-    previous_closes,
     stored_action_dates,
 )
 from quantlib.raw import Delivery, RawZone
@@ -48,7 +49,7 @@ class MarketOutput:
 
 def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
                max_bad_row_fraction: float | None = None,
-               known_assets: tuple[str, ...] = (), fetch_workers: int = 8,
+               known_assets: Collection[str] = (), fetch_workers: int = 8,
                incremental: bool = False, start: Any = None,
                deliveries: list[Delivery] | None = None) -> MarketOutput:
     """Fetch, standardize and validate one market (or ``"FX"``).
@@ -88,7 +89,8 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     batch = standardize(deliveries, raw)
     t2 = time.perf_counter()
     rejection = None
-    context = _continuity(store_url, market, batch) if incremental else {}
+    store = CuratedStore(store_url) if incremental else None
+    context, tail = _continuity(store, market, batch) if store is not None else ({}, None)
     try:
         outcome = validate(batch, max_bad_row_fraction=max_bad_row_fraction,
                            known_assets=known_assets, deliveries=deliveries, **context)
@@ -96,9 +98,8 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
         rejection = err
         outcome = err.outcome  # type: ignore[attr-defined]
     unchanged = 0
-    if incremental and rejection is None:   # re-fetched bars equal to the stored ones
-        outcome.clean, unchanged = drop_unchanged(CuratedStore(store_url), market,
-                                                  outcome.clean)
+    if store is not None and rejection is None:   # re-fetched bars equal to the stored
+        outcome.clean, unchanged = drop_unchanged(store, market, outcome.clean, tail)
     t3 = time.perf_counter()
     seconds = {"fetch": t1 - t0, "standardize": t2 - t1, "validate": t3 - t2}
     rows = {"fetch": sum(d.rows or 0 for d in deliveries), "standardize": batch.n_rows(),
@@ -106,19 +107,24 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     return MarketOutput(market, deliveries, outcome, rejection, rows, seconds)
 
 
-def _continuity(store_url: str, market: str, batch: Any) -> dict[str, Any]:
-    """The stored last close per delivered asset and the stored actions (validation)."""
-    from quantlib.store import CuratedStore
-
-    store = CuratedStore(store_url)
+def _continuity(store: CuratedStore, market: str, batch: Any
+                ) -> tuple[dict[str, Any], StoredTail | None]:
+    """Validation's context from the store (each delivered asset's last stored close
+    before its first bar and date of its last stored bar, the stored actions that can
+    explain a jump in this batch), and the stored panel as the batch touches it (read
+    again by ``drop_unchanged``); ``({}, None)`` without a stored version."""
+    frame = batch.fx if market == FX else batch.prices
+    tail = StoredTail.open(store, market) if len(frame) else None
     if market == FX or batch.prices.empty:
-        return {}
+        return {}, tail
     try:   # only the actions that can explain a jump in this batch (its assets, dates)
-        actions = stored_action_dates(store, batch.prices)
+        context: dict[str, Any] = {"stored_actions": stored_action_dates(store, batch.prices)}
     except SnapshotNotFoundError:
-        return {}
-    return {"previous": previous_closes(store, market, batch.prices),
-            "stored_actions": actions}
+        return {}, tail
+    if tail is not None:
+        context.update(previous=tail.previous_closes(batch.prices),
+                       last_bars=tail.last_bars(batch.prices))
+    return context, tail
 
 
 def run_market_with_retries(market: str, store_url: str, connection: Any, fetch_id: str,

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -26,6 +28,7 @@ from quantlib.standardize.common import (
     epoch_ms_utc,
     listed_known_at,
     price_known_at,
+    repeat_text,
     to_float,
     unparsed,
 )
@@ -48,6 +51,56 @@ _PARSED = {  # canonical field -> JSON key, for values that must parse
     "fundamentals": {"period_end": "period_end_ms", "value": "value",
                      "known_at": "published_ms"},
     "fx": {"date": "t", "rate": "per_usd"},
+}
+# The two endpoints that carry almost every row (bars and statements) are decoded by a
+# typed msgspec decoder straight into columns, every field required and of one JSON type
+# (``float`` takes JSON integers too). A group of pages it does not accept (a missing
+# key, a null, text in a number, malformed JSON) is read by the general path
+# (``json.loads``, Arrow or pandas), which gives the same frame for the pages both accept.
+
+
+class _PriceRow(msgspec.Struct):
+    isin: str
+    ticker: str
+    t: int
+    o: float
+    h: float
+    l: float  # noqa: E741 - the vendor's key
+    c: float
+    v: float
+
+
+class _StatementRow(msgspec.Struct):
+    isin: str
+    field: str
+    period_end_ms: int
+    value: float
+    currency: str
+    published_ms: int
+
+
+def _price_columns(rows: list[_PriceRow]) -> dict[str, list[Any]]:
+    return {"isin": [r.isin for r in rows], "ticker": [r.ticker for r in rows],
+            "t": [r.t for r in rows], "o": [r.o for r in rows], "h": [r.h for r in rows],
+            "l": [r.l for r in rows], "c": [r.c for r in rows], "v": [r.v for r in rows]}
+
+
+def _statement_columns(rows: list[_StatementRow]) -> dict[str, list[Any]]:
+    return {"isin": [r.isin for r in rows], "field": [r.field for r in rows],
+            "period_end_ms": [r.period_end_ms for r in rows],
+            "value": [r.value for r in rows], "currency": [r.currency for r in rows],
+            "published_ms": [r.published_ms for r in rows]}
+
+
+#: dtype of each typed column (the rest are float64)
+_TYPED_KINDS = {"isin": "str", "ticker": "str", "field": "str", "currency": "str",
+                "t": "int64", "period_end_ms": "int64", "published_ms": "int64"}
+_TYPED: dict[str, tuple[Any, Any]] = {
+    "prices": (msgspec.json.Decoder(msgspec.defstruct("_PricePage",
+                                                      [("data", list[_PriceRow])])),
+               _price_columns),
+    "fundamentals": (msgspec.json.Decoder(msgspec.defstruct(
+        "_StatementPage", [("data", list[_StatementRow])])), _statement_columns),
 }
 FX_KNOWN_AT_UTC = pd.Timedelta(hours=21, minutes=15)
 """A date's FX rates are known at 21:15 UTC that day (unless the page sends
@@ -118,6 +171,55 @@ def _frame(records: list[dict], expected: list[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def _typed_frame(group: Sequence[tuple[bytes, Delivery]], endpoint: str
+                 ) -> pd.DataFrame | None:
+    """The pages of a typed endpoint as one frame (columns as the general path's, plus
+    ``row``, ``source``, ``file``); ``None`` when some page does not fit the typed
+    decoder (or the endpoint has none)."""
+    if endpoint not in _TYPED:
+        return None
+    decoder, columns = _TYPED[endpoint]
+    rows: list[Any] = []
+    counts: list[int] = []
+    try:
+        for data, _d in group:
+            page = decoder.decode(data).data
+            rows += page
+            counts.append(len(page))
+    except msgspec.DecodeError:
+        return None
+    out: dict[str, Any] = {}
+    for name, values in columns(rows).items():
+        kind = _TYPED_KINDS.get(name, "float64")
+        out[name] = pd.array(pa.array(values, pa.large_string()), dtype="str") \
+            if kind == "str" else np.array(values, dtype=kind)
+    f = pd.DataFrame(out)
+    f["row"] = np.concatenate([np.arange(n, dtype="int64") for n in counts]) if counts \
+        else np.zeros(0, dtype="int64")
+    f["source"] = repeat_text([d.source for _, d in group], counts)
+    f["file"] = repeat_text([d.file for _, d in group], counts)
+    return f
+
+
+def _general_frame(group: Sequence[tuple[bytes, Delivery]], endpoint: str
+                   ) -> pd.DataFrame | None:
+    """The pages as one frame by ``json.loads`` (any value types; ``None``: no rows)."""
+    records: list[dict] = []
+    rows, counts = [], []
+    for data, d in group:
+        recs = _records(data, d, endpoint)
+        records.extend(recs)
+        rows.append(np.arange(len(recs), dtype="int64"))
+        counts.append(len(recs))
+    if not records:
+        return None
+    f = _frame(records, API_COLUMNS[endpoint])
+    f["row"] = np.concatenate(rows)
+    f["source"] = repeat_text([d.source for _, d in group], counts)
+    f["file"] = repeat_text([d.file for _, d in group], counts)
+    return f
+
+
 def read_api_many(items: Sequence[tuple[bytes, Delivery]]) -> CanonicalBatch:
     """Standardize many API pages at once (pages of one endpoint and market concatenated)."""
     groups: dict[tuple[str, str], list[tuple[bytes, Delivery]]] = {}
@@ -132,20 +234,11 @@ def read_api_many(items: Sequence[tuple[bytes, Delivery]]) -> CanonicalBatch:
     parts: dict[str, list[pd.DataFrame]] = {}
     bad: list[pd.DataFrame] = []
     for (endpoint, market), group in groups.items():
-        records: list[dict] = []
-        rows, files, sources = [], [], []
-        for data, d in group:
-            recs = _records(data, d, endpoint)
-            records.extend(recs)
-            rows.append(np.arange(len(recs), dtype="int64"))
-            files += [d.file] * len(recs)
-            sources += [d.source] * len(recs)
-        if not records:
+        f = _typed_frame(group, endpoint)
+        if f is None:
+            f = _general_frame(group, endpoint)
+        if f is None or not len(f):
             continue
-        f = _frame(records, API_COLUMNS[endpoint])
-        f["row"] = np.concatenate(rows)
-        f["source"] = sources
-        f["file"] = files
         frame_name, parser = _PARSERS[endpoint]
         out = parser(f, market)
         parts.setdefault(frame_name, []).append(out)

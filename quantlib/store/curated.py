@@ -603,6 +603,9 @@ def _write_lazy_panels(session: icechunk.Session, panels: Mapping[str, xr.Datase
             template[v].attrs = ds[v].attrs
         template.to_zarr(session.store, group=group, mode="w", compute=False,
                          consolidated=False, zarr_format=3, encoding=encoding)
+        # the date grid is set while the arrays are still empty, so the partly filled
+        # last block is written once, exactly sized (sealing after the writes rewrote it)
+        dategrid.seal(zarr.open_group(session.store, path=group, mode="a"))
         tasks.append((group, ds))
     fork = session.fork()
     writes = []

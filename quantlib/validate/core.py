@@ -54,6 +54,32 @@ def _asset_market(batch: CanonicalBatch) -> pd.Series:
     return a.set_index("asset_id")["market"]
 
 
+def _bar_markets(batch: CanonicalBatch) -> pd.Series:
+    """asset -> market for the batch's bars: the batch's assets table, else the market
+    of the source that delivered the asset's first bar (an incremental batch that did
+    not re-deliver the master file still gets its calendar checks).
+
+    Examples
+    --------
+    >>> from quantlib.standardize import CanonicalBatch
+    >>> b = CanonicalBatch.empty().replace(prices=pd.DataFrame(
+    ...     {"asset_id": ["KR0000000001"], "source": ["ftp-kr"]}))
+    >>> _bar_markets(b).to_dict()
+    {'KR0000000001': 'KR'}
+    """
+    am = _asset_market(batch)
+    p = batch.prices
+    if p.empty:
+        return am
+    first = p.drop_duplicates("asset_id").dropna(subset=["asset_id"])
+    first = first.loc[am.index.get_indexer(first["asset_id"]) < 0]
+    if first.empty:
+        return am
+    src = checks.lookup(first["source"], pd.Series(_source_markets(), dtype=object))
+    extra = pd.Series(src, index=first["asset_id"].to_numpy(), dtype=object).dropna()
+    return pd.concat([am.astype(object), extra])
+
+
 def _row_markets(name: str, frame: pd.DataFrame, asset_market: pd.Series,
                  source_market: dict[str, str]) -> pd.Series:
     if name == "fx":
@@ -76,9 +102,35 @@ def _source_markets() -> dict[str, str]:
     return {name: s.market for name, s in SOURCES.items()}
 
 
-def _collect_issues(batch: CanonicalBatch, known: set[str], max_jump: float,
+class _KnownAssets:
+    """The asset ids valid in a batch: the batch's own assets, then the stored ones.
+
+    ``stored`` is used as given when it is a set (a refresh builds it once and hands the
+    same set to every market), so validating a batch never copies the stored universe.
+
+    Examples
+    --------
+    >>> k = _KnownAssets(["A"], frozenset({"B"}))
+    >>> "A" in k, "B" in k, "C" in k, bool(_KnownAssets([], ()))
+    (True, True, False, False)
+    """
+
+    def __init__(self, batch: Iterable[str], stored: Iterable[str] | None = None) -> None:
+        self.batch = frozenset(batch)
+        self.stored = stored if isinstance(stored, set | frozenset) \
+            else frozenset(stored or ())
+
+    def __contains__(self, asset_id: object) -> bool:
+        return asset_id in self.batch or asset_id in self.stored
+
+    def __bool__(self) -> bool:
+        return bool(self.batch) or bool(self.stored)
+
+
+def _collect_issues(batch: CanonicalBatch, known: _KnownAssets, max_jump: float,
                     previous: pd.DataFrame | None = None,
-                    stored_actions: pd.DataFrame | None = None) -> pd.DataFrame:
+                    stored_actions: pd.DataFrame | None = None,
+                    last_bars: pd.Series | None = None) -> pd.DataFrame:
     parts = [pd.DataFrame({c: [] for c in ISSUE_COLUMNS})]
     for name, frame in batch.frames().items():
         parts += [schema_issues(name, frame), checks.duplicate_issues(name, frame)]
@@ -86,7 +138,7 @@ def _collect_issues(batch: CanonicalBatch, known: set[str], max_jump: float,
             parts.append(checks.unknown_asset_issues(name, frame, known))
     p = batch.prices
     if len(p):
-        parts += [checks.ohlc_issues(p), checks.non_session_issues(p, _asset_market(batch))]
+        parts += [checks.ohlc_issues(p), checks.non_session_issues(p, _bar_markets(batch))]
         if known:
             parts.append(checks.unknown_asset_issues("prices", p, known))
         so_far = pd.concat(parts, ignore_index=True)
@@ -98,7 +150,7 @@ def _collect_issues(batch: CanonicalBatch, known: set[str], max_jump: float,
             ca = pd.concat([stored_actions.loc[:, ["asset_id", "ex_date"]],
                             ca.loc[:, ["asset_id", "ex_date"]]], ignore_index=True)
         parts += [checks.jump_issues(rest, ca, max_jump, previous),
-                  checks.missing_session_issues(p, batch.assets)]  # delivered, good or bad
+                  checks.missing_session_issues(p, batch.assets, last_bars)]  # good or bad
     return pd.concat(parts, ignore_index=True)
 
 
@@ -163,7 +215,8 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
              config: Config | None = None, known_assets: Iterable[str] | None = None,
              deliveries: Iterable[Delivery] | None = None,
              previous: pd.DataFrame | None = None,
-             stored_actions: pd.DataFrame | None = None) -> ValidationOutcome:
+             stored_actions: pd.DataFrame | None = None,
+             last_bars: pd.Series | None = None) -> ValidationOutcome:
     """Check a canonical batch; split it into clean rows and a quarantine.
 
     Parameters
@@ -176,7 +229,8 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
     config : Config, optional
         Platform config (``validation.max_unexplained_jump`` etc.).
     known_assets : iterable of str, optional
-        Asset ids already in the store (valid in addition to the batch's assets).
+        Asset ids already in the store (valid in addition to the batch's assets); a
+        ``set``/``frozenset`` is used as is (build it once for many batches).
     deliveries : iterable of Delivery, optional
         The batch's deliveries, to reconcile row counts with the manifest.
     previous : DataFrame, optional
@@ -185,6 +239,9 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
         close).
     stored_actions : DataFrame, optional
         Corporate actions already stored (``asset_id, ex_date``): they explain jumps too.
+    last_bars : Series, optional
+        Continuity for an incremental batch: the date of each asset's last stored bar
+        (index ``asset_id``); only sessions after it can be missing.
 
     Raises
     ------
@@ -201,9 +258,9 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
     max_jump = float(cfg["validation"]["max_unexplained_jump"])
     batch = batch.replace(**{k: v.reset_index(drop=True) for k, v in batch.frames().items()})
     asset_market = _asset_market(batch)
-    known = set(asset_market.index) | set(known_assets or ())
+    known = _KnownAssets(asset_market.index, known_assets)
     source_market = _source_markets()
-    issues = _collect_issues(batch, known, max_jump, previous, stored_actions)
+    issues = _collect_issues(batch, known, max_jump, previous, stored_actions, last_bars)
     quarantine = _quarantine(batch, issues, asset_market, source_market)
     clean = {}
     for name, frame in batch.frames().items():

@@ -24,10 +24,17 @@ from quantlib.store import CuratedStore
 pytestmark = pytest.mark.slow
 
 
-def _cut(u, day: pd.Timestamp, fixes: list[tuple[str, pd.Timestamp, float, pd.Timestamp]]):
+def _cut(u, day: pd.Timestamp, fixes: list[tuple[str, pd.Timestamp, float, pd.Timestamp]],
+         renamed: tuple[str, pd.Timestamp] | None = None):
     """The universe as the vendor serves it at the end of ``day``; a correction published
-    on ``known`` is stamped 22:30 UTC that day (the API's ``updated_ms``)."""
+    on ``known`` is stamped 22:30 UTC that day (the API's ``updated_ms``); ``renamed``
+    (asset, from day): the vendor changes that asset's sector in its master file (only
+    there) from that day on."""
     prices = u.prices[u.prices["date"] <= day].copy()
+    assets = u.assets
+    if renamed is not None and renamed[1] <= day:
+        assets = assets.assign(sector=assets["sector"].where(
+            assets["asset_id"] != renamed[0], "Utilities"))
     stamped = []
     for asset, date, factor, known in fixes:
         if known <= day:
@@ -37,7 +44,7 @@ def _cut(u, day: pd.Timestamp, fixes: list[tuple[str, pd.Timestamp, float, pd.Ti
                 known_at=known.tz_localize("UTC") + pd.Timedelta(hours=22, minutes=30)))
     ca = u.corporate_actions
     return dataclasses.replace(
-        u, prices=prices.reset_index(drop=True), fx=u.fx[u.fx["date"] <= day],
+        u, assets=assets, prices=prices.reset_index(drop=True), fx=u.fx[u.fx["date"] <= day],
         corporate_actions=ca[ca["known_at"] <= day.tz_localize("UTC")
                              + pd.Timedelta(hours=23)].reset_index(drop=True),
         statements=u.statements[u.statements["known_at"] <= day.tz_localize("UTC")
@@ -51,24 +58,37 @@ def _refresh_at(store: str, u, **kw):
         return refresh(store, connection=sb.connection(), **kw)
 
 
+def _missing_sessions(result) -> set[tuple[str, str]]:
+    q = pd.read_parquet(result.report_paths["quarantine"])
+    return set(map(tuple, q.loc[q["check"] == "missing_session", ["asset_id", "value"]]
+                   .values.tolist()))
+
+
 def test_daily_incremental_refresh_equals_full_build(tmp_path):
     u = generate(n_assets=12, years=0.5, seed=11, end="2024-06-28")
     days = sorted(set(u.prices["date"]))[-6:]
     kr = u.market_assets("KR")["asset_id"].iloc[2]
     us = u.market_assets("US")["asset_id"].iloc[3]
-    # a KR bar corrected 2 sessions later, a US bar corrected 3 sessions later
+    # a KR bar corrected 2 sessions later, a US bar corrected 3 sessions later; the KR
+    # master re-delivered that day (a new sector), so the KR batch is checked for missing
+    # sessions; another KR asset has no bar on days[2] (a real gap)
     fixes = [(kr, days[1], 1.01, days[3]), (us, days[0], 0.995, days[3])]
+    gap = u.market_assets("KR")["asset_id"].iloc[5]
+    u = dataclasses.replace(u, prices=u.prices[(u.prices["asset_id"] != gap)
+                                               | (u.prices["date"] != days[2])])
+    renamed = (u.market_assets("KR")["asset_id"].iloc[0], days[3])
     store = str(tmp_path / "inc")
-    first = _refresh_at(store, _cut(u, days[0], fixes), tag="day0")
+    first = _refresh_at(store, _cut(u, days[0], fixes, renamed), tag="day0")
     assert first.mode == "full"
     results = []
     for day in days[1:]:
-        results.append(_refresh_at(store, _cut(u, day, fixes), lookback_sessions=4))
+        results.append(_refresh_at(store, _cut(u, day, fixes, renamed),
+                                   lookback_sessions=4))
     assert all(r.mode == "incremental" and r.snapshot_id for r in results)
     assert all(r.rows["rewrites"] == 0 for r in results)
 
     full_store = str(tmp_path / "full")
-    full = _refresh_at(full_store, _cut(u, days[-1], fixes))
+    full = _refresh_at(full_store, _cut(u, days[-1], fixes, renamed))
     inc, one = CuratedStore(store), CuratedStore(full_store)
     for m in one.markets():
         xr.testing.assert_equal(inc.open_prices(m).load(), one.open_prices(m).load())
@@ -86,6 +106,15 @@ def test_daily_incremental_refresh_equals_full_build(tmp_path):
     want = u.prices[(u.prices["asset_id"] == kr) & (u.prices["date"] == days[1])]["close"]
     # (the KR vendor file rounds prices to its tick)
     assert float(cell) == pytest.approx(float(want.iloc[0]) * 1.01, rel=1e-3)
+
+    # missing sessions: an incremental run looks only after each asset's last stored
+    # bar, so the correction's re-delivered KR file of days[1] does not make every other
+    # KR asset "miss" the stored days[2] (it did: width x window info rows a day); the
+    # real gap is reported once, by the run that brings the asset's next bar
+    assert (gap, str(days[2].date())) in _missing_sessions(full)
+    assert _missing_sessions(results[2]) == {(gap, str(days[2].date()))}
+    for r in results:
+        assert _missing_sessions(r) <= _missing_sessions(full)
 
     # each run's tag is the one its snapshot got (looked up without listing versions)
     tags = inc.snapshots().set_index("snapshot_id")["tags"]

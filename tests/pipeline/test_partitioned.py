@@ -135,7 +135,7 @@ def test_killed_partitioned_build_commits_nothing_and_rerun_completes(
     # the killed build's spill is still there (nobody ran its cleanup) ...
     fs, builds = st.location.open_fs("tmp", "builds")
     killed = [p.rsplit("/", 1)[-1] for p in fs.ls(builds, detail=False)]
-    assert len(killed) == 1 and fs.glob(f"{builds}/{killed[0]}/*/*.parquet")
+    assert len(killed) == 1 and fs.glob(f"{builds}/{killed[0]}/*/*.arrow")
     # ... and the next build removes it (it stopped beating; seconds ago, so the
     # staleness limit is lowered here; tests/pipeline/test_spill.py covers live builds)
     monkeypatch.setattr("quantlib.pipeline.spill.STALE_S", 0.0)

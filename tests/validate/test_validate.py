@@ -161,3 +161,67 @@ def test_write_report(truth, tmp_path):
     md = (tmp_path / "reports" / "r42.md").read_text()
     assert "| truth-prices | prices.csv | 4 | close | -1.0 | positive |" in md
     assert set(paths) == {"quarantine", "validation", "json", "markdown"}
+
+
+def test_incremental_missing_sessions_start_after_the_stored_last_bar(truth):
+    """An incremental batch: one asset's look-back bar re-delivered (a correction), the
+    other assets' stored window not. With each asset's last stored bar (``last_bars``)
+    only the sessions after it can be missing; the same batch checked as a full build
+    reports every session of its range without a bar, as before."""
+    from quantlib.calendars import sessions
+
+    p = truth.prices
+    w = sessions("KR", "2025-11-01", "2025-12-31")[-10:]
+    on = p[p["date"].isin(w)]
+    kr = truth.assets.loc[truth.assets["market"] == "KR", "asset_id"]
+    full = on.groupby("asset_id").size()
+    ids = [a for a in kr if full.get(a, 0) == len(w)][:4]
+    assert len(ids) == 4
+    a, b, c, d = ids
+    keep = on["asset_id"].isin(ids) & (on["date"] >= w[6])          # the new sessions
+    keep |= (on["asset_id"] == a) & (on["date"] == w[0])            # a's correction
+    keep &= ~((on["asset_id"] == b) & (on["date"] == w[6]))         # b resumes on w[7]
+    keep &= ~((on["asset_id"] == c) & (on["date"] == w[8]))         # c misses w[8]
+    batch = truth.replace(prices=on[keep].reset_index(drop=True))
+    stored = pd.Series([w[5], w[3], w[5], w[5]], index=ids)         # b last stored on w[3]
+
+    def missing(out):
+        q = out.quarantine[out.quarantine["check"] == "missing_session"]
+        return sorted(map(tuple, q[["asset_id", "value"]].values.tolist()))
+
+    day = [str(x.date()) for x in w]
+    inc = validate(batch, last_bars=stored)
+    assert missing(inc) == sorted([(b, day[4]), (b, day[5]), (b, day[6]), (c, day[8])])
+    row = inc.quarantine[inc.quarantine["check"] == "missing_session"].iloc[0]
+    assert (row["reason"], row["severity"], row["field"], row["frame"], row["market"],
+            row["source"], row["file"]) == (
+        "no bar on this session while the asset was listed", "info", "date", "prices",
+        "KR", "truth-prices", "")
+    assert pd.isna(row["row"]) and inc.report["bad_rows"] == 0
+    # as a full build: every session of the batch's range an asset has no bar on
+    want = [(x, day[i]) for x in ids for i in range(10)
+            if not ((batch.prices["asset_id"] == x) & (batch.prices["date"] == w[i])).any()]
+    assert missing(validate(batch)) == sorted(want)
+    assert len(want) == 5 + 7 + 7 + 6          # a: w1-w5, b: w0-w6, c: w0-w5 and w8, d: w0-w5
+
+
+def test_incremental_batch_without_master_still_checks_sessions(truth):
+    """An incremental batch that did not re-deliver the master file (no assets rows): a
+    bar dated on a Saturday is still quarantined as ``non_session``, its market taken
+    from the source that delivered it (``ftp-kr``); the stored ids make the asset known.
+    Before, such a batch skipped the calendar check and the bar reached the store."""
+    p = truth.prices
+    kr = truth.assets.loc[truth.assets["market"] == "KR", "asset_id"]
+    one = p[p["asset_id"] == kr.iloc[0]].tail(3).assign(source="ftp-kr")
+    saturday = one.iloc[[-1]].assign(date=pd.Timestamp("2025-03-08"), row=4242)
+    bars = pd.concat([one, saturday], ignore_index=True)
+    batch = truth.replace(prices=bars, assets=truth.assets.iloc[0:0],
+                          symbols=truth.symbols.iloc[0:0],
+                          corporate_actions=truth.corporate_actions.iloc[0:0],
+                          statements=truth.statements.iloc[0:0])
+    out = validate(batch, known_assets=frozenset(truth.assets["asset_id"]),
+                   max_bad_row_fraction=0.5)
+    ns = out.quarantine[out.quarantine["check"] == "non_session"]
+    assert ns[["asset_id", "row", "value", "market"]].values.tolist() == [
+        [kr.iloc[0], 4242, "2025-03-08", "KR"]]
+    assert len(out.clean.prices) == 3

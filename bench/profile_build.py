@@ -1,0 +1,169 @@
+"""Profile the partitioned first build: every stage in ONE thread, CPU time per stage.
+
+Run: ``uv run python bench/profile_build.py [--assets 150] [--years 4]
+[--partition-rows 100000] [--repeat 1] [--cprofile out.pstats]``.
+
+One vendor sandbox (a child process) serves the build. The build is
+:func:`quantlib.pipeline.refresh` with ``partitioned=True``, made synchronous: the
+fetches run one after the other and every dask graph (partition tasks, chunk writes)
+on dask's synchronous scheduler, all in the main thread. Each stage function is
+wrapped to add up ``time.process_time`` (the process's CPU, so what native threads,
+icechunk's or Arrow's, spend for a call is charged to it; the sandbox's CPU is not
+counted) under the stack of stages it runs in. Prints the tree of stages with
+inclusive and own CPU microseconds per bar.
+
+``--cprofile`` also writes a cProfile of the build (functions by own time; Python
+3.12's profiler sees every thread's calls, so its cumulative times across threads are
+not to be trusted, its own times are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import importlib
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+#: (label, module, attribute path): wrapped where callers look them up
+STAGES: list[tuple[str, str, str]] = [
+    ("fetch", "quantlib.pipeline.build", "_fetch"),
+    ("reference", "quantlib.pipeline.build", "_reference"),
+    ("partition", "quantlib.pipeline.build", "run_partition"),
+    ("standardize", "quantlib.standardize", "standardize"),
+    ("validate", "quantlib.validate", "validate"),
+    ("build_report", "quantlib.validate.report", "build_report"),
+    ("rest_bars", "quantlib.pipeline.partitions", "_rest_bars"),
+    ("to_parquet", "pandas", "DataFrame.to_parquet"),
+    ("read_parquet", "pandas", "read_parquet"),
+    ("plan+commit", "quantlib.pipeline.build", "_build"),
+    ("boundary_jumps", "quantlib.pipeline.build", "boundary_jumps"),
+    ("combine", "quantlib.pipeline.build", "_combine"),
+    ("plan_market", "quantlib.pipeline.build", "_plan_market"),
+    ("commit", "quantlib.store.curated", "CuratedStore.commit"),
+    ("tables", "quantlib.store.curated", "CuratedStore._write_all"),
+    ("lazy_panels", "quantlib.store.curated", "_write_lazy_panels"),
+    ("chunk_grids", "quantlib.pipeline.build", "chunk_grids"),
+    ("read_spill", "quantlib.pipeline.partitions", "_read_spill"),
+    ("write_block", "quantlib.store.curated", "_write_block"),
+    ("seal", "quantlib.store.dategrid", "seal"),
+    ("statements_export", "quantlib.store.parquet", "write_table_file"),
+    ("manifest", "quantlib.raw.zone", "RawZone.record"),
+    ("write_report", "quantlib.pipeline.build", "write_report"),
+]
+
+_stack: list[str] = []
+_cpu: dict[tuple[str, ...], float] = {}
+_calls: dict[tuple[str, ...], int] = {}
+
+
+def _wrap(label: str, fn: Any) -> Any:
+    @functools.wraps(fn)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        _stack.append(label)
+        key = tuple(_stack)
+        c0 = time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _cpu[key] = _cpu.get(key, 0.0) + time.process_time() - c0
+            _calls[key] = _calls.get(key, 0) + 1
+            _stack.pop()
+    return timed
+
+
+def _instrument() -> None:
+    for label, module, attr in STAGES:
+        owner: Any = importlib.import_module(module)
+        *parents, name = attr.split(".")
+        for p in parents:
+            owner = getattr(owner, p)
+        setattr(owner, name, _wrap(label, getattr(owner, name)))
+
+
+def _synchronous() -> None:
+    """Run every fetch and graph of the build in the calling thread."""
+    import dask
+
+    from quantlib.pipeline import build
+    from quantlib.store import curated
+
+    def fetches(self: Any, targets: Any, url: str, connection: Any, rid: str) -> Any:
+        for i, m in enumerate(targets):
+            yield i, build._fetch(m, url, connection, rid)
+
+    def start(self: Any, tasks: list[Any]) -> Any:
+        f: Future = Future()
+        f.set_result(dask.compute(*tasks, scheduler="sync"))
+        return f
+
+    build._Runner.fetches = fetches  # type: ignore[method-assign]
+    build._Runner.start = start  # type: ignore[method-assign]
+    write = curated._write_lazy_panels
+    curated._write_lazy_panels = lambda s, p, c: write(s, p, "sync")  # type: ignore
+
+
+def _print_tree(total: float, bars: int) -> None:
+    print(f"{'stage (inclusive / own CPU us per bar)':<46}{'incl':>8}{'own':>8}{'calls':>7}")
+    keys = sorted(_cpu)
+    for key in keys:
+        own = _cpu[key] - sum(v for k, v in _cpu.items() if len(k) == len(key) + 1
+                              and k[:len(key)] == key)
+        name = "  " * (len(key) - 1) + key[-1]
+        print(f"{name:<46}{_cpu[key] / bars * 1e6:>8.2f}{own / bars * 1e6:>8.2f}"
+              f"{_calls[key]:>7}")
+    top = sum(v for k, v in _cpu.items() if len(k) == 1)
+    print(f"{'(outside every stage)':<46}{(total - top) / bars * 1e6:>8.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--assets", type=int, default=150)
+    parser.add_argument("--years", type=float, default=4)
+    parser.add_argument("--partition-rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--cprofile", default=None, help="write a cProfile here")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QUANTLIB_HOME", tempfile.mkdtemp(prefix="prof-home-"))
+    from bench_pipeline_build import _warm
+
+    from quantlib.pipeline import refresh
+    from quantlib.pipeline.sandboxproc import sandbox_process
+
+    _warm()
+    _synchronous()
+    _instrument()
+    with sandbox_process(n_assets=args.assets, years=args.years, seed=1, end="2024-12-31",
+                         markets=("KR", "US", "EU")) as conn:
+        for _ in range(args.repeat):
+            _cpu.clear()
+            _calls.clear()
+            store = tempfile.mkdtemp(prefix="prof-build-")
+            prof = cProfile.Profile() if args.cprofile else None
+            c0, t0 = time.process_time(), time.perf_counter()
+            if prof:
+                prof.enable()
+            result = refresh(store, connection=conn, partitioned=True,
+                             partition_rows=args.partition_rows)
+            if prof:
+                prof.disable()
+                prof.dump_stats(args.cprofile)
+            cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+            bars = int(result.rows.get("standardize", 0))
+            print(f"\n{bars:,} bars, {result.rows.get('partitions')} partitions, snapshot "
+                  f"{result.snapshot_id}: wall {wall:.1f} s, CPU {cpu:.1f} s = "
+                  f"{cpu / bars * 1e6:.1f} CPU-us/bar; load {os.getloadavg()[0]:.1f}")
+            _print_tree(cpu, bars)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
