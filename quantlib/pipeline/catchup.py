@@ -48,6 +48,7 @@ from typing import Any, cast
 
 import dask
 import pandas as pd
+import pyarrow as pa
 import zarr
 
 from quantlib.config import load_config
@@ -56,7 +57,6 @@ from quantlib.pipeline import build
 from quantlib.pipeline.incremental import changed_deliveries, previous_closes, publish_delta
 from quantlib.pipeline.partitions import (
     PartitionResult,
-    _read_spill,
     boundary_jumps,
     is_price_delivery,
     price_partitions,
@@ -260,9 +260,16 @@ def _commit(curated: CuratedStore, targets: Sequence[str], fetched: list[list[De
 
 
 def _spilled(fs: Any, path: str, dropped: pd.DataFrame) -> Callable[[], pd.DataFrame]:
-    """A partition's clean bars, read back from its spill file when called (less the
-    bars the boundary jump check removed)."""
+    """A partition's clean bars, read back from its spill file (Arrow IPC,
+    :func:`~quantlib.pipeline.partitions.run_partition`) when called, less the bars the
+    boundary jump check removed."""
     def read() -> pd.DataFrame:
-        bars = _read_spill(fs, [path], [("date", "<=", pd.Timestamp.max)], dropped)
+        with fs.open(path, "rb") as f:
+            bars = pa.ipc.open_file(f).read_all().to_pandas()
+        bars["asset_id"] = bars["asset_id"].astype(str)
+        if len(dropped) and len(bars):
+            gone = pd.MultiIndex.from_frame(dropped.loc[:, ["asset_id", "date"]])
+            bars = bars[~pd.MultiIndex.from_frame(bars.loc[:, ["asset_id", "date"]])
+                        .isin(gone)]
         return bars.sort_values(["asset_id", "date"], kind="stable").reset_index(drop=True)
     return read
