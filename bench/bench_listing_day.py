@@ -1,11 +1,13 @@
-"""What one daily delta commit with a new listing writes: chunks and bytes.
+"""What one daily delta commit with new listings writes, at several history lengths.
 
-``uv run python bench/bench_listing_day.py --assets 2000 --start 2023-01-02``: one KR
-panel (canonical frames of ``tests/store/conftest.py``) stored up to the session before
-the last, then a delta commit of the last session that also lists a new asset whose id
-sorts in the middle of the stored ones (an ISIN sorts anywhere) and another that sorts
-after them. Prints the commit's seconds, ``rows["rewrites"]``, the chunks it changed
-(``repo.diff``) and the bytes it added to the repository folder.
+``uv run python bench/bench_listing_day.py --assets 2000 --years 1 4``: per history
+length, one KR panel (canonical frames of ``tests/store/conftest.py``) stored up to the
+session before ``--end``, then a delta commit of the last session that also lists a new
+asset whose id sorts in the middle of the stored ones (an ISIN sorts anywhere) and
+another that sorts after them. Prints the commit's seconds, ``rows["rewrites"]``, the
+chunks it changed (``repo.diff``), how many of those lie in stored date rows (a
+listing must change none), and the bytes it added to the repository folder. Flat in
+history: the chunk and byte counts equal at every length, the seconds close.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import zarr
 
 from quantlib.store import CuratedStore
+from quantlib.store.dategrid import date_edges
 
 
 def _frames(assets: int, start: str, end: str) -> dict[str, pd.DataFrame]:
@@ -35,13 +39,8 @@ def _size(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--assets", type=int, default=2000)
-    ap.add_argument("--start", default="2023-01-02")
-    ap.add_argument("--end", default="2024-03-29")
-    args = ap.parse_args()
-    f = _frames(args.assets, args.start, args.end)
+def _one(assets: int, start: str, end: str) -> str:
+    f = _frames(assets, start, end)
     ids = sorted(f["assets"]["asset_id"])
     last = f["prices"]["date"].max()
     new_ids = [ids[len(ids) // 2][:-1] + "5", ids[-1][:-1] + "9"]   # mid and end
@@ -62,12 +61,29 @@ def main() -> None:
         secs = time.perf_counter() - t0
         diff = st.repo.diff(from_snapshot_id=s1, to_snapshot_id=s2)
         chunks = sum(len(c) for c in diff.updated_chunks.values())
+        root = st.repo.readonly_session(snapshot_id=s1).store
+        old_date_chunks = len(date_edges(zarr.open_array(root, path="prices/KR/close",
+                                                         mode="r")))
+        stored_rows = sum(1 for path, cs in diff.updated_chunks.items()
+                          for c in cs if len(c) == 2 and c[0] < old_date_chunks)
         total = st.open_prices("KR", s1)
-        n_chunks = -(-total.sizes["date"] // 128) * -(-total.sizes["asset"] // 512) * 9
-        print(f"KR {args.assets} assets x {total.sizes['date']} sessions stored "
-              f"({n_chunks} panel chunks): listing day commit {secs:.2f} s, "
-              f"rewrites {st.last_delta['rewrites']}, chunks changed {chunks}, "
-              f"bytes added {_size(Path(tmp) / 's') - before:,}")
+        return (f"KR {assets} assets x {total.sizes['date']} sessions stored "
+                f"({old_date_chunks} date chunks): listing day commit {secs:.2f} s, "
+                f"rewrites {st.last_delta['rewrites']}, chunks changed {chunks} "
+                f"(in stored date rows: {stored_rows}), "
+                f"bytes added {_size(Path(tmp) / 's') - before:,}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--assets", type=int, default=2000)
+    ap.add_argument("--years", type=float, nargs="+", default=[1.0, 4.0],
+                    help="history lengths stored before the listing day")
+    ap.add_argument("--end", default="2024-03-29")
+    args = ap.parse_args()
+    for years in args.years:
+        start = (pd.Timestamp(args.end) - pd.DateOffset(days=round(365.25 * years)))
+        print(_one(args.assets, f"{start:%Y-%m-%d}", args.end), flush=True)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from quantlib.raw import Delivery, RawZone
 from quantlib.standardize import CanonicalBatch
 from quantlib.standardize.api import endpoint_of
 from quantlib.store import CuratedStore
+from quantlib.store.assetgrid import stored_ids
 from quantlib.store.increment import last_closes, last_stored_date
 from quantlib.store.panels import PRICE_VARS, panel_to_fx, panel_to_prices
 from quantlib.store.tables import read_table_group
@@ -134,13 +135,15 @@ def previous_closes(store: CuratedStore, market: str, prices: pd.DataFrame
         return empty
     ds = store.open_prices(market)
     dates = ds["date"].values
-    assets = pd.Index(ds["asset"].values.astype(str))
+    session = store.repo.readonly_session(snapshot_id=ds.attrs["snapshot_id"])
+    group = zarr.open_group(session.store, path=f"prices/{market}", mode="r")
+    # stored column numbers: listings since the last full write sit at the axis' end
+    assets = pd.Index(stored_ids(group))
     first = prices.groupby("asset_id")["date"].min()
     cols = assets.get_indexer(first.index.astype(str))
     rows = np.searchsorted(dates, first.to_numpy(dtype="datetime64[ns]"))
     keep = (cols >= 0) & (rows > 0)
-    session = store.repo.readonly_session(snapshot_id=ds.attrs["snapshot_id"])
-    close = cast(zarr.Array, zarr.open_group(session.store, mode="r")[f"prices/{market}/close"])
+    close = cast(zarr.Array, group["close"])
     parts = []
     for r in np.unique(rows[keep]):
         sel = np.flatnonzero(keep & (rows == r))
