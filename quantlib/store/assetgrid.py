@@ -39,7 +39,7 @@ from quantlib.store import dategrid
 from quantlib.store.panels import NAT_INT
 
 __all__ = ["NO_BAR", "no_bar", "fill_encoding", "has_no_bar_fills", "stored_ids",
-           "sorted_order", "SortedColumns", "take_columns", "restore_order"]
+           "sorted_order", "sorted_blocks", "SortedColumns", "take_columns", "restore_order"]
 
 #: What a panel holds where an asset has no bar, besides NaN (the zarr fill value of
 #: each such array, so never-written cells read as it).
@@ -129,6 +129,29 @@ def sorted_order(ids: Any) -> np.ndarray | None:
     if len(values) < 2 or bool((values[:-1] <= values[1:]).all()):
         return None
     return np.argsort(values, kind="stable")
+
+
+def sorted_blocks(ids: Any, order: np.ndarray, width: int) -> tuple[int, ...]:
+    """Widths of column blocks along the sorted axis, each reading the sorted stored
+    columns of ONE ``width``-wide stored chunk (plus the appended listings that sort
+    among them): a block per stored chunk, as for a sorted panel, so no chunk of the
+    sorted part is read twice.
+
+    Examples
+    --------
+    >>> ids = np.array(["A", "C", "E", "G", "D"])      # "D" appended after the sorted part
+    >>> sorted_blocks(ids, sorted_order(ids), 2)       # stored chunks [A C] [E G]: [A C D] [E G]
+    (3, 2)
+    """
+    values = np.asarray(ids).astype(str)
+    unsorted = np.flatnonzero(values[:-1] > values[1:])
+    prefix = int(unsorted[0]) + 1 if len(unsorted) else len(values)
+    key = np.where(order < prefix, order // width, -1)
+    for i in range(len(key)):       # an appended listing joins the block before it
+        if key[i] < 0:
+            key[i] = key[i - 1] if i else 0
+    starts = np.flatnonzero(np.diff(key) != 0) + 1
+    return tuple(int(w) for w in np.diff(np.concatenate([[0], starts, [len(key)]])))
 
 
 def take_columns(base: Any, rows: Any, cols: np.ndarray) -> np.ndarray:

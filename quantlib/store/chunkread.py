@@ -358,7 +358,9 @@ def dask_panel(store: Any, group: str, ds: xr.Dataset, name: str,
     A panel whose stored ``asset`` axis is not sorted (listings appended since the last
     full write, :mod:`quantlib.store.assetgrid`) comes back in sorted asset order: the
     direct variables read the stored columns of each sorted block
-    (:class:`~quantlib.store.assetgrid.SortedColumns`), the others are reindexed.
+    (:class:`~quantlib.store.assetgrid.SortedColumns`; one block per stored chunk of
+    the sorted part, :func:`~quantlib.store.assetgrid.sorted_blocks`), the others are
+    reindexed.
 
     Examples
     --------
@@ -374,9 +376,11 @@ def dask_panel(store: Any, group: str, ds: xr.Dataset, name: str,
     """
     import dask.array as da
 
-    from quantlib.store.assetgrid import SortedColumns, sorted_order
+    from quantlib.store.assetgrid import SortedColumns, sorted_blocks, sorted_order
 
     order = sorted_order(ds["asset"].values) if "asset" in ds.dims else None
+    blocks: Any = COLUMN_BLOCK if order is None else \
+        sorted_blocks(ds["asset"].values, order, COLUMN_BLOCK)
     direct: dict[str, xr.Variable] = {}
     for var_name, var in ds.data_vars.items():
         if var.ndim != 2 or not _plain(var.variable):
@@ -389,7 +393,7 @@ def dask_panel(store: Any, group: str, ds: xr.Dataset, name: str,
             source = SortedColumns(arr, order)
         elif order is not None:
             continue
-        data = da.from_array(source, chunks=(arr.shape[0] or 1, COLUMN_BLOCK),
+        data = da.from_array(source, chunks=(arr.shape[0] or 1, blocks),
                              name=f"panel-{name}-{group}/{var_name}", asarray=False)
         direct[str(var_name)] = xr.Variable(var.dims, data, var.attrs, var.encoding)
     rest = ds.drop_vars(list(direct))

@@ -99,6 +99,9 @@ def test_a_mid_axis_listing_writes_no_stored_chunk(tmp_path, make_frames):
     got = inc.open_prices("KR")
     assert list(got["asset"].values) == sorted(ids)
     assert int(np.flatnonzero(got["asset"].values == NEW)[0]) == 251
+    # one dask block per stored asset chunk (the listing joins the first): no stored
+    # chunk of the sorted part is read by two blocks
+    assert got["close"].data.chunks[1] == (513, 88)
 
     inc.commit({"prices": f["prices"][f["prices"]["date"] == after]}, message="next day",
                delta=True)
