@@ -127,7 +127,8 @@ def write_prices_delta(session: icechunk.Session, prices: pd.DataFrame,
     for market in sorted(touched):
         bars = prices[bar_market == market]
         ids = pd.Index(sorted(market_of.index[market_of.to_numpy() == market].astype(str)))
-        m_actions = actions[actions["asset_id"].isin(ids)]
+        m_actions = actions[np.isin(actions["asset_id"].to_numpy(dtype=str),
+                                    ids.to_numpy(dtype=str))]
         group = f"prices/{market}"
         try:
             if "prices" not in root or market not in cast(zarr.Group, root["prices"]):
@@ -211,9 +212,10 @@ def _new_axes(g: zarr.Group, market: str, bar_dates: np.ndarray, ids: pd.Index
     asset = cast(zarr.Array, g["asset"])
     old_ids = assetgrid.stored_ids(g)
     old_n = len(dates)
-    if not pd.Index(old_ids).isin(ids).all():
+    stored = set(old_ids.tolist())
+    if not stored.issubset(ids.tolist()):
         raise _Fallback
-    new = ids.difference(pd.Index(old_ids)).sort_values()
+    new = sorted(set(ids.tolist()) - stored)   # (Python sets: pandas' Arrow isin is slow)
     if len(new) and (max(len(s) for s in new) > asset.dtype.itemsize // 4
                      or not assetgrid.has_no_bar_fills(g)):
         raise _Fallback
