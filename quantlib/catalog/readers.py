@@ -80,7 +80,7 @@ def zarr_reader(st: Any, snapshot_id: str) -> Any:
     :mod:`quantlib.store.assetgrid`)."""
     import zarr
 
-    from quantlib.store.assetgrid import SortedColumns, sorted_order, stored_ids
+    from quantlib.store.assetgrid import SortedColumns, sorted_order, sorted_prefix, stored_ids
     from quantlib.store.chunkread import ChunkedArray, native_chunk_dir
 
     store = st.repo.readonly_session(snapshot_id=snapshot_id).store
@@ -91,12 +91,12 @@ def zarr_reader(st: Any, snapshot_id: str) -> Any:
     def read(market: str, var: str, n_rows: int, c0: int, c1: int) -> Any:
         path = f"prices/{market}/{var}"
         if market not in orders:
-            group = zarr.open_group(store, path=f"prices/{market}", mode="r")
-            orders[market] = sorted_order(stored_ids(group))
+            ids = stored_ids(zarr.open_group(store, path=f"prices/{market}", mode="r"))
+            orders[market] = (sorted_order(ids), sorted_prefix(ids))
         if path not in arrays:
             arr = ChunkedArray(store, path, chunk_dir)
-            order = orders[market]
-            arrays[path] = arr if order is None else SortedColumns(arr, order)
+            order, tail = orders[market]
+            arrays[path] = arr if order is None else SortedColumns(arr, order, tail)
         return arrays[path][:n_rows, c0:c1]
     return read
 

@@ -29,6 +29,7 @@ a rewrite of those columns over all history, a cost that grows with history. Ins
 
 from __future__ import annotations
 
+import threading
 from typing import Any, cast
 
 import numpy as np
@@ -39,7 +40,7 @@ from quantlib.store import dategrid
 from quantlib.store.panels import NAT_INT
 
 __all__ = ["NO_BAR", "no_bar", "fill_encoding", "has_no_bar_fills", "stored_ids",
-           "sorted_order", "sorted_blocks", "SortedColumns", "take_columns", "restore_order"]
+           "sorted_order", "sorted_prefix", "sorted_blocks", "SortedColumns", "take_columns", "restore_order"]
 
 #: What a panel holds where an asset has no bar, besides NaN (the zarr fill value of
 #: each such array, so never-written cells read as it).
@@ -131,6 +132,20 @@ def sorted_order(ids: Any) -> np.ndarray | None:
     return np.argsort(values, kind="stable")
 
 
+def sorted_prefix(ids: Any) -> int:
+    """How many stored columns, from the first, are in sorted order (the rest: listings
+    appended since the panel's last whole write).
+
+    Examples
+    --------
+    >>> sorted_prefix(["A", "C", "E", "B", "D"]), sorted_prefix(["A", "B"])
+    (3, 2)
+    """
+    values = np.asarray(ids).astype(str)
+    unsorted = np.flatnonzero(values[:-1] > values[1:])
+    return int(unsorted[0]) + 1 if len(unsorted) else len(values)
+
+
 def sorted_blocks(ids: Any, order: np.ndarray, width: int) -> tuple[int, ...]:
     """Widths of column blocks along the sorted axis, each reading the sorted stored
     columns of ONE ``width``-wide stored chunk (plus the appended listings that sort
@@ -143,10 +158,7 @@ def sorted_blocks(ids: Any, order: np.ndarray, width: int) -> tuple[int, ...]:
     >>> sorted_blocks(ids, sorted_order(ids), 2)       # stored chunks [A C] [E G]: [A C D] [E G]
     (3, 2)
     """
-    values = np.asarray(ids).astype(str)
-    unsorted = np.flatnonzero(values[:-1] > values[1:])
-    prefix = int(unsorted[0]) + 1 if len(unsorted) else len(values)
-    key = np.where(order < prefix, order // width, -1)
+    key = np.where(order < sorted_prefix(ids), order // width, -1)
     for i in range(len(key)):       # an appended listing joins the block before it
         if key[i] < 0:
             key[i] = key[i - 1] if i else 0
@@ -167,23 +179,33 @@ def take_columns(base: Any, rows: Any, cols: np.ndarray) -> np.ndarray:
     cols = np.asarray(cols, dtype=np.int64)
     if cols.size == 0:
         return np.asarray(base[rows, 0:0])
+    if bool((np.diff(cols) == 1).all()):          # one contiguous run: no copy
+        return np.asarray(base[rows, int(cols[0]):int(cols[-1]) + 1])
     by = np.argsort(cols, kind="stable")
     ordered = cols[by]
     out: np.ndarray | None = None
     for run, where in zip(np.split(ordered, np.flatnonzero(np.diff(ordered) > _GAP) + 1),
                           np.split(by, np.flatnonzero(np.diff(ordered) > _GAP) + 1),
                           strict=True):
-        lo = int(run[0])
-        block = np.asarray(base[rows, lo:int(run[-1]) + 1])
+        lo, hi = int(run[0]), int(run[-1]) + 1
+        block = np.asarray(base[rows, lo:hi])
         if out is None:
             out = np.empty((*block.shape[:-1], len(cols)), dtype=block.dtype)
-        out[..., where] = block[..., run - lo]
+        w0 = int(where[0])
+        if hi - lo == len(run) and bool((where == np.arange(w0, w0 + len(run))).all()):
+            out[..., w0:w0 + len(run)] = block      # a contiguous run in place: one copy
+        else:
+            out[..., where] = block[..., run - lo]
     return cast(np.ndarray, out)
 
 
 class SortedColumns:
     """Read-only view of a stored 2-D array (``date x asset``) with its columns in
     sorted asset order: ``view[rows, cols]`` reads stored columns ``order[cols]``.
+
+    The columns stored after the sorted part (``tail``: the listings appended since the
+    last whole write) are read together once per row selection and kept (they are few),
+    so the column blocks of one read do not each decode the chunks that hold them.
 
     Parameters
     ----------
@@ -192,26 +214,66 @@ class SortedColumns:
         :class:`~quantlib.store.chunkread.ChunkedArray`, numpy).
     order : numpy.ndarray
         Stored column of each sorted position (:func:`sorted_order`).
+    tail : int, optional
+        First stored column after the sorted part (default: no tail kept).
 
     Examples
     --------
-    >>> v = SortedColumns(np.array([[1.0, 2.0, 0.5]]), np.array([2, 0, 1]))
+    >>> v = SortedColumns(np.array([[1.0, 2.0, 0.5]]), np.array([2, 0, 1]), tail=2)
     >>> v[:, :].tolist(), v[0, 1:].tolist()
     ([[0.5, 1.0, 2.0]], [1.0, 2.0])
     """
 
-    def __init__(self, base: Any, order: np.ndarray) -> None:
+    def __init__(self, base: Any, order: np.ndarray, tail: int | None = None) -> None:
         self.base, self.order = base, np.asarray(order, dtype=np.int64)
         self.shape: tuple[int, ...] = tuple(base.shape)
         self.dtype = np.dtype(base.dtype)
         self.ndim = 2
+        self.tail = self.shape[1] if tail is None else tail
+        self._kept: tuple[Any, np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_kept"], state["_lock"] = None, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __getitem__(self, key: Any) -> np.ndarray:
         rows, cols = (key + (slice(None),))[:2] if isinstance(key, tuple) else (key, slice(None))
         picked = self.order[cols]
         if np.ndim(picked) == 0:
-            return take_columns(self.base, rows, np.array([picked]))[..., 0]
-        return take_columns(self.base, rows, picked)
+            return self[rows, np.array([cols])][..., 0]
+        late = picked >= self.tail
+        if not late.any():
+            return take_columns(self.base, rows, picked)
+        tail = self._tail_block(rows)
+        out = np.empty((*tail.shape[:-1], len(picked)), dtype=tail.dtype)
+        out[..., late] = tail[..., picked[late] - self.tail]
+        early = np.flatnonzero(~late)
+        if len(early):
+            # one read of the sorted stored columns (contiguous for a block of
+            # sorted_blocks); the runs between two listings are copied into place
+            part = take_columns(self.base, rows, picked[early])
+            cuts = np.flatnonzero(np.diff(early) > 1) + 1
+            for seg in np.split(np.arange(len(early)), cuts):
+                lo = int(early[seg[0]])
+                out[..., lo:lo + len(seg)] = part[..., seg[0]:seg[-1] + 1]
+        return out
+
+    def _tail_block(self, rows: Any) -> np.ndarray:
+        """``base[rows, tail:]``, read once per row selection."""
+        key = (rows.start, rows.stop, rows.step) if isinstance(rows, slice) else None
+        with self._lock:
+            if key is not None and self._kept is not None and self._kept[0] == key:
+                return self._kept[1]
+            block = np.asarray(self.base[rows, self.tail:])
+            if key is not None:
+                self._kept = (key, block)
+            return block
 
 
 def restore_order(group: zarr.Group) -> bool:

@@ -376,7 +376,12 @@ def dask_panel(store: Any, group: str, ds: xr.Dataset, name: str,
     """
     import dask.array as da
 
-    from quantlib.store.assetgrid import SortedColumns, sorted_blocks, sorted_order
+    from quantlib.store.assetgrid import (
+        SortedColumns,
+        sorted_blocks,
+        sorted_order,
+        sorted_prefix,
+    )
 
     order = sorted_order(ds["asset"].values) if "asset" in ds.dims else None
     blocks: Any = COLUMN_BLOCK if order is None else \
@@ -390,7 +395,7 @@ def dask_panel(store: Any, group: str, ds: xr.Dataset, name: str,
             continue
         source: Any = arr
         if order is not None and var.dims[1] == "asset":
-            source = SortedColumns(arr, order)
+            source = SortedColumns(arr, order, sorted_prefix(ds["asset"].values))
         elif order is not None:
             continue
         data = da.from_array(source, chunks=(arr.shape[0] or 1, blocks),

@@ -209,3 +209,20 @@ def test_listings_at_either_end_are_appended_too(tmp_path, make_frames, where):
     full = CuratedStore(tmp_path / "full")
     full.commit(f, message="full")
     xr.testing.assert_equal(st.open_prices("KR").load(), full.open_prices("KR").load())
+
+
+def test_the_sorted_view_equals_fancy_indexing():
+    """SortedColumns (what readers of an unsorted panel go through) against numpy."""
+    rng = np.random.default_rng(7)
+    ids = np.array(sorted(f"X{i:05d}" for i in rng.choice(99999, 1300, replace=False)))
+    stored = np.concatenate([np.delete(ids, [5, 600, 1299]), ids[[600, 5, 1299]]])
+    values = rng.normal(size=(40, len(stored)))
+    order = assetgrid.sorted_order(stored)
+    view = assetgrid.SortedColumns(values, order, assetgrid.sorted_prefix(stored))
+    want = values[:, order]
+    assert list(stored[order]) == list(ids) and assetgrid.sorted_prefix(stored) == 1297
+    for key in [(slice(None), slice(0, 513)), (slice(3, 9), slice(500, 1300)), (slice(None), 5),
+                (7, slice(None)), (slice(None), np.array([1299, 0, 600]))]:
+        np.testing.assert_array_equal(view[key], want[key])
+    blocks = assetgrid.sorted_blocks(stored, order, 512)
+    assert sum(blocks) == 1300 and len(blocks) == 3
