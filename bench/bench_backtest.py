@@ -465,7 +465,7 @@ def run_sections(args: argparse.Namespace, d: Path, peers: list[str]) -> list[Ro
 def startup_rows(d: Path, repeat: int = 3) -> list[Row]:
     """Fresh-process start-up with a warm numba cache (bench/startup_probe.py, timed from
     the interpreter's start), as a user's machine has it: Python's bytecode cache on. Also
-    stock numba cache loading (``QUANTLIB_NUMBA_LEAN_LOAD=0``) and no bytecode cache (a
+    stock numba import and cache loading (``QUANTLIB_NUMBA_LEAN_LOAD=0``) and no bytecode cache (a
     sandbox exporting ``PYTHONDONTWRITEBYTECODE=1`` over a venv installed without .pyc
     files recompiles every module from source at each start). Per configuration: one
     start warms the caches, then the best of ``repeat`` starts; the floor reads the first
@@ -474,7 +474,7 @@ def startup_rows(d: Path, repeat: int = 3) -> list[Row]:
     pyc = {"PYTHONDONTWRITEBYTECODE": "<unset>", "PYTHONPYCACHEPREFIX": str(d / "pyc")}
     none = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(d / "no-pyc")}
     for label, env in (("bytecode cache on, lean kernel loading", pyc),
-                       ("bytecode cache on, stock numba cache loading", {
+                       ("bytecode cache on, stock numba import and cache loading", {
                            **pyc, "QUANTLIB_NUMBA_LEAN_LOAD": "0"}),
                        ("no bytecode cache (as this sandbox), lean kernel loading", none)):
         runs = [_startup_probe(d, env) for _ in range(repeat + 1)][1:]

@@ -4,7 +4,9 @@ bench_backtest.py, timed from the interpreter's start. Imports nothing before it
 mark (stdlib only), so every third-party import is inside the measurement.
 
 Phases (wall and CPU = user + sys, and how many modules each adds): the data's libraries
-(numpy, pandas, xarray, which a user holding a Dataset has imported anyway), numba,
+(numpy, pandas, xarray, which a user holding a Dataset has imported anyway), numba
+(imported as ``quantlib.backtest`` imports it, through ``quantlib._leannumba``: a script
+that imports numba itself before quantlib pays numba's stock import, ~40 ms more),
 quantlib.backtest, reading the panel (not part of the first result), the first ``run()``
 (loads the cached numba kernels) and a second ``run()`` (the steady cost). Prints one
 JSON line. Usage: ``python bench/startup_probe.py DATA_DIR``.
@@ -29,8 +31,9 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 mark("numpy, pandas, xarray")
-import numba  # noqa: E402, F401
+import quantlib._leannumba  # noqa: E402
 
+quantlib._leannumba.import_numba()  # as quantlib.backtest imports it (first thing it does)
 mark("numba")
 import quantlib  # noqa: E402
 import quantlib.backtest  # noqa: E402, F401

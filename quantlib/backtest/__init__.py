@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# jitload first (its import imports numba the lean way, quantlib._leannumba), then the rest
 from quantlib.backtest import jitload, signals
 from quantlib.backtest.constraints import Constraints
 from quantlib.backtest.costs import DEFAULT_COSTS, CostModel

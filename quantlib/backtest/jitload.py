@@ -13,8 +13,10 @@ numba, because the first load initializes the whole compiler:
 
 For quantlib's own dispatchers (functions defined in a ``quantlib.*`` module) this
 module loads cached code after the *lean* initialization that such code needs: the
-runtime's (NRT) symbols and compiled helpers, and the hash secret symbols that
-``numba.cpython.hashing`` registers on import. Two more costs of a stock load are left
+runtime's (NRT) symbols and compiled helpers (their machine code cached on disk by
+:mod:`quantlib.backtest.jitcache`), and the hash secret symbols that
+``numba.cpython.hashing`` registers on import (only for machine code that names them).
+Each kernel's table of defined symbols comes from jitcache too. Two more costs of a stock load are left
 out of a lean one (measured in bench/RESULTS.md, "Start-up"):
 
 3. Each pickled function environment imports the module that defined the function:
@@ -36,7 +38,8 @@ functions outside quantlib.
 
 The patch is installed once, by ``quantlib.backtest`` on import, and only if numba has
 the internals it replaces (otherwise stock loading stays, merely slower). Set the
-environment variable ``QUANTLIB_NUMBA_LEAN_LOAD=0`` to keep stock loading.
+environment variable ``QUANTLIB_NUMBA_LEAN_LOAD=0`` to keep stock loading (and numba's
+stock import, see :mod:`quantlib._leannumba`).
 
 Examples
 --------
@@ -52,6 +55,11 @@ import os
 import sys
 from collections.abc import Iterator
 from typing import Any
+
+from quantlib._leannumba import import_numba
+from quantlib.backtest import jitcache
+
+import_numba()  # before any quantlib module imports numba: no scipy, no yaml (start-up)
 
 __all__ = ["install", "installed", "lean_loads"]
 
@@ -115,10 +123,11 @@ def install() -> bool:
     def load_overload(self: Any, sig: Any, target_context: Any) -> Any:
         if not _is_ours(getattr(self, "_py_func", None)):
             return stock_load(self, sig, target_context)
-        nrt.rtsys.initialize(target_context)
-        import numba.cpython.hashing  # noqa: F401  (registers the hash secret symbols)
-
-        with self._guard_against_spurious_io_errors(), _lean_environments(), _quiet_llvm_lock():
+        cache_dir = _cache_dir(self)
+        with _quiet_llvm_lock(), jitcache.cached_nrt(cache_dir):
+            nrt.rtsys.initialize(target_context)
+        with (self._guard_against_spurious_io_errors(), _lean_environments(), _quiet_llvm_lock(),
+              jitcache.lean_libraries(target_context.codegen(), cache_dir)):
             cres = self._load_overload(sig, target_context)
         if cres is None:  # a miss: numba compiles next, fully initialized as it expects
             entrypoints.init_all()
@@ -137,6 +146,12 @@ def install() -> bool:
     disp_cls._compilation_chain_init_hook = init_hook
     _STATE["installed"] = True
     return True
+
+
+def _cache_dir(cache: Any) -> str | None:
+    """The kernel's numba cache directory (where jitcache keeps its files), if it has one."""
+    path = getattr(cache, "_cache_path", None)
+    return path if isinstance(path, str) and os.path.isdir(path) else None
 
 
 def _is_ours(py_func: Any) -> bool:

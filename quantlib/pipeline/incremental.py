@@ -39,13 +39,15 @@ from quantlib.standardize import CanonicalBatch
 from quantlib.standardize.api import endpoint_of
 from quantlib.store import CuratedStore
 from quantlib.store.assetgrid import stored_ids
+from quantlib.store.curated import STORED_ROWS_ATTR
 from quantlib.store.increment import last_closes, last_stored_date
 from quantlib.store.panels import PRICE_VARS, panel_to_fx, panel_to_prices
 from quantlib.store.tables import read_table_group
 from quantlib.validate import ValidationOutcome
 
 __all__ = ["fetch_windows", "changed_deliveries", "previous_closes", "publish_delta",
-           "upsert_table", "drop_unchanged", "tag_of", "stored_action_dates"]
+           "upsert_table", "upsert_appending", "drop_unchanged", "tag_of",
+           "stored_action_dates"]
 
 FX = "FX"
 
@@ -217,8 +219,54 @@ def upsert_table(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFrame:
     rows (a delivered table is complete for the assets it names)."""
     if stored.empty:
         return delivered
-    kept = stored[~stored["asset_id"].isin(set(delivered["asset_id"]))]
+    kept = stored[~stored["asset_id"].isin(delivered["asset_id"].unique())]
     return pd.concat([kept, delivered], ignore_index=True)
+
+
+def upsert_appending(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFrame:
+    """:func:`upsert_table` written as an append where it can be: when every stored row
+    of the delivered assets is among the delivered rows (the vendor only added rows:
+    a new action, a new asset), the result is the stored table followed by the
+    delivered rows it lacks, marked ``attrs[STORED_ROWS_ATTR] = len(stored)`` so the
+    delta commit appends them instead of rewriting the table (the same rows as
+    :func:`upsert_table`, in another order). A stored row the delivery changed or
+    dropped falls back to :func:`upsert_table` (rewritten whole, no mark).
+
+    Examples
+    --------
+    >>> old = pd.DataFrame({"asset_id": ["A", "B"], "value": [1.0, 2.0]})
+    >>> new = pd.DataFrame({"asset_id": ["B", "B", "C"], "value": [2.0, 3.0, 4.0]})
+    >>> out = upsert_appending(old, new)
+    >>> out["value"].tolist(), out.attrs[STORED_ROWS_ATTR]
+    ([1.0, 2.0, 3.0, 4.0], 2)
+    >>> STORED_ROWS_ATTR in upsert_appending(old, new[1:]).attrs   # B's 2.0 dropped
+    False
+    """
+    if stored.empty:
+        return delivered
+    # (isin of an array of the unique ids: much faster than of a set on string columns)
+    mine = stored[stored["asset_id"].isin(delivered["asset_id"].unique())]
+    h_stored = pd.util.hash_pandas_object(mine, index=False).to_numpy()
+    h_new = pd.util.hash_pandas_object(delivered, index=False).to_numpy()
+    have = pd.Series(h_stored).value_counts()
+    if (have > pd.Series(h_new).value_counts().reindex(have.index, fill_value=0)).any():
+        return upsert_table(stored, delivered)
+    # pair each stored row with a delivered row of the same hash (k-th with k-th), then
+    # check the pairs cell by cell: a hash collision falls back too, never mis-merges
+    nth_s = pd.Series(h_stored).groupby(h_stored).cumcount().to_numpy()
+    nth_d = pd.Series(h_new).groupby(h_new).cumcount().to_numpy()
+    pairs = pd.DataFrame({"h": h_stored, "k": nth_s, "i": np.arange(len(mine))}).merge(
+        pd.DataFrame({"h": h_new, "k": nth_d, "j": np.arange(len(delivered))}),
+        on=["h", "k"])
+    same = mine.iloc[pairs["i"].to_numpy()].reset_index(drop=True).equals(
+        delivered.iloc[pairs["j"].to_numpy()].reset_index(drop=True))
+    if len(pairs) != len(mine) or not same:
+        return upsert_table(stored, delivered)
+    extra = delivered[np.isin(np.arange(len(delivered)), pairs["j"].to_numpy(),
+                              invert=True)]
+    out = pd.concat([stored, extra], ignore_index=True)
+    out.attrs[STORED_ROWS_ATTR] = len(stored)
+    return out
 
 
 def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
@@ -226,13 +274,17 @@ def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
                   result: RefreshResult) -> None:
     """Commit an incremental outcome as one delta commit; mark its manifest rows."""
     frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()}
+    based: dict[str, str | None] = {}
 
     def build(base: str | None) -> dict[str, Any]:
+        based["on"] = base
         out: dict[str, pd.DataFrame] = {}
         for name in ("assets", "symbols", "corporate_actions"):
-            if len(frames[name]):
+            if len(frames[name]):   # rows the stored table lacks appended, if it can be
                 prev = store.read_table(name, base) if base is not None else frames[name][:0]
-                out[name] = upsert_table(canonical(name, prev), frames[name])
+                table = upsert_appending(canonical(name, prev), frames[name])
+                if table.attrs.get(STORED_ROWS_ATTR) != len(table):   # else: unchanged
+                    out[name] = table
         for name in ("prices", "fx", "statements"):
             if len(frames[name]):
                 out[name] = frames[name]
@@ -241,7 +293,10 @@ def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
     snapshot_id, result.rebases = store.commit_rebased(build, message=message, tag=tag,
                                                        delta=True)
     raw.record(deliveries, status="published")
-    result.snapshot_id, result.tag = snapshot_id, tag_of(store, snapshot_id)
+    if snapshot_id == based.get("on"):   # every delivered row was stored already
+        result.note = "nothing changed at the vendor: no new version committed"
+    else:
+        result.snapshot_id, result.tag = snapshot_id, tag_of(store, snapshot_id)
     written = dict(store.last_delta)
     result.rows["commit"] = sum(v for k, v in written.items()
                                 if k in ("assets", "symbols", "corporate_actions",

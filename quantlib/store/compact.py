@@ -44,8 +44,9 @@ __all__ = ["compact", "chunk_counts", "CompactResult", "TARGET_CHUNKS_2D", "TARG
 
 TARGET_CHUNKS_2D = (128, 512)
 TARGET_CHUNKS_1D = 1 << 16
-#: Tables appended by refreshes (one chunk per append until compaction merges them).
-_TABLES = ("statements",)
+#: Tables appended by refreshes (one chunk per append until compaction merges them; the
+#: reference tables when a delivery only added rows, quantlib.pipeline.incremental).
+_TABLES = ("statements", "assets", "symbols", "corporate_actions")
 
 
 @dataclass

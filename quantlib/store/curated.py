@@ -57,14 +57,18 @@ from quantlib.store.panels import (
     prices_to_panels,
 )
 from quantlib.store.schema import FRAME_NAMES, LONG_TABLES, STATEMENT_KEY, empty_frame
-from quantlib.store.tables import append_table, read_table_group, write_table
+from quantlib.store.tables import append_table, read_table_group, rows_holding, write_table
 
-__all__ = ["CuratedStore", "WRITE_DELAY_ENV"]
+__all__ = ["CuratedStore", "WRITE_DELAY_ENV", "STORED_ROWS_ATTR"]
 
 #: Test hook: seconds to sleep after each group written during a commit (announcing
 #: ``quantlib-store: wrote <group>`` on stderr), so a test can kill the process in the
 #: middle of a write. Never set in production.
 WRITE_DELAY_ENV = "QUANTLIB_STORE_WRITE_DELAY_S"
+#: ``frame.attrs`` key of a reference table given to a delta commit: its first ``n``
+#: rows are the stored table as of the commit's parent, so only the rest is appended
+#: (:func:`quantlib.pipeline.incremental.upsert_appending`).
+STORED_ROWS_ATTR = "stored_rows"
 _VAR_ORDER = ("open", "high", "low", "close", "volume", "split", "dividend", "returns", "rate",
               "known_at")
 # fixed chunk shape (not capped by the panel's shape), chosen for daily appends and
@@ -301,8 +305,10 @@ class CuratedStore:
             bars, merged into the stored panels by region (append along ``date``,
             region writes for corrections); ``fx`` only new or corrected rates;
             ``statements`` only rows to append; ``assets``/``symbols``/
-            ``corporate_actions``, when given, the full tables of the new version.
-            ``self.last_delta`` then holds the write counts.
+            ``corporate_actions``, when given, the full tables of the new version
+            (one marked ``attrs[STORED_ROWS_ATTR] = n`` is appended after its first
+            ``n`` rows). ``self.last_delta`` then holds the write counts. A delta that
+            changes nothing commits nothing: the parent's snapshot id is returned.
         panels : mapping of str to Dataset, optional
             Whole market price panels (``prices/<market>``), usually dask-backed (the
             partitioned build, :mod:`quantlib.pipeline.build`): written chunk by chunk
@@ -334,6 +340,8 @@ class CuratedStore:
             rows = write(session, frames, self._base(session.snapshot_id))
             if panels:
                 rows["panel_cells"] = _write_lazy_panels(session, panels, client)
+            if delta and not session.has_uncommitted_changes:
+                return session.snapshot_id   # the delta changes nothing: no version
             with commit_lock(self.location):
                 self._check_new_tag(tag)
                 name = tag or self._default_tag()
@@ -456,19 +464,24 @@ class CuratedStore:
         """Write a delta (see :meth:`commit`); only the affected regions are written."""
         root = zarr.open_group(session.store, mode="a")
         rows: dict[str, int] = {}
-        _write_reference_tables(root, frames, rows)
+        _write_reference_tables(root, frames, rows, append=True)
         new = frames.get("statements")
         if new is not None and len(new):
             fresh = _fresh_statements(previous, new)
-            append_table(root, "statements", fresh)
+            if len(fresh):
+                append_table(root, "statements", fresh)
+                _pause("statements")
             rows["statements"] = len(fresh)
-            _pause("statements")
         prices = frames.get("prices")
         if (prices is not None and len(prices)) or "corporate_actions" in frames:
             prices = prices if prices is not None else empty_frame("prices")
             assets = frames["assets"] if "assets" in frames else _stored(previous, "assets")
-            stored_actions = _stored(previous, "corporate_actions")
-            actions = frames.get("corporate_actions", stored_actions)
+            actions = frames.get("corporate_actions")
+            kept = None if actions is None else actions.attrs.get(STORED_ROWS_ATTR)
+            # a table upserted as an append starts with the stored rows: no second read
+            stored_actions = actions.iloc[:kept] if kept is not None and actions is not None \
+                else _stored(previous, "corporate_actions")
+            actions = stored_actions if actions is None else actions
             stats = write_prices_delta(session, prices, assets, actions, stored_actions,
                                        _write_panel)
             rows.update(prices=len(prices), **stats)
@@ -493,11 +506,19 @@ def _stored_fx(previous: zarr.Group | None) -> pd.DataFrame:
 
 
 def _fresh_statements(previous: zarr.Group | None, new: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``new`` whose key is not stored yet (reads only the stored key columns)."""
+    """Rows of ``new`` whose key is not stored yet: reads the stored key columns of only
+    the row ranges whose ``known_at`` span holds one of the new rows' ``known_at``
+    (:func:`~quantlib.store.tables.rows_holding`; a day's filings are newer than every
+    stored row, so usually none), the whole key columns for a table without ranges."""
     new = new.drop_duplicates(STATEMENT_KEY).reset_index(drop=True)
     if previous is None or "statements" not in previous:
         return new
-    old = read_table_group(previous, "statements", columns=STATEMENT_KEY)
+    slices = rows_holding(previous, "statements", new["known_at"])
+    if slices == []:     # no stored row range can hold these known_at: all fresh
+        return new
+    parts = [read_table_group(previous, "statements", columns=STATEMENT_KEY, rows=rows)
+             for rows in (slices if slices is not None else [slice(None)])]
+    old = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     if old.empty:
         return new
     key_new = pd.MultiIndex.from_frame(
@@ -594,13 +615,23 @@ def _write_block(fork: Any, group: str, start: int, blocks: Mapping[str, Any]) -
 
 
 def _write_reference_tables(root: zarr.Group, frames: Mapping[str, pd.DataFrame],
-                            rows: dict[str, int]) -> None:
-    """Replace the small tables delivered whole (assets, symbols, corporate actions)."""
+                            rows: dict[str, int], *, append: bool = False) -> None:
+    """Replace the tables delivered whole (assets, symbols, corporate actions). With
+    ``append`` (a delta commit), a frame marked ``attrs[STORED_ROWS_ATTR] = n`` whose
+    first ``n`` rows are the stored table (same row count) gets only its rows after
+    ``n`` appended (the stored chunks are not rewritten)."""
     for name in ("assets", "symbols", "corporate_actions"):
-        if name in frames:
-            write_table(root, name, frames[name])
-            rows[name] = len(frames[name])
-            _pause(name)
+        if name not in frames:
+            continue
+        frame, n = frames[name], frames[name].attrs.get(STORED_ROWS_ATTR)
+        if append and n is not None and name in root and \
+                int(cast(Any, root[name].attrs["rows"])) == n:
+            append_table(root, name, frame.iloc[n:])
+            rows[name] = len(frame) - n
+        else:
+            write_table(root, name, frame)
+            rows[name] = len(frame)
+        _pause(name)
 
 
 def _open_or_create(storage: icechunk.Storage, attempts: int = 5) -> icechunk.Repository:

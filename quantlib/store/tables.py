@@ -8,6 +8,15 @@ attribute) so that a table read back equals the frame written:
 - strings are stored as variable-length UTF-8 (numpy ``StringDType``); missing values
   are written as ``""`` with a boolean ``<column>.isna`` mask array beside them;
 - numbers and booleans are stored as they are (nullable extension types via a mask).
+
+Row ranges: the group attribute ``ranges`` holds, for the ``known_at`` column, a list of
+``[start, stop, lo, hi]``: rows ``start:stop`` hold ``known_at`` ticks (as stored)
+between ``lo`` and ``hi``. :func:`write_table` records one range per
+:data:`CHUNK_ROWS` rows, :func:`append_table` one per append (small adjacent ones are
+merged so the list stays short; a merged range is looser, never wrong). A reader that
+looks for given ``known_at`` values (the statements key check of a delta commit) reads
+only the ranges that can hold them (:func:`rows_holding`), not the whole table; rows
+never move inside a table (compaction retiles chunks only), so the ranges stay exact.
 """
 
 from __future__ import annotations
@@ -21,12 +30,17 @@ import zarr
 from quantlib.errors import StoreError
 from quantlib.store import dategrid
 
-__all__ = ["write_table", "append_table", "read_table_group", "table_columns", "CHUNK_ROWS"]
+__all__ = ["write_table", "append_table", "read_table_group", "table_columns", "CHUNK_ROWS",
+           "rows_holding", "RANGE_COLUMN"]
 
 _MASK_SUFFIX = ".isna"
 _CHUNK_ROWS = 1 << 16
 #: Rows per full chunk of a table column (appends add smaller chunks until compaction).
 CHUNK_ROWS = _CHUNK_ROWS
+#: The column whose per-row-range min/max a table keeps (group attribute ``ranges``).
+RANGE_COLUMN = "known_at"
+# appended (small) ranges kept apart before adjacent ones are merged
+_MAX_SMALL_RANGES = 16
 
 
 def _is_string_dtype(dtype: Any) -> bool:
@@ -105,8 +119,33 @@ def write_table(root: zarr.Group, name: str, frame: pd.DataFrame) -> None:
         if mask is not None:
             group.create_array(key + _MASK_SUFFIX, data=mask, chunks=chunks,
                                dimension_names=("row",))
-    group.attrs.update({"kind": "table", "columns": [str(c) for c in frame.columns],
-                        "dtypes": dtypes, "rows": n})
+    attrs: dict[str, Any] = {"kind": "table", "columns": [str(c) for c in frame.columns],
+                             "dtypes": dtypes, "rows": n}
+    if RANGE_COLUMN in frame.columns:
+        ticks = _encode(frame[RANGE_COLUMN])[0]
+        attrs["ranges"] = {RANGE_COLUMN: [_range(ticks[a:a + _CHUNK_ROWS], a)
+                                          for a in range(0, n, _CHUNK_ROWS)]}
+    group.attrs.update(attrs)
+
+
+def _range(ticks: np.ndarray, start: int) -> list[int]:
+    """``[start, stop, lo, hi]`` of one row range (``ticks``: the stored int64 values)."""
+    return [start, start + len(ticks), int(ticks.min()), int(ticks.max())]
+
+
+def _merge_small(ranges: list[list[int]]) -> list[list[int]]:
+    """Merge adjacent ranges (smallest pair first, never past :data:`CHUNK_ROWS` rows)
+    until at most ``_MAX_SMALL_RANGES`` ranges are smaller than a chunk."""
+    out = [list(r) for r in ranges]
+    while sum(r[1] - r[0] < _CHUNK_ROWS for r in out) > _MAX_SMALL_RANGES:
+        sizes = [(b[1] - a[0], i) for i, (a, b) in
+                 enumerate(zip(out[:-1], out[1:], strict=True)) if b[1] - a[0] <= _CHUNK_ROWS]
+        if not sizes:
+            break
+        i = min(sizes)[1]
+        a, b = out[i], out.pop(i + 1)
+        out[i] = [a[0], b[1], min(a[2], b[2]), max(a[3], b[3])]
+    return out
 
 
 def append_table(root: zarr.Group, name: str, frame: pd.DataFrame) -> int:
@@ -145,8 +184,51 @@ def append_table(root: zarr.Group, name: str, frame: pd.DataFrame) -> int:
                                fill_value=False, dimension_names=("row",))
         marr = dategrid.resize(cast(zarr.Array, group[key]), (n,), one_chunk=True)
         marr[n0:] = mask if mask is not None else np.zeros(len(frame), dtype=bool)
-    group.attrs["rows"] = n
+    update: dict[str, Any] = {"rows": n}
+    ranges = attrs.get("ranges", {}).get(RANGE_COLUMN)
+    if ranges is None and RANGE_COLUMN in attrs["columns"] and n0:
+        # a table written before row ranges: its ranges from the stored column, once
+        stored = np.asarray(cast(zarr.Array, group[RANGE_COLUMN])[:n0])
+        ranges = [_range(stored[a:a + _CHUNK_ROWS], a) for a in range(0, n0, _CHUNK_ROWS)]
+    if ranges is not None and len(frame):
+        ticks = _encode(frame[RANGE_COLUMN].astype(attrs["dtypes"][RANGE_COLUMN]))[0]
+        update["ranges"] = {RANGE_COLUMN: _merge_small([*ranges, _range(ticks, n0)])}
+    group.attrs.update(update)
     return n
+
+
+def rows_holding(root: zarr.Group, name: str, values: pd.Series) -> list[slice] | None:
+    """Row slices of table ``name`` that can hold a :data:`RANGE_COLUMN` value equal to
+    one of ``values`` (by the table's row ranges; adjacent slices joined), or ``None``
+    when the table keeps no ranges (written before them: read it whole).
+
+    Examples
+    --------
+    >>> import zarr
+    >>> root = zarr.group(store=zarr.storage.MemoryStore())
+    >>> t = pd.to_datetime(["2024-01-02", "2024-01-03"], utc=True)
+    >>> write_table(root, "s", pd.DataFrame({"v": [1.0, 2.0], "known_at": t}))
+    >>> _ = append_table(root, "s", pd.DataFrame({"v": [3.0], "known_at": t[1:] + pd.Timedelta("1D")}))
+    >>> rows_holding(root, "s", pd.Series(t[1:] + pd.Timedelta("1D")))
+    [slice(2, 3, None)]
+    >>> rows_holding(root, "s", pd.Series(t[:1] - pd.Timedelta("1D")))
+    []
+    """
+    attrs: dict[str, Any] = dict(cast(zarr.Group, root[name]).attrs)
+    ranges = attrs.get("ranges", {}).get(RANGE_COLUMN)
+    if ranges is None:
+        return None
+    ticks = np.unique(_encode(values.astype(attrs["dtypes"][RANGE_COLUMN]))[0])
+    out: list[slice] = []
+    for start, stop, lo, hi in ranges:
+        i = int(np.searchsorted(ticks, lo))
+        if i == len(ticks) or ticks[i] > hi:
+            continue
+        if out and out[-1].stop == start:
+            out[-1] = slice(out[-1].start, stop)
+        else:
+            out.append(slice(start, stop))
+    return out
 
 
 def table_columns(root: zarr.Group, name: str) -> list[str]:

@@ -62,8 +62,10 @@ import numpy as np
 from quantlib.backtest import jitload
 from quantlib.backtest.kernels import last_bar_rows
 close = np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, 4.0], [2.0, np.nan, np.nan]])
+from quantlib.backtest import jitcache
 out = {"rows": last_bar_rows(close).tolist(), "lean_loads": jitload.lean_loads(),
-       "compiler_registries_loaded": "numba.typed.typeddict" in sys.modules}
+       "compiler_registries_loaded": "numba.typed.typeddict" in sys.modules,
+       "caches": jitcache.counts()}
 if len(sys.argv) > 1:  # a new compile after the lean load: the full compiler must be there
     import numba
     @numba.njit
@@ -74,21 +76,37 @@ if len(sys.argv) > 1:  # a new compile after the lean load: the full compiler mu
                 kept.append(i)
         return len(kept)
     out["compiled_after"] = evens(13)
+    @numba.njit
+    def rows_plus_one(x):  # links against the lean-loaded kernel's (lazily parsed) module
+        return last_bar_rows(x) + 1
+    out["linked_after"] = rows_plus_one(close).tolist()
 print(json.dumps(out))
 """
 
 
 def test_a_cache_miss_compiles_fully_and_the_next_process_loads_lean(tmp_path: Path):
     """Empty numba cache: the kernel compiles (the miss path initializes numba fully) and
-    is saved; a second process loads it lean (compiler registries left unloaded), gets
-    the same answer, and still compiles a new function (a list) afterwards."""
+    is saved, and so are numba's NRT helpers (jitcache); a second process loads both
+    lean (compiler registries left unloaded), parses the kernel's symbol table once and
+    saves it; a third reads it instead. Both get the same answer, and still compile a
+    new function (a list) and one that calls the kernel (linking its bitcode) after."""
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
     first = _fresh(KERNEL_CODE, env)
     assert first["lean_loads"] == 0 and first["compiler_registries_loaded"]
+    assert first["caches"]["nrt_saved"] == 1 and first["caches"]["nrt_loaded"] == 0
     second = _fresh(KERNEL_CODE, env, "compile-after")
     assert second["lean_loads"] == 1 and not second["compiler_registries_loaded"]
-    assert first["rows"] == second["rows"] == [2, -1, 1]
-    assert second["compiled_after"] == 7
+    assert second["caches"] == {"nrt_loaded": 1, "nrt_saved": 0, "symbols_read": 0,
+                                "symbols_parsed": 1}
+    third = _fresh(KERNEL_CODE, env, "compile-after")
+    assert third["lean_loads"] == 1 and not third["compiler_registries_loaded"]
+    assert third["caches"] == {"nrt_loaded": 1, "nrt_saved": 0, "symbols_read": 1,
+                               "symbols_parsed": 0}
+    assert first["rows"] == second["rows"] == third["rows"] == [2, -1, 1]
+    assert second["compiled_after"] == third["compiled_after"] == 7
+    assert second["linked_after"] == third["linked_after"] == [3, 0, 2]
+    saved = sorted(p.name.split("-")[1] for p in (tmp_path / "numba-cache").rglob("quantlib-*"))
+    assert saved == ["nrt", "symbols"]
 
 
 RUN_CODE = """
@@ -109,7 +127,9 @@ data = xr.Dataset({"close": (("date", "asset"), close), "returns": (("date", "as
 res = quantlib.backtest.run("xs_momentum", data, window=60, skip=5, quantile=5, costs="flat:10")
 np.save(sys.argv[1], res.returns["net"].to_numpy())
 from quantlib.backtest import jitload
+from quantlib.backtest import jitcache
 out = {"installed": jitload.installed(), "lean_loads": jitload.lean_loads(),
+       "caches": jitcache.counts(),
        "compiler_registries_loaded": "numba.typed.typeddict" in sys.modules,
        "lowering_imported": [m for m in LOWERING if m in sys.modules], "deferred": DEFERRED}
 if len(sys.argv) > 2:  # compile after the lean loads, through the numba internals they inlined
@@ -146,15 +166,57 @@ def test_run_in_a_fresh_process_loads_its_kernels_lean_with_the_stock_numbers(tm
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     go("warm.npy")
+    go("symbols.npy")  # the kernels' symbol tables are saved by the first lean load
     lean = go("lean.npy", "compile-after")
     assert lean["installed"] and lean["lean_loads"] >= 3
     assert not lean["compiler_registries_loaded"] and lean["deferred"] == []
     assert lean["lowering_imported"] == [] and lean["compiled_after"] == [0, 2, 1]
+    assert lean["caches"]["nrt_loaded"] == 1
+    assert lean["caches"]["symbols_read"] == lean["lean_loads"]
+    assert lean["caches"]["symbols_parsed"] == 0
     stock = go("stock.npy", QUANTLIB_NUMBA_LEAN_LOAD="0")
     assert not stock["installed"] and stock["lean_loads"] == 0
     assert stock["compiler_registries_loaded"] and stock["deferred"] == []
     assert len(stock["lowering_imported"]) == len(LOWERING)
-    nets = [np.load(tmp_path / f"{n}.npy") for n in ("warm", "lean", "stock")]
-    assert np.isfinite(nets[1][100:]).all() and np.nanstd(nets[1][100:]) > 0
-    assert np.array_equal(nets[1], nets[2], equal_nan=True)
-    assert np.array_equal(nets[0], nets[1], equal_nan=True)
+    assert stock["caches"] == dict.fromkeys(lean["caches"], 0)
+    nets = [np.load(tmp_path / f"{n}.npy") for n in ("warm", "symbols", "lean", "stock")]
+    assert np.isfinite(nets[2][100:]).all() and np.nanstd(nets[2][100:]) > 0
+    for other in (nets[0], nets[1], nets[3]):
+        assert np.array_equal(nets[2], other, equal_nan=True)
+
+
+YAML_CODE = """
+import json, os, sys
+import quantlib.backtest
+from numba.core import config
+out = {"yaml_imported": "yaml" in sys.modules, "scipy_imported": "scipy" in sys.modules,
+       "scheme": config.COLOR_SCHEME}
+with open(".numba_config.yaml", "w") as f:   # a config file written after the import
+    f.write("color_scheme: dark_bg\\n")
+config.reload_config()                        # numba does this before each compile
+out["scheme_after"] = config.COLOR_SCHEME
+out["yaml_imported_after"] = "yaml" in sys.modules
+print(json.dumps(out))
+"""
+
+
+def _fresh_in(cwd: Path, code: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_numba_is_imported_without_scipy_and_yaml_and_still_reads_its_config_file(
+        tmp_path: Path):
+    """``import quantlib.backtest`` imports numba without scipy (its version check) and
+    yaml (its config reader); a ``.numba_config.yaml`` is still honoured, whether it is
+    there at import (yaml imported as usual) or written later (read through the stand-in)."""
+    later = _fresh_in(tmp_path, YAML_CODE)
+    assert later["yaml_imported"] is False and later["scipy_imported"] is False
+    assert later["scheme"] == "no_color" and later["scheme_after"] == "dark_bg"
+    assert later["yaml_imported_after"] is True
+    (tmp_path / ".numba_config.yaml").write_text("color_scheme: light_bg\n")
+    there = _fresh_in(tmp_path, YAML_CODE)
+    assert there["yaml_imported"] is True and there["scipy_imported"] is False
+    assert there["scheme"] == "light_bg" and there["scheme_after"] == "dark_bg"

@@ -3,6 +3,7 @@ starts `quantlib schedule serve`; only tokens whose scopes grant access to it ge
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -112,9 +114,27 @@ c.JupyterHub.load_roles = [
         except requests.ConnectionError:
             pass
         time.sleep(0.5)
-    hub.terminate()
-    hub.wait(timeout=30)
+    _stop(hub)
     pytest.fail(f"the scheduler service never answered 200: {resp and resp.text}")
+
+
+def _stop(hub: subprocess.Popen) -> None:
+    """Stop the hub and whatever it started (proxy, scheduler service), even when the hub
+    has to be killed and cannot stop them itself."""
+    try:
+        children = psutil.Process(hub.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    hub.terminate()
+    try:
+        hub.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        hub.kill()
+        hub.wait()
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
 
 
 @pytest.mark.slow
@@ -144,9 +164,4 @@ def test_hub_tokens_with_access_scope_see_the_jobs(nb, tmp_path: Path) -> None:
         assert "/hub/api/oauth2/authorize" in browser.headers["Location"]
         assert "client_id=service-scheduler" in browser.headers["Location"]
     finally:
-        hub.terminate()
-        try:
-            hub.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            hub.kill()
-            hub.wait()
+        _stop(hub)
