@@ -74,17 +74,29 @@ class StoreInputs:
 def zarr_reader(st: Any, snapshot_id: str) -> Any:
     """A :data:`quantlib.pit.lazy.ColumnReader` over one snapshot's stored arrays: a
     block of stored columns read by :class:`quantlib.store.chunkread.ChunkedArray`
-    (its chunks read and decoded concurrently), no dask."""
+    (its chunks read and decoded concurrently), no dask. Columns are numbered in
+    sorted asset order, as ``open_prices`` presents them (a panel with listings
+    appended since its last full write stores them at its end:
+    :mod:`quantlib.store.assetgrid`)."""
+    import zarr
+
+    from quantlib.store.assetgrid import SortedColumns, sorted_order, sorted_prefix, stored_ids
     from quantlib.store.chunkread import ChunkedArray, native_chunk_dir
 
     store = st.repo.readonly_session(snapshot_id=snapshot_id).store
     chunk_dir = native_chunk_dir(st.location)
-    arrays: dict[str, ChunkedArray] = {}
+    arrays: dict[str, Any] = {}
+    orders: dict[str, Any] = {}
 
     def read(market: str, var: str, n_rows: int, c0: int, c1: int) -> Any:
         path = f"prices/{market}/{var}"
+        if market not in orders:
+            ids = stored_ids(zarr.open_group(store, path=f"prices/{market}", mode="r"))
+            orders[market] = (sorted_order(ids), sorted_prefix(ids))
         if path not in arrays:
-            arrays[path] = ChunkedArray(store, path, chunk_dir)
+            arr = ChunkedArray(store, path, chunk_dir)
+            order, tail = orders[market]
+            arrays[path] = arr if order is None else SortedColumns(arr, order, tail)
         return arrays[path][:n_rows, c0:c1]
     return read
 

@@ -355,27 +355,56 @@ def dask_panel(store: Any, group: str, ds: xr.Dataset, name: str,
     array over it, chunked ``(all rows, COLUMN_BLOCK)``; ``name`` (e.g. the snapshot
     id) makes the dask names deterministic. Other variables stay as opened.
 
+    A panel whose stored ``asset`` axis is not sorted (listings appended since the last
+    full write, :mod:`quantlib.store.assetgrid`) comes back in sorted asset order: the
+    direct variables read the stored columns of each sorted block
+    (:class:`~quantlib.store.assetgrid.SortedColumns`; one block per stored chunk of
+    the sorted part, :func:`~quantlib.store.assetgrid.sorted_blocks`), the others are
+    reindexed.
+
     Examples
     --------
     >>> from zarr.storage import MemoryStore
     >>> s = MemoryStore()
-    >>> xr.Dataset({"close": (("date", "asset"), np.arange(6.0).reshape(3, 2))}).to_zarr(
+    >>> xr.Dataset({"close": (("date", "asset"), np.arange(6.0).reshape(3, 2))},
+    ...            coords={"asset": ["B", "A"]}).to_zarr(
     ...     s, group="p", zarr_format=3, consolidated=False)  # doctest: +ELLIPSIS
     <xarray.backends.zarr.ZarrStore object at ...>
     >>> ds = dask_panel(s, "p", xr.open_zarr(s, group="p", consolidated=False), "v1")
-    >>> ds["close"].data.chunks, ds["close"][1:].values.tolist()
-    (((3,), (2,)), [[2.0, 3.0], [4.0, 5.0]])
+    >>> ds["close"].data.chunks, ds["asset"].values.tolist(), ds["close"][1:].values.tolist()
+    (((3,), (2,)), ['A', 'B'], [[3.0, 2.0], [5.0, 4.0]])
     """
     import dask.array as da
 
-    out = ds.copy()
+    from quantlib.store.assetgrid import (
+        SortedColumns,
+        sorted_blocks,
+        sorted_order,
+        sorted_prefix,
+    )
+
+    order = sorted_order(ds["asset"].values) if "asset" in ds.dims else None
+    blocks: Any = COLUMN_BLOCK if order is None else \
+        sorted_blocks(ds["asset"].values, order, COLUMN_BLOCK)
+    direct: dict[str, xr.Variable] = {}
     for var_name, var in ds.data_vars.items():
         if var.ndim != 2 or not _plain(var.variable):
             continue
         arr = ChunkedArray(store, f"{group}/{var_name}", chunk_dir)
         if not arr.direct or arr.shape != var.shape:
             continue
-        data = da.from_array(cast(Any, arr), chunks=(arr.shape[0] or 1, COLUMN_BLOCK),
+        source: Any = arr
+        if order is not None and var.dims[1] == "asset":
+            source = SortedColumns(arr, order, sorted_prefix(ds["asset"].values))
+        elif order is not None:
+            continue
+        data = da.from_array(source, chunks=(arr.shape[0] or 1, blocks),
                              name=f"panel-{name}-{group}/{var_name}", asarray=False)
-        out[var_name] = xr.Variable(var.dims, data, var.attrs, var.encoding)
+        direct[str(var_name)] = xr.Variable(var.dims, data, var.attrs, var.encoding)
+    rest = ds.drop_vars(list(direct))
+    if order is not None:
+        rest = rest.isel(asset=order)
+    out = xr.Dataset({v: direct[str(v)] if str(v) in direct else rest[v].variable
+                      for v in ds.data_vars}, coords=rest.coords, attrs=ds.attrs)
+    out.encoding = dict(ds.encoding)
     return out

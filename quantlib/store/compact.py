@@ -16,7 +16,10 @@ the fixed chunking have narrow 2-D chunks. Step by step:
 3. otherwise, in one writable session, recreate each such array (same dtype, fill
    value, codecs, attributes and dimension names) with the target chunks and copy its
    values from the pinned version, one block of target rows at a time;
-4. commit under the commit lock (refused if another writer moved ``main`` since step 1:
+4. a price panel whose asset axis holds listings appended since its last full write
+   (:mod:`quantlib.store.assetgrid`) gets its columns back in sorted order (from the
+   first out-of-place column on, one date chunk at a time);
+5. commit under the commit lock (refused if another writer moved ``main`` since step 1:
    :class:`~quantlib.errors.WriteConflictError`, nothing committed) and tag it
    ``compact-YYYYMMDDTHHMMSSZ``. Values are unchanged: every panel of the new version
    equals the previous one cell for cell; the previous versions stay readable.
@@ -32,7 +35,7 @@ import icechunk
 import zarr
 
 from quantlib.errors import WriteConflictError
-from quantlib.store import dategrid
+from quantlib.store import assetgrid, dategrid
 from quantlib.store.cas import commit_lock
 from quantlib.store.curated import CuratedStore
 from quantlib.store.tables import CHUNK_ROWS
@@ -159,8 +162,11 @@ def compact(store: str | None = None, *, tag: str | None = None) -> CompactResul
     tails = [g for g in _groups(base) if dategrid.pending(cast(zarr.Group, base[g]))]
     tables = [t for t in _TABLES if t in base
               and dategrid.table_pending(cast(zarr.Group, base[t]), CHUNK_ROWS)]
+    unsorted = [g for g in _groups(base) if g.startswith("prices/") and
+                assetgrid.sorted_order(assetgrid.stored_ids(cast(zarr.Group, base[g])))
+                is not None]
     result = CompactResult(None, None, before=chunk_counts(st, tip))
-    if not todo and not tails and not tables:
+    if not todo and not tails and not tables and not unsorted:
         result.after = dict(result.before)
         return result
     session = st.repo.writable_session("main")
@@ -173,6 +179,9 @@ def compact(store: str | None = None, *, tag: str | None = None) -> CompactResul
         todo += dategrid.compact_group(cast(zarr.Group, root[g]), g)
     for t in tables:  # appended tables: merge the per-append chunks, fold into blocks
         todo += dategrid.compact_table(cast(zarr.Group, root[t]), t, CHUNK_ROWS)
+    for g in unsorted:  # listings appended at the asset axis' end: back to sorted order
+        assetgrid.restore_order(cast(zarr.Group, root[g]))
+        todo.append(f"{g}/asset")
     name = tag or "compact-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     try:
         with commit_lock(st.location):

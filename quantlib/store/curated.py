@@ -45,7 +45,7 @@ import xarray as xr
 import zarr
 
 from quantlib.errors import SnapshotNotFoundError, StoreError, WriteConflictError
-from quantlib.store import dategrid, parquet
+from quantlib.store import assetgrid, dategrid, parquet
 from quantlib.store.cas import commit_lock
 from quantlib.store.chunkread import dask_panel, native_chunk_dir
 from quantlib.store.increment import write_fx_delta, write_prices_delta
@@ -573,10 +573,16 @@ def _append_statements(previous: zarr.Group | None, new: pd.DataFrame) -> pd.Dat
     return pd.concat([old, fresh], ignore_index=True)
 
 
+def _panel_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    """Chunks of every variable, and the fill values new assets rely on
+    (:func:`quantlib.store.assetgrid.fill_encoding`)."""
+    fills = assetgrid.fill_encoding(ds)
+    return {str(v): {"chunks": (_PANEL_CHUNK_DATES, _PANEL_CHUNK_ASSETS),
+                     **fills.get(str(v), {})} for v in ds.data_vars}
+
+
 def _write_panel(session: icechunk.Session, group: str, ds: xr.Dataset) -> None:
-    encoding: dict[str, Any] = {}
-    for var in ds.data_vars:
-        encoding[str(var)] = {"chunks": (_PANEL_CHUNK_DATES, _PANEL_CHUNK_ASSETS)}
+    encoding = _panel_encoding(ds)
     ds.to_zarr(session.store, group=group, mode="w", consolidated=False, zarr_format=3,
                encoding=encoding)
     dategrid.seal(zarr.open_group(session.store, path=group, mode="a"))
@@ -595,8 +601,7 @@ def _write_lazy_panels(session: icechunk.Session, panels: Mapping[str, xr.Datase
     tasks: list[Any] = []
     for market, ds in panels.items():
         group = f"prices/{market}"
-        encoding = {str(v): {"chunks": (_PANEL_CHUNK_DATES, _PANEL_CHUNK_ASSETS)}
-                    for v in ds.data_vars}
+        encoding = _panel_encoding(ds)
         template = xr.Dataset({v: (ds[v].dims, _empty_dask(ds[v])) for v in ds.data_vars},
                               coords=ds.coords, attrs=ds.attrs)
         for v in ds.data_vars:

@@ -7,27 +7,26 @@ market panel, step by step:
 1. read the stored coordinates (``date``, ``asset``), never the whole panel;
 2. the new date axis is the stored one plus the market's sessions after its last date
    up to the last new bar (plus any new bar date off the calendar); the new asset axis
-   is the sorted union of the stored ids and the market's new assets;
+   is the stored one (in stored order) with the market's new assets appended at its
+   end (:mod:`quantlib.store.assetgrid`: no stored column moves; readers present the
+   sorted order);
 3. the first affected row ``r0`` is the earliest of: a delivered bar, an ex date of a
    corporate action that was added, changed or removed, the first appended session;
-   the first moved column ``c_new`` is that of the first new asset (its sorted place);
-4. rows ``[r0, end)`` of the columns before ``c_new`` and every row of the columns from
-   ``c_new`` on (a stored column there is read at its stored place, one column to the
-   right per new asset before it) are recomputed one date chunk at a time: the stored
-   values, the delivered bars laid over them (a corrected bar replaces the stored one:
-   the last delivery wins), ``split``/``dividend`` rebuilt from the actions, and
-   ``returns`` seeded with the last stored close before ``r0`` of each asset
-   (continuity);
+4. rows ``[r0, end)`` of every column are recomputed one date chunk at a time: the
+   stored values, the delivered bars laid over them (a corrected bar replaces the
+   stored one: the last delivery wins), ``split``/``dividend`` rebuilt from the
+   actions, and ``returns`` seeded with the last stored close before ``r0`` of each
+   asset (continuity); a new column's rows before ``r0`` are never written and read as
+   the arrays' fill values, the values of a column without bars;
 5. the arrays are resized along ``date`` (append: each new date gets its own 1-date
    chunk, :mod:`quantlib.store.dategrid`, so no stored chunk is rewritten) and
-   ``asset``, and only that region is written: a listing that sorts after every stored
-   id writes its own columns, one that sorts inside rewrites the asset chunks from its
-   column on (an ISIN sorts anywhere: on average half the panel's chunks, still far
-   less work than the fallback, which goes through long frames).
+   ``asset``, and only that region is written: a listing costs its own cells in the
+   rows written anyway, whatever the history and wherever its id sorts.
 
 Cases the region path cannot express (a bar before the panel's first date, an
 off-calendar date inside the stored range, a stored asset missing from the new assets
-table, or a new id longer than the stored width) fall back to rewriting that market's
+table, a new id longer than the stored width, a new asset in a panel stored before
+the fill values of :mod:`quantlib.store.assetgrid`) fall back to rewriting that market's
 panel from its stored bars plus the delta; the fallback is counted
 (``rows["rewrites"]``). Either way the panel equals, cell for cell, the panel of a full
 build of the same bars.
@@ -43,7 +42,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from quantlib.store import dategrid
+from quantlib.store import assetgrid, dategrid
 from quantlib.store.panels import (
     NAT_INT,
     PRICE_VARS,
@@ -128,7 +127,8 @@ def write_prices_delta(session: icechunk.Session, prices: pd.DataFrame,
     for market in sorted(touched):
         bars = prices[bar_market == market]
         ids = pd.Index(sorted(market_of.index[market_of.to_numpy() == market].astype(str)))
-        m_actions = actions[actions["asset_id"].isin(ids)]
+        m_actions = actions[np.isin(actions["asset_id"].to_numpy(dtype=str),
+                                    ids.to_numpy(dtype=str))]
         group = f"prices/{market}"
         try:
             if "prices" not in root or market not in cast(zarr.Group, root["prices"]):
@@ -202,20 +202,22 @@ def _time_units(arr: zarr.Array) -> tuple[str, str | None]:
 
 
 def _new_axes(g: zarr.Group, market: str, bar_dates: np.ndarray, ids: pd.Index
-              ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(new dates, stored column of each asset of ``ids`` (-1: new), stored row count),
-    or :class:`_Fallback` where a region write cannot express the delta: a stored asset
-    gone from the assets table, a new id longer than the stored width, a bar before the
-    panel's first date or off the calendar inside the stored range, an empty panel."""
+              ) -> tuple[np.ndarray, pd.Index, int, int]:
+    """(new dates, new asset axis in stored order, stored rows, stored columns), or
+    :class:`_Fallback` where a region write cannot express the delta: a stored asset
+    gone from the assets table, a new id longer than the stored width or in a panel
+    without the no-bar fill values, a bar before the panel's first date or off the
+    calendar inside the stored range, an empty panel."""
     dates = _decode_dates(g)
     asset = cast(zarr.Array, g["asset"])
-    old_ids = np.asarray(asset[:]).astype(str)
+    old_ids = assetgrid.stored_ids(g)
     old_n = len(dates)
-    src = pd.Index(old_ids).get_indexer(ids)
-    kept = src[src >= 0]
-    if len(kept) != len(old_ids) or np.any(np.diff(kept) <= 0):
+    stored = set(old_ids.tolist())
+    if not stored.issubset(ids.tolist()):
         raise _Fallback
-    if len(ids) > len(old_ids) and max(len(s) for s in ids) > asset.dtype.itemsize // 4:
+    new = sorted(set(ids.tolist()) - stored)   # (Python sets: pandas' Arrow isin is slow)
+    if len(new) and (max(len(s) for s in new) > asset.dtype.itemsize // 4
+                     or not assetgrid.has_no_bar_fills(g)):
         raise _Fallback
     if len(bar_dates) and old_n:
         if bar_dates.min() < dates[0]:
@@ -229,39 +231,36 @@ def _new_axes(g: zarr.Group, market: str, bar_dates: np.ndarray, ids: pd.Index
     if len(later):
         tail = market_dates(market, np.concatenate([dates[-1:], later])).to_numpy()
         dates = np.concatenate([dates, tail[tail > dates[-1]]])
-    return dates, src, old_n
+    return dates, pd.Index(np.concatenate([old_ids, np.asarray(new, dtype=str)])), old_n, \
+        len(old_ids)
 
 
 def _write_region(g: zarr.Group, market: str, bars: pd.DataFrame, ids: pd.Index,
                   actions: pd.DataFrame, changed: pd.DataFrame, stats: dict[str, int]
                   ) -> None:
-    """Rows ``[r0, end)`` of the columns before the first new asset; every row of the
-    columns from it on (a new asset takes its sorted place and the stored columns after
-    it move right: only the asset chunks from that column on are rewritten)."""
+    """Rows ``[r0, end)`` of every column; new assets appended at the end of the asset
+    axis (no stored column moves, see :mod:`quantlib.store.assetgrid`)."""
     bar_dates = ns_values(bars["date"])
-    dates, src, old_n = _new_axes(g, market, bar_dates, ids)
-    old_m, n, m = int((src >= 0).sum()), len(dates), len(ids)
-    moved = np.flatnonzero(src != np.arange(m))
-    c_new = int(moved[0]) if len(moved) else m
+    dates, phys, old_n, old_m = _new_axes(g, market, bar_dates, ids)
+    n, m = len(dates), len(phys)
     starts = [old_n] if n > old_n else []
     if len(bars):
         starts.append(int(np.searchsorted(dates, bar_dates.min())))
     if len(changed):
         starts.append(int(np.searchsorted(dates, ns_values(changed["ex_date"]).min())))
     r0 = max(0, min(starts, default=n))
-    _resize(g, dates, old_n, ids, old_m, src)
-    col = ids.get_indexer(bars["asset_id"].astype(str))
+    _resize(g, dates, old_n, phys, old_m)
+    col = phys.get_indexer(bars["asset_id"].astype(str))
     row = np.searchsorted(dates, bar_dates)
-    ctx = (dates, ids, src, old_n, row, col, bars, actions)
-    if r0 < n and c_new:
-        _write_block(g, ctx, (r0, 0, c_new), stats)
-    if c_new < m:
-        _write_block(g, ctx, (0, c_new, m), stats)
+    src = np.where(np.arange(m) < old_m, np.arange(m), -1)
+    if r0 < n:
+        _write_block(g, (dates, phys, src, old_n, row, col, bars, actions), (r0, 0, m), stats)
     stats["appended_dates"] += n - old_n
 
 
-def _resize(g: zarr.Group, dates: np.ndarray, old_n: int, ids: pd.Index, old_m: int,
-            src: np.ndarray | None = None) -> None:
+def _resize(g: zarr.Group, dates: np.ndarray, old_n: int, ids: pd.Index, old_m: int) -> None:
+    """Grow a panel group to ``dates`` x ``ids`` (the first ``old_n`` dates and
+    ``old_m`` ids stored already): metadata, plus the new coordinate values."""
     n, m = len(dates), len(ids)
     if n == old_n and m == old_m:
         return
@@ -279,8 +278,7 @@ def _resize(g: zarr.Group, dates: np.ndarray, old_n: int, ids: pd.Index, old_m: 
     if m > old_m:
         asset = cast(zarr.Array, g["asset"])
         asset.resize((m,))
-        first = old_m if src is None else int(np.argmax(src != np.arange(m)))
-        asset[first:] = np.asarray(ids[first:], dtype=asset.dtype)
+        asset[old_m:] = np.asarray(ids[old_m:], dtype=asset.dtype)
 
 
 _Context = tuple[np.ndarray, pd.Index, np.ndarray, int, np.ndarray, np.ndarray,

@@ -2,8 +2,9 @@
 
 Chunk reads are counted where the store serves them: every ``get`` of a key under
 ``<array>/c/`` on the real Icechunk store, and every chunk
-:class:`~quantlib.store.chunkread.ChunkedArray` reads from the repository's chunk files
-directly, so the assertions are about what was actually read.
+:class:`~quantlib.store.chunkread.ChunkedArray` looks up in the repository directly (its
+file read, or, where none is stored because it is all fill value, e.g. a ``split``
+chunk without a split, filled in), so the assertions are about what was actually read.
 """
 
 from __future__ import annotations
@@ -46,14 +47,18 @@ def reads(monkeypatch):
             counts[name] = counts.get(name, 0) + 1
         return await original(self, key, *args, **kwargs)
 
-    direct = ChunkedArray._chunk_bytes
+    direct = ChunkedArray._jobs
 
-    def chunk_bytes(self, ref):
-        counts[self.path] = counts.get(self.path, 0) + 1
-        return direct(self, ref)
+    def jobs(self, sel):
+        if self._chunk_refs() is None:      # fetched through store.get: counted there
+            yield from direct(self, sel)
+            return
+        for job in direct(self, sel):
+            counts[self.path] = counts.get(self.path, 0) + 1
+            yield job
 
     monkeypatch.setattr(icechunk.IcechunkStore, "get", get)
-    monkeypatch.setattr(ChunkedArray, "_chunk_bytes", chunk_bytes)
+    monkeypatch.setattr(ChunkedArray, "_jobs", jobs)
     return counts
 
 
