@@ -343,40 +343,69 @@ def partitioned_build(curated: CuratedStore, targets: Sequence[str], connection:
         A market's bad rows (all partitions together) are over the limit; nothing was
         committed, the manifest rows say ``rejected`` and the report was written.
     """
-    cfg = load_config()["validation"]
-    limit = float(cfg["max_bad_row_fraction"] if max_bad_row_fraction is None
-                  else max_bad_row_fraction)
     url, rid = curated.url, result.refresh_id
+    with spill_run(curated, result, "build") as spill:
+        def tasks(m: str, deliveries: list[Delivery]) -> list[Any]:
+            return _market_tasks(url, rid, m, deliveries, known_assets, spill,
+                                 partition_rows)
+
+        fetched, done = _fetch_and_fan_out(targets, url, connection, rid, tasks,
+                                           result, client, scheduler, one_frame_below)
+        if done is None:
+            return fetched
+        _build(curated, targets, fetched, done, result, client=client,
+               limit=bad_row_limit(max_bad_row_fraction), tag=tag, spill=spill,
+               chunk_dates=chunk_dates)
+    return None
+
+
+def bad_row_limit(max_bad_row_fraction: float | None) -> float:
+    """The bad-row fraction a partitioned run rejects a market above: the argument,
+    else the configured ``validation.max_bad_row_fraction``."""
+    if max_bad_row_fraction is not None:
+        return float(max_bad_row_fraction)
+    return float(load_config()["validation"]["max_bad_row_fraction"])
+
+
+@contextmanager
+def spill_run(curated: CuratedStore, result: RefreshResult, what: str) -> Iterator[Any]:
+    """The run's spill folder (``tmp/builds/<refresh id>``) under a heartbeat: the
+    spills of killed runs are removed first (``result.note`` says so) and this run's
+    when it ends, however it ends. ``what`` names the run kind in the note."""
+    rid = result.refresh_id
     spill = curated.location.child("tmp", "builds", rid)
     stale = remove_stale_spills(curated.location.child("tmp", "builds"), keep=rid)
     if stale:
-        result.note = f"removed the spill of {len(stale)} killed build(s): {', '.join(stale)}"
+        result.note = f"removed the spill of {len(stale)} killed {what}(s): {', '.join(stale)}"
     try:
         with Heartbeat(spill):
-            def tasks(m: str, deliveries: list[Delivery]) -> list[Any]:
-                return _market_tasks(url, rid, m, deliveries, known_assets, spill,
-                                     partition_rows)
-
-            fetched, done = _fetch_and_fan_out(targets, url, connection, rid, tasks,
-                                               result, client, scheduler, one_frame_below)
-            if done is None:
-                return fetched
-            _build(curated, targets, fetched, done, result, client=client, limit=limit,
-                   max_jump=float(cfg["max_unexplained_jump"]), tag=tag, spill=spill,
-                   chunk_dates=chunk_dates)
+            yield spill
     finally:
         fs, path = spill.open_fs()
         if fs.exists(path):
             fs.rm(path, recursive=True)
-    return None
 
 
-def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Delivery]],
-           done: list[list[Any]], result: RefreshResult, *, client: Any, limit: float,
-           max_jump: float, tag: str | None, spill: Any, chunk_dates: int) -> None:
-    """Plan and commit the panels from each market's task results (``done``: the
-    reference task's output, then the partitions')."""
-    url, rid = curated.url, result.refresh_id
+def combined_outcome(url: str, targets: Sequence[str], fetched: list[list[Delivery]],
+                     done: list[list[Any]], result: RefreshResult, *, limit: float,
+                     seed: Callable[[str, list[PartitionResult]], PartitionResult | None]
+                     | None = None
+                     ) -> tuple[ValidationOutcome, dict[str, list[PartitionResult]],
+                                dict[str, pd.DataFrame], list[Delivery], Any]:
+    """The markets' task results (``done``: each market's reference task output, then
+    its partitions') joined: boundary jumps per market (after ``seed(market, parts)``,
+    a pseudo-partition before the first, when given), the bad-row limit and the stage
+    counts. Returns the outcome, the partitions per market in date order, the bars the
+    jump check dropped per market, the deliveries and their raw zone.
+
+    Raises
+    ------
+    BatchRejectedError
+        A market is over ``limit``: the deliveries are recorded ``rejected`` and the
+        report written first (``err.result`` is ``result``).
+    """
+    rid = result.refresh_id
+    max_jump = float(load_config()["validation"]["max_unexplained_jump"])
     ref_out = [d[0] for d in done]
     part_out: list[PartitionResult] = [p for d in done for p in d[1:]]
     contexts = {m: r[1] for m, r in zip(targets, ref_out, strict=True)}
@@ -385,8 +414,10 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
         by_market[p.market].append(p)
     extra, drops = [], {}
     for m in targets:
-        q, drops[m] = boundary_jumps(sorted(by_market[m], key=_first), contexts[m]
-                                     .corporate_actions, max_jump, m)
+        parts = by_market[m] = sorted(by_market[m], key=_first)
+        first = seed(m, parts) if seed is not None and parts else None
+        q, drops[m] = boundary_jumps([first, *parts] if first is not None else parts,
+                                     contexts[m].corporate_actions, max_jump, m)
         extra.append(q)
     outcome = _combine([r[0] for r in ref_out] + [p.outcome for p in part_out],
                        pd.concat(extra, ignore_index=True), limit)
@@ -402,6 +433,17 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
         err = _rejection(outcome, limit)
         err.result = result  # type: ignore[attr-defined]
         raise err
+    return outcome, by_market, drops, deliveries, raw
+
+
+def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Delivery]],
+           done: list[list[Any]], result: RefreshResult, *, client: Any, limit: float,
+           tag: str | None, spill: Any, chunk_dates: int) -> None:
+    """Plan and commit the panels from each market's task results (``done``: the
+    reference task's output, then the partitions')."""
+    url, rid = curated.url, result.refresh_id
+    outcome, by_market, drops, deliveries, raw = combined_outcome(
+        url, targets, fetched, done, result, limit=limit)
     frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()
               if name != "prices"}
     assets = frames.get("assets", empty_frame("assets"))

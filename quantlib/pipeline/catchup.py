@@ -51,19 +51,16 @@ import pandas as pd
 import pyarrow as pa
 import zarr
 
-from quantlib.config import load_config
 from quantlib.errors import SnapshotNotFoundError
 from quantlib.pipeline import build
 from quantlib.pipeline.incremental import changed_deliveries, previous_closes, publish_delta
 from quantlib.pipeline.partitions import (
     PartitionResult,
-    boundary_jumps,
     is_price_delivery,
     price_partitions,
     run_partition,
 )
 from quantlib.pipeline.result import RefreshResult
-from quantlib.pipeline.spill import Heartbeat, remove_stale_spills
 from quantlib.raw import Delivery, RawZone
 from quantlib.store import CuratedStore
 from quantlib.store.schema import empty_frame
@@ -95,35 +92,23 @@ def partitioned_catchup(curated: CuratedStore, targets: Sequence[str], connectio
         A market's bad rows (all partitions together) are over the limit; nothing was
         committed, the manifest rows say ``rejected`` and the report was written.
     """
-    cfg = load_config()["validation"]
-    limit = float(cfg["max_bad_row_fraction"] if max_bad_row_fraction is None
-                  else max_bad_row_fraction)
     url, rid = curated.url, result.refresh_id
-    spill = curated.location.child("tmp", "builds", rid)
-    stale = remove_stale_spills(curated.location.child("tmp", "builds"), keep=rid)
-    if stale:
-        result.note = f"removed the spill of {len(stale)} killed run(s): {', '.join(stale)}"
     stored: list[tuple[pd.DataFrame, pd.DataFrame]] = []   # read once, when partitioned
-    try:
-        with Heartbeat(spill):
-            def tasks(m: str, deliveries: list[Delivery]) -> list[Any]:
-                if not stored:
-                    stored.append(_stored_context(curated, starts))
-                return _market_tasks(url, rid, m, deliveries, known_assets, spill,
-                                     partition_rows, stored[0])
+    with build.spill_run(curated, result, "run") as spill:
+        def tasks(m: str, deliveries: list[Delivery]) -> list[Any]:
+            if not stored:
+                stored.append(_stored_context(curated, starts))
+            return _market_tasks(url, rid, m, deliveries, known_assets, spill,
+                                 partition_rows, stored[0])
 
-            fetch = functools.partial(_fetch_changed, starts=dict(starts))
-            fetched, done = build._fetch_and_fan_out(
-                targets, url, connection, rid, tasks, result, client, scheduler,
-                one_frame_below, fetch=fetch)
-            if done is None:
-                return fetched
-            _commit(curated, targets, fetched, done, result, limit=limit,
-                    max_jump=float(cfg["max_unexplained_jump"]), tag=tag, spill=spill)
-    finally:
-        fs, path = spill.open_fs()
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
+        fetch = functools.partial(_fetch_changed, starts=dict(starts))
+        fetched, done = build._fetch_and_fan_out(
+            targets, url, connection, rid, tasks, result, client, scheduler,
+            one_frame_below, fetch=fetch)
+        if done is None:
+            return fetched
+        _commit(curated, targets, fetched, done, result,
+                limit=build.bad_row_limit(max_bad_row_fraction), tag=tag, spill=spill)
     return None
 
 
@@ -213,40 +198,16 @@ def _stored_seed(curated: CuratedStore, market: str, parts: list[PartitionResult
 
 
 def _commit(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Delivery]],
-            done: list[list[Any]], result: RefreshResult, *, limit: float, max_jump: float,
+            done: list[list[Any]], result: RefreshResult, *, limit: float,
             tag: str | None, spill: Any) -> None:
     """Continuity, the bad-row limit, then ONE delta commit of every partition."""
     url, rid = curated.url, result.refresh_id
-    ref_out = [d[0] for d in done]
-    part_out: list[PartitionResult] = [p for d in done for p in d[1:]]
-    contexts = {m: r[1] for m, r in zip(targets, ref_out, strict=True)}
-    by_market: dict[str, list[PartitionResult]] = {m: [] for m in targets}
-    for p in part_out:
-        by_market[p.market].append(p)
-    extra, drops = [], {}
-    for m in targets:
-        parts = sorted(by_market[m], key=build._first)
-        seed = _stored_seed(curated, m, parts) if parts else None
-        q, drops[m] = boundary_jumps([seed, *parts] if seed is not None else parts,
-                                     contexts[m].corporate_actions, max_jump, m)
-        extra.append(q)
-    outcome = build._combine([r[0] for r in ref_out] + [p.outcome for p in part_out],
-                             pd.concat(extra, ignore_index=True), limit)
-    deliveries = [d for ds in fetched for d in ds]
-    result.rows["fetch"] = sum(int(d.rows or 0) for d in deliveries)
-    build._stats(result, outcome, part_out, [r[2] for r in ref_out])
-    raw = RawZone(url)
-    if outcome.report["rejected_markets"]:
-        raw.record(deliveries, status="rejected")
-        result.report_paths = write_report(outcome, url, rid)
-        from quantlib.validate.core import _rejection
-
-        err = _rejection(outcome, limit)
-        err.result = result  # type: ignore[attr-defined]
-        raise err
+    outcome, by_market, drops, deliveries, raw = build.combined_outcome(
+        url, targets, fetched, done, result, limit=limit,
+        seed=lambda m, parts: _stored_seed(curated, m, parts))
     fs = spill.filesystem()
     spilled = [_spilled(fs, p.path, drops[m]) for m in targets
-               for p in sorted(by_market[m], key=build._first) if p.first_date is not None]
+               for p in by_market[m] if p.first_date is not None]
     t0 = time.perf_counter()
     if not spilled and outcome.clean.n_rows() == 0:
         raw.record(deliveries, status="published")
