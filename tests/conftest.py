@@ -21,21 +21,26 @@ import pytest
 # ``--durations`` runs print (pytest_terminal_summary below) when a file grows past the
 # last one here.
 LONG_FIRST = (
-    "tests/dashboards",                      # a hub, chromium, 10-year demo store, ~350 s
-    "tests/notebooks/test_notebooks.py",     # 6 notebooks through papermill, ~300 s
-    "tests/hub/test_e2e.py",                 # the whole platform, ~260 s
-    "tests/hub/test_lab_browser.py",         # a hub and chromium, ~250 s
-    "tests/pipeline/test_cli.py",            # the CLI refresh, ~190 s
-    "tests/store/test_incremental.py",       # 61 daily delta commits, ~140 s
-    "tests/pipeline/test_partitioned.py",    # LocalCluster builds, >= 125 s
-    "tests/hub/test_cull.py",                # a hub, a server, the culler, ~120 s
-    "tests/test_foundation.py",              # mypy on a cold cache, >= 90 s
-    "tests/store/test_compact.py",           # compaction + its CLI, >= 90 s
-    "tests/pipeline/test_incremental.py",    # >= 70 s
-    "tests/serving",                         # a hub with the results API, redis
-    "tests/hub/test_hub.py",
-    "tests/hub/test_isolation.py",
+    "tests/pipeline/test_catchup.py",        # partitioned catch-ups and their kills, ~290 s
+    "tests/dashboards",                      # a hub, chromium, 10-year demo store, ~250 s
+    "tests/notebooks/test_notebooks.py",     # 6 notebooks through papermill, ~230 s
+    "tests/hub/test_e2e.py",                 # the whole platform, ~175 s
+    "tests/hub/test_lab_browser.py",         # a hub and chromium, ~150 s
+    "tests/test_foundation.py",              # mypy on a cold cache, ~125 s
+    "tests/pipeline/test_partitioned.py",    # LocalCluster builds, ~100 s
+    "tests/hub/test_isolation.py",           # ~80 s
+    "tests/store/test_incremental.py",       # 61 daily delta commits, ~75 s
+    "tests/schedule/test_runner.py",         # ~75 s
+    "tests/store/test_compact.py",           # compaction + its CLI, ~65 s
     "tests/hub/test_nonroot.py",
+    "tests/serving",                         # a hub with the results API, redis
+    "tests/backtest/test_parallel.py",
+    "tests/pipeline/test_incremental.py",
+    "tests/hub/test_hub.py",
+    "tests/pipeline/test_cli.py",            # the CLI refresh
+    "tests/hub/test_cull.py",                # a hub, a server, the culler
+    "tests/backtest/test_batched.py",
+    "tests/store/test_concurrent.py",
     "tests/pipeline/test_kill.py",
     "tests/store/test_crash.py",
     "tests/schedule/test_service.py",
