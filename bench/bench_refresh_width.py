@@ -108,6 +108,19 @@ def by_market(market, *a, **k):
     finally:
         market_of.pop(threading.get_ident(), None)
 tasks.run_market = by_market
+sources = {}   # (market, source group) -> [deliveries, vendor rows] handed to standardize
+import quantlib.standardize as _s
+_std0 = _s.standardize
+def logged(deliveries, raw, *a, **k):
+    for d in deliveries:
+        f = d.file.split("?")[0] if d.file.startswith("api/") else \
+            (d.file.rsplit("/", 1)[0] + "/*" if any(c.isdigit() for c in d.file) else d.file)
+        key = f"{getattr(local, 'market', '-')} {d.source} {f}"
+        n = sources.setdefault(key, [0, 0])
+        n[0] += 1
+        n[1] += d.rows or 0
+    return _std0(deliveries, raw, *a, **k)
+_s.standardize = logged
 
 threading.Thread(target=sampler, daemon=True).start()
 prof = cProfile.Profile() if profile else None
@@ -138,6 +151,7 @@ for stage, market, a, b, cpu in spans:
     st["calls"] += 1
     st["peak_mb"] = max(st["peak_mb"], peak)
     st["markets"][market] = round(st["markets"].get(market, 0.0) + b - a, 2)
+out["sources"] = {k: v for k, v in sorted(sources.items())}
 if stacks:   # where the market threads were, every 20 ms (QUANTLIB_BENCH_STACKS=1)
     top = sorted(stacks.items(), key=lambda kv: -kv[1])[:20]
     out["stacks"] = [[m, mine, leaf, n] for (m, mine, leaf), n in top]
@@ -181,6 +195,8 @@ def _print_day(r: dict) -> None:
               f"{st['peak_mb']:9.0f}  {st['markets']}")
     for m, mine, leaf, n in r.get("stacks", []):
         print(f"  samples {n:5} {m:3} {mine:<44} <- {leaf}")
+    for key, (n, rows) in r.get("sources", {}).items():
+        print(f"  standardized {key:<44} {n:5} deliveries {rows:9,} rows")
     if "by_check" in r:
         print(f"  validation report rows per check: {r['by_check']}")
     if r.get("profile"):

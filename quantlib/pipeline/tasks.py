@@ -20,6 +20,7 @@ from quantlib.pipeline.incremental import (
     changed_deliveries,
     drop_unchanged,
     stored_action_dates,
+    with_stored_rows,
 )
 from quantlib.raw import Delivery, RawZone
 from quantlib.store import CuratedStore
@@ -70,6 +71,7 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     """
     from quantlib.sources import fetch_fx, fetch_market
     from quantlib.standardize import standardize
+    from quantlib.standardize.delta import read_changed
     from quantlib.validate import validate
 
     raw = RawZone(store_url)
@@ -86,14 +88,21 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     if incremental:
         deliveries = changed_deliveries(deliveries, raw.unpublished(deliveries))
     t1 = time.perf_counter()
-    batch = standardize(deliveries, raw)
+    additions: frozenset[str] = frozenset()
+    held, read = 0, deliveries
+    if incremental:   # re-delivered files: only the rows not published before
+        delta = read_changed(deliveries, raw)
+        batch, additions, held, read = delta.batch, delta.additions, delta.skipped, \
+            delta.read
+    else:
+        batch = standardize(deliveries, raw)
     t2 = time.perf_counter()
     rejection = None
     store = CuratedStore(store_url) if incremental else None
     context, tail = _continuity(store, market, batch) if store is not None else ({}, None)
     try:
         outcome = validate(batch, max_bad_row_fraction=max_bad_row_fraction,
-                           known_assets=known_assets, deliveries=deliveries, **context)
+                           known_assets=known_assets, deliveries=read, **context)
     except BatchRejectedError as err:
         rejection = err
         outcome = err.outcome  # type: ignore[attr-defined]
@@ -103,7 +112,9 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     t3 = time.perf_counter()
     seconds = {"fetch": t1 - t0, "standardize": t2 - t1, "validate": t3 - t2}
     rows = {"fetch": sum(d.rows or 0 for d in deliveries), "standardize": batch.n_rows(),
-            "validate": outcome.clean.n_rows(), "unchanged": unchanged}
+            "validate": outcome.clean.n_rows(), "unchanged": unchanged, "held": held}
+    if store is not None and rejection is None and additions:   # what the upsert needs
+        outcome.clean = with_stored_rows(store, outcome.clean, additions)
     return MarketOutput(market, deliveries, outcome, rejection, rows, seconds)
 
 

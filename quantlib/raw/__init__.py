@@ -8,7 +8,14 @@ Layout under the store URL (see docs/architecture.md, "Store layout")::
 """
 
 from quantlib.raw.fs import filesystem, storage_options
-from quantlib.raw.zone import MANIFEST_COLUMNS, MANIFEST_STATUSES, Delivery, RawZone, sha256_hex
+from quantlib.raw.zone import (
+    MANIFEST_COLUMNS,
+    MANIFEST_STATUSES,
+    Delivery,
+    RawZone,
+    query_of,
+    sha256_hex,
+)
 
 __all__ = [
     "RawZone",
@@ -16,6 +23,7 @@ __all__ = [
     "MANIFEST_COLUMNS",
     "MANIFEST_STATUSES",
     "sha256_hex",
+    "query_of",
     "storage_options",
     "filesystem",
 ]

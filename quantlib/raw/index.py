@@ -45,6 +45,7 @@ COMPACT_AT = 8
 _KEY = ["source", "file", "sha256", "status"]
 _MARKER = "_migrated"
 _LISTING = "_listing"
+_PUBLISHED = "_published"
 _INDEX_DTYPES: dict[str, Any] = {}   # filled at the end of the module
 
 
@@ -114,19 +115,34 @@ class ManifestIndex:
     def listing(self, source: str) -> dict[str, str]:
         """The vendor listing facts (``file -> facts``) saved by the source's last
         completed fetch (empty if none)."""
-        path = f"{self.root}/{INDEX_DIR}/{_LISTING}/{quote(source, safe='')}.parquet"
-        try:
-            with self.fs.open(path, "rb") as fh:
-                frame = pd.read_parquet(fh)
-        except FileNotFoundError:
-            return {}
-        return dict(zip(frame["file"].astype(str), frame["facts"].astype(str), strict=True))
+        return self._small(_LISTING, source, "facts")
 
     def save_listing(self, source: str, listing: dict[str, str]) -> None:
         """Replace the source's saved listing facts (one atomic write)."""
         frame = pd.DataFrame({"file": list(listing), "facts": list(listing.values())})
         self._write(f"{INDEX_DIR}/{_LISTING}/{quote(source, safe='')}.parquet",
                     frame.to_parquet(index=False))
+
+    def published(self, source: str) -> dict[str, str]:
+        """The sha256 of each file's last *published* delivery (``file -> sha256``; empty
+        if none): the version a re-delivered file is compared with, row by row
+        (:mod:`quantlib.standardize.delta`)."""
+        return self._small(_PUBLISHED, source, "sha256")
+
+    def save_published(self, source: str, shas: dict[str, str]) -> None:
+        """Replace the source's last-published map (one atomic write)."""
+        frame = pd.DataFrame({"file": list(shas), "sha256": list(shas.values())})
+        self._write(f"{INDEX_DIR}/{_PUBLISHED}/{quote(source, safe='')}.parquet",
+                    frame.to_parquet(index=False))
+
+    def _small(self, folder: str, source: str, column: str) -> dict[str, str]:
+        path = f"{self.root}/{INDEX_DIR}/{folder}/{quote(source, safe='')}.parquet"
+        try:
+            with self.fs.open(path, "rb") as fh:
+                frame = pd.read_parquet(fh)
+        except FileNotFoundError:
+            return {}
+        return dict(zip(frame["file"].astype(str), frame[column].astype(str), strict=True))
 
     def sources(self) -> list[str]:
         """Sources with index rows."""

@@ -32,7 +32,8 @@ from quantlib.config import load_config
 from quantlib.errors import StoreError
 from quantlib.raw.fs import filesystem
 
-__all__ = ["RawZone", "Delivery", "MANIFEST_COLUMNS", "MANIFEST_STATUSES", "sha256_hex"]
+__all__ = ["RawZone", "Delivery", "MANIFEST_COLUMNS", "MANIFEST_STATUSES", "sha256_hex",
+           "query_of"]
 
 MANIFEST_COLUMNS = ("fetch_id", "source", "market", "file", "fmt", "sha256", "bytes", "rows",
                     "fetched_at", "status")
@@ -341,6 +342,8 @@ class RawZone:
             Override the status of every row (one of :data:`MANIFEST_STATUSES`).
         """
         frame = _rows_frame(rows, status)
+        if status == "published" and len(frame):
+            self._note_published(frame)   # every row: also those published before
         with self._lock:
             fresh, seen = [], set()
             for i, key in enumerate(zip(*(frame[k].astype(str) for k in _KEY), strict=True)):
@@ -359,6 +362,19 @@ class RawZone:
             for key in seen:
                 self._keys[key[0]].add(key)
             return len(frame)
+
+    def _note_published(self, frame: pd.DataFrame) -> None:
+        """Update each source's last-published map (:meth:`ManifestIndex.published`): the
+        published files' sha256; an API query's pages replace all its earlier pages (a
+        page the table no longer has is no part of the version now stored)."""
+        for source, rows in frame.groupby("source", sort=True):
+            shas = self.index.published(str(source))
+            files = rows["file"].astype(str).tolist()
+            queries = {query_of(f) for f in files if f.startswith("api/")}
+            if queries:
+                shas = {f: s for f, s in shas.items() if query_of(f) not in queries}
+            shas.update(zip(files, rows["sha256"].astype(str), strict=True))
+            self.index.save_published(str(source), shas)
 
     def latest_deliveries(self, market: str | None = None) -> list[Delivery]:
         """For each ``(source, file)`` the newest delivery (by ``fetched_at``).
@@ -381,6 +397,22 @@ class RawZone:
         latest = first.drop_duplicates(["source", "file"], keep="last")
         latest = latest.sort_values(["source", "file"], kind="stable")
         return [_delivery(r) for r in latest.to_dict("records")]
+
+
+def query_of(file: str) -> str:
+    """An API page's query without its page number (the pages of one delivered table);
+    a file's own name otherwise.
+
+    Examples
+    --------
+    >>> query_of("api/v1/securities?market=US&page=3"), query_of("kr/master.csv")
+    ('api/v1/securities?market=US', 'kr/master.csv')
+    """
+    if "?" not in file:
+        return file
+    path, _, query = file.partition("?")
+    kept = [p for p in query.split("&") if not p.startswith("page=")]
+    return path + ("?" + "&".join(kept) if kept else "")
 
 
 def _delivery(r: Mapping[str, Any]) -> Delivery:
