@@ -111,7 +111,7 @@ tasks.run_market = by_market
 sources = {}   # (market, source group) -> [deliveries, vendor rows] handed to standardize
 import quantlib.standardize as _s
 _std0 = _s.standardize
-def logged(deliveries, raw, *a, **k):
+def note(deliveries):
     for d in deliveries:
         f = d.file.split("?")[0] if d.file.startswith("api/") else \
             (d.file.rsplit("/", 1)[0] + "/*" if any(c.isdigit() for c in d.file) else d.file)
@@ -119,8 +119,17 @@ def logged(deliveries, raw, *a, **k):
         n = sources.setdefault(key, [0, 0])
         n[0] += 1
         n[1] += d.rows or 0
+def logged(deliveries, raw, *a, **k):
+    note(deliveries)
     return _std0(deliveries, raw, *a, **k)
 _s.standardize = logged
+import quantlib.standardize.delta as _delta
+_changed0 = _delta.read_changed
+def logged_changed(deliveries, raw):
+    out = _changed0(deliveries, raw)
+    note(out.read)   # rows read: a re-delivered file's unchanged rows are not
+    return out
+_delta.read_changed = logged_changed
 
 threading.Thread(target=sampler, daemon=True).start()
 prof = cProfile.Profile() if profile else None
