@@ -9,7 +9,8 @@ Query parameters: ``market`` (all but ``fx``), ``page``, ``page_size``; ``start`
 ``updated_since`` (``YYYY-MM-DD`` or an ISO instant, UTC when naive) on ``prices``,
 ``corporate_actions`` and ``fundamentals``: only rows the vendor published or
 re-published at or after that instant (each price row carries its ``updated_ms``; an
-action its ``announced_ms``; a filing its ``published_ms``). A client that polls with
+action its ``announced_ms``; a filing its ``updated_ms``: its ``published_ms``, or its
+asset's listing when it was published before, as the feed serves it from then on). A client that polls with
 ``updated_since`` = its last poll gets new sessions, corrections and late actions.
 """
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from quantlib.sandbox.universe import SandboxUniverse
 
 __all__ = ["ApiData", "Table", "Coded", "ApiRequestError", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE",
-           "ENDPOINTS", "UPDATED", "updated_ms"]
+           "ENDPOINTS", "UPDATED", "updated_ms", "statement_updated_ms"]
 
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 50_000
@@ -43,7 +44,7 @@ ENDPOINTS = ("securities", "tickers", "prices", "corporate_actions", "fundamenta
 _TIMED = {"prices", "fx"}
 #: the column each endpoint's ``updated_since`` filters on
 UPDATED = {"prices": "updated_ms", "corporate_actions": "announced_ms",
-           "fundamentals": "published_ms"}
+           "fundamentals": "updated_ms"}
 
 
 class ApiRequestError(QuantlibError):
@@ -129,6 +130,25 @@ def updated_ms(px: pd.DataFrame, fixes: pd.DataFrame | None) -> np.ndarray:
     return out
 
 
+def statement_updated_ms(statements: pd.DataFrame, listed: pd.Series) -> np.ndarray:
+    """When each filing entered the vendor's feed (epoch ms): its ``known_at``, or, for
+    a filing published before its asset listed (a prospectus), the listing (midnight
+    UTC, when the asset's master record appears): the feed serves an asset's filings
+    from its listing on, so an ``updated_since`` poll after an earlier clock gets them.
+    ``listed`` maps asset id -> listing date.
+
+    Examples
+    --------
+    >>> st = pd.DataFrame({"asset_id": ["A", "B"],
+    ...                    "known_at": pd.to_datetime(["2024-01-02", "2024-03-01"], utc=True)})
+    >>> listed = pd.Series(pd.to_datetime(["2024-02-01", "2020-01-02"]), index=["A", "B"])
+    >>> statement_updated_ms(st, listed).tolist()
+    [1706745600000, 1709251200000]
+    """
+    at = pd.to_datetime(statements["asset_id"].map(listed))
+    return np.maximum(epoch_ms(statements["known_at"]), epoch_ms(at))
+
+
 def _obj(s: pd.Series | np.ndarray) -> np.ndarray:
     return np.asarray(s, dtype=object)
 
@@ -201,7 +221,12 @@ class ApiData:
                       "period_end_ms": epoch_ms(st["period_end"]),
                       "value": st["value"].to_numpy(),
                       "currency": np.full(len(st), currency, dtype=object),
-                      "published_ms": epoch_ms(st["known_at"])})
+                      "published_ms": epoch_ms(st["known_at"]),
+                      "updated_ms": statement_updated_ms(st, self._listed(m))})
+
+    def _listed(self, m: str) -> pd.Series:
+        a = self.universe.market_assets(m)
+        return pd.Series(a["listed"].to_numpy(), index=a["asset_id"].to_numpy())
 
     def _fx(self) -> Table:
         fx = self.universe.fx.sort_values(["date", "currency"], kind="stable")

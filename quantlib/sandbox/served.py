@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from quantlib.markets import MARKETS
 from quantlib.sandbox import events
+from quantlib.sandbox.api import statement_updated_ms
 from quantlib.sandbox.apistore import ApiStore, StoredApi
 from quantlib.sandbox.formats import epoch_ms, symbol_at
 from quantlib.sandbox.pool import all_sessions, make_pool
@@ -73,8 +74,11 @@ def price_partition(month: PriceMonth, ticker: np.ndarray) -> pa.Table:
         "updated_ms": updated})
 
 
-def fundamentals_partition(statements: pd.DataFrame, currency: str) -> pa.Table:
-    """A block of ``/v1/fundamentals`` rows as an Arrow table.
+def fundamentals_partition(statements: pd.DataFrame, currency: str,
+                           listed: pd.Series | None = None) -> pa.Table:
+    """A block of ``/v1/fundamentals`` rows as an Arrow table (``listed``: asset id ->
+    listing date, for ``updated_ms``, :func:`~quantlib.sandbox.api.statement_updated_ms`;
+    none: each row's publication).
 
     Examples
     --------
@@ -91,7 +95,9 @@ def fundamentals_partition(statements: pd.DataFrame, currency: str) -> pa.Table:
         "value": statements["value"].to_numpy(dtype=np.float64),
         "currency": pa.array(np.full(len(statements), currency, dtype=object),
                              type=pa.string()),
-        "published_ms": epoch_ms(statements["known_at"])})
+        "published_ms": epoch_ms(statements["known_at"]),
+        "updated_ms": epoch_ms(statements["known_at"]) if listed is None
+        else statement_updated_ms(statements, listed)})
 
 
 class ServedVendor:
@@ -198,8 +204,9 @@ class ServedVendor:
                 continue
             if on_chunk is not None:
                 on_chunk(code, "statements", len(chunk))
+            listed = pd.Series(stream.pool.listed, index=stream.pool.isin)
             self.store.write("fundamentals", code, f"{k:04d}",
-                             fundamentals_partition(chunk, currency))
+                             fundamentals_partition(chunk, currency, listed))
 
     def _light(self, markets: tuple[str, ...], end: pd.Timestamp, assets: pd.DataFrame,
                symbols: pd.DataFrame, actions: pd.DataFrame | None = None, fx: bool = True

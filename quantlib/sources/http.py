@@ -44,11 +44,15 @@ PAGE_SIZE = 5000
 """Rows per page requested (``page_size``); the page files omit it."""
 DATED_ENDPOINTS = ("prices", "fx")
 """Endpoints that take ``start``/``end`` (YYYY-MM-DD)."""
-POLLED = {"prices": "updated_ms", "fundamentals": "published_ms"}
-"""Endpoints polled with ``updated_since`` and the row field that says when the vendor
-published the row (corporate actions are not: a delivered table replaces an asset's
-actions whole)."""
+POLLED = {"prices": "updated_ms", "fundamentals": "updated_ms"}
+"""Endpoints polled with ``updated_since`` and the row field that says when the row
+entered the vendor's feed, what ``updated_since`` filters on (a filing published before
+its asset listed enters the feed at the listing; a page without the field falls back
+to ``published_ms``). Corporate actions are not polled: a delivered table replaces an
+asset's actions whole (a re-delivery is read for its added rows only,
+:mod:`quantlib.standardize.delta`)."""
 _VENDOR_TIME = {**POLLED, "corporate_actions": "announced_ms", "fx": "published_ms"}
+_FALLBACK_TIME = {"fundamentals": "published_ms"}
 _FIXES = {
     401: "check the API key (sandbox state file or QUANTLIB_API_KEY)",
     403: "check the API key's permissions (sandbox state file or QUANTLIB_API_KEY)",
@@ -268,8 +272,11 @@ def page_facts(data: bytes, file: str) -> PageFacts:
         page = _PAGE.decode(data)
     except msgspec.DecodeError:
         return _page_facts_slow(data, file)
-    key = _VENDOR_TIME.get(file.split("?", 1)[0].rsplit("/", 1)[-1])
-    times = [t for t in (getattr(r, key) for r in page.data) if t is not None] if key else []
+    name = file.split("?", 1)[0].rsplit("/", 1)[-1]
+    times: list[int] = []
+    for key in (_VENDOR_TIME.get(name), _FALLBACK_TIME.get(name)):
+        if key and not times:
+            times = [t for t in (getattr(r, key) for r in page.data) if t is not None]
     return PageFacts(len(page.data), page.total_rows, page.next_page,
                      pd.Timestamp(max(times), unit="ms", tz="UTC") if times else None)
 
@@ -295,9 +302,11 @@ def page_known_at(file: str, page: dict) -> pd.Timestamp | None:
     True
     """
     name = file.split("?", 1)[0].rsplit("/", 1)[-1]
-    key = _VENDOR_TIME.get(name)
-    times: list[int] = [t for r in page["data"] if key and isinstance(r, dict)
-                        for t in (r.get(key),) if isinstance(t, int) and not isinstance(t, bool)]
+    times: list[int] = []
+    for key in (_VENDOR_TIME.get(name), _FALLBACK_TIME.get(name)):
+        if key and not times:
+            times = [t for r in page["data"] if isinstance(r, dict) for t in (r.get(key),)
+                     if isinstance(t, int) and not isinstance(t, bool)]
     return pd.Timestamp(max(times), unit="ms", tz="UTC") if times else None
 
 

@@ -98,3 +98,31 @@ def test_a_table_with_an_edited_row_is_read_whole():
     out = read_changed([_table(raw, [a, edited], published=False)], raw)
     assert out.additions == frozenset() and out.skipped == 0
     assert out.batch.corporate_actions["value"].tolist() == [2.2, 2.4]   # the table, whole
+
+
+def test_statements_published_before_a_listing_arrive_with_the_listing(tmp_path):
+    from quantlib.sandbox import generate
+
+    args = {"n_assets": 25, "years": 1.5, "seed": 5, "markets": ("EU",),
+            "start": "2024-01-02"}
+    u = generate(end="2025-06-30", **args)
+    a, st = u.assets, u.statements
+    listed = a.set_index("asset_id")["listed"]
+    early = st[st["known_at"].dt.tz_localize(None) <
+               st["asset_id"].map(listed) - pd.Timedelta(days=3)]
+    new = listed[listed > pd.Timestamp("2024-06-01")]
+    asset = next(x for x in new.sort_values().index if x in set(early["asset_id"]))
+    e1, e2 = listed[asset] - pd.Timedelta(days=2), listed[asset] + pd.Timedelta(days=3)
+    store = str(tmp_path / "s")
+    with start_sandbox(end=str(e1.date()), write_state=False, **args) as sb:
+        refresh(store, connection=sb.connection(), markets=["EU"])
+        sb.advance(e2)
+        second = refresh(store, connection=sb.connection(), markets=["EU"])
+    assert second.mode == "incremental"
+    got = CuratedStore(store).read_table("statements")
+    got = got[got["asset_id"] == asset]
+    truth = st[(st["asset_id"] == asset) & (st["known_at"].dt.tz_localize(None) <= e2)]
+    before = truth["known_at"].dt.tz_localize(None) < e1
+    assert before.sum() >= 6                       # filings older than the last poll
+    assert len(got) == len(truth)                  # every one arrived, none left out
+    assert set(got["period_end"]) == set(truth["period_end"])
