@@ -23,7 +23,7 @@ Step by step (one Dask task per market, as for a full refresh):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
@@ -36,7 +36,7 @@ from quantlib.pipeline.continuity import StoredTail
 from quantlib.pipeline.merge import canonical
 from quantlib.pipeline.result import RefreshResult
 from quantlib.raw import Delivery, RawZone
-from quantlib.standardize import CanonicalBatch, conform
+from quantlib.standardize import CanonicalBatch
 from quantlib.standardize.api import endpoint_of
 from quantlib.store import CuratedStore
 from quantlib.store.curated import STORED_ROWS_ATTR
@@ -47,7 +47,7 @@ from quantlib.validate.checks import member_of
 
 __all__ = ["fetch_windows", "changed_deliveries", "previous_closes", "publish_delta",
            "upsert_table", "upsert_appending", "drop_unchanged", "tag_of",
-           "stored_action_dates", "with_stored_rows"]
+           "stored_action_dates"]
 
 FX = "FX"
 
@@ -179,34 +179,6 @@ def drop_unchanged(store: CuratedStore, market: str, batch: CanonicalBatch,
     if not dropped:
         return batch, 0
     return batch.replace(**{name: frame[~same].reset_index(drop=True)}), dropped
-
-
-def with_stored_rows(store: CuratedStore, batch: CanonicalBatch, tables: Iterable[str]
-                     ) -> CanonicalBatch:
-    """The batch with, before the delivered rows of each table in ``tables`` (read as
-    *additions* by :func:`quantlib.standardize.delta.read_changed`), the stored rows of
-    the assets those rows name: what the whole re-delivered table holds for them, so
-    the upsert (:func:`upsert_appending`) appends the additions and keeps the rest.
-    Only the delivered rows were standardized and validated."""
-    frames: dict[str, pd.DataFrame] = {}
-    root = None
-    for name in tables:
-        delivered = getattr(batch, name)
-        if delivered.empty:
-            continue
-        if root is None:
-            root = zarr.open_group(store.repo.readonly_session(
-                snapshot_id=store.resolve()).store, mode="r")
-        if name not in root:
-            continue
-        stored = read_table_group(root, name)
-        stored = stored[member_of(stored["asset_id"],
-                                  frozenset(delivered["asset_id"].astype(str).unique()))]
-        if len(stored):
-            stored = conform(name, stored.assign(source="store", file=f"curated/{name}",
-                                                 row=0))
-            frames[name] = pd.concat([stored, delivered], ignore_index=True)
-    return batch.replace(**frames) if frames else batch
 
 
 def upsert_table(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,6 @@ from quantlib.pipeline.incremental import (
     changed_deliveries,
     drop_unchanged,
     stored_action_dates,
-    with_stored_rows,
 )
 from quantlib.raw import Delivery, RawZone
 from quantlib.store import CuratedStore
@@ -61,7 +60,9 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     standardized and validated, with continuity against the stored last bars, and
     re-fetched bars equal to the stored ones are dropped (``rows["unchanged"]``;
     :mod:`quantlib.pipeline.incremental`). ``deliveries`` already fetched into the raw
-    zone (a first build that measured its size first) are not fetched again.
+    zone (a first build that measured its size first, or a daily refresh routed by its
+    size: the changed deliveries not yet published, :mod:`quantlib.pipeline.catchup`)
+    are neither fetched nor looked up in the manifest again.
 
     Raises
     ------
@@ -77,6 +78,7 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     raw = RawZone(store_url)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    given = deliveries is not None
     if deliveries is not None:
         pass
     elif market == FX:
@@ -85,15 +87,13 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     else:
         deliveries = fetch_market(market, raw=raw, connection=connection, fetch_id=fetch_id,
                                   workers=fetch_workers, start=start, poll=incremental)
-    if incremental:
+    if incremental and not given:   # given ones were chosen so by the catch-up's fetch
         deliveries = changed_deliveries(deliveries, raw.unpublished(deliveries))
     t1 = time.perf_counter()
-    additions: frozenset[str] = frozenset()
     held, read = 0, deliveries
     if incremental:   # re-delivered files: only the rows not published before
         delta = read_changed(deliveries, raw)
-        batch, additions, held, read = delta.batch, delta.additions, delta.skipped, \
-            delta.read
+        batch, held, read = delta.batch, delta.skipped, delta.read
     else:
         batch = standardize(deliveries, raw)
     t2 = time.perf_counter()
@@ -113,8 +113,6 @@ def run_market(market: str, store_url: str, connection: Any, fetch_id: str, *,
     seconds = {"fetch": t1 - t0, "standardize": t2 - t1, "validate": t3 - t2}
     rows = {"fetch": sum(d.rows or 0 for d in deliveries), "standardize": batch.n_rows(),
             "validate": outcome.clean.n_rows(), "unchanged": unchanged, "held": held}
-    if store is not None and rejection is None and additions:   # what the upsert needs
-        outcome.clean = with_stored_rows(store, outcome.clean, additions)
     return MarketOutput(market, deliveries, outcome, rejection, rows, seconds)
 
 

@@ -3,24 +3,24 @@
 A vendor re-delivers a file whole when one row of it changes or is added: the EU month
 file gets one more session a day, a whole reference table (US ``corporate_actions``,
 ``securities``, ``tickers``; the FTP master, symbol and action files) is sent again
-when one action is announced. An incremental refresh reads such a delivery against the
-version of the same file (an API query: all its pages) it last *published*
-(:meth:`quantlib.raw.index.ManifestIndex.published`), as rows of vendor text (a CSV
-line, a JSON record's bytes):
+when one action is announced or one asset delists. An incremental refresh reads such a
+delivery against the version of the same file (an API query: all its pages) it last
+*published* (:meth:`quantlib.raw.index.ManifestIndex.published`), as rows of vendor text
+(a CSV line, a JSON record's bytes), counted as multisets:
 
-1. a row also in the published version (counted as a multiset) is already stored, as
-   it was: it is not standardized again; every other row (new, or changed: a
-   correction) is;
-2. for the *table* frames (``assets``, ``symbols``, ``corporate_actions``: a delivered
-   table replaces the stored rows of the assets it names) only an *addition* is read
-   this way: when some row of the published version is gone from the new one (an
-   edit or a removal), the whole group is standardized again, as a first delivery
-   would be. The frames read as additions are listed in :attr:`DeltaRead.additions`
-   (the caller adds the stored rows of the assets they name before the upsert);
+1. *row frames* (``prices``, ``statements``, ``fx``: stored row by row): a row also in
+   the published version is already stored, as it was, and is not standardized
+   again; every other row (new, or changed: a correction) is;
+2. *table frames* (``assets``, ``symbols``, ``corporate_actions``: a delivered table
+   replaces the stored rows of the assets it names): the assets with a row added,
+   changed or removed are *touched*; every row of a touched asset is read (so the
+   delivered rows of each asset it names are complete, as the upsert needs), no row
+   of any other asset is;
 3. the rows read keep their row number in the delivered file (provenance, quarantine).
 
 Nothing is dropped: every delivery is still in the raw zone and the manifest; a file
-with no published version, quoting or blank lines is read whole.
+with no published version, quoting, blank lines or a row whose asset cannot be told is
+read whole, as a first delivery would be.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -57,13 +58,11 @@ _PAGE = msgspec.json.Decoder(_RawPage)
 
 @dataclass
 class DeltaRead:
-    """What :func:`read_changed` read: the canonical batch, the table frames read as
-    additions only, how many delivered rows were left unread (already stored), and the
-    deliveries with ``rows`` = the rows read of each (what the batch must reconcile
-    with)."""
+    """What :func:`read_changed` read: the canonical batch, how many delivered rows were
+    left unread (already stored), and the deliveries with ``rows`` = the rows read of
+    each (what the batch must reconcile with)."""
 
     batch: CanonicalBatch
-    additions: frozenset[str]
     skipped: int
     read: list[Delivery]
 
@@ -137,36 +136,74 @@ def _previous(raw: RawZone, group: list[Delivery], cache: dict[str, dict[str, st
     return (headers.pop(), old) if len(headers) == 1 else None
 
 
+def _asset_of(d: Delivery, header: bytes) -> Any:
+    """A function giving the asset id of a table row (``None``: no way to tell)."""
+    if d.fmt == "api-json":
+        def from_json(row: bytes) -> Any:
+            try:
+                return _ISIN.decode(row).isin
+            except msgspec.DecodeError:
+                return None
+        return from_json
+    spec = FORMATS[d.fmt]
+    cols = header.decode(spec.encoding, "replace").lstrip("\ufeff").rstrip("\r") \
+        .split(spec.separator)
+    vendor = [c for c, canon in spec.columns[spec.frame_of(d.file)].items()
+              if canon == "asset_id"]
+    if len(vendor) != 1 or vendor[0] not in cols:
+        return lambda row: None
+    at, sep, n = cols.index(vendor[0]), spec.separator.encode(spec.encoding), len(cols)
+
+    def from_csv(row: bytes) -> Any:
+        cells = row.split(sep)
+        return cells[at] if len(cells) == n else None
+    return from_csv
+
+
+class _Isin(msgspec.Struct):
+    isin: str
+
+
+_ISIN = msgspec.json.Decoder(_Isin)
+
+
 def _read_group(raw: RawZone, group: list[Delivery], cache: dict[str, dict[str, str]]
-                ) -> tuple[list[tuple[bytes, Delivery, np.ndarray | None]], bool, int]:
+                ) -> tuple[list[tuple[bytes, Delivery, np.ndarray | None]], int]:
     """Items of one group (bytes, delivery, original row numbers of the rows kept or
-    ``None`` when read whole), whether it was read as a delta, and rows skipped."""
+    ``None`` when read whole) and the rows skipped."""
     whole: list[tuple[bytes, Delivery, np.ndarray | None]] = [
         (raw.get(d.sha256), d, None) for d in group]
     prev = _previous(raw, group, cache)
     if prev is None:
-        return whole, False, 0
+        return whole, 0
     header, old = prev
-    items: list[tuple[bytes, Delivery, np.ndarray | None]] = []
-    skipped = 0
-    base = 0 if group[0].fmt == "api-json" else 1
+    files: list[tuple[bytes, Delivery, list[bytes], list[bool]]] = []
     for data, d, _ in whole:
         parts = vendor_rows(data, d)
         if parts is None or parts[0] != header:   # unreadable, or another layout
-            return whole, False, 0
-        rows = parts[1]
-        keep = []
-        for i, row in enumerate(rows):
+            return whole, 0
+        new = []
+        for row in parts[1]:
+            new.append(old[row] <= 0)
             if old[row] > 0:
                 old[row] -= 1
-            else:
-                keep.append(i)
+        files.append((data, d, parts[1], new))
+    if _frame_of(group[0]) in TABLE_FRAMES:   # read every row of the touched assets
+        asset = _asset_of(group[0], header)
+        touched = {asset(r) for r, n in old.items() if n > 0}
+        touched |= {asset(r) for _, _, rows, new in files
+                    for r, is_new in zip(rows, new, strict=True) if is_new}
+        if None in touched:
+            return whole, 0
+        files = [(data, d, rows, [asset(r) in touched for r in rows])
+                 for data, d, rows, _ in files]
+    items: list[tuple[bytes, Delivery, np.ndarray | None]] = []
+    skipped, base = 0, 0 if group[0].fmt == "api-json" else 1
+    for _data, d, rows, read in files:
+        keep = np.flatnonzero(np.asarray(read, dtype=bool))
         skipped += len(rows) - len(keep)
-        items.append((_pack(d, header, [rows[i] for i in keep]), d,
-                      np.asarray(keep, dtype="int64") + base))
-    if _frame_of(group[0]) in TABLE_FRAMES and any(n > 0 for n in old.values()):
-        return whole, False, 0   # an edited or removed table row: the table is read whole
-    return items, True, skipped
+        items.append((_pack(d, header, [rows[i] for i in keep]), d, keep + base))
+    return items, skipped
 
 
 def read_changed(deliveries: Sequence[Delivery], raw: RawZone) -> DeltaRead:
@@ -196,24 +233,14 @@ def read_changed(deliveries: Sequence[Delivery], raw: RawZone) -> DeltaRead:
         groups.setdefault((d.source, query_of(d.file)), []).append(d)
     cache: dict[str, dict[str, str]] = {}
     items: list[tuple[bytes, Delivery, np.ndarray | None]] = []
-    whole_tables: set[str] = set()
-    delta_tables: set[str] = set()
     skipped = 0
     for group in groups.values():
-        got, delta, n = _read_group(raw, group, cache)
+        got, n = _read_group(raw, group, cache)
         items += got
         skipped += n
-        frame = _frame_of(group[0])
-        if frame in TABLE_FRAMES:
-            (delta_tables if delta else whole_tables).add(frame)
-    if delta_tables & whole_tables:   # one frame both ways: read those groups whole
-        mixed = delta_tables & whole_tables
-        items = [(raw.get(d.sha256), d, None) if keep is not None and _frame_of(d) in mixed
-                 else (data, d, keep) for data, d, keep in items]
-        delta_tables -= mixed
     read = [d if keep is None else dataclasses.replace(d, rows=len(keep))
             for _, d, keep in items]
-    return DeltaRead(_standardize(items), frozenset(delta_tables), skipped, read)
+    return DeltaRead(_standardize(items), skipped, read)
 
 
 def _standardize(items: Iterable[tuple[bytes, Delivery, np.ndarray | None]]

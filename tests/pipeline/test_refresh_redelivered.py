@@ -76,28 +76,39 @@ def _table(raw: RawZone, lines: list[str], published: bool):
     return d
 
 
-def test_a_table_with_an_added_row_is_read_as_that_row_only():
+_SAP1 = "DE0007164600;01.03.2024;DIVIDEND;2,2;2024-02-20T08:00:00+01:00"
+_SAP2 = "DE0007164600;01.06.2024;DIVIDEND;2,3;2024-05-20T08:00:00+02:00"
+_BMW1 = "DE0005190003;15.05.2024;SPLIT;2;2024-05-02T08:00:00+02:00"
+_VOW1 = "DE0007664039;10.05.2024;DIVIDEND;8,7;2024-04-10T08:00:00+02:00"
+
+
+def test_a_table_with_an_added_row_is_read_for_that_asset_only():
     raw = RawZone(tempfile.mkdtemp())
-    a = "DE0007164600;01.03.2024;DIVIDEND;2,2;2024-02-20T08:00:00+01:00"
-    b = "DE0007164600;01.06.2024;DIVIDEND;2,3;2024-05-20T08:00:00+02:00"
-    c = "DE0005190003;15.05.2024;SPLIT;2;2024-05-02T08:00:00+02:00"
-    _table(raw, [a, b], published=True)
-    out = read_changed([_table(raw, [a, c, b], published=False)], raw)
+    _table(raw, [_SAP1, _SAP2, _VOW1], published=True)
+    out = read_changed([_table(raw, [_SAP1, _BMW1, _SAP2, _VOW1], published=False)], raw)
     ca = out.batch.corporate_actions
-    assert out.additions == {"corporate_actions"} and out.skipped == 2
+    assert out.skipped == 3                      # SAP's and VOW's rows: not read again
     assert ca["asset_id"].tolist() == ["DE0005190003"] and ca["row"].tolist() == [2]
     assert [d.rows for d in out.read] == [1]     # the batch reconciles with what was read
 
 
-def test_a_table_with_an_edited_row_is_read_whole():
+def test_a_table_with_an_edited_row_is_read_for_every_row_of_that_asset():
     raw = RawZone(tempfile.mkdtemp())
-    a = "DE0007164600;01.03.2024;DIVIDEND;2,2;2024-02-20T08:00:00+01:00"
-    b = "DE0007164600;01.06.2024;DIVIDEND;2,3;2024-05-20T08:00:00+02:00"
-    _table(raw, [a, b], published=True)
-    edited = b.replace("2,3", "2,4")
-    out = read_changed([_table(raw, [a, edited], published=False)], raw)
-    assert out.additions == frozenset() and out.skipped == 0
-    assert out.batch.corporate_actions["value"].tolist() == [2.2, 2.4]   # the table, whole
+    _table(raw, [_SAP1, _SAP2, _VOW1], published=True)
+    edited = _SAP2.replace("2,3", "2,4")
+    out = read_changed([_table(raw, [_SAP1, edited, _VOW1], published=False)], raw)
+    ca = out.batch.corporate_actions
+    assert out.skipped == 1                      # VOW's row only
+    # SAP's table rows whole (the upsert replaces an asset's stored rows by them)
+    assert ca["value"].tolist() == [2.2, 2.4] and ca["row"].tolist() == [1, 2]
+
+
+def test_a_table_with_a_removed_row_is_read_for_the_rest_of_that_asset():
+    raw = RawZone(tempfile.mkdtemp())
+    _table(raw, [_SAP1, _SAP2, _VOW1], published=True)
+    out = read_changed([_table(raw, [_SAP1, _VOW1], published=False)], raw)
+    ca = out.batch.corporate_actions
+    assert out.skipped == 1 and ca["value"].tolist() == [2.2] and ca["row"].tolist() == [1]
 
 
 def test_statements_published_before_a_listing_arrive_with_the_listing(tmp_path):
