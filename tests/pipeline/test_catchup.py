@@ -120,7 +120,9 @@ def test_catch_up_runs_partitioned_and_commits_once(caught_up):
     fs, builds = st.location.open_fs("tmp", "builds")
     assert not fs.exists(builds) or fs.ls(builds, detail=False) == []   # spill removed
     one = caught_up["results"]["one"]
-    assert "partitions" not in one.rows and one.rows["standardize"] > 20_000
+    assert "partitions" not in one.rows and one.rows["standardize"] > 15_000
+    # the EU month file of E1, re-delivered whole: its rows published then are not read
+    assert one.rows["held"] > 0 and one.rows["standardize"] + one.rows["held"] > 20_000
 
 
 def test_catch_up_equals_one_frame_refresh_and_full_build(caught_up):
