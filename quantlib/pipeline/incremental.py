@@ -47,7 +47,7 @@ from quantlib.validate.checks import member_of
 
 __all__ = ["fetch_windows", "changed_deliveries", "previous_closes", "publish_delta",
            "upsert_table", "upsert_appending", "drop_unchanged", "tag_of",
-           "stored_action_dates"]
+           "stored_action_dates", "stored_listings"]
 
 FX = "FX"
 
@@ -155,6 +155,22 @@ def stored_action_dates(store: CuratedStore, prices: pd.DataFrame) -> pd.DataFra
     keep = (ca["ex_date"] >= prices["date"].min()).to_numpy() & \
         member_of(ca["asset_id"], frozenset(prices["asset_id"].astype(str).unique()))
     return ca.loc[keep].reset_index(drop=True)
+
+
+def stored_listings(store: CuratedStore, prices: pd.DataFrame) -> pd.DataFrame:
+    """The stored listing facts (``asset_id, market, listed, delisted``) of the assets
+    of ``prices``: the missing-session check's, for assets the batch does not deliver
+    (a re-delivered master is read for its changed assets only,
+    :mod:`quantlib.standardize.delta`). Reads four columns of the assets table (one row
+    per asset, whatever the history)."""
+    cols = ["asset_id", "market", "listed", "delisted"]
+    root = zarr.open_group(store.repo.readonly_session(snapshot_id=store.resolve()).store,
+                           mode="r")
+    if prices.empty or "assets" not in root:
+        return pd.DataFrame({c: [] for c in cols})
+    a = read_table_group(root, "assets", columns=cols)
+    keep = member_of(a["asset_id"], frozenset(prices["asset_id"].astype(str).unique()))
+    return a.loc[keep].reset_index(drop=True)
 
 
 def drop_unchanged(store: CuratedStore, market: str, batch: CanonicalBatch,

@@ -20,6 +20,7 @@ from quantlib.pipeline.incremental import (
     changed_deliveries,
     drop_unchanged,
     stored_action_dates,
+    stored_listings,
 )
 from quantlib.raw import Delivery, RawZone
 from quantlib.store import CuratedStore
@@ -120,7 +121,7 @@ def _continuity(store: CuratedStore, market: str, batch: Any
                 ) -> tuple[dict[str, Any], StoredTail | None]:
     """Validation's context from the store (each delivered asset's last stored close
     before its first bar and date of its last stored bar, the stored actions that can
-    explain a jump in this batch), and the stored panel as the batch touches it (read
+    explain a jump in this batch, the stored listing facts of its assets), and the stored panel as the batch touches it (read
     again by ``drop_unchanged``); ``({}, None)`` without a stored version."""
     frame = batch.fx if market == FX else batch.prices
     tail = StoredTail.open(store, market) if len(frame) else None
@@ -132,7 +133,8 @@ def _continuity(store: CuratedStore, market: str, batch: Any
         return {}, tail
     if tail is not None:
         context.update(previous=tail.previous_closes(batch.prices),
-                       last_bars=tail.last_bars(batch.prices))
+                       last_bars=tail.last_bars(batch.prices),
+                       stored_assets=stored_listings(store, batch.prices))
     return context, tail
 
 

@@ -130,7 +130,8 @@ class _KnownAssets:
 def _collect_issues(batch: CanonicalBatch, known: _KnownAssets, max_jump: float,
                     previous: pd.DataFrame | None = None,
                     stored_actions: pd.DataFrame | None = None,
-                    last_bars: pd.Series | None = None) -> pd.DataFrame:
+                    last_bars: pd.Series | None = None,
+                    stored_assets: pd.DataFrame | None = None) -> pd.DataFrame:
     parts = [pd.DataFrame({c: [] for c in ISSUE_COLUMNS})]
     for name, frame in batch.frames().items():
         parts += [schema_issues(name, frame), checks.duplicate_issues(name, frame)]
@@ -150,7 +151,8 @@ def _collect_issues(batch: CanonicalBatch, known: _KnownAssets, max_jump: float,
             ca = pd.concat([stored_actions.loc[:, ["asset_id", "ex_date"]],
                             ca.loc[:, ["asset_id", "ex_date"]]], ignore_index=True)
         parts += [checks.jump_issues(rest, ca, max_jump, previous),
-                  checks.missing_session_issues(p, batch.assets, last_bars)]  # good or bad
+                  checks.missing_session_issues(p, _listings(batch.assets, stored_assets),
+                                                last_bars)]  # good or bad
     return pd.concat(parts, ignore_index=True)
 
 
@@ -211,12 +213,22 @@ def _empty_quarantine() -> pd.DataFrame:
     return out
 
 
+def _listings(delivered: pd.DataFrame, stored: pd.DataFrame | None) -> pd.DataFrame:
+    """Listing facts (``asset_id, market, listed, delisted``): the delivered ones, then
+    the stored ones of the other assets."""
+    cols = ["asset_id", "market", "listed", "delisted"]
+    if stored is None or stored.empty:
+        return delivered
+    return pd.concat([delivered.loc[:, cols], stored.loc[:, cols]], ignore_index=True)
+
+
 def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None,
              config: Config | None = None, known_assets: Iterable[str] | None = None,
              deliveries: Iterable[Delivery] | None = None,
              previous: pd.DataFrame | None = None,
              stored_actions: pd.DataFrame | None = None,
-             last_bars: pd.Series | None = None) -> ValidationOutcome:
+             last_bars: pd.Series | None = None,
+             stored_assets: pd.DataFrame | None = None) -> ValidationOutcome:
     """Check a canonical batch; split it into clean rows and a quarantine.
 
     Parameters
@@ -242,6 +254,10 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
     last_bars : Series, optional
         Continuity for an incremental batch: the date of each asset's last stored bar
         (index ``asset_id``); only sessions after it can be missing.
+    stored_assets : DataFrame, optional
+        Stored listing facts (``asset_id, market, listed, delisted``) of assets the
+        batch does not deliver (an incremental batch without the master file): the
+        missing-session check uses them.
 
     Raises
     ------
@@ -260,7 +276,8 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
     asset_market = _asset_market(batch)
     known = _KnownAssets(asset_market.index, known_assets)
     source_market = _source_markets()
-    issues = _collect_issues(batch, known, max_jump, previous, stored_actions, last_bars)
+    issues = _collect_issues(batch, known, max_jump, previous, stored_actions, last_bars,
+                             stored_assets)
     quarantine = _quarantine(batch, issues, asset_market, source_market)
     clean = {}
     for name, frame in batch.frames().items():
