@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="fraction of the full width (smoke runs)")
     parser.add_argument("--profile", action="store_true",
                         help="with --full-width: cProfile the refresh (markets in series)")
+    parser.add_argument("--day", default="2025-12-31",
+                        help="with --full-width: the session the refresh brings (2025-12-31:"
+                        " US only; a mid-month day re-delivers the EU month file)")
     parser.add_argument("--catch-up", default=None,
                         help="comma-separated years behind: partitioned vs one-frame "
                         "catch-up (bench/bench_catchup.py)")
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench_refresh_width import full_width_bench
 
         return full_width_bench([float(y) for y in args.full_width.split(",")],
-                                args.width_scale, profile=args.profile)
+                                args.width_scale, profile=args.profile, day=args.day)
     if args.incremental:
         return incremental_bench([float(y) for y in args.incremental.split(",")],
                                  args.assets)

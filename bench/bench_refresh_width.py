@@ -213,7 +213,7 @@ def _print_day(r: dict) -> None:
 
 
 def full_width_bench(years_list: list[float], scale: float = 1.0, *,
-                     profile: bool = False) -> int:
+                     profile: bool = False, day: str = "2025-12-31") -> int:
     """Daily refresh at full width with each of ``years_list`` stored (module doc)."""
     import pandas as pd
 
@@ -222,10 +222,10 @@ def full_width_bench(years_list: list[float], scale: float = 1.0, *,
     from quantlib.sandbox import start_sandbox
 
     sizes = _sizes(scale)
-    last = pd.Timestamp("2025-12-31")
+    last = pd.Timestamp(day)
     before = calendars.global_sessions(("KR", "US", "EU"), last - pd.Timedelta(days=10),
                                        last - pd.Timedelta(days=1))[-1]
-    print(f"daily refresh at width {sizes} (scale {scale:g}); load average "
+    print(f"daily refresh of {last.date()} at width {sizes} (scale {scale:g}); load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     for years in years_list:
         work = Path(tempfile.mkdtemp(prefix=f"bench-width-{years:g}y-"))
