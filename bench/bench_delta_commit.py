@@ -223,11 +223,12 @@ def _instrument(meter: Meter) -> None:
     meter.wrap(parquet, "write_table_file", "  parquet export",
                lambda a, k, out: (f"rows exported: {a[1]}", len(a[3])))
     meter.wrap(curated, "_write_reference_tables", "  reference tables")
+    meter.wrap(curated, "_delta_actions", "  actions for the regions")
     meter.wrap(curated, "_fresh_statements", "  statements key check")
     meter.wrap(curated, "append_table", "  table appends")
     meter.wrap(curated, "_write_price_parts", "  price regions")
     meter.wrap(curated, "write_fx_delta", "  fx region")
-    for attr in ("_changed_actions", "_new_axes", "_resize", "last_closes", "_write_block"):
+    for attr in ("_new_axes", "_resize", "last_closes", "_write_block"):
         meter.wrap(increment, attr, f"    {attr}")
 
 
