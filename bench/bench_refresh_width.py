@@ -8,9 +8,10 @@ advanced one session, then one incremental refresh in a fresh process. That proc
 wraps the refresh's stage functions (:data:`STAGES`) to record each call's wall time
 and market (and the CPU time of the calling thread: ``cpu s``, which leaves out helper
 threads such as zarr's I/O loop; ``proc s``: the whole process's CPU over the same
-span, helper threads included, but also other markets' threads running then), and samples its own ``VmRSS`` every 20 ms, so each
-stage reports its summed seconds and the process's peak RSS while it ran (markets run
-in parallel threads: a stage's peak is the process's, not the stage's own share). With
+span, helper threads included, but also other markets' threads running then), and
+samples its own ``VmRSS`` every 20 ms, so each stage reports its summed seconds and the
+process's peak RSS while it ran (markets run in parallel threads: a stage's peak is the
+process's, not the stage's own share). With
 ``QUANTLIB_BENCH_STACKS=1`` the sampler also records where each market thread is (its
 innermost quantlib function and the leaf function) every 20 ms: what threads that take
 equally long wait on.
