@@ -20,7 +20,9 @@ Printed per history: wall and process CPU (all threads) of each part, the rows t
 commit read from the stored long tables, the rows it exported to Parquet, and a
 breakdown of the commit (reference tables, statements key check, price regions, FX,
 Icechunk commit + tag, Parquet export). With several ``--years`` every column should
-stay flat.
+stay flat. Run the same command with ``PYTHONPATH`` pointing at an older checkout's
+``quantlib`` (e.g. ``git archive <commit> quantlib | tar -x -C /tmp/old``) to compare
+under the same load.
 
 Usage::
 
@@ -196,7 +198,9 @@ class Meter:
             got[2] += run_delay() - d0
 
     def wrap(self, owner: Any, attr: str, name: str, count: Any = None) -> None:
-        fn = getattr(owner, attr)
+        fn = getattr(owner, attr, None)
+        if fn is None:   # an older checkout (PYTHONPATH) without this function
+            return
 
         def inner(*a: Any, **k: Any) -> Any:
             with self.part(name):
@@ -232,9 +236,30 @@ def _instrument(meter: Meter) -> None:
         meter.wrap(increment, attr, f"    {attr}")
 
 
+def _delta_frames_before(store: Any, frames: dict[str, pd.DataFrame], base: str | None
+                         ) -> dict[str, pd.DataFrame]:
+    """``publish_delta``'s frames as an older checkout (no ``delta_frames``) built them."""
+    from quantlib.pipeline.incremental import upsert_appending
+    from quantlib.pipeline.merge import canonical
+    from quantlib.store.curated import STORED_ROWS_ATTR
+
+    out = {}
+    for name in ("assets", "symbols", "corporate_actions"):
+        if len(frames.get(name, ())):
+            prev = store.read_table(name, base) if base is not None else frames[name][:0]
+            table = upsert_appending(canonical(name, prev), frames[name])
+            if table.attrs.get(STORED_ROWS_ATTR) != len(table):
+                out[name] = table
+    return {**out, **{k: v for k, v in frames.items() if k in ("prices", "fx", "statements")
+                      and len(v)}}
+
+
 def run(total: int, years: float, n_filings: int, actions: str) -> tuple[dict, Meter]:
-    from quantlib.pipeline.incremental import delta_frames, stored_action_dates
+    from quantlib.pipeline import incremental
+    from quantlib.pipeline.incremental import stored_action_dates
     from quantlib.store import CuratedStore
+
+    delta_frames = getattr(incremental, "delta_frames", _delta_frames_before)
 
     folder = Path(tempfile.mkdtemp(prefix=f"bench-dcommit-{years:g}y-"))
     try:
