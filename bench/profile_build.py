@@ -96,9 +96,10 @@ def _synchronous() -> None:
     from quantlib.pipeline import build
     from quantlib.store import curated
 
-    def fetches(self: Any, targets: Any, url: str, connection: Any, rid: str) -> Any:
+    def fetches(self: Any, targets: Any, url: str, connection: Any, rid: str,
+                fetch: Any) -> Any:
         for i, m in enumerate(targets):
-            yield i, build._fetch(m, url, connection, rid)
+            yield i, fetch(m, url, connection, rid)
 
     def start(self: Any, tasks: list[Any]) -> Any:
         f: Future = Future()
@@ -126,7 +127,8 @@ def _print_tree(total: float, bars: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", type=int, default=150)
+    parser.add_argument("--assets", default="150",
+                        help="assets per market: one number or KR=5000,US=14000,EU=6000")
     parser.add_argument("--years", type=float, default=4)
     parser.add_argument("--partition-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1)
@@ -141,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     _warm()
     _synchronous()
     _instrument()
-    with sandbox_process(n_assets=args.assets, years=args.years, seed=1, end="2024-12-31",
+    assets: Any = int(args.assets) if args.assets.isdigit() else args.assets
+    with sandbox_process(n_assets=assets, years=args.years, seed=1, end="2024-12-31",
                          markets=("KR", "US", "EU")) as conn:
         for _ in range(args.repeat):
             _cpu.clear()
