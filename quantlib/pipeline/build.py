@@ -3,9 +3,8 @@
 A store's first build (every vendor delivery from the beginning) never holds a
 market's whole history in one frame. Step by step:
 
-1. **fetch**: one thread of the driver per market (and ``FX``) fetches into the raw
-   zone (bytes on disk; it returns delivery records only), with or without a cluster:
-   the workers' threads are kept for the CPU-bound tasks;
+1. **fetch**: one Dask task per market (and ``FX``) fetches into the raw zone (bytes on
+   disk; the task returns delivery records only);
 2. **standardize + validate**, started per market as soon as its fetch is done (the
    first markets' work overlaps the slowest vendor's transfers; a build that may still
    turn out small, ``one_frame_below``, waits until the bars fetched so far reach it):
@@ -27,9 +26,10 @@ market's whole history in one frame. Step by step:
    process killed before that commit leaves the previous version as it was.
 
 The spill folder carries a heartbeat; a build first removes the spill folders of
-builds that stopped beating (killed), :mod:`quantlib.pipeline.spill`.
+builds that stopped beating (killed), :mod:`quantlib.pipeline.spill`. Fetch tasks
+``secede`` from a distributed worker's thread pool while they wait on the vendor.
 
-Tasks after the fetch run on a ``distributed.Client`` when one is given (the same code on a
+Tasks run on a ``distributed.Client`` when one is given (the same code on a
 LocalCluster or a KubeCluster; the spill lives under the store URL, so workers on other
 machines read it when the store is on S3), else on dask's threaded scheduler.
 """
@@ -121,9 +121,9 @@ def _fetch_and_fan_out(targets: Sequence[str], url: str, connection: Any, rid: s
 
 
 class _Runner:
-    """Fetches in local threads (all at once); each market's task graph on ``client``
-    (futures) or, without one, one after the other on dask's ``scheduler`` in a
-    background thread."""
+    """Fetch tasks and each market's task graph on ``client`` (futures) or, without
+    one, in local threads (fetches at once; markets' graphs one after the other on
+    dask's ``scheduler``, in a background thread)."""
 
     def __init__(self, client: Any, scheduler: str, n: int) -> None:
         self.client, self.scheduler = client, scheduler
@@ -141,11 +141,17 @@ class _Runner:
 
     def fetches(self, targets: Sequence[str], url: str, connection: Any, rid: str,
                 fetch: Callable[..., list[Delivery]]) -> Iterator[tuple[int, list[Delivery]]]:
-        """``(target index, deliveries)`` in the order the fetches finish. The fetches
-        run in this process's threads, with or without a client: they wait on the
-        vendors (their CPU is the raw zone's hashing and the page facts), and on a
-        cluster's 1-thread workers their transfer threads would share each worker's
-        GIL with the CPU-bound partition tasks (bench/RESULTS.md, "buildspeed")."""
+        """``(target index, deliveries)`` in the order the fetches finish."""
+        if self.client is not None:
+            from distributed import as_completed
+
+            futures = self.client.compute([dask.delayed(fetch, pure=False)(
+                m, url, connection, rid, dask_key_name=f"{rid}-fetch-{m}") for m in targets])
+            self.futures += futures
+            index = {f.key: i for i, f in enumerate(futures)}
+            for f in as_completed(futures):
+                yield index[f.key], f.result()
+            return
         local = {self.pool.submit(fetch, m, url, connection, rid): i
                  for i, m in enumerate(targets)}
         for f in concurrent.futures.as_completed(local):
@@ -169,7 +175,9 @@ def _fetch(market: str, store_url: str, connection: Any, fetch_id: str,
            retries: int = 2, **window: Any) -> list[Delivery]:
     """Fetch one target into the raw zone; ``window`` (``start``, ``poll``) goes to the
     source (an incremental catch-up's, :mod:`quantlib.pipeline.catchup`)."""
-    return _fetch_retried(market, RawZone(store_url), connection, fetch_id, retries, **window)
+    raw = RawZone(store_url)
+    with _io_bound():
+        return _fetch_retried(market, raw, connection, fetch_id, retries, **window)
 
 
 def _fetch_retried(market: str, raw: RawZone, connection: Any, fetch_id: str,
@@ -187,6 +195,25 @@ def _fetch_retried(market: str, raw: RawZone, connection: Any, fetch_id: str,
                 raise
             time.sleep(min(2.0 ** attempt, 5.0))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def _io_bound() -> Iterator[None]:
+    """On a ``distributed`` worker, give the task's thread slot back while it waits on
+    the vendor (``secede``/``rejoin``): every market's fetch runs at once even on
+    1-thread workers, as on the threaded scheduler. Elsewhere a no-op."""
+    try:
+        from distributed import get_worker, rejoin, secede
+
+        get_worker()
+    except (ImportError, ValueError):
+        yield
+        return
+    secede()
+    try:
+        yield
+    finally:
+        rejoin()
 
 
 def _reference(store_url: str, deliveries: list[Delivery], known_assets: tuple[str, ...]

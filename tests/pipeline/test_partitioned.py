@@ -73,8 +73,7 @@ def test_partitioned_build_on_local_cluster(tmp_path, sandbox, reference_store):
                  or "chunk" in str(t["key"])]
     kinds = {k for t in tasks for k in ("fetch", "reference", "partition", "chunk")
              if k in str(t["key"])}
-    # the fetch runs in the driver's threads; every CPU-bound stage on the workers
-    assert kinds == {"reference", "partition", "chunk"}
+    assert kinds == {"fetch", "reference", "partition", "chunk"}
     assert len({t["worker"] for t in tasks}) == 2      # both worker processes worked
     _same_store(reference_store, CuratedStore(store))
 
