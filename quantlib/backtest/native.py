@@ -136,11 +136,11 @@ def jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     opts = {"cache": True, **options}
 
     def deco(fn: Callable[..., Any]) -> Any:
-        if _STATE["numba"]:
-            return numba().njit(**opts)(fn)
         k = Kernel(fn, opts)
         with _LOCK:
             _KERNELS.append(k)
+            if _STATE["numba"]:
+                k._swap_in()
         return k
 
     return deco
@@ -198,7 +198,11 @@ class Kernel:
         return self._disp
 
     def _swap_in(self) -> None:
-        """Name the dispatcher instead of this Kernel in the defining module's globals."""
+        """An ``inline="always"`` kernel: name its dispatcher instead of this Kernel in the
+        defining module's globals (numba inlines only dispatchers it finds there; it calls
+        any other Kernel through its dispatcher, :attr:`_numba_type_`)."""
+        if self.options.get("inline", "never") == "never":
+            return
         disp = self.dispatcher()
         mod = sys.modules.get(self.__module__)
         if mod is not None and mod.__dict__.get(self.__name__) is self:
@@ -228,11 +232,14 @@ class Kernel:
             cache_dir = getattr(getattr(disp, "_cache", None), "_cache_path", None)
             if not isinstance(cache_dir, str):
                 return
+            path = os.path.join(cache_dir, self._file_name(key))
+            if nativecall.valid(path, self._expect(key)):
+                return
             art = nativecall.describe(disp, args, key, self.options.get("nogil", False))
             if art is None:
                 return
             art.update(self._expect(key))
-            if nativecall.write(os.path.join(cache_dir, self._file_name(key)), art):
+            if nativecall.write(path, art):
                 _COUNTS["artifacts_saved"] += 1
 
     def _expect(self, key: tuple[str, ...]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["typekey", "describe", "write", "load", "FORMAT"]
+__all__ = ["typekey", "describe", "write", "load", "valid", "FORMAT"]
 
 FORMAT = 1
 _KINDS = "biuf"  # bool, signed, unsigned, float dtypes: what numba types the same way here
@@ -292,20 +292,33 @@ def _load_extension(name: str, base: str) -> Any:
     raise ImportError(f"numba's extension {name} not found under {base}")
 
 
+def _read(path: str, expect: dict[str, Any]) -> dict[str, Any] | None:
+    """The artifact at ``path`` if it is one built from ``expect`` (else None)."""
+    try:
+        with open(path, "rb") as f:
+            art = pickle.load(f)
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError,
+            ImportError, IndexError, TypeError, KeyError, MemoryError):
+        return None
+    if not (isinstance(art, dict) and art.get("format") == FORMAT
+            and all(art.get(k) == v for k, v in expect.items())):
+        return None
+    return art
+
+
+def valid(path: str, expect: dict[str, Any]) -> bool:
+    """Whether ``path`` holds an artifact built from ``expect``."""
+    return _read(path, expect) is not None
+
+
 def load(paths: list[str], expect: dict[str, Any]) -> Any:
     """The callable of the first valid artifact among ``paths`` (None: a miss)."""
     for path in paths:
-        try:
-            with open(path, "rb") as f:
-                art = pickle.load(f)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ValueError,
-                ImportError, IndexError, TypeError):
-            continue
-        if not (isinstance(art, dict) and art.get("format") == FORMAT
-                and all(art.get(k) == v for k, v in expect.items())):
+        art = _read(path, expect)
+        if art is None:
             continue
         with contextlib.suppress(KeyError, TypeError, ValueError, RuntimeError, ImportError,
-                                 OSError):
+                                 OSError, IndexError, AttributeError):
             return _Native(art)
     return None
 
