@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import os
 import pickle
 import struct
@@ -126,7 +127,8 @@ def describe(disp: Any, args: tuple[Any, ...], key: tuple[str, ...], nogil: bool
     if cres is None or tuple(_numba_code(t) for t in argtypes) != key:
         return None  # this module's typing must be numba's
     lib = cres.library
-    obj = lib.__dict__.get("_ql_object") or lib.__dict__.get("_compiled_object")
+    obj = lib.__dict__.get("_ql_object") or lib.__dict__.get("_compiled_object") \
+        or _cached_object(disp, argtypes, lib)
     ret = _ret_layout(cres.signature.return_type)
     if not isinstance(obj, bytes) or ret is None or obj[:6] != b"\x7fELF\x02\x01":
         return None
@@ -137,8 +139,19 @@ def describe(disp: Any, args: tuple[Any, ...], key: tuple[str, ...], nogil: bool
     symbols = _classify(_undefined(obj))
     if symbols is None:
         return None
-    return {"format": FORMAT, "object": obj, "symbol": cres.fndesc.mangled_name,
+    return {"format": FORMAT, "object": obj, "object_hash": _digest(obj),
+            "symbol": cres.fndesc.mangled_name,
             "params": params, "ret": ret[1], "ret_tuple": ret[0], "nogil": bool(nogil), "symbols": symbols}
+
+
+def _cached_object(disp: Any, argtypes: tuple[Any, ...], lib: Any) -> bytes | None:
+    """The object code of an overload numba loaded the stock way, from numba's cache."""
+    cache = getattr(disp, "_cache", None)
+    with contextlib.suppress(Exception):
+        data = cache._cache_file.load(cache._index_key(argtypes, lib.codegen))
+        if data is not None and data[0][1] == "object" and isinstance(data[0][2][0], bytes):
+            return bytes(data[0][2][0])
+    return None
 
 
 def _llvm_params(lib: Any, name: str) -> list[str] | None:
@@ -301,9 +314,15 @@ def _read(path: str, expect: dict[str, Any]) -> dict[str, Any] | None:
             ImportError, IndexError, TypeError, KeyError, MemoryError):
         return None
     if not (isinstance(art, dict) and art.get("format") == FORMAT
-            and all(art.get(k) == v for k, v in expect.items())):
+            and all(art.get(k) == v for k, v in expect.items())
+            and isinstance(art.get("object"), bytes)
+            and art.get("object_hash") == _digest(art["object"])):
         return None
     return art
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def valid(path: str, expect: dict[str, Any]) -> bool:
