@@ -189,6 +189,8 @@ def test_run_in_a_fresh_process_loads_its_kernels_lean_with_the_stock_numbers(tm
 YAML_CODE = """
 import json, os, sys
 import quantlib.backtest
+from quantlib.backtest import native
+native.numba()                                # how quantlib imports numba when it needs it
 from numba.core import config
 out = {"yaml_imported": "yaml" in sys.modules, "scipy_imported": "scipy" in sys.modules,
        "scheme": config.COLOR_SCHEME}
@@ -210,8 +212,8 @@ def _fresh_in(cwd: Path, code: str) -> dict:
 
 def test_numba_is_imported_without_scipy_and_yaml_and_still_reads_its_config_file(
         tmp_path: Path):
-    """``import quantlib.backtest`` imports numba without scipy (its version check) and
-    yaml (its config reader); a ``.numba_config.yaml`` is still honoured, whether it is
+    """quantlib imports numba (when a kernel needs it: ``native.numba()``) without scipy
+    (its version check) and yaml (its config reader); a ``.numba_config.yaml`` is still honoured, whether it is
     there at import (yaml imported as usual) or written later (read through the stand-in)."""
     later = _fresh_in(tmp_path, YAML_CODE)
     assert later["yaml_imported"] is False and later["scipy_imported"] is False
