@@ -146,7 +146,7 @@ def describe(disp: Any, args: tuple[Any, ...], key: tuple[str, ...], nogil: bool
 
 def _cached_object(disp: Any, argtypes: tuple[Any, ...], lib: Any) -> bytes | None:
     """The object code of an overload numba loaded the stock way, from numba's cache."""
-    cache = getattr(disp, "_cache", None)
+    cache: Any = getattr(disp, "_cache", None)
     with contextlib.suppress(Exception):
         data = cache._cache_file.load(cache._index_key(argtypes, lib.codegen))
         if data is not None and data[0][1] == "object" and isinstance(data[0][2][0], bytes):
@@ -348,10 +348,10 @@ class _ExcInfo(ctypes.Structure):
                 ("ndyn", ctypes.c_int32)]
 
 
-_CT = {"ptr": ctypes.c_void_p, "i64": ctypes.c_int64, "double": ctypes.c_double,
+_CT: dict[str, Any] = {"ptr": ctypes.c_void_p, "i64": ctypes.c_int64, "double": ctypes.c_double,
        "float": ctypes.c_float, "i8": ctypes.c_uint8, "i32": ctypes.c_int32,
        "i16": ctypes.c_int16}
-_SCALAR = {"<f8": ctypes.c_double, "<i8": ctypes.c_int64, "<u8": ctypes.c_uint64}
+_SCALAR: dict[str, Any] = {"<f8": ctypes.c_double, "<i8": ctypes.c_int64, "<u8": ctypes.c_uint64}
 
 
 class _Native:
@@ -379,7 +379,7 @@ class _Native:
         addr = self._ee.get_function_address(art["symbol"])
         if not addr:
             raise KeyError(art["symbol"])
-        types = [ctypes.c_void_p, ctypes.c_void_p]
+        types: list[Any] = [ctypes.c_void_p, ctypes.c_void_p]
         for code in art["types"]:
             if code[0] == "a":
                 types += [_CT[p] for p in _flat(code)]
