@@ -163,6 +163,9 @@ class Kernel:
     def __repr__(self) -> str:
         return f"<quantlib kernel {self.__module__}.{self.__qualname__}>"
 
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled by name, like a module function
+        return _by_name, (self.__module__, self.__qualname__)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         key = None if kwargs else nativecall.typekey(args)
         if self._disp is None and key is not None and enabled():
@@ -269,6 +272,16 @@ class Kernel:
             with open(f, "rb") as fh:
                 h.update(f.encode() + b"\0" + fh.read() + b"\0")
         return h.hexdigest()
+
+
+def _by_name(module: str, qualname: str) -> Any:
+    """The kernel (or, swapped in, its dispatcher) named ``module.qualname``."""
+    import importlib
+
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def header() -> str:
