@@ -109,7 +109,8 @@ def test_a_cache_miss_compiles_fully_and_the_next_process_loads_lean(tmp_path: P
     assert saved == ["native", "nrt", "symbols"]  # native: the kernel's artifact (native.py)
 
 
-RUN_CODE = """
+#: a W2-like panel (listings, delistings) and one momentum run on it
+PANEL_RUN = """
 import json, sys
 import numpy as np, pandas as pd, xarray as xr
 import quantlib
@@ -125,6 +126,9 @@ data = xr.Dataset({"close": (("date", "asset"), close), "returns": (("date", "as
                   coords={"date": pd.bdate_range("2020-01-01", periods=T),
                           "asset": [f"A{i}" for i in range(N)]})
 res = quantlib.backtest.run("xs_momentum", data, window=60, skip=5, quantile=5, costs="flat:10")
+"""
+
+RUN_CODE = PANEL_RUN + """
 np.save(sys.argv[1], res.returns["net"].to_numpy())
 from quantlib.backtest import jitload
 from quantlib.backtest import jitcache
@@ -225,22 +229,7 @@ def test_numba_is_imported_without_scipy_and_yaml_and_still_reads_its_config_fil
     assert there["scheme"] == "light_bg" and there["scheme_after"] == "dark_bg"
 
 
-NATIVE_RUN_CODE = """
-import json, sys
-import numpy as np, pandas as pd, xarray as xr
-import quantlib
-T, N = 400, 30
-rng = np.random.default_rng(7)
-ret = rng.normal(0.0004, 0.02, (T, N))
-ret[:40, :5] = np.nan                       # listed later
-ret[300:, 25:] = np.nan                     # delisted
-close = 100 * np.exp(np.nancumsum(ret, axis=0))
-close[np.isnan(ret)] = np.nan
-data = xr.Dataset({"close": (("date", "asset"), close), "returns": (("date", "asset"), ret),
-                   "in_universe": (("date", "asset"), ~np.isnan(ret))},
-                  coords={"date": pd.bdate_range("2020-01-01", periods=T),
-                          "asset": [f"A{i}" for i in range(N)]})
-res = quantlib.backtest.run("xs_momentum", data, window=60, skip=5, quantile=5, costs="flat:10")
+NATIVE_RUN_CODE = PANEL_RUN + """
 out = {"numba": sorted(m for m in sys.modules if m.split(".")[0] == "numba"
                        and m.count(".") < 2 and "_" not in m.split(".")[-1][:1]),
        "llvmlite": "llvmlite.binding" in sys.modules}
