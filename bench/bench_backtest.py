@@ -496,7 +496,7 @@ def startup_rows(d: Path, repeat: int = 3) -> list[Row]:
                      "s wall (CPU): " + " / ".join(k for k in ph if k != "data"),
                      f"{parts}: first result {s['first_result_s']:.2f} s (CPU "
                      f"{s['first_result_cpu_s']:.2f} s, {s['modules_at_first_result']} "
-                     f"modules), of which loading the numba cache ~{load:.2f} s; "
+                     f"modules), of which loading the kernels ~{load:.2f} s; "
                      f"{s['lean_loads']} kernels loaded lean, "
                      f"{s.get('native', {}).get('artifacts_loaded', 0)} from native artifacts "
                      f"(numba imported: {s.get('numba_imported')}); process {s['process_s']:.2f} s "
