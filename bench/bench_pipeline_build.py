@@ -111,6 +111,7 @@ def child(mode: str, store: str, conn: dict, partition_rows: int,
             "cpu_s": cpu + workers_cpu, "driver_cpu_s": cpu, "workers_cpu_s": workers_cpu, "cpu_us_per_bar": (cpu + workers_cpu) / rows * 1e6,
             "peak_mb": peak_mb(), "workers_peak_mb": workers_peak,
             "partitions": result.rows.get("partitions"), "snapshot": result.snapshot_id,
+            "load": os.getloadavg()[0],
             "seconds": {k: round(v, 2) for k, v in result.seconds.items()}}
 
 
@@ -172,7 +173,8 @@ def _run(mode: str, info: dict, partition_rows: int, no_profiler: bool) -> dict 
     print(f"{mode:<11}{r['wall_s']:>9.1f}{r['rows']:>13,}{r['rows_per_s']:>11,.0f}"
           f"{r['cpu_s']:>8.1f}{r['cpu_us_per_bar']:>11.1f}{r['peak_mb']:>10.0f}"
           f"{workers:>14}  driver {r['driver_cpu_s']:.1f} + workers "
-          f"{r['workers_cpu_s']:.1f} CPU s  {r['seconds']}", flush=True)
+          f"{r['workers_cpu_s']:.1f} CPU s, load {r.get('load', 0.0):.1f}  {r['seconds']}",
+          flush=True)
     return r
 
 

@@ -7,9 +7,11 @@ EU 6,000 assets (times ``--width-scale``) with that many years to the session be
 advanced one session, then one incremental refresh in a fresh process. That process
 wraps the refresh's stage functions (:data:`STAGES`) to record each call's wall time
 and market (and the CPU time of the calling thread: ``cpu s``, which leaves out helper
-threads such as zarr's I/O loop), and samples its own ``VmRSS`` every 20 ms, so each
-stage reports its summed seconds and the process's peak RSS while it ran (markets run
-in parallel threads: a stage's peak is the process's, not the stage's own share). With
+threads such as zarr's I/O loop; ``proc s``: the whole process's CPU over the same
+span, helper threads included, but also other markets' threads running then), and
+samples its own ``VmRSS`` every 20 ms, so each stage reports its summed seconds and the
+process's peak RSS while it ran (markets run in parallel threads: a stage's peak is the
+process's, not the stage's own share). With
 ``QUANTLIB_BENCH_STACKS=1`` the sampler also records where each market thread is (its
 innermost quantlib function and the leaf function) every 20 ms: what threads that take
 equally long wait on.
@@ -86,12 +88,12 @@ def sampler():
 
 def timed(fn, stage):
     def inner(*a, **k):
-        t0, c0 = time.perf_counter(), time.thread_time()
+        t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
         try:
             return fn(*a, **k)
         finally:
             spans.append((stage, getattr(local, "market", "-"), t0, time.perf_counter(),
-                          time.thread_time() - c0))
+                          time.thread_time() - c0, time.process_time() - p0))
     return inner
 
 for mod_name, attr, stage in stages:
@@ -129,12 +131,13 @@ try:   # the validation report's rows per check (info rows included)
         out["by_check"] = json.load(f)["by_check"]
 except (KeyError, OSError) as exc:
     print("no validation report:", repr(exc), file=sys.stderr)
-for stage, market, a, b, cpu in spans:
+for stage, market, a, b, cpu, pcpu in spans:
     peak = max((m for t, m in samples if a <= t <= b), default=0.0)
-    st = out["stages"].setdefault(stage, {"s": 0.0, "cpu": 0.0, "calls": 0, "peak_mb": 0.0,
-                                          "markets": {}})
+    st = out["stages"].setdefault(stage, {"s": 0.0, "cpu": 0.0, "pcpu": 0.0, "calls": 0,
+                                          "peak_mb": 0.0, "markets": {}})
     st["s"] += b - a
     st["cpu"] += cpu
+    st["pcpu"] += pcpu
     st["calls"] += 1
     st["peak_mb"] = max(st["peak_mb"], peak)
     st["markets"][market] = round(st["markets"].get(market, 0.0) + b - a, 2)
@@ -145,6 +148,10 @@ if prof:
     buf = io.StringIO()
     pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(45)
     out["profile"] = buf.getvalue()
+if r.snapshot_id:   # what the commit wrote, per table (its metadata)
+    from quantlib.store import CuratedStore
+    meta = CuratedStore(sys.argv[1]).repo.lookup_snapshot(r.snapshot_id).metadata or {}
+    out["commit_rows"] = meta.get("rows")
 print(json.dumps(out))
 '''
 
@@ -175,10 +182,13 @@ def _print_day(r: dict) -> None:
           f"{rows.get('unchanged', 0):,}; region cells {rows.get('region_cells', 0):,}, "
           f"dates appended {rows.get('appended_dates', 0)}"
           + (f"; note: {r['note']}" if r.get("note") else ""))
-    print(f"  {'stage':<36}{'sum s':>8}{'cpu s':>8}{'calls':>7}{'peak MB':>9}  per market s")
+    print(f"  {'stage':<36}{'sum s':>8}{'cpu s':>8}{'proc s':>8}{'calls':>7}{'peak MB':>9}"
+          "  per market s")
     for stage, st in r["stages"].items():
-        print(f"  {stage:<36}{st['s']:8.2f}{st.get('cpu', 0.0):8.2f}{st['calls']:7}"
-              f"{st['peak_mb']:9.0f}  {st['markets']}")
+        print(f"  {stage:<36}{st['s']:8.2f}{st.get('cpu', 0.0):8.2f}{st.get('pcpu', 0.0):8.2f}"
+              f"{st['calls']:7}{st['peak_mb']:9.0f}  {st['markets']}")
+    if r.get("commit_rows"):
+        print(f"  the commit wrote (rows per table): {r['commit_rows']}")
     for m, mine, leaf, n in r.get("stacks", []):
         print(f"  samples {n:5} {m:3} {mine:<44} <- {leaf}")
     if "by_check" in r:

@@ -39,15 +39,14 @@ from quantlib.raw import Delivery, RawZone
 from quantlib.standardize import CanonicalBatch
 from quantlib.standardize.api import endpoint_of
 from quantlib.store import CuratedStore
-from quantlib.store.curated import STORED_ROWS_ATTR
+from quantlib.store.curated import STORED_ROWS_ATTR, stored_actions_after
 from quantlib.store.increment import last_stored_date
-from quantlib.store.tables import read_table_group
 from quantlib.validate import ValidationOutcome
 from quantlib.validate.checks import member_of
 
 __all__ = ["fetch_windows", "changed_deliveries", "previous_closes", "publish_delta",
            "upsert_table", "upsert_appending", "drop_unchanged", "tag_of",
-           "stored_action_dates"]
+           "stored_action_dates", "delta_frames"]
 
 FX = "FX"
 
@@ -142,8 +141,9 @@ def previous_closes(store: CuratedStore, market: str, prices: pd.DataFrame
 def stored_action_dates(store: CuratedStore, prices: pd.DataFrame) -> pd.DataFrame:
     """The stored corporate actions (``asset_id, ex_date``) that can explain a jump in
     ``prices``: those of its assets on or after its first date (the jump check matches
-    an action's ex date to a bar's date). Reads two columns of the stored table, not
-    the whole table, and keeps none of the older rows.
+    an action's ex date to a bar's date). Reads two columns of only the stored row
+    ranges whose ex dates reach the first date
+    (:func:`~quantlib.store.curated.stored_actions_after`), not the whole table.
     """
     empty = pd.DataFrame({"asset_id": pd.Series([], dtype="str"),
                           "ex_date": pd.Series([], dtype="datetime64[ns]")})
@@ -151,9 +151,10 @@ def stored_action_dates(store: CuratedStore, prices: pd.DataFrame) -> pd.DataFra
                            mode="r")
     if prices.empty or "corporate_actions" not in root:
         return empty
-    ca = read_table_group(root, "corporate_actions", columns=["asset_id", "ex_date"])
-    keep = (ca["ex_date"] >= prices["date"].min()).to_numpy() & \
-        member_of(ca["asset_id"], frozenset(prices["asset_id"].astype(str).unique()))
+    first = pd.Timestamp(prices["date"].min())
+    ca = stored_actions_after(root, first - pd.Timedelta(1, "ns"),
+                              columns=["asset_id", "ex_date"])
+    keep = member_of(ca["asset_id"], frozenset(prices["asset_id"].astype(str).unique()))
     return ca.loc[keep].reset_index(drop=True)
 
 
@@ -236,6 +237,25 @@ def upsert_appending(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFr
     return out
 
 
+def delta_frames(store: CuratedStore, frames: dict[str, pd.DataFrame], base: str | None
+                 ) -> dict[str, pd.DataFrame]:
+    """The frames of a delta commit built on version ``base`` from a day's clean
+    canonical ``frames``: the reference tables upserted over the stored ones (as an
+    append where the vendor only added rows, :func:`upsert_appending`; left out when
+    unchanged), the other frames as delivered (empty ones left out)."""
+    out: dict[str, pd.DataFrame] = {}
+    for name in ("assets", "symbols", "corporate_actions"):
+        if len(frames.get(name, ())):   # rows the stored table lacks appended, if it can be
+            prev = store.read_table(name, base) if base is not None else frames[name][:0]
+            table = upsert_appending(canonical(name, prev), frames[name])
+            if table.attrs.get(STORED_ROWS_ATTR) != len(table):   # else: unchanged
+                out[name] = table
+    for name in ("prices", "fx", "statements"):
+        if len(frames.get(name, ())):
+            out[name] = frames[name]
+    return out
+
+
 def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
                   deliveries: list, *, message: str, tag: str | None,
                   result: RefreshResult, price_parts: Sequence[Any] = ()) -> None:
@@ -249,17 +269,7 @@ def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
 
     def build(base: str | None) -> dict[str, Any]:
         based["on"] = base
-        out: dict[str, pd.DataFrame] = {}
-        for name in ("assets", "symbols", "corporate_actions"):
-            if len(frames[name]):   # rows the stored table lacks appended, if it can be
-                prev = store.read_table(name, base) if base is not None else frames[name][:0]
-                table = upsert_appending(canonical(name, prev), frames[name])
-                if table.attrs.get(STORED_ROWS_ATTR) != len(table):   # else: unchanged
-                    out[name] = table
-        for name in ("prices", "fx", "statements"):
-            if len(frames[name]):
-                out[name] = frames[name]
-        return out
+        return delta_frames(store, frames, base)
 
     snapshot_id, result.rebases = store.commit_rebased(build, message=message, tag=tag,
                                                        delta=True, price_parts=price_parts)

@@ -48,7 +48,7 @@ from quantlib.errors import SnapshotNotFoundError, StoreError, WriteConflictErro
 from quantlib.store import assetgrid, dategrid, parquet
 from quantlib.store.cas import commit_lock
 from quantlib.store.chunkread import dask_panel, native_chunk_dir
-from quantlib.store.increment import write_fx_delta, write_prices_delta
+from quantlib.store.increment import DeltaActions, write_fx_delta, write_prices_delta
 from quantlib.store.location import StoreLocation, resolve_location
 from quantlib.store.panels import (
     fx_to_panel,
@@ -57,9 +57,15 @@ from quantlib.store.panels import (
     prices_to_panels,
 )
 from quantlib.store.schema import FRAME_NAMES, LONG_TABLES, STATEMENT_KEY, empty_frame
-from quantlib.store.tables import append_table, read_table_group, rows_holding, write_table
+from quantlib.store.tables import (
+    append_table,
+    read_table_group,
+    rows_from,
+    rows_holding,
+    write_table,
+)
 
-__all__ = ["CuratedStore", "WRITE_DELAY_ENV", "STORED_ROWS_ATTR"]
+__all__ = ["CuratedStore", "WRITE_DELAY_ENV", "STORED_ROWS_ATTR", "stored_actions_after"]
 
 #: Test hook: seconds to sleep after each group written during a commit (announcing
 #: ``quantlib-store: wrote <group>`` on stderr), so a test can kill the process in the
@@ -488,13 +494,8 @@ class CuratedStore:
                  *price_parts]
         if parts or "corporate_actions" in frames:
             assets = frames["assets"] if "assets" in frames else _stored(previous, "assets")
-            actions = frames.get("corporate_actions")
-            kept = None if actions is None else actions.attrs.get(STORED_ROWS_ATTR)
-            # a table upserted as an append starts with the stored rows: no second read
-            stored_actions = actions.iloc[:kept] if kept is not None and actions is not None \
-                else _stored(previous, "corporate_actions")
-            actions = stored_actions if actions is None else actions
-            rows.update(_write_price_parts(session, parts, assets, actions, stored_actions))
+            rows.update(_write_price_parts(session, parts, assets,
+                                           _delta_actions(previous, frames)))
             _pause("prices")
         fx = frames.get("fx")
         if fx is not None and len(fx) and not write_fx_delta(session, fx):
@@ -508,17 +509,57 @@ class CuratedStore:
         return rows
 
 
+def _delta_actions(previous: zarr.Group | None, frames: Mapping[str, pd.DataFrame]
+                   ) -> DeltaActions:
+    """The corporate actions a delta's price regions need
+    (:class:`~quantlib.store.increment.DeltaActions`): a delivered table as given (what
+    changed: its appended rows when it is marked ``attrs[STORED_ROWS_ATTR]``, else its
+    diff with the stored table); without one, the stored table read from the asked ex
+    date on only (its ``ex_date`` row ranges), nothing changed."""
+    actions = frames.get("corporate_actions")
+    if actions is not None:
+        kept = actions.attrs.get(STORED_ROWS_ATTR)
+        if kept is not None:   # the stored rows + rows appended: no read, no diff
+            return DeltaActions.of_table(actions, added=len(actions) - int(kept))
+        return DeltaActions.of_table(actions, _stored(previous, "corporate_actions"))
+    return DeltaActions(lambda after: stored_actions_after(previous, after),
+                        empty_frame("corporate_actions"))
+
+
+def stored_actions_after(root: zarr.Group | None, after: Any,
+                         columns: list[str] | None = None) -> pd.DataFrame:
+    """The stored corporate actions (``columns`` of them) with an ex date after
+    ``after`` (``None``: all): reads only the row ranges whose ``ex_date`` span reaches
+    past it (:func:`~quantlib.store.tables.rows_from`; the whole table when it keeps
+    no such ranges)."""
+    if root is None or "corporate_actions" not in root:
+        frame = empty_frame("corporate_actions")
+        return frame if columns is None else frame.loc[:, columns]
+    slices = None if after is None else \
+        rows_from(root, "corporate_actions", pd.Timestamp(after) + pd.Timedelta(1, "ns"),
+                  "ex_date")
+    cols = columns if columns is None or "ex_date" in columns else [*columns, "ex_date"]
+    parts = [read_table_group(root, "corporate_actions", columns=cols, rows=rows)
+             for rows in (slices if slices is not None else [slice(None)])] or \
+        [read_table_group(root, "corporate_actions", columns=cols, rows=slice(0, 0))]
+    got = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    if after is not None:
+        got = got[(got["ex_date"] > pd.Timestamp(after)).to_numpy()]
+    return got.reset_index(drop=True) if columns is None else \
+        got.loc[:, columns].reset_index(drop=True)
+
+
 def _write_price_parts(session: icechunk.Session, parts: Sequence[Callable[[], pd.DataFrame]],
-                       assets: pd.DataFrame, actions: pd.DataFrame,
-                       stored_actions: pd.DataFrame) -> dict[str, int]:
+                       assets: pd.DataFrame, actions: DeltaActions) -> dict[str, int]:
     """Merge delta bars part by part (:func:`~quantlib.store.increment.write_prices_delta`
     each; the actions that changed are rewritten with the first part only, later parts
     see them as stored). Returns the summed write counts."""
     rows = {"prices": 0}
+    later = DeltaActions(actions.after, actions.changed.iloc[:0])
     for i, part in enumerate(parts or [lambda: empty_frame("prices")]):
         bars = part()
-        stats = write_prices_delta(session, bars, assets, actions,
-                                   stored_actions if i == 0 else actions, _write_panel)
+        stats = write_prices_delta(session, bars, assets, actions if i == 0 else later,
+                                   _write_panel)
         rows["prices"] += len(bars)
         for key, n in stats.items():
             rows[key] = rows.get(key, 0) + n
@@ -648,7 +689,9 @@ def _write_block(fork: Any, group: str, start: int, blocks: Mapping[str, Any]) -
 
 def _write_reference_tables(root: zarr.Group, frames: Mapping[str, pd.DataFrame],
                             rows: dict[str, int], *, append: bool = False) -> None:
-    """Replace the tables delivered whole (assets, symbols, corporate actions). With
+    """Replace the tables delivered whole (assets, symbols, corporate actions; the
+    actions are stored in ``ex_date`` order, so a reader of the recent ones reads only
+    the last row ranges: :func:`stored_actions_after`). With
     ``append`` (a delta commit), a frame marked ``attrs[STORED_ROWS_ATTR] = n`` whose
     first ``n`` rows are the stored table (same row count) gets only its rows after
     ``n`` appended (the stored chunks are not rewritten)."""
@@ -660,8 +703,10 @@ def _write_reference_tables(root: zarr.Group, frames: Mapping[str, pd.DataFrame]
                 int(cast(Any, root[name].attrs["rows"])) == n:
             append_table(root, name, frame.iloc[n:])
             rows[name] = len(frame) - n
-        else:
-            write_table(root, name, frame)
+        else:   # actions in ex date order: their ex_date row ranges stay narrow
+            write_table(root, name, frame if name != "corporate_actions" else
+                        frame.sort_values(["ex_date", "asset_id"], kind="stable")
+                        .reset_index(drop=True))
             rows[name] = len(frame)
         _pause(name)
 

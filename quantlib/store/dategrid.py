@@ -20,8 +20,10 @@ each date is thus rewritten about two or three times in all. Retiling
 references), rewrites the rows after it and deletes the chunk keys past the new grid.
 
 A panel written whole (regular ``128 x 512`` grid, as xarray writes it) is switched to
-this grid by :func:`seal` (the partly filled last block is rewritten once, exactly
-sized), or on its first append by :func:`resize`.
+this grid by :func:`seal` (the partly filled last block is rewritten once, in chunks
+of at most :data:`TAIL` dates: a correction within the daily look-back then rewrites
+16 dates or so of every column, not up to 127, whatever the history's length modulo
+the block), or on its first append by :func:`resize`.
 """
 
 from __future__ import annotations
@@ -37,12 +39,16 @@ import zarr
 from zarr.core.metadata.v3 import RectilinearChunkGridMetadata, RegularChunkGridMetadata
 from zarr.core.sync import sync
 
-__all__ = ["BLOCK", "chunk_edges", "date_edges", "compacted_edges", "resize", "retile", "seal",
+__all__ = ["BLOCK", "TAIL", "sealed_edges", "chunk_edges", "date_edges", "compacted_edges", "resize", "retile", "seal",
            "compact_group", "date_arrays", "pending", "is_rectilinear", "table_edges",
            "compact_table", "table_pending"]
 
 #: Dates per full history block of a 2-D panel variable.
 BLOCK = 128
+#: Most dates per chunk of the partly filled last block of a panel written whole
+#: (:func:`sealed_edges`): the daily look-back re-fetches ~10 sessions, and a corrected
+#: bar rewrites its whole chunk (every asset column of it, every variable).
+TAIL = 16
 
 zarr.config.set({"array.rectilinear_chunks": True})
 # processes started from this one (dask workers) read the same stores
@@ -249,16 +255,30 @@ def date_arrays(group: zarr.Group) -> list[tuple[str, zarr.Array]]:
     return out
 
 
+def sealed_edges(n: int, *, block: int = BLOCK, tail: int = TAIL) -> list[int]:
+    """The date edges of a 2-D panel variable of ``n`` dates written whole: full blocks,
+    then the rest in chunks of at most ``tail`` dates (a correction of a recent bar
+    rewrites one of those, not a block of up to ``block`` dates).
+
+    Examples
+    --------
+    >>> sealed_edges(300)
+    [128, 128, 16, 16, 12]
+    >>> sealed_edges(256)
+    [128, 128]
+    """
+    rest = n % block
+    return [block] * (n // block) + [tail] * (rest // tail) + ([rest % tail] if rest % tail
+                                                               else [])
+
+
 def seal(group: zarr.Group) -> None:
     """Switch a panel group written whole to the date grid (see the module docstring)."""
     for _name, arr in date_arrays(group):
         n = arr.shape[0]
         if n == 0:
             continue  # nothing stored (e.g. an empty fx panel): its first append sets the grid
-        if arr.ndim == 1:
-            edges = [n]
-        else:
-            edges = [BLOCK] * (n // BLOCK) + ([n % BLOCK] if n % BLOCK else [])
+        edges = [n] if arr.ndim == 1 else sealed_edges(n)
         if not isinstance(_grid(arr), RectilinearChunkGridMetadata) \
                 or date_edges(arr) != edges:
             retile(arr, edges)

@@ -34,6 +34,8 @@ build of the same bars.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import icechunk
@@ -55,7 +57,7 @@ from quantlib.store.panels import (
 )
 
 __all__ = ["write_prices_delta", "write_fx_delta", "last_closes", "upsert_bars",
-           "last_stored_date"]
+           "last_stored_date", "DeltaActions"]
 
 _SEED_WINDOW = 64
 
@@ -105,14 +107,47 @@ class _Fallback(Exception):
     """The delta cannot be written as a region: rewrite the market's panel."""
 
 
+@dataclass(frozen=True)
+class DeltaActions:
+    """The corporate actions a delta's price regions need, read no further back than
+    they must.
+
+    ``after(t)`` returns the actions of the new version with an ex date after ``t``
+    (``None``: all of them, for a panel rewritten whole): a region from row ``r0`` on
+    needs only those after the session before ``r0``. ``changed`` holds the actions
+    added, changed or removed since the base version (``asset_id, ex_date, kind,
+    value``): they move ``r0`` back to their ex date.
+    """
+
+    after: Callable[[np.datetime64 | None], pd.DataFrame]
+    changed: pd.DataFrame
+
+    @classmethod
+    def of_table(cls, actions: pd.DataFrame, stored: pd.DataFrame | None = None,
+                 added: int | None = None) -> DeltaActions:
+        """Actions held whole in memory: the new version's table; what changed is the
+        diff with the ``stored`` table, or (``added``) its last ``added`` rows when the
+        new table is the stored one plus rows appended."""
+        changed = actions.iloc[len(actions) - added:] if added is not None else \
+            _diff_actions(actions, stored if stored is not None else actions.iloc[:0])
+
+        def after(t: np.datetime64 | None) -> pd.DataFrame:
+            return actions if t is None else actions[ns_values(actions["ex_date"]) > t]
+        return cls(after, changed.loc[:, list(_ACTION_KEY)].reset_index(drop=True))
+
+
+_ACTION_KEY = ("asset_id", "ex_date", "kind", "value")
+
+
 def write_prices_delta(session: icechunk.Session, prices: pd.DataFrame,
-                       assets: pd.DataFrame, actions: pd.DataFrame,
-                       stored_actions: pd.DataFrame, write_panel: Any) -> dict[str, int]:
+                       assets: pd.DataFrame, actions: DeltaActions,
+                       write_panel: Any) -> dict[str, int]:
     """Merge delta bars into every market panel they touch (see the module docstring).
 
-    ``assets``/``actions`` are the full tables of the new version; ``stored_actions``
-    those of the base version (to find actions that changed). ``write_panel(session,
-    group, ds)`` writes a whole panel (new markets and fallbacks).
+    ``assets`` is the full table of the new version; ``actions`` the corporate actions
+    the regions need (:class:`DeltaActions`: each market reads only those after the
+    session before its first rewritten row). ``write_panel(session, group, ds)`` writes
+    a whole panel (new markets and fallbacks).
 
     Returns rows written per kind: ``region_cells`` (cells rewritten), ``appended_dates``,
     ``rewrites`` (markets rewritten whole).
@@ -121,28 +156,33 @@ def write_prices_delta(session: icechunk.Session, prices: pd.DataFrame,
     market_of = assets.drop_duplicates("asset_id", keep="last").set_index("asset_id")["market"]
     bar_market = market_of.reindex(prices["asset_id"].astype(str)).to_numpy()
     touched = set(pd.unique(bar_market[pd.notna(bar_market)]).astype(str))
-    changed = _changed_actions(actions, stored_actions, market_of)
+    changed = actions.changed.assign(
+        market=market_of.reindex(actions.changed["asset_id"].astype(str)).to_numpy())
+    changed = changed[changed["market"].notna()]
     touched |= set(changed["market"].astype(str))
     stats = {"region_cells": 0, "appended_dates": 0, "rewrites": 0}
     for market in sorted(touched):
         bars = prices[bar_market == market]
         ids = pd.Index(sorted(market_of.index[market_of.to_numpy() == market].astype(str)))
-        m_actions = actions[np.isin(actions["asset_id"].to_numpy(dtype=str),
-                                    ids.to_numpy(dtype=str))]
         group = f"prices/{market}"
         try:
             if "prices" not in root or market not in cast(zarr.Group, root["prices"]):
                 raise _Fallback
-            _write_region(cast(zarr.Group, root[group]), market, bars, ids, m_actions,
+            _write_region(cast(zarr.Group, root[group]), market, bars, ids, actions,
                           changed[changed["market"] == market], stats)
         except _Fallback:
             stored = _stored_bars(session, group)
             merged = upsert_bars(stored, bars.loc[:, stored.columns]) if len(stored) else bars
             panel = prices_to_panels(merged, assets[assets["asset_id"].isin(ids)],
-                                     m_actions)[market]
+                                     _of_assets(actions.after(None), ids))[market]
             write_panel(session, group, panel)
             stats["rewrites"] += 1
     return stats
+
+
+def _of_assets(actions: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
+    """The rows of ``actions`` of the assets ``ids``."""
+    return actions[np.isin(actions["asset_id"].to_numpy(dtype=str), ids.to_numpy(dtype=str))]
 
 
 def _stored_bars(session: icechunk.Session, group: str) -> pd.DataFrame:
@@ -152,17 +192,13 @@ def _stored_bars(session: icechunk.Session, group: str) -> pd.DataFrame:
     return panel_to_prices(ds.load())
 
 
-def _changed_actions(new: pd.DataFrame, old: pd.DataFrame, market_of: pd.Series
-                     ) -> pd.DataFrame:
-    """Actions added, changed or removed between two versions (with their market)."""
-    cols = ["asset_id", "ex_date", "kind", "value"]
+def _diff_actions(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
+    """Actions added, changed or removed between two versions."""
+    cols = list(_ACTION_KEY)
     a = new.loc[:, cols].astype({"value": "float64"})
     b = old.loc[:, cols].astype({"value": "float64"}) if len(old) else a.iloc[:0]
     both = pd.concat([a.assign(_v=1), b.assign(_v=2)], ignore_index=True)
-    diff = both.drop_duplicates(cols, keep=False)
-    out = diff.loc[:, cols].reset_index(drop=True)
-    out["market"] = market_of.reindex(out["asset_id"].astype(str)).to_numpy()
-    return out[out["market"].notna()]
+    return both.drop_duplicates(cols, keep=False).loc[:, cols].reset_index(drop=True)
 
 
 def _decode_dates(g: zarr.Group) -> np.ndarray:
@@ -236,10 +272,12 @@ def _new_axes(g: zarr.Group, market: str, bar_dates: np.ndarray, ids: pd.Index
 
 
 def _write_region(g: zarr.Group, market: str, bars: pd.DataFrame, ids: pd.Index,
-                  actions: pd.DataFrame, changed: pd.DataFrame, stats: dict[str, int]
+                  delta_actions: DeltaActions, changed: pd.DataFrame, stats: dict[str, int]
                   ) -> None:
     """Rows ``[r0, end)`` of every column; new assets appended at the end of the asset
-    axis (no stored column moves, see :mod:`quantlib.store.assetgrid`)."""
+    axis (no stored column moves, see :mod:`quantlib.store.assetgrid`). Of the
+    actions, only the market's with an ex date after the session before ``r0`` are
+    read."""
     bar_dates = ns_values(bars["date"])
     dates, phys, old_n, old_m = _new_axes(g, market, bar_dates, ids)
     n, m = len(dates), len(phys)
@@ -249,6 +287,8 @@ def _write_region(g: zarr.Group, market: str, bars: pd.DataFrame, ids: pd.Index,
     if len(changed):
         starts.append(int(np.searchsorted(dates, ns_values(changed["ex_date"]).min())))
     r0 = max(0, min(starts, default=n))
+    actions = _of_assets(delta_actions.after(dates[r0 - 1] if r0 > 0 else None), ids) \
+        if r0 < n else delta_actions.changed.iloc[:0]
     _resize(g, dates, old_n, phys, old_m)
     col = phys.get_indexer(bars["asset_id"].astype(str))
     row = np.searchsorted(dates, bar_dates)

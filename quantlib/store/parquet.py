@@ -16,6 +16,7 @@ import re
 from typing import TYPE_CHECKING
 
 import duckdb
+import icechunk
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -87,21 +88,38 @@ def read_table_files(location: StoreLocation | str | None, name: str) -> pd.Data
 def statements_files(store: CuratedStore) -> list[str]:
     """The Parquet files that hold the statements of the latest version: its newest
     full export (``<snapshot_id>.parquet``) and the rows appended by each delta commit
-    since (``<snapshot_id>.delta.parquet``), oldest first; empty if none."""
+    since (``<snapshot_id>.delta.parquet``), oldest first; empty if none.
+
+    A commit exports after it is committed, so a process killed in between leaves a
+    version that wrote statements (its metadata's ``rows``) without its export: that
+    version's full export is written here then (the rows of a committed version), so
+    no committed row is ever missing from the ``statements`` view.
+    """
     fs = store.location.filesystem()
     try:
-        versions = store.snapshots()["snapshot_id"]
-    except StoreError:
+        versions = [info for info in store.repo.ancestry(branch="main")
+                    if info.parent_id is not None]
+    except (StoreError, icechunk.IcechunkError):
         return []
     deltas: list[str] = []
-    for snapshot_id in versions:
-        full = store.location.fs_path("tables", "statements", f"{snapshot_id}.parquet")
+    for info in versions:
+        full = store.location.fs_path("tables", "statements", f"{info.id}.parquet")
         if fs.exists(full):
             return [full, *reversed(deltas)]
-        part = store.location.fs_path("tables", "statements", f"{snapshot_id}.delta.parquet")
+        part = store.location.fs_path("tables", "statements", f"{info.id}.delta.parquet")
         if fs.exists(part):
             deltas.append(part)
+        elif _wrote_statements(info.metadata):   # killed before its export: redo it whole
+            write_table_file(store.location, "statements", info.id,
+                             store.read_table("statements", info.id))
+            return [full, *reversed(deltas)]
     return []
+
+
+def _wrote_statements(metadata: object) -> bool:
+    """Whether a commit's metadata says it wrote statement rows."""
+    rows = metadata.get("rows") if isinstance(metadata, dict) else None
+    return isinstance(rows, dict) and bool(rows.get("statements"))
 
 
 def _register(con: duckdb.DuckDBPyConnection, loc: StoreLocation, name: str,

@@ -9,14 +9,19 @@ attribute) so that a table read back equals the frame written:
   are written as ``""`` with a boolean ``<column>.isna`` mask array beside them;
 - numbers and booleans are stored as they are (nullable extension types via a mask).
 
-Row ranges: the group attribute ``ranges`` holds, for the ``known_at`` column, a list of
-``[start, stop, lo, hi]``: rows ``start:stop`` hold ``known_at`` ticks (as stored)
+Row ranges: the group attribute ``ranges`` holds, for each of :data:`RANGE_COLUMNS`
+the table has (``known_at``; ``ex_date`` of the corporate actions), a list of
+``[start, stop, lo, hi]``: rows ``start:stop`` hold ticks of that column (as stored)
 between ``lo`` and ``hi``. :func:`write_table` records one range per
 :data:`CHUNK_ROWS` rows, :func:`append_table` one per append (small adjacent ones are
 merged so the list stays short; a merged range is looser, never wrong). A reader that
 looks for given ``known_at`` values (the statements key check of a delta commit) reads
-only the ranges that can hold them (:func:`rows_holding`), not the whole table; rows
-never move inside a table (compaction retiles chunks only), so the ranges stay exact.
+only the ranges that can hold them (:func:`rows_holding`), one that wants the rows from
+a date on (the corporate actions with an ex date in a delta's window) only the ranges
+that reach it (:func:`rows_from`), not the whole table; rows never move inside a table
+(compaction retiles chunks only), so the ranges stay exact. How tight the ranges are
+depends on the row order: a delta commit writes a corporate actions table whole in
+``ex_date`` order, and statements arrive in ``known_at`` order.
 """
 
 from __future__ import annotations
@@ -31,14 +36,17 @@ from quantlib.errors import StoreError
 from quantlib.store import dategrid
 
 __all__ = ["write_table", "append_table", "read_table_group", "table_columns", "CHUNK_ROWS",
-           "rows_holding", "RANGE_COLUMN"]
+           "rows_holding", "rows_from", "RANGE_COLUMN", "RANGE_COLUMNS"]
 
 _MASK_SUFFIX = ".isna"
 _CHUNK_ROWS = 1 << 16
 #: Rows per full chunk of a table column (appends add smaller chunks until compaction).
 CHUNK_ROWS = _CHUNK_ROWS
-#: The column whose per-row-range min/max a table keeps (group attribute ``ranges``).
+#: The column whose per-row-range min/max every table with it keeps (group attribute
+#: ``ranges``; :func:`rows_holding` looks it up by default).
 RANGE_COLUMN = "known_at"
+#: Every column whose per-row-range min/max a table with it keeps.
+RANGE_COLUMNS = (RANGE_COLUMN, "ex_date")
 # appended (small) ranges kept apart before adjacent ones are merged
 _MAX_SMALL_RANGES = 16
 
@@ -121,10 +129,11 @@ def write_table(root: zarr.Group, name: str, frame: pd.DataFrame) -> None:
                                dimension_names=("row",))
     attrs: dict[str, Any] = {"kind": "table", "columns": [str(c) for c in frame.columns],
                              "dtypes": dtypes, "rows": n}
-    if RANGE_COLUMN in frame.columns:
-        ticks = _encode(frame[RANGE_COLUMN])[0]
-        attrs["ranges"] = {RANGE_COLUMN: [_range(ticks[a:a + _CHUNK_ROWS], a)
-                                          for a in range(0, n, _CHUNK_ROWS)]}
+    ranges = {col: [_range(ticks[a:a + _CHUNK_ROWS], a) for a in range(0, n, _CHUNK_ROWS)]
+              for col, ticks in ((c, _encode(frame[c])[0]) for c in RANGE_COLUMNS
+                                 if c in frame.columns)}
+    if ranges:
+        attrs["ranges"] = ranges
     group.attrs.update(attrs)
 
 
@@ -185,22 +194,34 @@ def append_table(root: zarr.Group, name: str, frame: pd.DataFrame) -> int:
         marr = dategrid.resize(cast(zarr.Array, group[key]), (n,), one_chunk=True)
         marr[n0:] = mask if mask is not None else np.zeros(len(frame), dtype=bool)
     update: dict[str, Any] = {"rows": n}
-    ranges = attrs.get("ranges", {}).get(RANGE_COLUMN)
-    if ranges is None and RANGE_COLUMN in attrs["columns"] and n0:
-        # a table written before row ranges: its ranges from the stored column, once
-        stored = np.asarray(cast(zarr.Array, group[RANGE_COLUMN])[:n0])
-        ranges = [_range(stored[a:a + _CHUNK_ROWS], a) for a in range(0, n0, _CHUNK_ROWS)]
-    if ranges is not None and len(frame):
-        ticks = _encode(frame[RANGE_COLUMN].astype(attrs["dtypes"][RANGE_COLUMN]))[0]
-        update["ranges"] = {RANGE_COLUMN: _merge_small([*ranges, _range(ticks, n0)])}
+    if len(frame):
+        ranges = {col: _appended_ranges(group, attrs, col, frame, n0)
+                  for col in RANGE_COLUMNS if col in attrs["columns"]}
+        if ranges:
+            update["ranges"] = ranges
     group.attrs.update(update)
     return n
 
 
-def rows_holding(root: zarr.Group, name: str, values: pd.Series) -> list[slice] | None:
-    """Row slices of table ``name`` that can hold a :data:`RANGE_COLUMN` value equal to
-    one of ``values`` (by the table's row ranges; adjacent slices joined), or ``None``
-    when the table keeps no ranges (written before them: read it whole).
+def _appended_ranges(group: zarr.Group, attrs: dict[str, Any], col: str,
+                     frame: pd.DataFrame, n0: int) -> list[list[int]]:
+    """The row ranges of ``col`` once ``frame`` is appended after the ``n0`` stored rows
+    (a table written before it kept ranges of ``col`` gets them from the stored column,
+    once)."""
+    ranges = attrs.get("ranges", {}).get(col)
+    if ranges is None:
+        stored = np.asarray(cast(zarr.Array, group[col])[:n0]) if n0 else np.zeros(0, "i8")
+        ranges = [_range(stored[a:a + _CHUNK_ROWS], a) for a in range(0, n0, _CHUNK_ROWS)]
+    ticks = _encode(frame[col].astype(attrs["dtypes"][col]))[0]
+    return _merge_small([*ranges, _range(ticks, n0)])
+
+
+def rows_holding(root: zarr.Group, name: str, values: pd.Series,
+                 column: str = RANGE_COLUMN) -> list[slice] | None:
+    """Row slices of table ``name`` that can hold a ``column`` value (one of
+    :data:`RANGE_COLUMNS`) equal to one of ``values`` (by the table's row ranges;
+    adjacent slices joined), or ``None`` when the table keeps no ranges of ``column``
+    (written before them: read it whole).
 
     Examples
     --------
@@ -215,14 +236,49 @@ def rows_holding(root: zarr.Group, name: str, values: pd.Series) -> list[slice] 
     []
     """
     attrs: dict[str, Any] = dict(cast(zarr.Group, root[name]).attrs)
-    ranges = attrs.get("ranges", {}).get(RANGE_COLUMN)
+    ranges = attrs.get("ranges", {}).get(column)
     if ranges is None:
         return None
-    ticks = np.unique(_encode(values.astype(attrs["dtypes"][RANGE_COLUMN]))[0])
+    ticks = np.unique(_encode(values.astype(attrs["dtypes"][column]))[0])
+
+    def holds(lo: int, hi: int) -> bool:
+        i = int(np.searchsorted(ticks, lo))
+        return i < len(ticks) and ticks[i] <= hi
+    return _joined(ranges, holds)
+
+
+def rows_from(root: zarr.Group, name: str, first: pd.Timestamp | np.datetime64,
+              column: str) -> list[slice] | None:
+    """Row slices of table ``name`` that can hold a ``column`` value (one of
+    :data:`RANGE_COLUMNS`) on or after ``first`` (adjacent slices joined), or ``None``
+    when the table keeps no ranges of ``column`` (read it whole).
+
+    Examples
+    --------
+    >>> import zarr
+    >>> root = zarr.group(store=zarr.storage.MemoryStore())
+    >>> ex = pd.to_datetime(["2024-01-02", "2024-03-01"])
+    >>> write_table(root, "a", pd.DataFrame({"asset_id": ["A", "B"], "ex_date": ex}))
+    >>> _ = append_table(root, "a", pd.DataFrame({"asset_id": ["C"], "ex_date": ex[:1]}))
+    >>> rows_from(root, "a", pd.Timestamp("2024-02-01"), "ex_date")
+    [slice(0, 2, None)]
+    >>> rows_from(root, "a", pd.Timestamp("2025-01-01"), "ex_date")
+    []
+    """
+    attrs: dict[str, Any] = dict(cast(zarr.Group, root[name]).attrs)
+    ranges = attrs.get("ranges", {}).get(column)
+    if ranges is None:
+        return None
+    tick = int(_encode(pd.Series([first]).astype(attrs["dtypes"][column]))[0][0])
+    return _joined(ranges, lambda lo, hi: hi >= tick)
+
+
+def _joined(ranges: list[list[int]], keep: Any) -> list[slice]:
+    """The row slices of the ranges ``[start, stop, lo, hi]`` with ``keep(lo, hi)``,
+    adjacent ones joined."""
     out: list[slice] = []
     for start, stop, lo, hi in ranges:
-        i = int(np.searchsorted(ticks, lo))
-        if i == len(ticks) or ticks[i] > hi:
+        if not keep(lo, hi):
             continue
         if out and out[-1].stop == start:
             out[-1] = slice(out[-1].start, stop)

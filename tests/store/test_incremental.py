@@ -124,16 +124,21 @@ def test_region_write_touches_only_new_chunks(tmp_path, make_frames):
     assert changed and all(k.startswith("prices/KR/") for k in changed)
     n_old = st.open_prices("KR", s1).sizes["date"]
     assert 256 < n_old < 384
-    # the build's grid: 128, 128 and the exact rest (3 chunks; the coordinate: 1)
-    # 2 sessions appended: 2 new 1-date chunks per variable, nothing stored rewritten
+    # the build's grid: 128, 128 and the rest in chunks of <= 16 dates (the coordinate:
+    # 1 chunk); 2 sessions appended: 2 new 1-date chunks per variable, nothing stored
+    # rewritten
+    rest = n_old - 256
+    built = [128, 128, *[16] * (rest // 16), *([rest % 16] if rest % 16 else [])]
+    assert built == dategrid.sealed_edges(n_old)
     variables = ("close", "dividend", "high", "known_at", "low", "open", "returns", "split",
                  "volume")
-    expected = sorted([f"prices/KR/{v}/c/{i}/0" for v in variables for i in (3, 4)]
+    expected = sorted([f"prices/KR/{v}/c/{i}/0" for v in variables
+                       for i in (len(built), len(built) + 1)]
                       + ["prices/KR/date/c/1", "prices/KR/date/c/2"])
     assert changed == expected
     stored = zarr.open_array(st.repo.readonly_session("main").store, path="prices/KR/close",
                              mode="r")
-    assert dategrid.date_edges(stored) == [128, 128, n_old - 256, 1, 1]
+    assert dategrid.date_edges(stored) == [*built, 1, 1]
     assert np.isfinite(st.open_prices("KR")["returns"].values[-1]).all()
 
 
