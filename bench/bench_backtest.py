@@ -465,6 +465,7 @@ def run_sections(args: argparse.Namespace, d: Path, peers: list[str]) -> list[Ro
 def startup_rows(d: Path, repeat: int = 3) -> list[Row]:
     """Fresh-process start-up with a warm numba cache (bench/startup_probe.py, timed from
     the interpreter's start), as a user's machine has it: Python's bytecode cache on. Also
+    numba running the kernels (``QUANTLIB_NATIVE_CACHE=0``: lean import and cache loading),
     stock numba import and cache loading (``QUANTLIB_NUMBA_LEAN_LOAD=0``) and no bytecode cache (a
     sandbox exporting ``PYTHONDONTWRITEBYTECODE=1`` over a venv installed without .pyc
     files recompiles every module from source at each start). Per configuration: one
@@ -473,10 +474,12 @@ def startup_rows(d: Path, repeat: int = 3) -> list[Row]:
     rows: list[Row] = []
     pyc = {"PYTHONDONTWRITEBYTECODE": "<unset>", "PYTHONPYCACHEPREFIX": str(d / "pyc")}
     none = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(d / "no-pyc")}
-    for label, env in (("bytecode cache on, lean kernel loading", pyc),
+    for label, env in (("bytecode cache on, native kernels (no numba import)", pyc),
+                       ("bytecode cache on, numba with lean import and cache loading", {
+                           **pyc, "QUANTLIB_NATIVE_CACHE": "0"}),
                        ("bytecode cache on, stock numba import and cache loading", {
                            **pyc, "QUANTLIB_NUMBA_LEAN_LOAD": "0"}),
-                       ("no bytecode cache (as this sandbox), lean kernel loading", none)):
+                       ("no bytecode cache (as this sandbox), native kernels", none)):
         runs = [_startup_probe(d, env) for _ in range(repeat + 1)][1:]
         ok = [r for r in runs if "phases" in r]
         if not ok:
@@ -493,8 +496,10 @@ def startup_rows(d: Path, repeat: int = 3) -> list[Row]:
                      "s wall (CPU): " + " / ".join(k for k in ph if k != "data"),
                      f"{parts}: first result {s['first_result_s']:.2f} s (CPU "
                      f"{s['first_result_cpu_s']:.2f} s, {s['modules_at_first_result']} "
-                     f"modules), of which loading the numba cache ~{load:.2f} s; "
-                     f"{s['lean_loads']} kernels loaded lean; process {s['process_s']:.2f} s "
+                     f"modules), of which loading the kernels ~{load:.2f} s; "
+                     f"{s['lean_loads']} kernels loaded lean, "
+                     f"{s.get('native', {}).get('artifacts_loaded', 0)} from native artifacts "
+                     f"(numba imported: {s.get('numba_imported')}); process {s['process_s']:.2f} s "
                      f"(best of {len(ok)})"))
     return rows
 

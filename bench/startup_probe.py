@@ -4,12 +4,11 @@ bench_backtest.py, timed from the interpreter's start. Imports nothing before it
 mark (stdlib only), so every third-party import is inside the measurement.
 
 Phases (wall and CPU = user + sys, and how many modules each adds): the data's libraries
-(numpy, pandas, xarray, which a user holding a Dataset has imported anyway), numba
-(imported as ``quantlib.backtest`` imports it, through ``quantlib._leannumba``: a script
-that imports numba itself before quantlib pays numba's stock import, ~40 ms more),
+(numpy, pandas, xarray, which a user holding a Dataset has imported anyway),
 quantlib.backtest, reading the panel (not part of the first result), the first ``run()``
-(loads the cached numba kernels) and a second ``run()`` (the steady cost). Prints one
-JSON line. Usage: ``python bench/startup_probe.py DATA_DIR``.
+(loads the kernels: their native artifacts with llvmlite, or numba and its cache, see
+quantlib.backtest.native) and a second ``run()`` (the steady cost). Prints one JSON line,
+with whether numba was imported. Usage: ``python bench/startup_probe.py DATA_DIR``.
 """
 
 import json
@@ -31,10 +30,6 @@ import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
 
 mark("numpy, pandas, xarray")
-import quantlib._leannumba  # noqa: E402
-
-quantlib._leannumba.import_numba()  # as quantlib.backtest imports it (first thing it does)
-mark("numba")
 import quantlib  # noqa: E402
 import quantlib.backtest  # noqa: E402, F401
 
@@ -55,13 +50,17 @@ def main(d: str) -> dict:
     for (_, w0, c0, m0), (name, w1, c1, m1) in zip(MARKS, MARKS[1:], strict=False):
         phases[name] = {"wall_s": w1 - w0, "cpu_s": c1 - c0, "modules": m1 - m0}
     counted = [k for k in phases if k not in ("data", "second run()")]
-    from quantlib.backtest import jitload
+    numba_imported = "numba" in sys.modules  # before jitload's import below imports it
+    from quantlib.backtest import native
 
+    jl = sys.modules.get("quantlib.backtest.jitload")
+    lean = jl.lean_loads() if jl is not None else 0
     return {"phases": phases,
             "first_result_s": sum(phases[k]["wall_s"] for k in counted),
             "first_result_cpu_s": sum(phases[k]["cpu_s"] for k in counted),
             "modules_at_first_result": MARKS[-2][3] - phases["data"]["modules"],
-            "lean_loads": jitload.lean_loads(),
+            "lean_loads": lean, "native": native.counts(), "numba_imported": numba_imported,
+            "llvmlite_imported": "llvmlite.binding" in sys.modules,
             "bytecode_cache": not sys.dont_write_bytecode}
 
 

@@ -18,8 +18,8 @@ not need (issue #15; measured in bench/RESULTS.md, "Start-up, lean numba import"
 thread only and for the duration of ``import numba`` (numba's own ``except ImportError``
 takes the "not installed" branch), then puts the yaml stand-in in place. It is a no-op
 once numba is imported: a script that imports numba itself before quantlib gets numba's
-stock import. ``quantlib.backtest`` calls it before it imports anything that imports
-numba. Set ``QUANTLIB_NUMBA_LEAN_LOAD=0`` to keep numba's stock import (and its stock
+stock import. :func:`quantlib.backtest.native.numba` calls it when quantlib first needs
+numba (``import quantlib.backtest`` itself no longer imports numba). Set ``QUANTLIB_NUMBA_LEAN_LOAD=0`` to keep numba's stock import (and its stock
 cache loading, see :mod:`quantlib.backtest.jitload`).
 
 Examples

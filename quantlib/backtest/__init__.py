@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# jitload first (its import imports numba the lean way, quantlib._leannumba), then the rest
-from quantlib.backtest import jitload, signals
+# no numba here: the kernels run from their native artifacts, or import numba (the lean
+# way, with jitload's cache loader) on first need (quantlib.backtest.native; start-up)
+from quantlib.backtest import signals
 from quantlib.backtest.constraints import Constraints
 from quantlib.backtest.costs import DEFAULT_COSTS, CostModel
 from quantlib.backtest.engine import run, simulate
@@ -26,8 +27,6 @@ from quantlib.backtest.strategies import (
     register_strategy,
 )
 from quantlib.backtest.sweep import sweep  # eager: the submodule has the function's name
-
-jitload.install()  # before any kernel runs: cached kernels load without numba's compiler set-up
 
 #: loaded on first use: ``run`` in a fresh process does not pay for them (start-up)
 _LAZY = {"walk_forward": "quantlib.backtest.walkforward",

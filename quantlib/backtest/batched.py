@@ -25,13 +25,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
-import numpy as np
-import xarray as xr
+from quantlib.backtest import native
 
-from quantlib.backtest.constraints import constrain_rows
-from quantlib.backtest.kernels import simulate_into
-from quantlib.backtest.parallel import _both, _dispatch
+numba = native.numba()  # the lean way; the kernels named below are its dispatchers now
+
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from quantlib.backtest.constraints import constrain_rows  # noqa: E402
+from quantlib.backtest.kernels import simulate_into  # noqa: E402
+from quantlib.backtest.parallel import _both, _dispatch  # noqa: E402
 
 __all__ = ["simulate_targets", "ma_crossover_portfolio", "ma_portfolio_batch"]
 

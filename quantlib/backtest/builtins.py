@@ -12,8 +12,6 @@ import numpy as np
 import xarray as xr
 
 from quantlib.backtest import signals as sg
-from quantlib.backtest.batched import ma_crossover_portfolio
-from quantlib.backtest.parallel import ma_cross_metrics
 from quantlib.backtest.strategies import (
     _LS,
     _Q,
@@ -76,6 +74,8 @@ def ma_crossover_metrics(data: xr.Dataset, param_sets: list[dict[str, Any]], r: 
     fast = np.asarray([p["fast"] for p in param_sets], np.int64)
     slow = np.asarray([p["slow"] for p in param_sets], np.int64)
     reb = np.ones(len(c) - 1, bool) if rebalance is None else np.asarray(rebalance, bool)
+    from quantlib.backtest.parallel import ma_cross_metrics  # numba, on first use (start-up)
+
     return ma_cross_metrics(c, k, fast, slow, np.ascontiguousarray(r, float), float(fee),
                             float(periods_per_year), reb)
 
@@ -120,6 +120,17 @@ def _close_sums(data: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
 ma_crossover.signal_func = _ma_signal
 ma_crossover.batch_func = ma_crossover_batch
 ma_crossover.metrics_func = ma_crossover_metrics
+
+
+def ma_crossover_portfolio(data: xr.Dataset, param_sets: list[dict[str, Any]],
+                           st: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`quantlib.backtest.batched.ma_crossover_portfolio`, imported on first use
+    (it imports numba; a fresh process's ``run`` does not need it: start-up)."""
+    from quantlib.backtest import batched
+
+    return batched.ma_crossover_portfolio(data, param_sets, st)
+
+
 ma_crossover.portfolio_func = ma_crossover_portfolio  # sets' weights built in the kernel
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numba
 import numpy as np
 
+from quantlib.backtest import native
 from quantlib.errors import BacktestError
 
 __all__ = ["Constraints", "apply_constraints", "constrain_rows", "constraint_args",
@@ -112,7 +112,7 @@ def constraint_args(c: Constraints, codes: np.ndarray | None) -> tuple[Any, ...]
             lim(c.gross_leverage), lim(c.net_leverage))
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def constrain_rows(w: np.ndarray, long_only: bool, groups: np.ndarray, n_groups: int,
                    max_weight: float, gross_leverage: float, net_leverage: float) -> None:
     """Constrain each row of ``w`` (R, N) in place, in the order of the module docstring.
@@ -151,7 +151,7 @@ def constrain_rows(w: np.ndarray, long_only: bool, groups: np.ndarray, n_groups:
             _net_scale(row, net_leverage)
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def _demean_groups(row: np.ndarray, groups: np.ndarray, sums: np.ndarray, held: np.ndarray
                    ) -> None:
     """Held weights minus their group's mean (over the held ones); 0 stays 0."""
@@ -167,7 +167,7 @@ def _demean_groups(row: np.ndarray, groups: np.ndarray, sums: np.ndarray, held: 
             row[i] = row[i] - sums[g] / held[g]
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def _net_scale(row: np.ndarray, net_leverage: float) -> None:
     """Scale the larger side down so that ``|sum w| <= net_leverage``."""
     long = 0.0

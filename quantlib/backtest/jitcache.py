@@ -161,6 +161,7 @@ def lean_libraries(codegen: Any, cache_dir: str | None) -> Iterator[None]:
         library = codegen.create_library(name)
         library.enable_object_caching()
         library._set_compiled_object(object_code)
+        library._ql_object = object_code  # kept for quantlib.backtest.native's artifacts
         library.__class__ = _lazy_class(type(library))
         library._ql_bitcode, library._ql_shared = bitcode, parsed
         library._finalize_final_module()

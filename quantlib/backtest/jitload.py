@@ -36,7 +36,8 @@ miss, the full initialization runs before numba compiles (extension entry points
 ``refresh()``), so compiling behaves as stock numba does; so does everything for
 functions outside quantlib.
 
-The patch is installed once, by ``quantlib.backtest`` on import, and only if numba has
+The patch is installed once, by :func:`quantlib.backtest.native.numba` (when quantlib
+first needs numba: a kernel without a native artifact, a sweep), and only if numba has
 the internals it replaces (otherwise stock loading stays, merely slower). Set the
 environment variable ``QUANTLIB_NUMBA_LEAN_LOAD=0`` to keep stock loading (and numba's
 stock import, see :mod:`quantlib._leannumba`).
@@ -44,7 +45,7 @@ stock import, see :mod:`quantlib._leannumba`).
 Examples
 --------
 >>> from quantlib.backtest import jitload
->>> jitload.install()  # idempotent; quantlib.backtest already did it
+>>> jitload.install()  # idempotent; quantlib.backtest.native.numba() does it
 True
 """
 
@@ -73,7 +74,7 @@ def installed() -> bool:
     Examples
     --------
     >>> from quantlib.backtest import jitload
-    >>> jitload.installed()     # quantlib.backtest installs it on import
+    >>> jitload.install() and jitload.installed()   # native.numba() installs it
     True
     """
     return bool(_STATE["installed"])
@@ -100,7 +101,7 @@ def install() -> bool:
     Examples
     --------
     >>> from quantlib.backtest import jitload
-    >>> jitload.install(), jitload.install()    # installed by quantlib.backtest; again: a no-op
+    >>> jitload.install(), jitload.install()    # installed by native.numba(); again: a no-op
     (True, True)
     """
     if _STATE["installed"]:

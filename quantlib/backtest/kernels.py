@@ -20,14 +20,15 @@ The drift is a recursion (each day's weights depend on the previous day's), henc
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from quantlib.backtest import native
 
 __all__ = ["simulate_kernel", "simulate_kernel_numpy_reference", "long_flat_pnl", "xxh64",
            "last_bar_rows"]
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def _earn(w: np.ndarray, r: np.ndarray) -> float:
     g = 0.0
     for i in range(w.shape[0]):
@@ -40,7 +41,7 @@ def _earn(w: np.ndarray, r: np.ndarray) -> float:
     return g
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
                     target_row: np.ndarray, rebalance: np.ndarray, tradable: np.ndarray, lin_cost: np.ndarray,
                     impact: np.ndarray, borrow_daily: float, delist_row: np.ndarray,
@@ -76,7 +77,7 @@ def simulate_kernel(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
     return weights, gross, net, costs, turnover, expo
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def simulate_into(r_pre: np.ndarray, r_post: np.ndarray, target: np.ndarray,
                   target_row: np.ndarray, rebalance: np.ndarray, tradable: np.ndarray,
                   lin_cost: np.ndarray, impact: np.ndarray, borrow_daily: float,
@@ -221,7 +222,7 @@ def long_flat_pnl(position: np.ndarray, r: np.ndarray, fee: float) -> np.ndarray
 # gives inf/NaN instead of a Python exception check, so the row loops vectorize (SIMD).
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@native.jit(nogil=True, error_model="numpy", inline="always")
 def _lf_row(now: np.ndarray, r: np.ndarray, fee: float, st: tuple[np.ndarray, ...], b: int
             ) -> None:
     """One session of every asset's long/flat backtest number ``b``, branch-free.
@@ -246,13 +247,13 @@ def _lf_row(now: np.ndarray, r: np.ndarray, fee: float, st: tuple[np.ndarray, ..
         s2[b, i] += ret * ret
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@native.jit(nogil=True, error_model="numpy")
 def _lf_state(B: int, N: int) -> tuple[np.ndarray, ...]:
     return (np.zeros((B, N)), np.ones((B, N)), np.ones((B, N)), np.zeros((B, N)),
             np.zeros((B, N)), np.zeros((B, N)))
 
 
-@numba.njit(cache=True, nogil=True, error_model="numpy")
+@native.jit(nogil=True, error_model="numpy")
 def _lf_finish(st: tuple[np.ndarray, ...], T: int, ppy: float, out: np.ndarray) -> None:
     """Total return, max drawdown, Sharpe (``out`` is ``(B, N, 3)``) from final states."""
     _, wealth, _, mdd, s1, s2 = st
@@ -272,17 +273,17 @@ _P1, _P2, _P3, _P4, _P5 = (np.uint64(0x9E3779B185EBCA87), np.uint64(0xC2B2AE3D27
                            np.uint64(0x27D4EB2F165667C5))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@native.jit(nogil=True, inline="always")
 def _rotl(x: np.uint64, r: int) -> np.uint64:
     return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@native.jit(nogil=True, inline="always")
 def _xround(acc: np.uint64, x: np.uint64) -> np.uint64:
     return _rotl(acc + x * _P2, 31) * _P1
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def _xxh64(words: np.ndarray, tail: np.ndarray, seed: np.uint64) -> np.uint64:
     nw = words.shape[0]
     i = 0
@@ -334,7 +335,7 @@ def xxh64(data: bytes | np.ndarray, seed: int = 0) -> int:
     return int(_xxh64(words, b[n8:], np.uint64(seed)))
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def last_bar_rows(close: np.ndarray) -> np.ndarray:
     """Each column's last row with a finite value (``-1``: none), scanning from the end.
 

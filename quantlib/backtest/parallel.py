@@ -22,15 +22,20 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numba
-import numpy as np
-from llvmlite import ir
-from numba.core import cgutils
-from numba.core import types as nbtypes
-from numba.extending import intrinsic
+from quantlib.backtest import native
 
-from quantlib.backtest.kernels import _lf_finish, _lf_row, _lf_state, simulate_into
-from quantlib.errors import BacktestError
+# numba the lean way, before anything below imports it; the kernels named below are its
+# dispatchers from now on (quantlib.backtest.native), so numba compiles calls to them
+numba = native.numba()
+
+import numpy as np  # noqa: E402
+from llvmlite import ir  # noqa: E402
+from numba.core import cgutils  # noqa: E402
+from numba.core import types as nbtypes  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+from quantlib.backtest.kernels import _lf_finish, _lf_row, _lf_state, simulate_into  # noqa: E402
+from quantlib.errors import BacktestError  # noqa: E402
 
 __all__ = ["kernel_threads", "threads", "ma_cross_metrics", "sweep_metrics_fast",
            "balanced_blocks", "long_flat_metrics_kernel", "simulate_batch"]

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-import numba
 import numpy as np
 import xarray as xr
 
+from quantlib.backtest import native
 from quantlib.errors import StrategyError
 
 __all__ = ["lag", "rolling_mean", "rolling_std", "rolling_sum", "returns_over", "cs_rank",
@@ -246,7 +246,7 @@ def _returns_over_rows(returns: np.ndarray, window: int, skip: int, rows: np.nda
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def _growth_rows(returns: np.ndarray, need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Growth of 1 (product of ``1 + r``, non-finite r as 0) at the sorted rows ``need``,
     and each asset's first row with a finite return (``T`` if none): one row-major pass."""
@@ -466,7 +466,7 @@ def _quantile_select_np(a: np.ndarray, q: int, which: str) -> np.ndarray:
     return _quantile_mask(np.ascontiguousarray(a, dtype=float), int(q), which == "top")
 
 
-@numba.njit(cache=True, nogil=True)
+@native.jit(nogil=True)
 def _quantile_mask(a: np.ndarray, q: int, top: bool) -> np.ndarray:
     T, N = a.shape
     out = np.zeros((T, N), np.bool_)

@@ -31,11 +31,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from quantlib.backtest.batched import simulate_targets
 from quantlib.backtest.constraints import rebalance_mask
 from quantlib.backtest.engine import SIM_DEFAULTS, as_dataset, prepare_static
 from quantlib.backtest.metrics import active_start, summary, sweep_metrics
-from quantlib.backtest.parallel import long_flat_metrics_kernel
 from quantlib.backtest.settings import resolve_settings
 from quantlib.backtest.signals import decision_rows
 from quantlib.backtest.strategies import Strategy, get_strategy
@@ -104,6 +102,8 @@ def long_flat_metrics(pos: np.ndarray, r: np.ndarray, fee: float,
     if pos.dtype == bool:
         pos = pos.view(np.uint8)  # zero-copy; numba has no float(bool)
     reb = np.ones(pos.shape[1], bool) if rebalance is None else np.asarray(rebalance, bool)
+    from quantlib.backtest.parallel import long_flat_metrics_kernel  # numba (start-up)
+
     return long_flat_metrics_kernel(pos, _nan_as_zero(r), float(fee), float(periods_per_year),
                                     reb)
 
@@ -143,6 +143,8 @@ def _batch_task(strategy: Strategy, data: xr.Dataset, param_sets: list[dict[str,
         reb = static["rebalance_decision"]
         with decision_rows(None if reb.all() else reb):
             raw = strategy.batch(data, param_sets)
+        from quantlib.backtest.batched import simulate_targets  # numba (start-up)
+
         pn, pt = simulate_targets(raw, static)
     nets, turns = pn.T, pt.T
     rows = pd.DataFrame(param_sets)

@@ -17,7 +17,7 @@ import numpy as np
 
 #: heavy optional pieces that ``import quantlib.backtest`` (and a run on an in-memory
 #: panel) must leave unloaded: they belong to the store, catalog, cluster and dashboards
-DEFERRED_THIRD_PARTY = ("dask", "distributed", "zarr", "icechunk", "intake", "fsspec", "s3fs",
+DEFERRED_THIRD_PARTY = ("numba", "llvmlite", "dask", "distributed", "zarr", "icechunk", "intake", "fsspec", "s3fs",
                         "duckdb", "bokeh", "panel", "holoviews", "matplotlib", "jsonschema",
                         "exchange_calendars", "IPython", "jinja2", "requests")
 DEFERRED_QUANTLIB = ("quantlib.store", "quantlib.results", "quantlib.catalog",
@@ -106,10 +106,11 @@ def test_a_cache_miss_compiles_fully_and_the_next_process_loads_lean(tmp_path: P
     assert second["compiled_after"] == third["compiled_after"] == 7
     assert second["linked_after"] == third["linked_after"] == [3, 0, 2]
     saved = sorted(p.name.split("-")[1] for p in (tmp_path / "numba-cache").rglob("quantlib-*"))
-    assert saved == ["nrt", "symbols"]
+    assert saved == ["native", "nrt", "symbols"]  # native: the kernel's artifact (native.py)
 
 
-RUN_CODE = """
+#: a W2-like panel (listings, delistings) and one momentum run on it
+PANEL_RUN = """
 import json, sys
 import numpy as np, pandas as pd, xarray as xr
 import quantlib
@@ -125,6 +126,9 @@ data = xr.Dataset({"close": (("date", "asset"), close), "returns": (("date", "as
                   coords={"date": pd.bdate_range("2020-01-01", periods=T),
                           "asset": [f"A{i}" for i in range(N)]})
 res = quantlib.backtest.run("xs_momentum", data, window=60, skip=5, quantile=5, costs="flat:10")
+"""
+
+RUN_CODE = PANEL_RUN + """
 np.save(sys.argv[1], res.returns["net"].to_numpy())
 from quantlib.backtest import jitload
 from quantlib.backtest import jitcache
@@ -159,6 +163,7 @@ def test_run_in_a_fresh_process_loads_its_kernels_lean_with_the_stock_numbers(tm
         .replace("LOWERING", repr(LOWERING)))
 
     def go(name: str, *args: str, **env: str) -> dict:
+        env = {"QUANTLIB_NATIVE_CACHE": "0", **env}  # numba runs the kernels (native.py)
         done = subprocess.run([sys.executable, str(script), str(tmp_path / name), *args],
                               capture_output=True, text=True, timeout=900,
                               env={**os.environ, **env})
@@ -188,6 +193,8 @@ def test_run_in_a_fresh_process_loads_its_kernels_lean_with_the_stock_numbers(tm
 YAML_CODE = """
 import json, os, sys
 import quantlib.backtest
+from quantlib.backtest import native
+native.numba()                                # how quantlib imports numba when it needs it
 from numba.core import config
 out = {"yaml_imported": "yaml" in sys.modules, "scipy_imported": "scipy" in sys.modules,
        "scheme": config.COLOR_SCHEME}
@@ -209,8 +216,8 @@ def _fresh_in(cwd: Path, code: str) -> dict:
 
 def test_numba_is_imported_without_scipy_and_yaml_and_still_reads_its_config_file(
         tmp_path: Path):
-    """``import quantlib.backtest`` imports numba without scipy (its version check) and
-    yaml (its config reader); a ``.numba_config.yaml`` is still honoured, whether it is
+    """quantlib imports numba (when a kernel needs it: ``native.numba()``) without scipy
+    (its version check) and yaml (its config reader); a ``.numba_config.yaml`` is still honoured, whether it is
     there at import (yaml imported as usual) or written later (read through the stand-in)."""
     later = _fresh_in(tmp_path, YAML_CODE)
     assert later["yaml_imported"] is False and later["scipy_imported"] is False
@@ -220,3 +227,121 @@ def test_numba_is_imported_without_scipy_and_yaml_and_still_reads_its_config_fil
     there = _fresh_in(tmp_path, YAML_CODE)
     assert there["yaml_imported"] is True and there["scipy_imported"] is False
     assert there["scheme"] == "light_bg" and there["scheme_after"] == "dark_bg"
+
+
+NATIVE_RUN_CODE = PANEL_RUN + """
+out = {"numba": sorted(m for m in sys.modules if m.split(".")[0] == "numba"
+                       and m.count(".") < 2 and "_" not in m.split(".")[-1][:1]),
+       "llvmlite": "llvmlite.binding" in sys.modules}
+np.save(sys.argv[1], np.column_stack([res.returns[c].to_numpy() for c in res.returns.columns]
+                                     + [res.weights.to_numpy().ravel()[:len(res.returns)]]))
+from quantlib.backtest import native
+out["counts"] = native.counts()
+print(json.dumps(out))
+"""
+
+
+def test_run_in_a_fresh_process_on_a_warm_cache_does_not_import_numba(tmp_path: Path):
+    """``quantlib.backtest.run`` (the W2 path: momentum, quantile mask, constraints,
+    simulation, fingerprints) in fresh processes on numba's default cache: once the
+    artifacts are written (by a numba run), a fresh process runs every kernel from them
+    without importing numba (only its C extensions are loaded, not the ``numba`` package),
+    and its numbers are bit-identical to numba's, lean and stock."""
+    script = tmp_path / "native_run.py"
+    script.write_text(NATIVE_RUN_CODE)
+
+    def go(name: str, **env: str) -> dict:
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / name)],
+                              capture_output=True, text=True, timeout=900,
+                              env={**os.environ, **env})
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    lean = go("lean.npy", QUANTLIB_NATIVE_CACHE="0")  # numba (compiles if needed), writes
+    assert lean["numba"] and lean["counts"]["native_calls"] == 0
+    native = go("native.npy")
+    assert native["numba"] == [] and native["llvmlite"]
+    assert native["counts"]["numba_calls"] == 0 and native["counts"]["artifacts_saved"] == 0
+    assert native["counts"]["artifacts_loaded"] >= 6 and native["counts"]["native_calls"] >= 6
+    stock = go("stock.npy", QUANTLIB_NUMBA_LEAN_LOAD="0")
+    assert stock["numba"] and stock["counts"]["native_calls"] == 0
+    nets = {n: np.load(tmp_path / f"{n}.npy") for n in ("lean", "native", "stock")}
+    assert np.isfinite(nets["native"][100:, 0]).all() and np.nanstd(nets["native"][100:, 0]) > 0
+    assert np.array_equal(nets["native"], nets["lean"], equal_nan=True)
+    assert np.array_equal(nets["native"], nets["stock"], equal_nan=True)
+
+
+KERNEL_MODULE = '''
+import numpy as np
+from quantlib.backtest import native
+
+
+@native.jit(nogil=True)
+def scale(x, k):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = x[i] * FACTOR * k
+    return out, x.sum()
+
+
+@native.jit(nogil=True)
+def inverse(a):
+    return 1.0 / a
+'''
+
+KERNEL_CALLER = """
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import qlkern
+x = np.arange(6.0)[::2]                           # strided: numba's 'A' layout
+x.flags.writeable = False
+out, total = qlkern.scale(x, 2)
+res = {"out": out.tolist(), "total": total, "writeable": bool(out.flags.writeable)}
+try:
+    qlkern.inverse(0.0)
+except ZeroDivisionError as exc:
+    res["raised"] = [type(exc).__name__, str(exc)]
+res["inverse"] = qlkern.inverse(4.0)
+res["numba"] = "numba" in sys.modules
+from quantlib.backtest import native
+res["counts"] = native.counts()
+print(json.dumps(res))
+"""
+
+
+def test_artifacts_are_rebuilt_when_stale_or_corrupt(tmp_path: Path):
+    """A kernel module outside quantlib, on its own numba cache: the first process
+    compiles with numba and writes the artifacts; the next runs them without numba (an
+    array and a scalar in a tuple, a strided read-only input, numba's exception); a corrupt
+    artifact and a changed source each fall back to numba with the right numbers (never
+    the stale code) and are rewritten; then the new artifacts serve."""
+    src = tmp_path / "src"
+    src.mkdir()
+    module = src / "qlkern.py"
+    module.write_text(KERNEL_MODULE.replace("FACTOR", "1.0"))
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def go() -> dict:
+        return _fresh(KERNEL_CALLER, env, str(src))
+
+    first, second = go(), go()
+    assert first["numba"] and first["counts"]["artifacts_saved"] == 2
+    assert not second["numba"] and second["counts"]["native_calls"] == 3
+    for r in (first, second):
+        assert r["out"] == [0.0, 4.0, 8.0] and r["total"] == 6.0 and r["writeable"]
+        assert r["raised"] == ["ZeroDivisionError", "division by zero"]
+        assert r["inverse"] == 0.25
+    artifacts = sorted((tmp_path / "cache").rglob("quantlib-native-*"))
+    assert len(artifacts) == 2
+    scale_file = next(p for p in artifacts if ".scale-" in p.name)
+    scale_file.write_bytes(scale_file.read_bytes()[:-100] + b"\0" * 100)  # corrupt
+    third = go()
+    assert third["numba"] and third["counts"]["artifacts_saved"] == 1
+    assert third["out"] == [0.0, 4.0, 8.0]
+    module.write_text(KERNEL_MODULE.replace("FACTOR", "1.5"))  # a new source hash
+    fourth, fifth = go(), go()
+    assert fourth["numba"] and fourth["counts"]["artifacts_saved"] == 2
+    assert not fifth["numba"] and fifth["counts"]["artifacts_loaded"] == 2
+    assert fourth["out"] == fifth["out"] == [0.0, 6.0, 12.0]
+    assert fifth["raised"] == ["ZeroDivisionError", "division by zero"]
