@@ -68,35 +68,36 @@ def _close(repo: icechunk.Repository, snap: str) -> xr.DataArray:
 def test_appends_write_only_new_one_date_chunks(tmp_path):
     repo = _repo(tmp_path / "r")
     built = _build(repo, 300)
-    assert _close(repo, built).chunks[0] == (128, 128, 44)        # sealed: exact rest
+    # sealed: full blocks, then the rest (44) in chunks of at most TAIL = 16 dates
+    assert _close(repo, built).chunks[0] == (128, 128, 16, 16, 12)
     snap = _append(repo, 300, 1)
-    assert _changed(repo, built, snap) == ["p/close/3/0", "p/date/1"]
+    assert _changed(repo, built, snap) == ["p/close/5/0", "p/date/1"]
     snap2 = _append(repo, 301, 2)
-    assert _changed(repo, snap, snap2) == ["p/close/4/0", "p/close/5/0", "p/date/2",
+    assert _changed(repo, snap, snap2) == ["p/close/6/0", "p/close/7/0", "p/date/2",
                                            "p/date/3"]
     close = _close(repo, snap2)
-    assert close.chunks[0] == (128, 128, 44, 1, 1, 1)
+    assert close.chunks[0] == (128, 128, 16, 16, 12, 1, 1, 1)
     np.testing.assert_array_equal(close.values, _values(303))
     np.testing.assert_array_equal(_close(repo, built).values, _values(300))
 
 
 def test_compaction_merges_then_folds_and_keeps_history(tmp_path):
     repo = _repo(tmp_path / "r")
-    _build(repo, 250)                                     # 128 + 122
+    _build(repo, 250)                                     # 128 + 7 x 16 + 10
     n = 250
     for _ in range(3):
         before = _append(repo, n, 1)
         n += 1
     merged, done = _compact(repo)
     assert sorted(done) == ["p/close", "p/date"]
-    assert _close(repo, merged).chunks[0] == (128, 122, 3)
-    # the merge rewrote the 3 one-date chunks into one (chunk 2; keys 3, 4 deleted);
-    # the history blocks untouched
-    assert _changed(repo, before, merged) == ["p/close/2/0", "p/close/3/0", "p/close/4/0",
+    assert _close(repo, merged).chunks[0] == (128, *[16] * 7, 10, 3)
+    # the merge rewrote the 3 one-date chunks into one (chunk 9; keys 10, 11 deleted);
+    # the history block and the sealed 16-date chunks untouched
+    assert _changed(repo, before, merged) == ["p/close/10/0", "p/close/11/0", "p/close/9/0",
                                               "p/date/0", "p/date/1", "p/date/2",
                                               "p/date/3"]
     s = repo.readonly_session(snapshot_id=merged)
-    assert _keys(s, "p/close/") == {"p/close/c/0/0", "p/close/c/1/0", "p/close/c/2/0"}
+    assert _keys(s, "p/close/") == {f"p/close/c/{i}/0" for i in range(10)}
     np.testing.assert_array_equal(_close(repo, merged).values, _values(n))
     np.testing.assert_array_equal(_close(repo, before).values, _values(n))  # old version
     for _ in range(5):
@@ -146,7 +147,7 @@ def test_direct_chunk_reader_reads_the_date_grid(tmp_path):
     snap = _append(repo, n, 2)
     n += 2
     store = repo.readonly_session(snapshot_id=snap).store
-    assert _close(repo, snap).chunks[0] == (128, 122, 4, 1, 1)
+    assert _close(repo, snap).chunks[0] == (128, *[16] * 7, 10, 4, 1, 1)
     for chunk_dir in (None, str(tmp_path / "r" / "chunks")):
         arr = ChunkedArray(store, "p/close", chunk_dir)
         assert arr.direct
