@@ -16,31 +16,17 @@ not grow with L (bounded by a partition and the dask threads), the one-frame pea
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-
-_ONE_RUN = """
-import json, sys, time, types
-from quantlib.pipeline import refresh
-t0 = time.perf_counter()
-r = refresh(sys.argv[1], connection=types.SimpleNamespace(**json.loads(sys.argv[2])),
-            partitioned=json.loads(sys.argv[3]), partition_rows=int(sys.argv[4]))
-wall = time.perf_counter() - t0
-hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
-print(json.dumps({"mode": r.mode, "wall": wall, "rows": r.rows, "seconds": r.seconds,
-                  "rss_mb": int(hwm[0].split()[1]) / 1024}))
-"""
 
 
 def catch_up_bench(lengths: list[float], n_assets: int, stored_years: float,
                    partition_rows: int) -> int:
     """Partitioned vs one-frame catch-up of each length (see the module doc)."""
     import pandas as pd
+    from bench_fullsize import run_refresh
 
     from quantlib.pipeline import refresh
     from quantlib.sandbox import start_sandbox
@@ -60,14 +46,11 @@ def catch_up_bench(lengths: list[float], n_assets: int, stored_years: float,
                            write_state=False, rate_limit=(1000.0, 1000.0)) as sb:
             refresh(f"{base}/store", connection=sb.connection(), partitioned=False)
             sb.advance(end)
-            conn = json.dumps(dataclasses.asdict(sb.connection()))
             for partitioned in (True, False):
                 store = f"{base}/{'parts' if partitioned else 'one'}"
                 shutil.copytree(f"{base}/store", store)
-                out = subprocess.run([sys.executable, "-c", _ONE_RUN, store, conn,
-                                      json.dumps(partitioned), str(partition_rows)],
-                                     capture_output=True, text=True, check=True)
-                r = json.loads(out.stdout.strip().splitlines()[-1])
+                r = run_refresh(store, sb.connection(), partitioned=partitioned,
+                                partition_rows=partition_rows)
                 rows = r["rows"]
                 print(f"{length:8g}{rows['standardize']:10}"
                       f"{'partitioned' if partitioned else 'one frame':>13}"
