@@ -158,7 +158,8 @@ def _growth(store: str, before: dict[str, int], day: Any) -> dict[str, Any]:
             "ratio": added / comp if comp else float("nan"), "by_area": by_area}
 
 
-def grow(work: Path, years: list[float], scale: float, partition_rows: int | None) -> dict:
+def grow(work: Path, years: list[float], scale: float, partition_rows: int | None,
+         full_build: bool = True) -> dict:
     """Steps 1-2 of the module doc for every length, then the full build and checksums."""
     import pandas as pd
 
@@ -214,6 +215,9 @@ def grow(work: Path, years: list[float], scale: float, partition_rows: int | Non
                   f"{g['new_zstd']:,} B zstd: {g['ratio']:.1f}x (floor <= 10x); by area "
                   f"{g['by_area']}", flush=True)
             res["lengths"].append(step)
+        if not full_build:
+            res["full"], res["checksums"], res["different"] = None, {}, []
+            return res
         full = str(work / "full")
         res["full"] = run_refresh(full, sb.connection(), **extra)
         f = res["full"]
@@ -254,6 +258,8 @@ def summary(res: dict) -> None:
         print(f"| daily refresh flat in history | spread {100 * spread:.0f} % "
               f"(max/min - 1) | <= 20 % |")
     f = res["full"]
+    if f is None:   # --no-full-build: the first length's build is the full build
+        return
     rows = f["rows"].get("commit", 0)
     print(f"| initial full build, {max(s['years'] for s in res['lengths']):g} y | "
           f"{f['wall'] / 60:.1f} min, {rows:,} rows, {rows / f['wall']:,.0f} rows/s, peak RSS "
@@ -276,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read", action="store_true",
                         help="then the read floors on the full build's store")
     parser.add_argument("--json", default=None, help="write the whole record here")
+    parser.add_argument("--no-full-build", action="store_true",
+                        help="skip the final full build and checksums (the first length's "
+                        "build is then the only full build)")
     args = parser.parse_args(argv)
     years = [float(y) for y in args.years.split(",")]
     if years != sorted(years) or len(set(years)) != len(years):
@@ -285,12 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     try:
-        res = grow(work, years, args.width_scale, args.partition_rows)
+        res = grow(work, years, args.width_scale, args.partition_rows,
+                   full_build=not args.no_full_build)
         summary(res)
         if args.read:
             from bench_scale_read import _rows, _run_step
 
-            read = {s: _run_step(s, str(work / "full")) for s in ("open", "read", "momentum")}
+            target = work / ("full" if res["full"] is not None else "grown")
+            read = {s: _run_step(s, str(target)) for s in ("open", "read", "momentum")}
             res["read"] = read
             for row in _rows(read):
                 print("| " + " | ".join(row) + " |")
