@@ -7,6 +7,7 @@ exits.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType
@@ -18,7 +19,9 @@ from quantlib.markets import DEFAULT_MARKETS
 from quantlib.sandbox.faults import parse_fault_spec
 from quantlib.sandbox.server import SandboxConnection, start_sandbox
 
-__all__ = ["sandbox"]
+__all__ = ["sandbox", "STOP_GRACE_S"]
+
+STOP_GRACE_S = 15.0  # an orphaned sandbox is gone this long after its SIGTERM, at most
 
 
 def _markets(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
@@ -90,6 +93,7 @@ def sandbox(n_assets: int | dict[str, int] | None, years: float | None, seed: in
         _print_info(sb, show_secrets)
         _wait_for_signal()
     finally:
+        _exit_after(STOP_GRACE_S)
         sb.stop()
         click.echo("sandbox stopped")
 
@@ -116,6 +120,19 @@ def _print_info(sb, show_secrets: bool) -> None:  # type: ignore[no-untyped-def]
         click.echo(f"fault:    {f.kind} on {f.match} x{f.times or 'inf'}")
     click.echo(f"state:    {sb.state_file}")
     click.echo("running; Ctrl-C or SIGTERM to stop", nl=True)
+
+
+def _exit_after(seconds: float) -> None:
+    """Exit the process ``seconds`` from now if it is still stopping by then.
+
+    Stopping closes both servers and removes the tree; a handler thread stuck on a dead
+    client (its refresh SIGKILLed) or a busy box must not keep an orphaned sandbox alive:
+    what it leaves behind is removed by the next start
+    (:func:`quantlib.pipeline.sandboxproc.clean_leftovers`).
+    """
+    timer = threading.Timer(seconds, os._exit, args=(0,))
+    timer.daemon = True
+    timer.start()
 
 
 def _wait_for_signal() -> None:

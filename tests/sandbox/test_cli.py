@@ -61,6 +61,39 @@ def test_cli_runs_until_sigterm(_isolated_home):
     assert not state.exists()
 
 
+_HANGING_STOP = """
+import sys, time
+import quantlib.sandbox.cli as cli
+from quantlib.sandbox.server import Sandbox
+cli.STOP_GRACE_S = 2.0
+Sandbox.stop = lambda self: time.sleep(3600)   # a stop stuck on a dead client
+from quantlib.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_cli_exits_after_the_grace_period_when_stopping_hangs(_isolated_home):
+    """An orphaned sandbox (its refresh SIGKILLed) gets SIGTERM and must go away even if
+    stopping its servers hangs: the process exits STOP_GRACE_S after the signal."""
+    state = _isolated_home / "run" / "sandbox.json"
+    env = {**os.environ, "QUANTLIB_HOME": str(_isolated_home)}
+    proc = subprocess.Popen([sys.executable, "-c", _HANGING_STOP, "data", "sandbox",
+                             "--assets", "5", "--years", "0.3", "--markets", "us"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(state, proc)
+        proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        proc.communicate(timeout=60)
+        waited = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert waited >= 1.5      # it did wait for the (hanging) stop, then gave up on it
+
+
 def test_cli_rejects_bad_fault_spec(_isolated_home):
     from quantlib.cli import main
 
