@@ -344,15 +344,21 @@ def _write_block(g: zarr.Group, ctx: _Context, block: tuple[int, int, int],
         seed[have] = last_closes(cast(zarr.Array, g["close"]), r0, cols[have])
     edges = np.cumsum([0, *dategrid.date_edges(cast(zarr.Array, g["close"]))])
     cuts = [r0, *[int(e) for e in edges if r0 < e < len(dates)], len(dates)]
+    lo, hi = (min(c0, lo_s), max(c1, hi_s)) if len(have) else (c0, c1)
     for a, b in zip(cuts[:-1], cuts[1:], strict=True):
         grids: dict[str, np.ndarray] = {}
-        for var in (*PRICE_VARS, "known_at"):
+        stored: dict[str, np.ndarray] = {}   # rows [a, min(b, old_n)) x [c0, c1) as stored
+        for var in (*PRICE_VARS, "known_at", "returns", "split", "dividend"):
+            if a < old_n:
+                span = np.asarray(cast(zarr.Array, g[var])[a:min(b, old_n), lo:hi])
+                stored[var] = span[:, c0 - lo:c1 - lo]
+            if var in ("returns", "split", "dividend"):
+                continue
             fill = NAT_INT if var == "known_at" else np.nan
             grid = np.full((b - a, c1 - c0), fill,
                            dtype="int64" if var == "known_at" else "float64")
             if a < old_n and len(have):
-                part = np.asarray(cast(zarr.Array, g[var])[a:min(b, old_n), lo_s:hi_s])
-                grid[:part.shape[0], have] = part[:, cols[have] - lo_s]
+                grid[:span.shape[0], have] = span[:, cols[have] - lo]
             grids[var] = grid
         sel = (row >= a) & (row < b) & (col >= c0) & (col < c1)
         r, c = row[sel] - a, col[sel] - c0
@@ -369,9 +375,35 @@ def _write_block(g: zarr.Group, ctx: _Context, block: tuple[int, int, int],
             grids["returns"] = split * (close + dividend) / prev - 1.0
         seed = previous_valid(np.vstack([seed[None, :], close, np.zeros((1, c1 - c0))]))[-1]
         grids["split"], grids["dividend"] = split, dividend
-        for var, grid in grids.items():
-            cast(zarr.Array, g[var])[a:b, c0:c1] = grid
-        stats["region_cells"] += int(grid.size)
+        stats["region_cells"] += max(
+            _write_changed(cast(zarr.Array, g[var]), grid, (a, c0), stored.get(var))
+            for var, grid in grids.items())
+
+
+def _write_changed(arr: zarr.Array, grid: np.ndarray, at: tuple[int, int],
+                   stored: np.ndarray | None) -> int:
+    """Write ``grid`` at ``at`` (row, column) of ``arr``, chunk by chunk along the asset
+    axis, skipping every chunk whose stored cells (``stored``: the grid's first rows as
+    stored, ``None``: none stored) already hold the grid's values (NaN equal to NaN):
+    a look-back window that re-delivers unchanged bars rewrites no chunk, and a
+    correction rewrites only its asset block. The rows past ``stored`` are new (a chunk
+    holding them is written). Returns the cells written."""
+    a, c0 = at
+    k = 0 if stored is None else stored.shape[0]
+    if k == grid.shape[0]:
+        same = (grid == stored) | (np.isnan(grid) & np.isnan(stored)) \
+            if grid.dtype.kind == "f" else grid == stored
+        changed = ~same.all(axis=0)
+    else:
+        changed = np.ones(grid.shape[1], dtype=bool)
+    edges = np.cumsum([0, *dategrid.chunk_edges(arr)[1]])
+    cuts = [c0, *[int(e) for e in edges if c0 < e < c0 + grid.shape[1]], c0 + grid.shape[1]]
+    cells = 0
+    for s, e in zip(cuts[:-1], cuts[1:], strict=True):
+        if changed[s - c0:e - c0].any():
+            arr[a:a + grid.shape[0], s:e] = grid[:, s - c0:e - c0]
+            cells += grid.shape[0] * (e - s)
+    return cells
 
 
 def write_fx_delta(session: icechunk.Session, fx: pd.DataFrame) -> bool:

@@ -142,6 +142,48 @@ def test_region_write_touches_only_new_chunks(tmp_path, make_frames):
     assert np.isfinite(st.open_prices("KR")["returns"].values[-1]).all()
 
 
+def test_unchanged_chunks_are_not_rewritten(tmp_path, make_frames):
+    """A look-back window re-delivering stored bars unchanged rewrites no stored chunk;
+    a correction rewrites only the chunks whose values it changes (the corrected prices
+    and returns, not volume, split, dividend or known_at)."""
+    f = make_frames(n_assets=3, start="2023-01-02", end="2024-03-29", seed=5, markets=("KR",))
+    st = CuratedStore(tmp_path / "s")
+    cut = pd.Timestamp("2024-03-28")
+    head = dict(f)
+    head["prices"] = f["prices"][f["prices"]["date"] < cut]
+    head["fx"] = f["fx"][f["fx"]["date"] < cut]
+    s1 = st.commit(head, message="initial")
+    dates = sorted(set(head["prices"]["date"]))
+    window = f["prices"][f["prices"]["date"] >= dates[-3]]   # 3 stored sessions + the new ones
+    s2 = st.commit({"prices": window}, message="day with a look-back window", delta=True)
+    n_old = st.open_prices("KR", s1).sizes["date"]
+    built = dategrid.sealed_edges(n_old)
+    variables = ("close", "dividend", "high", "known_at", "low", "open", "returns", "split",
+                 "volume")
+    assert _changed_chunks(st, s1, s2) == sorted(
+        [f"prices/KR/{v}/c/{i}/0" for v in variables for i in (len(built), len(built) + 1)]
+        + ["prices/KR/date/c/1", "prices/KR/date/c/2"])
+    asset = f["assets"]["asset_id"].iloc[1]
+    day = dates[-2]
+    fixed = _correct(f["prices"], asset, str(day.date()), 1.05)
+    s3 = st.commit({"prices": fixed[(fixed["asset_id"] == asset) & (fixed["date"] == day)]},
+                   message="a correction", delta=True)
+    edges = np.cumsum(dategrid.date_edges(zarr.open_array(
+        st.repo.readonly_session("main").store, path="prices/KR/close", mode="r")))
+    row = dates.index(day)
+    chunks = sorted({int(np.searchsorted(edges, r, side="right")) for r in (row, row + 1)})
+    assert _changed_chunks(st, s2, s3) == sorted(
+        f"prices/KR/{v}/c/{i}/0" for v in ("close", "high", "low", "open", "returns")
+        for i in (chunks if v == "returns" else chunks[:1]))
+    got = st.open_prices("KR").sel(asset=asset).load()
+    want = fixed[(fixed["asset_id"] == asset)].set_index("date")["close"]
+    assert got["close"].sel(date=day).item() == want[day]
+    assert got["close"].sel(date=day).item() != f["prices"].set_index(
+        ["asset_id", "date"])["close"][(asset, day)]
+    assert np.isclose(got["returns"].sel(date=dates[-1]).item(),
+                      want[dates[-1]] / want[day] - 1)
+
+
 def _changed_chunks(st: CuratedStore, a: str, b: str) -> list[str]:
     diff = st.repo.diff(from_snapshot_id=a, to_snapshot_id=b)
     out = []
