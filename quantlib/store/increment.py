@@ -390,7 +390,7 @@ def _write_changed(arr: zarr.Array, grid: np.ndarray, at: tuple[int, int],
     holding them is written). Returns the cells written."""
     a, c0 = at
     k = 0 if stored is None else stored.shape[0]
-    if k == grid.shape[0]:
+    if stored is not None and k == grid.shape[0]:
         same = (grid == stored) | (np.isnan(grid) & np.isnan(stored)) \
             if grid.dtype.kind == "f" else grid == stored
         changed = ~same.all(axis=0)

@@ -109,15 +109,20 @@ def test_daily_increments_equal_full_build(tmp_path, make_frames):
     assert min(rows) <= 4 * kr_assets * 10   # one row per market panel (<= 6 assets, 10 vars)
 
 
-def test_region_write_touches_only_new_chunks(tmp_path, make_frames):
-    """An append writes new 1-date chunks only: every stored chunk keeps its bytes."""
+def _kr_store(tmp_path, make_frames):
+    """KR x 3 assets from 2023-01-02, stored up to the session before 2024-03-28."""
     f = make_frames(n_assets=3, start="2023-01-02", end="2024-03-29", seed=5, markets=("KR",))
     st = CuratedStore(tmp_path / "s")
     cut = pd.Timestamp("2024-03-28")
     head = dict(f)
     head["prices"] = f["prices"][f["prices"]["date"] < cut]
     head["fx"] = f["fx"][f["fx"]["date"] < cut]
-    s1 = st.commit(head, message="initial")
+    return f, st, cut, st.commit(head, message="initial")
+
+
+def test_region_write_touches_only_new_chunks(tmp_path, make_frames):
+    """An append writes new 1-date chunks only: every stored chunk keeps its bytes."""
+    f, st, cut, s1 = _kr_store(tmp_path, make_frames)
     s2 = st.commit({"prices": f["prices"][f["prices"]["date"] >= cut]}, message="day",
                    delta=True)
     changed = _changed_chunks(st, s1, s2)
@@ -146,14 +151,8 @@ def test_unchanged_chunks_are_not_rewritten(tmp_path, make_frames):
     """A look-back window re-delivering stored bars unchanged rewrites no stored chunk;
     a correction rewrites only the chunks whose values it changes (the corrected prices
     and returns, not volume, split, dividend or known_at)."""
-    f = make_frames(n_assets=3, start="2023-01-02", end="2024-03-29", seed=5, markets=("KR",))
-    st = CuratedStore(tmp_path / "s")
-    cut = pd.Timestamp("2024-03-28")
-    head = dict(f)
-    head["prices"] = f["prices"][f["prices"]["date"] < cut]
-    head["fx"] = f["fx"][f["fx"]["date"] < cut]
-    s1 = st.commit(head, message="initial")
-    dates = sorted(set(head["prices"]["date"]))
+    f, st, cut, s1 = _kr_store(tmp_path, make_frames)
+    dates = sorted(set(f["prices"]["date"][f["prices"]["date"] < cut]))
     window = f["prices"][f["prices"]["date"] >= dates[-3]]   # 3 stored sessions + the new ones
     s2 = st.commit({"prices": window}, message="day with a look-back window", delta=True)
     n_old = st.open_prices("KR", s1).sizes["date"]
