@@ -456,7 +456,11 @@ class CuratedStore:
         rows: dict[str, int] = {}
         _write_reference_tables(root, frames, rows)
         if "statements" in frames:
-            merged = _append_statements(previous, frames["statements"])
+            # in known_at order: the table's known_at row ranges stay tight, so a delta's
+            # freshness check (_fresh_statements) reads the few row chunks its rows' known_at
+            # can be in, not the whole history
+            merged = _append_statements(previous, frames["statements"]) \
+                .sort_values("known_at", kind="stable", ignore_index=True)
             write_table(root, "statements", merged)
             rows["statements"] = len(merged)
             _pause("statements")

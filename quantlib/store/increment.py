@@ -103,6 +103,22 @@ def last_closes(close: zarr.Array, before: int, cols: np.ndarray) -> np.ndarray:
     return seed
 
 
+def _live(close: zarr.Array, rows: tuple[int, int], stored_cols: np.ndarray,
+          bar_cols: np.ndarray, have: np.ndarray) -> np.ndarray:
+    """Which of the stored columns ``have`` (at ``stored_cols``) need a seed close for
+    a region from row ``rows[0]``: those with a delta bar (``bar_cols``) or a stored
+    close in rows ``[rows[0], rows[1])``. A column with neither has no return to
+    compute (its closes are NaN), so an asset delisted years ago is not searched back
+    to the first row of the history (that search grew with the history)."""
+    live = np.isin(have, bar_cols)
+    r0, old_n = rows
+    if r0 < old_n and len(have):
+        lo, hi = int(stored_cols.min()), int(stored_cols.max()) + 1
+        block = np.asarray(close[r0:old_n, lo:hi])[:, stored_cols - lo]
+        live |= ~np.isnan(block).all(axis=0)
+    return live
+
+
 class _Fallback(Exception):
     """The delta cannot be written as a region: rewrite the market's panel."""
 
@@ -341,7 +357,9 @@ def _write_block(g: zarr.Group, ctx: _Context, block: tuple[int, int, int],
     hi_s = int(cols[have].max()) + 1 if len(have) else 0
     seed = np.full(c1 - c0, np.nan)
     if r0 > 0 and len(have):
-        seed[have] = last_closes(cast(zarr.Array, g["close"]), r0, cols[have])
+        need = have[_live(cast(zarr.Array, g["close"]), (r0, old_n), cols[have],
+                          col[(col >= c0) & (col < c1)] - c0, have)]
+        seed[need] = last_closes(cast(zarr.Array, g["close"]), r0, cols[need])
     edges = np.cumsum([0, *dategrid.date_edges(cast(zarr.Array, g["close"]))])
     cuts = [r0, *[int(e) for e in edges if r0 < e < len(dates)], len(dates)]
     lo, hi = (min(c0, lo_s), max(c1, hi_s)) if len(have) else (c0, c1)

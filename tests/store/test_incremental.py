@@ -183,12 +183,70 @@ def test_unchanged_chunks_are_not_rewritten(tmp_path, make_frames):
                       want[dates[-1]] / want[day] - 1)
 
 
+def test_a_delisted_asset_is_not_searched_for_a_seed_close(tmp_path, make_frames,
+                                                           monkeypatch):
+    """The delta's seed closes (the last close before its region) are looked up only for
+    columns with a bar or a stored close in the region: an asset gone for months is not
+    searched back through the history; the panel still equals a full build's."""
+    from quantlib.store import increment
+
+    f = make_frames(n_assets=3, start="2023-01-02", end="2024-03-29", seed=5, markets=("KR",))
+    gone = f["assets"]["asset_id"].iloc[0]
+    f["prices"] = f["prices"][(f["prices"]["asset_id"] != gone)
+                              | (f["prices"]["date"] < "2023-06-01")]
+    cut = pd.Timestamp("2024-03-28")
+    st = CuratedStore(tmp_path / "s")
+    st.commit({**f, "prices": f["prices"][f["prices"]["date"] < cut],
+               "fx": f["fx"][f["fx"]["date"] < cut]}, message="initial")
+    asked: list[int] = []
+    real = increment.last_closes
+    monkeypatch.setattr(increment, "last_closes",
+                        lambda close, before, cols: asked.append(len(cols)) or
+                        real(close, before, cols))
+    st.commit({"prices": f["prices"][f["prices"]["date"] >= cut]}, message="day", delta=True)
+    assert asked == [2]     # the two live assets, not the delisted one
+    full = CuratedStore(tmp_path / "full")
+    full.commit(f, message="full")
+    xr.testing.assert_equal(st.open_prices("KR").load(), full.open_prices("KR").load())
+
+
 def _changed_chunks(st: CuratedStore, a: str, b: str) -> list[str]:
     diff = st.repo.diff(from_snapshot_id=a, to_snapshot_id=b)
     out = []
     for path, chunks in diff.updated_chunks.items():
         out += [f"{path.strip('/')}/c/" + "/".join(map(str, c)) for c in chunks]
     return sorted(out)
+
+
+def test_statements_stored_in_known_at_order_keep_the_freshness_check_bounded(
+        tmp_path, make_frames):
+    """The full build stores statements in known_at order whatever order they came in,
+    so a delta's freshness check reads only the row chunk(s) its known_at can be in
+    (tables.rows_holding), however long the history: here 3 chunks of 65,536 rows."""
+    from quantlib.store.tables import CHUNK_ROWS, rows_holding
+
+    f = make_frames(n_assets=2, markets=("KR",))
+    base = f["statements"]
+    copies = -(-(2 * CHUNK_ROWS + 100) // len(base))
+    history = pd.concat([base.assign(known_at=pd.Timestamp("2010-01-04", tz="UTC")
+                                     + pd.Timedelta(days=i)) for i in range(copies)],
+                        ignore_index=True).sample(frac=1.0, random_state=7)   # shuffled
+    st = CuratedStore(tmp_path / "s")
+    st.commit({**f, "statements": history}, message="initial")
+    root = zarr.open_group(st.repo.readonly_session(branch="main").store, mode="r")
+    latest = history["known_at"].max()
+    held = rows_holding(root, "statements", pd.Series([latest]))
+    assert held is not None and sum(sl.stop - sl.start for sl in held) <= CHUNK_ROWS
+    assert held[-1].stop == len(history)
+    stored = st.read_table("statements")
+    assert stored["known_at"].is_monotonic_increasing and len(stored) == len(history)
+    # a look-back re-delivery of the latest filings plus new rows: only the new appended
+    new = base.head(8).assign(known_at=latest + pd.Timedelta(days=1)) \
+        .drop_duplicates(["asset_id", "field", "period_end"])
+    st.commit({"statements": pd.concat([history[history["known_at"] == latest], new])},
+              message="day", delta=True)
+    assert st.last_delta["statements"] == len(new) > 1
+    assert len(st.read_table("statements")) == len(history) + len(new)
 
 
 def test_delta_statements_append_only_fresh_rows(tmp_path, make_frames):
