@@ -133,8 +133,9 @@ def _date_edges(store: CuratedStore) -> dict[str, list[int]]:
 
     root = zarr.open_group(store.repo.readonly_session(snapshot_id=store.resolve()).store,
                            mode="r")
-    return {f"{m}/{name}": dategrid.date_edges(arr) for m in store.markets()
-            for name, arr in dategrid.date_arrays(root[f"prices/{m}"]) if arr.ndim == 2}
+    return {f"{m}/{name}": dategrid.date_edges(arr) for m in [*store.markets(), "fx"]
+            for name, arr in dategrid.date_arrays(root[m if m == "fx" else f"prices/{m}"])
+            if arr.ndim == 2}
 
 
 def test_catch_up_appends_whole_blocks_like_a_full_build(caught_up):
@@ -148,7 +149,7 @@ def test_catch_up_appends_whole_blocks_like_a_full_build(caught_up):
     parts, full = (CuratedStore(caught_up["stores"][k]) for k in ("parts", "full"))
     first = CuratedStore(caught_up["stores"]["parts"])
     grown, built = _date_edges(parts), _date_edges(full)
-    assert len(grown) == 3 * 9 and grown == built
+    assert len(grown) == 3 * 9 + 2 and grown == built
     for key, edges in grown.items():
         n = sum(edges)
         assert edges == dategrid.sealed_edges(n), key

@@ -74,7 +74,8 @@ def _history(make_frames) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFra
 def _edges(st: CuratedStore, market: str) -> dict[str, list[int]]:
     root = zarr.open_group(st.repo.readonly_session("main").store, mode="r")
     return {name: dategrid.date_edges(a) for name, a in
-            dategrid.date_arrays(root[f"prices/{market}"]) if a.ndim == 2}
+            dategrid.date_arrays(root[market if market == "fx" else f"prices/{market}"])
+            if a.ndim == 2}
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "sync"])
@@ -118,6 +119,8 @@ def test_catch_up_blocks_equal_full_build(tmp_path, make_frames, scheduler):
         n = st.open_prices(m).sizes["date"]
         assert grown["close"] == dategrid.sealed_edges(n) and n - stored[m] > 128
     xr.testing.assert_equal(st.open_fx().load().drop_attrs(), full.open_fx().load().drop_attrs())
+    assert _edges(st, "fx") == _edges(full, "fx") and len(_edges(st, "fx")["rate"]) == \
+        len(dategrid.sealed_edges(st.open_fx().sizes["date"]))     # no 1-date FX chunks
     # KR from its first block (the correction), US from its second (the late split)
     starts = {m: min(a for a, _ in b.reads) for m, b in blocks.items()}
     kr_dates = st.open_prices("KR")["date"].values
