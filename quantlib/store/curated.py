@@ -524,15 +524,12 @@ class CuratedStore:
                                                              for p in plans)
                 _pause("prices blocks")
         fx = frames.get("fx")
-        if fx is not None and len(fx) and not write_fx_delta(session, fx):
+        # a catch-up (blocks) writes its FX dates in a full build's grid too
+        if fx is not None and len(fx) and not write_fx_delta(session, fx, sealed=bool(blocks)):
             old = _stored_fx(previous)
             merged = fx if old.empty else pd.concat([old, fx], ignore_index=True) \
                 .drop_duplicates(["date", "currency"], keep="last")
             _write_panel(session, "fx", fx_to_panel(merged))
-        elif fx is not None and len(fx) and blocks:
-            # a catch-up: its FX dates in a full build's grid too, not 1-date chunks
-            # (the small FX panel's tail is rewritten from its first changed chunk)
-            dategrid.seal(zarr.open_group(session.store, path="fx", mode="a"))
         if fx is not None and len(fx):
             rows["fx"] = len(fx)
         self.last_delta = rows
