@@ -69,6 +69,9 @@ STAGES: list[tuple[str, str, str]] = [
     ("chunk_last", "quantlib.store.blocks", "_chunk_last"),
     ("seeds", "quantlib.store.blocks", "_seeds"),
     ("write_chunk", "quantlib.store.blocks", "_write_chunk"),
+    ("stored_rows", "quantlib.store.blocks", "_stored"),
+    ("actions_grid", "quantlib.store.blocks", "actions_grid"),
+    ("zarr_setitem", "zarr.core.array", "Array.__setitem__"),
     ("manifest", "quantlib.raw.zone", "RawZone.record"),
     ("write_report", "quantlib.pipeline.build", "write_report"),
 ]

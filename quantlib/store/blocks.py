@@ -22,8 +22,8 @@ grid, by dask tasks in parallel. For each market panel with delta bars, step by 
    merged panel (stored rows with the delta's bars laid over them), folded in date
    order from the stored close before ``R``, give each chunk the close its first
    return starts from: the chunks are then independent;
-4. **write** (tasks): one task per chunk of the new grid from ``R`` computes every
-   variable of it (stored values read from the commit's parent snapshot, delta bars
+4. **write** (tasks): one task per block of the new grid from ``R`` (the partly filled
+   last block: one task for its small chunks) computes every variable of it (stored values read from the commit's parent snapshot, delta bars
    from ``source.read``, split/dividend from the actions, returns from the seed) and
    writes it into a forked session; the forks are merged into the commit's session.
 
@@ -106,10 +106,11 @@ class BlockPlan:
     source: BlockBars
 
     def chunks(self) -> list[tuple[int, int]]:
-        """``(a, b)`` rows of every chunk from ``start`` on."""
-        bounds = np.cumsum([0, *self.edges])
-        return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-                if a >= self.start]
+        """``(a, b)`` rows of every task from ``start`` on: one block of
+        :data:`~quantlib.store.dategrid.BLOCK` dates each (the last one: the partly
+        filled block, written in its chunks of <= 16 dates by one task)."""
+        n = len(self.dates)
+        return [(a, min(a + dategrid.BLOCK, n)) for a in range(self.start, n, dategrid.BLOCK)]
 
 
 def plan_blocks(root: zarr.Group, sources: Mapping[str, BlockBars], assets: pd.DataFrame,
@@ -164,7 +165,8 @@ def write_blocks(session: icechunk.Session, base: icechunk.Session,
     """Regrid each planned panel, then compute and write its chunks from ``R`` on as
     dask tasks into forks of ``session`` (merged back into it). ``base`` is the
     read-only session of the commit's parent (the stored values). Returns
-    ``region_cells`` (stored cells rewritten), ``appended_dates`` and ``block_chunks``.
+    ``region_cells`` (stored cells rewritten), ``appended_dates`` and ``block_chunks``
+    (tasks: date blocks written).
     """
     import dask
 
