@@ -30,12 +30,12 @@ whose fetch, task and spill machinery it reuses). Step by step:
    reference tables and, per market, the partitions' spills as ``price_blocks``
    (:class:`SpilledMarket`): each panel is rewritten from its first affected row (a
    correction, a late action's ex date, the partly filled last stored block) in whole
-   chunks of a full build's date grid, one dask task per chunk reading the spilled
+   chunks of a full build's date grid, one dask task per date block reading the spilled
    bars of its dates (:mod:`quantlib.store.blocks`), as the first build writes its
    panels; ONE icechunk session, then ONE commit. No compaction is needed after it.
    A panel the block path cannot express (:mod:`quantlib.store.increment`'s
    fallbacks) gets its partitions merged by region, one after the other. Only one
-   chunk's bars per task are in memory.
+   date block's bars and grids per task are in memory.
 
 A catch-up killed before its commit leaves the previous version as it was; the manifest
 rows of its deliveries never say ``published``, so the next refresh standardizes them
