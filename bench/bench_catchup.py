@@ -35,8 +35,8 @@ def catch_up_bench(lengths: list[float], n_assets: int, stored_years: float,
     print(f"catch-up, 3 markets x {n_assets} assets, {stored_years:g} y stored, "
           f"{partition_rows:,} bars a partition; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores")
-    print(f"{'behind y':>8}{'bars':>10}{'mode':>13}{'wall s':>8}{'RSS MB':>8}"
-          f"{'parts':>7}{'appended':>9}")
+    print(f"{'behind y':>8}{'bars':>10}{'mode':>13}{'wall s':>8}{'CPU s':>8}{'RSS MB':>8}"
+          f"{'parts':>7}{'appended':>9}{'date chunks':>12}")
     for length in lengths:
         e1 = end - pd.DateOffset(months=round(12 * length))
         start = e1 - pd.DateOffset(months=round(12 * stored_years))
@@ -54,10 +54,23 @@ def catch_up_bench(lengths: list[float], n_assets: int, stored_years: float,
                 rows = r["rows"]
                 print(f"{length:8g}{rows['standardize']:10}"
                       f"{'partitioned' if partitioned else 'one frame':>13}"
-                      f"{r['wall']:8.1f}{r['rss_mb']:8.0f}{rows.get('partitions', 0):7}"
-                      f"{rows.get('appended_dates', 0):9}")
+                      f"{r['wall']:8.1f}{r['cpu']:8.1f}{r['rss_mb']:8.0f}"
+                      f"{rows.get('partitions', 0):7}{rows.get('appended_dates', 0):9}"
+                      f"{_date_chunks(store):>12}")
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def _date_chunks(store: str) -> str:
+    """Chunks along ``date`` of each market's ``close`` (``KR/US/EU``)."""
+    import zarr
+
+    from quantlib.store import CuratedStore, dategrid
+
+    st = CuratedStore(store)
+    root = zarr.open_group(st.repo.readonly_session("main").store, mode="r")
+    return "/".join(str(len(dategrid.date_edges(zarr.open_array(
+        root.store, path=f"prices/{m}/close", mode="r")))) for m in st.markets())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -55,13 +55,14 @@ from bench_store_growth import _delta, curated_bytes, day_new_bytes, folder_byte
 _RUN = r"""
 import json, sys, time, types
 from quantlib.pipeline import refresh
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 r = refresh(sys.argv[1], connection=types.SimpleNamespace(**json.loads(sys.argv[2])),
             **json.loads(sys.argv[3]))
-wall = time.perf_counter() - t0
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
 hwm = [line for line in open("/proc/self/status") if line.startswith("VmHWM:")]
-print(json.dumps({"mode": r.mode, "wall": wall, "rows": r.rows, "seconds": r.seconds,
-                  "rss_mb": int(hwm[0].split()[1]) / 1024, "snapshot": r.snapshot_id}))
+print(json.dumps({"mode": r.mode, "wall": wall, "cpu": cpu, "rows": r.rows,
+                  "seconds": r.seconds, "rss_mb": int(hwm[0].split()[1]) / 1024,
+                  "snapshot": r.snapshot_id}))
 """
 
 

@@ -27,11 +27,15 @@ whose fetch, task and spill machinery it reuses). Step by step:
    of one batch. The market's bad-row fraction is taken over all its partitions;
    over the limit nothing is committed and the batch is rejected as today;
 4. **one delta commit**: :func:`~quantlib.pipeline.incremental.publish_delta` with the
-   reference tables and the partitions as ``price_parts``: every partition's bars
-   are merged into the panels by region
-   (:func:`~quantlib.store.increment.write_prices_delta`), one partition after the
-   other in date order and ONE icechunk session, then ONE commit. Only one
-   partition's bars are in the driver's memory at a time.
+   reference tables and, per market, the partitions' spills as ``price_blocks``
+   (:class:`SpilledMarket`): each panel is rewritten from its first affected row (a
+   correction, a late action's ex date, the partly filled last stored block) in whole
+   chunks of a full build's date grid, one dask task per date block reading the spilled
+   bars of its dates (:mod:`quantlib.store.blocks`), as the first build writes its
+   panels; ONE icechunk session, then ONE commit. No compaction is needed after it.
+   A panel the block path cannot express (:mod:`quantlib.store.increment`'s
+   fallbacks) gets its partitions merged by region, one after the other. Only one
+   date block's bars and grids per task are in memory.
 
 A catch-up killed before its commit leaves the previous version as it was; the manifest
 rows of its deliveries never say ``published``, so the next refresh standardizes them
@@ -44,9 +48,11 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import dask
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import zarr
@@ -58,16 +64,18 @@ from quantlib.pipeline.partitions import (
     PartitionResult,
     is_price_delivery,
     price_partitions,
+    read_spilled,
     run_partition,
 )
 from quantlib.pipeline.result import RefreshResult
 from quantlib.raw import Delivery, RawZone
 from quantlib.store import CuratedStore
+from quantlib.store.blocks import BarArrays
 from quantlib.store.schema import empty_frame
 from quantlib.store.tables import read_table_group
 from quantlib.validate import ValidationOutcome, write_report
 
-__all__ = ["partitioned_catchup"]
+__all__ = ["partitioned_catchup", "SpilledMarket"]
 
 FX = "FX"
 
@@ -108,7 +116,8 @@ def partitioned_catchup(curated: CuratedStore, targets: Sequence[str], connectio
         if done is None:
             return fetched
         _commit(curated, targets, fetched, done, result,
-                limit=build.bad_row_limit(max_bad_row_fraction), tag=tag, spill=spill)
+                limit=build.bad_row_limit(max_bad_row_fraction), tag=tag, spill=spill,
+                client=client)
     return None
 
 
@@ -199,25 +208,73 @@ def _stored_seed(curated: CuratedStore, market: str, parts: list[PartitionResult
 
 def _commit(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Delivery]],
             done: list[list[Any]], result: RefreshResult, *, limit: float,
-            tag: str | None, spill: Any) -> None:
+            tag: str | None, spill: Any, client: Any = None) -> None:
     """Continuity, the bad-row limit, then ONE delta commit of every partition."""
     url, rid = curated.url, result.refresh_id
     outcome, by_market, drops, deliveries, raw = build.combined_outcome(
         url, targets, fetched, done, result, limit=limit,
         seed=lambda m, parts: _stored_seed(curated, m, parts))
     fs = spill.filesystem()
-    spilled = [_spilled(fs, p.path, drops[m]) for m in targets
-               for p in by_market[m] if p.first_date is not None]
+    blocks = {m: SpilledMarket.of(fs, [p for p in by_market[m] if p.first_date is not None],
+                                  drops[m]) for m in targets}
+    blocks = {m: b for m, b in blocks.items() if b is not None}
     t0 = time.perf_counter()
-    if not spilled and outcome.clean.n_rows() == 0:
+    if not blocks and outcome.clean.n_rows() == 0:
         raw.record(deliveries, status="published")
         result.note = "nothing new at the vendor: no new version committed"
     else:
         publish_delta(curated, raw, outcome, deliveries,
                       message=f"{rid}: {', '.join(targets)} (catch-up)", tag=tag,
-                      result=result, price_parts=spilled)
+                      result=result, price_blocks=blocks, client=client)
     result.seconds["commit"] = time.perf_counter() - t0
     result.report_paths = write_report(outcome, url, rid)
+
+
+@dataclass
+class SpilledMarket:
+    """A market's catch-up bars in its partitions' spill files, read by date range by
+    the commit's block tasks (:class:`~quantlib.store.blocks.BlockBars`); ``parts``
+    are the same bars one partition per call (the region path's, for a panel the block
+    path cannot express; not pickled)."""
+
+    market: str
+    fs: Any
+    paths: list[str]
+    spans: list[tuple[np.datetime64, np.datetime64]]
+    dropped: pd.DataFrame
+    rows: int
+    parts: list[Callable[[], pd.DataFrame]]
+
+    @classmethod
+    def of(cls, fs: Any, parts: list[PartitionResult], dropped: pd.DataFrame
+           ) -> SpilledMarket | None:
+        """The bars of ``parts`` (in date order, a later one wins), less ``dropped``;
+        ``None`` without bars."""
+        if not parts:
+            return None
+        spans = [(np.datetime64(p.first_date, "ns"), np.datetime64(p.last_date, "ns"))
+                 for p in parts]
+        return cls(parts[0].market, fs, [p.path for p in parts], spans,
+                   dropped.loc[:, ["asset_id", "date"]].reset_index(drop=True),
+                   sum(int(p.rows.get("validate", 0)) for p in parts) - len(dropped),
+                   [_spilled(fs, p.path, dropped) for p in parts])
+
+    @property
+    def first(self) -> np.datetime64:
+        return min(a for a, _ in self.spans)
+
+    @property
+    def last(self) -> np.datetime64:
+        return max(b for _, b in self.spans)
+
+    def read(self, lo: np.datetime64, hi: np.datetime64, ids: pd.Index) -> BarArrays:
+        """The bars dated ``lo..hi`` (inclusive)."""
+        paths = [p for p, (a, b) in zip(self.paths, self.spans, strict=True)
+                 if a <= hi and b >= lo]
+        return read_spilled(self.fs, paths, lo, hi, ids, self.dropped)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "parts": []}
 
 
 def _spilled(fs: Any, path: str, dropped: pd.DataFrame) -> Callable[[], pd.DataFrame]:

@@ -275,12 +275,15 @@ def delta_frames(store: CuratedStore, frames: dict[str, pd.DataFrame], base: str
 
 def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
                   deliveries: list, *, message: str, tag: str | None,
-                  result: RefreshResult, price_parts: Sequence[Any] = ()) -> None:
+                  result: RefreshResult, price_parts: Sequence[Any] = (),
+                  price_blocks: Any = None, client: Any = None) -> None:
     """Commit an incremental outcome as one delta commit; mark its manifest rows.
 
     ``price_parts`` (a partitioned catch-up, :mod:`quantlib.pipeline.catchup`): more
     delta bars, one frame per call, merged into the panels in the same commit
-    (:meth:`~quantlib.store.CuratedStore.commit`)."""
+    (:meth:`~quantlib.store.CuratedStore.commit`); ``price_blocks`` (per market, bars
+    that dask tasks read by date range, on ``client``) rewrite the panels from their
+    first affected row in whole blocks of the date grid."""
     frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()}
     based: dict[str, str | None] = {}
 
@@ -289,7 +292,9 @@ def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
         return delta_frames(store, frames, base)
 
     snapshot_id, result.rebases = store.commit_rebased(build, message=message, tag=tag,
-                                                       delta=True, price_parts=price_parts)
+                                                       delta=True, price_parts=price_parts,
+                                                       price_blocks=price_blocks,
+                                                       client=client)
     raw.record(deliveries, status="published")
     if snapshot_id == based.get("on"):   # every delivered row was stored already
         result.note = "nothing changed at the vendor: no new version committed"
@@ -299,5 +304,5 @@ def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
     result.rows["commit"] = sum(v for k, v in written.items()
                                 if k in ("assets", "symbols", "corporate_actions",
                                          "statements", "prices", "fx"))
-    for key in ("region_cells", "appended_dates", "rewrites"):
+    for key in ("region_cells", "appended_dates", "rewrites", "block_chunks"):
         result.rows[key] = int(written.get(key, 0))

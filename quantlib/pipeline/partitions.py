@@ -36,11 +36,12 @@ import pyarrow.compute as pc
 from quantlib.errors import BatchRejectedError, StoreError
 from quantlib.raw import Delivery, RawZone
 from quantlib.standardize.api import endpoint_of
+from quantlib.store.blocks import BarArrays
 from quantlib.store.panels import NAT_INT, PRICE_VARS, actions_grid, ns_values, previous_valid
 from quantlib.validate import ValidationOutcome
 
 __all__ = ["PartitionResult", "is_price_delivery", "price_partitions", "run_partition",
-           "boundary_jumps", "chunk_grids", "SPILL_COLUMNS"]
+           "boundary_jumps", "chunk_grids", "read_spilled", "SPILL_COLUMNS"]
 
 _DATED = re.compile(r"(\d{8}|\d{6})(?=\.[^.]+$)")
 _PAGE = re.compile(r"[?&]page=(\d+)")
@@ -288,15 +289,13 @@ def chunk_grids(spill_fs: Any, paths: list[str], seed_paths: list[str], dates: n
     return out
 
 
-@dataclass
-class _Bars:
-    """Spilled bars as arrays: date (datetime64[ns]), panel column, values, known_at
-    (int64 ns)."""
-
-    dates: np.ndarray
-    col: np.ndarray
-    values: dict[str, np.ndarray]
-    known: np.ndarray
+def read_spilled(fs: Any, paths: list[str], lo: Any, hi: Any, ids: pd.Index,
+                 dropped: pd.DataFrame) -> BarArrays:
+    """The spilled bars of ``paths`` dated ``lo..hi`` (inclusive) less those in
+    ``dropped`` (``asset_id, date``); columns looked up in ``ids`` (an asset not in
+    ``ids`` is an error). Of bars of the same (asset, date), a later path's come later.
+    """
+    return _read_spill(fs, paths, lo, hi, ids, _gone(dropped, ids), strict=True)
 
 
 def _gone(dropped: pd.DataFrame, ids: pd.Index) -> pd.MultiIndex | None:
@@ -308,7 +307,7 @@ def _gone(dropped: pd.DataFrame, ids: pd.Index) -> pd.MultiIndex | None:
 
 
 def _read_spill(fs: Any, paths: list[str], lo: Any, hi: Any, ids: pd.Index,
-                gone: pd.MultiIndex | None, *, strict: bool) -> _Bars:
+                gone: pd.MultiIndex | None, *, strict: bool) -> BarArrays:
     """The bars of ``paths`` dated ``lo..hi`` (``lo`` None: from the start; ``hi``
     inclusive, or exclusive when ``lo`` is None), less those in ``gone``. ``strict``:
     a bar whose asset is not in ``ids`` is an error (else its column is -1)."""
@@ -327,7 +326,7 @@ def _read_spill(fs: Any, paths: list[str], lo: Any, hi: Any, ids: pd.Index,
         if b > a:
             parts.append(table.slice(a, b - a))
     if not parts:
-        return _Bars(np.zeros(0, "datetime64[ns]"), np.zeros(0, np.int64),
+        return BarArrays(np.zeros(0, "datetime64[ns]"), np.zeros(0, np.int64),
                      {v: np.zeros(0) for v in PRICE_VARS}, np.zeros(0, np.int64))
     codes, dates, known = [], [], []
     values: dict[str, list[np.ndarray]] = {v: [] for v in PRICE_VARS}
@@ -348,10 +347,10 @@ def _read_spill(fs: Any, paths: list[str], lo: Any, hi: Any, ids: pd.Index,
                      .to_numpy(zero_copy_only=False))
         for v in PRICE_VARS:
             values[v].append(t[v].to_numpy(zero_copy_only=False).astype("float64", copy=False))
-    bars = _Bars(np.concatenate(dates), np.concatenate(codes),
+    bars = BarArrays(np.concatenate(dates), np.concatenate(codes),
                  {v: np.concatenate(a) for v, a in values.items()}, np.concatenate(known))
     if gone is not None and len(bars.col):
         keep = ~pd.MultiIndex.from_arrays([bars.col, bars.dates]).isin(gone)
-        bars = _Bars(bars.dates[keep], bars.col[keep], {v: a[keep] for v, a in
+        bars = BarArrays(bars.dates[keep], bars.col[keep], {v: a[keep] for v, a in
                                                          bars.values.items()}, bars.known[keep])
     return bars

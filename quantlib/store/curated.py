@@ -40,12 +40,14 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import icechunk
+import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
 
 from quantlib.errors import SnapshotNotFoundError, StoreError, WriteConflictError
 from quantlib.store import assetgrid, dategrid, parquet
+from quantlib.store.blocks import BlockBars, plan_blocks, write_blocks
 from quantlib.store.cas import commit_lock
 from quantlib.store.chunkread import dask_panel, native_chunk_dir
 from quantlib.store.increment import DeltaActions, write_fx_delta, write_prices_delta
@@ -289,8 +291,8 @@ class CuratedStore:
     def commit(self, frames: Mapping[str, pd.DataFrame], *, message: str,
                tag: str | None = None, parent: str | None = None,
                delta: bool = False, panels: Mapping[str, xr.Dataset] | None = None,
-               client: Any = None, price_parts: Sequence[Callable[[], pd.DataFrame]] = ()
-               ) -> str:
+               client: Any = None, price_parts: Sequence[Callable[[], pd.DataFrame]] = (),
+               price_blocks: Mapping[str, BlockBars] | None = None) -> str:
         """Write a whole refresh as ONE atomic, tagged commit; return its snapshot id.
 
         Parameters
@@ -329,6 +331,13 @@ class CuratedStore:
             catch-up's partitions, :mod:`quantlib.pipeline.catchup`), merged into the
             panels one after the other in this same session (only one part in memory
             at a time), after ``frames["prices"]``.
+        price_blocks : mapping of str to BlockBars, optional
+            With ``delta``: per market, delta bars that dask tasks read by date range
+            (a partitioned catch-up's spills): the panel is rewritten from its first
+            affected row in whole chunks of a full build's date grid
+            (:mod:`quantlib.store.blocks`; tasks on ``client`` or dask's threaded
+            scheduler), new dates appended in whole blocks. A panel that path cannot
+            express gets the bars' ``parts`` merged by region instead.
 
         Raises
         ------
@@ -349,7 +358,8 @@ class CuratedStore:
             raise self._conflict(parent, session.snapshot_id)
         try:
             base = self._base(session.snapshot_id)
-            rows = self._write_delta(session, frames, base, price_parts) if delta else \
+            rows = self._write_delta(session, frames, base, price_parts, price_blocks or {},
+                                     client) if delta else \
                 self._write_all(session, frames, base)
             if panels:
                 rows["panel_cells"] = _write_lazy_panels(session, panels, client)
@@ -413,8 +423,9 @@ class CuratedStore:
     def commit_rebased(self, build: Callable[[str | None], Mapping[str, pd.DataFrame]], *,
                        message: str, tag: str | None = None, attempts: int = 5,
                        delta: bool = False,
-                       price_parts: Sequence[Callable[[], pd.DataFrame]] = ()
-                       ) -> tuple[str, int]:
+                       price_parts: Sequence[Callable[[], pd.DataFrame]] = (),
+                       price_blocks: Mapping[str, BlockBars] | None = None,
+                       client: Any = None) -> tuple[str, int]:
         """Commit frames built on the latest version; rebuild and retry on a conflict.
 
         Parameters
@@ -422,7 +433,7 @@ class CuratedStore:
         build : callable
             ``build(base)`` returns the frames to commit, built on snapshot ``base``
             (``None`` for an empty store). Called again on the new tip after a conflict.
-        message, tag, delta, price_parts
+        message, tag, delta, price_parts, price_blocks, client
             As for :meth:`commit`.
         attempts : int
             Commits tried before giving up.
@@ -442,7 +453,8 @@ class CuratedStore:
             frames = build(None if self.is_initial(tip) else tip)
             try:
                 return self.commit(frames, message=message, tag=tag, parent=tip,
-                                   delta=delta, price_parts=price_parts), attempt
+                                   delta=delta, price_parts=price_parts,
+                                   price_blocks=price_blocks, client=client), attempt
             except WriteConflictError as exc:
                 last = exc
         raise WriteConflictError(
@@ -480,7 +492,8 @@ class CuratedStore:
 
     def _write_delta(self, session: icechunk.Session, frames: Mapping[str, pd.DataFrame],
                      previous: zarr.Group | None,
-                     price_parts: Sequence[Callable[[], pd.DataFrame]] = ()
+                     price_parts: Sequence[Callable[[], pd.DataFrame]] = (),
+                     price_blocks: Mapping[str, BlockBars] | None = None, client: Any = None
                      ) -> dict[str, int]:
         """Write a delta (see :meth:`commit`); only the affected regions are written."""
         root = zarr.open_group(session.store, mode="a")
@@ -496,13 +509,27 @@ class CuratedStore:
         prices = frames.get("prices")
         parts = [*([lambda: prices] if prices is not None and len(prices) else []),
                  *price_parts]
-        if parts or "corporate_actions" in frames:
+        blocks = dict(price_blocks or {})
+        if parts or blocks or "corporate_actions" in frames:
             assets = frames["assets"] if "assets" in frames else _stored(previous, "assets")
-            rows.update(_write_price_parts(session, parts, assets,
-                                           _delta_actions(previous, frames)))
-            _pause("prices")
+            actions = _delta_actions(previous, frames)
+            plans, fallback = plan_blocks(root, blocks, assets, actions)
+            parts += [part for m in fallback for part in blocks[m].parts]
+            if parts or "corporate_actions" in frames:
+                rows.update(_write_price_parts(session, parts, assets,
+                                               _without_markets(actions, assets,
+                                                                {p.market for p in plans})))
+                _pause("prices")
+            if plans:
+                base = self.repo.readonly_session(snapshot_id=session.snapshot_id)
+                for key, n in write_blocks(session, base, plans, client).items():
+                    rows[key] = rows.get(key, 0) + n
+                rows["prices"] = rows.get("prices", 0) + sum(blocks[p.market].rows
+                                                             for p in plans)
+                _pause("prices blocks")
         fx = frames.get("fx")
-        if fx is not None and len(fx) and not write_fx_delta(session, fx):
+        # a catch-up (blocks) writes its FX dates in a full build's grid too
+        if fx is not None and len(fx) and not write_fx_delta(session, fx, sealed=bool(blocks)):
             old = _stored_fx(previous)
             merged = fx if old.empty else pd.concat([old, fx], ignore_index=True) \
                 .drop_duplicates(["date", "currency"], keep="last")
@@ -570,6 +597,17 @@ def _write_price_parts(session: icechunk.Session, parts: Sequence[Callable[[], p
         if len(parts) > 1:
             _pause("prices part")
     return rows
+
+
+def _without_markets(actions: DeltaActions, assets: pd.DataFrame, markets: set[str]
+                     ) -> DeltaActions:
+    """``actions`` whose changed rows leave out those of assets of ``markets``."""
+    if not markets or actions.changed.empty:
+        return actions
+    market_of = assets.drop_duplicates("asset_id", keep="last").set_index("asset_id")["market"]
+    of = market_of.reindex(actions.changed["asset_id"].astype(str)).to_numpy()
+    keep = ~np.isin(of.astype(str), sorted(markets))
+    return DeltaActions(actions.after, actions.changed[keep].reset_index(drop=True))
 
 
 def _stored_fx(previous: zarr.Group | None) -> pd.DataFrame:

@@ -314,22 +314,29 @@ def _write_region(g: zarr.Group, market: str, bars: pd.DataFrame, ids: pd.Index,
     stats["appended_dates"] += n - old_n
 
 
-def _resize(g: zarr.Group, dates: np.ndarray, old_n: int, ids: pd.Index, old_m: int) -> None:
+def _resize(g: zarr.Group, dates: np.ndarray, old_n: int, ids: pd.Index, old_m: int, *,
+            sealed: bool = False) -> None:
     """Grow a panel group to ``dates`` x ``ids`` (the first ``old_n`` dates and
-    ``old_m`` ids stored already): metadata, plus the new coordinate values."""
+    ``old_m`` ids stored already): metadata, plus the new coordinate values. New dates
+    get 1-date chunks, or (``sealed``) the grid of a panel written whole
+    (:func:`~quantlib.store.dategrid.sealed_edges`; the stored chunks from the first
+    changed edge on are rewritten: the partly filled last block)."""
     n, m = len(dates), len(ids)
     if n == old_n and m == old_m:
         return
     for name in g.array_keys():
         arr = cast(zarr.Array, g[name])
         if arr.ndim == 2:
-            dategrid.resize(arr, (n, m))
+            if sealed:
+                dategrid.retile(arr, dategrid.sealed_edges(n), (n, m))
+            else:
+                dategrid.resize(arr, (n, m))
     date = cast(zarr.Array, g["date"])
     if n > old_n:
         units, calendar = _time_units(date)
         num, _, _ = xr.coding.times.encode_cf_datetime(dates[old_n:], units, calendar,
                                                       dtype=date.dtype)
-        date = dategrid.resize(date, (n,))
+        date = dategrid.retile(date, [n], (n,)) if sealed else dategrid.resize(date, (n,))
         date[old_n:] = np.asarray(num, dtype=date.dtype)
     if m > old_m:
         asset = cast(zarr.Array, g["asset"])
@@ -424,12 +431,14 @@ def _write_changed(arr: zarr.Array, grid: np.ndarray, at: tuple[int, int],
     return cells
 
 
-def write_fx_delta(session: icechunk.Session, fx: pd.DataFrame) -> bool:
+def write_fx_delta(session: icechunk.Session, fx: pd.DataFrame, *, sealed: bool = False
+                   ) -> bool:
     """Lay delta FX rates over the stored ``fx`` panel by region; ``False`` (nothing
     written) when the region path cannot express it (no panel yet, a new currency, a
     date before the last stored one that the panel lacks): rewrite the panel then.
 
-    New dates are appended (1-date chunks, :mod:`quantlib.store.dategrid`); rows from
+    New dates are appended (1-date chunks, :mod:`quantlib.store.dategrid`; ``sealed``,
+    a catch-up's many dates: the grid of a panel written whole); rows from
     the first delivered date on are rewritten with the delivered rates laid over them
     (the last delivery of a ``(date, currency)`` wins), so the panel equals
     :func:`~quantlib.store.panels.fx_to_panel` of the stored rows plus the delta.
@@ -448,7 +457,7 @@ def write_fx_delta(session: icechunk.Session, fx: pd.DataFrame) -> bool:
         return False
     new = np.concatenate([dates, np.unique(day[~inside])])
     n_old, n, m = len(dates), len(new), len(currencies)
-    _resize(g, new, n_old, currencies, m)
+    _resize(g, new, n_old, currencies, m, sealed=sealed)
     row = np.searchsorted(new, day)
     r0 = int(row.min())
     known = ns_values(fx["known_at"]).view("int64")

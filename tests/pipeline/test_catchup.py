@@ -125,6 +125,45 @@ def test_catch_up_runs_partitioned_and_commits_once(caught_up):
     assert one.rows["held"] > 0 and one.rows["standardize"] + one.rows["held"] > 20_000
 
 
+def _date_edges(store: CuratedStore) -> dict[str, list[int]]:
+    """Chunk edges along ``date`` of every 2-D panel array (by ``market/variable``)."""
+    import zarr
+
+    from quantlib.store import dategrid
+
+    root = zarr.open_group(store.repo.readonly_session(snapshot_id=store.resolve()).store,
+                           mode="r")
+    return {f"{m}/{name}": dategrid.date_edges(arr) for m in [*store.markets(), "fx"]
+            for name, arr in dategrid.date_arrays(root[m if m == "fx" else f"prices/{m}"])
+            if arr.ndim == 2}
+
+
+def test_catch_up_appends_whole_blocks_like_a_full_build(caught_up):
+    """The catch-up writes its dates in the full build's date grid: whole blocks of
+    128 dates, the partly filled last block in chunks of <= 16; nothing to compact."""
+    import zarr
+
+    from quantlib.store import dategrid
+
+    r = caught_up["results"]["parts"]
+    parts, full = (CuratedStore(caught_up["stores"][k]) for k in ("parts", "full"))
+    first = CuratedStore(caught_up["stores"]["parts"])
+    grown, built = _date_edges(parts), _date_edges(full)
+    assert len(grown) == 3 * 9 + 2 and grown == built
+    for key, edges in grown.items():
+        n = sum(edges)
+        assert edges == dategrid.sealed_edges(n), key
+        assert n > 2 * dategrid.BLOCK and n % dategrid.BLOCK, key   # several blocks + a tail
+    root = zarr.open_group(parts.repo.readonly_session(snapshot_id=parts.resolve()).store,
+                           mode="r")
+    assert not any(dategrid.pending(root[f"prices/{m}"]) for m in parts.markets())
+    # the stored rows it rewrote (the tail, the corrected ones) and the chunks it wrote
+    assert r.rows["block_chunks"] >= 3 * 2 and r.rows["region_cells"] > 0
+    before = first.open_prices("KR", caught_up["first"].snapshot_id)
+    assert r.rows["appended_dates"] >= sum(grown[f"{m}/close"][-1] for m in ("KR",)) \
+        and len(before["date"]) < sum(grown["KR/close"]) - dategrid.BLOCK
+
+
 def test_catch_up_equals_one_frame_refresh_and_full_build(caught_up):
     stores = {k: CuratedStore(v) for k, v in caught_up["stores"].items()}
     _same(stores["parts"], stores["one"])
@@ -197,8 +236,8 @@ def test_killed_catch_up_keeps_previous_version_and_rerun_completes(caught_up, m
     try:
         deadline = time.monotonic() + 400
         assert proc.stderr is not None
-        for line in proc.stderr:   # killed inside the commit, a partition merged
-            if "quantlib-store: wrote prices part" in line:
+        for line in proc.stderr:   # killed inside the commit, the blocks merged
+            if "quantlib-store: wrote prices blocks" in line:
                 seen = True
                 break
             if time.monotonic() > deadline:
