@@ -6,9 +6,10 @@ mark (stdlib only), so every third-party import is inside the measurement.
 Phases (wall and CPU = user + sys, and how many modules each adds): the data's libraries
 (numpy, pandas, xarray, which a user holding a Dataset has imported anyway),
 quantlib.backtest, reading the panel (not part of the first result), the first ``run()``
-(loads the kernels: their native artifacts with llvmlite, or numba and its cache, see
-quantlib.backtest.native) and a second ``run()`` (the steady cost). Prints one JSON line,
-with whether numba was imported. Usage: ``python bench/startup_probe.py DATA_DIR``.
+(loads the kernels: their native artifacts, linked by quantlib's ELF loader or llvmlite's
+MCJIT, or numba and its cache, see quantlib.backtest.native) and a second ``run()`` (the
+steady cost). Prints one JSON line, with whether numba and llvmlite were imported and how
+the artifacts were linked. Usage: ``python bench/startup_probe.py DATA_DIR``.
 """
 
 import json
