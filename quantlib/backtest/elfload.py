@@ -140,19 +140,20 @@ def _layout(secs: list[tuple[int, ...]]) -> tuple[dict[int, int], list[int]]:
 
 
 def _symbols(obj: bytes, secs: list[tuple[int, ...]]) -> list[tuple[str, int, int, int, int]]:
-    """(name, binding, section index, value, size) of each entry of the symbol table."""
+    """(name, binding, section index, value, size) of each entry of the symbol table; the
+    name only of a global or undefined symbol (a local one is reached by its index)."""
     tabs = [s for s in secs if s[1] == _SHT_SYMTAB]
     if len(tabs) != 1:
         raise ValueError(f"expected one symbol table, found {len(tabs)}")
     tab = tabs[0]
     strtab = secs[tab[6]][4]
     out = []
-    for j in range(tab[5] // 24):
-        st_name, info, _other, shndx, value, sz = struct.unpack_from("<IBBHQQ", obj,
-                                                                      tab[4] + j * 24)
+    for st_name, info, _other, shndx, value, sz in struct.iter_unpack(
+            "<IBBHQQ", obj[tab[4]:tab[4] + tab[5] // 24 * 24]):
+        bind = info >> 4 if (info & 0xF) != _STT_SECTION else -1
         name = obj[strtab + st_name:obj.index(b"\0", strtab + st_name)].decode() \
-            if st_name else ""
-        out.append((name, info >> 4 if (info & 0xF) != _STT_SECTION else -1, shndx, value, sz))
+            if st_name and (bind > 0 or shndx == 0) else ""
+        out.append((name, bind, shndx, value, sz))
     return out
 
 
