@@ -465,21 +465,30 @@ def run_sections(args: argparse.Namespace, d: Path, peers: list[str]) -> list[Ro
 def startup_rows(d: Path, repeat: int = 3) -> list[Row]:
     """Fresh-process start-up with a warm numba cache (bench/startup_probe.py, timed from
     the interpreter's start), as a user's machine has it: Python's bytecode cache on. Also
-    numba running the kernels (``QUANTLIB_NATIVE_CACHE=0``: lean import and cache loading),
-    stock numba import and cache loading (``QUANTLIB_NUMBA_LEAN_LOAD=0``) and no bytecode cache (a
+    the artifacts linked by llvmlite instead of quantlib's ELF loader
+    (``QUANTLIB_NATIVE_ELF=0``), numba running the kernels (``QUANTLIB_NATIVE_CACHE=0``:
+    lean import and cache loading),
+    stock numba import and cache loading (``QUANTLIB_NUMBA_LEAN_LOAD=0``), no bytecode cache (a
     sandbox exporting ``PYTHONDONTWRITEBYTECODE=1`` over a venv installed without .pyc
-    files recompiles every module from source at each start). Per configuration: one
+    files recompiles every module from source at each start) and that sandbox over the
+    .pyc files ``uv sync --compile-bytecode`` writes into the venv (.ci/setup does; a venv
+    synced without it has none, and this row is then the one above). Per configuration: one
     start warms the caches, then the best of ``repeat`` starts; the floor reads the first
     row. Phases are wall / CPU (user + sys): CPU is the fairer number on a loaded box."""
     rows: list[Row] = []
     pyc = {"PYTHONDONTWRITEBYTECODE": "<unset>", "PYTHONPYCACHEPREFIX": str(d / "pyc")}
     none = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": str(d / "no-pyc")}
     for label, env in (("bytecode cache on, native kernels (no numba import)", pyc),
+                       ("bytecode cache on, native kernels linked by llvmlite's MCJIT", {
+                           **pyc, "QUANTLIB_NATIVE_ELF": "0"}),
                        ("bytecode cache on, numba with lean import and cache loading", {
                            **pyc, "QUANTLIB_NATIVE_CACHE": "0"}),
                        ("bytecode cache on, stock numba import and cache loading", {
                            **pyc, "QUANTLIB_NUMBA_LEAN_LOAD": "0"}),
-                       ("no bytecode cache (as this sandbox), native kernels", none)):
+                       ("no bytecode cache (as this sandbox), native kernels", none),
+                       ("PYTHONDONTWRITEBYTECODE=1 over the venv's own .pyc (uv sync "
+                        "--compile-bytecode, as .ci/setup), native kernels", {
+                           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "<unset>"})):
         runs = [_startup_probe(d, env) for _ in range(repeat + 1)][1:]
         ok = [r for r in runs if "phases" in r]
         if not ok:
@@ -499,7 +508,9 @@ def startup_rows(d: Path, repeat: int = 3) -> list[Row]:
                      f"modules), of which loading the kernels ~{load:.2f} s; "
                      f"{s['lean_loads']} kernels loaded lean, "
                      f"{s.get('native', {}).get('artifacts_loaded', 0)} from native artifacts "
-                     f"(numba imported: {s.get('numba_imported')}); process {s['process_s']:.2f} s "
+                     f"({s.get('native', {}).get('linked_elf', 0)} linked by the ELF loader; "
+                     f"numba imported: {s.get('numba_imported')}, llvmlite: "
+                     f"{s.get('llvmlite_imported')}); process {s['process_s']:.2f} s "
                      f"(best of {len(ok)})"))
     return rows
 

@@ -3,25 +3,29 @@ quantlib.backtest.run(...)`` on the W2 panel (1,000 assets x 2,520 days) of
 bench_backtest.py, timed from the interpreter's start. Imports nothing before its first
 mark (stdlib only), so every third-party import is inside the measurement.
 
-Phases (wall and CPU = user + sys, and how many modules each adds): the data's libraries
+Phases (wall and CPU = user + sys, how many modules each adds, and its major page faults
+and blocks read: file pages not in memory, waited for off the CPU): the data's libraries
 (numpy, pandas, xarray, which a user holding a Dataset has imported anyway),
 quantlib.backtest, reading the panel (not part of the first result), the first ``run()``
-(loads the kernels: their native artifacts with llvmlite, or numba and its cache, see
-quantlib.backtest.native) and a second ``run()`` (the steady cost). Prints one JSON line,
-with whether numba was imported. Usage: ``python bench/startup_probe.py DATA_DIR``.
+(loads the kernels: their native artifacts, linked by quantlib's ELF loader or llvmlite's
+MCJIT, or numba and its cache, see quantlib.backtest.native) and a second ``run()`` (the
+steady cost). Prints one JSON line, with whether numba and llvmlite were imported and how
+the artifacts were linked. Usage: ``python bench/startup_probe.py DATA_DIR``.
 """
 
 import json
 import os
+import resource
 import sys
 import time
 
-MARKS: list[tuple[str, float, float, int]] = []
+MARKS: list[tuple[str, float, float, int, int, int]] = []
 
 
 def mark(name: str) -> None:
-    t = os.times()
-    MARKS.append((name, time.perf_counter(), t.user + t.system, len(sys.modules)))
+    ru = resource.getrusage(resource.RUSAGE_SELF)  # process_time: ns, not 10 ms ticks
+    MARKS.append((name, time.perf_counter(), time.process_time(), len(sys.modules),
+                  ru.ru_majflt, ru.ru_inblock))
 
 
 mark("start")
@@ -47,8 +51,10 @@ def main(d: str) -> dict:
                               costs="flat:10")
         mark(name)
     phases = {}
-    for (_, w0, c0, m0), (name, w1, c1, m1) in zip(MARKS, MARKS[1:], strict=False):
-        phases[name] = {"wall_s": w1 - w0, "cpu_s": c1 - c0, "modules": m1 - m0}
+    for (_, w0, c0, m0, f0, b0), (name, w1, c1, m1, f1, b1) in zip(MARKS, MARKS[1:],
+                                                                    strict=False):
+        phases[name] = {"wall_s": w1 - w0, "cpu_s": c1 - c0, "modules": m1 - m0,
+                        "major_faults": f1 - f0, "blocks_read": b1 - b0}
     counted = [k for k in phases if k not in ("data", "second run()")]
     numba_imported = "numba" in sys.modules  # before jitload's import below imports it
     from quantlib.backtest import native

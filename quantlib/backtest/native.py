@@ -12,16 +12,21 @@ machine code numba produced for that signature (an ELF object), saved next to nu
 own cache of the kernel (same ``NUMBA_CACHE_DIR`` rules: :func:`cache_dirs`) with what
 it takes to call it: the native function's symbol, how its arguments are flattened, its
 return layout and where each symbol it links against comes from. On a hit the object is
-linked in process by LLVM's MCJIT (``llvmlite.binding``, ~0.05 s to import) against
-numba's small C extensions (its runtime ``_nrt_python``, ``_helperlib``, ``_dynfunc``:
-loaded from numba's install without importing the ``numba`` package) and called through
+linked in process by quantlib's own ELF loader (:mod:`quantlib.backtest.elfload`: the
+sections mapped, x86-64 relocations applied; no LLVM) or, where that cannot serve, by
+LLVM's MCJIT (``llvmlite.binding``, ~0.05 s to import), against numba's small C
+extensions (its runtime ``_nrt_python``, ``_helperlib``, ``_dynfunc``: loaded from
+numba's install without importing the ``numba`` package) and called through
 ``ctypes`` with numba's calling convention: arrays are adapted and boxed by numba's own
 runtime functions, so results are bit-identical (the same machine code runs).
 
 An artifact is used only if everything it was built from matches: the source files of the
 kernel (and of the kernels it calls), numba's and llvmlite's versions, the Python version,
-the host CPU (triple, name, features) and every ``NUMBA_*`` setting; an unreadable,
-foreign or stale file is a miss. On a miss, or for a signature or argument kind an
+the host CPU and every ``NUMBA_*`` setting; an unreadable, foreign or stale file is a
+miss. The ELF loader links an artifact whose :func:`host` matches (the CPU as
+``/proc/cpuinfo`` reports it, llvmlite's version from its file: nothing imported);
+otherwise MCJIT links it if its :func:`header` matches (LLVM's own triple, CPU name and
+features: llvmlite imported). ``QUANTLIB_NATIVE_ELF=0`` always links with MCJIT. On a miss, or for a signature or argument kind an
 artifact cannot serve (keywords, ``None``, object arrays, ...), the kernel runs on numba
 as before: numba is imported (the lean way, :mod:`quantlib._leannumba` and
 :mod:`quantlib.backtest.jitload`), every Kernel becomes its numba dispatcher (module
@@ -38,8 +43,9 @@ is raised by running the call again on numba.
 Examples
 --------
 >>> from quantlib.backtest import native
->>> sorted(native.counts())
-['artifacts_loaded', 'artifacts_saved', 'native_calls', 'numba_calls']
+>>> sorted(native.counts())  # doctest: +NORMALIZE_WHITESPACE
+['artifacts_loaded', 'artifacts_saved', 'elf_failed', 'linked_elf', 'linked_llvm',
+ 'native_calls', 'numba_calls']
 """
 
 from __future__ import annotations
@@ -64,7 +70,8 @@ _LOCK = threading.RLock()
 
 
 def counts() -> dict[str, int]:
-    """Calls served natively or by numba in this process, artifacts loaded and saved.
+    """Calls served natively or by numba in this process, artifacts loaded and saved, and
+    how they were linked (:func:`quantlib.backtest.nativecall.links`).
 
     Examples
     --------
@@ -72,7 +79,7 @@ def counts() -> dict[str, int]:
     >>> all(v >= 0 for v in native.counts().values())
     True
     """
-    return dict(_COUNTS)
+    return {**_COUNTS, **nativecall.links()}
 
 
 def enabled() -> bool:
@@ -216,7 +223,8 @@ class Kernel:
         with _LOCK:
             call = self._native.get(key)
             if call is None and key not in self._missed:
-                call = nativecall.load(self._artifact_paths(key), self._expect(key))
+                call = nativecall.load(self._artifact_paths(key), self._expect(key), host(),
+                                       header)
                 if call is None:
                     self._missed.add(key)
                 else:
@@ -233,18 +241,20 @@ class Kernel:
             if not isinstance(cache_dir, str):
                 return
             path = os.path.join(cache_dir, self._file_name(key))
-            if nativecall.valid(path, self._expect(key)):
+            full = {**self._expect(key), "header": header(), "host": host()}
+            if nativecall.valid(path, full):
                 return
             art = nativecall.describe(disp, args, key, self.options.get("nogil", False))
             if art is None:
                 return
-            art.update(self._expect(key))
+            art.update(full)
             if nativecall.write(path, art):
                 _COUNTS["artifacts_saved"] += 1
 
     def _expect(self, key: tuple[str, ...]) -> dict[str, Any]:
-        """What an artifact for ``key`` must have been built from (all must match)."""
-        return {"header": header(), "kernel": f"{self.__module__}.{self.__qualname__}",
+        """What an artifact for ``key`` must have been built from (all must match), besides
+        the host it runs on (:func:`host`, else :func:`header`)."""
+        return {"kernel": f"{self.__module__}.{self.__qualname__}",
                 "source": self._source_hash(), "types": list(key)}
 
     def _file_name(self, key: tuple[str, ...]) -> str:
@@ -305,6 +315,64 @@ def header() -> str:
                  ll.get_host_cpu_name(), ll.get_host_cpu_features().flatten(), env)
         _STATE["header"] = hashlib.sha256(repr(parts).encode()).hexdigest()
     return str(_STATE["header"])
+
+
+#: /proc/cpuinfo fields that identify a CPU model and what it can run (LLVM's host CPU
+#: name and features follow from them); per-core and clock fields left out
+_CPU_FIELDS = ("vendor_id", "cpu family", "model", "model name", "stepping", "flags")
+
+
+def host() -> str | None:
+    """What an artifact must match to be linked without LLVM (:mod:`.elfload`): as
+    :func:`header`, with the CPU as the kernel reports it (``/proc/cpuinfo``: vendor,
+    family, model, stepping, feature flags) and llvmlite's build read from its
+    ``_version.py``, so llvmlite is not imported. Written into each artifact beside its
+    header by the process that computed both; None where ``/proc/cpuinfo`` is unreadable
+    (then only MCJIT links, on a matching header).
+
+    Examples
+    --------
+    >>> from quantlib.backtest import native
+    >>> h = native.host()
+    >>> h is None or len(h) == 64
+    True
+    """
+    if "host" not in _STATE:
+        _STATE["host"] = _host()
+    return _STATE["host"]
+
+
+def _host() -> str | None:
+    import importlib.util
+
+    cpu: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block
+                name, _, value = line.partition(":")
+                if name.strip() in _CPU_FIELDS:
+                    cpu[name.strip()] = value.strip()
+    except OSError:
+        return None
+    if "flags" not in cpu:
+        return None
+    stamps = []
+    for pkg in ("numba", "llvmlite"):
+        spec = importlib.util.find_spec(pkg)
+        if spec is None or not spec.origin:
+            return None
+        try:
+            with open(os.path.join(os.path.dirname(spec.origin), "_version.py"), "rb") as fh:
+                stamps.append(hashlib.sha256(fh.read()).hexdigest())
+        except OSError:
+            return None
+    env = sorted((k, v) for k, v in os.environ.items()
+                 if k.startswith("NUMBA_") and k != "NUMBA_CACHE_DIR")
+    parts = (nativecall.FORMAT, sys.version, sys.platform, os.uname().machine, stamps,
+             sorted(cpu.items()), env)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
 
 
 def cache_dirs(py_file: str) -> list[str]:

@@ -5,7 +5,9 @@ object numba compiled, the native function's symbol, the argument codes (:func:`
 the return layout, the LLVM parameter types (checked against this module's flattening when
 written) and, for each undefined symbol of the object, where its address comes from
 (numba's runtime and helper C extensions, a builtin exception, or the process). Loading
-links the object with LLVM's MCJIT; calling follows numba's calling convention
+links the object with :mod:`quantlib.backtest.elfload` (no LLVM) where the artifact was
+written on this host (:func:`load`), else with LLVM's MCJIT; calling follows numba's
+calling convention
 ``int32 fn(ret*, excinfo**, flattened args...)``: an array argument is numba's array
 struct (meminfo, parent, nitems, itemsize, data, shape, strides) filled by numba's own
 ``NRT_adapt_ndarray_from_python``, array results are boxed by
@@ -31,15 +33,30 @@ import pickle
 import struct
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-__all__ = ["typekey", "describe", "write", "load", "valid", "FORMAT"]
+__all__ = ["typekey", "describe", "write", "load", "valid", "links", "FORMAT"]
 
-FORMAT = 1
+FORMAT = 2  # 2: artifacts carry "host" (native.host), linked without LLVM where it matches
 _KINDS = "biuf"  # bool, signed, unsigned, float dtypes: what numba types the same way here
 _RUNTIME: dict[str, Any] = {}
+_LINKS = {"linked_elf": 0, "linked_llvm": 0, "elf_failed": 0}
+
+
+def links() -> dict[str, int]:
+    """Artifacts linked in this process by quantlib's ELF loader and by LLVM's MCJIT, and
+    ELF links that failed (then MCJIT linked the artifact).
+
+    Examples
+    --------
+    >>> from quantlib.backtest import nativecall
+    >>> sorted(nativecall.links())
+    ['elf_failed', 'linked_elf', 'linked_llvm']
+    """
+    return dict(_LINKS)
 
 
 def _code(a: Any) -> str | None:
@@ -140,8 +157,9 @@ def describe(disp: Any, args: tuple[Any, ...], key: tuple[str, ...], nogil: bool
     if symbols is None:
         return None
     return {"format": FORMAT, "object": obj, "object_hash": _digest(obj),
-            "symbol": cres.fndesc.mangled_name,
-            "params": params, "ret": ret[1], "ret_tuple": ret[0], "nogil": bool(nogil), "symbols": symbols}
+            "symbol": cres.fndesc.mangled_name, "params": params, "ret": ret[1],
+            "ret_tuple": ret[0], "nogil": bool(nogil), "symbols": symbols,
+            "elf": _elf_agrees(symbols)}
 
 
 def _cached_object(disp: Any, argtypes: tuple[Any, ...], lib: Any) -> bytes | None:
@@ -204,6 +222,15 @@ def _classify(names: list[str]) -> dict[str, list[str]] | None:
     return out
 
 
+def _elf_agrees(symbols: dict[str, list[str]]) -> bool:
+    """Whether the process resolves each of the object's process symbols to the address
+    LLVM gave it (elfload may link the artifact)."""
+    import llvmlite.binding as ll
+
+    return all(_process_symbol(n) == ll.address_of_symbol(n)
+               for n, where in symbols.items() if where[0] == "process")
+
+
 def _source(name: str, rt: dict[str, Any], builtins: Any) -> list[str]:
     nrt, helper, dyn = (rt[k].c_helpers for k in ("nrt", "helper", "dynfunc"))
     if name == "_Py_NoneStruct":
@@ -254,18 +281,24 @@ def write(path: str, art: dict[str, Any]) -> bool:
 # ------------------------------------------------------------------ loading and calling
 
 
-def _runtime() -> dict[str, Any]:
-    """llvmlite's native target and numba's runtime C extensions, loaded once; without
-    importing the numba package (each extension is loaded from its file)."""
-    if _RUNTIME:
-        return _RUNTIME
-    import importlib.machinery
-    import importlib.util
-
+def _llvm() -> Any:
+    """``llvmlite.binding`` with its native target initialized (MCJIT linking only)."""
     import llvmlite.binding as ll
 
-    ll.initialize_native_target()
-    ll.initialize_native_asmprinter()
+    if not _RUNTIME.get("llvm"):
+        ll.initialize_native_target()
+        ll.initialize_native_asmprinter()
+        _RUNTIME["llvm"] = True
+    return ll
+
+
+def _runtime() -> dict[str, Any]:
+    """numba's runtime C extensions, loaded once, without importing the numba package
+    (each extension is loaded from its file)."""
+    if "nrt" in _RUNTIME:
+        return _RUNTIME
+    import importlib.util
+
     spec = importlib.util.find_spec("numba")
     if spec is None or not spec.origin:
         raise ImportError("numba is not installed")
@@ -330,16 +363,38 @@ def valid(path: str, expect: dict[str, Any]) -> bool:
     return _read(path, expect) is not None
 
 
-def load(paths: list[str], expect: dict[str, Any]) -> Any:
-    """The callable of the first valid artifact among ``paths`` (None: a miss)."""
+_FAILS = (KeyError, TypeError, ValueError, RuntimeError, ImportError, OSError, IndexError,
+          AttributeError, struct.error)
+
+
+def load(paths: list[str], expect: dict[str, Any], host: str | None,
+         header: Callable[[], str]) -> Any:
+    """The callable of the first valid artifact among ``paths`` (None: a miss).
+
+    ``expect`` holds what the artifact must have been built from (kernel, source, argument
+    types). An artifact written on this host (its ``host`` equal to ``host``: see
+    :func:`quantlib.backtest.native.host`) is linked by :mod:`quantlib.backtest.elfload`,
+    without LLVM; one whose host differs, or that the ELF loader cannot link, is linked by
+    MCJIT if its ``header`` (LLVM's own view of the CPU, importing llvmlite) matches."""
     for path in paths:
         art = _read(path, expect)
         if art is None:
             continue
-        with contextlib.suppress(KeyError, TypeError, ValueError, RuntimeError, ImportError,
-                                 OSError, IndexError, AttributeError):
-            return _Native(art)
+        if host is not None and art.get("host") == host and art.get("elf") is True \
+                and _elf_enabled():
+            try:
+                return _Native(art, elf=True)
+            except _FAILS:
+                _LINKS["elf_failed"] += 1
+        with contextlib.suppress(*_FAILS):
+            if art.get("header") == header():
+                return _Native(art, elf=False)
     return None
+
+
+def _elf_enabled() -> bool:
+    return sys.platform.startswith("linux") and os.uname().machine == "x86_64" \
+        and os.environ.get("QUANTLIB_NATIVE_ELF", "1").strip() != "0"
 
 
 class _ExcInfo(ctypes.Structure):
@@ -355,12 +410,35 @@ _SCALAR: dict[str, Any] = {"<f8": ctypes.c_double, "<i8": ctypes.c_int64, "<u8":
 
 
 class _Native:
-    """One loaded artifact: its code linked by MCJIT, called through ctypes."""
+    """One loaded artifact: its code linked by quantlib's ELF loader (``elf``) or MCJIT,
+    called through ctypes."""
 
-    def __init__(self, art: dict[str, Any]) -> None:
-        import llvmlite.binding as ll
-
+    def __init__(self, art: dict[str, Any], elf: bool) -> None:
         rt = _runtime()
+        addr = self._link_elf(art, rt) if elf else self._link_llvm(art, rt)
+        _LINKS["linked_elf" if elf else "linked_llvm"] += 1
+        types: list[Any] = [ctypes.c_void_p, ctypes.c_void_p]
+        for code in art["types"]:
+            if code[0] == "a":
+                types += [_CT[p] for p in _flat(code)]
+            else:
+                types.append(_SCALAR.get(code[1:], _CT[_flat(code)[0]]))
+        proto = ctypes.CFUNCTYPE if art["nogil"] else ctypes.PYFUNCTYPE
+        self._fn = proto(ctypes.c_int32, *types)(addr)
+        self._codes, self._ret, self._rt = art["types"], art["ret"], rt
+        self._tuple = bool(art["ret_tuple"])
+        self._words = sum(_words(c) for c in self._ret) or 1
+
+    @staticmethod
+    def _link_elf(art: dict[str, Any], rt: dict[str, Any]) -> int:
+        from quantlib.backtest import elfload
+
+        resolve = {name: _process_symbol(name) if where[0] == "process"
+                   else _address(where, rt) for name, where in art["symbols"].items()}
+        return elfload.link(art["object"], resolve, art["symbol"])
+
+    def _link_llvm(self, art: dict[str, Any], rt: dict[str, Any]) -> int:
+        ll = _llvm()
         tm = ll.Target.from_default_triple().create_target_machine(codemodel="jitdefault",
                                                                    jit=True)
         mod = ll.parse_assembly("")
@@ -379,17 +457,7 @@ class _Native:
         addr = self._ee.get_function_address(art["symbol"])
         if not addr:
             raise KeyError(art["symbol"])
-        types: list[Any] = [ctypes.c_void_p, ctypes.c_void_p]
-        for code in art["types"]:
-            if code[0] == "a":
-                types += [_CT[p] for p in _flat(code)]
-            else:
-                types.append(_SCALAR.get(code[1:], _CT[_flat(code)[0]]))
-        proto = ctypes.CFUNCTYPE if art["nogil"] else ctypes.PYFUNCTYPE
-        self._fn = proto(ctypes.c_int32, *types)(addr)
-        self._codes, self._ret, self._rt = art["types"], art["ret"], rt
-        self._tuple = bool(art["ret_tuple"])
-        self._words = sum(_words(c) for c in self._ret) or 1
+        return int(addr)
 
     def __call__(self, args: tuple[Any, ...], kernel: Any) -> Any:
         rt, flat, held = self._rt, [], []
@@ -444,6 +512,18 @@ class _Native:
         with contextlib.suppress(Exception):
             ctypes.pythonapi.PyErr_Clear()
         return kernel.run_on_numba(args)
+
+
+def _process_symbol(name: str) -> int:
+    """The address of a symbol of the process (Python's C API, libc), as the dynamic
+    linker finds it (LLVM asks it the same way); 0 if there is none."""
+    if "process" not in _RUNTIME:
+        _RUNTIME["process"] = ctypes.CDLL(None)
+    try:
+        fn = _RUNTIME["process"][name]
+    except AttributeError:
+        return 0
+    return int(ctypes.cast(fn, ctypes.c_void_p).value or 0)
 
 
 def _words(code: str) -> int:

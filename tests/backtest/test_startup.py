@@ -7,8 +7,10 @@ Speed itself is measured in bench/bench_backtest.py (``--sections startup``), ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -245,8 +247,9 @@ def test_run_in_a_fresh_process_on_a_warm_cache_does_not_import_numba(tmp_path: 
     """``quantlib.backtest.run`` (the W2 path: momentum, quantile mask, constraints,
     simulation, fingerprints) in fresh processes on numba's default cache: once the
     artifacts are written (by a numba run), a fresh process runs every kernel from them
-    without importing numba (only its C extensions are loaded, not the ``numba`` package),
-    and its numbers are bit-identical to numba's, lean and stock."""
+    without importing numba (only its C extensions are loaded, not the ``numba`` package)
+    nor llvmlite (quantlib's ELF loader links them), and its numbers are bit-identical to
+    numba's, lean and stock, and to the same artifacts linked by llvmlite's MCJIT."""
     script = tmp_path / "native_run.py"
     script.write_text(NATIVE_RUN_CODE)
 
@@ -260,15 +263,21 @@ def test_run_in_a_fresh_process_on_a_warm_cache_does_not_import_numba(tmp_path: 
     lean = go("lean.npy", QUANTLIB_NATIVE_CACHE="0")  # numba (compiles if needed), writes
     assert lean["numba"] and lean["counts"]["native_calls"] == 0
     native = go("native.npy")
-    assert native["numba"] == [] and native["llvmlite"]
-    assert native["counts"]["numba_calls"] == 0 and native["counts"]["artifacts_saved"] == 0
-    assert native["counts"]["artifacts_loaded"] >= 6 and native["counts"]["native_calls"] >= 6
+    assert native["numba"] == [] and not native["llvmlite"]
+    counts = native["counts"]
+    assert counts["numba_calls"] == 0 and counts["artifacts_saved"] == 0
+    assert counts["artifacts_loaded"] >= 6 and counts["native_calls"] >= 6
+    assert counts["linked_elf"] == counts["artifacts_loaded"] and counts["linked_llvm"] == 0
+    mcjit = go("mcjit.npy", QUANTLIB_NATIVE_ELF="0")
+    assert mcjit["numba"] == [] and mcjit["llvmlite"]
+    assert mcjit["counts"]["linked_llvm"] == counts["artifacts_loaded"]
+    assert mcjit["counts"]["linked_elf"] == 0 and mcjit["counts"]["numba_calls"] == 0
     stock = go("stock.npy", QUANTLIB_NUMBA_LEAN_LOAD="0")
     assert stock["numba"] and stock["counts"]["native_calls"] == 0
-    nets = {n: np.load(tmp_path / f"{n}.npy") for n in ("lean", "native", "stock")}
+    nets = {n: np.load(tmp_path / f"{n}.npy") for n in ("lean", "native", "mcjit", "stock")}
     assert np.isfinite(nets["native"][100:, 0]).all() and np.nanstd(nets["native"][100:, 0]) > 0
-    assert np.array_equal(nets["native"], nets["lean"], equal_nan=True)
-    assert np.array_equal(nets["native"], nets["stock"], equal_nan=True)
+    for other in ("lean", "mcjit", "stock"):
+        assert np.array_equal(nets["native"], nets[other], equal_nan=True)
 
 
 KERNEL_MODULE = '''
@@ -304,6 +313,7 @@ except ZeroDivisionError as exc:
     res["raised"] = [type(exc).__name__, str(exc)]
 res["inverse"] = qlkern.inverse(4.0)
 res["numba"] = "numba" in sys.modules
+res["llvmlite"] = "llvmlite.binding" in sys.modules
 from quantlib.backtest import native
 res["counts"] = native.counts()
 print(json.dumps(res))
@@ -345,3 +355,73 @@ def test_artifacts_are_rebuilt_when_stale_or_corrupt(tmp_path: Path):
     assert not fifth["numba"] and fifth["counts"]["artifacts_loaded"] == 2
     assert fourth["out"] == fifth["out"] == [0.0, 6.0, 12.0]
     assert fifth["raised"] == ["ZeroDivisionError", "division by zero"]
+
+
+def _rewrite(path: Path, **fields: object) -> None:
+    """Change an artifact's fields (the object's hash kept consistent with the object)."""
+    art = pickle.loads(path.read_bytes())
+    art.update(fields)
+    art["object_hash"] = hashlib.blake2b(art["object"], digest_size=16).hexdigest()
+    path.write_bytes(pickle.dumps(art, protocol=4))
+
+
+def test_an_artifact_the_elf_loader_must_not_link_is_linked_by_llvm(tmp_path: Path):
+    """The ELF loader links only artifacts written on this host (same CPU as
+    /proc/cpuinfo reports it, Python, numba, llvmlite): one from another host is linked
+    by MCJIT after LLVM's own check of the CPU (llvmlite imported, numba not), and so is
+    one the ELF loader cannot link (an object of another OS ABI here); the numbers are
+    the same, numba's exception too."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "qlkern.py").write_text(KERNEL_MODULE.replace("FACTOR", "1.0"))
+    env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def go() -> dict:
+        return _fresh(KERNEL_CALLER, env, str(src))
+
+    first, elf = go(), go()
+    assert first["numba"] and first["counts"]["artifacts_saved"] == 2
+    assert not elf["numba"] and not elf["llvmlite"]
+    assert elf["counts"]["linked_elf"] == 2 and elf["counts"]["linked_llvm"] == 0
+    scale_file, inverse_file = (next((tmp_path / "cache").rglob(f"quantlib-native-*.{k}-*"))
+                                for k in ("scale", "inverse"))
+    _rewrite(scale_file, host="0" * 64)  # written on another machine
+    obj = bytes(pickle.loads(inverse_file.read_bytes())["object"])
+    _rewrite(inverse_file, object=obj[:7] + b"\xff" + obj[8:])  # EI_OSABI: standalone
+    llvm = go()
+    assert not llvm["numba"] and llvm["llvmlite"]
+    assert llvm["counts"]["linked_llvm"] == 2 and llvm["counts"]["linked_elf"] == 0
+    assert llvm["counts"]["elf_failed"] == 1 and llvm["counts"]["numba_calls"] == 0
+    for r in (first, elf, llvm):
+        assert r["out"] == [0.0, 4.0, 8.0] and r["total"] == 6.0 and r["writeable"]
+        assert r["raised"] == ["ZeroDivisionError", "division by zero"]
+        assert r["inverse"] == 0.25
+
+
+def test_the_start_up_probe_links_every_kernel_without_llvmlite(tmp_path: Path):
+    """bench/startup_probe.py (what the start-up floor is measured with) on a short W2-shaped
+    panel (1,000 assets): on a warm cache its first ``run()`` links every kernel with the
+    ELF loader; neither numba nor llvmlite is imported in its process."""
+    rng = np.random.default_rng(3)
+    T = 320
+    ret = rng.normal(0.0003, 0.02, (T, 1000))
+    ret[:30, :100] = np.nan
+    np.save(tmp_path / "dates.npy", np.datetime64("2010-01-04", "ns")
+            + np.arange(T) * np.timedelta64(1, "D"))
+    np.save(tmp_path / "w2_1000_returns.npy", ret)
+    np.save(tmp_path / "w2_1000_close.npy", 100 * np.exp(np.nancumsum(ret, axis=0)))
+    np.save(tmp_path / "w2_1000_in_universe.npy", ~np.isnan(ret))
+    probe = Path(__file__).parents[2] / "bench" / "startup_probe.py"
+
+    def go() -> dict:
+        done = subprocess.run([sys.executable, str(probe), str(tmp_path)], capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    go()  # writes the artifacts if this checkout's cache has none yet
+    out = go()
+    assert out["numba_imported"] is False and out["llvmlite_imported"] is False
+    assert out["native"]["artifacts_loaded"] >= 6 and out["native"]["numba_calls"] == 0
+    assert out["native"]["linked_elf"] == out["native"]["artifacts_loaded"]
+    assert out["phases"]["first run()"]["modules"] < 20
