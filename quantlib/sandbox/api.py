@@ -16,11 +16,13 @@ asset's listing when it was published before, as the feed serves it from then on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from quantlib.errors import QuantlibError
 from quantlib.sandbox.events import FX_DECIMALS
@@ -31,12 +33,13 @@ from quantlib.sandbox.formats import (
     symbol_index,
     with_none,
 )
+from quantlib.sandbox.pagejson import encode_page
 
 if TYPE_CHECKING:
     from quantlib.sandbox.universe import SandboxUniverse
 
 __all__ = ["ApiData", "Table", "Coded", "ApiRequestError", "DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE",
-           "ENDPOINTS", "UPDATED", "updated_ms", "statement_updated_ms"]
+           "ENDPOINTS", "UPDATED", "updated_ms", "statement_updated_ms", "page_json"]
 
 DEFAULT_PAGE_SIZE = 5000
 MAX_PAGE_SIZE = 50_000
@@ -61,6 +64,7 @@ class Coded:
 
     codes: np.ndarray
     categories: np.ndarray   # object array, with a trailing None for code -1
+    _dictionary: pa.Array | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, values: pd.Series, categories: pd.Series | pd.Index) -> Coded:
@@ -73,6 +77,14 @@ class Coded:
 
     def __getitem__(self, sl: slice) -> np.ndarray:
         return self.categories[self.codes[sl]]
+
+    def arrow(self, at: slice | np.ndarray) -> pa.DictionaryArray:
+        """The values at ``at`` as an Arrow dictionary array (None -> null)."""
+        if self._dictionary is None:
+            self._dictionary = pa.array(self.categories[:-1])
+        codes = self.codes[at]
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0),
+                                              self._dictionary)
 
 
 @dataclass
@@ -104,6 +116,20 @@ class Table:
                 vals = [None if v == -1 else v for v in vals]
             cols.append(vals)
         return [dict(zip(keys, row, strict=True)) for row in zip(*cols, strict=True)]
+
+    def arrays(self, lo: int, hi: int, rows: np.ndarray | None = None
+               ) -> dict[str, pa.Array]:
+        """Rows ``lo:hi`` (of ``rows``, as in :meth:`records`) as Arrow arrays, the
+        values :meth:`records` gives (nulls where it gives None)."""
+        out = {}
+        for k, col in self.columns.items():
+            at = slice(lo, hi) if rows is None else rows[lo:hi]
+            if isinstance(col, Coded):
+                out[k] = col.arrow(at)
+                continue
+            vals = col[at]
+            out[k] = pa.array(vals, mask=vals == -1 if k in self.nullable else None)
+        return out
 
 
 def updated_ms(px: pd.DataFrame, fixes: pd.DataFrame | None) -> np.ndarray:
@@ -253,6 +279,25 @@ class ApiData:
 
     def page(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
         """One page: ``{"data", "page", "next_page", "total_rows"}``."""
+        table, a, b, rows, head = self._select(endpoint, params)
+        return {"data": table.records(a, b, rows), **head}
+
+    def page_body(self, endpoint: str, params: dict[str, str]) -> bytes:
+        """One page as the JSON the server sends: ``json.dumps(self.page(...),
+        separators=(",", ":"), allow_nan=False)``, encoded from the columns
+        (:mod:`quantlib.sandbox.pagejson`) where it can be."""
+        table, a, b, rows, head = self._select(endpoint, params)
+        try:
+            body = encode_page(table.arrays(a, b, rows), **head)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):   # mixed types in a text column
+            body = None
+        return body if body is not None else page_json(
+            {"data": table.records(a, b, rows), **head})
+
+    def _select(self, endpoint: str, params: dict[str, str]
+                ) -> tuple[Table, int, int, np.ndarray | None, dict[str, Any]]:
+        """The table, its page's rows ``a:b`` (of the selected positions, or None) and
+        the page's other keys."""
         table = self.table(endpoint, params)
         lo, hi = 0, len(table)
         if endpoint in _TIMED and table.t is not None:
@@ -273,8 +318,13 @@ class ApiData:
         total = max(hi - lo, 0)
         a = min(lo + (page - 1) * size, hi)
         b = min(a + size, hi)
-        return {"data": table.records(a, b, rows), "page": page,
-                "next_page": page + 1 if b < hi else None, "total_rows": total}
+        return table, a, b, rows, {"page": page, "next_page": page + 1 if b < hi else None,
+                                   "total_rows": total}
+
+
+def page_json(page: dict[str, Any]) -> bytes:
+    """A page (or any answer) as the server writes it: compact JSON, no NaN."""
+    return json.dumps(page, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _int_param(params: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:

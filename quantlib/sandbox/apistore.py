@@ -41,7 +41,9 @@ from quantlib.sandbox.api import (
     Table,
     _int_param,
     _ms_param,
+    page_json,
 )
+from quantlib.sandbox.pagejson import encode_page
 
 if TYPE_CHECKING:
     from quantlib.sandbox.universe import SandboxUniverse
@@ -147,24 +149,19 @@ class ApiStore:
         return sum(hi - lo if rows is None else len(rows)
                    for _, lo, hi, rows in self._pieces(endpoint, market, t0, t1, since))
 
-    def records(self, endpoint: str, market: str, a: int, b: int, t0: int = 0,
-                t1: int = 2**62, since: int | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Rows ``a:b`` of a query's selection as JSON-ready dicts, and the selection's
-        total row count."""
-        out: list[dict[str, Any]] = []
+    def slices(self, endpoint: str, market: str, a: int, b: int, t0: int = 0,
+               t1: int = 2**62, since: int | None = None) -> tuple[list[pa.Table], int]:
+        """Rows ``a:b`` of a query's selection as Arrow tables (one per partition they
+        fall in, in order), and the selection's total row count."""
+        out: list[pa.Table] = []
         done = 0
-        pieces = self._pieces(endpoint, market, t0, t1, since)
-        for p, lo, hi, rows in pieces:
+        for p, lo, hi, rows in self._pieces(endpoint, market, t0, t1, since):
             count = hi - lo if rows is None else len(rows)
             x, y = max(a - done, 0), min(b - done, count)
             if x < y:
                 tab = self._read(p)
-                part = (tab.slice(lo + x, y - x) if rows is None
-                        else tab.take(pa.array(rows[x:y])))
-                cols = {name: part.column(name).to_pylist() for name in part.column_names}
-                keys = list(cols)
-                out += [dict(zip(keys, r, strict=True))
-                        for r in zip(*cols.values(), strict=True)]
+                out.append(tab.slice(lo + x, y - x) if rows is None
+                           else tab.take(pa.array(rows[x:y])))
             done += count
         return out, done
 
@@ -210,6 +207,26 @@ class StoredApi(ApiData):
         """One page: ``{"data", "page", "next_page", "total_rows"}``."""
         if endpoint not in STORED_ENDPOINTS:
             return super().page(endpoint, params)
+        parts, head = self._stored(endpoint, params)
+        data = [r for part in parts for r in part.to_pylist()]
+        return {"data": data, **head}
+
+    def page_body(self, endpoint: str, params: dict[str, str]) -> bytes:
+        """One page as the JSON the server sends (see :meth:`ApiData.page_body`)."""
+        if endpoint not in STORED_ENDPOINTS:
+            return super().page_body(endpoint, params)
+        parts, head = self._stored(endpoint, params)
+        body = None
+        if parts:
+            tab = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+            body = encode_page({name: tab.column(name) for name in tab.column_names},
+                               **head)
+        return body if body is not None else page_json(
+            {"data": [r for part in parts for r in part.to_pylist()], **head})
+
+    def _stored(self, endpoint: str, params: dict[str, str]
+                ) -> tuple[list[pa.Table], dict[str, Any]]:
+        """A stored endpoint's page: its rows as Arrow tables, and its other keys."""
         self.table(endpoint, params)          # validates the market
         t0, t1 = 0, 2**62
         if endpoint == "prices":
@@ -220,7 +237,7 @@ class StoredApi(ApiData):
         page = _int_param(params, "page", 1, 1, 10**9)
         size = _int_param(params, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
         a = (page - 1) * size
-        data, total = self.store.records(endpoint, params["market"], a, a + size, t0, t1,
+        parts, total = self.store.slices(endpoint, params["market"], a, a + size, t0, t1,
                                          since)
-        return {"data": data, "page": page, "next_page": page + 1 if a + size < total
-                else None, "total_rows": total}
+        return parts, {"page": page, "next_page": page + 1 if a + size < total else None,
+                       "total_rows": total}

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from quantlib.errors import QuantlibError, SourceError
-from quantlib.sandbox.api import ApiData, ApiRequestError
+from quantlib.sandbox.api import ApiData, ApiRequestError, page_json
 from quantlib.sandbox.faults import CONTENT_KINDS, FaultRegistry, corrupt_records
 
 __all__ = ["HttpServer", "TokenBucket"]
@@ -78,7 +78,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None,
                    drop: bool = False) -> None:
-        body = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+        self._send_body(status, page_json(obj), headers, drop)
+
+    def _send_body(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+                   drop: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -142,14 +145,18 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "http_429":
             self._error(429, "sandbox fault: too many requests", {"Retry-After": "1"})
             return
+        endpoint = path.removeprefix("/v1/")
         try:
-            page = self.api.page(path.removeprefix("/v1/"), params)
+            if fault is not None and fault.kind in CONTENT_KINDS:
+                page = self.api.page(endpoint, params)
+                page["data"] = corrupt_records(page["data"], fault)
+                body = page_json(page)
+            else:
+                body = self.api.page_body(endpoint, params)
         except ApiRequestError as exc:
             self._error(exc.status, exc)
             return
-        if fault is not None and fault.kind in CONTENT_KINDS:
-            page["data"] = corrupt_records(page["data"], fault)
-        self._send_json(200, page, drop=fault is not None and fault.kind == "drop_connection")
+        self._send_body(200, body, drop=fault is not None and fault.kind == "drop_connection")
 
     def _clock(self, end: str | None) -> None:
         if self.clock is None:

@@ -27,6 +27,8 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
+from operator import attrgetter, is_not
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -227,7 +229,7 @@ class PageFacts:
     known_at: pd.Timestamp | None
 
 
-class _Row(msgspec.Struct):
+class _Row(msgspec.Struct, gc=False):
     updated_ms: int | None = None
     published_ms: int | None = None
     announced_ms: int | None = None
@@ -273,12 +275,15 @@ def page_facts(data: bytes, file: str) -> PageFacts:
     except msgspec.DecodeError:
         return _page_facts_slow(data, file)
     name = file.split("?", 1)[0].rsplit("/", 1)[-1]
-    times: list[int] = []
+    newest = None
     for key in (_VENDOR_TIME.get(name), _FALLBACK_TIME.get(name)):
-        if key and not times:
-            times = [t for t in (getattr(r, key) for r in page.data) if t is not None]
+        if key and newest is None:   # map/filter: no Python frame per row
+            newest = max(filter(_NOT_NONE, map(attrgetter(key), page.data)), default=None)
     return PageFacts(len(page.data), page.total_rows, page.next_page,
-                     pd.Timestamp(max(times), unit="ms", tz="UTC") if times else None)
+                     pd.Timestamp(newest, unit="ms", tz="UTC") if newest is not None else None)
+
+
+_NOT_NONE = partial(is_not, None)
 
 
 def _page_facts_slow(data: bytes, file: str) -> PageFacts:

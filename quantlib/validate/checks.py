@@ -265,13 +265,15 @@ def _missing_sessions(px: pd.DataFrame, ids: pd.Index, lo: np.ndarray, hi: np.nd
     n = np.maximum(hi - lo, 0)
     asset = np.repeat(np.arange(len(ids)), n)
     session = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
-    k = ids.get_indexer(px["asset_id"].to_numpy())
-    mine = k >= 0
-    held = k[mine].astype("int64") * len(sv) + np.searchsorted(sv, px["date"].to_numpy()[mine])
+    codes, uniq = pd.factorize(px["asset_id"])     # the ids hashed once, not per lookup
+    k = np.append(ids.get_indexer(np.asarray(uniq, dtype=object)), -1)[codes]
+    rows = np.flatnonzero(k >= 0)
+    held = k[rows].astype("int64") * len(sv) + np.searchsorted(sv, px["date"].to_numpy()[rows])
     gone = ~np.isin(asset.astype("int64") * len(sv) + session, held)
     asset, session = asset[gone], session[gone]
-    first = px.iloc[np.flatnonzero(mine)].drop_duplicates("asset_id")
-    source = first.set_index("asset_id")["source"].reindex(ids).to_numpy(dtype=object)
+    mine, first = np.unique(k[rows], return_index=True)   # each asset's first bar
+    source = np.full(len(ids), None, dtype=object)
+    source[mine] = px["source"].iloc[rows[first]].to_numpy(dtype=object)
     return issues_frame(
         "prices", np.full(len(asset), pd.NA, dtype=object), "date",
         pd.DatetimeIndex(sv[session]).date, "missing_session",

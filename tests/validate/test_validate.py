@@ -225,3 +225,21 @@ def test_incremental_batch_without_master_still_checks_sessions(truth):
     assert ns[["asset_id", "row", "value", "market"]].values.tolist() == [
         [kr.iloc[0], 4242, "2025-03-08", "KR"]]
     assert len(out.clean.prices) == 3
+
+
+def test_missing_sessions_name_each_assets_first_delivering_source():
+    from quantlib.validate.checks import missing_session_issues
+
+    days = pd.to_datetime(["2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07"])
+    assets = pd.DataFrame({"asset_id": ["A", "B", "C"], "market": "KR",
+                           "listed": pd.to_datetime(["2024-03-04", "2024-03-05", "2024-03-04"]),
+                           "delisted": pd.to_datetime([None, None, "2024-03-05"])})
+    prices = pd.DataFrame({   # B first from ftp-kr, later from a file drop; Z unknown
+        "asset_id": pd.array(["Z", "B", "A", "B", "A", "A", "C"], dtype="str"),
+        "date": days[[0, 1, 0, 3, 0, 3, 0]],
+        "source": pd.array(["x", "ftp-kr", "drop", "drop", "ftp-kr", "drop", "y"],
+                           dtype="str")})
+    got = missing_session_issues(prices, assets)
+    assert got[["asset_id", "value", "source"]].values.tolist() == [
+        ["A", "2024-03-05", "drop"], ["A", "2024-03-06", "drop"],
+        ["B", "2024-03-06", "ftp-kr"], ["C", "2024-03-05", "y"]]
