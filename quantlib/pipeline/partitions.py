@@ -39,8 +39,8 @@ from quantlib.standardize.api import endpoint_of
 from quantlib.store.panels import NAT_INT, PRICE_VARS, actions_grid, ns_values, previous_valid
 from quantlib.validate import ValidationOutcome
 
-__all__ = ["PartitionResult", "is_price_delivery", "price_partitions", "run_partition",
-           "boundary_jumps", "chunk_grids", "SPILL_COLUMNS"]
+__all__ = ["PartitionResult", "is_price_delivery", "price_partitions", "delivery_groups",
+           "run_partition", "boundary_jumps", "chunk_grids", "SPILL_COLUMNS"]
 
 _DATED = re.compile(r"(\d{8}|\d{6})(?=\.[^.]+$)")
 _PAGE = re.compile(r"[?&]page=(\d+)")
@@ -76,13 +76,19 @@ def _order(d: Delivery) -> tuple[str, str, int]:
 def price_partitions(deliveries: list[Delivery], partition_rows: int) -> list[list[Delivery]]:
     """Consecutive price deliveries (date order: dated names, API page numbers) in
     groups of about ``partition_rows`` rows (a delivery is never split)."""
+    return delivery_groups(sorted(deliveries, key=_order), partition_rows)
+
+
+def delivery_groups(deliveries: list[Delivery], rows_per_group: int) -> list[list[Delivery]]:
+    """Consecutive deliveries, in the order given, in groups of about
+    ``rows_per_group`` rows (a delivery is never split)."""
     parts: list[list[Delivery]] = []
     current: list[Delivery] = []
     rows = 0
-    for d in sorted(deliveries, key=_order):
+    for d in deliveries:
         current.append(d)
         rows += int(d.rows or 0)
-        if rows >= partition_rows:
+        if rows >= rows_per_group:
             parts.append(current)
             current, rows = [], 0
     if current:

@@ -63,6 +63,7 @@ from quantlib.store.tables import (
     rows_from,
     rows_holding,
     write_table,
+    write_table_parts,
 )
 
 __all__ = ["CuratedStore", "WRITE_DELAY_ENV", "STORED_ROWS_ATTR", "stored_actions_after"]
@@ -289,7 +290,8 @@ class CuratedStore:
     def commit(self, frames: Mapping[str, pd.DataFrame], *, message: str,
                tag: str | None = None, parent: str | None = None,
                delta: bool = False, panels: Mapping[str, xr.Dataset] | None = None,
-               client: Any = None, price_parts: Sequence[Callable[[], pd.DataFrame]] = ()
+               client: Any = None, price_parts: Sequence[Callable[[], pd.DataFrame]] = (),
+               statement_parts: Sequence[Callable[[], pd.DataFrame]] | None = None
                ) -> str:
         """Write a whole refresh as ONE atomic, tagged commit; return its snapshot id.
 
@@ -329,6 +331,12 @@ class CuratedStore:
             catch-up's partitions, :mod:`quantlib.pipeline.catchup`), merged into the
             panels one after the other in this same session (only one part in memory
             at a time), after ``frames["prices"]``.
+        statement_parts : sequence of callables, optional
+            Without ``delta``, on a version with no statements: the statements table,
+            one frame per call (canonical columns, key-unique), written part by part in
+            this order (:func:`~quantlib.store.tables.write_table_parts`; only one
+            part in memory at a time: the partitioned build,
+            :mod:`quantlib.pipeline.statements`) instead of ``frames["statements"]``.
 
         Raises
         ------
@@ -350,7 +358,7 @@ class CuratedStore:
         try:
             base = self._base(session.snapshot_id)
             rows = self._write_delta(session, frames, base, price_parts) if delta else \
-                self._write_all(session, frames, base)
+                self._write_all(session, frames, base, statement_parts)
             if panels:
                 rows["panel_cells"] = _write_lazy_panels(session, panels, client)
             if delta and not session.has_uncommitted_changes:
@@ -366,9 +374,8 @@ class CuratedStore:
             raise StoreError("commit to the curated store must succeed", found=str(exc),
                              fix="check the store and rerun the refresh; the previous "
                              "version is intact", file=self.location.join("curated")) from exc
-        if not delta:
-            statements = self.read_table("statements", snapshot_id)
-            parquet.write_table_file(self.location, "statements", snapshot_id, statements)
+        if not delta:   # by parts: the table is never read whole
+            parquet.export_statements(self, snapshot_id)
         elif rows.get("statements"):   # only the appended rows (parquet.statements_files)
             root = self._root(snapshot_id)
             n = int(cast(Any, root["statements"].attrs["rows"]))
@@ -451,11 +458,23 @@ class CuratedStore:
             "committing", file=self.location.join("curated"))
 
     def _write_all(self, session: icechunk.Session, frames: Mapping[str, pd.DataFrame],
-                   previous: zarr.Group | None) -> dict[str, int]:
+                   previous: zarr.Group | None,
+                   statement_parts: Sequence[Callable[[], pd.DataFrame]] | None = None
+                   ) -> dict[str, int]:
         root = zarr.open_group(session.store, mode="a")
         rows: dict[str, int] = {}
         _write_reference_tables(root, frames, rows)
-        if "statements" in frames:
+        if statement_parts is not None:
+            if "statements" in frames or (previous is not None and "statements" in previous):
+                raise StoreError("statements given by parts must be the version's only "
+                                 "statements", found="statements in the frames or stored",
+                                 fix="give the statements either as a frame or by parts, "
+                                 "to a version without statements", field="statements")
+            rows["statements"] = write_table_parts(
+                root, "statements", (part() for part in statement_parts),
+                empty_frame("statements"))
+            _pause("statements")
+        elif "statements" in frames:
             merged = _append_statements(previous, frames["statements"])
             write_table(root, "statements", merged)
             rows["statements"] = len(merged)
