@@ -61,6 +61,7 @@ from quantlib.pipeline.partitions import (
     boundary_jumps,
     chunk_grids,
     is_price_delivery,
+    no_rows,
     price_partitions,
     run_partition,
 )
@@ -245,7 +246,7 @@ def _reference(store_url: str, deliveries: list[Delivery], known_assets: tuple[s
                            deliveries=deliveries)
     except BatchRejectedError as err:  # pragma: no cover - the limit is 1.0
         outcome = err.outcome  # type: ignore[attr-defined]
-    context = batch.replace(**{n: f.iloc[:0] for n, f in batch.frames().items()
+    context = batch.replace(**{n: no_rows(f) for n, f in batch.frames().items()
                                if n not in ("assets", "corporate_actions")})
     return outcome, context, {"standardize": t1 - t0, "validate": time.perf_counter() - t1}
 

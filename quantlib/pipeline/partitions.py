@@ -40,7 +40,7 @@ from quantlib.store.panels import NAT_INT, PRICE_VARS, actions_grid, ns_values, 
 from quantlib.validate import ValidationOutcome
 
 __all__ = ["PartitionResult", "is_price_delivery", "price_partitions", "delivery_groups",
-           "run_partition", "boundary_jumps", "chunk_grids", "SPILL_COLUMNS"]
+           "run_partition", "boundary_jumps", "chunk_grids", "no_rows", "SPILL_COLUMNS"]
 
 _DATED = re.compile(r"(\d{8}|\d{6})(?=\.[^.]+$)")
 _PAGE = re.compile(r"[?&]page=(\d+)")
@@ -141,7 +141,7 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
         out = err.outcome  # type: ignore[attr-defined]
     q = out.quarantine[out.quarantine["frame"] == "prices"].reset_index(drop=True)
     only = batch.replace(assets=batch.assets.iloc[:0], prices=prices)
-    clean = out.clean.replace(**{n: f.iloc[:0] for n, f in out.clean.frames().items()
+    clean = out.clean.replace(**{n: no_rows(f) for n, f in out.clean.frames().items()
                                  if n != "prices"})
     outcome = ValidationOutcome(clean=clean, quarantine=q)
     asset_market = context.assets.dropna(subset=["asset_id"]).drop_duplicates("asset_id") \
@@ -153,7 +153,7 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
     bars = clean.prices.loc[:, SPILL_COLUMNS].sort_values("date", kind="stable")
     # the bars travel by the spill file only: the outcome sent back to the driver keeps
     # the counts (report) and the quarantine, never the partition's clean prices
-    outcome.clean = clean.replace(prices=clean.prices.iloc[:0])
+    outcome.clean = clean.replace(prices=no_rows(clean.prices))
     fs, path = resolve_location(spill).open_fs(market, f"{index:06d}.arrow")
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     _write_spill(fs, path, bars)
@@ -169,6 +169,22 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
         rows={"fetch": sum(int(d.rows or 0) for d in deliveries), "standardize": len(prices),
               "validate": len(bars)},
         seconds={"standardize": t1 - t0, "validate": t2 - t1})
+
+
+def no_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame with ``frame``'s columns and dtypes and no rows, that holds none of its
+    memory (``frame.iloc[:0]`` is a view: kept in a task's result for the whole build,
+    it would keep every row of the frame alive).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"a": ["x", "y"], "v": [1.0, 2.0]})
+    >>> e = no_rows(f)
+    >>> len(e), e.dtypes.equals(f.dtypes)
+    (0, True)
+    """
+    return pd.DataFrame({c: pd.Series([], dtype=frame[c].dtype) for c in frame.columns},
+                        columns=frame.columns)
 
 
 def _write_spill(fs: Any, path: str, bars: pd.DataFrame) -> None:
