@@ -23,6 +23,8 @@ bars (returns seeded with the last clean close before the chunk).
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -40,7 +42,8 @@ from quantlib.store.panels import NAT_INT, PRICE_VARS, actions_grid, ns_values, 
 from quantlib.validate import ValidationOutcome
 
 __all__ = ["PartitionResult", "is_price_delivery", "price_partitions", "delivery_groups",
-           "run_partition", "boundary_jumps", "chunk_grids", "no_rows", "SPILL_COLUMNS"]
+           "run_partition", "boundary_jumps", "chunk_grids", "no_rows", "release_heap",
+           "SPILL_COLUMNS"]
 
 _DATED = re.compile(r"(\d{8}|\d{6})(?=\.[^.]+$)")
 _PAGE = re.compile(r"[?&]page=(\d+)")
@@ -161,7 +164,7 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
     last_clean = bars.groupby("asset_id", sort=False).tail(1).loc[:, ["asset_id", "date",
                                                                       "close"]]
     t2 = time.perf_counter()
-    return PartitionResult(
+    result = PartitionResult(
         market, index, path,
         bars["date"].min() if len(bars) else None, bars["date"].max() if len(bars) else None,
         _by_asset(by_asset.head(1)), _by_asset(by_asset.tail(1)), _by_asset(last_clean),
@@ -169,6 +172,9 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
         rows={"fetch": sum(int(d.rows or 0) for d in deliveries), "standardize": len(prices),
               "validate": len(bars)},
         seconds={"standardize": t1 - t0, "validate": t2 - t1})
+    del batch, full, out, clean, prices, bars, rest, by_asset, only
+    release_heap()
+    return result
 
 
 def no_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -185,6 +191,26 @@ def no_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """
     return pd.DataFrame({c: pd.Series([], dtype=frame[c].dtype) for c in frame.columns},
                         columns=frame.columns)
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:   # not glibc: nothing to trim
+        return None
+
+
+def release_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; a
+    no-op elsewhere). A build task frees its working set when it ends, but glibc keeps
+    freed pages of its per-thread arenas resident; with many threads (fetch workers,
+    dask workers) the process's RSS then climbs task after task. Called at the end of
+    each partition, chunk and statements task."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _write_spill(fs: Any, path: str, bars: pd.DataFrame) -> None:
@@ -307,6 +333,8 @@ def chunk_grids(spill_fs: Any, paths: list[str], seed_paths: list[str], dates: n
     with np.errstate(divide="ignore", invalid="ignore"):
         out["returns"] = split * (out["close"] + dividend) / prev - 1.0
     out["split"], out["dividend"], out["known_at"] = split, dividend, known
+    del bars
+    release_heap()
     return out
 
 

@@ -39,6 +39,7 @@ import pandas as pd
 import pyarrow as pa
 
 from quantlib.errors import BatchRejectedError
+from quantlib.pipeline.partitions import release_heap
 from quantlib.raw import Delivery, RawZone
 from quantlib.standardize.api import frame_of
 from quantlib.store.location import resolve_location
@@ -161,6 +162,8 @@ def read_statements(market: str, index: int, store_url: str, deliveries: list[De
     outcome = ValidationOutcome(clean=CanonicalBatch(), quarantine=_no_quarantine())
     outcome.report = {"reconciliation": {"files": len(recon),
                                          "mismatches": [r for r in recon if not r["ok"]]}}
+    del batch, rows, frame
+    release_heap()
     return StatementRead(market, index, paths, bad, outcome,
                          rows={"fetch": sum(int(d.rows or 0) for d in deliveries)},
                          seconds={"standardize": time.perf_counter() - t0,
@@ -228,10 +231,13 @@ def check_statements(market: str, bucket: int, reads: list[StatementRead], conte
     pieces = [table.slice(a, b - a) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     _write_arrow(fs, path, pieces or [table])
     batches = {int(group[a]): i for i, a in enumerate(starts.tolist())}
-    return StatementCheck(market, bucket, path, batches, outcome,
-                          rows={"standardize": len(frame), "validate": len(clean)},
-                          seconds={"read": t1 - t0, "validate": t2 - t1,
-                                   "spill": time.perf_counter() - t2})
+    result = StatementCheck(market, bucket, path, batches, outcome,
+                            rows={"standardize": len(frame), "validate": len(clean)},
+                            seconds={"read": t1 - t0, "validate": t2 - t1,
+                                     "spill": time.perf_counter() - t2})
+    del full, out, frame, clean, table, pieces
+    release_heap()
+    return result
 
 
 def statement_parts(checks: list[StatementCheck], spill_fs: Any
