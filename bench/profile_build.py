@@ -19,6 +19,14 @@ icechunk's or Arrow's, spend for a call is charged to it; the sandbox's CPU is n
 counted, it is printed apart) under the stack of stages it runs in. Prints the tree of
 stages with inclusive and own CPU microseconds per bar.
 
+``--rss`` also samples the process's resident set size every 10 ms in a thread and
+prints, per stage, the highest RSS seen while that stage ran (inclusive: its callees'
+peaks count), the RSS left after it once the freed C heap is handed back
+(``malloc_trim``, after every stage: what the stage left alive; the trims cost CPU, so
+the CPU columns of an ``--rss`` run are not comparable) and the bytes Arrow's memory
+pool held then, and the process's peak (``VmHWM``): what the build's peak memory is
+made of.
+
 ``--cprofile`` also writes a cProfile of the build (functions by own time; Python
 3.12's profiler sees every thread's calls, so its cumulative times across threads are
 not to be trusted, its own times are).
@@ -33,12 +41,14 @@ import importlib
 import os
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory import peak_mb, reset_peak  # noqa: E402
 
 #: (label, module, attribute path): wrapped where callers look them up
 STAGES: list[tuple[str, str, str]] = [
@@ -72,6 +82,7 @@ STAGES: list[tuple[str, str, str]] = [
     ("stored_rows", "quantlib.store.blocks", "_stored"),
     ("actions_grid", "quantlib.store.blocks", "actions_grid"),
     ("zarr_setitem", "zarr.core.array", "Array.__setitem__"),
+    ("read_table", "quantlib.store.curated", "CuratedStore.read_table"),
     ("manifest", "quantlib.raw.zone", "RawZone.record"),
     ("write_report", "quantlib.pipeline.build", "write_report"),
 ]
@@ -79,6 +90,7 @@ STAGES: list[tuple[str, str, str]] = [
 _stack: list[str] = []
 _cpu: dict[tuple[str, ...], float] = {}
 _calls: dict[tuple[str, ...], int] = {}
+_rss: dict[tuple[str, ...], float] = {}     # highest RSS (MB) seen inside each stage
 
 
 def _wrap(label: str, fn: Any) -> Any:
@@ -92,6 +104,8 @@ def _wrap(label: str, fn: Any) -> Any:
         finally:
             _cpu[key] = _cpu.get(key, 0.0) + time.process_time() - c0
             _calls[key] = _calls.get(key, 0) + 1
+            if _TRIM:
+                _after(key)
             _stack.pop()
     return timed
 
@@ -148,15 +162,45 @@ def _children_cpu() -> float:
     return total
 
 
+_TRIM: list[Any] = []     # [libc] with --rss: freed heap handed back after each stage
+_live: dict[tuple[str, ...], tuple[float, float]] = {}   # most (RSS, Arrow MB) after
+
+
+def _after(key: tuple[str, ...]) -> None:
+    """After a stage: hand the freed C heap back (``malloc_trim``) and note the RSS
+    left and the bytes Arrow's pool holds: what the stage left alive."""
+    import pyarrow as pa
+    from memory import rss_mb
+
+    _TRIM[0].malloc_trim(0)
+    now = (rss_mb(), pa.total_allocated_bytes() / 2**20)
+    old = _live.get(key, (0.0, 0.0))
+    _live[key] = (max(old[0], now[0]), max(old[1], now[1]))
+
+
+def _sample_rss(stop: Any, every: float = 0.01) -> None:
+    """Until ``stop`` is set: the RSS now, charged to every stage on the stack."""
+    from memory import rss_mb
+
+    while not stop.wait(every):
+        now, key = rss_mb(), tuple(_stack)
+        for n in range(1, len(key) + 1):
+            if now > _rss.get(key[:n], 0.0):
+                _rss[key[:n]] = now
+
+
 def _print_tree(total: float, bars: int) -> None:
-    print(f"{'stage (inclusive / own CPU us per bar)':<46}{'incl':>8}{'own':>8}{'calls':>7}")
+    print(f"{'stage (inclusive / own CPU us per bar)':<46}{'incl':>8}{'own':>8}{'calls':>7}"
+          + (f"{'peak RSS MB':>13}{'RSS after':>11}{'Arrow MB':>10}" if _rss else ""))
     keys = sorted(_cpu)
     for key in keys:
         own = _cpu[key] - sum(v for k, v in _cpu.items() if len(k) == len(key) + 1
                               and k[:len(key)] == key)
         name = "  " * (len(key) - 1) + key[-1]
         print(f"{name:<46}{_cpu[key] / bars * 1e6:>8.2f}{own / bars * 1e6:>8.2f}"
-              f"{_calls[key]:>7}")
+              f"{_calls[key]:>7}" + (f"{_rss.get(key, float('nan')):>13.0f}"
+                                     f"{_live.get(key, (0, 0))[0]:>11.0f}"
+                                     f"{_live.get(key, (0, 0))[1]:>10.0f}" if _rss else ""))
     top = sum(v for k, v in _cpu.items() if len(k) == 1)
     print(f"{'(outside every stage)':<46}{(total - top) / bars * 1e6:>8.2f}")
 
@@ -167,6 +211,16 @@ def _profiled(store: str, conn: Any, args: Any, what: str) -> Any:
 
     _cpu.clear()
     _calls.clear()
+    _rss.clear()
+    stop = threading.Event()
+    sampler = threading.Thread(target=_sample_rss, args=(stop,), daemon=True)
+    if args.rss:
+        import ctypes
+
+        _TRIM[:] = [ctypes.CDLL("libc.so.6")]
+        _live.clear()
+        reset_peak()
+        sampler.start()
     prof = cProfile.Profile() if args.cprofile else None
     c0, t0, v0 = time.process_time(), time.perf_counter(), _children_cpu()
     if prof:
@@ -177,6 +231,7 @@ def _profiled(store: str, conn: Any, args: Any, what: str) -> Any:
         prof.disable()
         prof.dump_stats(args.cprofile if what == "build" else f"{args.cprofile}.{what}")
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    stop.set()
     vendor = _children_cpu() - v0
     bars = int(result.rows.get("standardize", 0))
     print(f"\n{what}: {bars:,} rows, {result.rows.get('partitions')} partitions, snapshot "
@@ -184,6 +239,8 @@ def _profiled(store: str, conn: Any, args: Any, what: str) -> Any:
           f"{cpu / bars * 1e6:.1f} CPU-us/row (the sandbox process: {vendor:.1f} s "
           f"= {vendor / bars * 1e6:.1f}); load {os.getloadavg()[0]:.1f}")
     _print_tree(cpu, bars)
+    if args.rss:
+        print(f"process peak RSS (VmHWM): {peak_mb():.0f} MB")
     return result
 
 
@@ -252,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cprofile", default=None, help="write a cProfile here")
     parser.add_argument("--catch-up", type=float, default=None, dest="catch_up",
                         help="years stored before a profiled catch-up to --years")
+    parser.add_argument("--rss", action="store_true", help="peak RSS per stage (sampled)")
     args = parser.parse_args(argv)
     os.environ.setdefault("QUANTLIB_HOME", tempfile.mkdtemp(prefix="prof-home-"))
     from bench_pipeline_build import _warm

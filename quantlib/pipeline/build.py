@@ -9,7 +9,9 @@ market's whole history in one frame. Step by step:
    first markets' work overlaps the slowest vendor's transfers; a build that may still
    turn out small, ``one_frame_below``, waits until the bars fetched so far reach it):
    per market one *reference* task for the tables
-   delivered whole (assets, tickers, corporate actions, statements; FX) and one task
+   delivered whole (assets, tickers, corporate actions; FX), the statements' read and
+   check tasks (:mod:`quantlib.pipeline.statements`: by page group, then by asset
+   bucket, spilled; never a market's statements in one frame) and one task
    per *price partition* (:func:`~quantlib.pipeline.partitions.run_partition`, about
    ``partition_rows`` bars of consecutive dated files or API pages), which spills its
    clean bars to ``<store>/tmp/builds/<refresh_id>/`` and returns a summary;
@@ -22,7 +24,8 @@ market's whole history in one frame. Step by step:
    :func:`~quantlib.pipeline.partitions.chunk_grids` from the spilled bars; one task
    per chunk writes all its variables into a forked icechunk session
    (:meth:`~quantlib.store.CuratedStore.commit` with ``panels=``), the forks are
-   merged, the tables written, and ONE commit makes it all visible. A
+   merged, the tables written (the statements part by part from their spill, and
+   exported to Parquet by parts), and ONE commit makes it all visible. A
    process killed before that commit leaves the previous version as it was.
 
 The spill folder carries a heartbeat; a build first removes the spill folders of
@@ -58,11 +61,22 @@ from quantlib.pipeline.partitions import (
     boundary_jumps,
     chunk_grids,
     is_price_delivery,
+    no_rows,
     price_partitions,
     run_partition,
 )
 from quantlib.pipeline.result import RefreshResult
 from quantlib.pipeline.spill import Heartbeat, remove_stale_spills
+from quantlib.pipeline.statements import (
+    STATEMENT_ROWS,
+    StatementCheck,
+    check_statements,
+    is_statement_delivery,
+    n_buckets,
+    read_statements,
+    statement_groups,
+    statement_parts,
+)
 from quantlib.raw import Delivery, RawZone
 from quantlib.store import CuratedStore
 from quantlib.store.panels import PRICE_VARS, market_dates
@@ -232,7 +246,7 @@ def _reference(store_url: str, deliveries: list[Delivery], known_assets: tuple[s
                            deliveries=deliveries)
     except BatchRejectedError as err:  # pragma: no cover - the limit is 1.0
         outcome = err.outcome  # type: ignore[attr-defined]
-    context = batch.replace(**{n: f.iloc[:0] for n, f in batch.frames().items()
+    context = batch.replace(**{n: no_rows(f) for n, f in batch.frames().items()
                                if n not in ("assets", "corporate_actions")})
     return outcome, context, {"standardize": t1 - t0, "validate": time.perf_counter() - t1}
 
@@ -407,7 +421,10 @@ def combined_outcome(url: str, targets: Sequence[str], fetched: list[list[Delive
     rid = result.refresh_id
     max_jump = float(load_config()["validation"]["max_unexplained_jump"])
     ref_out = [d[0] for d in done]
-    part_out: list[PartitionResult] = [p for d in done for p in d[1:]]
+    part_out: list[PartitionResult] = [p for d in done for p in d[1:]
+                                       if isinstance(p, PartitionResult)]
+    # the statements' read and check tasks (quantlib.pipeline.statements), if any
+    statement_out = [p for d in done for p in d[1:] if not isinstance(p, PartitionResult)]
     contexts = {m: r[1] for m, r in zip(targets, ref_out, strict=True)}
     by_market: dict[str, list[PartitionResult]] = {m: [] for m in targets}
     for p in part_out:
@@ -419,11 +436,13 @@ def combined_outcome(url: str, targets: Sequence[str], fetched: list[list[Delive
         q, drops[m] = boundary_jumps([first, *parts] if first is not None else parts,
                                      contexts[m].corporate_actions, max_jump, m)
         extra.append(q)
-    outcome = _combine([r[0] for r in ref_out] + [p.outcome for p in part_out],
+    outcome = _combine([r[0] for r in ref_out] + [p.outcome for p in part_out]
+                       + [p.outcome for p in statement_out],
                        pd.concat(extra, ignore_index=True), limit)
     deliveries = [d for ds in fetched for d in ds]
     result.rows["fetch"] = sum(int(d.rows or 0) for d in deliveries)
-    _stats(result, outcome, part_out, [r[2] for r in ref_out])
+    _stats(result, outcome, part_out, [r[2] for r in ref_out] + [p.seconds for p in
+                                                                 statement_out])
     raw = RawZone(url)
     if outcome.report["rejected_markets"]:
         raw.record(deliveries, status="rejected")
@@ -446,9 +465,15 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
         url, targets, fetched, done, result, limit=limit)
     frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()
               if name != "prices"}
+    # the statements, by parts (the reference tasks had none to give)
+    checks = [p for d in done for p in d[1:] if isinstance(p, StatementCheck)]
+    fs = spill.filesystem()
+    statements = statement_parts(checks, fs, list(targets))
+    n_statements = sum(c.rows["validate"] for c in checks)
+    if statements or checks:
+        frames.pop("statements")
     assets = frames.get("assets", empty_frame("assets"))
     market_of = assets.drop_duplicates("asset_id", keep="last").set_index("asset_id")["market"]
-    fs = spill.filesystem()
     panels = {}
     for m in targets:
         ids = np.array(sorted(market_of.index[market_of.to_numpy() == m].astype(str)))
@@ -462,11 +487,13 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
         frames.pop("fx", None)
     result.snapshot_id = curated.commit(frames, message=f"{rid}: {', '.join(targets)}",
                                         tag=tag, parent=curated.tip(), panels=panels,
-                                        client=client)
+                                        client=client,
+                                        statement_parts=statements if checks else None)
     result.seconds["commit"] = time.perf_counter() - t1
     tags = curated.snapshots().set_index("snapshot_id")["tags"]
     result.tag = (tags[result.snapshot_id] or [None])[0]
-    result.rows["commit"] = sum(len(f) for f in frames.values()) + result.rows["validate"]
+    result.rows["commit"] = sum(len(f) for f in frames.values()) + n_statements + \
+        result.rows["validate"]
     raw.record(deliveries, status="published")
     result.report_paths = write_report(outcome, url, rid)
 
@@ -474,18 +501,32 @@ def _build(curated: CuratedStore, targets: Sequence[str], fetched: list[list[Del
 def _market_tasks(url: str, rid: str, m: str, deliveries: list[Delivery],
                   known_assets: tuple[str, ...], spill: Any, partition_rows: int
                   ) -> list[Any]:
-    """The market's ``reference`` task, then one task per price partition."""
-    is_price = [m != FX and is_price_delivery(d) for d in deliveries]
-    price = [d for d, p in zip(deliveries, is_price, strict=True) if p]
+    """The market's ``reference`` task, one task per price partition, then its
+    statements' read and check tasks (:mod:`quantlib.pipeline.statements`)."""
+    kind = ["price" if m != FX and is_price_delivery(d) else
+            "statements" if is_statement_delivery(d) else "reference" for d in deliveries]
+    price = [d for d, k in zip(deliveries, kind, strict=True) if k == "price"]
+    statements = [d for d, k in zip(deliveries, kind, strict=True) if k == "statements"]
     known = _literal(known_assets, f"{rid}-known-{m}")
     ref = dask.delayed(_reference, pure=False, nout=3)(
-        url, _literal([d for d, p in zip(deliveries, is_price, strict=True) if not p],
+        url, _literal([d for d, k in zip(deliveries, kind, strict=True) if k == "reference"],
                       f"{rid}-reference-deliveries-{m}"), known,
         dask_key_name=f"{rid}-reference-{m}")
-    return [ref, *(dask.delayed(run_partition, pure=False)(
+    parts = [dask.delayed(run_partition, pure=False)(
         m, i, url, _literal(group, f"{rid}-deliveries-{m}-{i}"), ref[1], spill.url, known,
         dask_key_name=f"{rid}-partition-{m}-{i}")
-        for i, group in enumerate(price_partitions(price, partition_rows)))]
+        for i, group in enumerate(price_partitions(price, partition_rows))]
+    if not statements:
+        return [ref, *parts]
+    buckets = n_buckets(statements, STATEMENT_ROWS)
+    reads = [dask.delayed(read_statements, pure=False)(
+        m, i, url, _literal(group, f"{rid}-statement-deliveries-{m}-{i}"), buckets,
+        spill.url, dask_key_name=f"{rid}-statements-read-{m}-{i}")
+        for i, group in enumerate(statement_groups(statements, STATEMENT_ROWS))]
+    checks = [dask.delayed(check_statements, pure=False)(
+        m, b, reads, ref[1], spill.url, known, dask_key_name=f"{rid}-statements-check-{m}-{b}")
+        for b in range(buckets)]
+    return [ref, *parts, *reads, *checks]
 
 
 def _literal(value: Any, name: str) -> Any:
@@ -504,7 +545,7 @@ def _stats(result: RefreshResult, outcome: ValidationOutcome,
     """Rows and seconds per stage (task seconds summed, like the one-frame build's)."""
     for stage in ("standardize", "validate"):
         result.seconds[stage] = sum(p.seconds.get(stage, 0.0) for p in parts) + \
-            sum(s[stage] for s in ref_seconds)
+            sum(s.get(stage, 0.0) for s in ref_seconds)
     result.summary = outcome.summary
     result.quarantine = market_counts(outcome.quarantine)
     report = outcome.report

@@ -23,6 +23,8 @@ bars (returns seeded with the last clean close before the chunk).
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
 import time
 from dataclasses import dataclass, field
@@ -40,8 +42,9 @@ from quantlib.store.blocks import BarArrays
 from quantlib.store.panels import NAT_INT, PRICE_VARS, actions_grid, ns_values, previous_valid
 from quantlib.validate import ValidationOutcome
 
-__all__ = ["PartitionResult", "is_price_delivery", "price_partitions", "run_partition",
-           "boundary_jumps", "chunk_grids", "read_spilled", "SPILL_COLUMNS"]
+__all__ = ["PartitionResult", "is_price_delivery", "price_partitions", "delivery_groups",
+           "run_partition", "boundary_jumps", "chunk_grids", "read_spilled", "no_rows",
+           "release_heap", "SPILL_COLUMNS"]
 
 _DATED = re.compile(r"(\d{8}|\d{6})(?=\.[^.]+$)")
 _PAGE = re.compile(r"[?&]page=(\d+)")
@@ -77,13 +80,19 @@ def _order(d: Delivery) -> tuple[str, str, int]:
 def price_partitions(deliveries: list[Delivery], partition_rows: int) -> list[list[Delivery]]:
     """Consecutive price deliveries (date order: dated names, API page numbers) in
     groups of about ``partition_rows`` rows (a delivery is never split)."""
+    return delivery_groups(sorted(deliveries, key=_order), partition_rows)
+
+
+def delivery_groups(deliveries: list[Delivery], rows_per_group: int) -> list[list[Delivery]]:
+    """Consecutive deliveries, in the order given, in groups of about
+    ``rows_per_group`` rows (a delivery is never split)."""
     parts: list[list[Delivery]] = []
     current: list[Delivery] = []
     rows = 0
-    for d in sorted(deliveries, key=_order):
+    for d in deliveries:
         current.append(d)
         rows += int(d.rows or 0)
-        if rows >= partition_rows:
+        if rows >= rows_per_group:
             parts.append(current)
             current, rows = [], 0
     if current:
@@ -136,7 +145,7 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
         out = err.outcome  # type: ignore[attr-defined]
     q = out.quarantine[out.quarantine["frame"] == "prices"].reset_index(drop=True)
     only = batch.replace(assets=batch.assets.iloc[:0], prices=prices)
-    clean = out.clean.replace(**{n: f.iloc[:0] for n, f in out.clean.frames().items()
+    clean = out.clean.replace(**{n: no_rows(f) for n, f in out.clean.frames().items()
                                  if n != "prices"})
     outcome = ValidationOutcome(clean=clean, quarantine=q)
     asset_market = context.assets.dropna(subset=["asset_id"]).drop_duplicates("asset_id") \
@@ -148,7 +157,7 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
     bars = clean.prices.loc[:, SPILL_COLUMNS].sort_values("date", kind="stable")
     # the bars travel by the spill file only: the outcome sent back to the driver keeps
     # the counts (report) and the quarantine, never the partition's clean prices
-    outcome.clean = clean.replace(prices=clean.prices.iloc[:0])
+    outcome.clean = clean.replace(prices=no_rows(clean.prices))
     fs, path = resolve_location(spill).open_fs(market, f"{index:06d}.arrow")
     fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
     _write_spill(fs, path, bars)
@@ -156,7 +165,7 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
     last_clean = bars.groupby("asset_id", sort=False).tail(1).loc[:, ["asset_id", "date",
                                                                       "close"]]
     t2 = time.perf_counter()
-    return PartitionResult(
+    result = PartitionResult(
         market, index, path,
         bars["date"].min() if len(bars) else None, bars["date"].max() if len(bars) else None,
         _by_asset(by_asset.head(1)), _by_asset(by_asset.tail(1)), _by_asset(last_clean),
@@ -164,6 +173,45 @@ def run_partition(market: str, index: int, store_url: str, deliveries: list[Deli
         rows={"fetch": sum(int(d.rows or 0) for d in deliveries), "standardize": len(prices),
               "validate": len(bars)},
         seconds={"standardize": t1 - t0, "validate": t2 - t1})
+    del batch, full, out, clean, prices, bars, rest, by_asset, only
+    release_heap()
+    return result
+
+
+def no_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame with ``frame``'s columns and dtypes and no rows, that holds none of its
+    memory (``frame.iloc[:0]`` is a view: kept in a task's result for the whole build,
+    it would keep every row of the frame alive).
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"a": ["x", "y"], "v": [1.0, 2.0]})
+    >>> e = no_rows(f)
+    >>> len(e), e.dtypes.equals(f.dtypes)
+    (0, True)
+    """
+    return pd.DataFrame({c: pd.Series([], dtype=frame[c].dtype) for c in frame.columns},
+                        columns=frame.columns)
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:   # not glibc: nothing to trim
+        return None
+
+
+def release_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc ``malloc_trim``; a
+    no-op elsewhere). A build task frees its working set when it ends, but glibc keeps
+    freed pages of its per-thread arenas resident; with many threads (fetch workers,
+    dask workers) the process's RSS then climbs task after task. Called at the end of
+    each partition, chunk and statements task."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def _write_spill(fs: Any, path: str, bars: pd.DataFrame) -> None:
@@ -286,6 +334,8 @@ def chunk_grids(spill_fs: Any, paths: list[str], seed_paths: list[str], dates: n
     with np.errstate(divide="ignore", invalid="ignore"):
         out["returns"] = split * (out["close"] + dividend) / prev - 1.0
     out["split"], out["dividend"], out["known_at"] = split, dividend, known
+    del bars
+    release_heap()
     return out
 
 

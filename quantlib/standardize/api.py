@@ -33,7 +33,7 @@ from quantlib.standardize.common import (
     unparsed,
 )
 
-__all__ = ["read_api", "read_api_many", "API_COLUMNS", "endpoint_of", "FX_KNOWN_AT_UTC"]
+__all__ = ["read_api", "read_api_many", "API_COLUMNS", "endpoint_of", "frame_of", "FX_KNOWN_AT_UTC"]
 
 API_COLUMNS: dict[str, list[str]] = {
     "securities": ["isin", "ticker", "name", "sector", "currency", "listed_ms", "delisted_ms"],
@@ -312,3 +312,22 @@ def _fx(f: pd.DataFrame, market: str) -> pd.DataFrame:
 _PARSERS = {"securities": ("assets", _assets), "tickers": ("symbols", _symbols),
             "prices": ("prices", _prices), "corporate_actions": ("corporate_actions", _actions),
             "fundamentals": ("statements", _statements), "fx": ("fx", _fx)}
+
+
+def frame_of(d: Delivery) -> str | None:
+    """The canonical frame an API delivery standardizes into (``None``: not an API page,
+    or an endpoint without a parser).
+
+    Examples
+    --------
+    >>> t = pd.Timestamp("2024-01-02", tz="UTC")
+    >>> def d(file):
+    ...     return Delivery("api-us", "US", file, "api-json", "a" * 64, 1, 1, t, "f", "")
+    >>> [frame_of(d(f)) for f in ("api/v1/fundamentals?market=US&page=2",
+    ...                           "api/v1/securities?market=US", "us/master.csv")]
+    ['statements', 'assets', None]
+    """
+    if not d.file.startswith("api/"):
+        return None
+    parser = _PARSERS.get(endpoint_of(d.file)[0])
+    return parser[0] if parser is not None else None

@@ -65,6 +65,7 @@ from quantlib.store.tables import (
     rows_from,
     rows_holding,
     write_table,
+    write_table_parts,
 )
 
 __all__ = ["CuratedStore", "WRITE_DELAY_ENV", "STORED_ROWS_ATTR", "stored_actions_after"]
@@ -292,7 +293,9 @@ class CuratedStore:
                tag: str | None = None, parent: str | None = None,
                delta: bool = False, panels: Mapping[str, xr.Dataset] | None = None,
                client: Any = None, price_parts: Sequence[Callable[[], pd.DataFrame]] = (),
-               price_blocks: Mapping[str, BlockBars] | None = None) -> str:
+               price_blocks: Mapping[str, BlockBars] | None = None,
+               statement_parts: Sequence[Callable[[], pd.DataFrame]] | None = None
+               ) -> str:
         """Write a whole refresh as ONE atomic, tagged commit; return its snapshot id.
 
         Parameters
@@ -338,6 +341,12 @@ class CuratedStore:
             (:mod:`quantlib.store.blocks`; tasks on ``client`` or dask's threaded
             scheduler), new dates appended in whole blocks. A panel that path cannot
             express gets the bars' ``parts`` merged by region instead.
+        statement_parts : sequence of callables, optional
+            Without ``delta``, on a version with no statements: the statements table,
+            one frame per call (canonical columns, key-unique), written part by part in
+            this order (:func:`~quantlib.store.tables.write_table_parts`; only one
+            part in memory at a time: the partitioned build,
+            :mod:`quantlib.pipeline.statements`) instead of ``frames["statements"]``.
 
         Raises
         ------
@@ -360,7 +369,7 @@ class CuratedStore:
             base = self._base(session.snapshot_id)
             rows = self._write_delta(session, frames, base, price_parts, price_blocks or {},
                                      client) if delta else \
-                self._write_all(session, frames, base)
+                self._write_all(session, frames, base, statement_parts)
             if panels:
                 rows["panel_cells"] = _write_lazy_panels(session, panels, client)
             if delta and not session.has_uncommitted_changes:
@@ -376,9 +385,8 @@ class CuratedStore:
             raise StoreError("commit to the curated store must succeed", found=str(exc),
                              fix="check the store and rerun the refresh; the previous "
                              "version is intact", file=self.location.join("curated")) from exc
-        if not delta:
-            statements = self.read_table("statements", snapshot_id)
-            parquet.write_table_file(self.location, "statements", snapshot_id, statements)
+        if not delta:   # by parts: the table is never read whole
+            parquet.export_statements(self, snapshot_id)
         elif rows.get("statements"):   # only the appended rows (parquet.statements_files)
             root = self._root(snapshot_id)
             n = int(cast(Any, root["statements"].attrs["rows"]))
@@ -463,14 +471,27 @@ class CuratedStore:
             "committing", file=self.location.join("curated"))
 
     def _write_all(self, session: icechunk.Session, frames: Mapping[str, pd.DataFrame],
-                   previous: zarr.Group | None) -> dict[str, int]:
+                   previous: zarr.Group | None,
+                   statement_parts: Sequence[Callable[[], pd.DataFrame]] | None = None
+                   ) -> dict[str, int]:
         root = zarr.open_group(session.store, mode="a")
         rows: dict[str, int] = {}
         _write_reference_tables(root, frames, rows)
-        if "statements" in frames:
+        if statement_parts is not None:
+            if "statements" in frames or (previous is not None and "statements" in previous):
+                raise StoreError("statements given by parts must be the version's only "
+                                 "statements", found="statements in the frames or stored",
+                                 fix="give the statements either as a frame or by parts, "
+                                 "to a version without statements", field="statements")
+            rows["statements"] = write_table_parts(
+                root, "statements", (part() for part in statement_parts),
+                empty_frame("statements"))
+            _pause("statements")
+        elif "statements" in frames:
             # in known_at order: the table's known_at row ranges stay tight, so a delta's
             # freshness check (_fresh_statements) reads the few row chunks its rows' known_at
-            # can be in, not the whole history
+            # can be in, not the whole history (the partitioned build's parts come in
+            # known_at order too: quantlib.pipeline.statements)
             merged = _append_statements(previous, frames["statements"]) \
                 .sort_values("known_at", kind="stable", ignore_index=True)
             write_table(root, "statements", merged)

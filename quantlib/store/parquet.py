@@ -10,10 +10,10 @@ each later delta commit appended: :func:`statements_files`), plus
 
 from __future__ import annotations
 
-import io
 import os
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import icechunk
@@ -28,7 +28,11 @@ if TYPE_CHECKING:
     from quantlib.store.curated import CuratedStore
 
 __all__ = ["sql", "write_table_file", "read_table_files", "table_files", "SQL_VIEWS",
-           "statements_files"]
+           "statements_files", "export_statements", "write_table_file_parts", "EXPORT_ROWS"]
+
+#: rows per part of a statements export (and per Parquet row group: pyarrow's default
+#: row group length, so a table exported by parts has the row groups of one whole write)
+EXPORT_ROWS = 1 << 20
 
 SQL_VIEWS = ("manifest", "quarantine", "validation", "statements", "snapshots")
 _KEY = re.compile(r"^[A-Za-z0-9_.=-]+$")
@@ -45,19 +49,68 @@ def write_table_file(location: StoreLocation | str | None, name: str, key: str,
     if not _KEY.match(key) or not _KEY.match(name):
         raise StoreError("table name and key must be plain file names", found=f"{name}/{key}",
                          fix="use letters, digits, '-', '_', '.' only", file=key)
+    return write_table_file_parts(loc, name, key, [frame])
+
+
+def write_table_file_parts(location: StoreLocation | str | None, name: str, key: str,
+                           parts: Iterable[pd.DataFrame]) -> str:
+    """Write the frames ``parts`` yields (same columns and dtypes; the first one gives
+    the schema) as ONE Parquet file ``tables/<name>/<key>.parquet``, one part at a time
+    in memory; return the file's URL. Like :func:`write_table_file`, readers never see
+    half a file (a local file is written beside and moved into place; on S3 the upload
+    completes at close)."""
+    loc = location if isinstance(location, StoreLocation) else resolve_location(location)
+    if not _KEY.match(key) or not _KEY.match(name):
+        raise StoreError("table name and key must be plain file names", found=f"{name}/{key}",
+                         fix="use letters, digits, '-', '_', '.' only", file=key)
     fs = loc.filesystem()
     path = loc.fs_path("tables", name, f"{key}.parquet")
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buf)
     if loc.protocol == "file":
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                _write_parts(fh, parts)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
     else:
-        fs.pipe_file(path, buf.getvalue())
+        with fs.open(path, "wb") as fh:
+            _write_parts(fh, parts)
     return loc.join("tables", name, f"{key}.parquet")
+
+
+def _write_parts(fh: Any, parts: Iterable[pd.DataFrame]) -> None:
+    writer: pq.ParquetWriter | None = None
+    try:
+        for frame in parts:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(fh, table.schema)
+            elif not len(frame):
+                continue
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def export_statements(store: CuratedStore, snapshot_id: str) -> str:
+    """Export the statements table of version ``snapshot_id`` to
+    ``tables/statements/<snapshot_id>.parquet`` (for SQL), :data:`EXPORT_ROWS` rows at
+    a time (never the whole table in memory); return the file's URL."""
+    from quantlib.store.schema import empty_frame
+    from quantlib.store.tables import read_table_group
+
+    root = store._root(snapshot_id)
+    if "statements" not in root:
+        return write_table_file(store.location, "statements", snapshot_id,
+                                empty_frame("statements"))
+    n = int(root["statements"].attrs["rows"])  # type: ignore[arg-type]
+    parts = (read_table_group(root, "statements", rows=slice(a, min(a + EXPORT_ROWS, n)))
+             for a in range(0, max(n, 1), EXPORT_ROWS))
+    return write_table_file_parts(store.location, "statements", snapshot_id, parts)
 
 
 def table_files(location: StoreLocation | str | None, name: str) -> list[str]:
@@ -110,8 +163,7 @@ def statements_files(store: CuratedStore) -> list[str]:
         if fs.exists(part):
             deltas.append(part)
         elif _wrote_statements(info.metadata):   # killed before its export: redo it whole
-            write_table_file(store.location, "statements", info.id,
-                             store.read_table("statements", info.id))
+            export_statements(store, info.id)
             return [full, *reversed(deltas)]
     return []
 

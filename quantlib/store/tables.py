@@ -26,6 +26,7 @@ depends on the row order: a delta commit writes a corporate actions table whole 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 import numpy as np
@@ -35,7 +36,7 @@ import zarr
 from quantlib.errors import StoreError
 from quantlib.store import dategrid
 
-__all__ = ["write_table", "append_table", "read_table_group", "table_columns", "CHUNK_ROWS",
+__all__ = ["write_table", "write_table_parts", "append_table", "read_table_group", "table_columns", "CHUNK_ROWS",
            "rows_holding", "rows_from", "RANGE_COLUMN", "RANGE_COLUMNS"]
 
 _MASK_SUFFIX = ".isna"
@@ -135,6 +136,105 @@ def write_table(root: zarr.Group, name: str, frame: pd.DataFrame) -> None:
     if ranges:
         attrs["ranges"] = ranges
     group.attrs.update(attrs)
+
+
+def write_table_parts(root: zarr.Group, name: str, parts: Iterable[pd.DataFrame],
+                      empty: pd.DataFrame) -> int:
+    """Write the frames ``parts`` yields, one after the other, as ONE table ``name``
+    (replacing it), holding about one part at a time: the arrays, chunks and
+    attributes are those :func:`write_table` writes for their concatenation (rows are
+    written in whole chunks; a part's tail waits for the next). ``empty`` gives the
+    columns and dtypes when no part has rows. Returns the row count.
+
+    Examples
+    --------
+    >>> import zarr
+    >>> root = zarr.group(store=zarr.storage.MemoryStore())
+    >>> parts = [pd.DataFrame({"a": ["x", None], "v": [1.0, 2.0]}),
+    ...          pd.DataFrame({"a": ["y"], "v": [3.0]})]
+    >>> write_table_parts(root, "t", iter(parts), parts[0].iloc[:0])
+    3
+    >>> read_table_group(root, "t").equals(pd.concat(parts, ignore_index=True))
+    True
+    """
+    if name in root:
+        del root[name]
+    group = root.create_group(name)
+    writer = _PartWriter(group, empty)
+    pending: list[pd.DataFrame] = []
+    held = 0
+    for frame in parts:
+        if not len(frame):
+            continue
+        pending.append(frame)
+        held += len(frame)
+        if held >= _CHUNK_ROWS:
+            block = pd.concat(pending, ignore_index=True) if len(pending) > 1 else pending[0]
+            cut = held // _CHUNK_ROWS * _CHUNK_ROWS
+            writer.write(block.iloc[:cut])
+            pending, held = [block.iloc[cut:]], held - cut
+    if held:
+        writer.write(pd.concat(pending, ignore_index=True))
+    writer.close()
+    return writer.n
+
+
+class _PartWriter:
+    """The arrays of one table grown block by block (``write_table_parts``)."""
+
+    def __init__(self, group: zarr.Group, empty: pd.DataFrame) -> None:
+        self.group, self.n = group, 0
+        self.columns = [str(c) for c in empty.columns]
+        self.dtypes = {str(c): str(empty[c].dtype) for c in empty.columns}
+        for col in self.columns:
+            if "/" in col or col.endswith(_MASK_SUFFIX):
+                raise StoreError("table column names must not contain '/' or end in "
+                                 "'.isna'", found=repr(col), fix="rename the column",
+                                 field=col)
+        self.ranges: dict[str, list[list[int]]] = {
+            c: [] for c in RANGE_COLUMNS if c in self.columns}
+        self.empty = empty
+
+    def write(self, block: pd.DataFrame) -> None:
+        """Append ``block`` (starting on a chunk boundary) to every column."""
+        n0, n = self.n, self.n + len(block)
+        for col in self.columns:
+            values, mask = _encode(block[col].astype(self.dtypes[col]))
+            self._put(col, values, n0, n)
+            key = col + _MASK_SUFFIX
+            if mask is not None or key in self.group:
+                self._put(key, mask if mask is not None else np.zeros(len(block), bool),
+                          n0, n)
+            if col in self.ranges:
+                self.ranges[col] += [_range(values[a:a + _CHUNK_ROWS], n0 + a)
+                                     for a in range(0, len(values), _CHUNK_ROWS)]
+        self.n = n
+
+    def _put(self, key: str, values: np.ndarray, n0: int, n: int) -> None:
+        if key not in self.group:
+            if n0 == 0:
+                self.group.create_array(key, data=values, chunks=(_CHUNK_ROWS,),
+                                        dimension_names=("row",))
+                return
+            # a mask first needed after some rows: those rows had no missing value
+            self.group.create_array(key, shape=(n0,), dtype=bool, chunks=(_CHUNK_ROWS,),
+                                    fill_value=False, dimension_names=("row",))
+        arr = cast(zarr.Array, self.group[key])
+        arr.resize((n,))
+        arr[n0:n] = values
+
+    def close(self) -> None:
+        """Write the group's attributes (an empty table: its columns, as ``write_table``)."""
+        if self.n == 0:
+            for col in self.columns:
+                values, _ = _encode(self.empty[col])
+                self.group.create_array(col, data=values, chunks=(_CHUNK_ROWS,),
+                                        dimension_names=("row",))
+        attrs: dict[str, Any] = {"kind": "table", "columns": self.columns,
+                                 "dtypes": self.dtypes, "rows": self.n}
+        if self.ranges:
+            attrs["ranges"] = self.ranges
+        self.group.attrs.update(attrs)
 
 
 def _range(ticks: np.ndarray, start: int) -> list[int]:

@@ -42,6 +42,9 @@ class ValidationOutcome:
     quarantine: pd.DataFrame
     report: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
+    kept: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """Per frame, the positions of the input rows its clean frame kept (in order), when
+    :func:`validate` made it."""
 
     @property
     def rejected(self) -> bool:
@@ -279,12 +282,16 @@ def validate(batch: CanonicalBatch, *, max_bad_row_fraction: float | None = None
     issues = _collect_issues(batch, known, max_jump, previous, stored_actions, last_bars,
                              stored_assets)
     quarantine = _quarantine(batch, issues, asset_market, source_market)
-    clean = {}
+    clean, kept = {}, {}
     for name, frame in batch.frames().items():
         drop = issues.loc[(issues["frame"] == name) & issues["idx"].notna()
                           & (issues["severity"] != "info"), "idx"].astype("int64")
+        keep = np.ones(len(frame), dtype=bool)
+        keep[drop.to_numpy()] = False
+        kept[name] = np.flatnonzero(keep)
         clean[name] = frame.drop(index=drop.unique()).reset_index(drop=True)
-    outcome = ValidationOutcome(clean=CanonicalBatch(**clean), quarantine=quarantine)
+    outcome = ValidationOutcome(clean=CanonicalBatch(**clean), quarantine=quarantine,
+                                kept=kept)
     outcome.report = build_report(batch, outcome, limit, asset_market, source_market,
                                   list(deliveries) if deliveries is not None else None)
     outcome.summary = summarize(outcome)

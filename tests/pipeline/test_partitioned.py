@@ -160,3 +160,55 @@ def test_first_build_is_partitioned_by_default_above_the_size_threshold(
                   partition_rows=20_000)
     assert big.rows["partitions"] >= 3
     _same_store(reference_store, CuratedStore(str(tmp_path / "big")))
+
+
+@pytest.mark.slow
+def test_partitioned_statements_by_parts_equal_one_frame_build(
+        tmp_path, sandbox, reference_store, monkeypatch):
+    """Statements fetched in pages of 150 rows, read in page groups of ~400 rows and
+    checked in asset buckets of ~400 (several of each per market: an asset's filings and
+    restatements straddle pages and groups): the stored table and its Parquet export
+    equal the one-frame build's (5,000-row pages) row for row."""
+    import dataclasses
+
+    import pyarrow.parquet as pq
+
+    from quantlib.pipeline import build
+    from quantlib.sources import SOURCES
+    from quantlib.sources.http import HttpApiSource
+    from quantlib.store import sql
+    from quantlib.store.parquet import statements_files
+
+    for name, source in SOURCES.items():
+        if isinstance(source, HttpApiSource) and "fundamentals" in source.endpoints:
+            monkeypatch.setitem(SOURCES, name, dataclasses.replace(source, page_size=150))
+    checked: list[str] = []
+    check = build.check_statements
+
+    def counting(market, *args, **kwargs):
+        checked.append(market)
+        return check(market, *args, **kwargs)
+
+    monkeypatch.setattr(build, "STATEMENT_ROWS", 400)
+    monkeypatch.setattr(build, "check_statements", counting)
+    # the one-frame build of the same pages (the stored rows follow the page order)
+    one = str(tmp_path / "one")
+    refresh(one, connection=sandbox.connection(), partitioned=False)
+    store = str(tmp_path / "store")
+    refresh(store, connection=sandbox.connection(), partitioned=True, partition_rows=20_000)
+    st = CuratedStore(store)
+    _same_store(CuratedStore(one), st)
+    table = st.read_table("statements")
+    key = ["asset_id", "field", "period_end", "known_at"]
+    pd.testing.assert_frame_equal(   # the same rows as with 5,000-row pages
+        table.sort_values(key, ignore_index=True),
+        reference_store.read_table("statements").sort_values(key, ignore_index=True))
+    assert set(checked) == {"KR", "US", "EU"} and \
+        min(checked.count(m) for m in ("KR", "US", "EU")) >= 2
+    restated = table.groupby(["asset_id", "field", "period_end"]).size()
+    assert (restated > 1).sum() > 10                      # restatements were compared
+    files = statements_files(st)          # the export, written by parts
+    assert len(files) == 1
+    pd.testing.assert_frame_equal(pq.read_table(files[0]).to_pandas(), table)
+    assert int(sql("select count(*) as n from statements", store=store)["n"][0]) == \
+        len(table) > 1000
