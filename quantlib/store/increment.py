@@ -84,21 +84,24 @@ def last_closes(close: zarr.Array, before: int, cols: np.ndarray) -> np.ndarray:
     """Last non-NaN ``close`` strictly before row ``before`` of each column in ``cols``.
 
     Reads backwards in growing windows and stops as soon as every column has one (or
-    the first row is reached), so the cost follows the gap, not the history.
+    the first row is reached), so the cost follows the gap, not the history; each
+    window reads only the columns still without one (the chunks holding them: a column
+    with no earlier close, an asset listed in the region, does not drag the whole
+    width back to the first row).
     """
     seed = np.full(len(cols), np.nan)
     todo = np.ones(len(cols), dtype=bool)
     hi, width = before, _SEED_WINDOW
     while hi > 0 and todo.any() and len(cols):
         lo = max(0, hi - width)
-        lo_c, hi_c = int(cols.min()), int(cols.max()) + 1
-        block = np.asarray(close[lo:hi, lo_c:hi_c])[:, cols - lo_c]
+        idx = np.flatnonzero(todo)
+        block = np.asarray(close.get_orthogonal_selection((slice(lo, hi), cols[idx])))
         valid = ~np.isnan(block)
-        has = valid.any(axis=0) & todo
+        has = valid.any(axis=0)
         if has.any():
             last = block.shape[0] - 1 - np.argmax(valid[::-1], axis=0)
-            seed[has] = block[last[has], np.flatnonzero(has)]
-            todo &= ~has
+            seed[idx[has]] = block[last[has], np.flatnonzero(has)]
+            todo[idx[has]] = False
         hi, width = lo, width * 4
     return seed
 

@@ -277,3 +277,26 @@ def test_delta_statements_append_only_fresh_rows(tmp_path, make_frames):
     k = pd.Timestamp(got["k"][0])
     k = k.tz_localize("UTC") if k.tzinfo is None else k.tz_convert("UTC")
     assert k == pd.Timestamp("2024-06-03", tz="UTC")
+
+
+def test_last_closes_equals_a_full_scan():
+    """last_closes (growing windows, only the columns still without a close) gives each
+    column's last non-NaN value before the row, NaN for a column with none."""
+    from quantlib.store.increment import last_closes
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(700, 40))
+    values[rng.random(values.shape) < 0.7] = np.nan
+    values[:, 5] = np.nan                 # never a close: searched back to row 0
+    values[:650, 9] = np.nan              # listed late
+    values[3, 11], values[4:, 11] = 1.5, np.nan   # one close, far back
+    arr = zarr.create_array({}, shape=values.shape, chunks=(64, 8), dtype="f8",
+                            fill_value=np.nan)
+    arr[:] = values
+    cols = np.array([0, 5, 9, 11, 17, 39, 23])
+    for before in (1, 10, 600, 700):
+        want = []
+        for c in cols:
+            seen = values[:before, c][~np.isnan(values[:before, c])]
+            want.append(seen[-1] if len(seen) else np.nan)
+        np.testing.assert_array_equal(last_closes(arr, before, cols), np.array(want))
