@@ -260,11 +260,9 @@ def statement_parts(checks: list[StatementCheck], spill_fs: Any, markets: list[s
     def part(y: int) -> pd.DataFrame:
         from quantlib.pipeline.merge import canonical
 
-        tables = [_read_arrow(spill_fs, c.path, c.batches[y]) for c in checks
-                  if y in c.batches]
-        ranks = np.concatenate([np.full(t.num_rows, rank[c.market], dtype=np.int64)
-                                for c, t in zip([c for c in checks if y in c.batches],
-                                                tables, strict=True)])
+        having = [c for c in checks if y in c.batches]
+        tables = [_read_arrow(spill_fs, c.path, c.batches[y]) for c in having]
+        ranks = np.repeat([rank[c.market] for c in having], [t.num_rows for t in tables])
         table = pa.concat_tables(tables)
         known = np.asarray(table.column("known_at").to_numpy()).view("int64")
         order = np.lexsort((table.column(_SEQ).to_numpy(), ranks, known))
