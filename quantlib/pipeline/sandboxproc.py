@@ -96,7 +96,8 @@ def _read_ppid(pid: int) -> int | None:
 
 
 def _die_with_parent(parent: int) -> None:
-    """In the child: get SIGTERM when the parent dies; exit if it is already gone."""
+    """In the child: get SIGTERM when the parent dies; exit if it is already gone; and
+    exit when a watcher thread sees the parent gone (the process was re-parented)."""
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -104,6 +105,13 @@ def _die_with_parent(parent: int) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     if os.getppid() != parent:
         sys.exit(0)
+    import threading
+
+    def watch() -> None:   # the signal can be missed (CI saw an orphan outlive 180 s)
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)        # the home left behind is removed by the next start
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 @contextmanager
