@@ -9,7 +9,11 @@ How :meth:`FtpSource.fetch` works:
    last listing (modify time or size differ from the listing state kept in the raw zone,
    :func:`quantlib.raw.index.ManifestIndex.listing`), or if a delivery of it was fetched
    but never published: a vendor re-delivering an old file is never missed, and
-   unchanged history is neither re-read nor even its sidecar fetched;
+   unchanged history is neither re-read nor even its sidecar fetched. A listing entry
+   whose modify time is within :data:`RACY_S` seconds of the listing (by this machine's
+   clock) is saved as *unsettled* (as git treats a racily clean index entry): ``modify``
+   has one-second resolution, so a file rewritten within that second with the same size
+   would list the same; an unsettled file's sidecar is read again on the next run;
 2. for each file, on one of a few parallel FTP connections: read the sidecar
    ``<sha256> <rows>``; if the raw zone already holds ``(source, file, sha256)`` skip it;
 3. otherwise download it, check its sha256 and row count against the sidecar (a mismatch
@@ -36,6 +40,10 @@ from quantlib.sources.connection import ConnectionLike
 __all__ = ["FtpSource", "FtpClient", "count_rows"]
 
 _BLOCK = 1 << 18
+#: seconds (this machine's clock against the server's ``modify`` facts, skew included)
+#: within which a listed file may still be rewritten in the same second: saved unsettled
+RACY_S = 10.0
+_UNSETTLED = "unsettled "
 _TRANSIENT = (ftplib.error_temp, ftplib.error_reply, ftplib.error_proto, EOFError,
               ConnectionError, TimeoutError, socket.timeout, OSError)
 
@@ -192,6 +200,33 @@ def _period_of(name: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     return first, first + pd.offsets.MonthEnd(0)
 
 
+def _settled(facts: str, listed_at: pd.Timestamp) -> bool:
+    """Whether a listing entry (``<modify>:<size>|<sidecar modify>:<size>``) is older
+    than :data:`RACY_S` at ``listed_at`` (naive UTC); an unreadable modify is unsettled.
+
+    Examples
+    --------
+    >>> at = pd.Timestamp("2024-03-28 12:00:30")
+    >>> _settled("20240328115900:812|20240328115900:68", at)
+    True
+    >>> _settled("20240328120025:812|20240328115900:68", at)
+    False
+    >>> _settled(":812|None", at)
+    False
+    """
+    for part in facts.split("|"):
+        if part == "None":            # no sidecar listed: nothing to rewrite
+            continue
+        modify = part.rsplit(":", 1)[0]
+        try:
+            when = pd.Timestamp(f"{modify[:8]}T{modify[8:14]}")
+        except ValueError:
+            return False
+        if len(modify) < 14 or when > listed_at - pd.Timedelta(seconds=RACY_S):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class FtpSource:
     """A vendor publishing CSV files with ``.sha256`` sidecars over FTP.
@@ -241,12 +276,15 @@ class FtpSource:
         """Files before the window that changed since the last listing or were fetched
         but never published; the new listing is saved once the fetch completes."""
         before = ctx.raw.index.listing(self.name)
+        listed_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
         changed: list[str] = []
         if len(listed) < len(listing) + len(self.files):   # some files are before the window
             pending = {d.file for d in ctx.raw.unpublished(ctx.raw.known(self.name).values())}
             changed = [f for f, facts in listing.items() if f not in listed
                        and ((f in before and before[f] != facts) or f in pending)]
-        ctx.on_success(lambda: ctx.raw.index.save_listing(self.name, {**before, **listing}))
+        settled = {f: facts if _settled(facts, listed_at) else _UNSETTLED + facts
+                   for f, facts in listing.items()}
+        ctx.on_success(lambda: ctx.raw.index.save_listing(self.name, {**before, **settled}))
         return sorted(changed)
 
     def sidecar(self, client: FtpClient, file: str) -> tuple[str, int]:

@@ -10,6 +10,7 @@ API's look-back window).
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pandas as pd
 import pytest
@@ -217,10 +218,14 @@ def test_old_ftp_file_redelivered_outside_the_window_is_picked_up(tmp_path):
         cells[7] = cells[6]                          # the vendor corrects close to the low
         lines[1] = b",".join(cells)
         data = b"\n".join(lines)
+        side = old.parent / (old.name + ".sha256")
+        stamps = [(p.stat().st_atime_ns, p.stat().st_mtime_ns) for p in (old, side)]
+        assert len(data) == old.stat().st_size      # same size (same-width prices) ...
         old.write_bytes(data)
         rows = data.count(b"\n") - 1
-        (old.parent / (old.name + ".sha256")).write_text(
-            f"{hashlib.sha256(data).hexdigest()} {rows}\n")
+        side.write_text(f"{hashlib.sha256(data).hexdigest()} {rows}\n")
+        for p, ns in zip((old, side), stamps, strict=True):
+            os.utime(p, ns=ns)                       # ... in the same second: lists the same
         second = refresh(store, connection=sb.connection(), markets=["KR"],
                          lookback_sessions=2)
         third = refresh(store, connection=sb.connection(), markets=["KR"],
