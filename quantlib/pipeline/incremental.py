@@ -36,7 +36,7 @@ from quantlib.pipeline.continuity import StoredTail
 from quantlib.pipeline.merge import canonical
 from quantlib.pipeline.result import RefreshResult
 from quantlib.raw import Delivery, RawZone
-from quantlib.standardize import CanonicalBatch
+from quantlib.standardize import CanonicalBatch, empty_frame
 from quantlib.standardize.api import endpoint_of
 from quantlib.store import CuratedStore
 from quantlib.store.curated import STORED_ROWS_ATTR, stored_actions_after
@@ -47,9 +47,16 @@ from quantlib.validate.checks import member_of
 
 __all__ = ["fetch_windows", "changed_deliveries", "previous_closes", "publish_delta",
            "upsert_table", "upsert_appending", "drop_unchanged", "tag_of",
-           "stored_action_dates", "stored_listings", "delta_frames"]
+           "stored_action_dates", "stored_listings", "delta_frames", "upsert_keyed",
+           "polled_rows", "ACTION_KEY"]
 
 FX = "FX"
+#: the key of a corporate action: a polled row replaces the stored rows of its key
+ACTION_KEY = ("asset_id", "ex_date", "kind")
+_NONE = {name: canonical(name, empty_frame(name)) for name in
+         ("assets", "symbols", "corporate_actions")}
+#: what a polled API page's file name holds (:mod:`quantlib.sources.http`)
+POLLED_QUERY = "updated_since="
 
 
 def fetch_windows(store: CuratedStore, markets: Sequence[str], lookback: int
@@ -254,19 +261,89 @@ def upsert_appending(stored: pd.DataFrame, delivered: pd.DataFrame) -> pd.DataFr
     return out
 
 
-def delta_frames(store: CuratedStore, frames: dict[str, pd.DataFrame], base: str | None
-                 ) -> dict[str, pd.DataFrame]:
+def upsert_keyed(stored: pd.DataFrame, delivered: pd.DataFrame,
+                 key: Sequence[str] = ACTION_KEY) -> tuple[pd.DataFrame, bool]:
+    """Polled rows (an ``updated_since`` page holds only what the vendor announced or
+    changed since the last poll, not an asset's whole table) over ``stored``: the
+    delivered rows of a key replace the stored rows of that key, delivered rows of a new
+    key are added. Returns the table and whether it is ``stored`` followed by added rows
+    (an append; the delivered rows of keys already stored were the same rows).
+
+    Examples
+    --------
+    >>> old = pd.DataFrame({"asset_id": ["A", "B"], "ex_date": ["d1", "d1"],
+    ...                     "kind": ["split"] * 2, "value": [2.0, 3.0]})
+    >>> new = pd.DataFrame({"asset_id": ["B", "C"], "ex_date": ["d1", "d2"],
+    ...                     "kind": ["split"] * 2, "value": [3.0, 4.0]})
+    >>> out, appended = upsert_keyed(old, new)
+    >>> out["value"].tolist(), appended            # B's row already stored: C added
+    ([2.0, 3.0, 4.0], True)
+    >>> out, appended = upsert_keyed(old, new.assign(value=[5.0, 4.0]))
+    >>> out["value"].tolist(), appended            # B's action corrected
+    ([2.0, 5.0, 4.0], False)
+    """
+    if stored.empty:
+        return delivered.reset_index(drop=True), not len(delivered)
+    cols = list(key)
+    ks = pd.MultiIndex.from_frame(stored.loc[:, cols])
+    kd = pd.MultiIndex.from_frame(delivered.loc[:, cols])
+    hit_s = ks.isin(kd)
+    new = ~kd.isin(ks)
+    if hit_s.any():
+        order = list(stored.columns)
+
+        def rows(f: pd.DataFrame) -> pd.DataFrame:
+            return f.loc[:, order].sort_values(order, kind="stable").reset_index(drop=True)
+
+        if not rows(stored[hit_s]).equals(rows(delivered[~new])):   # a correction
+            return pd.concat([stored[~hit_s], delivered], ignore_index=True), False
+    return pd.concat([stored, delivered[new]], ignore_index=True), True
+
+
+def polled_rows(frames: dict[str, pd.DataFrame]
+                ) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """Split the reference tables' rows delivered by ``updated_since`` pages (by their
+    ``file``) from the rest: ``(frames without them, polled rows per table)``."""
+    out, polled = dict(frames), {}
+    for name in ("assets", "symbols", "corporate_actions"):
+        f = frames.get(name)
+        if f is None or not len(f) or "file" not in f:
+            continue
+        hit = f["file"].astype(str).str.contains(POLLED_QUERY, regex=False).to_numpy()
+        if hit.any():
+            polled[name] = f[hit]
+            out[name] = f[~hit]
+    return out, polled
+
+
+def delta_frames(store: CuratedStore, frames: dict[str, pd.DataFrame], base: str | None,
+                 polled: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
     """The frames of a delta commit built on version ``base`` from a day's clean
     canonical ``frames``: the reference tables upserted over the stored ones (as an
     append where the vendor only added rows, :func:`upsert_appending`; left out when
-    unchanged), the other frames as delivered (empty ones left out)."""
+    unchanged), then each table's ``polled`` rows (from ``updated_since`` pages, keyed,
+    :func:`upsert_keyed`), the other frames as delivered (empty ones left out)."""
     out: dict[str, pd.DataFrame] = {}
+    polled = polled or {}
     for name in ("assets", "symbols", "corporate_actions"):
-        if len(frames.get(name, ())):   # rows the stored table lacks appended, if it can be
-            prev = store.read_table(name, base) if base is not None else frames[name][:0]
-            table = upsert_appending(canonical(name, prev), frames[name])
-            if table.attrs.get(STORED_ROWS_ATTR) != len(table):   # else: unchanged
-                out[name] = table
+        whole = frames.get(name, _NONE[name])
+        keyed = polled.get(name, _NONE[name])
+        if not len(whole) and not len(keyed):
+            continue
+        table = canonical(name, store.read_table(name, base)) if base is not None else \
+            (whole if len(whole) else keyed)[:0]
+        mark: int | None = len(table)          # rows 0..mark-1 are the stored ones
+        if len(whole):   # rows the stored table lacks appended, if it can be
+            table = upsert_appending(table, whole)
+            mark = table.attrs.get(STORED_ROWS_ATTR)
+        if len(keyed):
+            table, appended = upsert_keyed(table, keyed)
+            mark = mark if appended else None
+        if mark != len(table):   # else: unchanged
+            table.attrs.pop(STORED_ROWS_ATTR, None)
+            if mark is not None and mark > 0:
+                table.attrs[STORED_ROWS_ATTR] = mark
+            out[name] = table
     for name in ("prices", "fx", "statements"):
         if len(frames.get(name, ())):
             out[name] = frames[name]
@@ -284,12 +361,14 @@ def publish_delta(store: CuratedStore, raw: RawZone, outcome: ValidationOutcome,
     (:meth:`~quantlib.store.CuratedStore.commit`); ``price_blocks`` (per market, bars
     that dask tasks read by date range, on ``client``) rewrite the panels from their
     first affected row in whole blocks of the date grid."""
-    frames = {name: canonical(name, f) for name, f in outcome.clean.frames().items()}
+    clean, polled = polled_rows(outcome.clean.frames())
+    frames = {name: canonical(name, f) for name, f in clean.items()}
+    keyed = {name: canonical(name, f) for name, f in polled.items()}
     based: dict[str, str | None] = {}
 
     def build(base: str | None) -> dict[str, Any]:
         based["on"] = base
-        return delta_frames(store, frames, base)
+        return delta_frames(store, frames, base, keyed)
 
     snapshot_id, result.rebases = store.commit_rebased(build, message=message, tag=tag,
                                                        delta=True, price_parts=price_parts,

@@ -47,6 +47,13 @@ _MARKER = "_migrated"
 _LISTING = "_listing"
 _PUBLISHED = "_published"
 _INDEX_DTYPES: dict[str, Any] = {}   # filled at the end of the module
+_CACHE_SIZE = 16
+#: (filesystem, root, source) -> (the folder's files, the rows read from them): index
+#: files are immutable (new rows come as new files; a merge writes a new file and removes
+#: the old), so the same file list means the same rows and a refresh's many reads of a
+#: source (known, unpublished, high-water marks, record) read its files once
+_READS: dict[tuple[str, str, str], tuple[tuple[str, ...], pd.DataFrame]] = {}
+_READS_LOCK = threading.Lock()
 
 
 INDEX_COLUMNS = (*MANIFEST_COLUMNS, "known_at")
@@ -157,17 +164,29 @@ class ManifestIndex:
 
     def read(self, source: str) -> pd.DataFrame:
         """Every index row of one source (deduplicated on ``source, file, sha256,
-        status``, the first fetch kept); merges its files when there are too many."""
+        status``, the first fetch kept); merges its files when there are too many.
+        Rows read from the same files before in this process are not read again."""
         self._ensure_migrated()
+        key = (str(self.fs.protocol), self.root, source)
         for _ in range(5):
             try:
                 files = self._files(source)
+                with _READS_LOCK:
+                    hit = _READS.get(key)
+                if hit is not None and hit[0] == tuple(files):
+                    return hit[1].copy(deep=False)   # (copy on write: the cache stays)
                 frame = self._read(files)
             except FileNotFoundError:   # a concurrent merge removed a listed file
                 continue
             if len(files) > COMPACT_AT:
                 self._compact(source, files, frame)
-            return frame
+            else:
+                with _READS_LOCK:
+                    _READS.pop(key, None)
+                    _READS[key] = (tuple(files), frame)
+                    while len(_READS) > _CACHE_SIZE:
+                        _READS.pop(next(iter(_READS)))
+            return frame.copy(deep=False)
         files = self._files(source)
         return self._read(files)
 

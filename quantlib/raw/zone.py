@@ -21,7 +21,7 @@ import hashlib
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -266,7 +266,7 @@ class RawZone:
             keys = self._known_keys(source)
             return any((source, file, sha256, s) in keys for s in MANIFEST_STATUSES)
 
-    def known(self, source: str) -> dict[tuple[str, str], Delivery]:
+    def known(self, source: str) -> KnownDeliveries:
         """The deliveries of one source already in the raw zone, by ``(file, sha256)``
         (the first fetch of each; reads only that source's manifest index).
 
@@ -275,12 +275,30 @@ class RawZone:
         >>> import tempfile
         >>> raw = RawZone(tempfile.mkdtemp())
         >>> d = raw.put(b"v1", source="s", market="US", file="a", fetch_id="1", fmt="f")
-        >>> raw.known("s")[("a", d.sha256)].fetch_id, raw.known("other")
-        ('1', {})
+        >>> raw.known("s")[("a", d.sha256)].fetch_id, len(raw.known("other"))
+        ('1', 0)
+        """
+        return KnownDeliveries(self.index.read(source))
+
+    def unpublished_files(self, source: str) -> set[str]:
+        """The files of one source with a delivery in the raw zone that no published
+        version was built from (as :meth:`unpublished` of every known delivery, read
+        from the manifest index in one pass).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> raw = RawZone(tempfile.mkdtemp())
+        >>> a = raw.put(b"1", source="s", market="US", file="a", fetch_id="1", fmt="f")
+        >>> b = raw.put(b"2", source="s", market="US", file="b", fetch_id="1", fmt="f")
+        >>> _ = raw.record([a], status="published")
+        >>> raw.unpublished_files("s")
+        {'b'}
         """
         m = self.index.read(source)
-        m = m.drop_duplicates(["file", "sha256"], keep="first")
-        return {(d.file, d.sha256): d for d in map(_delivery, m.to_dict("records"))}
+        key = pd.MultiIndex.from_arrays([m["file"].astype(str), m["sha256"].astype(str)])
+        done = key[(m["status"] == "published").to_numpy()]
+        return set(m.loc[~key.isin(done), "file"].astype(str))
 
     def unpublished(self, deliveries: Iterable[Delivery]) -> list[Delivery]:
         """The deliveries no published version was built from (new, changed, or fetched
@@ -413,6 +431,41 @@ def query_of(file: str) -> str:
     path, _, query = file.partition("?")
     kept = [p for p in query.split("&") if not p.startswith("page=")]
     return path + ("?" + "&".join(kept) if kept else "")
+
+
+class KnownDeliveries(MutableMapping[tuple[str, str], Delivery]):
+    """``(file, sha256) -> Delivery`` over a source's manifest index rows (the first
+    fetch of each), a :class:`Delivery` built only when looked up (a source's index
+    holds every page and file it ever fetched: building them all grew with history)."""
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        self._rows = rows
+        keys = zip(rows["file"].astype(str), rows["sha256"].astype(str), strict=True)
+        self._pos: dict[tuple[str, str], int] = {}
+        for i, k in enumerate(keys):
+            self._pos.setdefault(k, i)
+        self._extra: dict[tuple[str, str], Delivery] = {}
+
+    def __getitem__(self, key: tuple[str, str]) -> Delivery:
+        if key in self._extra:
+            return self._extra[key]
+        return _delivery(self._rows.iloc[self._pos[key]])
+
+    def __setitem__(self, key: tuple[str, str], value: Delivery) -> None:
+        self._extra[key] = value
+
+    def __delitem__(self, key: tuple[str, str]) -> None:
+        raise TypeError("known deliveries cannot be removed")
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._extra or key in self._pos
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        yield from self._pos
+        yield from (k for k in self._extra if k not in self._pos)
+
+    def __len__(self) -> int:
+        return len(self._pos) + sum(k not in self._pos for k in self._extra)
 
 
 def _delivery(r: Mapping[str, Any]) -> Delivery:

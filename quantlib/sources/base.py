@@ -9,7 +9,7 @@ the rerun finds those bytes already stored (same hash, same path) and records th
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,7 @@ class FetchContext:
     current: list[Delivery] = field(default_factory=list)
     _pending: list[Delivery] = field(default_factory=list)
     _after: list[Callable[[], None]] = field(default_factory=list)
-    _known: dict[str, dict[tuple[str, str], Delivery]] = field(default_factory=dict)
+    _known: dict[str, MutableMapping[tuple[str, str], Delivery]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def known(self, source: str, file: str, sha256: str) -> Delivery | None:

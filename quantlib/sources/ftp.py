@@ -13,7 +13,8 @@ How :meth:`FtpSource.fetch` works:
    whose modify time is within :data:`RACY_S` seconds of the listing (by this machine's
    clock) is saved as *unsettled* (as git treats a racily clean index entry): ``modify``
    has one-second resolution, so a file rewritten within that second with the same size
-   would list the same; an unsettled file's sidecar is read again on the next run;
+   would list the same; an unsettled file the raw zone holds has its sidecar read
+   again on the next run (an unchanged one is then skipped by its sha256);
 2. for each file, on one of a few parallel FTP connections: read the sidecar
    ``<sha256> <rows>``; if the raw zone already holds ``(source, file, sha256)`` skip it;
 3. otherwise download it, check its sha256 and row count against the sidecar (a mismatch
@@ -279,9 +280,18 @@ class FtpSource:
         listed_at = pd.Timestamp.now(tz="UTC").tz_localize(None)
         changed: list[str] = []
         if len(listed) < len(listing) + len(self.files):   # some files are before the window
-            pending = {d.file for d in ctx.raw.unpublished(ctx.raw.known(self.name).values())}
+            pending = ctx.raw.unpublished_files(self.name)
+            fetched = set(ctx.raw.index.read(self.name)["file"].astype(str))
+
+            def moved(f: str, facts: str) -> bool:
+                was = before.get(f)
+                if was is None:
+                    return False
+                if was.startswith(_UNSETTLED):   # re-checked (by its sidecar) if held
+                    return f in fetched or was[len(_UNSETTLED):] != facts
+                return was != facts
             changed = [f for f, facts in listing.items() if f not in listed
-                       and ((f in before and before[f] != facts) or f in pending)]
+                       and (moved(f, facts) or f in pending)]
         settled = {f: facts if _settled(facts, listed_at) else _UNSETTLED + facts
                    for f, facts in listing.items()}
         ctx.on_success(lambda: ctx.raw.index.save_listing(self.name, {**before, **settled}))

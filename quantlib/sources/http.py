@@ -5,14 +5,15 @@ Each page is stored as its own delivery, ``file`` naming the endpoint, query and
 page has no sidecar, so it is always downloaded; an unchanged page hashes the same and
 adds nothing to the raw zone or the manifest.
 
-Polling (``ctx.poll``, an incremental refresh): ``prices`` and ``fundamentals`` are asked
-with ``updated_since`` = one millisecond after the newest vendor time of the source's
-*published* pages of that endpoint (:meth:`~quantlib.raw.RawZone.high_water`), so the
-vendor answers only rows it published since (new sessions, corrections of any age, new
-filings) and nothing already stored is fetched again. A page's vendor time (its largest
-``updated_ms`` / ``published_ms``) is kept as the delivery's ``known_at`` in the manifest
+Polling (``ctx.poll``, an incremental refresh): ``prices``, ``fundamentals`` and
+``corporate_actions`` are asked with ``updated_since`` = one millisecond after the
+newest vendor time of the source's *published* pages of that endpoint
+(:meth:`~quantlib.raw.RawZone.high_water`), so the vendor answers only rows it published
+since (new sessions, corrections of any age, new filings, actions announced) and nothing
+already stored is fetched again. A page's vendor time (its largest ``updated_ms`` /
+``announced_ms`` / ``published_ms``) is kept as the delivery's ``known_at`` in the manifest
 index. Without a high-water mark (a store built before the index kept it) prices fall
-back to the ``start``/``end`` window and fundamentals to the whole table.
+back to the ``start``/``end`` window and fundamentals and actions to the whole table.
 
 Failures: connection errors, timeouts, 5xx, 429 (waiting at least ``Retry-After``), a
 page that is not complete JSON, and a page with fewer rows than ``page_size`` and
@@ -46,14 +47,16 @@ PAGE_SIZE = 5000
 """Rows per page requested (``page_size``); the page files omit it."""
 DATED_ENDPOINTS = ("prices", "fx")
 """Endpoints that take ``start``/``end`` (YYYY-MM-DD)."""
-POLLED = {"prices": "updated_ms", "fundamentals": "updated_ms"}
+POLLED = {"prices": "updated_ms", "fundamentals": "updated_ms",
+          "corporate_actions": "announced_ms"}
 """Endpoints polled with ``updated_since`` and the row field that says when the row
 entered the vendor's feed, what ``updated_since`` filters on (a filing published before
 its asset listed enters the feed at the listing; a page without the field falls back
-to ``published_ms``). Corporate actions are not polled: a delivered table replaces an
-asset's actions whole (a re-delivery is read for its added rows only,
-:mod:`quantlib.standardize.delta`)."""
-_VENDOR_TIME = {**POLLED, "corporate_actions": "announced_ms", "fx": "published_ms"}
+to ``published_ms``). A polled actions page holds only the actions announced since, not
+an asset's whole table: its rows are upserted by action key (asset, ex date, kind;
+:func:`quantlib.pipeline.incremental.upsert_keyed`) where a whole table replaces the
+assets it names."""
+_VENDOR_TIME = {**POLLED, "fx": "published_ms"}
 _FALLBACK_TIME = {"fundamentals": "published_ms"}
 _FIXES = {
     401: "check the API key (sandbox state file or QUANTLIB_API_KEY)",

@@ -243,3 +243,65 @@ def test_old_ftp_file_redelivered_outside_the_window_is_picked_up(tmp_path):
     assert hit["sha256"].nunique() == 2
     # the next run finds the listing unchanged: nothing re-read, nothing committed
     assert third.snapshot_id is None and third.per_market["KR"]["rows"]["fetch"] == 0
+
+
+def test_us_actions_are_polled_and_upserted_action_by_action(tmp_path):
+    """The US actions endpoint is polled with ``updated_since`` like prices: a day's pages
+    hold only the actions announced since (not the whole table, which grows with
+    history); a late action is added beside the asset's stored ones (a polled page is
+    not the asset's whole table) and a corrected action replaces its stored row (same
+    asset, ex date and kind). The grown store equals a full build of the final vendor."""
+    u = generate(n_assets=12, years=0.5, seed=11, end="2024-06-28")
+    sessions = sorted(set(u.prices["date"]))
+    days = sessions[-4:]
+    us = set(u.market_assets("US")["asset_id"])
+    ca = u.corporate_actions
+    old = ca[ca["asset_id"].isin(us) & (ca["known_at"] < days[0].tz_localize("UTC"))]
+    counts = old["asset_id"].value_counts()
+    a, b = counts[counts >= 2].index[:2]
+    stamp = pd.Timedelta(hours=21)
+    late = pd.DataFrame({"asset_id": [a], "ex_date": [sessions[-12]], "kind": ["dividend"],
+                         "value": [0.25], "known_at": [days[1].tz_localize("UTC") + stamp]})
+    u = dataclasses.replace(u, corporate_actions=pd.concat([ca, late], ignore_index=True))
+    fixed = old[old["asset_id"] == b].index[-1]       # b's last stored action, corrected
+
+    def vendor(day):
+        cut = _cut(u, day, [])
+        if day >= days[2]:
+            acts = cut.corporate_actions.copy()
+            row = (acts["asset_id"] == b) & (acts["ex_date"] == ca.loc[fixed, "ex_date"])
+            acts.loc[row, "value"] = ca.loc[fixed, "value"] * 1.5
+            acts.loc[row, "known_at"] = days[2].tz_localize("UTC") + stamp
+            cut = dataclasses.replace(cut, corporate_actions=acts)
+        return cut
+
+    store = str(tmp_path / "inc")
+    first = _refresh_at(store, vendor(days[0]), markets=["US"])
+    runs = [_refresh_at(store, vendor(d), markets=["US"]) for d in days[1:]]
+    assert first.mode == "full" and all(r.mode == "incremental" for r in runs)
+
+    # each day asked only for the actions announced since: 1 (late), 1 (fix), 0 rows
+    idx = RawZone(store).index.read("api-us")
+    polled = idx[idx["file"].str.startswith("api/v1/corporate_actions?")
+                 & idx["file"].str.contains("updated_since=") & (idx["status"] == "fetched")]
+    per_run = polled.groupby("fetch_id")["rows"].sum()
+    assert [int(per_run.get(r.refresh_id, 0)) for r in runs] == [1, 1, 0]
+
+    inc = CuratedStore(store)
+    got = inc.read_table("corporate_actions")
+    mine = got[got["asset_id"] == a]
+    assert len(mine) == counts[a] + 1 and 0.25 in mine["value"].tolist()   # none lost
+    fix_row = got[(got["asset_id"] == b) & (got["ex_date"] == ca.loc[fixed, "ex_date"])]
+    assert fix_row["value"].tolist() == pytest.approx([ca.loc[fixed, "value"] * 1.5])
+    before = inc.read_table("corporate_actions", runs[0].snapshot_id)
+    prev = before[(before["asset_id"] == b) & (before["ex_date"] == ca.loc[fixed, "ex_date"])]
+    assert prev["value"].tolist() == pytest.approx([ca.loc[fixed, "value"]])
+
+    full_store = str(tmp_path / "full")
+    _refresh_at(full_store, vendor(days[-1]), markets=["US"])
+    one = CuratedStore(full_store)
+    want = one.read_table("corporate_actions")
+    pd.testing.assert_frame_equal(
+        got.sort_values(list(got.columns)).reset_index(drop=True),
+        want.sort_values(list(want.columns)).reset_index(drop=True))
+    xr.testing.assert_equal(inc.open_prices("US").load(), one.open_prices("US").load())
