@@ -64,6 +64,10 @@ class _Part:
     updated: tuple[int, int]     # min, max of the updated column
     digest: str
     version: int
+    #: fundamentals only (asset blocks: every block spans all of time): the updated
+    #: column sorted and the row of each value, so an ``updated_since`` poll selects
+    #: its rows by a search, not a read of the whole column (which grew with history)
+    by_updated: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class ApiStore:
@@ -112,9 +116,13 @@ class ApiStore:
                 np.zeros(0, dtype=np.int64)
             t, offsets = tt[starts], np.append(starts, len(tt))
         bounds = (int(upd.min()), int(upd.max())) if len(upd) else (2**62, -1)
+        by_updated = None
+        if endpoint == "fundamentals":
+            order = np.argsort(upd, kind="stable").astype(np.int32)
+            by_updated = (upd[order], order)
         with self._lock:
             parts[key] = _Part(path, table.num_rows, t, offsets, bounds, digest,
-                               (old.version + 1) if old else 0)
+                               (old.version + 1) if old else 0, by_updated)
             self._parts[(endpoint, market)] = dict(sorted(parts.items()))
         return True
 
@@ -136,7 +144,12 @@ class ApiStore:
             if since is not None and hi > lo:
                 if p.updated[1] < since:
                     continue
-                if p.updated[0] < since:
+                if p.updated[0] < since and p.by_updated is not None:
+                    values, order = p.by_updated
+                    rows = np.sort(order[np.searchsorted(values, since, side="left"):]
+                                   ).astype(np.int64)
+                    rows = rows[(rows >= lo) & (rows < hi)]
+                elif p.updated[0] < since:
                     col = self._read(p).column(UPDATED[endpoint]).to_numpy()[lo:hi]
                     rows = lo + np.flatnonzero(col >= since)
             if (hi > lo) if rows is None else len(rows):
