@@ -53,6 +53,8 @@ _CACHE_SIZE = 16
 #: the old), so the same file list means the same rows and a refresh's many reads of a
 #: source (known, unpublished, high-water marks, record) read its files once
 _READS: dict[tuple[str, str, str], tuple[tuple[str, ...], pd.DataFrame]] = {}
+#: the same, for the ``(source, file, sha256, status)`` keys of those rows
+_KEYSETS: dict[tuple[str, str, str], tuple[tuple[str, ...], frozenset[tuple[str, ...]]]] = {}
 _READS_LOCK = threading.Lock()
 
 
@@ -166,29 +168,48 @@ class ManifestIndex:
         """Every index row of one source (deduplicated on ``source, file, sha256,
         status``, the first fetch kept); merges its files when there are too many.
         Rows read from the same files before in this process are not read again."""
+        return self._read_cached(source)[1].copy(deep=False)   # (copy on write)
+
+    def key_set(self, source: str) -> frozenset[tuple[str, ...]]:
+        """The ``(source, file, sha256, status)`` keys of :meth:`read`'s rows (built once
+        per file list in this process)."""
+        files, frame = self._read_cached(source)
+        key = (str(self.fs.protocol), self.root, source)
+        with _READS_LOCK:
+            hit = _KEYSETS.get(key)
+        if hit is not None and hit[0] == files:
+            return hit[1]
+        keys = frozenset(zip(*(frame[k].astype(str) for k in _KEY), strict=True))
+        with _READS_LOCK:
+            _KEYSETS[key] = (files, keys)
+            while len(_KEYSETS) > _CACHE_SIZE:
+                _KEYSETS.pop(next(iter(_KEYSETS)))
+        return keys
+
+    def _read_cached(self, source: str) -> tuple[tuple[str, ...], pd.DataFrame]:
         self._ensure_migrated()
         key = (str(self.fs.protocol), self.root, source)
         for _ in range(5):
             try:
-                files = self._files(source)
+                files = tuple(self._files(source))
                 with _READS_LOCK:
                     hit = _READS.get(key)
-                if hit is not None and hit[0] == tuple(files):
-                    return hit[1].copy(deep=False)   # (copy on write: the cache stays)
-                frame = self._read(files)
+                if hit is not None and hit[0] == files:
+                    return hit
+                frame = self._read(list(files))
             except FileNotFoundError:   # a concurrent merge removed a listed file
                 continue
             if len(files) > COMPACT_AT:
-                self._compact(source, files, frame)
-            else:
-                with _READS_LOCK:
-                    _READS.pop(key, None)
-                    _READS[key] = (tuple(files), frame)
-                    while len(_READS) > _CACHE_SIZE:
-                        _READS.pop(next(iter(_READS)))
-            return frame.copy(deep=False)
-        files = self._files(source)
-        return self._read(files)
+                self._compact(source, list(files), frame)
+                return (), frame      # (not kept: the merge changed the file list)
+            with _READS_LOCK:
+                _READS.pop(key, None)
+                _READS[key] = (files, frame)
+                while len(_READS) > _CACHE_SIZE:
+                    _READS.pop(next(iter(_READS)))
+            return files, frame
+        files = tuple(self._files(source))
+        return files, self._read(list(files))
 
     def _files(self, source: str) -> list[str]:
         try:

@@ -23,7 +23,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -249,8 +249,7 @@ class RawZone:
 
     def _known_keys(self, source: str) -> set[tuple[str, str, str, str]]:
         if source not in self._keys:
-            m = self.index.read(source)
-            self._keys[source] = set(zip(*(m[k].astype(str) for k in _KEY), strict=True))
+            self._keys[source] = set(cast(Any, self.index.key_set(source)))
         return self._keys[source]
 
     def has(self, source: str, file: str, sha256: str) -> bool:

@@ -105,7 +105,7 @@ class ApiStore:
         path = self.root / market / endpoint / f"{key}.arrow"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
-        feather.write_feather(table, tmp, compression="lz4")
+        feather.write_feather(table, tmp, compression="lz4", chunksize=_BATCH)
         os.replace(tmp, path)
         self.bytes_written += path.stat().st_size
         upd = table.column(UPDATED[endpoint]).to_numpy()
@@ -172,11 +172,28 @@ class ApiStore:
             count = hi - lo if rows is None else len(rows)
             x, y = max(a - done, 0), min(b - done, count)
             if x < y:
-                tab = self._read(p)
-                out.append(tab.slice(lo + x, y - x) if rows is None
-                           else tab.take(pa.array(rows[x:y])))
+                out.append(self._read(p).slice(lo + x, y - x) if rows is None
+                           else self._take(p, rows[x:y]))
             done += count
         return out, done
+
+    def _take(self, p: _Part, rows: np.ndarray) -> pa.Table:
+        """Rows of a partition (sorted positions): decoded from only the record batches
+        (of :data:`_BATCH` rows) they fall in, unless the partition is cached or most
+        of its batches are needed (a poll's few new rows are spread over every block)."""
+        with self._lock:
+            cached = self._cache.get((p.path, p.version))
+        batches = np.unique(rows // _BATCH)
+        if cached is not None or 2 * len(batches) > -(-p.n // _BATCH):
+            return self._read(p).take(pa.array(rows))
+        with pa.memory_map(str(p.path)) as src:
+            reader = pa.ipc.open_file(src)
+            parts = []
+            for b in batches:
+                mine = rows[(rows >= b * _BATCH) & (rows < (b + 1) * _BATCH)] - b * _BATCH
+                parts.append(pa.Table.from_batches([reader.get_batch(int(b))])
+                             .take(pa.array(mine)))
+        return pa.concat_tables(parts)
 
     def _read(self, p: _Part) -> pa.Table:
         key = (p.path, p.version)
@@ -191,6 +208,10 @@ class ApiStore:
             while len(self._cache) > _CACHE:
                 self._cache.popitem(last=False)
         return tab
+
+
+#: rows per Arrow record batch of a partition file (what :meth:`ApiStore._take` decodes)
+_BATCH = 8192
 
 
 def _digest(table: pa.Table) -> str:

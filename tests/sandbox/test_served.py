@@ -183,3 +183,30 @@ def test_cli_takes_sizes_per_market(_isolated_home, capsys):
     assert _sizes(None, None, "300") == 300
     assert main(["data", "sandbox", "--stream", "--assets", "KR=many"]) == 2
     assert "expected a number or MARKET=N" in capsys.readouterr().err
+
+
+def test_updated_since_poll_of_a_large_block_reads_only_its_batches(tmp_path):
+    """A fundamentals block far larger than a record batch: a poll's few new rows,
+    spread over the block, are selected by the sorted index and decoded from their
+    batches only; the rows equal a filter of the whole block, in the block's order."""
+    from quantlib.sandbox.apistore import _BATCH, ApiStore
+
+    n = 40 * _BATCH
+    rng = np.random.default_rng(3)
+    upd = rng.integers(0, 10_000, n)
+    hot = rng.choice(n, 20, replace=False)
+    upd[hot] = 20_000 + np.arange(20)
+    import pyarrow as pa
+    tab = pa.table({"isin": np.arange(n), "updated_ms": upd})
+    store = ApiStore(tmp_path)
+    store.write("fundamentals", "US", "0000", tab)
+    got, total = store.slices("fundamentals", "US", 0, 100, since=20_005)
+    want = np.sort(hot[upd[hot] >= 20_005])
+    assert total == len(want) == 15
+    assert pa.concat_tables(got).column("isin").to_pylist() == want.tolist()
+    assert store._cache == {}          # no whole block decoded
+    # a poll reaching most batches reads the block whole (and caches it): same answer
+    got, total = store.slices("fundamentals", "US", 0, n, since=5_000)
+    assert total == int((upd >= 5_000).sum())
+    assert pa.concat_tables(got).column("isin").to_numpy().tolist() == \
+        np.flatnonzero(upd >= 5_000).tolist()
