@@ -288,11 +288,11 @@ class RawZone:
         --------
         >>> import tempfile
         >>> raw = RawZone(tempfile.mkdtemp())
-        >>> a = raw.put(b"1", source="s", market="US", file="a", fetch_id="1", fmt="f")
-        >>> b = raw.put(b"2", source="s", market="US", file="b", fetch_id="1", fmt="f")
-        >>> _ = raw.record([a], status="published")
-        >>> raw.unpublished_files("s")
-        {'b'}
+        >>> v1 = raw.put(b"v1", source="s", market="KR", file="kr/m.csv", fetch_id="1", fmt="f")
+        >>> before = raw.unpublished_files("s")
+        >>> _ = raw.record([v1], status="published")
+        >>> before, raw.unpublished_files("s")
+        ({'kr/m.csv'}, set())
         """
         m = self.index.read(source)
         key = pd.MultiIndex.from_arrays([m["file"].astype(str), m["sha256"].astype(str)])
@@ -388,8 +388,12 @@ class RawZone:
             shas = self.index.published(str(source))
             files = rows["file"].astype(str).tolist()
             queries = {query_of(f) for f in files if f.startswith("api/")}
+            # a polled endpoint's queries (updated_since=) never repeat: its earlier
+            # queries (the full build's pages, earlier polls) are never compared again
+            polled = {q.partition("?")[0] for q in queries if "updated_since=" in q}
             if queries:
-                shas = {f: s for f, s in shas.items() if query_of(f) not in queries}
+                shas = {f: s for f, s in shas.items() if query_of(f) not in queries
+                        and f.partition("?")[0] not in polled}
             shas.update(zip(files, rows["sha256"].astype(str), strict=True))
             self.index.save_published(str(source), shas)
 

@@ -107,3 +107,22 @@ def test_high_water_counts_published_deliveries_only(tmp_path):
     assert raw.high_water("api-us", "api/v1/prices?") == t1      # p2 not published (yet)
     assert raw.high_water("api-us", "api/v1/fundamentals?") == t2
     assert raw.high_water("api-us", "api/v1/corporate_actions?") is None
+
+
+def test_published_map_keeps_repeating_queries_and_drops_a_polled_endpoints_past(tmp_path):
+    """The last-published map (what a re-delivered query is compared with): a query's
+    pages replace its earlier pages; a polled query (updated_since, never asked twice)
+    drops every earlier query of its endpoint, other endpoints stay."""
+    raw = RawZone(str(tmp_path))
+    full = [_put(raw, f"p{i}".encode(), source="api-us",
+                 file=f"api/v1/prices?market=US&start=2024-01-02&page={i}") for i in (1, 2)]
+    sec = _put(raw, b"s", source="api-us", file="api/v1/securities?market=US&page=1")
+    raw.record([*full, sec], status="published")
+    assert set(raw.index.published("api-us")) == {d.file for d in [*full, sec]}
+    poll = _put(raw, b"q", source="api-us",
+                file="api/v1/prices?market=US&updated_since=2024-01-03T00:00:00.000Z&page=1")
+    raw.record([poll], status="published")
+    assert raw.index.published("api-us") == {sec.file: sec.sha256, poll.file: poll.sha256}
+    again = _put(raw, b"s2", source="api-us", file="api/v1/securities?market=US&page=1")
+    raw.record([again], status="published")
+    assert raw.index.published("api-us")[sec.file] == again.sha256
