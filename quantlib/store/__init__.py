@@ -3,6 +3,7 @@
 >>> from quantlib.store import CuratedStore, sql
 """
 
+from quantlib.store import icepatch  # noqa: F401  (first: the __str__ deadlock guard)
 from quantlib.store.curated import WRITE_DELAY_ENV, CuratedStore
 from quantlib.store.location import StoreLocation, resolve_location
 from quantlib.store.parquet import read_table_files, sql, table_files, write_table_file
