@@ -36,6 +36,7 @@ from quantlib.pipeline.continuity import StoredTail
 from quantlib.pipeline.merge import canonical
 from quantlib.pipeline.result import RefreshResult
 from quantlib.raw import Delivery, RawZone
+from quantlib.raw.zone import POLLED_QUERY
 from quantlib.standardize import CanonicalBatch, empty_frame
 from quantlib.standardize.api import endpoint_of
 from quantlib.store import CuratedStore
@@ -55,8 +56,6 @@ FX = "FX"
 ACTION_KEY = ("asset_id", "ex_date", "kind")
 _NONE = {name: canonical(name, empty_frame(name)) for name in
          ("assets", "symbols", "corporate_actions")}
-#: what a polled API page's file name holds (:mod:`quantlib.sources.http`)
-POLLED_QUERY = "updated_since="
 
 
 def fetch_windows(store: CuratedStore, markets: Sequence[str], lookback: int

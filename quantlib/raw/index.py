@@ -174,7 +174,7 @@ class ManifestIndex:
         """The ``(source, file, sha256, status)`` keys of :meth:`read`'s rows (built once
         per file list in this process)."""
         files, frame = self._read_cached(source)
-        key = (str(self.fs.protocol), self.root, source)
+        key = self._cache_key(source)
         with _READS_LOCK:
             hit = _KEYSETS.get(key)
         if hit is not None and hit[0] == files:
@@ -186,9 +186,12 @@ class ManifestIndex:
                 _KEYSETS.pop(next(iter(_KEYSETS)))
         return keys
 
+    def _cache_key(self, source: str) -> tuple[str, str, str]:
+        return str(self.fs.protocol), self.root, source
+
     def _read_cached(self, source: str) -> tuple[tuple[str, ...], pd.DataFrame]:
         self._ensure_migrated()
-        key = (str(self.fs.protocol), self.root, source)
+        key = self._cache_key(source)
         for _ in range(5):
             try:
                 files = tuple(self._files(source))

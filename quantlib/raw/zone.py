@@ -390,7 +390,7 @@ class RawZone:
             queries = {query_of(f) for f in files if f.startswith("api/")}
             # a polled endpoint's queries (updated_since=) never repeat: its earlier
             # queries (the full build's pages, earlier polls) are never compared again
-            polled = {q.partition("?")[0] for q in queries if "updated_since=" in q}
+            polled = {q.partition("?")[0] for q in queries if POLLED_QUERY in q}
             if queries:
                 shas = {f: s for f, s in shas.items() if query_of(f) not in queries
                         and f.partition("?")[0] not in polled}
@@ -418,6 +418,11 @@ class RawZone:
         latest = first.drop_duplicates(["source", "file"], keep="last")
         latest = latest.sort_values(["source", "file"], kind="stable")
         return [_delivery(r) for r in latest.to_dict("records")]
+
+
+#: what the file name of an API page polled with ``updated_since`` holds (such a query
+#: is never asked twice: :mod:`quantlib.sources.http`)
+POLLED_QUERY = "updated_since="
 
 
 def query_of(file: str) -> str:
